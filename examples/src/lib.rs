@@ -1,0 +1,1 @@
+//! Runnable examples of `resilience`: see the binaries in `src/bin/`.

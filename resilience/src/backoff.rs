@@ -1,0 +1,1 @@
+//! Backoff strategies: iterators of delays between attempts.

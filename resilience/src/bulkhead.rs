@@ -1,0 +1,1 @@
+//! Bulkheads: a limit on calls in flight.

@@ -1,0 +1,5 @@
+//! Circuit breakers.
+
+mod state;
+
+pub use state::CircuitState;

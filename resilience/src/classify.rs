@@ -1,0 +1,1 @@
+//! Error classification: transient or permanent, HTTP status codes, I/O error kinds, server hints.

@@ -1,0 +1,212 @@
+//! Time as the library sees it: a monotonic clock that tests can control.
+//!
+//! Every timing decision (breaker recovery, token refill, retry sleeps in blocking code,
+//! budget windows) reads a [`Clock`]. Two clocks ship:
+//!
+//! * [`MonotonicClock`], the default. With the `tokio` feature it reads
+//!   `tokio::time::Instant`, which is `std::time::Instant` in production and follows
+//!   tokio's paused clock in tests (`#[tokio::test(start_paused = true)]`,
+//!   `tokio::time::advance`). Blocking sleeps are `std::thread::sleep`.
+//! * [`ManualClock`], for synchronous tests: time moves only when the test advances it,
+//!   and a blocking sleep advances it instantly (and is recorded), so a retry loop with
+//!   a 30 s backoff runs in microseconds and the test can assert the exact delays.
+//!
+//! Async drivers always sleep on tokio's timer, so async tests control time with tokio's
+//! paused clock and keep the default clock.
+//!
+//! ```
+//! use resilience::clock::{Clock, ManualClock};
+//! use std::time::Duration;
+//!
+//! let clock = ManualClock::new();
+//! let start = clock.now();
+//! clock.sleep(Duration::from_secs(30)); // returns at once
+//! assert_eq!(clock.now() - start, Duration::from_secs(30));
+//! assert_eq!(clock.sleeps(), vec![Duration::from_secs(30)]);
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+
+/// A monotonic time source plus a way to block the current thread.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Time elapsed since this clock's fixed epoch. Never goes backwards.
+    fn now(&self) -> Duration;
+
+    /// Block the current thread for `duration` (used by the blocking drivers).
+    fn sleep(&self, duration: Duration);
+
+    /// Wall-clock time, used to read HTTP dates such as `Retry-After: <date>`.
+    fn wall_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A shared, dynamically chosen clock.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The process-wide default clock ([`MonotonicClock`]), shared.
+pub fn default_clock() -> SharedClock {
+    static DEFAULT: OnceLock<SharedClock> = OnceLock::new();
+    DEFAULT.get_or_init(|| Arc::new(MonotonicClock)).clone()
+}
+
+/// Saturating conversion of a duration to nanoseconds in a `u64` (584 years).
+pub(crate) fn as_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The default clock: `tokio::time::Instant` with the `tokio` feature (so tokio's paused
+/// clock drives it in tests), `std::time::Instant` without.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MonotonicClock;
+
+fn epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+impl Clock for MonotonicClock {
+    #[inline]
+    fn now(&self) -> Duration {
+        #[cfg(feature = "tokio")]
+        let now = tokio::time::Instant::now().into_std();
+        #[cfg(not(feature = "tokio"))]
+        let now = std::time::Instant::now();
+        now.saturating_duration_since(epoch())
+    }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+/// A clock that moves only when told to; blocking sleeps advance it at once.
+///
+/// Clones share the same time.
+#[derive(Clone)]
+pub struct ManualClock {
+    inner: Arc<ManualInner>,
+}
+
+struct ManualInner {
+    nanos: AtomicU64,
+    wall_base: SystemTime,
+    sleeps: Mutex<Vec<Duration>>,
+}
+
+impl ManualClock {
+    /// A clock at time zero whose wall clock starts at the current system time.
+    pub fn new() -> Self {
+        Self::with_wall_time(SystemTime::now())
+    }
+
+    /// A clock at time zero whose wall clock starts at `wall`.
+    pub fn with_wall_time(wall: SystemTime) -> Self {
+        ManualClock {
+            inner: Arc::new(ManualInner {
+                nanos: AtomicU64::new(0),
+                wall_base: wall,
+                sleeps: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Move time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let by = as_nanos(by);
+        // fetch_update cannot fail with a closure that always returns Some.
+        let _ = self
+            .inner
+            .nanos
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_add(by)));
+    }
+
+    /// Every blocking sleep taken on this clock so far, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.inner.sleeps.lock().clone()
+    }
+
+    /// Forget the recorded sleeps.
+    pub fn clear_sleeps(&self) {
+        self.inner.sleeps.lock().clear();
+    }
+
+    /// This clock as a [`SharedClock`].
+    pub fn shared(&self) -> SharedClock {
+        Arc::new(self.clone())
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock").field("now", &self.now()).finish()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.inner.nanos.load(Ordering::Acquire))
+    }
+
+    fn sleep(&self, duration: Duration) {
+        self.inner.sleeps.lock().push(duration);
+        self.advance(duration);
+    }
+
+    fn wall_now(&self) -> SystemTime {
+        self.inner.wall_base.checked_add(self.now()).unwrap_or(self.inner.wall_base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new();
+        assert_eq!(c.now(), Duration::ZERO);
+        c.advance(Duration::from_millis(250));
+        assert_eq!(c.now(), Duration::from_millis(250));
+        let clone = c.clone();
+        clone.sleep(Duration::from_secs(1));
+        assert_eq!(c.now(), Duration::from_millis(1250));
+        assert_eq!(c.sleeps(), vec![Duration::from_secs(1)]);
+    }
+
+    #[test]
+    fn manual_clock_saturates_instead_of_overflowing() {
+        let c = ManualClock::new();
+        c.advance(Duration::MAX);
+        c.advance(Duration::MAX);
+        assert_eq!(c.now(), Duration::from_nanos(u64::MAX));
+    }
+
+    #[test]
+    fn wall_time_follows_manual_time() {
+        let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let c = ManualClock::with_wall_time(base);
+        c.advance(Duration::from_secs(5));
+        assert_eq!(c.wall_now(), base + Duration::from_secs(5));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test(start_paused = true)]
+    async fn monotonic_clock_follows_tokio_paused_time() {
+        let c = MonotonicClock;
+        let t0 = c.now();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(c.now() - t0 >= Duration::from_secs(3600));
+    }
+}

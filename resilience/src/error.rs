@@ -1,0 +1,192 @@
+//! The error a resilience layer produces, and the error a builder returns for bad config.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A call that a resilience layer refused or cut short.
+///
+/// Wrapped functions return `Result<T, E>` where `E: From<resilience::Error>`, so these
+/// reach the caller through the caller's own error type:
+///
+/// ```
+/// use resilience::Error;
+///
+/// #[derive(Debug)]
+/// enum ApiError {
+///     Http(u16),
+///     Resilience(Error),
+/// }
+///
+/// impl From<Error> for ApiError {
+///     fn from(e: Error) -> Self {
+///         ApiError::Resilience(e)
+///     }
+/// }
+///
+/// let e = ApiError::from(Error::timeout(std::time::Duration::from_secs(5)));
+/// assert!(matches!(e, ApiError::Resilience(Error::Timeout { .. })));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The circuit breaker `name` is open (or forced open) and rejected the call without
+    /// running it.
+    #[error(
+        "circuit `{name}` is open: the call was not attempted; next probe allowed in {retry_after:?}"
+    )]
+    #[non_exhaustive]
+    CircuitOpen {
+        /// Name of the circuit.
+        name: Arc<str>,
+        /// Time until the circuit lets a probe call through (zero when forced open: it
+        /// stays open until an operator acts).
+        retry_after: Duration,
+    },
+    /// The rate limiter `name` had no permit and its policy was to reject (or the wait
+    /// would have exceeded `max_wait`, or its queue was full).
+    #[error(
+        "rate limit `{name}` exceeded: the call was not attempted; a permit is expected in {retry_after:?}"
+    )]
+    #[non_exhaustive]
+    RateLimited {
+        /// Name of the limiter.
+        name: Arc<str>,
+        /// Suggested wait before the next attempt.
+        retry_after: Duration,
+    },
+    /// The call did not finish within `limit`.
+    #[error("call timed out after {limit:?}")]
+    #[non_exhaustive]
+    Timeout {
+        /// The limit that elapsed.
+        limit: Duration,
+    },
+    /// The bulkhead `name` already had `max_concurrent` calls in flight (and the bounded
+    /// wait, if any, ran out).
+    #[error(
+        "bulkhead `{name}` is full: {max_concurrent} calls already in flight; the call was not attempted"
+    )]
+    #[non_exhaustive]
+    BulkheadFull {
+        /// Name of the bulkhead.
+        name: Arc<str>,
+        /// Its concurrency limit.
+        max_concurrent: u32,
+    },
+}
+
+impl Error {
+    /// A [`Error::CircuitOpen`] for circuit `name`.
+    pub fn circuit_open(name: impl Into<Arc<str>>, retry_after: Duration) -> Self {
+        Error::CircuitOpen { name: name.into(), retry_after }
+    }
+
+    /// A [`Error::RateLimited`] for limiter `name`.
+    pub fn rate_limited(name: impl Into<Arc<str>>, retry_after: Duration) -> Self {
+        Error::RateLimited { name: name.into(), retry_after }
+    }
+
+    /// A [`Error::Timeout`] after `limit`.
+    pub fn timeout(limit: Duration) -> Self {
+        Error::Timeout { limit }
+    }
+
+    /// A [`Error::BulkheadFull`] for bulkhead `name`.
+    pub fn bulkhead_full(name: impl Into<Arc<str>>, max_concurrent: u32) -> Self {
+        Error::BulkheadFull { name: name.into(), max_concurrent }
+    }
+
+    /// How long the layer suggests waiting before trying again, when it knows.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let e = resilience::Error::rate_limited("shopify", Duration::from_millis(500));
+    /// assert_eq!(e.retry_after(), Some(Duration::from_millis(500)));
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::CircuitOpen { retry_after, .. } | Error::RateLimited { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            Error::Timeout { .. } | Error::BulkheadFull { .. } => None,
+        }
+    }
+
+    /// Whether this is a rejection before the call ran (open circuit, rate limit, full
+    /// bulkhead), as opposed to a timeout of a call that did run.
+    pub fn is_rejection(&self) -> bool {
+        !matches!(self, Error::Timeout { .. })
+    }
+}
+
+/// A configuration value that a builder, the registry or a config file refused.
+///
+/// The message names the field and the accepted range:
+///
+/// ```
+/// let err = resilience::ConfigError::new("max_attempts", "must be at least 1 (got 0)");
+/// assert_eq!(err.to_string(), "invalid `max_attempts`: must be at least 1 (got 0)");
+/// assert_eq!(err.field(), "max_attempts");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `{field}`: {message}")]
+pub struct ConfigError {
+    field: Cow<'static, str>,
+    message: String,
+}
+
+impl ConfigError {
+    /// A new error about `field`.
+    pub fn new(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        ConfigError { field: field.into(), message: message.into() }
+    }
+
+    /// The field (or name) the error is about.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong and what is accepted.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Shared validation helpers for builders.
+pub(crate) mod check {
+    use super::ConfigError;
+    use std::time::Duration;
+
+    /// `value >= 1`.
+    pub(crate) fn at_least_one(field: &'static str, value: u64) -> Result<(), ConfigError> {
+        if value == 0 {
+            return Err(ConfigError::new(field, "must be at least 1 (got 0)"));
+        }
+        Ok(())
+    }
+
+    /// A strictly positive duration.
+    pub(crate) fn positive(field: &'static str, value: Duration) -> Result<(), ConfigError> {
+        if value.is_zero() {
+            return Err(ConfigError::new(field, "must be a positive duration (got 0s)"));
+        }
+        Ok(())
+    }
+
+    /// A finite float in `[lo, hi]`.
+    pub(crate) fn in_range(
+        field: &'static str,
+        value: f64,
+        lo: f64,
+        hi: f64,
+    ) -> Result<(), ConfigError> {
+        if !value.is_finite() || value < lo || value > hi {
+            return Err(ConfigError::new(
+                field,
+                format!("must be between {lo} and {hi} (got {value})"),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Retry policies, the retry budget, and the blocking and async retry drivers.

@@ -1,0 +1,1 @@
+//! Timeouts for async and blocking calls.
