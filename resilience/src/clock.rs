@@ -66,8 +66,16 @@ pub(crate) fn as_nanos(d: Duration) -> u64 {
 pub struct MonotonicClock;
 
 fn epoch() -> std::time::Instant {
+    // Anchored a day back so that a paused tokio clock whose base predates the first
+    // reading never reads as before the epoch.
     static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    *EPOCH.get_or_init(std::time::Instant::now)
+    *EPOCH.get_or_init(|| {
+        let now = std::time::Instant::now();
+        [86_400, 3_600, 60, 1]
+            .iter()
+            .find_map(|s| now.checked_sub(Duration::from_secs(*s)))
+            .unwrap_or(now)
+    })
 }
 
 impl Clock for MonotonicClock {
