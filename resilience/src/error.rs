@@ -74,6 +74,10 @@ pub enum Error {
         /// Its concurrency limit.
         max_concurrent: u32,
     },
+    /// A named instance could not be built from its configuration (an unknown preset, an
+    /// invalid value loaded from a config file). Never retried.
+    #[error("resilience configuration error: {0}")]
+    Config(ConfigError),
 }
 
 impl Error {
@@ -109,14 +113,20 @@ impl Error {
             Error::CircuitOpen { retry_after, .. } | Error::RateLimited { retry_after, .. } => {
                 Some(*retry_after)
             }
-            Error::Timeout { .. } | Error::BulkheadFull { .. } => None,
+            Error::Timeout { .. } | Error::BulkheadFull { .. } | Error::Config(_) => None,
         }
     }
 
     /// Whether this is a rejection before the call ran (open circuit, rate limit, full
-    /// bulkhead), as opposed to a timeout of a call that did run.
+    /// bulkhead, bad configuration), as opposed to a timeout of a call that did run.
     pub fn is_rejection(&self) -> bool {
         !matches!(self, Error::Timeout { .. })
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
     }
 }
 
