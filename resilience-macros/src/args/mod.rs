@@ -1,0 +1,442 @@
+//! Parsing of attribute arguments into typed structs, one file per attribute.
+//!
+//! Every value keeps the span of the user's token so that errors point at it. Parsing
+//! goes on after an error, so one compile reports every bad argument at once.
+
+mod bulkhead;
+mod circuit;
+mod rate_limit;
+mod resilient;
+mod retry;
+mod timeout;
+
+pub(crate) use bulkhead::BulkheadArgs;
+pub(crate) use circuit::{CircuitArgs, WindowArg};
+pub(crate) use rate_limit::{OnLimitArg, RateLimitArgs};
+pub(crate) use resilient::ResilientArgs;
+pub(crate) use retry::{BackoffArg, JitterArg, RetryArgs};
+pub(crate) use timeout::TimeoutArgs;
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
+
+use crate::duration::{self, DurationLit};
+
+/// Accumulates errors so that every problem is reported in one compile.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(existing) => existing.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    /// Keeps the value, or records the error and returns `None`.
+    pub(crate) fn ok<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.push(error);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        match self.0 {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn into_error(self) -> Option<syn::Error> {
+        self.0
+    }
+}
+
+/// One argument: `key`, `key = value` or `key(...)`.
+pub(crate) struct Entry {
+    pub(crate) key: Ident,
+    pub(crate) value: EntryValue,
+}
+
+pub(crate) enum EntryValue {
+    /// `key` alone.
+    Flag,
+    /// `key = expr`.
+    Assign(Expr),
+    /// `key(tokens)`.
+    List(TokenStream),
+}
+
+impl Entry {
+    pub(crate) fn name(&self) -> String {
+        self.key.unraw().to_string()
+    }
+
+    /// The value of `key = value`, or an error showing that form.
+    pub(crate) fn assigned(&self, attr: &str, example: &str) -> syn::Result<&Expr> {
+        match &self.value {
+            EntryValue::Assign(expr) => Ok(expr),
+            _ => Err(syn::Error::new(
+                self.key.span(),
+                format!(
+                    "`{}` in `#[{attr}]` takes a value: write `{} = {example}`",
+                    self.name(),
+                    self.name()
+                ),
+            )),
+        }
+    }
+}
+
+/// Splits `a = 1, b(..), c` into entries. Fails only on malformed syntax.
+pub(crate) fn parse_entries(tokens: TokenStream) -> syn::Result<Vec<Entry>> {
+    let parser = |input: ParseStream<'_>| {
+        let mut entries = Vec::new();
+        while !input.is_empty() {
+            let key = Ident::parse_any(input)?;
+            let value = if input.peek(Token![=]) {
+                let _eq: Token![=] = input.parse()?;
+                EntryValue::Assign(input.parse()?)
+            } else if input.peek(syn::token::Paren) {
+                let group: proc_macro2::Group = input.parse()?;
+                EntryValue::List(group.stream())
+            } else {
+                EntryValue::Flag
+            };
+            entries.push(Entry { key, value });
+            if input.is_empty() {
+                break;
+            }
+            let _comma: Token![,] = input.parse()?;
+        }
+        Ok(entries)
+    };
+    parser.parse2(tokens)
+}
+
+/// The duplicate check shared by every attribute: `true` the first time a key is seen.
+#[derive(Default)]
+pub(crate) struct Seen(Vec<String>);
+
+impl Seen {
+    pub(crate) fn first(&mut self, attr: &str, entry: &Entry, errors: &mut Errors) -> bool {
+        let name = entry.name();
+        if self.0.contains(&name) {
+            errors.push(syn::Error::new(
+                entry.key.span(),
+                format!("duplicate argument `{name}` in `#[{attr}]`; give it once"),
+            ));
+            return false;
+        }
+        self.0.push(name);
+        true
+    }
+}
+
+/// The "unknown argument" error, with the valid keys and the closest one.
+pub(crate) fn unknown(attr: &str, entry: &Entry, valid: &[&str]) -> syn::Error {
+    let name = entry.name();
+    let list = valid.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
+    let hint = closest(&name, valid).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
+    syn::Error::new(
+        entry.key.span(),
+        format!("unknown argument `{name}` in `#[{attr}]`; expected one of: {list}{hint}"),
+    )
+}
+
+fn closest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
+    valid
+        .iter()
+        .map(|v| (edit_distance(name, v), *v))
+        .filter(|(d, v)| *d <= 2.max(v.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(0);
+            let left = row.get(j).copied().unwrap_or(0);
+            let cost = usize::from(ca != *cb);
+            let value = (prev + cost).min(above + 1).min(left + 1);
+            prev = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = value;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
+fn literal(expr: &Expr) -> Option<&Lit> {
+    match expr {
+        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+        Expr::Group(group) => literal(&group.expr),
+        _ => None,
+    }
+}
+
+/// A whole number with a lower bound, e.g. `max_attempts = 3`.
+pub(crate) fn int(attr: &str, key: &str, expr: &Expr, min: u64, max: u64) -> syn::Result<u64> {
+    let wrong = || {
+        syn::Error::new_spanned(
+            expr,
+            format!("`{key}` in `#[{attr}]` expects a whole number, like `{key} = {}`", min.max(3)),
+        )
+    };
+    if let Expr::Unary(unary) = expr
+        && matches!(unary.op, syn::UnOp::Neg(_))
+    {
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` in `#[{attr}]` must be at least {min} (got a negative number)"),
+        ));
+    }
+    let Some(Lit::Int(int)) = literal(expr) else { return Err(wrong()) };
+    if !int.suffix().is_empty() && !matches!(int.suffix(), "u32" | "u64" | "usize") {
+        return Err(syn::Error::new(
+            int.span(),
+            format!(
+                "`{key}` in `#[{attr}]` is a count, not a duration: write `{key} = {}`",
+                int.base10_digits()
+            ),
+        ));
+    }
+    let value: u64 = int.base10_digits().parse().map_err(|_| {
+        syn::Error::new(int.span(), format!("`{key}` in `#[{attr}]` must be at most {max}"))
+    })?;
+    if value < min {
+        return Err(syn::Error::new(
+            int.span(),
+            format!("`{key}` in `#[{attr}]` must be at least {min} (got {value})"),
+        ));
+    }
+    if value > max {
+        return Err(syn::Error::new(
+            int.span(),
+            format!("`{key}` in `#[{attr}]` must be at most {max} (got {value})"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A `u32` count of at least 1.
+pub(crate) fn count(attr: &str, key: &str, expr: &Expr) -> syn::Result<u32> {
+    int(attr, key, expr, 1, u64::from(u32::MAX - 1)).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// Bounds for [`float`].
+pub(crate) struct FloatRange {
+    pub(crate) low: f64,
+    pub(crate) low_inclusive: bool,
+    pub(crate) high: f64,
+    pub(crate) text: &'static str,
+}
+
+/// A number in a range, e.g. `multiplier = 2.0` or `failure_rate = 0.5`.
+pub(crate) fn float(attr: &str, key: &str, expr: &Expr, range: &FloatRange) -> syn::Result<f64> {
+    let out_of_range = |got: &str| {
+        syn::Error::new_spanned(
+            expr,
+            format!("`{key}` in `#[{attr}]` must be {} (got {got})", range.text),
+        )
+    };
+    if let Expr::Unary(unary) = expr
+        && matches!(unary.op, syn::UnOp::Neg(_))
+    {
+        return Err(out_of_range("a negative number"));
+    }
+    let (digits, suffix) = match literal(expr) {
+        Some(Lit::Float(f)) => (f.base10_digits().to_owned(), f.suffix().to_owned()),
+        Some(Lit::Int(i)) => (i.base10_digits().to_owned(), i.suffix().to_owned()),
+        _ => {
+            return Err(syn::Error::new_spanned(
+                expr,
+                format!("`{key}` in `#[{attr}]` expects a number, like `{key} = 0.5`"),
+            ));
+        }
+    };
+    if !suffix.is_empty() && suffix != "f64" && suffix != "f32" {
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "`{key}` in `#[{attr}]` is a plain number, not a duration: write `{key} = {digits}`"
+            ),
+        ));
+    }
+    let value: f64 = digits.parse().map_err(|_| out_of_range(&digits))?;
+    let above_low = if range.low_inclusive { value >= range.low } else { value > range.low };
+    if !value.is_finite() || !above_low || value > range.high {
+        return Err(out_of_range(&digits));
+    }
+    Ok(value)
+}
+
+/// A duration literal.
+pub(crate) fn duration(attr: &str, key: &str, expr: &Expr) -> syn::Result<DurationLit> {
+    duration::parse(attr, key, expr)
+}
+
+/// A string literal, e.g. `name = "shopify"`.
+pub(crate) fn string(attr: &str, key: &str, expr: &Expr) -> syn::Result<LitStr> {
+    match literal(expr) {
+        Some(Lit::Str(s)) if !s.value().is_empty() => Ok(s.clone()),
+        Some(Lit::Str(s)) => {
+            Err(syn::Error::new(s.span(), format!("`{key}` in `#[{attr}]` must not be empty")))
+        }
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` in `#[{attr}]` expects a string literal, like `{key} = \"shopify\"`"),
+        )),
+    }
+}
+
+/// One identifier among `choices`, e.g. `backoff = exponential`.
+pub(crate) fn choice(
+    attr: &str,
+    key: &str,
+    expr: &Expr,
+    choices: &[&str],
+) -> syn::Result<(String, Span)> {
+    let list = choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+    if let Expr::Path(path) = expr
+        && let Some(ident) = path.path.get_ident()
+    {
+        let name = ident.unraw().to_string();
+        if choices.contains(&name.as_str()) {
+            return Ok((name, ident.span()));
+        }
+    }
+    Err(syn::Error::new_spanned(expr, format!("`{key}` in `#[{attr}]` must be one of: {list}")))
+}
+
+/// A path to a function, e.g. `on_retry = log_retry`.
+pub(crate) fn path(attr: &str, key: &str, expr: &Expr) -> syn::Result<Expr> {
+    match expr {
+        Expr::Path(_) => Ok(expr.clone()),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` in `#[{attr}]` expects a path to a function, like `{key} = my_fn`"),
+        )),
+    }
+}
+
+/// A path to a function or a closure, e.g. `retry_if = |e: &MyError| e.is_transient()`.
+pub(crate) fn path_or_closure(attr: &str, key: &str, expr: &Expr) -> syn::Result<Expr> {
+    match expr {
+        Expr::Path(_) | Expr::Closure(_) => Ok(expr.clone()),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "`{key}` in `#[{attr}]` expects a path to a function or a closure, like `{key} = is_transient` or `{key} = |e| e.is_transient()`"
+            ),
+        )),
+    }
+}
+
+/// `crate = "path"`, for facades that re-export `resilience`.
+pub(crate) fn crate_path(attr: &str, expr: &Expr) -> syn::Result<syn::Path> {
+    let lit = string(attr, "crate", expr)?;
+    lit.parse::<syn::Path>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "`crate` in `#[{attr}]` expects a path, like `crate = \"my_facade::resilience\"`"
+            ),
+        )
+    })
+}
+
+/// Arguments given as `key(...)` for a key that takes `key = value`.
+pub(crate) fn no_list(attr: &str, entry: &Entry) -> Option<syn::Error> {
+    match entry.value {
+        EntryValue::List(_) => Some(syn::Error::new(
+            entry.key.span(),
+            format!("`{}` in `#[{attr}]` is written `{} = value`", entry.name(), entry.name()),
+        )),
+        _ => None,
+    }
+}
+
+/// Whether a token stream starts with a literal (`#[timeout(5s)]`) rather than a key.
+pub(crate) fn starts_with_literal(tokens: &TokenStream) -> bool {
+    matches!(tokens.clone().into_iter().next(), Some(TokenTree::Literal(_)))
+        || matches!(tokens.clone().into_iter().next(), Some(TokenTree::Punct(p)) if p.as_char() == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    #[test]
+    fn entries_of_every_form() -> syn::Result<()> {
+        let entries = parse_entries(quote!(a = 1, b(2, 3), c, crate = "x"))?;
+        let names: Vec<String> = entries.iter().map(Entry::name).collect();
+        assert_eq!(names, ["a", "b", "c", "crate"]);
+        assert!(matches!(entries.get(1).map(|e| &e.value), Some(EntryValue::List(_))));
+        assert!(matches!(entries.get(2).map(|e| &e.value), Some(EntryValue::Flag)));
+        Ok(())
+    }
+
+    #[test]
+    fn closest_suggests_a_typo_fix() {
+        assert_eq!(closest("max_attemps", &["max_attempts", "backoff"]), Some("max_attempts"));
+        assert_eq!(closest("zzz", &["max_attempts", "backoff"]), None);
+    }
+
+    #[test]
+    fn ints_check_range_and_suffix() {
+        let e = |s: &str| -> String {
+            let expr: Expr =
+                syn::parse_str(s).unwrap_or_else(|_| Expr::Verbatim(TokenStream::new()));
+            match count("retry", "max_attempts", &expr) {
+                Ok(v) => v.to_string(),
+                Err(e) => e.to_string(),
+            }
+        };
+        assert_eq!(e("3"), "3");
+        assert_eq!(e("0"), "`max_attempts` in `#[retry]` must be at least 1 (got 0)");
+        assert!(e("3s").contains("is a count, not a duration: write `max_attempts = 3`"));
+        assert!(e("-1").contains("got a negative number"));
+        assert!(e("\"3\"").contains("expects a whole number"));
+        assert!(e("99999999999").contains("must be at most"));
+    }
+
+    #[test]
+    fn floats_check_range() {
+        let range =
+            FloatRange { low: 1.0, low_inclusive: true, high: f64::MAX, text: "at least 1.0" };
+        let f = |s: &str| -> String {
+            let expr: Expr =
+                syn::parse_str(s).unwrap_or_else(|_| Expr::Verbatim(TokenStream::new()));
+            match float("retry", "multiplier", &expr, &range) {
+                Ok(v) => v.to_string(),
+                Err(e) => e.to_string(),
+            }
+        };
+        assert_eq!(f("2.0"), "2");
+        assert_eq!(f("2"), "2");
+        assert_eq!(f("0.5"), "`multiplier` in `#[retry]` must be at least 1.0 (got 0.5)");
+        assert!(f("2s").contains("not a duration"));
+    }
+}

@@ -1,0 +1,142 @@
+//! `#[resilient(...)]` arguments: a preset and/or nested layers.
+
+use proc_macro2::{Span, TokenStream};
+use syn::LitStr;
+
+use super::{
+    BulkheadArgs, CircuitArgs, EntryValue, Errors, RateLimitArgs, RetryArgs, Seen, TimeoutArgs,
+};
+
+const ATTR: &str = "resilient";
+
+pub(crate) const KEYS: &[&str] =
+    &["preset", "retry", "circuit_breaker", "rate_limit", "bulkhead", "timeout", "crate"];
+
+/// Parsed `#[resilient(...)]`.
+#[derive(Default)]
+pub(crate) struct ResilientArgs {
+    pub(crate) krate: Option<syn::Path>,
+    pub(crate) preset: Option<LitStr>,
+    pub(crate) retry: Option<RetryArgs>,
+    pub(crate) circuit: Option<CircuitArgs>,
+    pub(crate) rate_limit: Option<RateLimitArgs>,
+    pub(crate) bulkhead: Option<BulkheadArgs>,
+    pub(crate) timeout: Option<TimeoutArgs>,
+}
+
+impl ResilientArgs {
+    /// Parses the arguments, recording every problem in `errors`.
+    pub(crate) fn parse(tokens: TokenStream, span: Span, errors: &mut Errors) -> ResilientArgs {
+        let mut args = ResilientArgs::default();
+        let Some(entries) = errors.ok(super::parse_entries(tokens)) else { return args };
+        args.preset = entries.iter().find(|e| e.name() == "preset").and_then(|e| {
+            let value = errors.ok(e.assigned(ATTR, "\"shopify\""))?;
+            errors.ok(super::string(ATTR, "preset", value))
+        });
+        let has_preset = args.preset.is_some();
+        let mut seen = Seen::default();
+        for entry in &entries {
+            let name = entry.name();
+            if !KEYS.contains(&name.as_str()) {
+                errors.push(super::unknown(ATTR, entry, KEYS));
+                continue;
+            }
+            if !seen.first(ATTR, entry, errors) || name == "preset" {
+                continue;
+            }
+            if name == "crate" {
+                if let Some(value) = errors.ok(entry.assigned(ATTR, "\"my_facade::resilience\"")) {
+                    args.krate = errors.ok(super::crate_path(ATTR, value));
+                }
+                continue;
+            }
+            let tokens = match &entry.value {
+                EntryValue::List(tokens) => tokens.clone(),
+                EntryValue::Flag => TokenStream::new(),
+                EntryValue::Assign(_) => {
+                    errors.push(syn::Error::new(
+                        entry.key.span(),
+                        format!(
+                            "`{name}` in `#[resilient]` is a layer: write `{name}(...)`, like `{}`",
+                            layer_example(&name)
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            match name.as_str() {
+                "retry" => args.retry = Some(RetryArgs::parse(tokens, errors)),
+                "circuit_breaker" => args.circuit = Some(CircuitArgs::parse(tokens, errors)),
+                "rate_limit" => args.rate_limit = Some(RateLimitArgs::parse(tokens, errors)),
+                "bulkhead" => args.bulkhead = Some(BulkheadArgs::parse(tokens, errors)),
+                _ => {
+                    args.timeout =
+                        Some(TimeoutArgs::parse(tokens, entry.key.span(), !has_preset, errors))
+                }
+            }
+        }
+        let no_layer = args.retry.is_none()
+            && args.circuit.is_none()
+            && args.rate_limit.is_none()
+            && args.bulkhead.is_none()
+            && args.timeout.is_none();
+        if !has_preset && no_layer && errors.is_empty() {
+            errors.push(syn::Error::new(
+                span,
+                "`#[resilient]` needs a preset or layers: write `#[resilient(preset = \"api\")]` or `#[resilient(retry(max_attempts = 3), timeout(5s))]`",
+            ));
+        }
+        args
+    }
+}
+
+fn layer_example(name: &str) -> &'static str {
+    match name {
+        "retry" => "retry(max_attempts = 3)",
+        "circuit_breaker" => "circuit_breaker(failure_threshold = 5)",
+        "rate_limit" => "rate_limit(per_second = 10)",
+        "bulkhead" => "bulkhead(max_concurrent = 10)",
+        _ => "timeout(5s)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn parse(tokens: TokenStream) -> (ResilientArgs, Vec<String>) {
+        let mut errors = Errors::default();
+        let args = ResilientArgs::parse(tokens, Span::call_site(), &mut errors);
+        let messages = errors
+            .into_error()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default();
+        (args, messages)
+    }
+
+    #[test]
+    fn preset_and_nested_layers() {
+        let (args, errs) = parse(quote!(preset = "shopify", rate_limit(key = shop), timeout));
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(args.preset.map(|p| p.value()), Some("shopify".to_owned()));
+        assert!(args.rate_limit.is_some_and(|r| r.key.is_some()));
+        assert!(args.timeout.is_some_and(|t| t.duration.is_none()));
+        assert!(args.retry.is_none());
+    }
+
+    #[test]
+    fn nested_errors_are_reported() {
+        let (_, errs) = parse(quote!(retry(max_attempts = 0), timeout, circuit_breaker = 3));
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].contains("must be at least 1 (got 0)"));
+        assert!(errs[1].contains("`#[timeout]` needs a duration"));
+        assert!(errs[2].contains("is a layer: write `circuit_breaker(...)`"));
+    }
+
+    #[test]
+    fn empty_is_an_error() {
+        let (_, errs) = parse(quote!());
+        assert!(errs[0].contains("needs a preset or layers"));
+    }
+}

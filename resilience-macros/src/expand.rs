@@ -1,0 +1,781 @@
+//! Code generation: one pipeline, outermost layer first, around the user's body.
+//!
+//! The signature, attributes, docs and visibility come out as written; only the body is
+//! rewritten. Generated code calls `<crate>::__private` by absolute path, nothing else
+//! from the user's scope. Each layer resolves its named instance once per call site (a
+//! `static` cell) and all hooks are zero-sized types, so a call costs what the
+//! hand-written runtime call costs.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::{Block, ItemFn, Stmt};
+
+use crate::args::{
+    BackoffArg, BulkheadArgs, CircuitArgs, JitterArg, OnLimitArg, RateLimitArgs, RetryArgs,
+    TimeoutArgs, WindowArg,
+};
+use crate::duration::DurationLit;
+use crate::func::{ArgName, FnInfo, Shape};
+use crate::stack::{Layer, Planned, Stack};
+
+/// What every layer needs to know.
+struct Ctx<'a> {
+    /// `<crate>::__private`.
+    p: TokenStream,
+    info: &'a FnInfo,
+    /// The `Result<T, E>` the pipeline carries: the body's type, or `Result<R, Infallible>`
+    /// for a non-`Result` function with a fallback.
+    rr: TokenStream,
+    fn_name: String,
+}
+
+impl Ctx<'_> {
+    fn ok_ty(&self) -> TokenStream {
+        let (p, rr) = (&self.p, &self.rr);
+        quote!(#p::OkOf<#rr>)
+    }
+
+    fn err_ty(&self) -> TokenStream {
+        let (p, rr) = (&self.p, &self.rr);
+        quote!(#p::ErrOf<#rr>)
+    }
+
+    fn default_name(&self) -> TokenStream {
+        let name = &self.fn_name;
+        quote!(::core::concat!(::core::module_path!(), "::", #name))
+    }
+}
+
+fn ident(name: &str, index: usize) -> syn::Ident {
+    format_ident!("__resilience_{}_{}", name, index, span = Span::mixed_site())
+}
+
+fn item_ident(name: &str, index: usize) -> syn::Ident {
+    format_ident!("__RESILIENCE_{}_{}", name, index, span = Span::mixed_site())
+}
+
+fn opt<T: ToTokens>(value: Option<T>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn duration(d: Option<DurationLit>) -> TokenStream {
+    opt(d.map(|d| {
+        let nanos = d.nanos;
+        quote!(::core::time::Duration::from_nanos(#nanos))
+    }))
+}
+
+fn string(s: Option<&syn::LitStr>) -> TokenStream {
+    opt(s)
+}
+
+/// Generates the wrapped function.
+pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::Result<TokenStream> {
+    let krate =
+        stack.krate.clone().map(|k| k.into_token_stream()).unwrap_or_else(|| quote!(::resilience));
+    let p = quote!(#krate::__private);
+    let value_mode = !info.ret_is_result && has_fallback(stack);
+    let ret = &info.ret;
+    let rr = if value_mode {
+        quote!(::core::result::Result<#ret, ::core::convert::Infallible>)
+    } else {
+        ret.clone()
+    };
+    let ctx = Ctx { p, info, rr, fn_name: item.sig.ident.to_string() };
+
+    let (outer_stmts, body, async_block) = match info.shape {
+        Shape::AsyncBlock => split_async_block(&item.block)?,
+        Shape::Sync | Shape::AsyncFn => (Vec::new(), (*item.block).clone(), None),
+    };
+    let (hoisted, body) = match info.shape {
+        Shape::AsyncBlock => hoist_async_trait_prelude(body),
+        _ => (Vec::new(), body),
+    };
+
+    let checks = checks(&ctx, value_mode);
+    let finish = finish(&ctx, stack, value_mode);
+    let inner = innermost(&ctx, &body, value_mode);
+    let is_async = info.is_async();
+
+    let mut top = TokenStream::new();
+    let mut pipeline = inner;
+    let mut retry_above: Vec<bool> = Vec::with_capacity(stack.layers.len());
+    let mut seen_retry = false;
+    for planned in &stack.layers {
+        retry_above.push(seen_retry);
+        seen_retry |= matches!(planned.layer, Layer::Retry(_));
+    }
+    for (index, planned) in stack.layers.iter().enumerate().rev() {
+        let resolve = resolve(&ctx, planned, index);
+        let wrapped = wrap(
+            &ctx,
+            planned,
+            index,
+            pipeline,
+            is_async,
+            retry_above.get(index).copied().unwrap_or(false),
+        );
+        pipeline = if is_async {
+            top.extend(resolve);
+            wrapped
+        } else {
+            quote!({ #resolve #wrapped })
+        };
+    }
+    let result = ident("result", 0);
+    let run = if is_async {
+        quote!(let #result = #pipeline.await;)
+    } else {
+        quote!(let #result = #pipeline;)
+    };
+    let new_body = quote!({
+        #(#hoisted)*
+        #checks
+        #top
+        #run
+        #finish
+    });
+
+    let block: Block = match async_block {
+        None => syn::parse2(new_body)?,
+        Some(rebuild) => {
+            let future = rebuild(new_body);
+            syn::parse2(quote!({ #(#outer_stmts)* #future }))?
+        }
+    };
+    *item.block = block;
+    Ok(item.into_token_stream())
+}
+
+fn has_fallback(stack: &Stack) -> bool {
+    stack.layers.iter().any(|l| matches!(&l.layer, Layer::Circuit(c) if c.fallback.is_some()))
+}
+
+type Rebuild = Box<dyn FnOnce(TokenStream) -> TokenStream>;
+
+/// Splits `{ stmts; Box::pin(async move { body }) }` into the leading statements, the
+/// async block's body, and a way to put a new body back in the same wrapper.
+fn split_async_block(block: &Block) -> syn::Result<(Vec<Stmt>, Block, Option<Rebuild>)> {
+    let mut stmts = block.stmts.clone();
+    let Some(Stmt::Expr(last, None)) = stmts.pop() else {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "expected the body to end in an async block",
+        ));
+    };
+    fn rebuild(expr: syn::Expr) -> Option<(Block, Rebuild)> {
+        match expr {
+            syn::Expr::Async(a) => {
+                let attrs = a.attrs;
+                let capture = a.capture;
+                let token = a.async_token;
+                Some((a.block, Box::new(move |body| quote!(#(#attrs)* #token #capture #body))))
+            }
+            syn::Expr::Call(mut call) => {
+                let arg = call.args.pop()?.into_value();
+                let (block, inner) = rebuild(arg)?;
+                Some((
+                    block,
+                    Box::new(move |body| {
+                        let func = &call.func;
+                        let attrs = &call.attrs;
+                        let new_arg = inner(body);
+                        quote!(#(#attrs)* #func(#new_arg))
+                    }),
+                ))
+            }
+            syn::Expr::Paren(p) => rebuild(*p.expr),
+            _ => None,
+        }
+    }
+    match rebuild(last) {
+        Some((body, rebuild)) => Ok((stmts, body, Some(rebuild))),
+        None => {
+            Err(syn::Error::new(Span::call_site(), "expected the body to end in an async block"))
+        }
+    }
+}
+
+/// `#[async_trait]` starts its block with a type hint and moves every argument into it
+/// (`let __self = self; let x = x;`). Those must run once, not once per attempt.
+fn hoist_async_trait_prelude(body: Block) -> (Vec<Stmt>, Block) {
+    let mut hoisted = Vec::new();
+    let mut rest = body.stmts.into_iter().peekable();
+    while let Some(stmt) = rest.peek() {
+        let is_prelude = match stmt {
+            Stmt::Local(local) => local.init.as_ref().is_some_and(|init| {
+                init.diverge.is_none()
+                    && matches!(&*init.expr, syn::Expr::Path(p) if p.path.get_ident().is_some() || p.path.is_ident("self"))
+            }),
+            Stmt::Expr(syn::Expr::If(e), _) => {
+                matches!(&*e.cond, syn::Expr::Let(l) if matches!(&*l.expr, syn::Expr::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "None")))
+            }
+            _ => false,
+        };
+        if !is_prelude {
+            break;
+        }
+        if let Some(stmt) = rest.next() {
+            hoisted.push(stmt);
+        }
+    }
+    (hoisted, Block { brace_token: body.brace_token, stmts: rest.collect() })
+}
+
+/// Compile-time checks reported against the user's return type.
+fn checks(ctx: &Ctx<'_>, value_mode: bool) -> TokenStream {
+    if value_mode {
+        return TokenStream::new();
+    }
+    let p = &ctx.p;
+    let ret = &ctx.info.ret;
+    quote_spanned!(ctx.info.ret_span=> #p::check_return::<#ret>();)
+}
+
+/// The user's body as the innermost future / value, its error wrapped in `Fault::Inner`.
+fn innermost(ctx: &Ctx<'_>, body: &Block, value_mode: bool) -> TokenStream {
+    let p = &ctx.p;
+    let ret = &ctx.info.ret;
+    let body_ident = ident("body", 0);
+    let ret_ident = ident("ret", 0);
+    if ctx.info.is_async() {
+        let adapt =
+            if value_mode { quote!(#p::inner_value_async) } else { quote!(#p::inner_async) };
+        quote!({
+            #[allow(unreachable_code, clippy::let_and_return)]
+            let #body_ident = async {
+                let #ret_ident: #ret = #body;
+                #ret_ident
+            };
+            #adapt(#body_ident)
+        })
+    } else {
+        let adapt = if value_mode { quote!(#p::inner_value) } else { quote!(#p::inner) };
+        quote!(#adapt(#p::call(|| -> #ret #body)))
+    }
+}
+
+/// How the pipeline's `Result<T, Fault<E>>` becomes the function's return value.
+fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
+    let p = &ctx.p;
+    let result = ident("result", 0);
+    let fallback = stack.layers.iter().find_map(|l| match &l.layer {
+        Layer::Circuit(c) => c.fallback.as_ref(),
+        _ => None,
+    });
+    let Some(fallback) = fallback else {
+        return quote!(#p::finish(#result));
+    };
+    let args = ctx.info.args.iter().map(|a| match a {
+        ArgName::SelfValue { span, .. } => quote_spanned!(*span=> self),
+        ArgName::Ident(i) => i.to_token_stream(),
+        ArgName::Pattern(_) => TokenStream::new(),
+    });
+    let span = syn::spanned::Spanned::span(fallback);
+    let call = if ctx.info.is_async() {
+        quote_spanned!(span=> #fallback(#(#args),*).await)
+    } else {
+        quote_spanned!(span=> #fallback(#(#args),*))
+    };
+    let done = ident("done", 0);
+    if value_mode {
+        quote!(match #p::value_or_fallback(#result) {
+            #p::Outcome::Done(#done) => #done,
+            #p::Outcome::Fallback => #call,
+        })
+    } else {
+        quote!(match #p::open_circuit(#result) {
+            #p::Outcome::Done(#done) => #p::finish(#done),
+            #p::Outcome::Fallback => #call,
+        })
+    }
+}
+
+fn preset<'a>(own: Option<&'a syn::LitStr>, planned: &'a Planned) -> TokenStream {
+    string(own.or(planned.inherited_preset.as_ref()))
+}
+
+/// The statements that resolve a layer's instance (once per call site) and build its
+/// hooks.
+fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
+    let p = &ctx.p;
+    let site = item_ident("SITE", index);
+    let args_item = item_ident("ARGS", index);
+    let optional = planned.optional;
+    match &planned.layer {
+        Layer::Retry(args) => {
+            let handle = ident("retry", index);
+            let hooks = ident("hooks", index);
+            let spec = retry_spec(ctx, args, planned);
+            let hooks_value = retry_hooks(ctx, args);
+            quote!(
+                static #site: #p::Site<#p::RetryPolicy> = #p::Site::new();
+                const #args_item: #p::RetryArgs = #spec;
+                let #handle = #p::resolve_retry(&#site, &#args_item);
+                let #hooks = #hooks_value;
+            )
+        }
+        Layer::Circuit(args) => {
+            let handle = ident("circuit", index);
+            let classifier = ident("classifier", index);
+            let spec = circuit_spec(ctx, args, planned);
+            let classifier_value = classifier_value(ctx, args);
+            quote!(
+                static #site: #p::Site<#p::CircuitBreaker> = #p::Site::new();
+                const #args_item: #p::CircuitArgs = #spec;
+                let #handle = #p::resolve_circuit_breaker(&#site, &#args_item);
+                let #classifier = #classifier_value;
+            )
+        }
+        Layer::RateLimit(args) => {
+            let handle = ident("limiter", index);
+            let spec = rate_limit_spec(ctx, args, planned);
+            let (kind, resolver) = if args.key.is_some() {
+                (quote!(KeyedRateLimiter), quote!(resolve_keyed_rate_limiter))
+            } else {
+                (quote!(RateLimiter), quote!(resolve_rate_limiter))
+            };
+            quote!(
+                static #site: #p::Site<#p::#kind> = #p::Site::new();
+                const #args_item: #p::RateLimitArgs = #spec;
+                let #handle = #p::#resolver(&#site, &#args_item);
+            )
+        }
+        Layer::Bulkhead(args) => {
+            let handle = ident("bulkhead", index);
+            let BulkheadArgs { name, max_concurrent, max_wait, preset: own, krate: _ } = args;
+            let name =
+                name.as_ref().map(|n| n.to_token_stream()).unwrap_or_else(|| ctx.default_name());
+            let preset = preset(own.as_ref(), planned);
+            let max_concurrent = opt(*max_concurrent);
+            let max_wait = duration(*max_wait);
+            quote!(
+                static #site: #p::Site<#p::Bulkhead> = #p::Site::new();
+                const #args_item: #p::BulkheadArgs = #p::BulkheadArgs {
+                    name: #name,
+                    preset: #preset,
+                    optional: #optional,
+                    max_concurrent: #max_concurrent,
+                    max_wait: #max_wait,
+                };
+                let #handle = #p::resolve_bulkhead(&#site, &#args_item);
+            )
+        }
+        Layer::Timeout(args) => {
+            let handle = ident("timeout", index);
+            let TimeoutArgs { duration: limit, krate: _ } = args;
+            let preset = preset(None, planned);
+            let limit = duration(*limit);
+            quote!(
+                static #site: #p::Site<::core::time::Duration> = #p::Site::new();
+                const #args_item: #p::TimeoutArgs = #p::TimeoutArgs {
+                    preset: #preset,
+                    optional: #optional,
+                    limit: #limit,
+                };
+                let #handle = #p::resolve_timeout(&#site, &#args_item);
+            )
+        }
+    }
+}
+
+fn retry_spec(ctx: &Ctx<'_>, args: &RetryArgs, planned: &Planned) -> TokenStream {
+    let p = &ctx.p;
+    let name = ctx.default_name();
+    let preset = preset(args.preset.as_ref(), planned);
+    let optional = planned.optional;
+    let max_attempts = opt(args.max_attempts);
+    let backoff = opt(args.backoff.map(|(b, _)| match b {
+        BackoffArg::Constant => quote!(#p::BackoffKind::Constant),
+        BackoffArg::Linear => quote!(#p::BackoffKind::Linear),
+        BackoffArg::Exponential => quote!(#p::BackoffKind::Exponential),
+        BackoffArg::Fibonacci => quote!(#p::BackoffKind::Fibonacci),
+        BackoffArg::Decorrelated => quote!(#p::BackoffKind::Decorrelated),
+    }));
+    let initial_delay = duration(args.initial_delay);
+    let max_delay = duration(args.max_delay);
+    let multiplier = opt(args.multiplier.map(|(m, _)| m));
+    let jitter = opt(args.jitter.map(|j| match j {
+        JitterArg::None => quote!(#p::JitterKind::None),
+        JitterArg::Full => quote!(#p::JitterKind::Full),
+        JitterArg::Equal => quote!(#p::JitterKind::Equal),
+        JitterArg::Proportional(f) => quote!(#p::JitterKind::Proportional(#f)),
+    }));
+    let max_elapsed = duration(args.max_elapsed);
+    let budget = string(args.budget.as_ref());
+    quote!(#p::RetryArgs {
+        name: #name,
+        preset: #preset,
+        optional: #optional,
+        max_attempts: #max_attempts,
+        backoff: #backoff,
+        initial_delay: #initial_delay,
+        max_delay: #max_delay,
+        multiplier: #multiplier,
+        jitter: #jitter,
+        max_elapsed: #max_elapsed,
+        budget: #budget,
+    })
+}
+
+fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
+    let p = &ctx.p;
+    let (ok, err) = (ctx.ok_ty(), ctx.err_ty());
+    let retry_if = match &args.retry_if {
+        Some(f) => quote!(#p::retry_if::<#err, _>(#f)),
+        None => quote!({
+            #[allow(unused_imports)]
+            use #p::{ByClassify as _, ByDefault as _};
+            (&&#p::Probe::<#err>::NEW).default_retry_if()
+        }),
+    };
+    let on_result = match &args.retry_on_result {
+        Some(f) => quote!(#p::retry_on_result::<#ok, _>(#f)),
+        None => quote!(#p::NoResultRetry),
+    };
+    let on_retry = match &args.on_retry {
+        Some(f) => quote!(#p::on_retry::<#ok, #err, _>(#f)),
+        None => quote!(#p::NoOnRetry),
+    };
+    let retry_after = quote!({
+        #[allow(unused_imports)]
+        use #p::{ByRetryAfter as _, ByDefault as _};
+        (&&#p::Probe::<#err>::NEW).default_retry_after()
+    });
+    quote!(#p::MacroHooks::<#ok, #err, _, _, _, _>::new(#retry_if, #on_result, #on_retry, #retry_after))
+}
+
+fn circuit_spec(ctx: &Ctx<'_>, args: &CircuitArgs, planned: &Planned) -> TokenStream {
+    let p = &ctx.p;
+    let name =
+        args.name.as_ref().map(|n| n.to_token_stream()).unwrap_or_else(|| ctx.default_name());
+    let preset = preset(args.preset.as_ref(), planned);
+    let optional = planned.optional;
+    let failure_threshold = opt(args.failure_threshold.map(|(v, _)| v));
+    let failure_rate = opt(args.failure_rate.map(|(v, _)| v));
+    let window = opt(args.window.map(|w| match w {
+        WindowArg::Calls(n, _) => quote!(#p::WindowArg::Calls(#n)),
+        WindowArg::Time(d) => {
+            let nanos = d.nanos;
+            quote!(#p::WindowArg::Time(::core::time::Duration::from_nanos(#nanos)))
+        }
+    }));
+    let min_calls = opt(args.min_calls.map(|(v, _)| v));
+    let recovery_timeout = duration(args.recovery_timeout);
+    let success_threshold = opt(args.success_threshold);
+    let half_open_max_calls = opt(args.half_open_max_calls);
+    let slow_call = duration(args.slow_call);
+    quote!(#p::CircuitArgs {
+        name: #name,
+        preset: #preset,
+        optional: #optional,
+        failure_threshold: #failure_threshold,
+        failure_rate: #failure_rate,
+        window: #window,
+        min_calls: #min_calls,
+        recovery_timeout: #recovery_timeout,
+        success_threshold: #success_threshold,
+        half_open_max_calls: #half_open_max_calls,
+        slow_call: #slow_call,
+    })
+}
+
+fn classifier_value(ctx: &Ctx<'_>, args: &CircuitArgs) -> TokenStream {
+    let p = &ctx.p;
+    let err = ctx.err_ty();
+    let failure_if = match &args.failure_if {
+        Some(f) => quote!(#p::predicate::<#err, _>(#f)),
+        None => quote!(#p::AllErrors),
+    };
+    let ignore_if = match &args.ignore_if {
+        Some(f) => quote!(#p::predicate::<#err, _>(#f)),
+        None => quote!(#p::NoErrors),
+    };
+    quote!(#p::MacroClassifier::<#err, _, _>::new(#failure_if, #ignore_if))
+}
+
+fn rate_limit_spec(ctx: &Ctx<'_>, args: &RateLimitArgs, planned: &Planned) -> TokenStream {
+    let p = &ctx.p;
+    let name =
+        args.name.as_ref().map(|n| n.to_token_stream()).unwrap_or_else(|| ctx.default_name());
+    let preset = preset(args.preset.as_ref(), planned);
+    let optional = planned.optional;
+    let per_second = opt(args.per_second.map(|(v, _)| v));
+    let per_minute = opt(args.per_minute.map(|(v, _)| v));
+    let burst = opt(args.burst);
+    let on_limit = opt(args.on_limit.map(|(o, _)| match o {
+        OnLimitArg::Wait => quote!(#p::OnLimit::Wait),
+        OnLimitArg::Reject => quote!(#p::OnLimit::Reject),
+        OnLimitArg::Queue => quote!(#p::OnLimit::Queue),
+    }));
+    let max_wait = duration(args.max_wait);
+    let max_queue = opt(args.max_queue.map(|(v, _)| v));
+    quote!(#p::RateLimitArgs {
+        name: #name,
+        preset: #preset,
+        optional: #optional,
+        per_second: #per_second,
+        per_minute: #per_minute,
+        burst: #burst,
+        on_limit: #on_limit,
+        max_wait: #max_wait,
+        max_queue: #max_queue,
+    })
+}
+
+/// Wraps `inner` (a future in async code, a value expression in sync code) in a layer.
+fn wrap(
+    ctx: &Ctx<'_>,
+    planned: &Planned,
+    index: usize,
+    inner: TokenStream,
+    is_async: bool,
+    retry_above: bool,
+) -> TokenStream {
+    let p = &ctx.p;
+    match &planned.layer {
+        Layer::Retry(_) => {
+            let handle = ident("retry", index);
+            let hooks = ident("hooks", index);
+            let state = ident("state", index);
+            let (outcome, done, delay, failed) = (
+                ident("outcome", index),
+                ident("done", index),
+                ident("delay", index),
+                ident("failed", index),
+            );
+            let (run, sleep) = if is_async {
+                (quote!(#inner.await), quote!(#p::sleep(#delay).await))
+            } else {
+                (inner, quote!(#state.sleep_blocking(#delay)))
+            };
+            let body = quote!({
+                let mut #state = #p::RetryLoop::new(&#handle, &#hooks);
+                loop {
+                    let #outcome = match #state.begin() {
+                        #p::Begin::Fail(#failed) => #failed,
+                        #p::Begin::Run => #run,
+                    };
+                    match #state.step(#outcome) {
+                        #p::Step::Done(#done) => break #done,
+                        #p::Step::Sleep(#delay) => #sleep,
+                    }
+                }
+            });
+            if is_async { quote!(async #body) } else { body }
+        }
+        Layer::Circuit(_) => {
+            let handle = ident("circuit", index);
+            let classifier = ident("classifier", index);
+            if is_async {
+                quote!(#p::circuit_async(&#handle, &#classifier, #inner))
+            } else {
+                quote!(#p::circuit(&#handle, &#classifier, || #inner))
+            }
+        }
+        Layer::RateLimit(args) => {
+            let handle = ident("limiter", index);
+            let cost = match &args.cost {
+                Some(cost) => quote!(#p::cost(#cost)),
+                None => quote!(1),
+            };
+            match (&args.key, is_async) {
+                (Some(key), true) => {
+                    quote!(#p::keyed_rate_limit_async(&#handle, &(#key), #cost, #inner))
+                }
+                (Some(key), false) => {
+                    quote!(#p::keyed_rate_limit(&#handle, &(#key), #cost, || #inner))
+                }
+                (None, true) => quote!(#p::rate_limit_async(&#handle, #cost, #inner)),
+                (None, false) => quote!(#p::rate_limit(&#handle, #cost, || #inner)),
+            }
+        }
+        Layer::Bulkhead(_) => {
+            let handle = ident("bulkhead", index);
+            if is_async {
+                quote!(#p::bulkhead_async(&#handle, #inner))
+            } else {
+                quote!(#p::bulkhead(&#handle, || #inner))
+            }
+        }
+        Layer::Timeout(_) => {
+            let handle = ident("timeout", index);
+            if is_async {
+                quote!(#p::timeout_async(&#handle, #inner))
+            } else {
+                // The body moves to a worker thread; under a retry each attempt gets its
+                // own clone of the arguments.
+                let clones = if retry_above {
+                    ctx.info
+                        .args
+                        .iter()
+                        .filter_map(|a| match a {
+                            ArgName::Ident(i) => {
+                                Some(quote!(let #i = ::core::clone::Clone::clone(&#i);))
+                            }
+                            _ => None,
+                        })
+                        .collect()
+                } else {
+                    TokenStream::new()
+                };
+                quote!({ #clones #p::timeout_blocking(&#handle, move || #inner) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::Errors;
+    use crate::stack::{Kind, collect};
+
+    fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> String {
+        let Ok(mut item) = syn::parse2::<ItemFn>(item) else { return "bad item".into() };
+        let mut errors = Errors::default();
+        let stack = collect(kind, args, &mut item.attrs, &mut errors);
+        let Ok(info) = crate::func::analyze(&item, kind.name()) else { return "bad fn".into() };
+        function(item, &stack, &info).map(|t| t.to_string()).unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn signature_and_attributes_are_kept() {
+        let out = expand(
+            Kind::Retry,
+            quote!(max_attempts = 3),
+            quote!(
+                /// Docs.
+                #[inline]
+                pub(crate) async fn get<'a, T: Clone>(
+                    &self,
+                    id: &'a T,
+                    x: impl Into<u8>,
+                ) -> Result<u8, E>
+                where
+                    T: Send,
+                {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(out.starts_with("# [doc = r\" Docs.\"] # [inline] pub (crate) async fn get < 'a , T : Clone > (& self , id : & 'a T , x : impl Into < u8 >) -> Result < u8 , E > where T : Send {"), "{out}");
+        assert!(
+            out.contains(":: resilience :: __private :: check_return :: < Result < u8 , E > > ()")
+        );
+        assert!(out.contains("static __RESILIENCE_SITE_0 : :: resilience :: __private :: Site < :: resilience :: __private :: RetryPolicy >"));
+        assert!(out.contains("max_attempts : :: core :: option :: Option :: Some (3u32)"));
+    }
+
+    #[test]
+    fn stacked_layers_nest_in_written_order() {
+        let out = expand(
+            Kind::Retry,
+            quote!(),
+            quote!(
+                #[circuit_breaker(name = "svc")]
+                #[timeout(2s)]
+                async fn f() -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        let retry = out.find("RetryLoop :: new").unwrap_or(usize::MAX);
+        let circuit = out.find("circuit_async").unwrap_or(usize::MAX);
+        let timeout = out.find("timeout_async").unwrap_or(usize::MAX);
+        assert!(retry < circuit && circuit < timeout, "{out}");
+        assert!(out.contains("name : \"svc\""));
+        assert!(out.contains("limit : :: core :: option :: Option :: Some (:: core :: time :: Duration :: from_nanos (2000000000u64))"));
+    }
+
+    #[test]
+    fn facade_crate_path_is_used_everywhere() {
+        let out = expand(
+            Kind::Timeout,
+            quote!(1s, crate = "facade::res"),
+            quote!(
+                async fn f() -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(out.contains("facade :: res :: __private :: timeout_async"));
+        assert!(!out.contains(":: resilience ::"));
+    }
+
+    #[test]
+    fn async_trait_bodies_are_wrapped_inside_the_pinned_block() {
+        let out = expand(
+            Kind::Retry,
+            quote!(),
+            quote!(
+                fn get<'life0, 'async_trait>(
+                    &'life0 self,
+                ) -> Pin<Box<dyn Future<Output = Result<u8, E>> + Send + 'async_trait>>
+                {
+                    Box::pin(async move {
+                        if let Some(__ret) = None::<Result<u8, E>> {
+                            return __ret;
+                        }
+                        let __self = self;
+                        let __ret: Result<u8, E> = { __self.get_inner().await };
+                        #[allow(unreachable_code)]
+                        __ret
+                    })
+                }
+            ),
+        );
+        assert!(out.contains("Box :: pin (async move { if let Some (__ret) = None :: < Result < u8 , E > > { return __ret ; } let __self = self ;"), "{out}");
+        assert!(out.contains("RetryLoop"));
+    }
+
+    #[test]
+    fn sync_bodies_run_in_a_closure_typed_by_the_return_type() {
+        let out = expand(
+            Kind::CircuitBreaker,
+            quote!(),
+            quote!(
+                fn f(x: u8) -> Result<u8, E> {
+                    let y = x?;
+                    Ok(y)
+                }
+            ),
+        );
+        assert!(out.contains("circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
+        assert!(out.contains("concat ! (:: core :: module_path ! () , \"::\" , \"f\")"));
+    }
+
+    #[test]
+    fn fallback_receives_the_arguments() {
+        let out = expand(
+            Kind::CircuitBreaker,
+            quote!(fallback = Self::cached),
+            quote!(
+                async fn f(&self, id: u64) -> u8 {
+                    1
+                }
+            ),
+        );
+        assert!(out.contains("value_or_fallback"), "{out}");
+        assert!(out.contains("Self :: cached (self , id) . await"), "{out}");
+        assert!(!out.contains("check_return"));
+    }
+
+    #[test]
+    fn sync_timeout_under_retry_clones_arguments() {
+        let out = expand(
+            Kind::Retry,
+            quote!(),
+            quote!(
+                #[timeout(1s)]
+                fn f(url: String) -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(out.contains("let url = :: core :: clone :: Clone :: clone (& url) ; :: resilience :: __private :: timeout_blocking (& __resilience_timeout_1 , move | |"), "{out}");
+    }
+}

@@ -1,0 +1,295 @@
+//! Stacking: the top resilience attribute absorbs the ones below it.
+//!
+//! Rust expands the top attribute first, handing it the function with the attributes
+//! below still on it. Left alone, the bottom attribute would wrap the body first and end
+//! up *innermost*, but the top one would then wrap everything and be *outermost*: the
+//! written order would be the runtime order only by accident of expansion. Making it
+//! explicit is simpler and holds whatever the paths: the top attribute removes every
+//! resilience attribute below it and builds one pipeline in written order (outermost
+//! first), as Python decorators read.
+
+use proc_macro2::{Span, TokenStream};
+use syn::spanned::Spanned;
+use syn::{Attribute, Meta};
+
+use crate::args::{
+    BulkheadArgs, CircuitArgs, Errors, RateLimitArgs, ResilientArgs, RetryArgs, TimeoutArgs,
+};
+
+/// Which attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Retry,
+    CircuitBreaker,
+    RateLimit,
+    Timeout,
+    Bulkhead,
+    Resilient,
+}
+
+impl Kind {
+    fn from_name(name: &str) -> Option<Kind> {
+        Some(match name {
+            "retry" => Kind::Retry,
+            "circuit_breaker" => Kind::CircuitBreaker,
+            "rate_limit" => Kind::RateLimit,
+            "timeout" => Kind::Timeout,
+            "bulkhead" => Kind::Bulkhead,
+            "resilient" => Kind::Resilient,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Retry => "retry",
+            Kind::CircuitBreaker => "circuit_breaker",
+            Kind::RateLimit => "rate_limit",
+            Kind::Timeout => "timeout",
+            Kind::Bulkhead => "bulkhead",
+            Kind::Resilient => "resilient",
+        }
+    }
+}
+
+/// One layer of the pipeline.
+pub(crate) enum Layer {
+    Retry(RetryArgs),
+    Circuit(CircuitArgs),
+    RateLimit(RateLimitArgs),
+    Bulkhead(BulkheadArgs),
+    Timeout(TimeoutArgs),
+}
+
+/// A layer plus where it came from.
+pub(crate) struct Planned {
+    pub(crate) layer: Layer,
+    /// The attribute (or nested layer) it was written as, for errors.
+    pub(crate) span: Span,
+    /// The preset it inherits from `#[resilient(preset = ..)]`, if it names none itself.
+    pub(crate) inherited_preset: Option<syn::LitStr>,
+    /// Present only if its preset (or the registry) defines it: the layers that
+    /// `#[resilient(preset = ..)]` implies without naming them.
+    pub(crate) optional: bool,
+}
+
+/// The whole pipeline, outermost layer first.
+pub(crate) struct Stack {
+    pub(crate) layers: Vec<Planned>,
+    pub(crate) krate: Option<syn::Path>,
+}
+
+/// Parses the top attribute (`kind`, `args`) and every resilience attribute in `attrs`,
+/// removing the latter from `attrs`.
+pub(crate) fn collect(
+    kind: Kind,
+    args: TokenStream,
+    attrs: &mut Vec<Attribute>,
+    errors: &mut Errors,
+) -> Stack {
+    let mut stack = Stack { layers: Vec::new(), krate: None };
+    push(&mut stack, kind, args, Span::call_site(), errors);
+    let top_crate = stack.krate.clone();
+    let mut kept = Vec::with_capacity(attrs.len());
+    for attr in attrs.drain(..) {
+        match absorbable(&attr, top_crate.as_ref()) {
+            Some(kind) => {
+                let tokens = match &attr.meta {
+                    Meta::Path(_) => TokenStream::new(),
+                    Meta::List(list) => list.tokens.clone(),
+                    Meta::NameValue(nv) => {
+                        errors.push(syn::Error::new_spanned(
+                            nv,
+                            format!("write `#[{}(...)]`", kind.name()),
+                        ));
+                        continue;
+                    }
+                };
+                push(&mut stack, kind, tokens, attr.span(), errors);
+            }
+            None => kept.push(attr),
+        }
+    }
+    *attrs = kept;
+    stack
+}
+
+/// The kind of a resilience attribute: `retry`, `resilience::retry`, `::resilience::retry`
+/// or `<crate path>::retry` for the `crate` the top attribute names.
+fn absorbable(attr: &Attribute, krate: Option<&syn::Path>) -> Option<Kind> {
+    let path = attr.path();
+    let last = path.segments.last()?;
+    let kind = Kind::from_name(&last.ident.to_string())?;
+    let prefix: Vec<String> = path
+        .segments
+        .iter()
+        .take(path.segments.len().saturating_sub(1))
+        .map(|s| s.ident.to_string())
+        .collect();
+    let ours = prefix.is_empty()
+        || prefix == ["resilience"]
+        || krate.is_some_and(|k| {
+            let k: Vec<String> = k.segments.iter().map(|s| s.ident.to_string()).collect();
+            k == prefix
+        });
+    ours.then_some(kind)
+}
+
+fn push(stack: &mut Stack, kind: Kind, tokens: TokenStream, span: Span, errors: &mut Errors) {
+    let explicit = |layer| Planned { layer, span, inherited_preset: None, optional: false };
+    match kind {
+        Kind::Retry => {
+            let args = RetryArgs::parse(tokens, errors);
+            set_crate(stack, args.krate.as_ref());
+            stack.layers.push(explicit(Layer::Retry(args)));
+        }
+        Kind::CircuitBreaker => {
+            let args = CircuitArgs::parse(tokens, errors);
+            set_crate(stack, args.krate.as_ref());
+            stack.layers.push(explicit(Layer::Circuit(args)));
+        }
+        Kind::RateLimit => {
+            let args = RateLimitArgs::parse(tokens, errors);
+            set_crate(stack, args.krate.as_ref());
+            stack.layers.push(explicit(Layer::RateLimit(args)));
+        }
+        Kind::Timeout => {
+            let args = TimeoutArgs::parse(tokens, span, true, errors);
+            set_crate(stack, args.krate.as_ref());
+            stack.layers.push(explicit(Layer::Timeout(args)));
+        }
+        Kind::Bulkhead => {
+            let args = BulkheadArgs::parse(tokens, errors);
+            set_crate(stack, args.krate.as_ref());
+            stack.layers.push(explicit(Layer::Bulkhead(args)));
+        }
+        Kind::Resilient => {
+            let args = ResilientArgs::parse(tokens, span, errors);
+            set_crate(stack, args.krate.as_ref());
+            let preset = args.preset;
+            let optional = preset.is_some();
+            let mut add = |layer: Option<Layer>, implied: Layer| {
+                let (layer, optional) = match layer {
+                    Some(layer) => (layer, false),
+                    None if optional => (implied, true),
+                    None => return,
+                };
+                stack.layers.push(Planned {
+                    layer,
+                    span,
+                    inherited_preset: preset.clone(),
+                    optional,
+                });
+            };
+            // The documented fixed order, outermost first.
+            add(args.retry.map(Layer::Retry), Layer::Retry(RetryArgs::default()));
+            add(args.circuit.map(Layer::Circuit), Layer::Circuit(CircuitArgs::default()));
+            add(args.rate_limit.map(Layer::RateLimit), Layer::RateLimit(RateLimitArgs::default()));
+            add(args.bulkhead.map(Layer::Bulkhead), Layer::Bulkhead(BulkheadArgs::default()));
+            add(args.timeout.map(Layer::Timeout), Layer::Timeout(TimeoutArgs::default()));
+        }
+    }
+}
+
+fn set_crate(stack: &mut Stack, krate: Option<&syn::Path>) {
+    if stack.krate.is_none() {
+        stack.krate = krate.cloned();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn attrs(tokens: TokenStream) -> Vec<Attribute> {
+        let item: syn::Result<syn::ItemFn> = syn::parse2(quote!(#tokens fn f() {}));
+        item.map(|i| i.attrs).unwrap_or_default()
+    }
+
+    fn order(stack: &Stack) -> Vec<&'static str> {
+        stack
+            .layers
+            .iter()
+            .map(|p| match p.layer {
+                Layer::Retry(_) => "retry",
+                Layer::Circuit(_) => "circuit_breaker",
+                Layer::RateLimit(_) => "rate_limit",
+                Layer::Bulkhead(_) => "bulkhead",
+                Layer::Timeout(_) => "timeout",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn written_order_is_kept_and_attributes_are_absorbed() {
+        let mut attrs = attrs(quote!(
+            /// docs
+            #[circuit_breaker(name = "x")]
+            #[inline]
+            #[resilience::timeout(5s)]
+            #[other::retry]
+        ));
+        let mut errors = Errors::default();
+        let stack = collect(Kind::Retry, quote!(max_attempts = 3), &mut attrs, &mut errors);
+        assert!(errors.finish().is_ok());
+        assert_eq!(order(&stack), ["retry", "circuit_breaker", "timeout"]);
+        assert_eq!(attrs.len(), 3, "doc, inline and the foreign attribute stay");
+    }
+
+    #[test]
+    fn facade_paths_are_absorbed_when_named() {
+        let mut attrs = attrs(quote!(#[facade::res::bulkhead(max_concurrent = 2)]));
+        let mut errors = Errors::default();
+        let stack =
+            collect(Kind::Timeout, quote!(1s, crate = "facade::res"), &mut attrs, &mut errors);
+        assert!(errors.finish().is_ok());
+        assert_eq!(order(&stack), ["timeout", "bulkhead"]);
+        assert!(attrs.is_empty());
+        assert!(stack.krate.is_some());
+    }
+
+    #[test]
+    fn resilient_uses_the_fixed_order() {
+        let mut attrs = Vec::new();
+        let mut errors = Errors::default();
+        let stack = collect(
+            Kind::Resilient,
+            quote!(timeout(1s), rate_limit(per_second = 1), retry, bulkhead, circuit_breaker),
+            &mut attrs,
+            &mut errors,
+        );
+        assert!(errors.finish().is_ok());
+        assert_eq!(
+            order(&stack),
+            ["retry", "circuit_breaker", "rate_limit", "bulkhead", "timeout"]
+        );
+        assert!(stack.layers.iter().all(|l| !l.optional));
+    }
+
+    #[test]
+    fn resilient_preset_implies_every_layer_optionally() {
+        let mut attrs = Vec::new();
+        let mut errors = Errors::default();
+        let stack = collect(
+            Kind::Resilient,
+            quote!(preset = "shopify", rate_limit(key = shop)),
+            &mut attrs,
+            &mut errors,
+        );
+        assert!(errors.finish().is_ok());
+        assert_eq!(stack.layers.len(), 5);
+        let optional: Vec<bool> = stack.layers.iter().map(|l| l.optional).collect();
+        assert_eq!(optional, [true, true, false, true, true]);
+        assert!(stack.layers.iter().all(|l| l.inherited_preset.is_some()));
+    }
+
+    #[test]
+    fn errors_of_absorbed_attributes_are_reported() {
+        let mut attrs = attrs(quote!(#[timeout(5)] #[bulkhead(max_concurrent = 0)]));
+        let mut errors = Errors::default();
+        let _ = collect(Kind::Retry, quote!(), &mut attrs, &mut errors);
+        let count = errors.into_error().map(|e| e.into_iter().count()).unwrap_or(0);
+        assert_eq!(count, 2);
+    }
+}

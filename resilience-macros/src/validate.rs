@@ -1,0 +1,312 @@
+//! Cross-argument and function-shape rules, checked once everything is parsed.
+
+use syn::spanned::Spanned;
+
+use crate::args::{
+    BackoffArg, CircuitArgs, Errors, OnLimitArg, RateLimitArgs, RetryArgs, WindowArg,
+};
+use crate::func::{ArgName, FnInfo, Shape};
+use crate::stack::{Layer, Planned, Stack};
+
+/// Records every rule the stack or the function breaks.
+pub(crate) fn check(stack: &Stack, info: &FnInfo, errors: &mut Errors) {
+    let mut fallback_seen = false;
+    let mut retry_outside = false;
+    for planned in &stack.layers {
+        match &planned.layer {
+            Layer::Retry(args) => {
+                retry(args, errors);
+                retry_outside = true;
+            }
+            Layer::Circuit(args) => {
+                circuit(args, errors);
+                if let Some(fallback) = &args.fallback {
+                    if fallback_seen {
+                        errors.push(syn::Error::new_spanned(
+                            fallback,
+                            "only one `fallback` per function: the outer circuit breaker's fallback already answers rejections",
+                        ));
+                    }
+                    fallback_seen = true;
+                    fallback_args(info, errors);
+                }
+            }
+            Layer::RateLimit(args) => rate_limit(args, planned, errors),
+            Layer::Bulkhead(_) => {}
+            Layer::Timeout(_) => {
+                if matches!(info.shape, Shape::Sync) {
+                    sync_timeout(info, retry_outside, errors);
+                }
+            }
+        }
+    }
+}
+
+fn retry(args: &RetryArgs, errors: &mut Errors) {
+    if let (Some(initial), Some(max)) = (args.initial_delay, args.max_delay)
+        && max.nanos < initial.nanos
+    {
+        errors.push(syn::Error::new(
+            max.span,
+            "`max_delay` in `#[retry]` must be at least `initial_delay`",
+        ));
+    }
+    if let (Some((_, span)), Some((kind, _))) = (args.multiplier, args.backoff)
+        && kind != BackoffArg::Exponential
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`multiplier` in `#[retry]` applies only to `backoff = exponential`; remove it or switch the backoff",
+        ));
+    }
+}
+
+fn circuit(args: &CircuitArgs, errors: &mut Errors) {
+    if let (Some(_), Some((_, span))) = (args.failure_threshold, args.failure_rate) {
+        errors.push(syn::Error::new(
+            span,
+            "`failure_threshold` and `failure_rate` in `#[circuit_breaker]` are two ways to trip the circuit; choose one: `failure_threshold = 5` (consecutive failures) or `failure_rate = 0.5, window = 100` (share of recent calls)",
+        ));
+    }
+    if args.failure_rate.is_none() {
+        let stray = match (&args.window, &args.min_calls) {
+            (Some(WindowArg::Calls(_, span)), _) => Some(("window", *span)),
+            (Some(WindowArg::Time(d)), _) => Some(("window", d.span)),
+            (None, Some((_, span))) => Some(("min_calls", *span)),
+            (None, None) => None,
+        };
+        if let Some((key, span)) = stray {
+            errors.push(syn::Error::new(
+                span,
+                format!("`{key}` in `#[circuit_breaker]` applies only with `failure_rate`; add `failure_rate = 0.5` or remove it"),
+            ));
+        }
+    }
+    if let (Some(WindowArg::Calls(window, span)), Some((min, _))) = (&args.window, &args.min_calls)
+        && window < min
+    {
+        errors.push(syn::Error::new(
+            *span,
+            format!("`window` in `#[circuit_breaker]` holds {window} calls, fewer than `min_calls = {min}`: the rate could never be evaluated"),
+        ));
+    }
+}
+
+fn rate_limit(args: &RateLimitArgs, planned: &Planned, errors: &mut Errors) {
+    if let (Some(_), Some((_, span))) = (args.per_second, args.per_minute) {
+        errors.push(syn::Error::new(
+            span,
+            "`per_second` and `per_minute` in `#[rate_limit]` both set the rate; choose one",
+        ));
+    }
+    let has_rate = args.per_second.is_some() || args.per_minute.is_some();
+    let has_source = args.preset.is_some()
+        || planned.inherited_preset.is_some()
+        || args.name.is_some()
+        || planned.optional;
+    if !has_rate && !has_source {
+        errors.push(syn::Error::new(
+            planned.span,
+            "`#[rate_limit]` needs a rate: write `#[rate_limit(per_second = 10)]` or `per_minute = 600`, a `preset`, or a `name` configured in the registry",
+        ));
+    }
+    let on_limit = args.on_limit.map(|(o, _)| o);
+    if let Some((_, span)) = args.max_queue
+        && on_limit != Some(OnLimitArg::Queue)
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`max_queue` in `#[rate_limit]` applies only to `on_limit = queue`; add it or remove `max_queue`",
+        ));
+    }
+    if let (Some(wait), Some(OnLimitArg::Reject)) = (args.max_wait, on_limit) {
+        errors.push(syn::Error::new(
+            wait.span,
+            "`max_wait` in `#[rate_limit]` does not apply to `on_limit = reject`, which never waits",
+        ));
+    }
+}
+
+fn fallback_args(info: &FnInfo, errors: &mut Errors) {
+    for arg in &info.args {
+        if let ArgName::Pattern(span) = arg {
+            errors.push(syn::Error::new(
+                *span,
+                "a `fallback` receives the function's arguments by name: bind this argument to a plain identifier and destructure it in the body",
+            ));
+        }
+    }
+}
+
+fn sync_timeout(info: &FnInfo, retry_outside: bool, errors: &mut Errors) {
+    for (arg, ty) in info.args.iter().zip(&info.arg_types) {
+        let span = match arg {
+            ArgName::SelfValue { by_reference: true, span } => Some(*span),
+            ArgName::SelfValue { by_reference: false, span } if retry_outside => {
+                errors.push(syn::Error::new(
+                    *span,
+                    "a sync `#[timeout]` inside `#[retry]` gives each attempt its own clone of the arguments, and `self` cannot be cloned there; make the method `async`, or a free function taking the value",
+                ));
+                None
+            }
+            _ if crate::func::borrows(ty) => Some(ty.span()),
+            _ => None,
+        };
+        if let Some(span) = span {
+            errors.push(syn::Error::new(
+                span,
+                "`#[timeout]` on a sync fn runs the body on a worker thread that may outlive the call, so every argument must be owned and `'static`; take an owned value (`String`, `Arc<T>`), or make the function `async`",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::{Kind, collect};
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    fn messages(kind: Kind, args: TokenStream, item: TokenStream) -> Vec<String> {
+        let Ok(mut item) = syn::parse2::<syn::ItemFn>(item) else { return vec!["bad item".into()] };
+        let mut errors = Errors::default();
+        let stack = collect(kind, args, &mut item.attrs, &mut errors);
+        match crate::func::analyze(&item, kind.name()) {
+            Ok(info) => check(&stack, &info, &mut errors),
+            Err(e) => errors.push(e),
+        }
+        errors
+            .into_error()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn conflicting_options() {
+        let errs = messages(
+            Kind::CircuitBreaker,
+            quote!(failure_threshold = 3, failure_rate = 0.5),
+            quote!(
+                fn f() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("two ways to trip the circuit; choose one"));
+        let errs = messages(
+            Kind::RateLimit,
+            quote!(per_second = 3, per_minute = 100),
+            quote!(
+                fn f() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(errs[0].contains("both set the rate; choose one"));
+    }
+
+    #[test]
+    fn rate_limit_needs_a_rate_source() {
+        let errs = messages(
+            Kind::RateLimit,
+            quote!(burst = 3),
+            quote!(
+                fn f() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(errs[0].contains("needs a rate"));
+        let errs = messages(
+            Kind::RateLimit,
+            quote!(name = "configured"),
+            quote!(
+                fn f() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(errs.is_empty());
+    }
+
+    #[test]
+    fn window_without_rate_and_small_window() {
+        let errs = messages(
+            Kind::CircuitBreaker,
+            quote!(window = 10),
+            quote!(
+                fn f() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(errs[0].contains("applies only with `failure_rate`"));
+        let errs = messages(
+            Kind::CircuitBreaker,
+            quote!(failure_rate = 0.5, window = 5, min_calls = 10),
+            quote!(
+                fn f() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(errs[0].contains("fewer than `min_calls = 10`"));
+    }
+
+    #[test]
+    fn sync_timeout_needs_static_arguments() {
+        let errs = messages(
+            Kind::Timeout,
+            quote!(1s),
+            quote!(
+                fn f(&self, a: &str, b: String) -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().all(|e| e.contains("must be owned and `'static`")));
+        let errs = messages(
+            Kind::Timeout,
+            quote!(1s),
+            quote!(
+                async fn f(&self, a: &str) -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(errs.is_empty());
+    }
+
+    #[test]
+    fn retry_delays_and_multiplier() {
+        let errs = messages(
+            Kind::Retry,
+            quote!(initial_delay = 2s, max_delay = 1s, backoff = constant, multiplier = 2.0),
+            quote!(
+                fn f() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert_eq!(errs.len(), 2);
+        assert!(errs[0].contains("must be at least `initial_delay`"));
+        assert!(errs[1].contains("applies only to `backoff = exponential`"));
+    }
+
+    #[test]
+    fn fallback_needs_named_arguments() {
+        let errs = messages(
+            Kind::CircuitBreaker,
+            quote!(fallback = cached),
+            quote!(
+                fn f((a, b): (u8, u8)) -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(errs[0].contains("bind this argument to a plain identifier"));
+    }
+}
