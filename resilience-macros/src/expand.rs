@@ -662,7 +662,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.starts_with("# [doc = r\" Docs.\"] # [inline] pub (crate) async fn get < 'a , T : Clone > (& self , id : & 'a T , x : impl Into < u8 >) -> Result < u8 , E > where T : Send {"), "{out}");
+        assert!(out.starts_with("# [doc = r\" Docs.\"] # [inline] pub (crate) async fn get < 'a , T : Clone > (& self , id : & 'a T , x : impl Into < u8 > ,) -> Result < u8 , E > where T : Send , {"), "{out}");
         assert!(
             out.contains(":: resilience :: __private :: check_return :: < Result < u8 , E > > ()")
         );

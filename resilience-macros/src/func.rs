@@ -66,8 +66,8 @@ pub(crate) fn analyze(item: &ItemFn, attr: &str) -> syn::Result<FnInfo> {
     } else if let Some(found) = trailing_async(&item.block) {
         let output = future_output(&item.sig.output).or_else(|| async_trait_hint(found));
         let Some(output) = output else {
-            return Err(syn::Error::new(
-                return_span(&item.sig.output, item.sig.ident.span()),
+            return Err(return_error(
+                &item.sig,
                 format!(
                     "`#[{attr}]` cannot tell what this future returns: write the return type as `impl Future<Output = Result<T, E>>`"
                 ),
@@ -76,8 +76,8 @@ pub(crate) fn analyze(item: &ItemFn, attr: &str) -> syn::Result<FnInfo> {
         let span = output.span();
         (Shape::AsyncBlock, output.to_token_stream(), span)
     } else if names_future(&item.sig.output) {
-        return Err(syn::Error::new(
-            return_span(&item.sig.output, item.sig.ident.span()),
+        return Err(return_error(
+            &item.sig,
             format!(
                 "`#[{attr}]` on a function returning a future needs its body to be the future: make it an `async fn`, or end the body with `async move {{ .. }}`; wrapping only the construction of the future would not protect the call"
             ),
@@ -117,8 +117,12 @@ fn declared(output: &ReturnType, fallback: Span) -> (TokenStream, Span) {
     }
 }
 
-fn return_span(output: &ReturnType, fallback: Span) -> Span {
-    declared(output, fallback).1
+/// An error on the whole return type (or the function name when there is none).
+fn return_error(sig: &syn::Signature, message: String) -> syn::Error {
+    match &sig.output {
+        ReturnType::Type(_, ty) => syn::Error::new_spanned(ty, message),
+        ReturnType::Default => syn::Error::new(sig.ident.span(), message),
+    }
 }
 
 /// The trailing `async move { .. }` of a body, possibly inside `Box::pin(..)`.

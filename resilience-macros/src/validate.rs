@@ -1,7 +1,5 @@
 //! Cross-argument and function-shape rules, checked once everything is parsed.
 
-use syn::spanned::Spanned;
-
 use crate::args::{
     BackoffArg, CircuitArgs, Errors, OnLimitArg, RateLimitArgs, RetryArgs, WindowArg,
 };
@@ -139,24 +137,20 @@ fn fallback_args(info: &FnInfo, errors: &mut Errors) {
 }
 
 fn sync_timeout(info: &FnInfo, retry_outside: bool, errors: &mut Errors) {
+    const MESSAGE: &str = "`#[timeout]` on a sync fn runs the body on a worker thread that may outlive the call, so every argument must be owned and `'static`; take an owned value (`String`, `Arc<T>`), or make the function `async`";
     for (arg, ty) in info.args.iter().zip(&info.arg_types) {
-        let span = match arg {
-            ArgName::SelfValue { by_reference: true, span } => Some(*span),
+        match arg {
+            ArgName::SelfValue { by_reference: true, span } => {
+                errors.push(syn::Error::new(*span, MESSAGE));
+            }
             ArgName::SelfValue { by_reference: false, span } if retry_outside => {
                 errors.push(syn::Error::new(
                     *span,
                     "a sync `#[timeout]` inside `#[retry]` gives each attempt its own clone of the arguments, and `self` cannot be cloned there; make the method `async`, or a free function taking the value",
                 ));
-                None
             }
-            _ if crate::func::borrows(ty) => Some(ty.span()),
-            _ => None,
-        };
-        if let Some(span) = span {
-            errors.push(syn::Error::new(
-                span,
-                "`#[timeout]` on a sync fn runs the body on a worker thread that may outlive the call, so every argument must be owned and `'static`; take an owned value (`String`, `Arc<T>`), or make the function `async`",
-            ));
+            _ if crate::func::borrows(ty) => errors.push(syn::Error::new_spanned(ty, MESSAGE)),
+            _ => {}
         }
     }
 }

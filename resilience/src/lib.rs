@@ -17,3 +17,7 @@ pub mod timeout;
 
 pub use error::{ConfigError, Error};
 pub use fault::Fault;
+
+#[cfg(feature = "macros")]
+#[doc(inline)]
+pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, resilient, retry, timeout};
