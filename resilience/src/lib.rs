@@ -118,6 +118,10 @@ pub mod bulkhead;
 pub mod circuit;
 pub mod classify;
 pub mod clock;
+#[cfg(feature = "toml")]
+pub mod config;
+#[cfg(feature = "toml")]
+mod duration;
 mod error;
 pub mod events;
 mod fault;
