@@ -15,5 +15,6 @@ pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
 
+pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit, BulkheadStats};
 pub use error::{ConfigError, Error};
 pub use fault::Fault;
