@@ -132,6 +132,7 @@ pub mod registry;
 pub mod retry;
 pub mod timeout;
 
+pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit, BulkheadStats};
 pub use error::{ConfigError, Error};
 pub use fault::Fault;
 pub use pipeline::Pipeline;
