@@ -285,7 +285,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors_naming_header_reason_and_value() {
-        let table: &[(&str, fn(&str) -> Option<HeaderError>, &str)] = &[
+        type Parser = fn(&str) -> Option<HeaderError>;
+        let table: &[(&str, Parser, &str)] = &[
             ("", |v| parse_retry_after(v, now()).err(), "empty value"),
             ("-5", |v| parse_retry_after(v, now()).err(), "negative value"),
             ("1.5", |v| parse_retry_after(v, now()).err(), "expected a non-negative integer"),

@@ -368,3 +368,147 @@ where
         self.sweep_at.store(MIN_SWEEP, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::rate_limit::OnLimit;
+
+    fn keyed(burst: u32, on: OnLimit) -> (KeyedRateLimiter, ManualClock) {
+        let clock = ManualClock::new();
+        let config = RateLimitConfig::builder()
+            .per_second(2)
+            .burst(burst)
+            .on_limit(on)
+            .idle_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        (KeyedRateLimiter::with_clock("k", config, clock.shared()), clock)
+    }
+
+    #[test]
+    fn keys_have_independent_buckets() {
+        let (l, _) = keyed(2, OnLimit::Reject);
+        assert_eq!(l.try_acquire("a", 2), Ok(()));
+        assert!(l.try_acquire("a", 1).is_err());
+        assert_eq!(l.available("a"), 0);
+        assert_eq!(l.available("b"), 2);
+        assert_eq!(l.try_acquire("b", 2), Ok(()));
+        let (a, total) = (l.stats_for("a"), l.stats());
+        assert_eq!((a.granted, a.rejected), (1, 1));
+        assert_eq!((total.granted, total.rejected, total.keys), (2, 1, Some(2)));
+    }
+
+    #[test]
+    fn wait_sleeps_per_key() {
+        let (l, clock) = keyed(1, OnLimit::Wait);
+        assert_eq!(l.acquire("a", 1), Ok(()));
+        assert_eq!(l.acquire("b", 1), Ok(()));
+        assert!(clock.sleeps().is_empty());
+        assert_eq!(l.acquire("a", 1), Ok(()));
+        assert_eq!(clock.sleeps(), vec![Duration::from_millis(500)]);
+    }
+
+    #[test]
+    fn evict_idle_drops_only_buckets_full_for_the_idle_timeout() {
+        let (l, clock) = keyed(4, OnLimit::Reject);
+        for i in 0..10_000 {
+            assert_eq!(l.try_acquire(format!("host-{i}").as_str(), 1), Ok(()));
+        }
+        assert_eq!(l.evict_idle(), 0);
+        // Full again after 500 ms; idle for 10 s after that.
+        clock.advance(Duration::from_millis(10_499));
+        assert_eq!(l.evict_idle(), 0);
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(l.evict_idle(), 10_000);
+        assert_eq!(l.len(), 0);
+        assert_eq!(l.stats().granted, 10_000);
+    }
+
+    #[test]
+    fn eviction_is_amortised_on_insert() {
+        let (l, clock) = keyed(4, OnLimit::Reject);
+        for round in 0..5 {
+            for i in 0..10_000 {
+                let _ = l.try_acquire(format!("r{round}-{i}").as_str(), 1);
+            }
+            clock.advance(Duration::from_secs(11));
+            // Never more than twice the live keys plus one round's growth.
+            assert!(l.len() <= 2 * 10_000 + MIN_SWEEP, "round {round}: {} keys", l.len());
+        }
+        assert!(l.len() < 50_000);
+    }
+
+    #[test]
+    fn an_evicted_bucket_is_replaced_by_a_fresh_one() {
+        let (l, clock) = keyed(2, OnLimit::Reject);
+        assert_eq!(l.try_acquire("a", 2), Ok(()));
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(l.evict_idle(), 1);
+        assert_eq!(l.try_acquire("a", 2), Ok(()));
+        assert!(l.try_acquire("a", 1).is_err());
+    }
+
+    #[test]
+    fn pause_and_headers_apply_to_one_key() {
+        let (l, clock) = keyed(40, OnLimit::Reject);
+        l.pause_until("a", Duration::from_secs(5));
+        assert!(l.try_acquire("a", 1).is_err());
+        assert_eq!(l.try_acquire("b", 1), Ok(()));
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(l.try_acquire("a", 1), Ok(()));
+        let r = l.sync_from_headers("c", [("X-Shopify-Shop-Api-Call-Limit", "30/80")]);
+        assert!(r.errors.is_empty());
+        // Capacity is not adopted: 50 remaining, clamped to the shared burst of 40.
+        assert_eq!(l.available("c"), 40);
+        let _ = l.sync_from_headers("c", [("X-Shopify-Shop-Api-Call-Limit", "36/40")]);
+        assert_eq!(l.available("c"), 4);
+        l.pause_for("c", Duration::from_secs(1));
+        assert_eq!(l.available("c"), 0);
+    }
+
+    #[test]
+    fn set_rate_rescales_every_key() {
+        let (l, clock) = keyed(10, OnLimit::Reject);
+        assert_eq!(l.try_acquire("a", 6), Ok(()));
+        assert_eq!(l.set_rate(Rate::per_second(10)), Ok(()));
+        assert_eq!(l.available("a"), 4);
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(l.available("a"), 5);
+    }
+
+    #[test]
+    fn keys_of_other_types_work() {
+        let clock = ManualClock::new();
+        let config = RateLimitConfig::builder().per_second(1).burst(1).on_limit(OnLimit::Reject);
+        let config = config.build().unwrap_or_else(|e| unreachable!("{e}"));
+        let l: KeyedRateLimiter<u64> = KeyedRateLimiter::with_clock("ids", config, clock.shared());
+        assert_eq!(l.try_acquire(&7, 1), Ok(()));
+        assert!(l.try_acquire(&7, 1).is_err());
+        assert_eq!(l.try_acquire(&8, 1), Ok(()));
+        l.reset();
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn threads_on_a_frozen_clock_get_exactly_the_burst_per_key() {
+        let (l, _) = keyed(50, OnLimit::Reject);
+        let granted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (l, granted) = (&l, &granted);
+                s.spawn(move || {
+                    for i in 0..400 {
+                        let key = if (i + t) % 2 == 0 { "a" } else { "b" };
+                        if l.try_acquire(key, 1).is_ok() {
+                            granted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.into_inner(), 100);
+        assert_eq!(l.stats_for("a").granted, 50);
+    }
+}
