@@ -15,5 +15,8 @@ pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
 
+pub use backoff::{Backoff, Jitter};
+pub use classify::{Classify, ErrorClass, RetryAfter};
 pub use error::{ConfigError, Error};
 pub use fault::Fault;
+pub use retry::{RetryBudget, RetryPolicy};
