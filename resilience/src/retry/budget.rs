@@ -1,43 +1,4 @@
 //! [`RetryBudget`]: retries allowed only as a fraction of recent calls.
-//!
-//! Attempt limits bound one call, not a fleet: when a dependency goes down, every caller
-//! retrying three times quadruples its load at the worst moment. A budget (Finagle's
-//! `RetryBudget`, the Google SRE book's per-client retry ratio) shares one allowance
-//! between all the calls that use it: every call deposits, every retry withdraws, and
-//! retries stop when the allowance is spent, so a failing dependency sees at most about
-//! `1 + ratio` times its normal traffic (plus the `min_retries_per_sec` floor that lets
-//! low-traffic clients retry at all).
-//!
-//! The window is time-bucketed: `ttl` is split into 10 buckets, each an atomic counter
-//! stamped with its time slot, so deposits and withdrawals take no lock. Calls and
-//! retries older than the window (between `0.9·ttl` and `ttl`, by bucket) are forgotten.
-//!
-//! ```
-//! use resilience::backoff::Backoff;
-//! use resilience::retry::{RetryBudget, RetryBudgetConfig, RetryPolicy};
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//!
-//! let config = RetryBudgetConfig::builder().ratio(0.2).min_retries_per_sec(0).build()?;
-//! let budget = Arc::new(RetryBudget::new("inventory-api", config));
-//! let policy = RetryPolicy::builder()
-//!     .max_attempts(3)
-//!     .backoff(Backoff::constant(Duration::ZERO))
-//!     .budget(budget.clone())
-//!     .build()?;
-//!
-//! let mut service_calls = 0;
-//! for _ in 0..10 {
-//!     let _ = policy.call(|| {
-//!         service_calls += 1;
-//!         Err::<(), _>("down")
-//!     });
-//! }
-//! // 10 calls, and retries limited to 20 % of them.
-//! assert_eq!(budget.stats().retries, 2);
-//! assert_eq!(service_calls, 12);
-//! # Ok::<(), resilience::ConfigError>(())
-//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -175,7 +136,46 @@ pub struct RetryBudgetStats {
     pub available: u64,
 }
 
-/// A shared allowance of retries: see the [module docs](self).
+/// A shared allowance of retries.
+///
+/// Attempt limits bound one call, not a fleet: when a dependency goes down, every caller
+/// retrying three times quadruples its load at the worst moment. A budget (Finagle's
+/// `RetryBudget`, the Google SRE book's per-client retry ratio) shares one allowance
+/// between all the calls that use it: every call deposits, every retry withdraws, and
+/// retries stop when the allowance is spent, so a failing dependency sees at most about
+/// `1 + ratio` times its normal traffic (plus the `min_retries_per_sec` floor that lets
+/// low-traffic clients retry at all).
+///
+/// The window is time-bucketed: `ttl` is split into 10 buckets, each an atomic counter
+/// stamped with its time slot, so deposits and withdrawals take no lock. Calls and
+/// retries older than the window (between `0.9·ttl` and `ttl`, by bucket) are forgotten.
+///
+/// ```
+/// use resilience::backoff::Backoff;
+/// use resilience::retry::{RetryBudget, RetryBudgetConfig, RetryPolicy};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let config = RetryBudgetConfig::builder().ratio(0.2).min_retries_per_sec(0).build()?;
+/// let budget = Arc::new(RetryBudget::new("inventory-api", config));
+/// let policy = RetryPolicy::builder()
+///     .max_attempts(3)
+///     .backoff(Backoff::constant(Duration::ZERO))
+///     .budget(budget.clone())
+///     .build()?;
+///
+/// let mut service_calls = 0;
+/// for _ in 0..10 {
+///     let _ = policy.call(|| {
+///         service_calls += 1;
+///         Err::<(), _>("down")
+///     });
+/// }
+/// // 10 calls, and retries limited to 20 % of them.
+/// assert_eq!(budget.stats().retries, 2);
+/// assert_eq!(service_calls, 12);
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
 pub struct RetryBudget {
     name: Arc<str>,
     clock: SharedClock,
@@ -510,5 +510,87 @@ mod tests {
         assert_eq!(b.stats().calls, 8000);
         assert_eq!(b.stats().available, 8000);
         assert_eq!(clock.now(), Duration::ZERO);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod model {
+    //! The bucketed atomics against a plain list of timestamped events.
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    struct Reference {
+        ratio_ppm: i128,
+        reserve_ppm: i128,
+        bucket: u64,
+        events: Vec<(u64, bool)>, // (slot, is_withdrawal)
+    }
+
+    impl Reference {
+        fn in_window(&self, now: u64) -> (i128, i128) {
+            let cur = now / self.bucket;
+            let live = self.events.iter().filter(|(s, _)| *s + BUCKETS > cur);
+            live.fold((0, 0), |(d, w), (_, is_w)| if *is_w { (d, w + 1) } else { (d + 1, w) })
+        }
+
+        fn balance(&self, now: u64) -> i128 {
+            let (d, w) = self.in_window(now);
+            self.reserve_ppm + self.ratio_ppm * d - PPM as i128 * w
+        }
+
+        fn withdraw(&mut self, now: u64) -> bool {
+            let ok = self.balance(now) >= PPM as i128;
+            if ok {
+                self.events.push((now / self.bucket, true));
+            }
+            ok
+        }
+    }
+
+    #[test]
+    fn random_operation_sequences_match_the_reference_model() {
+        for seed in 0..20 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let ratio = [0.05, 0.1, 0.25, 1.0][rng.usize(0..4)];
+            let floor = rng.u32(0..3);
+            let ttl = Duration::from_secs(rng.u64(1..=20));
+            let config = RetryBudgetConfig::builder()
+                .ratio(ratio)
+                .min_retries_per_sec(floor)
+                .ttl(ttl)
+                .build()
+                .unwrap();
+            let clock = ManualClock::new();
+            let budget = RetryBudget::with_clock("m", config, clock.shared());
+            let mut reference = Reference {
+                ratio_ppm: (ratio * 1e6).round() as i128,
+                reserve_ppm: i128::from(floor) * ttl.as_nanos() as i128 / 1000,
+                bucket: as_nanos(ttl) / BUCKETS,
+                events: Vec::new(),
+            };
+            for step in 0..1500 {
+                let now = as_nanos(clock.now());
+                match rng.u8(0..10) {
+                    0..=4 => {
+                        budget.deposit();
+                        reference.events.push((now / reference.bucket, false));
+                    }
+                    5..=7 => {
+                        assert_eq!(
+                            budget.try_withdraw(),
+                            reference.withdraw(now),
+                            "seed {seed} step {step}"
+                        );
+                    }
+                    _ => {
+                        clock.advance(Duration::from_millis(rng.u64(0..ttl.as_millis() as u64 / 4)))
+                    }
+                }
+                let expected =
+                    (reference.balance(as_nanos(clock.now())).max(0) / PPM as i128) as u64;
+                assert_eq!(budget.stats().available, expected, "seed {seed} step {step}");
+            }
+        }
     }
 }

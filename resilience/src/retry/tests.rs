@@ -538,3 +538,92 @@ mod async_tests {
         assert_eq!(run.await.unwrap(), Err(Fault::Inner("x")));
     }
 }
+
+mod tracing_events {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::fmt::Debug;
+    use std::sync::Mutex;
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    type Fields = BTreeMap<String, String>;
+
+    /// A subscriber that keeps every event's level and fields.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<(Level, Fields)>>>);
+
+    struct Visitor<'a>(&'a mut Fields);
+
+    impl Visit for Visitor<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+            self.0.insert(field.name().to_owned(), format!("{value:?}"));
+        }
+
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_owned(), value.to_owned());
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Fields::new();
+            event.record(&mut Visitor(&mut fields));
+            self.0.lock().unwrap().push((*event.metadata().level(), fields));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    fn warnings(capture: &Capture) -> Vec<Fields> {
+        let events = capture.0.lock().unwrap();
+        events.iter().filter(|(l, _)| *l == Level::WARN).map(|(_, f)| f.clone()).collect()
+    }
+
+    #[test]
+    fn every_retry_is_a_warning_with_name_attempt_error_and_delay() {
+        let capture = Capture::default();
+        let (p, _) = policy(3);
+        let p = p.to_builder().name("fetch-orders").build().unwrap();
+        tracing::subscriber::with_default(capture.clone(), || {
+            let _ = p.call(|| Err::<(), _>("boom"));
+        });
+        let warns = warnings(&capture);
+        assert_eq!(warns.len(), 2);
+        for (w, (attempt, delay)) in warns.iter().zip([("1", "100ms"), ("2", "200ms")]) {
+            assert_eq!(w["name"], "fetch-orders");
+            assert_eq!(w["attempt"], attempt);
+            assert_eq!(w["max_attempts"], "3");
+            assert_eq!(w["error"], "\"boom\"");
+            assert_eq!(w["delay"], delay);
+        }
+    }
+
+    #[test]
+    fn an_exhausted_budget_warns_with_the_budget_name() {
+        let capture = Capture::default();
+        let clock = ManualClock::new();
+        let config =
+            RetryBudgetConfig::builder().ratio(0.1).min_retries_per_sec(0).build().unwrap();
+        let budget = Arc::new(RetryBudget::with_clock("payments", config, clock.shared()));
+        let (p, _) = policy(3);
+        let p = p.to_builder().name("charge").budget(budget).build().unwrap();
+        tracing::subscriber::with_default(capture.clone(), || {
+            let _ = p.call(|| Err::<(), _>("down"));
+        });
+        let warns = warnings(&capture);
+        assert_eq!(warns.len(), 1, "{warns:?}");
+        assert_eq!(warns[0]["name"], "charge");
+        assert_eq!(warns[0]["budget"], "payments");
+        assert!(warns[0]["message"].contains("retry budget exhausted"));
+    }
+}
