@@ -130,6 +130,7 @@ impl Bucket {
     }
 
     /// Gives back a reservation that set TAT to `tat`, if nobody reserved after it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn give_back(&self, tat: u64, inc: u64) -> bool {
         self.tat
             .compare_exchange(tat, tat.saturating_sub(inc), Ordering::AcqRel, Ordering::Acquire)
