@@ -1,5 +1,4 @@
 //! Async calls through a circuit breaker on tokio's paused clock.
-#![cfg(feature = "tokio")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;

@@ -1,5 +1,4 @@
 //! Async behaviour of the rate limiters under tokio's paused clock.
-#![cfg(feature = "tokio")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,6 @@
 //! Many threads and tasks through one bulkhead never exceed its limit.
 #![allow(clippy::unwrap_used)]
 
-#[cfg(feature = "tokio")]
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -88,7 +87,6 @@ fn try_acquire_from_many_threads_never_exceeds_the_limit() {
     assert_eq!(stats.in_flight, 0);
 }
 
-#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_tasks_never_exceed_the_limit() {
     let b = Arc::new(bulkhead());
@@ -121,7 +119,6 @@ async fn eight_tasks_never_exceed_the_limit() {
     assert_eq!((stats.in_flight, stats.waiting, stats.rejected), (0, 0, 0));
 }
 
-#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelled_tasks_never_leak_a_slot() {
     let b = Arc::new(bulkhead());
