@@ -28,7 +28,7 @@
 //!
 //! # Retry
 //!
-//! [`RetryPolicy`](retry::RetryPolicy): `max_attempts` counts **every** call, the first
+//! [`RetryPolicy`]: `max_attempts` counts **every** call, the first
 //! included (`max_attempts(3)` = one call and up to two retries). Backoff strategies are
 //! iterators of delays ([`backoff`]); a seed makes jitter reproducible.
 //!

@@ -361,7 +361,7 @@ impl Registry {
         Ok(())
     }
 
-    /// Call `f` on every circuit state transition (see [`events`](crate::events)).
+    /// Call `f` on every circuit state transition (see the [`events`](mod@crate::events) module).
     pub fn subscribe(&self, f: impl Fn(&StateTransition) + Send + Sync + 'static) -> Subscription {
         events::subscribe(f)
     }
