@@ -1,6 +1,116 @@
 //! Make fallible calls (HTTP APIs, databases, object stores, queues) survive the real
-//! world: retries with backoff, circuit breakers, rate limiters, bulkheads and timeouts,
-//! as plain runtime types or as attribute macros.
+//! world: **retries** with backoff and a retry budget, **circuit breakers** kept in a
+//! process-global registry of named circuits, token-bucket **rate limiters** (per key,
+//! wait / reject / queue, re-synced from server headers), **bulkheads**, **timeouts**, and
+//! per-connector **presets** — as plain runtime types, or as attribute macros
+//! (`#[retry]`, `#[circuit_breaker]`, `#[rate_limit]`, `#[timeout]`, `#[bulkhead]`,
+//! `#[resilient]`) that expand into them.
+//!
+//! # The convention
+//!
+//! A protected operation returns `Result<T, E>` where `E: From<resilience::Error>`: an
+//! open circuit, a rate limit, a full bulkhead or a timeout reaches the caller through the
+//! caller's own error type as `E::from(Error::...)`.
+//!
+//! ```
+//! #[derive(Debug)]
+//! enum ShopError {
+//!     Http(u16),
+//!     Resilience(resilience::Error),
+//! }
+//!
+//! impl From<resilience::Error> for ShopError {
+//!     fn from(e: resilience::Error) -> Self {
+//!         ShopError::Resilience(e)
+//!     }
+//! }
+//! ```
+//!
+//! # Retry
+//!
+//! [`RetryPolicy`]: `max_attempts` counts **every** call, the first
+//! included (`max_attempts(3)` = one call and up to two retries). Backoff strategies are
+//! iterators of delays ([`backoff`]); a seed makes jitter reproducible.
+//!
+//! ```
+//! use std::time::Duration;
+//! use resilience::backoff::{Backoff, Jitter};
+//! use resilience::clock::ManualClock;
+//! use resilience::retry::RetryPolicy;
+//!
+//! let clock = ManualClock::new(); // blocking sleeps advance it instantly
+//! let policy = RetryPolicy::builder()
+//!     .max_attempts(4)
+//!     .backoff(Backoff::exponential(Duration::from_millis(100)).with_jitter(Jitter::None))
+//!     .clock(clock.shared())
+//!     .build()?;
+//!
+//! let mut calls = 0;
+//! let result: Result<u32, String> = policy.call(|| {
+//!     calls += 1;
+//!     if calls < 3 { Err(format!("flaky #{calls}")) } else { Ok(calls) }
+//! });
+//! assert_eq!(result, Ok(3));
+//! assert_eq!(clock.sleeps(), [Duration::from_millis(100), Duration::from_millis(200)]);
+//! # Ok::<(), resilience::ConfigError>(())
+//! ```
+//!
+//! # Circuit breaker
+//!
+//! ```
+//! use std::time::Duration;
+//! use resilience::circuit::{CircuitBreakerConfig, CircuitState};
+//! use resilience::{registry, Error};
+//!
+//! let config = CircuitBreakerConfig::builder()
+//!     .failure_threshold(2)
+//!     .recovery_timeout(Duration::from_secs(30))
+//!     .build()?;
+//! let breaker = registry().circuit_breaker("docs-payments", config)?;
+//!
+//! for _ in 0..2 {
+//!     let _ = breaker.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+//! }
+//! assert_eq!(breaker.state(), CircuitState::Open);
+//! let rejected = breaker.call(|| Ok::<_, Error>("not called"));
+//! assert!(matches!(rejected, Err(Error::CircuitOpen { .. })));
+//! # Ok::<(), resilience::ConfigError>(())
+//! ```
+//!
+//! # Rate limiter
+//!
+//! ```
+//! use resilience::rate_limit::{OnLimit, RateLimitConfig, RateLimiter};
+//!
+//! let config = RateLimitConfig::builder().per_second(2).burst(40).on_limit(OnLimit::Reject).build()?;
+//! let shopify = RateLimiter::new("docs-shopify", config);
+//! shopify.try_acquire(10).expect("a full bucket grants 10 of 40");
+//! shopify.sync_from_headers([("X-Shopify-Shop-Api-Call-Limit", "39/40")]);
+//! assert_eq!(shopify.available(), 1);
+//! # Ok::<(), resilience::ConfigError>(())
+//! ```
+//!
+//! # Everything at once
+//!
+//! A [`Pipeline`] (or `#[resilient]`) stacks the layers in a fixed order, outermost first:
+//! retry → circuit breaker → rate limit → bulkhead → timeout per attempt. Presets
+//! ([`presets`]) give every layer values suited to a connector: `database`, `api`, `file`,
+//! `postgres`, `shopify`, `development`.
+//!
+//! # Time in tests
+//!
+//! Every timing decision reads a [`Clock`](clock::Clock). Async code follows tokio's
+//! paused clock (`#[tokio::test(start_paused = true)]`); blocking code takes a
+//! [`ManualClock`](clock::ManualClock), whose sleeps return at once and are recorded.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `macros` | yes | the attribute macros |
+//! | `tokio` | yes | async drivers, async waits and timeouts |
+//! | `serde` | no | `Serialize` on stats snapshots |
+//! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
@@ -8,15 +118,31 @@ pub mod bulkhead;
 pub mod circuit;
 pub mod classify;
 pub mod clock;
+#[cfg(feature = "toml")]
+pub mod config;
+#[cfg(feature = "toml")]
+mod duration;
 mod error;
 pub mod events;
 mod fault;
+mod pipeline;
+pub mod presets;
 pub mod rate_limit;
+pub mod registry;
 pub mod retry;
 pub mod timeout;
 
+pub use backoff::{Backoff, Jitter};
+pub use bulkhead::{Bulkhead, BulkheadConfig};
+pub use circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+pub use classify::{Classify, ErrorClass, RetryAfter};
 pub use error::{ConfigError, Error};
 pub use fault::Fault;
+pub use pipeline::Pipeline;
+pub use presets::{Preset, ResilienceConfig};
+pub use rate_limit::{KeyedRateLimiter, OnLimit, Rate, RateLimitConfig, RateLimiter};
+pub use registry::registry;
+pub use retry::{RetryBudget, RetryPolicy};
 
 #[cfg(feature = "macros")]
 #[doc(inline)]

@@ -1,0 +1,276 @@
+//! Per-connector presets and [`ResilienceConfig`], the bundle of every layer.
+//!
+//! | preset | retry | circuit breaker | rate limit | timeout per attempt |
+//! |---|---|---|---|---|
+//! | `database` | 3 attempts, 1 s initial, ×2, 60 s cap, budget | 5 failures, 30 s recovery | 300/min, burst 50 | 30 s |
+//! | `api` (HTTP) | 5 attempts, 2 s initial, ×2, 60 s cap, budget | 3 failures, 60 s recovery | 60/min, burst 10 | 30 s |
+//! | `file` (object store) | 4 attempts, 0.5 s initial, ×2, 60 s cap, budget | 10 failures, 15 s recovery | 1000/min, burst 100 | 60 s |
+//! | `postgres` | as `database` | as `database` | as `database` | as `database` |
+//! | `shopify` | 5 attempts, 2 s initial, honours `Retry-After`, budget | 3 failures, 60 s recovery | bucket of 40 refilling at 2/s | 30 s |
+//! | `development` | 5 attempts, 0.5 s initial, no budget | 10 failures, 30 s recovery | 30/min, burst 5 | 10 s |
+//!
+//! Every retry uses exponential backoff with full jitter; presets for remote calls share a
+//! [retry budget](crate::retry::RetryBudget) named after the preset (10 % of recent calls,
+//! floor 10 retries per second), so a failing dependency sees about 1.1× its normal load.
+//! The rate limit waits for a permit (`OnLimit::Wait`), breakers close after 2 successful
+//! probes.
+//!
+//! ```
+//! use resilience::presets::{Preset, ResilienceConfig};
+//!
+//! let api = Preset::Api.config();
+//! assert_eq!(api.retry.as_ref().map(|r| r.max_attempts()), Some(5));
+//! assert_eq!(Preset::from_name("postgres"), Some(Preset::Postgres));
+//!
+//! // Your own bundle, registered under a name for `preset = "billing"` in attributes:
+//! let billing = ResilienceConfig::new().with_timeout(std::time::Duration::from_secs(5));
+//! resilience::registry().register_preset("billing", billing);
+//! assert!(resilience::registry().preset("billing").is_some());
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::bulkhead::BulkheadConfig;
+use crate::circuit::CircuitBreakerConfig;
+use crate::rate_limit::{Rate, RateLimitConfig};
+use crate::retry::RetryPolicy;
+use crate::{ConfigError, registry};
+
+/// Every layer of a resilient call, each optional: retry, circuit breaker, rate limit,
+/// bulkhead and a per-attempt timeout.
+///
+/// Layers run in a fixed order, outermost first: retry, circuit breaker, rate limit,
+/// bulkhead, timeout (per attempt). See [`Pipeline`](crate::Pipeline).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ResilienceConfig {
+    /// Retry policy.
+    pub retry: Option<RetryPolicy>,
+    /// Circuit breaker settings.
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
+    /// Rate limit settings.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Time limit of one attempt.
+    pub timeout: Option<Duration>,
+    /// Concurrency limit.
+    pub bulkhead: Option<BulkheadConfig>,
+}
+
+impl ResilienceConfig {
+    /// A bundle with no layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With this retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// With this circuit breaker.
+    pub fn with_circuit_breaker(mut self, config: CircuitBreakerConfig) -> Self {
+        self.circuit_breaker = Some(config);
+        self
+    }
+
+    /// With this rate limit.
+    pub fn with_rate_limit(mut self, config: RateLimitConfig) -> Self {
+        self.rate_limit = Some(config);
+        self
+    }
+
+    /// With this per-attempt timeout.
+    pub fn with_timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// With this bulkhead.
+    pub fn with_bulkhead(mut self, config: BulkheadConfig) -> Self {
+        self.bulkhead = Some(config);
+        self
+    }
+}
+
+/// The built-in presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Preset {
+    /// SQL databases.
+    Database,
+    /// HTTP APIs.
+    Api,
+    /// File and object stores.
+    File,
+    /// PostgreSQL (the `database` values).
+    Postgres,
+    /// Shopify's Admin API: 40-request bucket at 2/s, `Retry-After` honoured.
+    Shopify,
+    /// Local development: fast retries, generous breaker.
+    Development,
+}
+
+impl Preset {
+    /// Every built-in preset.
+    pub const ALL: [Preset; 6] = [
+        Preset::Database,
+        Preset::Api,
+        Preset::File,
+        Preset::Postgres,
+        Preset::Shopify,
+        Preset::Development,
+    ];
+
+    /// The preset's name as written in attributes and config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Database => "database",
+            Preset::Api => "api",
+            Preset::File => "file",
+            Preset::Postgres => "postgres",
+            Preset::Shopify => "shopify",
+            Preset::Development => "development",
+        }
+    }
+
+    /// The preset called `name`, if it is built in.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The preset's layers.
+    pub fn config(self) -> ResilienceConfig {
+        // The values are constants that satisfy every builder check; `built` keeps the
+        // code free of panics all the same.
+        built(self).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+struct Values {
+    attempts: u32,
+    initial: Duration,
+    budget: bool,
+    failures: u32,
+    recovery: Duration,
+    rate: Rate,
+    burst: u32,
+    timeout: Duration,
+}
+
+fn values(p: Preset) -> Values {
+    let ms = Duration::from_millis;
+    let s = Duration::from_secs;
+    match p {
+        Preset::Database | Preset::Postgres => Values {
+            attempts: 3,
+            initial: s(1),
+            budget: true,
+            failures: 5,
+            recovery: s(30),
+            rate: Rate::per_minute(300),
+            burst: 50,
+            timeout: s(30),
+        },
+        Preset::Api => Values {
+            attempts: 5,
+            initial: s(2),
+            budget: true,
+            failures: 3,
+            recovery: s(60),
+            rate: Rate::per_minute(60),
+            burst: 10,
+            timeout: s(30),
+        },
+        Preset::File => Values {
+            attempts: 4,
+            initial: ms(500),
+            budget: true,
+            failures: 10,
+            recovery: s(15),
+            rate: Rate::per_minute(1000),
+            burst: 100,
+            timeout: s(60),
+        },
+        Preset::Shopify => Values {
+            attempts: 5,
+            initial: s(2),
+            budget: true,
+            failures: 3,
+            recovery: s(60),
+            rate: Rate::per_second(2),
+            burst: 40,
+            timeout: s(30),
+        },
+        Preset::Development => Values {
+            attempts: 5,
+            initial: ms(500),
+            budget: false,
+            failures: 10,
+            recovery: s(30),
+            rate: Rate::per_minute(30),
+            burst: 5,
+            timeout: s(10),
+        },
+    }
+}
+
+fn built(p: Preset) -> Result<ResilienceConfig, ConfigError> {
+    let v = values(p);
+    let backoff = Backoff::exponential(v.initial).with_max_delay(Duration::from_secs(60));
+    let mut retry = RetryPolicy::builder().max_attempts(v.attempts).backoff(backoff).name(p.name());
+    if v.budget {
+        retry = retry.budget(registry().retry_budget(p.name()));
+    }
+    let breaker = CircuitBreakerConfig::builder()
+        .failure_threshold(v.failures)
+        .recovery_timeout(v.recovery)
+        .success_threshold(2)
+        .build()?;
+    let limit = RateLimitConfig::builder().rate(v.rate).burst(v.burst).build()?;
+    Ok(ResilienceConfig::new()
+        .with_retry(retry.build()?)
+        .with_circuit_breaker(breaker)
+        .with_rate_limit(limit)
+        .with_timeout(v.timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_builds_with_every_layer() {
+        for p in Preset::ALL {
+            let c = built(p).unwrap_or_else(|e| panic!("preset {p} does not build: {e}"));
+            assert!(c.retry.is_some() && c.circuit_breaker.is_some() && c.rate_limit.is_some());
+            assert!(c.timeout.is_some());
+            assert_eq!(Preset::from_name(p.name()), Some(p));
+        }
+    }
+
+    #[test]
+    fn preset_values_match_the_table() {
+        let db = Preset::Database.config();
+        let retry = db.retry.as_ref().map(|r| (r.max_attempts(), r.backoff().initial()));
+        assert_eq!(retry, Some((3, Duration::from_secs(1))));
+        let api = Preset::Api.config();
+        assert_eq!(api.retry.as_ref().map(|r| r.max_attempts()), Some(5));
+        let file = Preset::File.config();
+        assert_eq!(
+            file.retry.as_ref().map(|r| r.backoff().initial()),
+            Some(Duration::from_millis(500))
+        );
+        let shop = Preset::Shopify.config();
+        assert_eq!(shop.rate_limit.as_ref().map(|r| r.burst()), Some(40));
+        assert_eq!(Preset::Postgres.config().timeout, Preset::Database.config().timeout);
+    }
+}

@@ -1,0 +1,138 @@
+//! The fixed layer order of `Pipeline` and how the layers interplay.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use resilience::backoff::{Backoff, Jitter};
+use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+use resilience::clock::ManualClock;
+use resilience::rate_limit::{OnLimit, RateLimitConfig, RateLimiter};
+use resilience::retry::RetryPolicy;
+use resilience::{Error, Pipeline};
+
+#[derive(Debug, PartialEq)]
+enum AppError {
+    Down,
+    Resilience(Error),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError::Resilience(e)
+    }
+}
+
+fn retry(clock: &ManualClock, attempts: u32) -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(attempts)
+        .backoff(Backoff::constant(Duration::from_millis(100)).with_jitter(Jitter::None))
+        .clock(clock.shared())
+        .build()
+        .expect("valid retry")
+}
+
+fn breaker(name: &str, clock: &ManualClock, failures: u32) -> Arc<CircuitBreaker> {
+    let cfg =
+        CircuitBreakerConfig::builder().failure_threshold(failures).build().expect("valid breaker");
+    Arc::new(CircuitBreaker::with_clock(name, cfg, clock.shared()))
+}
+
+#[test]
+fn an_open_circuit_is_not_retried() {
+    let clock = ManualClock::new();
+    let cb = breaker("pipeline-open", &clock, 5);
+    cb.force_open();
+    let p = Pipeline::new().with_retry(retry(&clock, 5)).with_circuit_breaker(cb);
+    let calls = AtomicU32::new(0);
+    let r: Result<(), AppError> = p.call(|| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    assert!(matches!(r, Err(AppError::Resilience(Error::CircuitOpen { .. }))));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert!(clock.sleeps().is_empty(), "no backoff sleep for an open circuit");
+}
+
+#[test]
+fn each_attempt_counts_in_the_breaker_and_the_retry_stops_when_it_opens() {
+    let clock = ManualClock::new();
+    let cb = breaker("pipeline-counts", &clock, 3);
+    let p = Pipeline::new().with_retry(retry(&clock, 5)).with_circuit_breaker(cb.clone());
+    let calls = AtomicU32::new(0);
+    let r: Result<(), AppError> = p.call(|| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err(AppError::Down)
+    });
+    // Attempts 1-3 fail and trip the breaker; attempt 4 is rejected and not retried.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(matches!(r, Err(AppError::Resilience(Error::CircuitOpen { .. }))), "{r:?}");
+    assert_eq!(cb.state(), CircuitState::Open);
+    assert_eq!(cb.stats().failures, 3);
+    assert_eq!(clock.sleeps(), [Duration::from_millis(100); 3]);
+}
+
+#[test]
+fn a_rate_limited_attempt_is_retried_after_its_suggested_wait() {
+    let clock = ManualClock::new();
+    let cfg = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(1)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .expect("valid");
+    let limiter = Arc::new(RateLimiter::with_clock("pipeline-limited", cfg, clock.shared()));
+    let p = Pipeline::new().with_retry(retry(&clock, 3)).with_rate_limiter(limiter);
+    let first: Result<u32, AppError> = p.call(|| Ok(1));
+    assert_eq!(first, Ok(1));
+    let second: Result<u32, AppError> = p.call(|| Ok(2));
+    assert_eq!(second, Ok(2));
+    // The backoff says 100 ms, the limiter says 1 s: the retry waits the limiter's time.
+    assert_eq!(clock.sleeps(), [Duration::from_secs(1)]);
+}
+
+#[test]
+fn a_blocking_pipeline_with_a_timeout_refuses_clearly() {
+    let p = Pipeline::new().with_timeout(Duration::from_secs(1));
+    let r: Result<(), AppError> = p.call(|| Ok(()));
+    match r {
+        Err(AppError::Resilience(Error::Config(e))) => assert_eq!(e.field(), "timeout"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn async_timeout_applies_per_attempt_inside_the_retry() {
+    let policy = RetryPolicy::builder()
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::from_millis(100)).with_jitter(Jitter::None))
+        .build()
+        .expect("valid");
+    let p = Pipeline::new().with_retry(policy).with_timeout(Duration::from_secs(1));
+    let calls = AtomicU32::new(0);
+    let start = tokio::time::Instant::now();
+    let r: Result<(), AppError> = p
+        .call_async(|| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok(())
+            }
+        })
+        .await;
+    assert!(
+        matches!(r, Err(AppError::Resilience(Error::Timeout { limit, .. })) if limit == Duration::from_secs(1))
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Three attempts of 1 s each and two 100 ms backoffs, on tokio's paused clock.
+    assert_eq!(start.elapsed(), Duration::from_millis(3200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pipeline_futures_are_send() {
+    let p = Arc::new(
+        Pipeline::new().with_retry(RetryPolicy::default()).with_timeout(Duration::from_secs(1)),
+    );
+    let handle = tokio::spawn(async move { p.call_async(|| async { Ok::<_, AppError>(5) }).await });
+    assert_eq!(handle.await.expect("task ran"), Ok(5));
+}

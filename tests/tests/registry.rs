@@ -1,0 +1,158 @@
+//! The named registry: get-or-create, precedence, operator actions, stats, events.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use resilience::circuit::{CircuitBreakerConfig, CircuitState};
+use resilience::rate_limit::{OnLimit, RateLimitConfig};
+use resilience::registry::Registry;
+use resilience::{Error, registry};
+
+fn breaker_config(failures: u32) -> CircuitBreakerConfig {
+    CircuitBreakerConfig::builder().failure_threshold(failures).build().expect("valid config")
+}
+
+#[test]
+fn same_name_same_config_shares_one_instance() {
+    let reg = Registry::new();
+    let a = reg.circuit_breaker("inventory", breaker_config(3)).expect("created");
+    let b = reg.circuit_breaker("inventory", breaker_config(3)).expect("shared");
+    assert!(Arc::ptr_eq(&a, &b));
+}
+
+#[test]
+fn same_name_different_config_is_an_error_not_a_second_instance() {
+    let reg = Registry::new();
+    reg.circuit_breaker("inventory", breaker_config(3)).expect("created");
+    let err = reg.circuit_breaker("inventory", breaker_config(7)).expect_err("conflict");
+    assert!(err.to_string().contains("inventory"), "{err}");
+    assert!(err.to_string().contains("already exists"), "{err}");
+}
+
+#[test]
+fn registry_config_wins_over_call_site_config() {
+    let reg = Registry::new();
+    reg.configure_circuit_breaker("orders", breaker_config(9));
+    let b = reg.resolve_circuit_breaker("orders", || Ok(breaker_config(2))).expect("resolved");
+    assert_eq!(b.config(), breaker_config(9));
+    // The explicit get-or-create follows the same precedence.
+    let same = reg.circuit_breaker("orders", breaker_config(2)).expect("configured wins");
+    assert!(Arc::ptr_eq(&b, &same));
+}
+
+#[test]
+fn resolve_shares_the_first_instance_and_never_errors_on_a_conflict() {
+    let reg = Registry::new();
+    let first = reg.resolve_circuit_breaker("billing", || Ok(breaker_config(2))).expect("created");
+    let second = reg.resolve_circuit_breaker("billing", || Ok(breaker_config(4))).expect("shared");
+    assert!(Arc::ptr_eq(&first, &second));
+    assert_eq!(second.config(), breaker_config(2));
+}
+
+#[test]
+fn resolve_reports_an_invalid_attribute_config() {
+    let reg = Registry::new();
+    let err = reg
+        .resolve_circuit_breaker("broken", || {
+            CircuitBreakerConfig::builder().failure_threshold(0).build()
+        })
+        .expect_err("invalid");
+    assert_eq!(err.field(), "failure_threshold");
+    assert!(reg.get_circuit_breaker("broken").is_none());
+}
+
+#[test]
+fn configure_reconfigures_a_live_instance_and_keeps_its_counters() {
+    let reg = Registry::new();
+    let b = reg.circuit_breaker("search", breaker_config(5)).expect("created");
+    let _ = b.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+    reg.configure_circuit_breaker("search", breaker_config(1));
+    assert_eq!(b.config(), breaker_config(1));
+    assert_eq!(b.stats().failures, 1);
+}
+
+#[test]
+fn operator_actions_by_name() {
+    let reg = Registry::new();
+    let b = reg.circuit_breaker("payments", breaker_config(5)).expect("created");
+    reg.force_open("payments").expect("known");
+    assert_eq!(b.state(), CircuitState::ForcedOpen);
+    assert!(matches!(b.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
+    reg.disable("payments").expect("known");
+    assert_eq!(b.state(), CircuitState::Disabled);
+    reg.reset("payments").expect("known");
+    assert_eq!(b.state(), CircuitState::Closed);
+    let err = reg.reset("nope").expect_err("unknown");
+    assert!(err.to_string().contains("payments"), "lists the known names: {err}");
+}
+
+#[test]
+fn stats_queries_for_one_and_all() {
+    let reg = Registry::new();
+    let b = reg.circuit_breaker("b-circuit", breaker_config(5)).expect("created");
+    reg.circuit_breaker("a-circuit", breaker_config(5)).expect("created");
+    b.call(|| Ok::<_, Error>(())).expect("closed");
+    let _ = b.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+    let s = reg.circuit_stats("b-circuit").expect("exists");
+    assert_eq!((s.calls, s.successes, s.failures, s.consecutive_failures), (2, 1, 1, 1));
+    let names: Vec<String> = reg.all_circuit_stats().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["a-circuit", "b-circuit"]);
+}
+
+#[test]
+fn limiter_stats_and_snapshot_table() {
+    let reg = Registry::new();
+    let cfg = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(2)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .expect("valid");
+    let l = reg.rate_limiter("reg-limiter", cfg).expect("created");
+    l.try_acquire(1).expect("first");
+    l.try_acquire(1).expect("second");
+    assert!(l.try_acquire(1).is_err());
+    let s = reg.rate_limiter_stats("reg-limiter").expect("exists");
+    assert_eq!((s.granted, s.rejected), (2, 1));
+    reg.circuit_breaker("reg-circuit", breaker_config(3)).expect("created");
+    let table = reg.snapshot().to_string();
+    assert!(table.contains("reg-limiter") && table.contains("reg-circuit"), "{table}");
+    assert!(table.contains("Circuit breakers") && table.contains("Rate limiters"), "{table}");
+}
+
+#[test]
+fn subscribers_see_transitions_of_named_circuits() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let _sub = registry().subscribe(move |t| {
+        if &*t.name == "events-circuit" {
+            sink.lock().expect("not poisoned").push((t.from, t.to));
+        }
+    });
+    let b = registry().circuit_breaker("events-circuit", breaker_config(1)).expect("created");
+    let _ = b.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+    registry().reset("events-circuit").expect("known");
+    let seen = seen.lock().expect("not poisoned").clone();
+    assert_eq!(
+        seen,
+        [(CircuitState::Closed, CircuitState::Open), (CircuitState::Open, CircuitState::Closed)]
+    );
+}
+
+#[test]
+fn presets_registered_by_users_shadow_nothing_unless_named_alike() {
+    let reg = Registry::new();
+    assert!(reg.preset("api").is_some());
+    assert!(reg.preset("no-such-preset").is_none());
+    reg.register_preset(
+        "mine",
+        resilience::presets::ResilienceConfig::new().with_timeout(Duration::from_secs(3)),
+    );
+    assert_eq!(reg.preset("mine").and_then(|c| c.timeout), Some(Duration::from_secs(3)));
+}
+
+#[test]
+fn snapshot_serializes() {
+    fn assert_serialize<T: serde::Serialize>(_: &T) {}
+    assert_serialize(&Registry::new().snapshot());
+}
