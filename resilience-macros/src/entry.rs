@@ -12,6 +12,10 @@ use crate::{expand, func, validate};
 /// as written (minus the resilience attributes, whose errors are reported) plus the
 /// errors.
 pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    if stack::is_absorbed(&args) {
+        // The attribute above already built this one into its pipeline.
+        return item;
+    }
     let mut function: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {

@@ -106,12 +106,39 @@ pub(crate) fn collect(
                     }
                 };
                 push(&mut stack, kind, tokens, attr.span(), errors);
+                kept.push(absorbed_marker(&attr));
             }
             None => kept.push(attr),
         }
     }
     *attrs = kept;
     stack
+}
+
+/// The argument that tells an absorbed attribute it has nothing left to do.
+pub(crate) const ABSORBED: &str = "__resilience_absorbed";
+
+/// The absorbed attribute, kept with its path (so the user's `use resilience::timeout`
+/// counts as used) but with the marker as its only argument.
+fn absorbed_marker(attr: &Attribute) -> Attribute {
+    let path = attr.path().clone();
+    let marker = proc_macro2::Ident::new(ABSORBED, Span::call_site());
+    Attribute {
+        pound_token: attr.pound_token,
+        style: attr.style,
+        bracket_token: attr.bracket_token,
+        meta: Meta::List(syn::MetaList {
+            path,
+            delimiter: syn::MacroDelimiter::Paren(syn::token::Paren::default()),
+            tokens: quote::quote!(#marker),
+        }),
+    }
+}
+
+/// Whether these are the arguments of an absorbed attribute.
+pub(crate) fn is_absorbed(args: &TokenStream) -> bool {
+    let mut iter = args.clone().into_iter();
+    matches!((iter.next(), iter.next()), (Some(proc_macro2::TokenTree::Ident(i)), None) if i == ABSORBED)
 }
 
 /// The kind of a resilience attribute: `retry`, `resilience::retry`, `::resilience::retry`
@@ -234,7 +261,20 @@ mod tests {
         let stack = collect(Kind::Retry, quote!(max_attempts = 3), &mut attrs, &mut errors);
         assert!(errors.finish().is_ok());
         assert_eq!(order(&stack), ["retry", "circuit_breaker", "timeout"]);
-        assert_eq!(attrs.len(), 3, "doc, inline and the foreign attribute stay");
+        let kept: Vec<String> =
+            attrs.iter().map(|a| quote::ToTokens::to_token_stream(a).to_string()).collect();
+        assert_eq!(
+            kept,
+            [
+                "# [doc = r\" docs\"]",
+                "# [circuit_breaker (__resilience_absorbed)]",
+                "# [inline]",
+                "# [resilience :: timeout (__resilience_absorbed)]",
+                "# [other :: retry]"
+            ],
+            "absorbed attributes stay as inert markers; the others stay as written"
+        );
+        assert!(attrs.iter().filter(|a| is_absorbed(&a.meta.require_list().map(|l| l.tokens.clone()).unwrap_or_default())).count() == 2);
     }
 
     #[test]
@@ -245,7 +285,7 @@ mod tests {
             collect(Kind::Timeout, quote!(1s, crate = "facade::res"), &mut attrs, &mut errors);
         assert!(errors.finish().is_ok());
         assert_eq!(order(&stack), ["timeout", "bulkhead"]);
-        assert!(attrs.is_empty());
+        assert_eq!(attrs.len(), 1);
         assert!(stack.krate.is_some());
     }
 

@@ -113,6 +113,10 @@
 //! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub mod backoff;
 pub mod bulkhead;
 pub mod circuit;

@@ -44,10 +44,14 @@ mod blocking;
 mod budget;
 mod hooks;
 mod policy;
+#[cfg(feature = "macros")]
+mod stepper;
 
 pub use budget::{RetryBudget, RetryBudgetConfig, RetryBudgetConfigBuilder, RetryBudgetStats};
 pub use hooks::{Classified, DefaultHooks, Hooks, RetryEvent, RetryHooks, RetryReason};
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
+#[cfg(feature = "macros")]
+pub(crate) use stepper::Stepper;
 
 #[cfg(test)]
 mod tests;

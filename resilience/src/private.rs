@@ -1,0 +1,1093 @@
+//! Support for the code the attribute macros generate. **Not public API**: nothing here
+//! is covered by semver; it changes with `resilience-macros`, which `resilience` pins to
+//! an exact version.
+//!
+//! Generated code calls these items by absolute path (`::resilience::__private::...`).
+//! Each layer resolves its named instance once per call site into a [`Site`] (a `static`
+//! in the expansion), so a call costs one atomic load per layer on top of the runtime
+//! call it makes; every hook is a zero-sized type, so dispatch is static.
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::backoff::{Backoff, Strategy};
+use crate::circuit::{CallOutcome, CircuitBreakerConfig, FailureClassifier};
+use crate::classify::{Classify, RetryAfter};
+use crate::rate_limit::{Rate, RateLimitConfig};
+use crate::retry::{RetryEvent, RetryHooks, Stepper};
+use crate::{BulkheadConfig, ConfigError, Error, Fault, ResilienceConfig, registry};
+
+pub use crate::backoff::Jitter;
+pub use crate::bulkhead::Bulkhead;
+pub use crate::circuit::{CircuitBreaker, Window};
+pub use crate::rate_limit::{OnLimit, RateLimiter};
+pub use crate::retry::RetryPolicy;
+
+/// The keyed limiter the attributes use (not public API).
+pub type KeyedRateLimiter = crate::rate_limit::KeyedRateLimiter<String>;
+
+// ----- resolution, once per call site ---------------------------------------------------
+
+/// A call site's resolved instance: `None` inside when the layer is absent (a layer that
+/// `#[resilient(preset = ..)]` implies but the preset does not define). Not public API.
+pub struct Site<T>(OnceLock<Option<Arc<T>>>);
+
+impl<T> Site<T> {
+    /// An unresolved site.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Site(OnceLock::new())
+    }
+
+    /// The instance, resolving it on first use. A failed resolution is not cached: the
+    /// call fails with `Error::Config` and the next call tries again.
+    fn get_or_resolve(
+        &'static self,
+        resolve: impl FnOnce() -> Result<Option<Arc<T>>, ConfigError>,
+    ) -> Handle<T> {
+        if let Some(resolved) = self.0.get() {
+            return Ok(resolved.as_ref());
+        }
+        let resolved = resolve().map_err(Error::Config)?;
+        Ok(self.0.get_or_init(|| resolved).as_ref())
+    }
+}
+
+/// A resolved layer (not public API).
+pub type Handle<T> = Result<Option<&'static Arc<T>>, Error>;
+
+fn preset(name: Option<&str>) -> Result<Option<ResilienceConfig>, ConfigError> {
+    match name {
+        None => Ok(None),
+        Some(name) => registry().preset(name).map(Some).ok_or_else(|| {
+            ConfigError::new("preset", format!("no preset named `{name}` (built-in: database, api, file, postgres, shopify, development; or one registered with Registry::register_preset)"))
+        }),
+    }
+}
+
+/// The base config of a layer: the preset's, if it has one. `Err(None)` = the layer is
+/// absent (optional and not in the preset).
+fn base<C>(
+    preset_name: Option<&str>,
+    optional: bool,
+    layer: impl FnOnce(ResilienceConfig) -> Option<C>,
+) -> Result<Option<C>, Option<ConfigError>> {
+    let base = preset(preset_name).map_err(Some)?.and_then(layer);
+    if base.is_none() && optional {
+        return Err(None);
+    }
+    Ok(base)
+}
+
+/// Runs `resolve` unless the layer is absent.
+fn present<C, T>(
+    base: Result<Option<C>, Option<ConfigError>>,
+    resolve: impl FnOnce(Option<C>) -> Result<Arc<T>, ConfigError>,
+) -> Result<Option<Arc<T>>, ConfigError> {
+    match base {
+        Ok(base) => resolve(base).map(Some),
+        Err(None) => Ok(None),
+        Err(Some(e)) => Err(e),
+    }
+}
+
+/// `#[circuit_breaker(...)]` literals (not public API).
+#[derive(Debug)]
+pub struct CircuitArgs {
+    pub name: &'static str,
+    pub preset: Option<&'static str>,
+    pub optional: bool,
+    pub failure_threshold: Option<u32>,
+    pub failure_rate: Option<f64>,
+    pub window: Option<WindowArg>,
+    pub min_calls: Option<u32>,
+    pub recovery_timeout: Option<Duration>,
+    pub success_threshold: Option<u32>,
+    pub half_open_max_calls: Option<u32>,
+    pub slow_call: Option<Duration>,
+}
+
+/// `window = 100` or `window = 60s` (not public API).
+#[derive(Debug, Clone, Copy)]
+pub enum WindowArg {
+    Calls(u32),
+    Time(Duration),
+}
+
+impl CircuitArgs {
+    fn config(
+        &self,
+        base: Option<CircuitBreakerConfig>,
+    ) -> Result<CircuitBreakerConfig, ConfigError> {
+        let mut b = base.map(|c| c.to_builder()).unwrap_or_else(CircuitBreakerConfig::builder);
+        if let Some(n) = self.failure_threshold {
+            b = b.failure_threshold(n);
+        }
+        if let Some(r) = self.failure_rate {
+            b = b.failure_rate(r);
+        }
+        if let Some(w) = self.window {
+            b = b.window(match w {
+                WindowArg::Calls(n) => Window::calls(n),
+                WindowArg::Time(d) => Window::duration(d),
+            });
+        }
+        if let Some(n) = self.min_calls {
+            b = b.min_calls(n);
+        }
+        if let Some(d) = self.recovery_timeout {
+            b = b.recovery_timeout(d);
+        }
+        if let Some(n) = self.success_threshold {
+            b = b.success_threshold(n);
+        }
+        if let Some(n) = self.half_open_max_calls {
+            b = b.half_open_max_calls(n);
+        }
+        if let Some(d) = self.slow_call {
+            b = b.slow_call(d);
+        }
+        b.build()
+    }
+}
+
+/// Resolves a `#[circuit_breaker]` call site: registry config > attribute > preset >
+/// defaults (not public API).
+pub fn resolve_circuit_breaker(
+    site: &'static Site<CircuitBreaker>,
+    args: &CircuitArgs,
+) -> Handle<CircuitBreaker> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
+            registry().resolve_circuit_breaker(args.name, || args.config(base))
+        })
+    })
+}
+
+/// `#[rate_limit(...)]` literals (not public API).
+#[derive(Debug)]
+pub struct RateLimitArgs {
+    pub name: &'static str,
+    pub preset: Option<&'static str>,
+    pub optional: bool,
+    pub per_second: Option<u32>,
+    pub per_minute: Option<u32>,
+    pub burst: Option<u32>,
+    pub on_limit: Option<OnLimit>,
+    pub max_wait: Option<Duration>,
+    pub max_queue: Option<u32>,
+}
+
+impl RateLimitArgs {
+    fn config(&self, base: Option<RateLimitConfig>) -> Result<RateLimitConfig, ConfigError> {
+        let mut b = base.map(|c| c.to_builder()).unwrap_or_else(RateLimitConfig::builder);
+        if let Some(n) = self.per_second {
+            b = b.rate(Rate::per_second(n));
+        }
+        if let Some(n) = self.per_minute {
+            b = b.rate(Rate::per_minute(n));
+        }
+        if let Some(n) = self.burst {
+            b = b.burst(n);
+        }
+        if let Some(o) = self.on_limit {
+            b = b.on_limit(o);
+        }
+        if let Some(d) = self.max_wait {
+            b = b.max_wait(d);
+        }
+        if let Some(n) = self.max_queue {
+            b = b.max_queue(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        b.build()
+    }
+}
+
+/// Resolves a `#[rate_limit]` call site (not public API).
+pub fn resolve_rate_limiter(
+    site: &'static Site<RateLimiter>,
+    args: &RateLimitArgs,
+) -> Handle<RateLimiter> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.rate_limit), |base| {
+            registry().resolve_rate_limiter(args.name, || args.config(base))
+        })
+    })
+}
+
+/// Resolves a `#[rate_limit(key = ..)]` call site (not public API).
+pub fn resolve_keyed_rate_limiter(
+    site: &'static Site<KeyedRateLimiter>,
+    args: &RateLimitArgs,
+) -> Handle<KeyedRateLimiter> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.rate_limit), |base| {
+            registry().resolve_keyed_rate_limiter(args.name, || args.config(base))
+        })
+    })
+}
+
+/// `#[bulkhead(...)]` literals (not public API).
+#[derive(Debug)]
+pub struct BulkheadArgs {
+    pub name: &'static str,
+    pub preset: Option<&'static str>,
+    pub optional: bool,
+    pub max_concurrent: Option<u32>,
+    pub max_wait: Option<Duration>,
+}
+
+/// Resolves a `#[bulkhead]` call site (not public API).
+pub fn resolve_bulkhead(site: &'static Site<Bulkhead>, args: &BulkheadArgs) -> Handle<Bulkhead> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.bulkhead), |base: Option<BulkheadConfig>| {
+            registry().resolve_bulkhead(args.name, || {
+                let mut b = base.map(|c| c.to_builder()).unwrap_or_else(BulkheadConfig::builder);
+                if let Some(n) = args.max_concurrent {
+                    b = b.max_concurrent(n);
+                }
+                if let Some(d) = args.max_wait {
+                    b = b.max_wait(d);
+                }
+                b.build()
+            })
+        })
+    })
+}
+
+/// `#[timeout(...)]` literals (not public API).
+#[derive(Debug)]
+pub struct TimeoutArgs {
+    pub preset: Option<&'static str>,
+    pub optional: bool,
+    pub limit: Option<Duration>,
+}
+
+/// Resolves a `#[timeout]` call site: the literal, else the preset's timeout (not public
+/// API).
+pub fn resolve_timeout(site: &'static Site<Duration>, args: &TimeoutArgs) -> Handle<Duration> {
+    site.get_or_resolve(|| {
+        if let Some(limit) = args.limit {
+            return Ok(Some(Arc::new(limit)));
+        }
+        match base(args.preset, args.optional, |p| p.timeout) {
+            Ok(Some(limit)) => Ok(Some(Arc::new(limit))),
+            Ok(None) => Err(ConfigError::new(
+                "timeout",
+                format!(
+                    "preset `{}` has no timeout: write `timeout(5s)`",
+                    args.preset.unwrap_or("")
+                ),
+            )),
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e),
+        }
+    })
+}
+
+/// `#[retry(...)]` literals (not public API).
+#[derive(Debug)]
+pub struct RetryArgs {
+    pub name: &'static str,
+    pub preset: Option<&'static str>,
+    pub optional: bool,
+    pub max_attempts: Option<u32>,
+    pub backoff: Option<BackoffKind>,
+    pub initial_delay: Option<Duration>,
+    pub max_delay: Option<Duration>,
+    pub multiplier: Option<f64>,
+    pub jitter: Option<JitterKind>,
+    pub max_elapsed: Option<Duration>,
+    pub budget: Option<&'static str>,
+}
+
+/// `backoff = ...` (not public API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackoffKind {
+    Constant,
+    Linear,
+    Exponential,
+    Fibonacci,
+    Decorrelated,
+}
+
+/// `jitter = ...` (not public API).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JitterKind {
+    None,
+    Full,
+    Equal,
+    Proportional(f64),
+}
+
+impl RetryArgs {
+    fn backoff(&self, base: &Backoff) -> Backoff {
+        let strategy = match self.backoff {
+            Some(BackoffKind::Constant) => Strategy::Constant,
+            Some(BackoffKind::Linear) => Strategy::Linear,
+            Some(BackoffKind::Exponential) => Strategy::Exponential,
+            Some(BackoffKind::Fibonacci) => Strategy::Fibonacci,
+            Some(BackoffKind::Decorrelated) => Strategy::Decorrelated,
+            None => base.strategy(),
+        };
+        let initial = self.initial_delay.unwrap_or(base.initial());
+        let mut b = match strategy {
+            Strategy::Constant => Backoff::constant(initial),
+            Strategy::Linear => Backoff::linear(initial),
+            Strategy::Fibonacci => Backoff::fibonacci(initial),
+            Strategy::Decorrelated => Backoff::decorrelated(initial),
+            _ => {
+                let inherited =
+                    if base.strategy() == Strategy::Exponential { base.multiplier() } else { 2.0 };
+                Backoff::exponential(initial).with_multiplier(self.multiplier.unwrap_or(inherited))
+            }
+        };
+        let cap = self.max_delay.unwrap_or_else(|| base.max_delay().max(initial));
+        b = b.with_max_delay(cap);
+        let jitter = match self.jitter {
+            Some(JitterKind::None) => Jitter::None,
+            Some(JitterKind::Full) => Jitter::Full,
+            Some(JitterKind::Equal) => Jitter::Equal,
+            Some(JitterKind::Proportional(f)) => Jitter::Proportional(f),
+            None => base.jitter(),
+        };
+        b.with_jitter(jitter)
+    }
+
+    fn policy(&self, base: Option<RetryPolicy>) -> Result<RetryPolicy, ConfigError> {
+        let base_backoff = base.as_ref().map(|p| p.backoff().clone()).unwrap_or_default();
+        let mut b = base.map(|p| p.to_builder()).unwrap_or_else(RetryPolicy::builder);
+        b = b.name(self.name);
+        if let Some(n) = self.max_attempts {
+            b = b.max_attempts(n);
+        }
+        let touches_backoff = self.backoff.is_some()
+            || self.initial_delay.is_some()
+            || self.max_delay.is_some()
+            || self.multiplier.is_some()
+            || self.jitter.is_some();
+        if touches_backoff {
+            b = b.backoff(self.backoff(&base_backoff));
+        }
+        if let Some(d) = self.max_elapsed {
+            b = b.max_elapsed(d);
+        }
+        if let Some(name) = self.budget {
+            b = b.budget(registry().retry_budget(name));
+        }
+        b.build()
+    }
+}
+
+/// Resolves a `#[retry]` call site: a policy set with `Registry::configure_retry` for the
+/// operation's name > attribute > preset > defaults (not public API).
+pub fn resolve_retry(site: &'static Site<RetryPolicy>, args: &RetryArgs) -> Handle<RetryPolicy> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.retry), |base| {
+            registry().resolve_retry(args.name, || args.policy(base)).map(Arc::new)
+        })
+    })
+}
+
+// ----- the return type ---------------------------------------------------------------
+
+/// The `Result<T, E>` a wrapped function returns (not public API).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Result`: a function under a resilience attribute must return `Result<T, E>`",
+    label = "return `Result<T, E>` where `E: From<resilience::Error>`",
+    note = "rejections (open circuit, rate limit, full bulkhead, timeout) reach the caller as `Err(E::from(resilience::Error))`; only `#[circuit_breaker(fallback = ..)]` accepts other return types"
+)]
+pub trait ResilientReturn {
+    /// `T`.
+    type Ok;
+    /// `E`.
+    type Err;
+    /// The value as a `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+}
+
+impl<T, E> ResilientReturn for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// `T` of the function's `Result<T, E>` (not public API).
+pub type OkOf<R> = <R as ResilientReturn>::Ok;
+/// `E` of the function's `Result<T, E>` (not public API).
+pub type ErrOf<R> = <R as ResilientReturn>::Err;
+
+/// An error type that rejections convert into (not public API).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry a resilience rejection: it does not implement `From<resilience::Error>`",
+    label = "the error type of this return type needs `impl From<resilience::Error> for {Self}`",
+    note = "an open circuit, a rate limit, a full bulkhead or a timeout reaches the caller as `E::from(resilience::Error)`: add `impl From<resilience::Error> for {Self}` (with thiserror: a `#[from] resilience::Error` variant)"
+)]
+pub trait FromResilienceError: Sized {
+    /// `E::from(e)`.
+    fn from_resilience(e: Error) -> Self;
+}
+
+impl<E: From<Error>> FromResilienceError for E {
+    fn from_resilience(e: Error) -> Self {
+        E::from(e)
+    }
+}
+
+/// Reports a non-`Result` return type, or an error type without
+/// `From<resilience::Error>`, at the user's return type (not public API).
+#[inline(always)]
+pub fn check_return<R>()
+where
+    R: ResilientReturn,
+    R::Err: FromResilienceError,
+{
+}
+
+/// Runs the sync body (not public API).
+#[inline(always)]
+pub fn call<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+/// The body's result as seen by the layers (not public API).
+#[inline(always)]
+pub fn inner<R: ResilientReturn>(r: R) -> Result<R::Ok, Fault<R::Err>> {
+    r.into_result().map_err(Fault::Inner)
+}
+
+/// A non-`Result` body's value as seen by the layers (not public API).
+#[inline(always)]
+pub fn inner_value<T>(value: T) -> Result<T, Fault<Infallible>> {
+    Ok(value)
+}
+
+/// The async body's result as seen by the layers (not public API).
+pub async fn inner_async<R: ResilientReturn>(
+    body: impl Future<Output = R>,
+) -> Result<R::Ok, Fault<R::Err>> {
+    body.await.into_result().map_err(Fault::Inner)
+}
+
+/// A non-`Result` async body's value as seen by the layers (not public API).
+pub async fn inner_value_async<T>(body: impl Future<Output = T>) -> Result<T, Fault<Infallible>> {
+    Ok(body.await)
+}
+
+/// The pipeline's result as the function's (not public API).
+#[inline(always)]
+pub fn finish<T, E: FromResilienceError>(result: Result<T, Fault<E>>) -> Result<T, E> {
+    result.map_err(|fault| match fault {
+        Fault::Inner(e) => e,
+        Fault::Rejected(e) => E::from_resilience(e),
+    })
+}
+
+/// Whether the fallback answers (not public API).
+pub enum Outcome<X> {
+    /// Return this.
+    Done(X),
+    /// Call the fallback.
+    Fallback,
+}
+
+/// An open circuit goes to the fallback; anything else is returned (not public API).
+pub fn open_circuit<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Fault<E>>> {
+    match result {
+        Err(Fault::Rejected(Error::CircuitOpen { .. })) => Outcome::Fallback,
+        other => Outcome::Done(other),
+    }
+}
+
+/// A non-`Result` function: any rejection goes to the fallback (not public API).
+pub fn value_or_fallback<T>(result: Result<T, Fault<Infallible>>) -> Outcome<T> {
+    match result {
+        Ok(value) => Outcome::Done(value),
+        Err(_) => Outcome::Fallback,
+    }
+}
+
+/// `cost = expr` must be a `u32` (not public API).
+#[inline(always)]
+pub fn cost(cost: u32) -> u32 {
+    cost
+}
+
+// ----- layers ------------------------------------------------------------------------
+
+fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
+    Err(Fault::Rejected(e.clone()))
+}
+
+/// Sync circuit breaker layer (not public API).
+pub fn circuit<T, E, C, F>(
+    handle: &Handle<CircuitBreaker>,
+    classifier: &C,
+    op: F,
+) -> Result<T, Fault<E>>
+where
+    C: FailureClassifier<E>,
+    F: FnOnce() -> Result<T, Fault<E>>,
+{
+    match handle {
+        Ok(Some(breaker)) => breaker.run(classifier, op),
+        Ok(None) => op(),
+        Err(e) => rejected(e),
+    }
+}
+
+/// Sync rate limit layer (not public API).
+pub fn rate_limit<T, E, F>(handle: &Handle<RateLimiter>, cost: u32, op: F) -> Result<T, Fault<E>>
+where
+    F: FnOnce() -> Result<T, Fault<E>>,
+{
+    match handle {
+        Ok(Some(limiter)) => {
+            limiter.acquire(cost)?;
+            op()
+        }
+        Ok(None) => op(),
+        Err(e) => rejected(e),
+    }
+}
+
+/// Sync keyed rate limit layer (not public API).
+pub fn keyed_rate_limit<T, E, K, F>(
+    handle: &Handle<KeyedRateLimiter>,
+    key: &K,
+    cost: u32,
+    op: F,
+) -> Result<T, Fault<E>>
+where
+    K: RateKey + ?Sized,
+    F: FnOnce() -> Result<T, Fault<E>>,
+{
+    match handle {
+        Ok(Some(limiter)) => {
+            limiter.acquire(&*key.key_str(), cost)?;
+            op()
+        }
+        Ok(None) => op(),
+        Err(e) => rejected(e),
+    }
+}
+
+/// Sync bulkhead layer (not public API).
+pub fn bulkhead<T, E, F>(handle: &Handle<Bulkhead>, op: F) -> Result<T, Fault<E>>
+where
+    F: FnOnce() -> Result<T, Fault<E>>,
+{
+    match handle {
+        Ok(Some(bulkhead)) => bulkhead.run(op),
+        Ok(None) => op(),
+        Err(e) => rejected(e),
+    }
+}
+
+/// Sync timeout layer: the body runs on a worker thread (not public API).
+pub fn timeout_blocking<T, E, F>(handle: &Handle<Duration>, op: F) -> Result<T, Fault<E>>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    F: FnOnce() -> Result<T, Fault<E>> + Send + 'static,
+{
+    match handle {
+        Ok(Some(limit)) => crate::timeout::run_blocking(***limit, op),
+        Ok(None) => op(),
+        Err(e) => rejected(e),
+    }
+}
+
+/// Async circuit breaker layer (not public API).
+#[cfg(feature = "tokio")]
+pub async fn circuit_async<T, E, C, Fut>(
+    handle: &Handle<CircuitBreaker>,
+    classifier: &C,
+    attempt: Fut,
+) -> Result<T, Fault<E>>
+where
+    C: FailureClassifier<E>,
+    Fut: Future<Output = Result<T, Fault<E>>>,
+{
+    match handle {
+        Ok(Some(breaker)) => breaker.run_async(classifier, move || attempt).await,
+        Ok(None) => attempt.await,
+        Err(e) => rejected(e),
+    }
+}
+
+/// Async rate limit layer (not public API).
+#[cfg(feature = "tokio")]
+pub async fn rate_limit_async<T, E, Fut>(
+    handle: &Handle<RateLimiter>,
+    cost: u32,
+    attempt: Fut,
+) -> Result<T, Fault<E>>
+where
+    Fut: Future<Output = Result<T, Fault<E>>>,
+{
+    match handle {
+        Ok(Some(limiter)) => {
+            limiter.acquire_async(cost).await?;
+            attempt.await
+        }
+        Ok(None) => attempt.await,
+        Err(e) => rejected(e),
+    }
+}
+
+/// Async keyed rate limit layer (not public API).
+#[cfg(feature = "tokio")]
+pub async fn keyed_rate_limit_async<T, E, K, Fut>(
+    handle: &Handle<KeyedRateLimiter>,
+    key: &K,
+    cost: u32,
+    attempt: Fut,
+) -> Result<T, Fault<E>>
+where
+    K: RateKey + ?Sized,
+    Fut: Future<Output = Result<T, Fault<E>>>,
+{
+    match handle {
+        Ok(Some(limiter)) => {
+            let key = key.key_str();
+            limiter.acquire_async(&*key, cost).await?;
+            attempt.await
+        }
+        Ok(None) => attempt.await,
+        Err(e) => rejected(e),
+    }
+}
+
+/// Async bulkhead layer (not public API).
+#[cfg(feature = "tokio")]
+pub async fn bulkhead_async<T, E, Fut>(
+    handle: &Handle<Bulkhead>,
+    attempt: Fut,
+) -> Result<T, Fault<E>>
+where
+    Fut: Future<Output = Result<T, Fault<E>>>,
+{
+    match handle {
+        Ok(Some(bulkhead)) => bulkhead.run_async(move || attempt).await,
+        Ok(None) => attempt.await,
+        Err(e) => rejected(e),
+    }
+}
+
+/// Async timeout layer (not public API).
+#[cfg(feature = "tokio")]
+pub async fn timeout_async<T, E, Fut>(
+    handle: &Handle<Duration>,
+    attempt: Fut,
+) -> Result<T, Fault<E>>
+where
+    Fut: Future<Output = Result<T, Fault<E>>>,
+{
+    match handle {
+        Ok(Some(limit)) => crate::timeout::run_async(***limit, attempt).await,
+        Ok(None) => attempt.await,
+        Err(e) => rejected(e),
+    }
+}
+
+/// The retry loop's sleep (not public API).
+#[cfg(feature = "tokio")]
+pub async fn sleep(delay: Duration) {
+    tokio::time::sleep(delay).await;
+}
+
+/// A value usable as `key = ..` of `#[rate_limit]` (not public API).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a rate-limit key",
+    label = "`key` must be a string or an integer",
+    note = "use a string (`key = shop.domain`) or an integer (`key = shop.id`), or format one (`key = format!(\"{{}}:{{}}\", a, b)`)"
+)]
+pub trait RateKey {
+    /// The key as a string (borrowed when it already is one).
+    fn key_str(&self) -> std::borrow::Cow<'_, str>;
+}
+
+impl RateKey for str {
+    fn key_str(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(self)
+    }
+}
+
+impl RateKey for String {
+    fn key_str(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(self)
+    }
+}
+
+impl RateKey for Arc<str> {
+    fn key_str(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(self)
+    }
+}
+
+impl RateKey for std::borrow::Cow<'_, str> {
+    fn key_str(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(self)
+    }
+}
+
+impl<K: RateKey + ?Sized> RateKey for &K {
+    fn key_str(&self) -> std::borrow::Cow<'_, str> {
+        (**self).key_str()
+    }
+}
+
+macro_rules! integer_keys {
+    ($($t:ty)*) => {$(
+        impl RateKey for $t {
+            fn key_str(&self) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Owned(self.to_string())
+            }
+        }
+    )*};
+}
+integer_keys!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize);
+
+// ----- retry loop --------------------------------------------------------------------
+
+/// What the loop does before an attempt (not public API).
+pub enum Begin<T, E> {
+    /// Run the attempt.
+    Run,
+    /// The policy could not be resolved: return this.
+    Fail(Result<T, Fault<E>>),
+}
+
+/// What the loop does after an attempt (not public API).
+pub enum Step<T, E> {
+    /// Return this.
+    Done(Result<T, Fault<E>>),
+    /// Sleep, then run another attempt.
+    Sleep(Duration),
+}
+
+/// The state of one call through `#[retry]` (not public API).
+pub struct RetryLoop<'h, H> {
+    stepper: Option<Stepper<'static>>,
+    failed: Option<Error>,
+    hooks: &'h H,
+}
+
+impl<'h, H> RetryLoop<'h, H> {
+    /// Starts a call (deposits in the retry budget).
+    pub fn new(handle: &Handle<RetryPolicy>, hooks: &'h H) -> Self {
+        match handle {
+            Ok(policy) => {
+                RetryLoop { stepper: policy.map(|p| Stepper::start(p)), failed: None, hooks }
+            }
+            Err(e) => RetryLoop { stepper: None, failed: Some(e.clone()), hooks },
+        }
+    }
+
+    /// Whether to run the next attempt.
+    pub fn begin<T, E>(&mut self) -> Begin<T, E> {
+        match self.failed.take() {
+            Some(e) => Begin::Fail(Err(Fault::Rejected(e))),
+            None => Begin::Run,
+        }
+    }
+
+    /// What to do with an attempt's result.
+    pub fn step<T, E>(&mut self, result: Result<T, Fault<E>>) -> Step<T, E>
+    where
+        E: Debug,
+        H: RetryHooks<T, E>,
+    {
+        match &mut self.stepper {
+            Some(stepper) => match stepper.next(self.hooks, result) {
+                Ok(result) => Step::Done(result),
+                Err(delay) => Step::Sleep(delay),
+            },
+            None => Step::Done(result),
+        }
+    }
+
+    /// The blocking sleep between attempts, on the policy's clock.
+    pub fn sleep_blocking(&self, delay: Duration) {
+        if let Some(stepper) = &self.stepper {
+            stepper.sleep_blocking(delay);
+        }
+    }
+}
+
+// ----- hooks: zero-sized, statically dispatched ---------------------------------------
+
+/// A user predicate or hook (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct Hook<F>(F);
+
+/// `retry_if = f` (not public API).
+pub fn retry_if<E, F: Fn(&E) -> bool>(f: F) -> Hook<F> {
+    Hook(f)
+}
+
+/// `retry_on_result = f` (not public API).
+pub fn retry_on_result<T, F: Fn(&T) -> bool>(f: F) -> Hook<F> {
+    Hook(f)
+}
+
+/// `on_retry = f` (not public API).
+pub fn on_retry<T, E, F: Fn(&RetryEvent<'_, T, E>)>(f: F) -> Hook<F> {
+    Hook(f)
+}
+
+/// `failure_if = f` / `ignore_if = f` (not public API).
+pub fn predicate<E, F: Fn(&E) -> bool>(f: F) -> Hook<F> {
+    Hook(f)
+}
+
+/// Which errors a retry retries (not public API).
+pub trait RetryIf<E> {
+    /// Whether to retry `error`.
+    fn retry_if(&self, error: &E) -> bool;
+}
+
+impl<E, F: Fn(&E) -> bool> RetryIf<E> for Hook<F> {
+    fn retry_if(&self, error: &E) -> bool {
+        (self.0)(error)
+    }
+}
+
+/// Retry every error (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct EveryError;
+
+impl<E> RetryIf<E> for EveryError {
+    fn retry_if(&self, _: &E) -> bool {
+        true
+    }
+}
+
+/// Retry transient errors, for an `E: Classify` (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct TransientErrors;
+
+impl<E: Classify> RetryIf<E> for TransientErrors {
+    fn retry_if(&self, error: &E) -> bool {
+        error.is_transient()
+    }
+}
+
+/// Which values a retry retries (not public API).
+pub trait RetryOnResult<T> {
+    /// Whether `value` is a soft failure.
+    fn retry_on_result(&self, value: &T) -> bool;
+}
+
+impl<T, F: Fn(&T) -> bool> RetryOnResult<T> for Hook<F> {
+    fn retry_on_result(&self, value: &T) -> bool {
+        (self.0)(value)
+    }
+}
+
+/// No soft failures (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct NoResultRetry;
+
+impl<T> RetryOnResult<T> for NoResultRetry {
+    fn retry_on_result(&self, _: &T) -> bool {
+        false
+    }
+}
+
+/// Told about each retry (not public API).
+pub trait OnRetry<T, E> {
+    /// Before the sleep of a retry.
+    fn on_retry(&self, event: &RetryEvent<'_, T, E>);
+}
+
+impl<T, E, F: Fn(&RetryEvent<'_, T, E>)> OnRetry<T, E> for Hook<F> {
+    fn on_retry(&self, event: &RetryEvent<'_, T, E>) {
+        (self.0)(event)
+    }
+}
+
+/// No `on_retry` hook (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct NoOnRetry;
+
+impl<T, E> OnRetry<T, E> for NoOnRetry {
+    fn on_retry(&self, _: &RetryEvent<'_, T, E>) {}
+}
+
+/// The server hint of an error (not public API).
+pub trait HintOf<E> {
+    /// The hint.
+    fn hint(&self, error: &E) -> Option<Duration>;
+}
+
+/// No hint (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct NoHint;
+
+impl<E> HintOf<E> for NoHint {
+    fn hint(&self, _: &E) -> Option<Duration> {
+        None
+    }
+}
+
+/// The hint of an `E: RetryAfter` (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct HintByRetryAfter;
+
+impl<E: RetryAfter> HintOf<E> for HintByRetryAfter {
+    fn hint(&self, error: &E) -> Option<Duration> {
+        error.retry_after()
+    }
+}
+
+/// A call site's retry hooks (not public API).
+pub struct MacroHooks<T, E, R, V, O, A> {
+    retry_if: R,
+    retry_on_result: V,
+    on_retry: O,
+    hint: A,
+    types: PhantomData<fn(&T, &E)>,
+}
+
+impl<T, E, R, V, O, A> MacroHooks<T, E, R, V, O, A> {
+    /// The hooks.
+    pub fn new(retry_if: R, retry_on_result: V, on_retry: O, hint: A) -> Self {
+        MacroHooks { retry_if, retry_on_result, on_retry, hint, types: PhantomData }
+    }
+}
+
+impl<T, E, R, V, O, A> RetryHooks<T, E> for MacroHooks<T, E, R, V, O, A>
+where
+    R: RetryIf<E>,
+    V: RetryOnResult<T>,
+    O: OnRetry<T, E>,
+    A: HintOf<E>,
+{
+    fn should_retry(&self, error: &E) -> bool {
+        self.retry_if.retry_if(error)
+    }
+
+    fn should_retry_result(&self, value: &T) -> bool {
+        self.retry_on_result.retry_on_result(value)
+    }
+
+    fn retry_after(&self, error: &E) -> Option<Duration> {
+        self.hint.hint(error)
+    }
+
+    fn on_retry(&self, event: &RetryEvent<'_, T, E>) {
+        self.on_retry.on_retry(event);
+    }
+}
+
+/// Autoref specialization probe: picks the `Classify` / `RetryAfter` behaviour of a
+/// concrete error type, or the default (not public API).
+pub struct Probe<E>(PhantomData<fn() -> E>);
+
+impl<E> Probe<E> {
+    /// The probe.
+    pub const NEW: Self = Probe(PhantomData);
+}
+
+/// Chosen for `E: Classify` (not public API).
+pub trait ByClassify {
+    /// Retry transient errors.
+    fn default_retry_if(&self) -> TransientErrors {
+        TransientErrors
+    }
+}
+
+impl<E: Classify> ByClassify for &Probe<E> {}
+
+/// Chosen for `E: RetryAfter` (not public API).
+pub trait ByRetryAfter {
+    /// Honour the error's hint.
+    fn default_retry_after(&self) -> HintByRetryAfter {
+        HintByRetryAfter
+    }
+}
+
+impl<E: RetryAfter> ByRetryAfter for &Probe<E> {}
+
+/// The fallback of both probes (not public API).
+pub trait ByDefault {
+    /// Retry every error.
+    fn default_retry_if(&self) -> EveryError {
+        EveryError
+    }
+
+    /// No hint.
+    fn default_retry_after(&self) -> NoHint {
+        NoHint
+    }
+}
+
+impl<E> ByDefault for Probe<E> {}
+
+/// Which errors count against a circuit (not public API).
+pub trait ErrorPredicate<E> {
+    /// Whether `error` matches.
+    fn test(&self, error: &E) -> bool;
+}
+
+impl<E, F: Fn(&E) -> bool> ErrorPredicate<E> for Hook<F> {
+    fn test(&self, error: &E) -> bool {
+        (self.0)(error)
+    }
+}
+
+/// Every error matches (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct AllErrors;
+
+impl<E> ErrorPredicate<E> for AllErrors {
+    fn test(&self, _: &E) -> bool {
+        true
+    }
+}
+
+/// No error matches (not public API).
+#[derive(Debug, Clone, Copy)]
+pub struct NoErrors;
+
+impl<E> ErrorPredicate<E> for NoErrors {
+    fn test(&self, _: &E) -> bool {
+        false
+    }
+}
+
+/// A call site's failure classifier: `ignore_if` first, then `failure_if` (an error it
+/// does not match counts as a success) (not public API).
+pub struct MacroClassifier<E, F, I> {
+    failure_if: F,
+    ignore_if: I,
+    types: PhantomData<fn(&E)>,
+}
+
+impl<E, F, I> MacroClassifier<E, F, I> {
+    /// The classifier.
+    pub fn new(failure_if: F, ignore_if: I) -> Self {
+        MacroClassifier { failure_if, ignore_if, types: PhantomData }
+    }
+}
+
+impl<E, F: ErrorPredicate<E>, I: ErrorPredicate<E>> FailureClassifier<E>
+    for MacroClassifier<E, F, I>
+{
+    fn classify(&self, error: &E) -> CallOutcome {
+        if self.ignore_if.test(error) {
+            CallOutcome::Ignored
+        } else if self.failure_if.test(error) {
+            CallOutcome::Failure
+        } else {
+            CallOutcome::Success
+        }
+    }
+}
