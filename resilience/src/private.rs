@@ -358,7 +358,7 @@ impl RetryArgs {
     }
 
     fn policy(&self, base: Option<RetryPolicy>) -> Result<RetryPolicy, ConfigError> {
-        let base_backoff = base.as_ref().map(|p| p.backoff().clone()).unwrap_or_default();
+        let base_backoff = base.as_ref().map(|p| *p.backoff()).unwrap_or_default();
         let mut b = base.map(|p| p.to_builder()).unwrap_or_else(RetryPolicy::builder);
         b = b.name(self.name);
         if let Some(n) = self.max_attempts {
