@@ -1,0 +1,209 @@
+//! `#[circuit_breaker]` as a user writes it: tripping, half-open probes, shared names,
+//! registry stats and precedence, classification and fallbacks.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use resilience::circuit::{CircuitBreakerConfig, CircuitState};
+use resilience::{Error, circuit_breaker, registry};
+
+#[derive(Debug, PartialEq)]
+enum AppError {
+    Down,
+    NotFound,
+    Resilience(Error),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError::Resilience(e)
+    }
+}
+
+fn is_open(r: &Result<u32, AppError>) -> bool {
+    matches!(r, Err(AppError::Resilience(Error::CircuitOpen { .. })))
+}
+
+#[circuit_breaker(failure_threshold = 3, recovery_timeout = 30s)]
+fn trips(calls: &AtomicU32) -> Result<u32, AppError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(AppError::Down)
+}
+
+#[test]
+fn opens_after_n_failures_and_rejects_without_running() {
+    let calls = AtomicU32::new(0);
+    for _ in 0..3 {
+        assert_eq!(trips(&calls), Err(AppError::Down));
+    }
+    let rejected = trips(&calls);
+    assert!(is_open(&rejected), "{rejected:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the rejected call did not run");
+
+    let stats = registry().circuit_stats(concat!(module_path!(), "::trips")).unwrap();
+    assert_eq!(stats.state, CircuitState::Open);
+    assert_eq!((stats.calls, stats.failures, stats.rejections), (3, 3, 1));
+}
+
+#[circuit_breaker(
+    name = "macro-circuit-half-open",
+    failure_threshold = 1,
+    recovery_timeout = 10s,
+    half_open_max_calls = 2,
+    success_threshold = 2
+)]
+async fn probed(calls: &AtomicU32, fail: bool) -> Result<u32, AppError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if fail { Err(AppError::Down) } else { Ok(1) }
+}
+
+#[tokio::test(start_paused = true)]
+async fn half_open_lets_exactly_k_probes_through() {
+    let calls = AtomicU32::new(0);
+    assert_eq!(probed(&calls, true).await, Err(AppError::Down));
+    assert!(is_open(&probed(&calls, false).await));
+    tokio::time::advance(Duration::from_secs(10)).await;
+
+    let (a, b, c) =
+        tokio::join!(probed(&calls, false), probed(&calls, false), probed(&calls, false));
+    let results = [a, b, c];
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2, "{results:?}");
+    assert_eq!(results.iter().filter(|r| is_open(r)).count(), 1, "{results:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1 + 2);
+    let stats = registry().circuit_stats("macro-circuit-half-open").unwrap();
+    assert_eq!(stats.state, CircuitState::Closed, "two successful probes close it");
+}
+
+#[circuit_breaker(name = "macro-circuit-shared", failure_threshold = 2)]
+fn shared_a() -> Result<u32, AppError> {
+    Err(AppError::Down)
+}
+
+#[circuit_breaker(name = "macro-circuit-shared", failure_threshold = 2)]
+fn shared_b(calls: &AtomicU32) -> Result<u32, AppError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Ok(7)
+}
+
+#[test]
+fn functions_naming_the_same_circuit_share_it() {
+    let calls = AtomicU32::new(0);
+    assert_eq!(shared_b(&calls), Ok(7));
+    let _ = shared_a();
+    let _ = shared_a();
+    assert!(is_open(&shared_b(&calls)), "a's failures opened b's circuit");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let stats = registry().circuit_stats("macro-circuit-shared").unwrap();
+    assert_eq!((stats.calls, stats.successes, stats.failures, stats.rejections), (3, 1, 2, 1));
+}
+
+#[circuit_breaker(name = "macro-circuit-configured", failure_threshold = 50)]
+fn configured() -> Result<u32, AppError> {
+    Err(AppError::Down)
+}
+
+#[test]
+fn a_config_in_the_registry_wins_over_the_attribute() {
+    let config = CircuitBreakerConfig::builder().failure_threshold(1).build().unwrap();
+    registry().configure_circuit_breaker("macro-circuit-configured", config);
+    assert_eq!(configured(), Err(AppError::Down));
+    assert!(matches!(configured(), Err(AppError::Resilience(Error::CircuitOpen { .. }))));
+}
+
+fn not_found(e: &AppError) -> bool {
+    *e == AppError::NotFound
+}
+
+#[circuit_breaker(name = "macro-circuit-classified", failure_threshold = 2, ignore_if = not_found)]
+fn classified(error: AppError) -> Result<u32, AppError> {
+    Err(error)
+}
+
+#[circuit_breaker(
+    name = "macro-circuit-failure-if",
+    failure_threshold = 1,
+    failure_if = |e: &AppError| *e == AppError::Down
+)]
+fn failure_if(error: AppError) -> Result<u32, AppError> {
+    Err(error)
+}
+
+#[test]
+fn ignored_errors_and_non_failures_do_not_trip() {
+    for _ in 0..10 {
+        assert_eq!(classified(AppError::NotFound), Err(AppError::NotFound));
+    }
+    let stats = registry().circuit_stats("macro-circuit-classified").unwrap();
+    assert_eq!((stats.state, stats.ignored, stats.failures), (CircuitState::Closed, 10, 0));
+
+    for _ in 0..3 {
+        assert_eq!(failure_if(AppError::NotFound), Err(AppError::NotFound));
+    }
+    let stats = registry().circuit_stats("macro-circuit-failure-if").unwrap();
+    assert_eq!((stats.state, stats.successes), (CircuitState::Closed, 3));
+    let _ = failure_if(AppError::Down);
+    assert_eq!(registry().circuit_stats("macro-circuit-failure-if").unwrap().state, CircuitState::Open);
+}
+
+fn cached_price(sku: &str, quantity: u32) -> Result<u32, AppError> {
+    Ok(sku.len() as u32 * quantity)
+}
+
+#[circuit_breaker(name = "macro-circuit-fallback", failure_threshold = 1, fallback = cached_price)]
+fn price(sku: &str, quantity: u32) -> Result<u32, AppError> {
+    let _ = (sku, quantity);
+    Err(AppError::Down)
+}
+
+#[test]
+fn a_fallback_answers_while_the_circuit_is_open() {
+    assert_eq!(price("abc", 2), Err(AppError::Down), "a failure is returned as it is");
+    assert_eq!(price("abc", 2), Ok(6), "the open circuit calls the fallback with the arguments");
+}
+
+struct Catalog {
+    fallbacks: AtomicU32,
+}
+
+impl Catalog {
+    async fn stale(&self, id: u64) -> String {
+        self.fallbacks.fetch_add(1, Ordering::SeqCst);
+        format!("stale-{id}")
+    }
+
+    #[circuit_breaker(name = "macro-circuit-value-fallback", failure_threshold = 1, fallback = Self::stale)]
+    async fn title(&self, id: u64) -> String {
+        format!("fresh-{id}")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_makes_a_non_result_return_possible() {
+    let catalog = Catalog { fallbacks: AtomicU32::new(0) };
+    assert_eq!(catalog.title(1).await, "fresh-1");
+    registry().force_open("macro-circuit-value-fallback").unwrap();
+    assert_eq!(catalog.title(2).await, "stale-2");
+    assert_eq!(catalog.fallbacks.load(Ordering::SeqCst), 1);
+}
+
+#[circuit_breaker(failure_threshold = 1, recovery_timeout = 5s)]
+async fn recovers(fail: bool) -> Result<u32, AppError> {
+    if fail { Err(AppError::Down) } else { Ok(1) }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_circuit_half_opens_after_the_recovery_timeout() {
+    let name = concat!(module_path!(), "::recovers");
+    let _ = recovers(true).await;
+    let r = recovers(false).await;
+    match r {
+        Err(AppError::Resilience(Error::CircuitOpen { name: n, retry_after, .. })) => {
+            assert_eq!(&*n, name);
+            assert_eq!(retry_after, Duration::from_secs(5));
+        }
+        other => panic!("expected CircuitOpen, got {other:?}"),
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(recovers(false).await, Ok(1), "a probe runs after the recovery timeout");
+}
