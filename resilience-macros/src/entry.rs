@@ -31,7 +31,7 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
     let stack = stack::collect(kind, args, &mut function.attrs, &mut errors);
     let info = errors.ok(func::analyze(&function, kind.name()));
     if let Some(info) = &info {
-        validate::check(&stack, info, &mut errors);
+        validate::check(&stack, info, kind.name(), &mut errors);
     }
     match (errors.into_error(), info) {
         (None, Some(info)) => match expand::function(function.clone(), &stack, &info) {

@@ -95,7 +95,6 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
         _ => (Vec::new(), body),
     };
 
-    let checks = checks(&ctx, value_mode);
     let finish = finish(&ctx, stack, value_mode);
     let inner = innermost(&ctx, &body, value_mode);
     let is_async = info.is_async();
@@ -133,7 +132,6 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     };
     let new_body = quote!({
         #(#hoisted)*
-        #checks
         #top
         #run
         #finish
@@ -225,16 +223,6 @@ fn hoist_async_trait_prelude(body: Block) -> (Vec<Stmt>, Block) {
     (hoisted, Block { brace_token: body.brace_token, stmts: rest.collect() })
 }
 
-/// Compile-time checks reported against the user's return type.
-fn checks(ctx: &Ctx<'_>, value_mode: bool) -> TokenStream {
-    if value_mode {
-        return TokenStream::new();
-    }
-    let p = &ctx.p;
-    let ret = &ctx.info.ret;
-    quote_spanned!(ctx.info.ret_span=> #p::check_return::<#ret>();)
-}
-
 /// The user's body as the innermost future / value, its error wrapped in `Fault::Inner`.
 fn innermost(ctx: &Ctx<'_>, body: &Block, value_mode: bool) -> TokenStream {
     let p = &ctx.p;
@@ -245,7 +233,7 @@ fn innermost(ctx: &Ctx<'_>, body: &Block, value_mode: bool) -> TokenStream {
         let adapt =
             if value_mode { quote!(#p::inner_value_async) } else { quote!(#p::inner_async) };
         quote!({
-            #[allow(unreachable_code, clippy::let_and_return)]
+            #[allow(unreachable_code, clippy::let_and_return, clippy::diverging_sub_expression)]
             let #body_ident = async {
                 let #ret_ident: #ret = #body;
                 #ret_ident
@@ -266,8 +254,16 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
         Layer::Circuit(c) => c.fallback.as_ref(),
         _ => None,
     });
+    let ret = &ctx.info.ret;
+    // Spanned at the return type: a missing `From<resilience::Error>` is reported there.
+    // `finisher::<R>()` takes no argument, so a missing `From<resilience::Error>` (or a
+    // return type that is not a `Result`) is reported at the user's return type.
+    let finish = |value: &syn::Ident| {
+        let finisher = quote_spanned!(ctx.info.ret_span=> #p::finisher::<#ret>());
+        quote!((#finisher)(#value))
+    };
     let Some(fallback) = fallback else {
-        return quote!(#p::finish(#result));
+        return finish(&result);
     };
     let args = ctx.info.args.iter().map(|a| match a {
         ArgName::SelfValue { span, .. } => quote_spanned!(*span=> self),
@@ -287,8 +283,9 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
             #p::Outcome::Fallback => #call,
         })
     } else {
+        let finish_done = finish(&done);
         quote!(match #p::open_circuit(#result) {
-            #p::Outcome::Done(#done) => #p::finish(#done),
+            #p::Outcome::Done(#done) => #finish_done,
             #p::Outcome::Fallback => #call,
         })
     }
@@ -664,7 +661,7 @@ mod tests {
         );
         assert!(out.starts_with("# [doc = r\" Docs.\"] # [inline] pub (crate) async fn get < 'a , T : Clone > (& self , id : & 'a T , x : impl Into < u8 > ,) -> Result < u8 , E > where T : Send , {"), "{out}");
         assert!(
-            out.contains(":: resilience :: __private :: check_return :: < Result < u8 , E > > ()")
+            out.contains("(:: resilience :: __private :: finisher :: < Result < u8 , E > > ()) (__resilience_result_0)")
         );
         assert!(out.contains("static __RESILIENCE_SITE_0 : :: resilience :: __private :: Site < :: resilience :: __private :: RetryPolicy >"));
         assert!(out.contains("max_attempts : :: core :: option :: Option :: Some (3u32)"));
@@ -761,7 +758,7 @@ mod tests {
         );
         assert!(out.contains("value_or_fallback"), "{out}");
         assert!(out.contains("Self :: cached (self , id) . await"), "{out}");
-        assert!(!out.contains("check_return"));
+        assert!(!out.contains("finisher"));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub(crate) struct FnInfo {
     pub(crate) ret_span: Span,
     /// Whether `ret` reads as a `Result` (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`).
     pub(crate) ret_is_result: bool,
+    /// Whether `ret` is certainly not a `Result` (`()`, `u32`, `String`, `Option<T>`,
+    /// a reference, a tuple, ...): reported by the macro itself, before type checking.
+    pub(crate) ret_not_result: bool,
     pub(crate) args: Vec<ArgName>,
     /// Argument types, for the `'static` rule of a sync `#[timeout]`.
     pub(crate) arg_types: Vec<Type>,
@@ -87,6 +90,7 @@ pub(crate) fn analyze(item: &ItemFn, attr: &str) -> syn::Result<FnInfo> {
         (Shape::Sync, ret, span)
     };
     let ret_is_result = reads_as_result(&ret);
+    let ret_not_result = certainly_not_result(&ret);
     let mut args = Vec::new();
     let mut arg_types = Vec::new();
     for input in &item.sig.inputs {
@@ -107,7 +111,7 @@ pub(crate) fn analyze(item: &ItemFn, attr: &str) -> syn::Result<FnInfo> {
             }
         }
     }
-    Ok(FnInfo { shape, ret, ret_span, ret_is_result, args, arg_types })
+    Ok(FnInfo { shape, ret, ret_span, ret_is_result, ret_not_result, args, arg_types })
 }
 
 fn declared(output: &ReturnType, fallback: Span) -> (TokenStream, Span) {
@@ -231,6 +235,32 @@ fn reads_as_result(ret: &TokenStream) -> bool {
     }
 }
 
+fn certainly_not_result(ret: &TokenStream) -> bool {
+    const NOT_RESULT: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64", "String", "Vec", "Option", "Box", "Arc", "Rc",
+        "HashMap", "BTreeMap", "HashSet", "Duration",
+    ];
+    let Ok(ty) = syn::parse2::<Type>(ret.clone()) else { return false };
+    match ty {
+        Type::Tuple(_)
+        | Type::Reference(_)
+        | Type::Array(_)
+        | Type::Slice(_)
+        | Type::ImplTrait(_)
+        | Type::Never(_)
+        | Type::Ptr(_)
+        | Type::BareFn(_)
+        | Type::TraitObject(_) => true,
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| NOT_RESULT.contains(&s.ident.to_string().as_str())),
+        _ => false,
+    }
+}
+
 /// Whether a type borrows (a reference, or a lifetime other than `'static`).
 pub(crate) fn borrows(ty: &Type) -> bool {
     fn scan(tokens: TokenStream) -> bool {
@@ -333,6 +363,13 @@ mod tests {
         assert!(borrows(&i.arg_types[1]));
         assert!(!borrows(&i.arg_types[3]));
         assert!(!info("fn f() -> u8 { 1 }").is_ok_and(|i| i.ret_is_result));
+        assert!(info("fn f() -> u8 { 1 }").is_ok_and(|i| i.ret_not_result));
+        assert!(info("fn f() { }").is_ok_and(|i| i.ret_not_result));
+        assert!(info("fn f() -> Option<u8> { None }").is_ok_and(|i| i.ret_not_result));
+        assert!(
+            info("fn f() -> Response { todo!() }")
+                .is_ok_and(|i| !i.ret_not_result && !i.ret_is_result)
+        );
     }
 
     #[test]

@@ -274,7 +274,15 @@ mod tests {
             ],
             "absorbed attributes stay as inert markers; the others stay as written"
         );
-        assert!(attrs.iter().filter(|a| is_absorbed(&a.meta.require_list().map(|l| l.tokens.clone()).unwrap_or_default())).count() == 2);
+        assert!(
+            attrs
+                .iter()
+                .filter(|a| is_absorbed(
+                    &a.meta.require_list().map(|l| l.tokens.clone()).unwrap_or_default()
+                ))
+                .count()
+                == 2
+        );
     }
 
     #[test]

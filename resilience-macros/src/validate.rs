@@ -7,7 +7,16 @@ use crate::func::{ArgName, FnInfo, Shape};
 use crate::stack::{Layer, Planned, Stack};
 
 /// Records every rule the stack or the function breaks.
-pub(crate) fn check(stack: &Stack, info: &FnInfo, errors: &mut Errors) {
+pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Errors) {
+    let has_fallback =
+        stack.layers.iter().any(|l| matches!(&l.layer, Layer::Circuit(c) if c.fallback.is_some()));
+    if info.ret_not_result && !has_fallback {
+        let ret = &info.ret;
+        errors.push(syn::Error::new(
+            info.ret_span,
+            format!("`#[{attr}]` needs the function to return `Result<T, E>` with `E: From<resilience::Error>`: rejections and timeouts reach the caller as `Err(E::from(resilience::Error))`, and `{}` cannot carry them (only `#[circuit_breaker(fallback = ..)]` accepts other return types)", ret.to_string().replace(' ', "")),
+        ));
+    }
     let mut fallback_seen = false;
     let mut retry_outside = false;
     for planned in &stack.layers {
@@ -167,7 +176,7 @@ mod tests {
         let mut errors = Errors::default();
         let stack = collect(kind, args, &mut item.attrs, &mut errors);
         match crate::func::analyze(&item, kind.name()) {
-            Ok(info) => check(&stack, &info, &mut errors),
+            Ok(info) => check(&stack, &info, kind.name(), &mut errors),
             Err(e) => errors.push(e),
         }
         errors
@@ -288,6 +297,34 @@ mod tests {
         assert_eq!(errs.len(), 2);
         assert!(errs[0].contains("must be at least `initial_delay`"));
         assert!(errs[1].contains("applies only to `backoff = exponential`"));
+    }
+
+    #[test]
+    fn a_return_type_that_cannot_carry_rejections_is_refused() {
+        let errs = messages(
+            Kind::Retry,
+            quote!(),
+            quote!(
+                fn f() -> u32 {
+                    1
+                }
+            ),
+        );
+        assert!(
+            errs[0].starts_with("`#[retry]` needs the function to return `Result<T, E>`"),
+            "{errs:?}"
+        );
+        assert!(errs[0].contains("`u32` cannot carry them"));
+        let errs = messages(
+            Kind::CircuitBreaker,
+            quote!(fallback = g),
+            quote!(
+                fn f() -> u32 {
+                    1
+                }
+            ),
+        );
+        assert!(errs.is_empty(), "a fallback makes it possible: {errs:?}");
     }
 
     #[test]

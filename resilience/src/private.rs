@@ -407,6 +407,8 @@ pub trait ResilientReturn {
     type Err;
     /// The value as a `Result`.
     fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    /// The `Result` as the value.
+    fn from_result(result: Result<Self::Ok, Self::Err>) -> Self;
 }
 
 impl<T, E> ResilientReturn for Result<T, E> {
@@ -414,6 +416,9 @@ impl<T, E> ResilientReturn for Result<T, E> {
     type Err = E;
     fn into_result(self) -> Result<T, E> {
         self
+    }
+    fn from_result(result: Result<T, E>) -> Self {
+        result
     }
 }
 
@@ -437,16 +442,6 @@ impl<E: From<Error>> FromResilienceError for E {
     fn from_resilience(e: Error) -> Self {
         E::from(e)
     }
-}
-
-/// Reports a non-`Result` return type, or an error type without
-/// `From<resilience::Error>`, at the user's return type (not public API).
-#[inline(always)]
-pub fn check_return<R>()
-where
-    R: ResilientReturn,
-    R::Err: FromResilienceError,
-{
 }
 
 /// Runs the sync body (not public API).
@@ -479,13 +474,30 @@ pub async fn inner_value_async<T>(body: impl Future<Output = T>) -> Result<T, Fa
     Ok(body.await)
 }
 
-/// The pipeline's result as the function's (not public API).
+/// Turns the pipeline's result into the return value (not public API).
+pub type Finish<R> = fn(Result<OkOf<R>, Fault<ErrOf<R>>>) -> R;
+
+/// The function turning the pipeline's result into the return value `R`. It takes no
+/// argument, so a return type that is not a `Result`, or an error type without
+/// `From<resilience::Error>`, is reported at the user's return type (not public API).
 #[inline(always)]
-pub fn finish<T, E: FromResilienceError>(result: Result<T, Fault<E>>) -> Result<T, E> {
-    result.map_err(|fault| match fault {
+pub fn finisher<R>() -> Finish<R>
+where
+    R: ResilientReturn,
+    R::Err: FromResilienceError,
+{
+    finish::<R>
+}
+
+fn finish<R>(result: Result<R::Ok, Fault<R::Err>>) -> R
+where
+    R: ResilientReturn,
+    R::Err: FromResilienceError,
+{
+    R::from_result(result.map_err(|fault| match fault {
         Fault::Inner(e) => e,
-        Fault::Rejected(e) => E::from_resilience(e),
-    })
+        Fault::Rejected(e) => R::Err::from_resilience(e),
+    }))
 }
 
 /// Whether the fallback answers (not public API).

@@ -143,7 +143,10 @@ fn ignored_errors_and_non_failures_do_not_trip() {
     let stats = registry().circuit_stats("macro-circuit-failure-if").unwrap();
     assert_eq!((stats.state, stats.successes), (CircuitState::Closed, 3));
     let _ = failure_if(AppError::Down);
-    assert_eq!(registry().circuit_stats("macro-circuit-failure-if").unwrap().state, CircuitState::Open);
+    assert_eq!(
+        registry().circuit_stats("macro-circuit-failure-if").unwrap().state,
+        CircuitState::Open
+    );
 }
 
 fn cached_price(sku: &str, quantity: u32) -> Result<u32, AppError> {

@@ -312,8 +312,7 @@ async fn seeded(calls: &AtomicU32) -> Result<u32, AppError> {
 #[tokio::test(start_paused = true)]
 async fn a_seeded_policy_gives_exact_jittered_delays() {
     let backoff = Backoff::exponential(Duration::from_millis(100)).with_jitter(Jitter::Full);
-    let policy =
-        RetryPolicy::builder().max_attempts(5).backoff(backoff).seed(42).build().unwrap();
+    let policy = RetryPolicy::builder().max_attempts(5).backoff(backoff).seed(42).build().unwrap();
     registry().configure_retry(concat!(module_path!(), "::seeded"), policy);
     let expected: Vec<Duration> = backoff.iter_seeded(42).take(4).collect();
     for _ in 0..2 {

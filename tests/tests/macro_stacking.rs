@@ -156,7 +156,11 @@ async fn a_preset_brings_every_layer_it_defines() {
     }
     let start = Instant::now();
     shopify("a.myshopify.com", &calls).await.unwrap();
-    assert_eq!(start.elapsed(), Duration::from_millis(500), "the 41st call waits for a refill at 2/s");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(500),
+        "the 41st call waits for a refill at 2/s"
+    );
     let start = Instant::now();
     shopify("b.myshopify.com", &calls).await.unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO, "another shop has its own bucket");
