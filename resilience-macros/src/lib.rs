@@ -1,14 +1,49 @@
 //! Attribute macros for [`resilience`](https://docs.rs/resilience).
 //!
 //! Do not depend on this crate directly: use the macros through `resilience`, which
-//! re-exports them and provides the runtime their expansions call. The documentation
-//! of each attribute, with examples and the equivalent hand-written code, is on its
-//! re-export in `resilience`.
+//! re-exports them (`use resilience::{retry, circuit_breaker};`) and provides the runtime
+//! their expansions call. Each attribute is documented below with an example and the
+//! equivalent hand-written code.
 //!
-//! Each entry point hands the tokens to [`expand`](crate::entry), which parses the
-//! arguments, validates them against each other and against the function, and generates
-//! the pipeline. On an error the function comes out unchanged beside the error, so the
-//! rest of the crate keeps compiling.
+//! # What every attribute shares
+//!
+//! * **Where.** Sync `fn` and `async fn`; free functions and methods (`&self`,
+//!   `&mut self`, `self`, `self: Arc<Self>`); trait impl methods, native `async fn` in
+//!   traits and `#[async_trait]` methods (put `#[async_trait]` on the impl block as
+//!   usual); generics, `where` clauses, `impl Trait` arguments; `fn .. -> impl Future`
+//!   whose body ends in `async move { .. }`. The signature, visibility, docs and other
+//!   attributes come out as written; only the body is rewritten, so `?` and `return` keep
+//!   their meaning. The future of an `async fn` is `Send` when the body's is.
+//! * **Errors.** The function returns `Result<T, E>` with `E: From<resilience::Error>`:
+//!   an open circuit, a rate limit, a full bulkhead or a timeout reaches the caller as
+//!   `Err(E::from(resilience::Error::..))`. Anything else is a compile error at the return
+//!   type saying which impl to add (only `#[circuit_breaker(fallback = ..)]` accepts other
+//!   return types).
+//! * **Stacking.** Several attributes compose and **the written order is the runtime
+//!   order**: the top attribute is the outermost layer, as with Python decorators.
+//!   `#[retry] #[circuit_breaker] #[timeout(2s)]` is a retry around a breaker around a
+//!   per-attempt timeout. (The top attribute absorbs the resilience attributes below it
+//!   into one pipeline; attributes of other crates are left where they are.)
+//! * **Interplay.** A retry never retries a `CircuitOpen` (nor a `Config` error) from a
+//!   layer inside it; a `RateLimited` rejection is retried after at least its suggested
+//!   wait, within `max_attempts` and the budget; `Timeout` and `BulkheadFull` are
+//!   retried like transient errors. A breaker inside a retry counts **every attempt**; a
+//!   breaker outside it counts one call. A timeout inside a breaker counts as a failure;
+//!   other rejections from inside are ignored by the breaker.
+//! * **Named instances.** Circuits, limiters and bulkheads live in the process-wide
+//!   registry under their `name` (default: the function's module path and name,
+//!   `my_crate::shopify::get_orders`); functions naming the same instance share it.
+//!   Each call site resolves its instance once (a `static` cell), never by string per
+//!   call. **Precedence: registry > attribute > preset > defaults**: a config set in code
+//!   (`registry().configure_circuit_breaker(..)`, `configure_retry(..)`, ...) or loaded
+//!   from TOML for that name wins over the attribute's literals, which win over the
+//!   `preset`'s values, which win over the defaults. Set registry configs at startup:
+//!   call sites resolve on their first call. An instance that cannot be built (unknown
+//!   preset, invalid value) makes each call return `E::from(Error::Config(..))`.
+//! * **Literals** are checked at compile time: durations are written `250ms`, `2s`,
+//!   `1.5s`, `5m`, `1h` (also `ns`, `us`; a number without a unit is an error), counts
+//!   must be at least 1, factors in range, and conflicting options are refused.
+//! * **`crate = "path"`** names the `resilience` crate for facades that re-export it.
 
 mod args;
 mod duration;
@@ -22,37 +57,413 @@ use proc_macro::TokenStream;
 
 use stack::Kind;
 
-/// Retries the function on failure with backoff. See `resilience::retry`.
+/// Retries the function when it fails, waiting a backoff between attempts.
+///
+/// | argument | value | default |
+/// |---|---|---|
+/// | `max_attempts` | attempts **including the first** (`1` = no retry) | `3` |
+/// | `backoff` | `constant`, `linear`, `exponential`, `fibonacci`, `decorrelated` | `exponential` |
+/// | `initial_delay` | first delay | `1s` |
+/// | `max_delay` | cap on every delay, jitter included | `60s` |
+/// | `multiplier` | growth of `exponential`, at least `1.0` | `2.0` |
+/// | `jitter` | `none`, `full`, `equal`, `proportional(0.2)` | `full` |
+/// | `max_elapsed` | no sleep that would end past this total | none |
+/// | `retry_if` | `fn(&E) -> bool` path or closure: which errors to retry | see below |
+/// | `retry_on_result` | `fn(&T) -> bool`: `Ok` values to retry ("soft failures") | none |
+/// | `on_retry` | `fn(&RetryEvent<T, E>)`: told before each retry's sleep | none |
+/// | `budget` | name of a shared [retry budget] in the registry | none |
+/// | `preset` | `"api"`, `"database"`, ...: start from the preset's retry policy | none |
+///
+/// Without `retry_if`, every error is retried, unless `E` implements
+/// [`Classify`](https://docs.rs/resilience/latest/resilience/classify/trait.Classify.html):
+/// then only transient errors are. When `E` implements `RetryAfter`, its server hint
+/// replaces the computed delay (capped by `max_delay`). Both are picked up without being
+/// asked, for concrete error types. `E` must implement `Debug` (retries are logged). When
+/// the attempts run out, the last error (or the last soft-failure value) is returned.
+///
+/// The body runs once per attempt: it may borrow and mutate its arguments (`&mut self`
+/// included) but cannot move out of them. A body that consumes an argument fails to
+/// compile with "value moved here, in previous iteration of loop": clone inside the body
+/// (`send(body.clone())`) or take a reference.
+///
+/// The policy is named after the function (`module::fn`); a policy set with
+/// `registry().configure_retry(name, policy)` wins over the attribute (that is also how a
+/// test injects a `ManualClock` or a seed).
+///
+/// ```
+/// use resilience::{retry, Error};
+///
+/// #[derive(Debug)]
+/// enum ApiError { Unavailable, Resilience(Error) }
+/// impl From<Error> for ApiError {
+///     fn from(e: Error) -> Self { ApiError::Resilience(e) }
+/// }
+///
+/// #[retry(max_attempts = 4, backoff = exponential, initial_delay = 100ms, jitter = none)]
+/// async fn fetch_orders(calls: &mut u32) -> Result<u32, ApiError> {
+///     *calls += 1;
+///     if *calls < 3 { Err(ApiError::Unavailable) } else { Ok(*calls) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let start = tokio::time::Instant::now();
+/// let mut calls = 0;
+/// assert_eq!(fetch_orders(&mut calls).await.ok(), Some(3));
+/// assert_eq!(start.elapsed(), std::time::Duration::from_millis(100 + 200));
+/// # }
+/// ```
+///
+/// The same by hand (the attribute drives the policy attempt by attempt, with the
+/// decisions of `RetryPolicy::run_async`):
+///
+/// ```
+/// # use resilience::Error;
+/// # #[derive(Debug)] enum ApiError { Unavailable, Resilience(Error) }
+/// # impl From<Error> for ApiError { fn from(e: Error) -> Self { ApiError::Resilience(e) } }
+/// use std::time::Duration;
+/// use resilience::backoff::{Backoff, Jitter};
+/// use resilience::retry::RetryPolicy;
+///
+/// async fn fetch_orders(calls: &mut u32) -> Result<u32, ApiError> {
+///     let policy = RetryPolicy::builder()
+///         .max_attempts(4)
+///         .backoff(Backoff::exponential(Duration::from_millis(100)).with_jitter(Jitter::None))
+///         .build()
+///         .map_err(Error::Config)?;
+///     let calls = std::sync::Mutex::new(calls);
+///     policy
+///         .call_async(|| {
+///             let mut calls = calls.lock().unwrap();
+///             **calls += 1;
+///             let n = **calls;
+///             async move { if n < 3 { Err(ApiError::Unavailable) } else { Ok(n) } }
+///         })
+///         .await
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() { assert_eq!(fetch_orders(&mut 0).await.ok(), Some(3)); }
+/// ```
+///
+/// [retry budget]: https://docs.rs/resilience/latest/resilience/retry/struct.RetryBudget.html
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::Retry, args.into(), item.into()).into()
 }
 
-/// Guards the function with a named circuit breaker. See `resilience::circuit_breaker`.
+/// Guards the function with a named circuit breaker from the registry.
+///
+/// | argument | value | default |
+/// |---|---|---|
+/// | `name` | the circuit's name; the same name on several functions shares one circuit | `module::fn` |
+/// | `failure_threshold` | consecutive failures that open the circuit | `5` |
+/// | `failure_rate` + `window` + `min_calls` | open on a failure share over the last `window` calls (`100`) or time (`60s`), once `min_calls` ran | none |
+/// | `recovery_timeout` | how long it stays open before a probe | `60s` |
+/// | `success_threshold` | probe successes that close it again | `2` |
+/// | `half_open_max_calls` | probes allowed at once | `1` |
+/// | `slow_call` | a success slower than this counts as a failure | none |
+/// | `failure_if` | `fn(&E) -> bool`: errors that count as failures (others count as successes) | every error |
+/// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither | none |
+/// | `fallback` | a function taking the same arguments and returning the same type | none |
+/// | `preset` | start from the preset's breaker settings | none |
+///
+/// `failure_threshold` and `failure_rate` are two ways to trip; giving both is a compile
+/// error. While the circuit is open the body does not run and the call returns
+/// `Err(E::from(Error::CircuitOpen { name, retry_after }))`, or the `fallback`'s answer:
+/// the fallback is called with the function's arguments (and `self` for methods, as in
+/// `fallback = Self::cached`) when the circuit rejects the call; a failure of the call
+/// itself is returned as it is. With a fallback the function may return a plain value
+/// (`-> String`); then any rejection goes to the fallback. The arguments are borrowed by
+/// the body so the fallback can still receive them.
+///
+/// ```
+/// use resilience::{circuit_breaker, registry, Error};
+/// use resilience::circuit::CircuitState;
+///
+/// #[derive(Debug)]
+/// enum DbError { Down, Resilience(Error) }
+/// impl From<Error> for DbError {
+///     fn from(e: Error) -> Self { DbError::Resilience(e) }
+/// }
+///
+/// #[circuit_breaker(name = "docs-orders-db", failure_threshold = 2, recovery_timeout = 30s)]
+/// fn load_order(id: u64) -> Result<String, DbError> {
+///     let _ = id;
+///     Err(DbError::Down)
+/// }
+///
+/// assert!(matches!(load_order(1), Err(DbError::Down)));
+/// assert!(matches!(load_order(1), Err(DbError::Down)));
+/// assert!(matches!(load_order(1), Err(DbError::Resilience(Error::CircuitOpen { .. }))));
+/// assert_eq!(registry().circuit_stats("docs-orders-db").unwrap().state, CircuitState::Open);
+/// ```
+///
+/// The same by hand:
+///
+/// ```
+/// # use resilience::Error;
+/// # #[derive(Debug)] enum DbError { Down, Resilience(Error) }
+/// # impl From<Error> for DbError { fn from(e: Error) -> Self { DbError::Resilience(e) } }
+/// use std::time::Duration;
+/// use resilience::circuit::CircuitBreakerConfig;
+/// use resilience::registry;
+///
+/// fn load_order(id: u64) -> Result<String, DbError> {
+///     let breaker = registry().resolve_circuit_breaker("docs-orders-db-by-hand", || {
+///         CircuitBreakerConfig::builder()
+///             .failure_threshold(2)
+///             .recovery_timeout(Duration::from_secs(30))
+///             .build()
+///     }).map_err(Error::Config)?;
+///     breaker.call(|| {
+///         let _ = id;
+///         Err(DbError::Down)
+///     })
+/// }
+/// # assert!(matches!(load_order(1), Err(DbError::Down)));
+/// ```
 #[proc_macro_attribute]
 pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::CircuitBreaker, args.into(), item.into()).into()
 }
 
-/// Rate-limits the function with a named token bucket. See `resilience::rate_limit`.
+/// Takes permits from a named token bucket before each call.
+///
+/// | argument | value | default |
+/// |---|---|---|
+/// | `name` | the limiter's name (shared by functions naming it) | `module::fn` |
+/// | `per_second` / `per_minute` | refill rate (one of them) | required, unless `preset` or a registry config |
+/// | `burst` | bucket capacity | `1` |
+/// | `cost` | expression over the arguments: permits this call takes (`u32`) | `1` |
+/// | `key` | expression over the arguments: one bucket per key (per shop, per host): a string or an integer | none |
+/// | `on_limit` | `wait` (sleep for the next slot), `reject` (fail fast), `queue` (wait, at most `max_queue` at once) | `wait` |
+/// | `max_wait` | refuse at once a wait longer than this | none |
+/// | `max_queue` | waiters allowed with `on_limit = queue` | — |
+/// | `preset` | start from the preset's limit | none |
+///
+/// A refused call returns `Err(E::from(Error::RateLimited { name, retry_after }))`
+/// without running. Async functions wait on tokio's timer; sync functions block the
+/// thread. With `key`, idle keys are evicted without user action.
+///
+/// ```
+/// use resilience::{rate_limit, Error};
+///
+/// #[derive(Debug)]
+/// enum ShopError { Resilience(Error) }
+/// impl From<Error> for ShopError {
+///     fn from(e: Error) -> Self { ShopError::Resilience(e) }
+/// }
+///
+/// // Shopify: a bucket of 40 per shop, refilled at 2 per second.
+/// #[rate_limit(name = "docs-shopify", per_second = 2, burst = 40, key = shop)]
+/// async fn orders(shop: &str) -> Result<(), ShopError> {
+///     let _ = shop;
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let start = tokio::time::Instant::now();
+/// for _ in 0..41 {
+///     orders("a.myshopify.com").await.unwrap();
+/// }
+/// assert_eq!(start.elapsed(), std::time::Duration::from_millis(500)); // the 41st waited
+/// # }
+/// ```
+///
+/// The same by hand:
+///
+/// ```
+/// # use resilience::Error;
+/// # #[derive(Debug)] enum ShopError { Resilience(Error) }
+/// # impl From<Error> for ShopError { fn from(e: Error) -> Self { ShopError::Resilience(e) } }
+/// use resilience::rate_limit::RateLimitConfig;
+/// use resilience::registry;
+///
+/// async fn orders(shop: &str) -> Result<(), ShopError> {
+///     let limiter = registry()
+///         .resolve_keyed_rate_limiter("docs-shopify-by-hand", || {
+///             RateLimitConfig::builder().per_second(2).burst(40).build()
+///         })
+///         .map_err(Error::Config)?;
+///     limiter.acquire_async(shop, 1).await?;
+///     Ok(())
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() { orders("a").await.unwrap(); }
+/// ```
 #[proc_macro_attribute]
 pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::RateLimit, args.into(), item.into()).into()
 }
 
-/// Bounds each call's duration. See `resilience::timeout`.
+/// Bounds the duration of each call: `#[timeout(5s)]` or `#[timeout(duration = 5s)]`.
+///
+/// An `async fn` is cancelled (its future dropped) at the deadline and returns
+/// `Err(E::from(Error::Timeout { limit }))`. A sync `fn` runs on a worker thread while
+/// the caller waits at most `limit`; at the deadline the caller gets the timeout and the
+/// worker is left to finish, its result dropped (a panic in the worker is resumed in the
+/// caller). So a sync function under `#[timeout]` must have owned, `'static`, `Send`
+/// arguments (a borrowed argument is a compile error that says so); under a `#[retry]`,
+/// each attempt gets its own clone of the arguments.
+///
+/// Under `#[retry]` the timeout applies to each attempt; above it, to the whole call.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience::{timeout, Error};
+///
+/// #[derive(Debug, PartialEq)]
+/// enum AppError { Resilience(Error) }
+/// impl From<Error> for AppError {
+///     fn from(e: Error) -> Self { AppError::Resilience(e) }
+/// }
+///
+/// #[timeout(2s)]
+/// async fn slow_report() -> Result<u32, AppError> {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     Ok(1)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let r = slow_report().await;
+/// assert_eq!(r, Err(AppError::Resilience(Error::timeout(Duration::from_secs(2)))));
+/// # }
+/// ```
+///
+/// The same by hand:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use resilience::Error;
+/// # #[derive(Debug, PartialEq)] enum AppError { Resilience(Error) }
+/// # impl From<Error> for AppError { fn from(e: Error) -> Self { AppError::Resilience(e) } }
+/// async fn slow_report() -> Result<u32, AppError> {
+///     resilience::timeout::call_async(Duration::from_secs(2), async {
+///         tokio::time::sleep(Duration::from_secs(60)).await;
+///         Ok(1)
+///     })
+///     .await
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() { assert!(slow_report().await.is_err()); }
+/// ```
 #[proc_macro_attribute]
 pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::Timeout, args.into(), item.into()).into()
 }
 
-/// Bounds the number of calls in flight. See `resilience::bulkhead`.
+/// Bounds the number of calls in flight with a named bulkhead.
+///
+/// | argument | value | default |
+/// |---|---|---|
+/// | `name` | the bulkhead's name (shared by functions naming it) | `module::fn` |
+/// | `max_concurrent` | calls allowed in flight | `10` |
+/// | `max_wait` | how long a call may wait for a free slot | no wait |
+/// | `preset` | start from the preset's bulkhead | none |
+///
+/// A call that finds it full (after `max_wait`) returns
+/// `Err(E::from(Error::BulkheadFull { name, max_concurrent }))` without running. The
+/// permit is released when the call ends, also when an async call is cancelled.
+///
+/// ```
+/// use resilience::{bulkhead, Error};
+///
+/// #[derive(Debug)]
+/// enum DbError { Resilience(Error) }
+/// impl From<Error> for DbError {
+///     fn from(e: Error) -> Self { DbError::Resilience(e) }
+/// }
+///
+/// #[bulkhead(max_concurrent = 10, max_wait = 1s)]
+/// async fn query(sql: &str) -> Result<usize, DbError> {
+///     Ok(sql.len())
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() { assert_eq!(query("select 1").await.ok(), Some(8)); }
+/// ```
+///
+/// The same by hand:
+///
+/// ```
+/// # use resilience::Error;
+/// # #[derive(Debug)] enum DbError { Resilience(Error) }
+/// # impl From<Error> for DbError { fn from(e: Error) -> Self { DbError::Resilience(e) } }
+/// use std::time::Duration;
+/// use resilience::{registry, BulkheadConfig};
+///
+/// async fn query(sql: &str) -> Result<usize, DbError> {
+///     let bulkhead = registry()
+///         .resolve_bulkhead("docs-query", || {
+///             BulkheadConfig::builder().max_concurrent(10).max_wait(Duration::from_secs(1)).build()
+///         })
+///         .map_err(Error::Config)?;
+///     bulkhead.call_async(|| async { Ok(sql.len()) }).await
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() { assert_eq!(query("select 1").await.ok(), Some(8)); }
+/// ```
 #[proc_macro_attribute]
 pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::Bulkhead, args.into(), item.into()).into()
 }
 
-/// The whole stack in one attribute. See `resilience::resilient`.
+/// The whole stack in one attribute, in a fixed order.
+///
+/// Either `preset = "shopify"` (every layer that preset defines: `database`, `api`,
+/// `file`, `postgres`, `shopify`, `development`, or one registered with
+/// `Registry::register_preset`), or nested layers — `retry(..)`, `circuit_breaker(..)`,
+/// `rate_limit(..)`, `bulkhead(..)`, `timeout(..)` with the arguments of the attributes of
+/// the same names — or both: nested layers then refine the preset's (`#[resilient(preset =
+/// "shopify", rate_limit(key = shop))]`) and may add layers it lacks.
+///
+/// Whatever the written order, the layers run **outermost first: retry → circuit breaker
+/// → rate limit → bulkhead → timeout (per attempt)**. So each attempt passes the breaker
+/// and takes a permit, an open circuit is not retried, and a `RateLimited` attempt is
+/// retried after its wait. Every named instance is called after the function
+/// (`module::fn`) unless a layer names it.
+///
+/// ```
+/// use resilience::{resilient, registry, Error};
+///
+/// #[derive(Debug)]
+/// enum ShopError { Resilience(Error) }
+/// impl From<Error> for ShopError {
+///     fn from(e: Error) -> Self { ShopError::Resilience(e) }
+/// }
+///
+/// #[resilient(preset = "shopify", rate_limit(key = shop))]
+/// async fn products(shop: &str) -> Result<u32, ShopError> {
+///     let _ = shop;
+///     Ok(250)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// assert_eq!(products("a.myshopify.com").await.ok(), Some(250));
+/// let name = concat!(module_path!(), "::products");
+/// assert_eq!(registry().circuit_stats(name).unwrap().successes, 1);
+/// # }
+/// ```
+///
+/// The same by hand, with [`Pipeline`](https://docs.rs/resilience/latest/resilience/struct.Pipeline.html)
+/// (which keeps one limiter rather than one bucket per shop):
+///
+/// ```
+/// # use resilience::Error;
+/// # #[derive(Debug)] enum ShopError { Resilience(Error) }
+/// # impl From<Error> for ShopError { fn from(e: Error) -> Self { ShopError::Resilience(e) } }
+/// use resilience::{presets::Preset, Pipeline};
+///
+/// async fn products(shop: &str) -> Result<u32, ShopError> {
+///     let pipeline = Pipeline::from_config("docs-products", &Preset::Shopify.config())
+///         .map_err(Error::Config)?;
+///     pipeline.call_async(|| async { let _ = shop; Ok(250) }).await
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() { assert_eq!(products("a").await.ok(), Some(250)); }
+/// ```
 #[proc_macro_attribute]
 pub fn resilient(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::Resilient, args.into(), item.into()).into()
