@@ -75,6 +75,17 @@ mod tests {
     }
 
     #[test]
+    fn an_absorbed_attribute_passes_the_item_through() {
+        let item = quote!(
+            fn f() -> Result<(), E> {
+                Ok(())
+            }
+        );
+        let out = expand(Kind::Timeout, quote!(__resilience_absorbed), item.clone());
+        assert_eq!(out.to_string(), item.to_string());
+    }
+
+    #[test]
     fn non_functions_are_refused_and_kept() {
         let out = expand(
             Kind::Retry,

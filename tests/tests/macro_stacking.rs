@@ -188,3 +188,29 @@ async fn attributes_written_with_full_paths_stack_too() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(registry().circuit_stats("macro-stack-paths").unwrap().failures, 2);
 }
+
+#[resilient(preset = "no-such-preset")]
+async fn unknown_preset(calls: &AtomicU32) -> Result<u32, AppError> {
+    Ok(calls.fetch_add(1, Ordering::SeqCst))
+}
+
+#[retry(preset = "no-such-preset")]
+fn unknown_retry_preset(calls: &AtomicU32) -> Result<u32, AppError> {
+    Ok(calls.fetch_add(1, Ordering::SeqCst))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_that_cannot_be_built_fails_each_call_with_a_config_error() {
+    let calls = AtomicU32::new(0);
+    for _ in 0..2 {
+        match unknown_preset(&calls).await {
+            Err(AppError::Resilience(Error::Config(e))) => assert_eq!(e.field(), "preset"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        assert!(matches!(
+            unknown_retry_preset(&calls),
+            Err(AppError::Resilience(Error::Config(_)))
+        ));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the body never ran");
+}
