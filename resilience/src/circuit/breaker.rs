@@ -303,22 +303,34 @@ impl CircuitBreaker {
 
     /// Move from the state of `seen` to `to`, unless another transition got there first.
     fn transition_from(&self, seen: Word, to: CircuitState) {
-        let mut rng = self.transition.lock();
-        let w = self.load();
-        if w.generation() == seen.generation() && w.state() == seen.state() {
-            self.enter(w, to, &mut rng);
+        let event = {
+            let mut rng = self.transition.lock();
+            let w = self.load();
+            if w.generation() != seen.generation() || w.state() != seen.state() {
+                return;
+            }
+            self.enter(w, to, &mut rng)
+        };
+        // Subscribers run after the lock is released, so one may act on this breaker.
+        if let Some(event) = event {
+            emit(&event);
         }
     }
 
     /// Operator transition: always starts a new generation.
     fn force(&self, to: CircuitState) {
-        let mut rng = self.transition.lock();
-        let w = self.load();
-        self.enter(w, to, &mut rng);
+        let event = {
+            let mut rng = self.transition.lock();
+            let w = self.load();
+            self.enter(w, to, &mut rng)
+        };
+        if let Some(event) = event {
+            emit(&event);
+        }
     }
 
     /// Enter `to` from `w` (under the transition lock).
-    fn enter(&self, w: Word, to: CircuitState, rng: &mut fastrand::Rng) {
+    fn enter(&self, w: Word, to: CircuitState, rng: &mut fastrand::Rng) -> Option<StateTransition> {
         let from = w.state();
         let now = self.clock.now();
         let policy = self.policy.load();
@@ -349,7 +361,7 @@ impl CircuitBreaker {
         let next = Word::new(to, w.generation().wrapping_add(1));
         self.word.store(next.0, Ordering::Release);
         if from == to {
-            return;
+            return None;
         }
         let at = as_nanos(now);
         self.transitions.fetch_add(1, Ordering::Relaxed);
@@ -365,7 +377,7 @@ impl CircuitBreaker {
         } else {
             tracing::warn!(name = %name, %from, %to, failures = consecutive_failures, ?open_for, "circuit state changed");
         }
-        emit(&event);
+        Some(event)
     }
 
     /// Close the circuit and forget the window, consecutive failures and in-flight
@@ -529,5 +541,27 @@ mod tests {
             assert!(d <= Duration::from_secs(10));
         }
         assert_eq!(jittered(Duration::MAX, 0.0, &mut rng), Duration::MAX);
+    }
+
+    #[test]
+    fn a_subscriber_may_act_on_the_breaker_that_notified_it() {
+        let config = CircuitBreakerConfig::builder().failure_threshold(1).build();
+        let breaker = Arc::new(CircuitBreaker::new(
+            "breaker-reentrant-subscriber",
+            config.unwrap_or_default(),
+        ));
+        let name = breaker.name().clone();
+        let target = Arc::downgrade(&breaker);
+        let _sub = crate::events::subscribe(move |t| {
+            if t.name == name && t.to == CircuitState::Open {
+                if let Some(b) = target.upgrade() {
+                    b.reset(); // a transition from inside a subscriber must not deadlock
+                }
+            }
+        });
+        let r = breaker.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+        assert!(r.is_err());
+        assert_eq!(breaker.state(), CircuitState::Closed, "the subscriber closed it again");
+        assert_eq!(breaker.stats().transitions, 2, "closed -> open -> closed");
     }
 }
