@@ -1,1 +1,267 @@
-//! Error classification: transient or permanent, HTTP status codes, I/O error kinds, server hints.
+//! Error classification: is a failure worth retrying?
+//!
+//! A *transient* failure (a timeout, a dropped connection, HTTP 503) may well succeed if
+//! tried again; a *permanent* one (HTTP 404, a malformed request, a permission error)
+//! will fail the same way every time, and retrying it only adds load. Implement
+//! [`Classify`] (and [`RetryAfter`] for server hints) on your error type and retry with
+//! [`Classified`](crate::retry::Classified) hooks, or use the tables here:
+//! [`http_status`] and [`io_error_kind`].
+//!
+//! ```
+//! use resilience::classify::{http_status, Classify, ErrorClass, RetryAfter};
+//! use std::time::Duration;
+//!
+//! #[derive(Debug)]
+//! struct HttpError {
+//!     status: u16,
+//!     retry_after: Option<Duration>,
+//! }
+//!
+//! impl Classify for HttpError {
+//!     fn class(&self) -> ErrorClass {
+//!         http_status(self.status).unwrap_or(ErrorClass::Permanent)
+//!     }
+//! }
+//!
+//! impl RetryAfter for HttpError {
+//!     fn retry_after(&self) -> Option<Duration> {
+//!         self.retry_after
+//!     }
+//! }
+//!
+//! assert!(HttpError { status: 503, retry_after: None }.is_transient());
+//! assert!(!HttpError { status: 404, retry_after: None }.is_transient());
+//! ```
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use crate::{Error, Fault};
+
+/// Whether a failure may go away if the call is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// May succeed on a later attempt: retry it.
+    Transient,
+    /// Will fail the same way again: do not retry.
+    Permanent,
+}
+
+/// An error that knows whether it is worth retrying.
+pub trait Classify {
+    /// The class of this error.
+    fn class(&self) -> ErrorClass;
+
+    /// `self.class() == ErrorClass::Transient`.
+    fn is_transient(&self) -> bool {
+        self.class() == ErrorClass::Transient
+    }
+}
+
+/// An error that may carry the server's "try again in ..." hint (an HTTP `Retry-After`
+/// header, a gRPC `RetryInfo`, a rate limiter's estimate).
+pub trait RetryAfter {
+    /// How long to wait before the next attempt, when known.
+    fn retry_after(&self) -> Option<Duration>;
+}
+
+/// The class of an HTTP status code, or `None` for a status that is not an error
+/// (1xx, 2xx, 3xx) or not a status at all (below 100, 600 and above).
+///
+/// * Transient: 408 Request Timeout, 425 Too Early, 429 Too Many Requests, and every
+///   5xx (500, 502, 503, 504 and the rest: a server error says nothing about the
+///   request being wrong) **except** 501 Not Implemented, 505 HTTP Version Not Supported
+///   and 511 Network Authentication Required, which will not change on their own.
+/// * Permanent: every other 4xx (400, 401, 403, 404, 405, 409, 410, 422, ...): the request
+///   itself must change before it can succeed.
+///
+/// ```
+/// use resilience::classify::{http_status, ErrorClass};
+/// assert_eq!(http_status(503), Some(ErrorClass::Transient));
+/// assert_eq!(http_status(422), Some(ErrorClass::Permanent));
+/// assert_eq!(http_status(200), None);
+/// ```
+pub fn http_status(code: u16) -> Option<ErrorClass> {
+    match code {
+        408 | 425 | 429 => Some(ErrorClass::Transient),
+        501 | 505 | 511 => Some(ErrorClass::Permanent),
+        400..=499 => Some(ErrorClass::Permanent),
+        500..=599 => Some(ErrorClass::Transient),
+        _ => None,
+    }
+}
+
+/// The class of an I/O error kind.
+///
+/// Transient: the network and timing kinds (`ConnectionRefused`, `ConnectionReset`,
+/// `ConnectionAborted`, `NotConnected`, `HostUnreachable`, `NetworkUnreachable`,
+/// `NetworkDown`, `AddrInUse`, `AddrNotAvailable` (ephemeral ports exhausted),
+/// `BrokenPipe`, `TimedOut`, `Interrupted`, `WouldBlock`, `UnexpectedEof`, `ResourceBusy`).
+/// Everything else is permanent (`NotFound`, `PermissionDenied`, `InvalidInput`,
+/// `InvalidData`, `Unsupported`, `AlreadyExists`, `OutOfMemory`, `Other`, and kinds
+/// added to the standard library later): an error the retry loop does not understand is
+/// not retried.
+///
+/// ```
+/// use resilience::classify::{io_error_kind, ErrorClass};
+/// use std::io::ErrorKind;
+/// assert_eq!(io_error_kind(ErrorKind::ConnectionReset), ErrorClass::Transient);
+/// assert_eq!(io_error_kind(ErrorKind::PermissionDenied), ErrorClass::Permanent);
+/// ```
+pub fn io_error_kind(kind: ErrorKind) -> ErrorClass {
+    match kind {
+        ErrorKind::ConnectionRefused
+        | ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::NotConnected
+        | ErrorKind::HostUnreachable
+        | ErrorKind::NetworkUnreachable
+        | ErrorKind::NetworkDown
+        | ErrorKind::AddrInUse
+        | ErrorKind::AddrNotAvailable
+        | ErrorKind::BrokenPipe
+        | ErrorKind::TimedOut
+        | ErrorKind::Interrupted
+        | ErrorKind::WouldBlock
+        | ErrorKind::UnexpectedEof
+        | ErrorKind::ResourceBusy => ErrorClass::Transient,
+        _ => ErrorClass::Permanent,
+    }
+}
+
+impl Classify for std::io::Error {
+    fn class(&self) -> ErrorClass {
+        io_error_kind(self.kind())
+    }
+}
+
+impl RetryAfter for std::io::Error {
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// `Timeout`, `RateLimited` and `BulkheadFull` are transient; `CircuitOpen` (the breaker
+/// decides when to try again, not the retry loop) and `Config` are permanent.
+impl Classify for Error {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Error::Timeout { .. } | Error::RateLimited { .. } | Error::BulkheadFull { .. } => {
+                ErrorClass::Transient
+            }
+            Error::CircuitOpen { .. } | Error::Config(_) => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// [`Error::retry_after`].
+impl RetryAfter for Error {
+    fn retry_after(&self) -> Option<Duration> {
+        Error::retry_after(self)
+    }
+}
+
+/// The class of the inner error or of the rejection.
+impl<E: Classify> Classify for Fault<E> {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Fault::Inner(e) => e.class(),
+            Fault::Rejected(e) => e.class(),
+        }
+    }
+}
+
+/// The hint of the inner error or of the rejection.
+impl<E: RetryAfter> RetryAfter for Fault<E> {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Fault::Inner(e) => e.retry_after(),
+            Fault::Rejected(e) => RetryAfter::retry_after(e),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ErrorClass::{Permanent, Transient};
+
+    #[test]
+    fn http_table() {
+        for code in [408, 425, 429, 500, 502, 503, 504, 507, 520, 599] {
+            assert_eq!(http_status(code), Some(Transient), "{code}");
+        }
+        for code in [400, 401, 403, 404, 405, 409, 410, 422, 451, 499, 501, 505, 511] {
+            assert_eq!(http_status(code), Some(Permanent), "{code}");
+        }
+        for code in [0, 99, 100, 200, 204, 301, 304, 399, 600, u16::MAX] {
+            assert_eq!(http_status(code), None, "{code}");
+        }
+    }
+
+    #[test]
+    fn io_table() {
+        use ErrorKind::*;
+        for k in [
+            ConnectionRefused,
+            ConnectionReset,
+            ConnectionAborted,
+            NotConnected,
+            HostUnreachable,
+            NetworkUnreachable,
+            NetworkDown,
+            AddrInUse,
+            AddrNotAvailable,
+            BrokenPipe,
+            TimedOut,
+            Interrupted,
+            WouldBlock,
+            UnexpectedEof,
+            ResourceBusy,
+        ] {
+            assert_eq!(io_error_kind(k), Transient, "{k:?}");
+        }
+        for k in [
+            NotFound,
+            PermissionDenied,
+            InvalidInput,
+            InvalidData,
+            Unsupported,
+            AlreadyExists,
+            OutOfMemory,
+            WriteZero,
+            Other,
+        ] {
+            assert_eq!(io_error_kind(k), Permanent, "{k:?}");
+        }
+        let e = std::io::Error::from(TimedOut);
+        assert!(e.is_transient());
+        assert_eq!(RetryAfter::retry_after(&e), None);
+    }
+
+    #[test]
+    fn resilience_errors() {
+        let s = Duration::from_secs(1);
+        assert_eq!(Error::timeout(s).class(), Transient);
+        assert_eq!(Error::rate_limited("r", s).class(), Transient);
+        assert_eq!(Error::bulkhead_full("b", 4).class(), Transient);
+        assert_eq!(Error::circuit_open("c", s).class(), Permanent);
+        let cfg = Error::Config(crate::ConfigError::new("x", "bad"));
+        assert_eq!(cfg.class(), Permanent);
+        assert_eq!(RetryAfter::retry_after(&Error::rate_limited("r", s)), Some(s));
+        assert_eq!(RetryAfter::retry_after(&Error::timeout(s)), None);
+    }
+
+    #[test]
+    fn faults_delegate() {
+        let s = Duration::from_secs(2);
+        let inner: Fault<std::io::Error> = Fault::Inner(ErrorKind::ConnectionReset.into());
+        assert_eq!(inner.class(), Transient);
+        let rejected: Fault<std::io::Error> = Fault::Rejected(Error::rate_limited("r", s));
+        assert_eq!(rejected.class(), Transient);
+        assert_eq!(rejected.retry_after(), Some(s));
+        let open: Fault<std::io::Error> = Fault::Rejected(Error::circuit_open("c", s));
+        assert!(!open.is_transient());
+    }
+}

@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::backoff::{Backoff, Jitter};
+use crate::backoff::{Backoff, Jitter, Strategy};
 use crate::bulkhead::BulkheadConfig;
 use crate::circuit::{CircuitBreakerConfig, Window};
 use crate::presets::ResilienceConfig;
@@ -132,7 +132,9 @@ fn err(path: String, message: impl Into<String>) -> ConfigError {
 }
 
 fn dur(path: &str, key: &str, text: &Option<String>) -> Result<Option<Duration>, ConfigError> {
-    text.as_deref().map(|t| duration::parse(t).map_err(|m| err(format!("{path}.{key}"), m))).transpose()
+    text.as_deref()
+        .map(|t| duration::parse(t).map_err(|m| err(format!("{path}.{key}"), m)))
+        .transpose()
 }
 
 /// Prefix a builder's error with the table path (`name.retry.max_attempts`).
@@ -146,8 +148,8 @@ impl Registry {
     ///
     /// Nothing is applied unless the whole text is valid.
     pub fn load_toml(&self, text: &str) -> Result<(), ConfigError> {
-        let sections: BTreeMap<String, Section> =
-            toml::from_str(text).map_err(|e| err("toml".into(), e.to_string().trim_end().to_string()))?;
+        let sections: BTreeMap<String, Section> = toml::from_str(text)
+            .map_err(|e| err("toml".into(), e.to_string().trim_end().to_string()))?;
         let mut resolved: BTreeMap<String, ResilienceConfig> = BTreeMap::new();
         for name in sections.keys() {
             resolve(self, &sections, name, &mut resolved, &mut Vec::new())?;
@@ -179,7 +181,10 @@ fn resolve(
     }
     if stack.iter().any(|s| s == name) {
         stack.push(name.to_string());
-        return Err(err(format!("{name}.base"), format!("inheritance cycle: {}", stack.join(" -> "))));
+        return Err(err(
+            format!("{name}.base"),
+            format!("inheritance cycle: {}", stack.join(" -> ")),
+        ));
     }
     let Some(section) = sections.get(name) else {
         return registry.preset(name).ok_or_else(|| {
@@ -200,7 +205,11 @@ fn resolve(
     Ok(config)
 }
 
-fn apply(name: &str, s: &Section, mut c: ResilienceConfig) -> Result<ResilienceConfig, ConfigError> {
+fn apply(
+    name: &str,
+    s: &Section,
+    mut c: ResilienceConfig,
+) -> Result<ResilienceConfig, ConfigError> {
     if let Some(t) = dur(name, "timeout", &s.timeout)? {
         if t.is_zero() {
             return Err(err(format!("{name}.timeout"), "must be a positive duration (got 0s)"));
@@ -211,7 +220,8 @@ fn apply(name: &str, s: &Section, mut c: ResilienceConfig) -> Result<ResilienceC
         c.retry = Some(retry(&format!("{name}.retry"), r, c.retry.take())?);
     }
     if let Some(b) = &s.circuit_breaker {
-        c.circuit_breaker = Some(circuit(&format!("{name}.circuit_breaker"), b, c.circuit_breaker.take())?);
+        c.circuit_breaker =
+            Some(circuit(&format!("{name}.circuit_breaker"), b, c.circuit_breaker.take())?);
     }
     if let Some(l) = &s.rate_limit {
         c.rate_limit = Some(limit(&format!("{name}.rate_limit"), l, c.rate_limit.take())?);
@@ -234,7 +244,12 @@ fn jitter(path: &str, text: &str) -> Result<Jitter, ConfigError> {
                 .and_then(|r| r.strip_suffix(')'))
                 .and_then(|f| f.trim().parse::<f64>().ok())
                 .ok_or_else(|| {
-                    err(format!("{path}.jitter"), format!("`{t}` is not a jitter; use none, full, equal or proportional(0.5)"))
+                    err(
+                        format!("{path}.jitter"),
+                        format!(
+                            "`{t}` is not a jitter; use none, full, equal or proportional(0.5)"
+                        ),
+                    )
                 })?;
             Ok(Jitter::Proportional(factor))
         }
@@ -242,31 +257,49 @@ fn jitter(path: &str, text: &str) -> Result<Jitter, ConfigError> {
 }
 
 fn retry(path: &str, t: &RetryToml, base: Option<RetryPolicy>) -> Result<RetryPolicy, ConfigError> {
-    let base_backoff = base.as_ref().map(|b| b.backoff().clone()).unwrap_or_default();
+    let base_backoff = base.as_ref().map(|b| *b.backoff()).unwrap_or_default();
     let mut b = base.map(|p| p.to_builder()).unwrap_or_else(RetryPolicy::builder);
     if let Some(n) = t.max_attempts {
         b = b.max_attempts(n);
     }
     let initial = dur(path, "initial_delay", &t.initial_delay)?;
     let max_delay = dur(path, "max_delay", &t.max_delay)?;
-    if t.backoff.is_some() || initial.is_some() || max_delay.is_some() || t.multiplier.is_some() || t.jitter.is_some() {
-        let initial = initial.unwrap_or(base_backoff.initial());
-        let mut backoff = match t.backoff.as_deref() {
-            None => base_backoff.clone().with_initial(initial),
-            Some("constant") => Backoff::constant(initial),
-            Some("linear") => Backoff::linear(initial),
-            Some("exponential") => Backoff::exponential(initial),
-            Some("fibonacci") => Backoff::fibonacci(initial),
-            Some("decorrelated") => Backoff::decorrelated(initial),
+    if t.backoff.is_some()
+        || initial.is_some()
+        || max_delay.is_some()
+        || t.multiplier.is_some()
+        || t.jitter.is_some()
+    {
+        let strategy = match t.backoff.as_deref() {
+            None => base_backoff.strategy(),
+            Some("constant") => Strategy::Constant,
+            Some("linear") => Strategy::Linear,
+            Some("exponential") => Strategy::Exponential,
+            Some("fibonacci") => Strategy::Fibonacci,
+            Some("decorrelated") => Strategy::Decorrelated,
             Some(other) => {
                 return Err(err(
                     format!("{path}.backoff"),
-                    format!("`{other}` is not a backoff; use constant, linear, exponential, fibonacci or decorrelated"),
+                    format!(
+                        "`{other}` is not a backoff; use constant, linear, exponential, fibonacci or decorrelated"
+                    ),
                 ));
             }
         };
-        if t.backoff.is_some() {
-            backoff = backoff.with_max_delay(base_backoff.max_delay()).with_jitter(base_backoff.jitter());
+        let initial = initial.unwrap_or(base_backoff.initial());
+        let mut backoff = match strategy {
+            Strategy::Constant => Backoff::constant(initial),
+            Strategy::Linear => Backoff::linear(initial),
+            Strategy::Fibonacci => Backoff::fibonacci(initial),
+            Strategy::Decorrelated => Backoff::decorrelated(initial),
+            Strategy::Exponential => Backoff::exponential(initial),
+        };
+        // Keep the inherited shape where the table does not override it.
+        backoff = backoff
+            .with_max_delay(base_backoff.max_delay().max(initial))
+            .with_jitter(base_backoff.jitter());
+        if strategy == base_backoff.strategy() {
+            backoff = backoff.with_multiplier(base_backoff.multiplier());
         }
         if let Some(m) = t.multiplier {
             backoff = backoff.with_multiplier(m);
@@ -292,7 +325,11 @@ fn retry(path: &str, t: &RetryToml, base: Option<RetryPolicy>) -> Result<RetryPo
     b.build().map_err(at(path))
 }
 
-fn circuit(path: &str, t: &CircuitToml, base: Option<CircuitBreakerConfig>) -> Result<CircuitBreakerConfig, ConfigError> {
+fn circuit(
+    path: &str,
+    t: &CircuitToml,
+    base: Option<CircuitBreakerConfig>,
+) -> Result<CircuitBreakerConfig, ConfigError> {
     let mut b = base.map(|c| c.to_builder()).unwrap_or_else(CircuitBreakerConfig::builder);
     if t.failure_threshold.is_some() && t.failure_rate.is_some() {
         return Err(err(
@@ -309,7 +346,10 @@ fn circuit(path: &str, t: &CircuitToml, base: Option<CircuitBreakerConfig>) -> R
     let window_duration = dur(path, "window_duration", &t.window_duration)?;
     match (t.window_calls, window_duration) {
         (Some(_), Some(_)) => {
-            return Err(err(format!("{path}.window_duration"), "set either window_calls or window_duration, not both"));
+            return Err(err(
+                format!("{path}.window_duration"),
+                "set either window_calls or window_duration, not both",
+            ));
         }
         (Some(n), None) => b = b.window(Window::calls(n)),
         (None, Some(d)) => b = b.window(Window::duration(d)),
@@ -336,10 +376,17 @@ fn circuit(path: &str, t: &CircuitToml, base: Option<CircuitBreakerConfig>) -> R
     b.build().map_err(at(path))
 }
 
-fn limit(path: &str, t: &LimitToml, base: Option<RateLimitConfig>) -> Result<RateLimitConfig, ConfigError> {
+fn limit(
+    path: &str,
+    t: &LimitToml,
+    base: Option<RateLimitConfig>,
+) -> Result<RateLimitConfig, ConfigError> {
     let mut b = base.map(|c| c.to_builder()).unwrap_or_else(RateLimitConfig::builder);
     if t.per_second.is_some() && t.per_minute.is_some() {
-        return Err(err(format!("{path}.per_minute"), "set either per_second or per_minute, not both"));
+        return Err(err(
+            format!("{path}.per_minute"),
+            "set either per_second or per_minute, not both",
+        ));
     }
     if let Some(n) = t.per_second {
         b = b.per_second(n);
@@ -356,7 +403,10 @@ fn limit(path: &str, t: &LimitToml, base: Option<RateLimitConfig>) -> Result<Rat
             "reject" => OnLimit::Reject,
             "queue" => OnLimit::Queue,
             other => {
-                return Err(err(format!("{path}.on_limit"), format!("`{other}` is not a policy; use wait, reject or queue")));
+                return Err(err(
+                    format!("{path}.on_limit"),
+                    format!("`{other}` is not a policy; use wait, reject or queue"),
+                ));
             }
         });
     }
@@ -372,7 +422,11 @@ fn limit(path: &str, t: &LimitToml, base: Option<RateLimitConfig>) -> Result<Rat
     b.build().map_err(at(path))
 }
 
-fn bulkhead(path: &str, t: &BulkheadToml, base: Option<BulkheadConfig>) -> Result<BulkheadConfig, ConfigError> {
+fn bulkhead(
+    path: &str,
+    t: &BulkheadToml,
+    base: Option<BulkheadConfig>,
+) -> Result<BulkheadConfig, ConfigError> {
     let mut b = base.map(|c| c.to_builder()).unwrap_or_else(BulkheadConfig::builder);
     if let Some(n) = t.max_concurrent {
         b = b.max_concurrent(n);

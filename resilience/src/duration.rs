@@ -14,9 +14,15 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
         "m" | "min" => 60.0,
         "h" => 3600.0,
         "" => return Err(format!("`{t}` has no unit; write it as e.g. `{t}s` or `{t}ms`")),
-        other => return Err(format!("`{other}` is not a duration unit; use ms, s, m or h (e.g. `250ms`, `1.5s`)")),
+        other => {
+            return Err(format!(
+                "`{other}` is not a duration unit; use ms, s, m or h (e.g. `250ms`, `1.5s`)"
+            ));
+        }
     };
-    let value: f64 = number.parse().map_err(|_| format!("`{t}` is not a duration; write e.g. `250ms`, `1.5s`, `5m`"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{t}` is not a duration; write e.g. `250ms`, `1.5s`, `5m`"))?;
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{t}` is out of range"))
 }
 
@@ -37,7 +43,18 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in ["", "5", "s", "5 parsecs", "1e400s", "-1s", "..s", "ms5", "9999999999999999999999h", "١s"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5 parsecs",
+            "1e400s",
+            "-1s",
+            "..s",
+            "ms5",
+            "9999999999999999999999h",
+            "١s",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -132,7 +132,14 @@ pub mod registry;
 pub mod retry;
 pub mod timeout;
 
+pub use backoff::{Backoff, Jitter};
+pub use bulkhead::{Bulkhead, BulkheadConfig};
+pub use circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+pub use classify::{Classify, ErrorClass, RetryAfter};
 pub use error::{ConfigError, Error};
 pub use fault::Fault;
 pub use pipeline::Pipeline;
+pub use presets::{Preset, ResilienceConfig};
+pub use rate_limit::{KeyedRateLimiter, OnLimit, Rate, RateLimitConfig, RateLimiter};
 pub use registry::registry;
+pub use retry::{RetryBudget, RetryPolicy};

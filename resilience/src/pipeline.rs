@@ -164,7 +164,9 @@ impl Pipeline {
         if let Some(limit) = self.timeout {
             return Err(E::from(Error::Config(ConfigError::new(
                 "timeout",
-                format!("a blocking pipeline cannot cut a call short ({limit:?} set); use the async driver or timeout::call_blocking inside the operation"),
+                format!(
+                    "a blocking pipeline cannot cut a call short ({limit:?} set); use the async driver or timeout::call_blocking inside the operation"
+                ),
             ))));
         }
         let result = match &self.retry {

@@ -265,7 +265,10 @@ mod tests {
         let api = Preset::Api.config();
         assert_eq!(api.retry.as_ref().map(|r| r.max_attempts()), Some(5));
         let file = Preset::File.config();
-        assert_eq!(file.retry.as_ref().map(|r| r.backoff().initial()), Some(Duration::from_millis(500)));
+        assert_eq!(
+            file.retry.as_ref().map(|r| r.backoff().initial()),
+            Some(Duration::from_millis(500))
+        );
         let shop = Preset::Shopify.config();
         assert_eq!(shop.rate_limit.as_ref().map(|r| r.burst()), Some(40));
         assert_eq!(Preset::Postgres.config().timeout, Preset::Database.config().timeout);

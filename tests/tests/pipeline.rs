@@ -33,7 +33,8 @@ fn retry(clock: &ManualClock, attempts: u32) -> RetryPolicy {
 }
 
 fn breaker(name: &str, clock: &ManualClock, failures: u32) -> Arc<CircuitBreaker> {
-    let cfg = CircuitBreakerConfig::builder().failure_threshold(failures).build().expect("valid breaker");
+    let cfg =
+        CircuitBreakerConfig::builder().failure_threshold(failures).build().expect("valid breaker");
     Arc::new(CircuitBreaker::with_clock(name, cfg, clock.shared()))
 }
 
@@ -74,7 +75,12 @@ fn each_attempt_counts_in_the_breaker_and_the_retry_stops_when_it_opens() {
 #[test]
 fn a_rate_limited_attempt_is_retried_after_its_suggested_wait() {
     let clock = ManualClock::new();
-    let cfg = RateLimitConfig::builder().per_second(1).burst(1).on_limit(OnLimit::Reject).build().expect("valid");
+    let cfg = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(1)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .expect("valid");
     let limiter = Arc::new(RateLimiter::with_clock("pipeline-limited", cfg, clock.shared()));
     let p = Pipeline::new().with_retry(retry(&clock, 3)).with_rate_limiter(limiter);
     let first: Result<u32, AppError> = p.call(|| Ok(1));
@@ -114,7 +120,9 @@ async fn async_timeout_applies_per_attempt_inside_the_retry() {
             }
         })
         .await;
-    assert!(matches!(r, Err(AppError::Resilience(Error::Timeout { limit })) if limit == Duration::from_secs(1)));
+    assert!(
+        matches!(r, Err(AppError::Resilience(Error::Timeout { limit, .. })) if limit == Duration::from_secs(1))
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     // Three attempts of 1 s each and two 100 ms backoffs, on tokio's paused clock.
     assert_eq!(start.elapsed(), Duration::from_millis(3200));
@@ -122,7 +130,9 @@ async fn async_timeout_applies_per_attempt_inside_the_retry() {
 
 #[tokio::test(start_paused = true)]
 async fn pipeline_futures_are_send() {
-    let p = Arc::new(Pipeline::new().with_retry(RetryPolicy::default()).with_timeout(Duration::from_secs(1)));
+    let p = Arc::new(
+        Pipeline::new().with_retry(RetryPolicy::default()).with_timeout(Duration::from_secs(1)),
+    );
     let handle = tokio::spawn(async move { p.call_async(|| async { Ok::<_, AppError>(5) }).await });
     assert_eq!(handle.await.expect("task ran"), Ok(5));
 }

@@ -53,7 +53,9 @@ fn resolve_shares_the_first_instance_and_never_errors_on_a_conflict() {
 fn resolve_reports_an_invalid_attribute_config() {
     let reg = Registry::new();
     let err = reg
-        .resolve_circuit_breaker("broken", || CircuitBreakerConfig::builder().failure_threshold(0).build())
+        .resolve_circuit_breaker("broken", || {
+            CircuitBreakerConfig::builder().failure_threshold(0).build()
+        })
         .expect_err("invalid");
     assert_eq!(err.field(), "failure_threshold");
     assert!(reg.get_circuit_breaker("broken").is_none());
@@ -100,7 +102,12 @@ fn stats_queries_for_one_and_all() {
 #[test]
 fn limiter_stats_and_snapshot_table() {
     let reg = Registry::new();
-    let cfg = RateLimitConfig::builder().per_second(1).burst(2).on_limit(OnLimit::Reject).build().expect("valid");
+    let cfg = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(2)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .expect("valid");
     let l = reg.rate_limiter("reg-limiter", cfg).expect("created");
     l.try_acquire(1).expect("first");
     l.try_acquire(1).expect("second");
@@ -126,7 +133,10 @@ fn subscribers_see_transitions_of_named_circuits() {
     let _ = b.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
     registry().reset("events-circuit").expect("known");
     let seen = seen.lock().expect("not poisoned").clone();
-    assert_eq!(seen, [(CircuitState::Closed, CircuitState::Open), (CircuitState::Open, CircuitState::Closed)]);
+    assert_eq!(
+        seen,
+        [(CircuitState::Closed, CircuitState::Open), (CircuitState::Open, CircuitState::Closed)]
+    );
 }
 
 #[test]
@@ -134,7 +144,10 @@ fn presets_registered_by_users_shadow_nothing_unless_named_alike() {
     let reg = Registry::new();
     assert!(reg.preset("api").is_some());
     assert!(reg.preset("no-such-preset").is_none());
-    reg.register_preset("mine", resilience::presets::ResilienceConfig::new().with_timeout(Duration::from_secs(3)));
+    reg.register_preset(
+        "mine",
+        resilience::presets::ResilienceConfig::new().with_timeout(Duration::from_secs(3)),
+    );
     assert_eq!(reg.preset("mine").and_then(|c| c.timeout), Some(Duration::from_secs(3)));
 }
 

@@ -50,7 +50,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let retry = RetryPolicy::builder()
         .name("inventory")
         .max_attempts(4)
-        .backoff(Backoff::exponential(Duration::from_millis(200)).with_max_delay(Duration::from_secs(2)))
+        .backoff(
+            Backoff::exponential(Duration::from_millis(200)).with_max_delay(Duration::from_secs(2)),
+        )
         .budget(registry().retry_budget("inventory"))
         .seed(seed)
         .build()?;
@@ -62,8 +64,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .success_threshold(2)
             .build()?,
     )?;
-    let limiter =
-        registry().rate_limiter("inventory", RateLimitConfig::builder().per_second(20).burst(10).build()?)?;
+    let limiter = registry()
+        .rate_limiter("inventory", RateLimitConfig::builder().per_second(20).burst(10).build()?)?;
     let pipeline = Pipeline::new()
         .with_retry(retry)
         .with_circuit_breaker(breaker)
@@ -82,7 +84,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .await;
         match result {
             Ok(_) => ok += 1,
-            Err(ServiceError::Resilience(Error::CircuitOpen { .. } | Error::RateLimited { .. })) => rejected += 1,
+            Err(ServiceError::Resilience(
+                Error::CircuitOpen { .. } | Error::RateLimited { .. },
+            )) => rejected += 1,
             Err(_) => failed += 1,
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -96,7 +100,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         service.calls as f64 / calls.max(1) as f64,
         service.failures
     );
-    println!("success rate {:.1} %, simulated time {:?}\n", ok as f64 * 100.0 / calls.max(1) as f64, started.elapsed());
+    println!(
+        "success rate {:.1} %, simulated time {:?}\n",
+        ok as f64 * 100.0 / calls.max(1) as f64,
+        started.elapsed()
+    );
     println!("{}", registry().snapshot());
     Ok(())
 }

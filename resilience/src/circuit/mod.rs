@@ -1,5 +1,60 @@
-//! Circuit breakers.
+//! Circuit breakers: stop calling a failing service, then probe it back to health.
+//!
+//! A [`CircuitBreaker`] is **closed** while calls flow. It **opens** after
+//! `failure_threshold` consecutive failures, or when the failure rate over a sliding
+//! [`Window`] (the last N calls, or the last T in buckets) reaches `failure_rate` once the
+//! window holds `min_calls` outcomes. Open, it rejects calls with
+//! [`Error::CircuitOpen`](crate::Error::CircuitOpen) for `recovery_timeout` (optionally
+//! jittered), then turns **half-open** on the next call and lets `half_open_max_calls`
+//! probes through at a time: `success_threshold` successes close it, a failure re-opens
+//! it. Operators can [`force_open`](CircuitBreaker::force_open),
+//! [`disable`](CircuitBreaker::disable) and [`reset`](CircuitBreaker::reset) it. Every
+//! transition is sent to [`events::subscribe`](crate::events::subscribe) subscribers and
+//! logged with `tracing`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use resilience::Error;
+//! use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+//! use resilience::clock::ManualClock;
+//!
+//! let clock = ManualClock::new();
+//! let config = CircuitBreakerConfig::builder()
+//!     .failure_threshold(3)
+//!     .recovery_timeout(Duration::from_secs(30))
+//!     .success_threshold(1)
+//!     .build()?;
+//! let breaker = CircuitBreaker::with_clock("orders-api", config, clock.shared());
+//!
+//! let failing = || Err::<(), Error>(Error::timeout(Duration::from_secs(2)));
+//! for _ in 0..3 {
+//!     let _ = breaker.call(failing);
+//! }
+//! assert_eq!(breaker.state(), CircuitState::Open);
+//! match breaker.call(|| Ok::<_, Error>(())) {
+//!     Err(Error::CircuitOpen { retry_after, .. }) => assert_eq!(retry_after, Duration::from_secs(30)),
+//!     other => panic!("expected a rejection, got {other:?}"),
+//! }
+//!
+//! clock.advance(Duration::from_secs(30));
+//! assert_eq!(breaker.call(|| Ok::<_, Error>("probe ok")), Ok("probe ok"));
+//! assert_eq!(breaker.state(), CircuitState::Closed);
+//! # Ok::<(), resilience::ConfigError>(())
+//! ```
 
+mod breaker;
+mod call;
+mod classifier;
+mod config;
+mod permit;
 mod state;
+mod stats;
+mod window;
+mod word;
 
+pub use breaker::CircuitBreaker;
+pub use classifier::{AllErrors, CallOutcome, FailureClassifier};
+pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, Window};
+pub use permit::CallPermit;
 pub use state::CircuitState;
+pub use stats::CircuitStats;

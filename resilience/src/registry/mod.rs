@@ -40,13 +40,13 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+use crate::ConfigError;
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadStats};
 use crate::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitStats};
 use crate::events::{self, StateTransition, Subscription};
 use crate::presets::{Preset, ResilienceConfig};
 use crate::rate_limit::{KeyedRateLimiter, RateLimitConfig, RateLimiter, RateLimiterStats};
 use crate::retry::{RetryBudget, RetryBudgetConfig, RetryBudgetStats, RetryPolicy};
-use crate::ConfigError;
 
 use slots::{Named, Slots};
 pub use snapshot::RegistrySnapshot;
@@ -151,13 +151,21 @@ impl Registry {
     /// A config set for the name with [`configure_circuit_breaker`](Self::configure_circuit_breaker)
     /// (or a config file) wins over `config`. Asking for an existing name with a different
     /// config is an error.
-    pub fn circuit_breaker(&self, name: &str, config: CircuitBreakerConfig) -> Result<Arc<CircuitBreaker>, ConfigError> {
+    pub fn circuit_breaker(
+        &self,
+        name: &str,
+        config: CircuitBreakerConfig,
+    ) -> Result<Arc<CircuitBreaker>, ConfigError> {
         self.circuits.get_or_create(name, config)
     }
 
     /// The rate limiter `name`, created with `config` on first use (same rules as
     /// [`circuit_breaker`](Self::circuit_breaker)).
-    pub fn rate_limiter(&self, name: &str, config: RateLimitConfig) -> Result<Arc<RateLimiter>, ConfigError> {
+    pub fn rate_limiter(
+        &self,
+        name: &str,
+        config: RateLimitConfig,
+    ) -> Result<Arc<RateLimiter>, ConfigError> {
         self.limiters.get_or_create(name, config)
     }
 
@@ -171,7 +179,11 @@ impl Registry {
     }
 
     /// The bulkhead `name`, created with `config` on first use.
-    pub fn bulkhead(&self, name: &str, config: BulkheadConfig) -> Result<Arc<Bulkhead>, ConfigError> {
+    pub fn bulkhead(
+        &self,
+        name: &str,
+        config: BulkheadConfig,
+    ) -> Result<Arc<Bulkhead>, ConfigError> {
         self.bulkheads.get_or_create(name, config)
     }
 
@@ -183,7 +195,11 @@ impl Registry {
             return b.clone();
         }
         let config = self.budget_configs.read().get(name).cloned().unwrap_or_default();
-        self.budgets.write().entry(Arc::from(name)).or_insert_with(|| Arc::new(RetryBudget::new(name, config))).clone()
+        self.budgets
+            .write()
+            .entry(Arc::from(name))
+            .or_insert_with(|| Arc::new(RetryBudget::new(name, config)))
+            .clone()
     }
 
     /// The circuit breaker `name`, if it exists.
@@ -364,12 +380,16 @@ impl Registry {
 
     /// Stats of rate limiter `name` (direct, else keyed).
     pub fn rate_limiter_stats(&self, name: &str) -> Option<RateLimiterStats> {
-        self.limiters.get(name).map(|l| l.stats()).or_else(|| self.keyed.get(name).map(|l| l.stats()))
+        self.limiters
+            .get(name)
+            .map(|l| l.stats())
+            .or_else(|| self.keyed.get(name).map(|l| l.stats()))
     }
 
     /// Stats of every rate limiter (direct and keyed), by name.
     pub fn all_rate_limiter_stats(&self) -> Vec<RateLimiterStats> {
-        let mut v: Vec<RateLimiterStats> = self.limiters.all().into_iter().map(|(_, l)| l.stats()).collect();
+        let mut v: Vec<RateLimiterStats> =
+            self.limiters.all().into_iter().map(|(_, l)| l.stats()).collect();
         v.extend(self.keyed.all().into_iter().map(|(_, l)| l.stats()));
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
@@ -387,7 +407,8 @@ impl Registry {
 
     /// Stats of every retry budget, by name.
     pub fn all_retry_budget_stats(&self) -> Vec<RetryBudgetStats> {
-        let mut v: Vec<RetryBudgetStats> = self.budgets.read().values().map(|b| b.stats()).collect();
+        let mut v: Vec<RetryBudgetStats> =
+            self.budgets.read().values().map(|b| b.stats()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }

@@ -55,7 +55,11 @@ impl<T: Named> Slots<T> {
 
     /// Get or create `name`. A config the registry holds for the name wins over `config`;
     /// otherwise an existing instance with a different config is an error.
-    pub(crate) fn get_or_create(&self, name: &str, config: T::Config) -> Result<Arc<T>, ConfigError> {
+    pub(crate) fn get_or_create(
+        &self,
+        name: &str,
+        config: T::Config,
+    ) -> Result<Arc<T>, ConfigError> {
         let configured = self.configured(name);
         let has_configured = configured.is_some();
         let effective = configured.unwrap_or(config);
@@ -112,7 +116,8 @@ impl<T: Named> Slots<T> {
 
     /// Every instance, sorted by name.
     pub(crate) fn all(&self) -> Vec<(Arc<str>, Arc<T>)> {
-        let mut v: Vec<_> = self.instances.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut v: Vec<_> =
+            self.instances.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -121,7 +126,11 @@ impl<T: Named> Slots<T> {
         let known: Vec<String> = self.all().into_iter().map(|(k, _)| k.to_string()).collect();
         ConfigError::new(
             "name",
-            format!("no {} named `{name}` (known: {})", T::KIND, if known.is_empty() { "none".into() } else { known.join(", ") }),
+            format!(
+                "no {} named `{name}` (known: {})",
+                T::KIND,
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ),
         )
     }
 }

@@ -25,7 +25,12 @@ pub struct RegistrySnapshot {
 }
 
 /// Write `rows` under `header` with every column as wide as its widest cell.
-fn table(f: &mut fmt::Formatter<'_>, title: &str, header: &[&str], rows: &[Vec<String>]) -> fmt::Result {
+fn table(
+    f: &mut fmt::Formatter<'_>,
+    title: &str,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> fmt::Result {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -79,8 +84,17 @@ impl fmt::Display for RegistrySnapshot {
                     ]
                 })
                 .collect();
-            let header =
-                ["circuit", "state", "calls", "ok", "failed", "rejected", "fail rate", "consec", "transitions"];
+            let header = [
+                "circuit",
+                "state",
+                "calls",
+                "ok",
+                "failed",
+                "rejected",
+                "fail rate",
+                "consec",
+                "transitions",
+            ];
             table(f, "Circuit breakers", &header, &rows)?;
         }
         if !self.rate_limiters.is_empty() {
@@ -121,7 +135,14 @@ impl fmt::Display for RegistrySnapshot {
             let rows: Vec<Vec<String>> = self
                 .retry_budgets
                 .iter()
-                .map(|b| vec![b.name.clone(), b.calls.to_string(), b.retries.to_string(), b.exhausted.to_string()])
+                .map(|b| {
+                    vec![
+                        b.name.clone(),
+                        b.calls.to_string(),
+                        b.retries.to_string(),
+                        b.exhausted.to_string(),
+                    ]
+                })
                 .collect();
             table(f, "Retry budgets", &["budget", "calls", "retries", "refused"], &rows)?;
         }

@@ -1,1 +1,0 @@
-//! Backoff strategies: iterators of delays between attempts.

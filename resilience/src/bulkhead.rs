@@ -1,1 +1,0 @@
-//! Bulkheads: a limit on calls in flight.

@@ -1,0 +1,163 @@
+//! [`BulkheadConfig`] and its builder.
+
+use std::time::Duration;
+
+use crate::ConfigError;
+use crate::error::check;
+
+/// The largest accepted `max_concurrent`.
+const MAX_CONCURRENT_LIMIT: u32 = 1_000_000;
+
+/// The longest accepted `max_wait` (one day).
+const MAX_WAIT_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How many calls a [`Bulkhead`](super::Bulkhead) lets through at once, and how long a
+/// caller may wait for a free slot.
+///
+/// The default allows 10 concurrent calls and does not wait: a call that finds the
+/// bulkhead full is rejected at once with [`Error::BulkheadFull`](crate::Error::BulkheadFull).
+///
+/// ```
+/// use resilience::bulkhead::BulkheadConfig;
+/// use std::time::Duration;
+///
+/// let config = BulkheadConfig::builder()
+///     .max_concurrent(4)
+///     .max_wait(Duration::from_millis(200))
+///     .build()?;
+/// assert_eq!(config.max_concurrent(), 4);
+/// assert_eq!(config.max_wait(), Duration::from_millis(200));
+///
+/// let err = BulkheadConfig::builder().max_concurrent(0).build().unwrap_err();
+/// assert_eq!(err.to_string(), "invalid `max_concurrent`: must be at least 1 (got 0)");
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BulkheadConfig {
+    max_concurrent: u32,
+    max_wait: Duration,
+}
+
+impl BulkheadConfig {
+    /// A builder starting from the defaults (10 concurrent calls, no wait).
+    pub fn builder() -> BulkheadConfigBuilder {
+        BulkheadConfigBuilder { config: BulkheadConfig::default() }
+    }
+
+    /// A builder starting from this configuration.
+    pub fn to_builder(&self) -> BulkheadConfigBuilder {
+        BulkheadConfigBuilder { config: self.clone() }
+    }
+
+    /// The most calls in flight at once.
+    pub fn max_concurrent(&self) -> u32 {
+        self.max_concurrent
+    }
+
+    /// How long a caller waits for a free slot before it is rejected; zero means it is
+    /// rejected at once.
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+}
+
+impl Default for BulkheadConfig {
+    fn default() -> Self {
+        BulkheadConfig { max_concurrent: 10, max_wait: Duration::ZERO }
+    }
+}
+
+/// Builds a [`BulkheadConfig`]; [`build`](Self::build) validates every field.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct BulkheadConfigBuilder {
+    config: BulkheadConfig,
+}
+
+impl BulkheadConfigBuilder {
+    /// The most calls in flight at once, between 1 and 1 000 000 (default 10).
+    pub fn max_concurrent(mut self, max_concurrent: u32) -> Self {
+        self.config.max_concurrent = max_concurrent;
+        self
+    }
+
+    /// How long a caller may wait for a free slot, at most one day (default zero: a
+    /// caller that finds the bulkhead full is rejected at once).
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.config.max_wait = max_wait;
+        self
+    }
+
+    /// The configuration, or the first invalid field.
+    pub fn build(self) -> Result<BulkheadConfig, ConfigError> {
+        let c = self.config;
+        check::at_least_one("max_concurrent", u64::from(c.max_concurrent))?;
+        if c.max_concurrent > MAX_CONCURRENT_LIMIT {
+            return Err(ConfigError::new(
+                "max_concurrent",
+                format!("must be between 1 and {MAX_CONCURRENT_LIMIT} (got {})", c.max_concurrent),
+            ));
+        }
+        if c.max_wait > MAX_WAIT_LIMIT {
+            return Err(ConfigError::new(
+                "max_wait",
+                format!("must be between 0s and {MAX_WAIT_LIMIT:?} (got {:?})", c.max_wait),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_ten_concurrent_without_wait() {
+        let c = BulkheadConfig::default();
+        assert_eq!(c.max_concurrent(), 10);
+        assert_eq!(c.max_wait(), Duration::ZERO);
+        assert_eq!(BulkheadConfig::builder().build(), Ok(c));
+    }
+
+    #[test]
+    fn zero_concurrency_is_rejected() {
+        let err = BulkheadConfig::builder().max_concurrent(0).build();
+        assert_eq!(err, Err(ConfigError::new("max_concurrent", "must be at least 1 (got 0)")));
+    }
+
+    #[test]
+    fn huge_concurrency_is_rejected_with_range() {
+        let err = BulkheadConfig::builder().max_concurrent(u32::MAX).build();
+        assert_eq!(
+            err,
+            Err(ConfigError::new(
+                "max_concurrent",
+                "must be between 1 and 1000000 (got 4294967295)"
+            ))
+        );
+        assert!(BulkheadConfig::builder().max_concurrent(MAX_CONCURRENT_LIMIT).build().is_ok());
+    }
+
+    #[test]
+    fn max_wait_above_one_day_is_rejected() {
+        let err = BulkheadConfig::builder().max_wait(Duration::MAX).build();
+        assert_eq!(err.map_err(|e| e.field().to_owned()), Err("max_wait".to_owned()));
+        let one_day = BulkheadConfig::builder().max_wait(MAX_WAIT_LIMIT).build();
+        assert_eq!(one_day.map(|c| c.max_wait()), Ok(MAX_WAIT_LIMIT));
+    }
+
+    #[test]
+    fn to_builder_keeps_fields() {
+        let c = BulkheadConfig::builder()
+            .max_concurrent(3)
+            .max_wait(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let d = c.to_builder().max_concurrent(5).build().unwrap();
+        assert_eq!(d.max_concurrent(), 5);
+        assert_eq!(d.max_wait(), Duration::from_secs(1));
+    }
+}

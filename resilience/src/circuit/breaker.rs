@@ -1,0 +1,533 @@
+//! [`CircuitBreaker`]: the lock-free state machine.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use super::CircuitState;
+use super::classifier::CallOutcome;
+use super::config::CircuitBreakerConfig;
+use super::permit::{CallPermit, PermitKind};
+use super::stats::CircuitStats;
+use super::window::FailureWindow;
+use super::word::Word;
+use crate::Error;
+use crate::clock::{SharedClock, as_nanos, default_clock};
+use crate::events::{StateTransition, emit};
+
+const NONE: u64 = u64::MAX;
+
+/// A circuit breaker: stops calling a failing service for a while, then probes it.
+///
+/// Share it as `Arc<CircuitBreaker>`; every method takes `&self`. A call through a
+/// closed breaker takes no lock and allocates nothing (a few atomic operations); state
+/// transitions, which are rare, serialise on a mutex.
+///
+/// Each permit remembers the generation of the state it was taken in (every transition
+/// starts a new one). An outcome reported after the circuit moved on, such as a slow call
+/// admitted while closed that fails after the circuit opened, updates the stats but not
+/// the state machine. An `Open` circuit turns `HalfOpen` lazily, on the first call after
+/// its open period; [`state`](Self::state) reports `Open` until then.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience::Error;
+/// use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+///
+/// let config = CircuitBreakerConfig::builder().failure_threshold(2).build()?;
+/// let breaker = CircuitBreaker::new("inventory-db", config);
+///
+/// for _ in 0..2 {
+///     let r: Result<(), Error> = breaker.call(|| Err(Error::timeout(Duration::from_secs(1))));
+///     assert!(r.is_err());
+/// }
+/// assert_eq!(breaker.state(), CircuitState::Open);
+/// let rejected: Result<(), Error> = breaker.call(|| Ok(()));
+/// assert!(matches!(rejected, Err(Error::CircuitOpen { .. })));
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+pub struct CircuitBreaker {
+    name: Arc<str>,
+    clock: SharedClock,
+    policy: ArcSwap<Policy>,
+    word: AtomicU64,
+    /// Slow-call threshold in nanoseconds, 0 when not configured (read on admission).
+    slow_call: AtomicU64,
+    /// Clock time (nanos) when the current open period ends.
+    open_until: AtomicU64,
+    consecutive: AtomicU32,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    ignored: AtomicU64,
+    rejections: AtomicU64,
+    slow_calls: AtomicU64,
+    transitions: AtomicU64,
+    state_since: AtomicU64,
+    last_transition: AtomicU64,
+    /// Serialises transitions; holds the jitter RNG.
+    transition: Mutex<fastrand::Rng>,
+}
+
+/// The config plus the structures derived from it, swapped whole by `reconfigure`.
+struct Policy {
+    config: CircuitBreakerConfig,
+    /// The failure-rate window (only when the config trips on a rate).
+    window: Option<Arc<FailureWindow>>,
+}
+
+impl Policy {
+    fn new(config: CircuitBreakerConfig, previous: Option<&Policy>) -> Self {
+        let window = config.failure_rate().map(|_| {
+            previous
+                .filter(|p| p.config.window() == config.window())
+                .and_then(|p| p.window.clone())
+                .unwrap_or_else(|| Arc::new(FailureWindow::new(config.window())))
+        });
+        Policy { config, window }
+    }
+}
+
+impl CircuitBreaker {
+    /// A closed breaker named `name` on the default clock.
+    pub fn new(name: impl Into<Arc<str>>, config: CircuitBreakerConfig) -> Self {
+        Self::with_clock(name, config, default_clock())
+    }
+
+    /// A closed breaker named `name` reading time from `clock`.
+    pub fn with_clock(
+        name: impl Into<Arc<str>>,
+        config: CircuitBreakerConfig,
+        clock: SharedClock,
+    ) -> Self {
+        let now = as_nanos(clock.now());
+        CircuitBreaker {
+            name: name.into(),
+            slow_call: AtomicU64::new(config.slow_call().map_or(0, as_nanos)),
+            policy: ArcSwap::from_pointee(Policy::new(config, None)),
+            clock,
+            word: AtomicU64::new(Word::new(CircuitState::Closed, 0).0),
+            open_until: AtomicU64::new(0),
+            consecutive: AtomicU32::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            ignored: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+            slow_calls: AtomicU64::new(0),
+            transitions: AtomicU64::new(0),
+            state_since: AtomicU64::new(now),
+            last_transition: AtomicU64::new(NONE),
+            transition: Mutex::new(fastrand::Rng::new()),
+        }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The current state (an expired `Open` turns `HalfOpen` on the next call).
+    pub fn state(&self) -> CircuitState {
+        self.load().state()
+    }
+
+    /// The current config.
+    pub fn config(&self) -> CircuitBreakerConfig {
+        self.policy.load().config.clone()
+    }
+
+    fn load(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    /// Ask to make one call. The returned permit must be given the call's outcome
+    /// ([`CallPermit::success`], [`CallPermit::failure`], ...); dropping it unused counts
+    /// as ignored and frees its half-open probe slot.
+    ///
+    /// Rejects with [`Error::CircuitOpen`] while open (with the time left in the open
+    /// period), forced open (`retry_after` zero), or half-open with every probe slot
+    /// taken (`retry_after` zero).
+    pub fn try_acquire(&self) -> Result<CallPermit<'_>, Error> {
+        loop {
+            let w = self.load();
+            match w.state() {
+                CircuitState::Closed | CircuitState::Disabled => {
+                    let kind = if w.state() == CircuitState::Closed {
+                        PermitKind::Closed
+                    } else {
+                        PermitKind::Disabled
+                    };
+                    return Ok(CallPermit::new(self, w.generation(), kind, self.start_time()));
+                }
+                CircuitState::ForcedOpen => return Err(self.reject(Duration::ZERO)),
+                CircuitState::Open => {
+                    let now = self.clock.now();
+                    let until = Duration::from_nanos(self.open_until.load(Ordering::Acquire));
+                    if now < until {
+                        return Err(self.reject(until - now));
+                    }
+                    self.transition_from(w, CircuitState::HalfOpen);
+                }
+                CircuitState::HalfOpen => {
+                    let max = self.policy.load().config.half_open_max_calls();
+                    if w.probes() >= max {
+                        return Err(self.reject(Duration::ZERO));
+                    }
+                    let taken = w.with_counters(w.probes().saturating_add(1), w.successes());
+                    if self
+                        .word
+                        .compare_exchange(w.0, taken.0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        let start = self.start_time();
+                        return Ok(CallPermit::new(self, w.generation(), PermitKind::Probe, start));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Clock time at admission, read only when a slow-call threshold is configured.
+    fn start_time(&self) -> Option<Duration> {
+        (self.slow_call.load(Ordering::Relaxed) != 0).then(|| self.clock.now())
+    }
+
+    fn reject(&self, retry_after: Duration) -> Error {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+        Error::circuit_open(self.name.clone(), retry_after)
+    }
+
+    /// Apply the outcome of a call admitted at `generation` (called by the permit).
+    pub(super) fn on_outcome(
+        &self,
+        generation: u32,
+        kind: PermitKind,
+        started: Option<Duration>,
+        mut outcome: CallOutcome,
+    ) {
+        if let (CallOutcome::Success, Some(start)) = (outcome, started) {
+            let limit = self.slow_call.load(Ordering::Relaxed);
+            if limit != 0 && as_nanos(self.clock.now().saturating_sub(start)) > limit {
+                self.slow_calls.fetch_add(1, Ordering::Relaxed);
+                outcome = CallOutcome::Failure;
+            }
+        }
+        let counter = match outcome {
+            CallOutcome::Success => &self.successes,
+            CallOutcome::Failure => &self.failures,
+            CallOutcome::Ignored => &self.ignored,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match kind {
+            PermitKind::Disabled => {}
+            PermitKind::Closed => self.closed_outcome(generation, outcome),
+            PermitKind::Probe => self.probe_outcome(generation, outcome),
+        }
+    }
+
+    fn closed_outcome(&self, generation: u32, outcome: CallOutcome) {
+        let w = self.load();
+        if outcome == CallOutcome::Ignored
+            || w.generation() != generation
+            || w.state() != CircuitState::Closed
+        {
+            return;
+        }
+        let policy = self.policy.load();
+        let failed = outcome == CallOutcome::Failure;
+        let consecutive = if failed {
+            self.bump_consecutive()
+        } else {
+            if self.consecutive.load(Ordering::Relaxed) != 0 {
+                self.consecutive.store(0, Ordering::Relaxed);
+            }
+            0
+        };
+        let trip = match (&policy.window, policy.config.failure_rate()) {
+            (Some(window), Some(rate)) => {
+                let now = if window.needs_time() { self.clock.now() } else { Duration::ZERO };
+                window.record(now, failed);
+                let c = window.counts(now);
+                failed
+                    && c.total >= u64::from(policy.config.min_calls())
+                    && c.failures as f64 >= rate * c.total as f64
+            }
+            _ => policy.config.failure_threshold().is_some_and(|t| consecutive >= t),
+        };
+        if trip {
+            self.transition_from(w, CircuitState::Open);
+        }
+    }
+
+    fn bump_consecutive(&self) -> u32 {
+        let prev = self
+            .consecutive
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_add(1)));
+        prev.unwrap_or_else(|n| n).saturating_add(1)
+    }
+
+    fn probe_outcome(&self, generation: u32, outcome: CallOutcome) {
+        let mut w = self.load();
+        loop {
+            if w.generation() != generation || w.state() != CircuitState::HalfOpen {
+                return; // the probe slot belonged to an earlier half-open period
+            }
+            let probes = w.probes().saturating_sub(1);
+            let next = match outcome {
+                CallOutcome::Failure => {
+                    self.bump_consecutive();
+                    self.transition_from(w, CircuitState::Open);
+                    return;
+                }
+                CallOutcome::Ignored => w.with_counters(probes, w.successes()),
+                CallOutcome::Success => w.with_counters(probes, w.successes().saturating_add(1)),
+            };
+            match self.word.compare_exchange(w.0, next.0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if outcome == CallOutcome::Success {
+                        self.consecutive.store(0, Ordering::Relaxed);
+                        let needed = self.policy.load().config.success_threshold();
+                        if next.successes() >= needed {
+                            self.transition_from(next, CircuitState::Closed);
+                        }
+                    }
+                    return;
+                }
+                Err(actual) => w = Word(actual),
+            }
+        }
+    }
+
+    /// Move from the state of `seen` to `to`, unless another transition got there first.
+    fn transition_from(&self, seen: Word, to: CircuitState) {
+        let mut rng = self.transition.lock();
+        let w = self.load();
+        if w.generation() == seen.generation() && w.state() == seen.state() {
+            self.enter(w, to, &mut rng);
+        }
+    }
+
+    /// Operator transition: always starts a new generation.
+    fn force(&self, to: CircuitState) {
+        let mut rng = self.transition.lock();
+        let w = self.load();
+        self.enter(w, to, &mut rng);
+    }
+
+    /// Enter `to` from `w` (under the transition lock).
+    fn enter(&self, w: Word, to: CircuitState, rng: &mut fastrand::Rng) {
+        let from = w.state();
+        let now = self.clock.now();
+        let policy = self.policy.load();
+        let failure_rate = policy.window.as_ref().and_then(|win| win.counts(now).rate());
+        let consecutive_failures = self.consecutive.load(Ordering::Acquire);
+        let mut open_for = None;
+        match to {
+            CircuitState::Open => {
+                let d = jittered(
+                    policy.config.recovery_timeout(),
+                    policy.config.recovery_jitter(),
+                    rng,
+                );
+                let until = as_nanos(now).saturating_add(as_nanos(d));
+                self.open_until.store(until, Ordering::Release);
+                open_for = Some(d);
+            }
+            CircuitState::Closed => {
+                self.consecutive.store(0, Ordering::Release);
+                if let Some(win) = &policy.window {
+                    win.clear();
+                }
+            }
+            CircuitState::HalfOpen | CircuitState::ForcedOpen | CircuitState::Disabled => {}
+        }
+        // Generations change only under the transition lock, so a plain store is safe:
+        // concurrent probe updates compare-and-swap against the old word and fail.
+        let next = Word::new(to, w.generation().wrapping_add(1));
+        self.word.store(next.0, Ordering::Release);
+        if from == to {
+            return;
+        }
+        let at = as_nanos(now);
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        self.state_since.store(at, Ordering::Relaxed);
+        self.last_transition.store(at, Ordering::Relaxed);
+        let mut event = StateTransition::new(self.name.clone(), from, to, now);
+        event.consecutive_failures = consecutive_failures;
+        event.failure_rate = failure_rate;
+        event.open_for = open_for;
+        let name = &self.name;
+        if to.is_open() {
+            tracing::error!(name = %name, %from, %to, failures = consecutive_failures, ?open_for, "circuit opened");
+        } else {
+            tracing::warn!(name = %name, %from, %to, failures = consecutive_failures, ?open_for, "circuit state changed");
+        }
+        emit(&event);
+    }
+
+    /// Close the circuit and forget the window, consecutive failures and in-flight
+    /// outcomes (stats counters are kept).
+    pub fn reset(&self) {
+        self.force(CircuitState::Closed);
+    }
+
+    /// Open the circuit until [`reset`](Self::reset): every call is rejected with
+    /// `retry_after` zero.
+    pub fn force_open(&self) {
+        self.force(CircuitState::ForcedOpen);
+    }
+
+    /// Let every call through and count nothing toward tripping, until
+    /// [`reset`](Self::reset). Stats still count the calls.
+    pub fn disable(&self) {
+        self.force(CircuitState::Disabled);
+    }
+
+    /// Replace the config, keeping the state, the stats counters and the consecutive
+    /// failures. The window is kept when its shape is unchanged, otherwise a new empty
+    /// one starts. The new thresholds apply from the next outcome on; the current open
+    /// period keeps its end.
+    pub fn reconfigure(&self, config: CircuitBreakerConfig) {
+        let _guard = self.transition.lock();
+        let policy = Policy::new(config, Some(&self.policy.load()));
+        self.slow_call.store(policy.config.slow_call().map_or(0, as_nanos), Ordering::Relaxed);
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// A snapshot of the counters and state.
+    pub fn stats(&self) -> CircuitStats {
+        let w = self.load();
+        let now = self.clock.now();
+        let policy = self.policy.load();
+        let successes = self.successes.load(Ordering::Relaxed);
+        let failures = self.failures.load(Ordering::Relaxed);
+        let ignored = self.ignored.load(Ordering::Relaxed);
+        let since = Duration::from_nanos(self.state_since.load(Ordering::Relaxed));
+        let last = self.last_transition.load(Ordering::Relaxed);
+        CircuitStats {
+            name: self.name.to_string(),
+            state: w.state(),
+            calls: successes.saturating_add(failures).saturating_add(ignored),
+            successes,
+            failures,
+            ignored,
+            rejections: self.rejections.load(Ordering::Relaxed),
+            slow_calls: self.slow_calls.load(Ordering::Relaxed),
+            failure_rate: policy.window.as_ref().and_then(|win| win.counts(now).rate()),
+            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+            time_in_state: now.saturating_sub(since),
+            last_transition: (last != NONE).then(|| Duration::from_nanos(last)),
+            transitions: self.transitions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reseed the recovery-jitter RNG (tests assert exact sequences).
+    #[cfg(test)]
+    pub(crate) fn seed_jitter(&self, seed: u64) {
+        *self.transition.lock() = fastrand::Rng::with_seed(seed);
+    }
+
+    /// The clock time at which the current open period ends.
+    #[cfg(test)]
+    pub(crate) fn open_until(&self) -> Duration {
+        Duration::from_nanos(self.open_until.load(Ordering::Acquire))
+    }
+}
+
+/// `timeout` shortened by a uniform random fraction of at most `jitter`: uniform in
+/// `[timeout·(1 - jitter), timeout]`.
+fn jittered(timeout: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
+    if jitter <= 0.0 {
+        return timeout;
+    }
+    let factor = 1.0 - jitter.min(1.0) * rng.f64();
+    // `as` saturates; the product never exceeds `timeout`.
+    Duration::from_nanos((as_nanos(timeout) as f64 * factor) as u64)
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("config", &self.policy.load().config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    fn tripping(jitter: f64) -> (ManualClock, CircuitBreaker) {
+        let clock = ManualClock::new();
+        let config = CircuitBreakerConfig::builder()
+            .failure_threshold(1)
+            .recovery_timeout(Duration::from_secs(100))
+            .recovery_jitter(jitter)
+            .success_threshold(1)
+            .build();
+        let config = config.unwrap_or_default();
+        (clock.clone(), CircuitBreaker::with_clock("breaker-unit", config, clock.shared()))
+    }
+
+    fn trip(b: &CircuitBreaker) {
+        if let Ok(p) = b.try_acquire() {
+            p.failure();
+        }
+        assert_eq!(b.state(), CircuitState::Open);
+    }
+
+    /// Open periods drawn with jitter, relative to the trip time.
+    fn open_periods(b: &CircuitBreaker, clock: &ManualClock, n: usize) -> Vec<Duration> {
+        (0..n)
+            .map(|_| {
+                b.reset();
+                let at = clock.now();
+                trip(b);
+                b.open_until() - at
+            })
+            .collect()
+    }
+
+    #[test]
+    fn jitter_is_seeded_and_exact() {
+        let (clock, b) = tripping(0.5);
+        b.seed_jitter(7);
+        let got = open_periods(&b, &clock, 5);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let want: Vec<Duration> =
+            (0..5).map(|_| jittered(Duration::from_secs(100), 0.5, &mut rng)).collect();
+        assert_eq!(got, want);
+        // Not all equal: the fleet does not probe in lockstep.
+        assert!(got.iter().any(|d| *d != got[0]));
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let (clock, b) = tripping(0.3);
+        for d in open_periods(&b, &clock, 200) {
+            assert!(d >= Duration::from_secs(70) && d <= Duration::from_secs(100), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn no_jitter_means_exact_timeout() {
+        let (clock, b) = tripping(0.0);
+        assert_eq!(open_periods(&b, &clock, 3), vec![Duration::from_secs(100); 3]);
+    }
+
+    #[test]
+    fn full_jitter_formula_bounds() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_secs(10), 1.0, &mut rng);
+            assert!(d <= Duration::from_secs(10));
+        }
+        assert_eq!(jittered(Duration::MAX, 0.0, &mut rng), Duration::MAX);
+    }
+}

@@ -1,0 +1,146 @@
+//! Running calls through a [`CircuitBreaker`]: blocking and async, user-facing and
+//! pipeline (`Fault`) flavours.
+
+#[cfg(feature = "tokio")]
+use std::future::Future;
+
+use super::breaker::CircuitBreaker;
+use super::classifier::{AllErrors, CallOutcome, FailureClassifier};
+use crate::{Error, Fault};
+
+fn outcome_of<T, E, C: FailureClassifier<E> + ?Sized>(
+    result: &Result<T, E>,
+    classifier: &C,
+) -> CallOutcome {
+    match result {
+        Ok(_) => CallOutcome::Success,
+        Err(e) => classifier.classify(e),
+    }
+}
+
+/// How a pipeline error counts: the classifier decides for the operation's own errors,
+/// an inner timeout is a failure, other inner rejections say nothing about the service.
+fn fault_outcome<T, E, C: FailureClassifier<E> + ?Sized>(
+    result: &Result<T, Fault<E>>,
+    classifier: &C,
+) -> CallOutcome {
+    match result {
+        Ok(_) => CallOutcome::Success,
+        Err(Fault::Inner(e)) => classifier.classify(e),
+        Err(Fault::Rejected(Error::Timeout { .. })) => CallOutcome::Failure,
+        Err(Fault::Rejected(_)) => CallOutcome::Ignored,
+    }
+}
+
+impl CircuitBreaker {
+    /// Run `op` if the circuit admits it, counting every error as a failure.
+    ///
+    /// A rejection reaches the caller as `E::from(Error::CircuitOpen { .. })`.
+    pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        F: FnOnce() -> Result<T, E>,
+    {
+        self.call_with(&AllErrors, op)
+    }
+
+    /// Run `op` if the circuit admits it, classifying its errors with `classifier`.
+    ///
+    /// ```
+    /// use resilience::Error;
+    /// use resilience::circuit::{CallOutcome, CircuitBreaker, CircuitBreakerConfig};
+    ///
+    /// #[derive(Debug)]
+    /// enum ApiError { NotFound, Server, Resilience(Error) }
+    /// impl From<Error> for ApiError {
+    ///     fn from(e: Error) -> Self { ApiError::Resilience(e) }
+    /// }
+    ///
+    /// let breaker = CircuitBreaker::new("catalog", CircuitBreakerConfig::default());
+    /// let server_errors = |e: &ApiError| match e {
+    ///     ApiError::Server => CallOutcome::Failure,
+    ///     _ => CallOutcome::Success,
+    /// };
+    /// let r: Result<(), ApiError> = breaker.call_with(&server_errors, || Err(ApiError::NotFound));
+    /// assert!(r.is_err());
+    /// assert_eq!(breaker.stats().failures, 0);
+    /// ```
+    pub fn call_with<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        C: FailureClassifier<E> + ?Sized,
+        F: FnOnce() -> Result<T, E>,
+    {
+        let permit = self.try_acquire().map_err(E::from)?;
+        let result = op();
+        permit.record(outcome_of(&result, classifier));
+        result
+    }
+
+    /// Pipeline form of [`call_with`](Self::call_with): a rejection by this breaker is
+    /// `Fault::Rejected`; an inner `Fault::Rejected(Error::Timeout { .. })` counts as a
+    /// failure, other inner rejections are ignored, `Fault::Inner` goes to `classifier`.
+    pub fn run<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
+    where
+        C: FailureClassifier<E> + ?Sized,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        let permit = self.try_acquire().map_err(Fault::Rejected)?;
+        let result = op();
+        permit.record(fault_outcome(&result, classifier));
+        result
+    }
+
+    /// Async [`call`](Self::call): `op` makes the future of one attempt. If the returned
+    /// future is dropped before the call finishes, the call counts as ignored and its
+    /// half-open probe slot is freed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+    ///
+    /// let breaker = CircuitBreaker::new("geo-api", CircuitBreakerConfig::default());
+    /// let r = breaker.call_async(|| async { Ok::<_, resilience::Error>(42) }).await;
+    /// assert_eq!(r, Ok(42));
+    /// # }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn call_async<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_async_with(&AllErrors, op).await
+    }
+
+    /// Async [`call_with`](Self::call_with).
+    #[cfg(feature = "tokio")]
+    pub async fn call_async_with<T, E, C, F, Fut>(&self, classifier: &C, op: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        C: FailureClassifier<E> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.try_acquire().map_err(E::from)?;
+        let result = op().await;
+        permit.record(outcome_of(&result, classifier));
+        result
+    }
+
+    /// Async [`run`](Self::run).
+    #[cfg(feature = "tokio")]
+    pub async fn run_async<T, E, C, F, Fut>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
+    where
+        C: FailureClassifier<E> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        let permit = self.try_acquire().map_err(Fault::Rejected)?;
+        let result = op().await;
+        permit.record(fault_outcome(&result, classifier));
+        result
+    }
+}

@@ -1,0 +1,100 @@
+//! [`CallPermit`]: the right to make one call, and the duty to report how it went.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::breaker::CircuitBreaker;
+use super::classifier::CallOutcome;
+
+/// What kind of call a permit admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PermitKind {
+    /// A call through a closed circuit.
+    Closed,
+    /// A half-open probe: holds one of the `half_open_max_calls` slots.
+    Probe,
+    /// A call through a disabled breaker: counted in stats only.
+    Disabled,
+}
+
+/// Permission for one call, from [`CircuitBreaker::try_acquire`].
+///
+/// Report the outcome with [`success`](Self::success), [`failure`](Self::failure),
+/// [`ignore`](Self::ignore) or [`record`](Self::record). Dropping the permit without an
+/// outcome (a panic, a cancelled future) counts as ignored and frees a half-open probe
+/// slot, so a probe can never leak.
+///
+/// ```
+/// use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+///
+/// let breaker = CircuitBreaker::new("payments", CircuitBreakerConfig::default());
+/// let permit = breaker.try_acquire()?;
+/// let ok = true; // ... make the call ...
+/// if ok { permit.success() } else { permit.failure() }
+/// assert_eq!(breaker.stats().successes, 1);
+/// # Ok::<(), resilience::Error>(())
+/// ```
+#[must_use = "report the call's outcome; dropping the permit counts the call as ignored"]
+pub struct CallPermit<'a> {
+    breaker: &'a CircuitBreaker,
+    generation: u32,
+    kind: PermitKind,
+    started: Option<Duration>,
+    done: bool,
+}
+
+impl<'a> CallPermit<'a> {
+    pub(super) fn new(
+        breaker: &'a CircuitBreaker,
+        generation: u32,
+        kind: PermitKind,
+        started: Option<Duration>,
+    ) -> Self {
+        CallPermit { breaker, generation, kind, started, done: false }
+    }
+
+    /// The call succeeded (a failure anyway if slower than the slow-call threshold).
+    pub fn success(self) {
+        self.record(CallOutcome::Success);
+    }
+
+    /// The call failed.
+    pub fn failure(self) {
+        self.record(CallOutcome::Failure);
+    }
+
+    /// The call's outcome says nothing about the service's health.
+    pub fn ignore(self) {
+        self.record(CallOutcome::Ignored);
+    }
+
+    /// Report `outcome`.
+    pub fn record(mut self, outcome: CallOutcome) {
+        self.done = true;
+        self.breaker.on_outcome(self.generation, self.kind, self.started, outcome);
+    }
+
+    /// Whether this permit is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.kind == PermitKind::Probe
+    }
+}
+
+impl Drop for CallPermit<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.breaker.on_outcome(self.generation, self.kind, self.started, CallOutcome::Ignored);
+        }
+    }
+}
+
+impl fmt::Debug for CallPermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallPermit")
+            .field("circuit", self.breaker.name())
+            .field("generation", &self.generation)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,271 @@
+//! The lock-free core: GCRA in one `AtomicU64`.
+//!
+//! A bucket stores its *theoretical arrival time* (TAT) in clock nanoseconds. With `T` the
+//! time one permit takes to refill and `tau = burst × T`, a call of cost `n` at `now` is
+//! allowed when `max(TAT, now) + n·T - now <= tau`, and then moves TAT there. The bucket
+//! is full when `TAT <= now`. Permits available: `(now + tau - max(TAT, now)) / T`.
+//! A waiter takes a future slot by moving TAT past `now + tau`; it then sleeps
+//! `TAT - tau - now`, so waiters are served in the order their CAS succeeded.
+
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+
+use super::config::RateLimitConfig;
+use crate::clock::as_nanos;
+
+/// TAT value of a keyed bucket removed from its map: callers that still hold it look it
+/// up again.
+pub(crate) const EVICTED: u64 = u64::MAX;
+/// Largest TAT a live bucket holds (saturating arithmetic stops here).
+const MAX_TAT: u64 = u64::MAX - 1;
+
+/// `T` and `tau` in nanoseconds, read together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) interval: u64,
+    pub(crate) tau: u64,
+}
+
+impl Limits {
+    pub(crate) fn of(config: &RateLimitConfig) -> Limits {
+        let interval = as_nanos(config.rate().interval()).max(1);
+        Limits { interval, tau: interval.saturating_mul(u64::from(config.burst())) }
+    }
+
+    pub(crate) fn burst(&self) -> u32 {
+        u32::try_from(self.tau / self.interval.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Nanoseconds that `cost` permits take to refill.
+    pub(crate) fn cost(&self, cost: u32) -> u64 {
+        self.interval.saturating_mul(u64::from(cost))
+    }
+}
+
+/// [`Limits`] behind a sequence lock: readers never block and never see a torn pair;
+/// writers are serialised by the owner's config mutex.
+#[derive(Debug)]
+pub(crate) struct Params {
+    seq: AtomicU64,
+    interval: AtomicU64,
+    tau: AtomicU64,
+}
+
+impl Params {
+    pub(crate) fn new(l: Limits) -> Params {
+        Params {
+            seq: AtomicU64::new(0),
+            interval: AtomicU64::new(l.interval),
+            tau: AtomicU64::new(l.tau),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> Limits {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            let interval = self.interval.load(Ordering::Relaxed);
+            let tau = self.tau.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            let s2 = self.seq.load(Ordering::Relaxed);
+            if s1 == s2 && s1 % 2 == 0 {
+                return Limits { interval, tau };
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Callers must hold the owner's config lock (one writer at a time).
+    pub(crate) fn store(&self, l: Limits) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.interval.store(l.interval, Ordering::Relaxed);
+        self.tau.store(l.tau, Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+}
+
+/// Outcome of [`Bucket::take`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// Granted after `wait` nanoseconds (0: now); `tat` is the TAT this call set.
+    Granted { wait: u64, tat: u64 },
+    /// Would have to wait `wait` nanoseconds, more than allowed; nothing consumed.
+    Denied { wait: u64 },
+    /// The bucket was evicted from its map.
+    Evicted,
+}
+
+/// One GCRA bucket.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    tat: AtomicU64,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub(crate) fn new() -> Bucket {
+        Bucket { tat: AtomicU64::new(0) }
+    }
+
+    /// Takes `inc` nanoseconds' worth of permits if the wait is at most `max_wait`
+    /// (0: only if available now). Callers ensure `inc <= tau`.
+    #[inline]
+    pub(crate) fn take(&self, now: u64, inc: u64, tau: u64, max_wait: u64) -> Take {
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            if tat == EVICTED {
+                return Take::Evicted;
+            }
+            let new = tat.max(now).saturating_add(inc).min(MAX_TAT);
+            let wait = new.saturating_sub(now).saturating_sub(tau);
+            if wait > max_wait {
+                return Take::Denied { wait };
+            }
+            match self.tat.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Take::Granted { wait, tat: new },
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// Gives back a reservation that set TAT to `tat`, if nobody reserved after it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn give_back(&self, tat: u64, inc: u64) -> bool {
+        self.tat
+            .compare_exchange(tat, tat.saturating_sub(inc), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whole permits available at `now`.
+    pub(crate) fn available(&self, now: u64, l: Limits) -> u32 {
+        let tat = self.tat.load(Ordering::Acquire);
+        if tat == EVICTED {
+            return l.burst();
+        }
+        let free = now.saturating_add(l.tau).saturating_sub(tat.max(now));
+        u32::try_from(free / l.interval.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Nothing is granted before `at`; at `at` one permit, then one per interval.
+    /// A time not after `now` changes nothing.
+    pub(crate) fn pause_until(&self, now: u64, at: u64, l: Limits) {
+        if at <= now {
+            return;
+        }
+        let target = at.saturating_add(l.tau.saturating_sub(l.interval)).min(MAX_TAT);
+        self.update(|tat| Some(tat.max(target)));
+    }
+
+    /// Sets the bucket so that `permits` (clamped to the burst) are available now.
+    pub(crate) fn set_available(&self, now: u64, permits: u64, l: Limits) {
+        let free = l.interval.saturating_mul(permits).min(l.tau);
+        let target = now.saturating_add(l.tau - free).min(MAX_TAT);
+        self.update(|_| Some(target));
+    }
+
+    /// Re-expresses the state under new limits, keeping the available permits (a
+    /// negative balance, i.e. reservations or a pause, is kept in permits too).
+    pub(crate) fn rescale(&self, now: u64, old: Limits, new: Limits) {
+        self.update(|tat| {
+            let free_old = i128::from(now) + i128::from(old.tau) - i128::from(tat.max(now));
+            let free_new = (free_old * i128::from(new.interval) / i128::from(old.interval.max(1)))
+                .min(i128::from(new.tau));
+            let target = i128::from(now) + i128::from(new.tau) - free_new;
+            Some(u64::try_from(target.clamp(0, i128::from(MAX_TAT))).unwrap_or(MAX_TAT))
+        });
+    }
+
+    /// Full, as if new.
+    pub(crate) fn reset(&self) {
+        self.update(|_| Some(0));
+    }
+
+    /// Marks an idle bucket evicted; false if it was used meanwhile.
+    pub(crate) fn try_evict(&self, now: u64, idle: u64) -> bool {
+        let tat = self.tat.load(Ordering::Acquire);
+        tat != EVICTED
+            && tat.saturating_add(idle) <= now
+            && self.tat.compare_exchange(tat, EVICTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// CAS loop applying `f` to a live TAT; does nothing on an evicted bucket.
+    fn update(&self, mut f: impl FnMut(u64) -> Option<u64>) {
+        let _ = self.tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+            if tat == EVICTED { None } else { f(tat) }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+    // 2 per second, burst 4.
+    const L: Limits = Limits { interval: 500 * MS, tau: 2_000 * MS };
+
+    #[test]
+    fn burst_then_refusal_with_exact_wait() {
+        let b = Bucket::new();
+        let now = 10_000 * MS;
+        for _ in 0..4 {
+            assert!(matches!(b.take(now, L.interval, L.tau, 0), Take::Granted { wait: 0, .. }));
+        }
+        assert_eq!(b.take(now, L.interval, L.tau, 0), Take::Denied { wait: 500 * MS });
+        assert_eq!(b.available(now + 499 * MS, L), 0);
+        assert_eq!(b.available(now + 500 * MS, L), 1);
+    }
+
+    #[test]
+    fn reservation_and_give_back() {
+        let b = Bucket::new();
+        let now = 10_000 * MS;
+        assert!(matches!(b.take(now, L.tau, L.tau, 0), Take::Granted { .. }));
+        let tat = now + L.tau + L.interval;
+        assert_eq!(b.take(now, L.interval, L.tau, u64::MAX), Take::Granted { wait: 500 * MS, tat });
+        assert!(b.give_back(tat, L.interval));
+        assert_eq!(b.take(now, L.interval, L.tau, 0), Take::Denied { wait: 500 * MS });
+    }
+
+    #[test]
+    fn give_back_fails_after_a_later_reservation() {
+        let b = Bucket::new();
+        let now = 10_000 * MS;
+        let _ = b.take(now, L.tau, L.tau, 0);
+        let tat = now + L.tau + L.interval;
+        assert_eq!(b.take(now, L.interval, L.tau, u64::MAX), Take::Granted { wait: 500 * MS, tat });
+        let second = b.take(now, L.interval, L.tau, u64::MAX);
+        assert_eq!(second, Take::Granted { wait: 1_000 * MS, tat: tat + L.interval });
+        assert!(!b.give_back(tat, L.interval));
+    }
+
+    #[test]
+    fn rescale_keeps_available_permits() {
+        let b = Bucket::new();
+        let now = 10_000 * MS;
+        let _ = b.take(now, 3 * L.interval, L.tau, 0); // 1 left
+        let faster = Limits { interval: 100 * MS, tau: 400 * MS };
+        b.rescale(now, L, faster);
+        assert_eq!(b.available(now, faster), 1);
+        assert_eq!(b.available(now + 100 * MS, faster), 2);
+    }
+
+    #[test]
+    fn eviction_marks_and_blocks_takes() {
+        let b = Bucket::new();
+        assert!(!b.try_evict(5, 10));
+        assert!(b.try_evict(10, 10));
+        assert_eq!(b.take(10, 1, 1, 0), Take::Evicted);
+    }
+
+    #[test]
+    fn params_round_trip() {
+        let p = Params::new(L);
+        assert_eq!(p.load(), L);
+        let n = Limits { interval: 1, tau: 7 };
+        p.store(n);
+        assert_eq!(p.load(), n);
+        assert_eq!(n.burst(), 7);
+    }
+}

@@ -1,0 +1,322 @@
+//! [`RateLimitConfig`] and its builder.
+
+use std::time::Duration;
+
+use super::rate::{MAX_SPAN, Rate};
+use crate::ConfigError;
+use crate::clock::as_nanos;
+use crate::error::check;
+
+/// What a limiter does when a call finds no permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum OnLimit {
+    /// Reserve the next free slot and sleep until it (at most `max_wait`, when set: a
+    /// longer wait is refused at once, without consuming anything).
+    #[default]
+    Wait,
+    /// Fail fast with [`Error::RateLimited`](crate::Error::RateLimited) carrying the wait.
+    Reject,
+    /// Like `Wait`, but at most `max_queue` callers wait at once; the next is rejected.
+    Queue,
+}
+
+/// Configuration of a [`RateLimiter`](super::RateLimiter) or
+/// [`KeyedRateLimiter`](super::KeyedRateLimiter).
+///
+/// ```
+/// use resilience::rate_limit::{OnLimit, RateLimitConfig};
+/// use std::time::Duration;
+///
+/// let shopify = RateLimitConfig::builder()
+///     .per_second(2)
+///     .burst(40)
+///     .on_limit(OnLimit::Wait)
+///     .max_wait(Duration::from_secs(30))
+///     .build()?;
+/// assert_eq!(shopify.burst(), 40);
+///
+/// // Start from an existing config and override:
+/// let faster = shopify.to_builder().per_second(4).build()?;
+/// assert_eq!(faster.rate().per_second_f64(), 4.0);
+/// assert_eq!(faster.burst(), 40);
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RateLimitConfig {
+    rate: Rate,
+    burst: u32,
+    on_limit: OnLimit,
+    max_wait: Option<Duration>,
+    max_queue: usize,
+    idle_timeout: Duration,
+}
+
+/// Default `max_queue`.
+pub const DEFAULT_MAX_QUEUE: usize = 128;
+/// Default `idle_timeout` of keyed buckets.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl RateLimitConfig {
+    /// A builder with no rate set (a rate is required).
+    pub fn builder() -> RateLimitConfigBuilder {
+        RateLimitConfigBuilder::default()
+    }
+
+    /// A builder holding this config's values, to override some of them.
+    pub fn to_builder(&self) -> RateLimitConfigBuilder {
+        RateLimitConfigBuilder {
+            rate: Some(self.rate),
+            per_second: None,
+            per_minute: None,
+            burst: Some(self.burst),
+            on_limit: self.on_limit,
+            max_wait: self.max_wait,
+            max_queue: self.max_queue,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
+    /// The refill rate.
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Bucket capacity: permits that can be taken at once after an idle period.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// What happens when no permit is left.
+    pub fn on_limit(&self) -> OnLimit {
+        self.on_limit
+    }
+
+    /// The longest wait `Wait`/`Queue` accept (`None`: unbounded).
+    pub fn max_wait(&self) -> Option<Duration> {
+        self.max_wait
+    }
+
+    /// The most callers waiting at once under `Queue` (per key for keyed limiters).
+    pub fn max_queue(&self) -> usize {
+        self.max_queue
+    }
+
+    /// How long a keyed bucket stays in memory after it has refilled completely.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    pub(crate) fn with_rate(&self, rate: Rate) -> Result<RateLimitConfig, ConfigError> {
+        self.to_builder().rate(rate).build()
+    }
+
+    pub(crate) fn with_burst(&self, burst: u32) -> Result<RateLimitConfig, ConfigError> {
+        self.to_builder().burst(burst).build()
+    }
+}
+
+/// Builds a [`RateLimitConfig`]; see [`RateLimitConfig::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RateLimitConfigBuilder {
+    rate: Option<Rate>,
+    per_second: Option<u32>,
+    per_minute: Option<u32>,
+    burst: Option<u32>,
+    on_limit: OnLimit,
+    max_wait: Option<Duration>,
+    max_queue: usize,
+    idle_timeout: Duration,
+}
+
+impl Default for RateLimitConfigBuilder {
+    fn default() -> Self {
+        RateLimitConfigBuilder {
+            rate: None,
+            per_second: None,
+            per_minute: None,
+            burst: None,
+            on_limit: OnLimit::Wait,
+            max_wait: None,
+            max_queue: DEFAULT_MAX_QUEUE,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+impl RateLimitConfigBuilder {
+    /// The refill rate (replaces any earlier `per_second`/`per_minute`).
+    pub fn rate(mut self, rate: Rate) -> Self {
+        self.rate = Some(rate);
+        self.per_second = None;
+        self.per_minute = None;
+        self
+    }
+
+    /// `n` permits per second (replaces a rate from `rate` or `to_builder`; conflicts
+    /// with `per_minute`).
+    pub fn per_second(mut self, n: u32) -> Self {
+        self.per_second = Some(n);
+        self
+    }
+
+    /// `n` permits per minute (replaces a rate from `rate` or `to_builder`; conflicts
+    /// with `per_second`).
+    pub fn per_minute(mut self, n: u32) -> Self {
+        self.per_minute = Some(n);
+        self
+    }
+
+    /// Bucket capacity (default: the rate's permits per period).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// Policy when empty (default [`OnLimit::Wait`]).
+    pub fn on_limit(mut self, on_limit: OnLimit) -> Self {
+        self.on_limit = on_limit;
+        self
+    }
+
+    /// Longest accepted wait (default: unbounded).
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
+        self
+    }
+
+    /// Most concurrent waiters under [`OnLimit::Queue`] (default 128).
+    pub fn max_queue(mut self, max_queue: usize) -> Self {
+        self.max_queue = max_queue;
+        self
+    }
+
+    /// Keyed limiters drop a bucket this long after it became full again (default 60 s).
+    pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Validates and builds.
+    ///
+    /// Errors: no rate, a zero or too fast rate, `per_second` and `per_minute` both set,
+    /// `burst` 0 or `burst × interval` over 365 days, `max_queue` 0 with `Queue`, zero
+    /// or over-365-day `max_wait` / `idle_timeout`.
+    pub fn build(self) -> Result<RateLimitConfig, ConfigError> {
+        let rate = match (self.per_second, self.per_minute) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "rate",
+                    "set either per_second or per_minute, not both",
+                ));
+            }
+            (Some(n), None) => Rate::per_second(n),
+            (None, Some(n)) => Rate::per_minute(n),
+            (None, None) => self.rate.ok_or_else(|| {
+                ConfigError::new(
+                    "rate",
+                    "is required: set .per_second(n), .per_minute(n) or .rate(Rate::new(n, period))",
+                )
+            })?,
+        };
+        rate.check()?;
+        let burst = self.burst.unwrap_or(rate.permits());
+        check::at_least_one("burst", u64::from(burst))?;
+        let tau = u128::from(as_nanos(rate.interval())) * u128::from(burst);
+        if tau > MAX_SPAN.as_nanos() {
+            return Err(ConfigError::new(
+                "burst",
+                format!(
+                    "burst × refill interval must be at most 365 days (got {burst} × {:?})",
+                    rate.interval()
+                ),
+            ));
+        }
+        if let Some(w) = self.max_wait {
+            check_span("max_wait", w)?;
+        }
+        check_span("idle_timeout", self.idle_timeout)?;
+        if self.on_limit == OnLimit::Queue && self.max_queue == 0 {
+            return Err(ConfigError::new(
+                "max_queue",
+                "must be at least 1 when on_limit is Queue (got 0)",
+            ));
+        }
+        Ok(RateLimitConfig {
+            rate,
+            burst,
+            on_limit: self.on_limit,
+            max_wait: self.max_wait,
+            max_queue: self.max_queue,
+            idle_timeout: self.idle_timeout,
+        })
+    }
+}
+
+fn check_span(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+    check::positive(field, d)?;
+    if d > MAX_SPAN {
+        return Err(ConfigError::new(field, format!("must be at most 365 days (got {d:?})")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(b: RateLimitConfigBuilder) -> String {
+        b.build().err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn burst_defaults_to_the_rate_permits() {
+        let c = RateLimitConfig::builder().per_minute(300).build();
+        assert_eq!(c.map(|c| c.burst()), Ok(300));
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let b = RateLimitConfig::builder;
+        assert!(err(b()).starts_with("invalid `rate`: is required"));
+        assert!(err(b().per_second(0)).contains("must be at least 1 permit"));
+        assert!(err(b().per_second(1).per_minute(1)).contains("not both"));
+        assert_eq!(err(b().per_second(1).burst(0)), "invalid `burst`: must be at least 1 (got 0)");
+        assert!(err(b().per_second(1).burst(u32::MAX)).starts_with("invalid `burst`"));
+        assert!(err(b().per_second(u32::MAX)).starts_with("invalid `rate`"));
+        assert!(err(b().per_second(1).max_wait(Duration::ZERO)).starts_with("invalid `max_wait`"));
+        assert!(err(b().per_second(1).max_wait(Duration::MAX)).starts_with("invalid `max_wait`"));
+        assert!(
+            err(b().per_second(1).idle_timeout(Duration::ZERO))
+                .starts_with("invalid `idle_timeout`")
+        );
+        assert_eq!(
+            err(b().per_second(1).on_limit(OnLimit::Queue).max_queue(0)),
+            "invalid `max_queue`: must be at least 1 when on_limit is Queue (got 0)"
+        );
+        assert!(b().per_second(1).max_queue(0).build().is_ok());
+    }
+
+    #[test]
+    fn to_builder_per_second_replaces_a_per_minute_rate() {
+        let base = RateLimitConfig::builder().per_minute(60).burst(10).build();
+        let c = base.and_then(|b| b.to_builder().per_second(5).build());
+        assert_eq!(c.as_ref().map(|c| c.rate()), Ok(Rate::per_second(5)));
+        assert_eq!(c.map(|c| c.burst()), Ok(10));
+    }
+
+    #[test]
+    fn to_builder_round_trips() {
+        let c = RateLimitConfig::builder()
+            .per_second(2)
+            .burst(40)
+            .on_limit(OnLimit::Queue)
+            .max_queue(3)
+            .max_wait(Duration::from_secs(5))
+            .idle_timeout(Duration::from_secs(9))
+            .build();
+        assert_eq!(c.clone().and_then(|c| c.to_builder().build()), c);
+    }
+}

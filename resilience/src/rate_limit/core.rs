@@ -1,0 +1,337 @@
+//! What direct and keyed limiters share: limits, policy, clock, and the acquire logic
+//! around one [`Bucket`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tracing::debug;
+
+use super::bucket::{Bucket, Limits, Params, Take};
+use super::config::{OnLimit, RateLimitConfig};
+use super::rate::Rate;
+use super::stats::{Counters, Tally};
+use crate::clock::{SharedClock, as_nanos};
+use crate::{ConfigError, Error};
+
+/// The decision for one call.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    /// Granted now.
+    Go,
+    /// Granted once `wait` has passed; the reservation set TAT to `tat` (worth `inc`).
+    Sleep { wait: Duration, tat: u64, inc: u64 },
+    /// Refused.
+    Reject(Error),
+    /// The bucket was evicted: look the key up again.
+    Evicted,
+}
+
+pub(crate) struct Core {
+    pub(crate) name: Arc<str>,
+    pub(crate) clock: SharedClock,
+    pub(crate) params: Params,
+    pub(crate) config: Mutex<RateLimitConfig>,
+    pub(crate) totals: Counters,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("name", &self.name)
+            .field("config", &*self.config.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(name: Arc<str>, config: RateLimitConfig, clock: SharedClock) -> Core {
+        Core {
+            name,
+            clock,
+            params: Params::new(Limits::of(&config)),
+            config: Mutex::new(config),
+            totals: Counters::default(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        as_nanos(self.clock.now())
+    }
+
+    /// Decides a call of `cost` on `bucket`. With `may_wait` false (`try_acquire`) the
+    /// policy is not consulted: no permit means a rejection.
+    #[inline]
+    pub(crate) fn plan(
+        &self,
+        bucket: &Bucket,
+        tally: Tally<'_>,
+        cost: u32,
+        may_wait: bool,
+        key: Option<&dyn fmt::Debug>,
+    ) -> Plan {
+        if cost == 0 {
+            tally.granted();
+            return Plan::Go;
+        }
+        let l = self.params.load();
+        let inc = l.cost(cost);
+        if inc > l.tau {
+            return self.too_costly(tally, cost, l, key);
+        }
+        let now = self.now();
+        match bucket.take(now, inc, l.tau, 0) {
+            Take::Granted { .. } => {
+                tally.granted();
+                Plan::Go
+            }
+            Take::Evicted => Plan::Evicted,
+            Take::Denied { wait } if !may_wait => self.reject(tally, cost, wait, key, "rejected"),
+            Take::Denied { wait } => self.plan_wait(bucket, tally, cost, now, inc, l, wait, key),
+        }
+    }
+
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn plan_wait(
+        &self,
+        bucket: &Bucket,
+        tally: Tally<'_>,
+        cost: u32,
+        now: u64,
+        inc: u64,
+        l: Limits,
+        wait: u64,
+        key: Option<&dyn fmt::Debug>,
+    ) -> Plan {
+        let (on_limit, max_wait, max_queue) = {
+            let c = self.config.lock();
+            (c.on_limit(), c.max_wait(), c.max_queue())
+        };
+        let limit = match on_limit {
+            OnLimit::Reject => return self.reject(tally, cost, wait, key, "rejected"),
+            OnLimit::Wait => None,
+            OnLimit::Queue => Some(max_queue),
+        };
+        if !tally.enter_wait(limit) {
+            return self.reject(tally, cost, wait, key, "rejected: wait queue full");
+        }
+        match bucket.take(now, inc, l.tau, max_wait.map_or(u64::MAX, as_nanos)) {
+            Take::Granted { wait: 0, .. } => {
+                tally.leave_wait();
+                tally.granted();
+                Plan::Go
+            }
+            Take::Granted { wait, tat } => {
+                tally.waited();
+                let wait = Duration::from_nanos(wait);
+                log(&self.name, key, cost, wait, "waiting for permits");
+                Plan::Sleep { wait, tat, inc }
+            }
+            Take::Denied { wait } => {
+                tally.leave_wait();
+                self.reject(tally, cost, wait, key, "rejected: wait would exceed max_wait")
+            }
+            Take::Evicted => {
+                tally.leave_wait();
+                Plan::Evicted
+            }
+        }
+    }
+
+    fn reject(
+        &self,
+        tally: Tally<'_>,
+        cost: u32,
+        wait: u64,
+        key: Option<&dyn fmt::Debug>,
+        what: &'static str,
+    ) -> Plan {
+        tally.rejected();
+        let wait = Duration::from_nanos(wait);
+        log(&self.name, key, cost, wait, what);
+        Plan::Reject(Error::rate_limited(self.name.clone(), wait))
+    }
+
+    #[cold]
+    fn too_costly(
+        &self,
+        tally: Tally<'_>,
+        cost: u32,
+        l: Limits,
+        key: Option<&dyn fmt::Debug>,
+    ) -> Plan {
+        tally.rejected();
+        log(&self.name, key, cost, Duration::ZERO, "rejected: cost exceeds the burst");
+        Plan::Reject(Error::Config(ConfigError::new(
+            "cost",
+            format!(
+                "must be at most the burst of rate limiter `{}` ({}) (got {cost}); such a call can never be granted",
+                self.name,
+                l.burst()
+            ),
+        )))
+    }
+
+    /// Runs a plan on the current thread: sleeps on the clock when told to wait.
+    /// `None`: the bucket was evicted, retry the lookup.
+    pub(crate) fn block(&self, plan: Plan, tally: Tally<'_>) -> Option<Result<(), Error>> {
+        match plan {
+            Plan::Go => Some(Ok(())),
+            Plan::Reject(e) => Some(Err(e)),
+            Plan::Sleep { wait, .. } => {
+                self.clock.sleep(wait);
+                tally.leave_wait();
+                tally.granted();
+                Some(Ok(()))
+            }
+            Plan::Evicted => None,
+        }
+    }
+
+    /// Sleeps for a reservation on tokio's timer. If the future is dropped before it
+    /// completes, the reservation is given back when no later caller reserved after it.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn sleep_async(
+        &self,
+        bucket: &Bucket,
+        tally: Tally<'_>,
+        wait: Duration,
+        tat: u64,
+        inc: u64,
+    ) {
+        let mut guard = WaitGuard { core: self, bucket, tally, tat, inc, done: false };
+        tokio::time::sleep(wait).await;
+        guard.done = true;
+    }
+
+    /// The current config.
+    pub(crate) fn config(&self) -> RateLimitConfig {
+        self.config.lock().clone()
+    }
+
+    /// Installs `config` and returns the old and new limits, for the caller to rescale
+    /// its buckets while still holding the config lock (`apply`).
+    pub(crate) fn install(&self, config: RateLimitConfig, apply: impl FnOnce(Limits, Limits)) {
+        let mut c = self.config.lock();
+        let old = self.params.load();
+        let new = Limits::of(&config);
+        *c = config;
+        self.params.store(new);
+        if old != new {
+            apply(old, new);
+        }
+    }
+
+    /// The config with a new rate, validated.
+    pub(crate) fn config_with_rate(&self, rate: Rate) -> Result<RateLimitConfig, ConfigError> {
+        self.config.lock().with_rate(rate)
+    }
+
+    /// The config with a new burst, validated.
+    pub(crate) fn config_with_burst(&self, burst: u32) -> Result<RateLimitConfig, ConfigError> {
+        self.config.lock().with_burst(burst)
+    }
+}
+
+/// Leaves the wait queue when the waiter finishes or is dropped.
+#[cfg(feature = "tokio")]
+struct WaitGuard<'a> {
+    core: &'a Core,
+    bucket: &'a Bucket,
+    tally: Tally<'a>,
+    tat: u64,
+    inc: u64,
+    done: bool,
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.tally.leave_wait();
+        if self.done {
+            self.tally.granted();
+        } else if self.bucket.give_back(self.tat, self.inc) {
+            debug!(name = %self.core.name, "cancelled waiter gave its reservation back");
+        } else {
+            debug!(name = %self.core.name, "cancelled waiter's reservation stays consumed");
+        }
+    }
+}
+
+pub(crate) fn log(
+    name: &str,
+    key: Option<&dyn fmt::Debug>,
+    cost: u32,
+    wait: Duration,
+    what: &'static str,
+) {
+    match key {
+        Some(key) => debug!(name = %name, key = ?key, cost, wait = ?wait, "rate limit: {what}"),
+        None => debug!(name = %name, cost, wait = ?wait, "rate limit: {what}"),
+    }
+}
+
+impl Core {
+    /// Applies parsed headers to `bucket`. `adopt` installs a new burst (direct limiters)
+    /// or is `None` (keyed limiters share their burst between keys).
+    pub(crate) fn apply_headers(
+        &self,
+        bucket: &Bucket,
+        parsed: super::headers::Parsed,
+        adopt: Option<&dyn Fn(u32) -> Result<(), ConfigError>>,
+    ) -> super::headers::SyncReport {
+        use super::headers::{HeaderError, SyncReport};
+        let mut report = SyncReport { errors: parsed.errors, ..SyncReport::default() };
+        if let Some(cl) = parsed.call_limit {
+            let mut ok = true;
+            let differs = cl.capacity != self.params.load().burst();
+            if let (Some(adopt), true) = (adopt, differs) {
+                if adopt(cl.capacity).is_err() {
+                    ok = false;
+                    report.errors.push(HeaderError::unusable(
+                        super::headers::SHOPIFY_CALL_LIMIT,
+                        "capacity cannot be used as this limiter's burst",
+                        cl,
+                    ));
+                }
+            }
+            if ok {
+                bucket.set_available(self.now(), u64::from(cl.remaining()), self.params.load());
+                report.call_limit = Some(cl);
+            }
+        }
+        if let Some(r) = parsed.remaining {
+            bucket.set_available(self.now(), r, self.params.load());
+            report.remaining = Some(r);
+        }
+        report.reset = parsed.reset;
+        let reset_pause = parsed.reset.filter(|_| parsed.remaining == Some(0));
+        let pause = match (parsed.retry_after, reset_pause) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(d) = pause {
+            self.pause_for(bucket, d);
+            report.paused_for = Some(d);
+        }
+        if !report.errors.is_empty() {
+            debug!(name = %self.name, errors = report.errors.len(), "rate limit: unreadable headers ignored");
+        }
+        report
+    }
+
+    pub(crate) fn pause_for(&self, bucket: &Bucket, d: Duration) {
+        let now = self.now();
+        self.pause_at(bucket, now, now.saturating_add(as_nanos(d)));
+    }
+
+    pub(crate) fn pause_at(&self, bucket: &Bucket, now: u64, at: u64) {
+        if at > now {
+            debug!(name = %self.name, wait = ?Duration::from_nanos(at - now), "rate limit: paused");
+        }
+        bucket.pause_until(now, at, self.params.load());
+    }
+}

@@ -1,0 +1,514 @@
+//! [`KeyedRateLimiter`]: one bucket per key, idle buckets dropped on their own.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::bucket::Bucket;
+use super::config::RateLimitConfig;
+use super::core::{Core, Plan};
+use super::headers::{Parsed, SyncReport};
+use super::rate::Rate;
+use super::stats::{Counters, RateLimiterStats, Tally};
+use crate::clock::{SharedClock, as_nanos, default_clock};
+use crate::{ConfigError, Error};
+
+/// The map length below which no amortised sweep runs.
+const MIN_SWEEP: usize = 1024;
+
+#[derive(Debug)]
+struct KeyBucket {
+    bucket: Bucket,
+    counters: Counters,
+}
+
+/// What a lookup decided.
+enum Decided {
+    Done(Result<(), Error>),
+    Sleep { kb: Arc<KeyBucket>, wait: Duration, tat: u64, inc: u64 },
+}
+
+/// One token bucket per key (per host, per shop, per API token), all with the same
+/// configuration, in a lock-free map.
+///
+/// Memory stays bounded without help: a bucket that has been full for `idle_timeout`
+/// is identical to a fresh one, so it is dropped. Inserting new keys triggers a sweep
+/// each time the map doubles past 1024 entries (amortised O(1) per insert);
+/// [`evict_idle`](Self::evict_idle) sweeps on demand. Looking up an existing key by a
+/// borrowed form (`&str` for `String` keys) allocates nothing.
+///
+/// ```
+/// use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig};
+///
+/// let config = RateLimitConfig::builder().per_second(2).burst(2).on_limit(OnLimit::Reject).build()?;
+/// let per_shop: KeyedRateLimiter = KeyedRateLimiter::new("shops", config);
+/// per_shop.try_acquire("a.myshopify.com", 2)?;
+/// assert!(per_shop.try_acquire("a.myshopify.com", 1).is_err());
+/// per_shop.try_acquire("b.myshopify.com", 1)?; // another bucket
+/// assert_eq!(per_shop.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct KeyedRateLimiter<K = String>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    core: Core,
+    map: papaya::HashMap<K, Arc<KeyBucket>>,
+    sweep_at: AtomicUsize,
+}
+
+impl<K> fmt::Debug for KeyedRateLimiter<K>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimiter")
+            .field("name", &self.core.name)
+            .field("keys", &self.map.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn tally<'a>(kb: &'a KeyBucket, totals: &'a Counters) -> Tally<'a> {
+    Tally { local: &kb.counters, total: Some(totals) }
+}
+
+impl<K> KeyedRateLimiter<K>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    /// An empty keyed limiter on the default clock.
+    pub fn new(name: impl Into<Arc<str>>, config: RateLimitConfig) -> Self {
+        Self::with_clock(name, config, default_clock())
+    }
+
+    /// An empty keyed limiter on `clock`.
+    pub fn with_clock(
+        name: impl Into<Arc<str>>,
+        config: RateLimitConfig,
+        clock: SharedClock,
+    ) -> Self {
+        KeyedRateLimiter {
+            core: Core::new(name.into(), config, clock),
+            map: papaya::HashMap::new(),
+            sweep_at: AtomicUsize::new(MIN_SWEEP),
+        }
+    }
+
+    /// The limiter's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.core.name
+    }
+
+    /// The configuration shared by all keys.
+    pub fn config(&self) -> RateLimitConfig {
+        self.core.config()
+    }
+
+    /// The bucket of `key`, inserted (full) if missing.
+    fn lookup<'g, Q, G>(
+        &self,
+        map: &'g papaya::HashMapRef<'_, K, Arc<KeyBucket>, std::hash::RandomState, G>,
+        key: &Q,
+    ) -> &'g Arc<KeyBucket>
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        K: Borrow<Q>,
+        G: papaya::Guard,
+    {
+        if let Some(kb) = map.get(key) {
+            return kb;
+        }
+        let kb = map.get_or_insert_with(key.to_owned(), || {
+            Arc::new(KeyBucket { bucket: Bucket::new(), counters: Counters::default() })
+        });
+        self.maybe_sweep();
+        kb
+    }
+
+    /// Amortised eviction: sweeps when the map has grown to the threshold, then sets the
+    /// next threshold to twice what is left (at least [`MIN_SWEEP`]).
+    fn maybe_sweep(&self) {
+        let at = self.sweep_at.load(Ordering::Acquire);
+        if self.map.len() < at {
+            return;
+        }
+        // One sweeper at a time: claim the threshold.
+        if self
+            .sweep_at
+            .compare_exchange(at, usize::MAX, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        self.evict_idle();
+        let next = self.map.len().saturating_mul(2).max(MIN_SWEEP);
+        self.sweep_at.store(next, Ordering::Release);
+    }
+
+    /// Drops every bucket that has been full for at least `idle_timeout`; returns how
+    /// many. Runs on its own as keys are inserted; call it to reclaim memory sooner.
+    pub fn evict_idle(&self) -> usize {
+        let idle = as_nanos(self.core.config.lock().idle_timeout());
+        let now = self.core.now();
+        let mut removed = 0;
+        self.map.pin().retain(|_, kb| {
+            let evict = kb.bucket.try_evict(now, idle);
+            removed += usize::from(evict);
+            !evict
+        });
+        if removed > 0 {
+            tracing::debug!(name = %self.core.name, removed, "rate limit: evicted idle keys");
+        }
+        removed
+    }
+
+    fn decide<Q>(&self, key: &Q, cost: u32, may_wait: bool) -> Decided
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+    {
+        loop {
+            let map = self.map.pin();
+            let kb = self.lookup(&map, key);
+            let t = tally(kb, &self.core.totals);
+            match self.core.plan(&kb.bucket, t, cost, may_wait, Some(&key)) {
+                Plan::Go => return Decided::Done(Ok(())),
+                Plan::Reject(e) => return Decided::Done(Err(e)),
+                Plan::Sleep { wait, tat, inc } => {
+                    return Decided::Sleep { kb: Arc::clone(kb), wait, tat, inc };
+                }
+                Plan::Evicted => {
+                    // Swept under our feet: drop the stale entry if still there, retry.
+                    let _ = map.remove_if(key, |_, v| Arc::ptr_eq(v, kb));
+                }
+            }
+        }
+    }
+
+    /// Takes `cost` permits from `key`'s bucket now, or fails with
+    /// [`Error::RateLimited`]; never waits. See [`RateLimiter::try_acquire`](super::RateLimiter::try_acquire).
+    #[inline]
+    pub fn try_acquire<Q>(&self, key: &Q, cost: u32) -> Result<(), Error>
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+    {
+        match self.decide(key, cost, false) {
+            Decided::Done(r) => r,
+            // try_acquire never plans a wait.
+            Decided::Sleep { .. } => Ok(()),
+        }
+    }
+
+    /// Takes `cost` permits from `key`'s bucket, blocking per the policy (the queue
+    /// limit `max_queue` applies per key).
+    pub fn acquire<Q>(&self, key: &Q, cost: u32) -> Result<(), Error>
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+    {
+        match self.decide(key, cost, true) {
+            Decided::Done(r) => r,
+            Decided::Sleep { kb, wait, tat, inc } => {
+                let plan = Plan::Sleep { wait, tat, inc };
+                self.core.block(plan, tally(&kb, &self.core.totals)).unwrap_or(Ok(()))
+            }
+        }
+    }
+
+    /// Like [`acquire`](Self::acquire), sleeping on tokio's timer. A cancelled waiter
+    /// gives its permits back under the same rule as
+    /// [`RateLimiter::acquire_async`](super::RateLimiter::acquire_async).
+    #[cfg(feature = "tokio")]
+    pub async fn acquire_async<Q>(&self, key: &Q, cost: u32) -> Result<(), Error>
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug + Sync,
+        K: Borrow<Q>,
+    {
+        match self.decide(key, cost, true) {
+            Decided::Done(r) => r,
+            Decided::Sleep { kb, wait, tat, inc } => {
+                let t = tally(&kb, &self.core.totals);
+                self.core.sleep_async(&kb.bucket, t, wait, tat, inc).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Permits available now to `key` (the burst for an unknown key).
+    pub fn available<Q>(&self, key: &Q) -> u32
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        K: Borrow<Q>,
+    {
+        let l = self.core.params.load();
+        match self.map.pin().get(key) {
+            Some(kb) => kb.bucket.available(self.core.now(), l),
+            None => l.burst(),
+        }
+    }
+
+    /// Grants nothing to `key` before clock time `at`; see
+    /// [`RateLimiter::pause_until`](super::RateLimiter::pause_until).
+    pub fn pause_until<Q>(&self, key: &Q, at: Duration)
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        K: Borrow<Q>,
+    {
+        let map = self.map.pin();
+        let kb = self.lookup(&map, key);
+        self.core.pause_at(&kb.bucket, self.core.now(), as_nanos(at));
+    }
+
+    /// Grants nothing to `key` for `d`.
+    pub fn pause_for<Q>(&self, key: &Q, d: Duration)
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        K: Borrow<Q>,
+    {
+        let map = self.map.pin();
+        let kb = self.lookup(&map, key);
+        self.core.pause_for(&kb.bucket, d);
+    }
+
+    /// Re-syncs `key`'s bucket from response headers, like
+    /// [`RateLimiter::sync_from_headers`](super::RateLimiter::sync_from_headers), except
+    /// that a Shopify `capacity` is not adopted as the burst (the burst is shared by all
+    /// keys): the bucket is set to `capacity - used` permits, at most the burst.
+    pub fn sync_from_headers<'h, Q>(
+        &self,
+        key: &Q,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+    ) -> SyncReport
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        K: Borrow<Q>,
+    {
+        let parsed = Parsed::read(headers, self.core.clock.wall_now());
+        let map = self.map.pin();
+        let kb = self.lookup(&map, key);
+        self.core.apply_headers(&kb.bucket, parsed, None)
+    }
+
+    /// Changes the rate of every key, keeping each bucket's available permits.
+    pub fn set_rate(&self, rate: Rate) -> Result<(), ConfigError> {
+        let config = self.core.config_with_rate(rate)?;
+        self.reconfigure(config);
+        Ok(())
+    }
+
+    /// Installs a new configuration for every key; counters and fill levels are kept.
+    pub fn reconfigure(&self, config: RateLimitConfig) {
+        let now = self.core.now();
+        self.core.install(config, |old, new| {
+            for kb in self.map.pin().values() {
+                kb.bucket.rescale(now, old, new);
+            }
+        });
+    }
+
+    /// Keys in memory.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no key is in memory.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn snapshot(&self, available: u32, c: &Counters, keys: Option<u64>) -> RateLimiterStats {
+        let l = self.core.params.load();
+        RateLimiterStats {
+            name: self.core.name.to_string(),
+            available,
+            capacity: l.burst(),
+            rate_per_second: self.core.config.lock().rate().per_second_f64(),
+            granted: c.granted.load(Ordering::Relaxed),
+            waited: c.waited.load(Ordering::Relaxed),
+            waiting: c.waiting.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            keys,
+        }
+    }
+
+    /// Totals over all keys since creation or `reset()` (evicted keys included), with
+    /// `keys` set and `available` = the burst a new key starts with.
+    pub fn stats(&self) -> RateLimiterStats {
+        let burst = self.core.params.load().burst();
+        let keys = u64::try_from(self.map.len()).unwrap_or(u64::MAX);
+        self.snapshot(burst, &self.core.totals, Some(keys))
+    }
+
+    /// `key`'s bucket: its available permits and its counters since the bucket was
+    /// created (an unknown or evicted key reads as a fresh bucket).
+    pub fn stats_for<Q>(&self, key: &Q) -> RateLimiterStats
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        K: Borrow<Q>,
+    {
+        let map = self.map.pin();
+        match map.get(key) {
+            Some(kb) => {
+                let l = self.core.params.load();
+                self.snapshot(kb.bucket.available(self.core.now(), l), &kb.counters, None)
+            }
+            None => self.snapshot(self.core.params.load().burst(), &Counters::default(), None),
+        }
+    }
+
+    /// Forgets every key and zeroes the counters.
+    pub fn reset(&self) {
+        self.map.pin().clear();
+        self.core.totals.reset();
+        self.sweep_at.store(MIN_SWEEP, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::rate_limit::OnLimit;
+
+    fn keyed(burst: u32, on: OnLimit) -> (KeyedRateLimiter, ManualClock) {
+        let clock = ManualClock::new();
+        let config = RateLimitConfig::builder()
+            .per_second(2)
+            .burst(burst)
+            .on_limit(on)
+            .idle_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        (KeyedRateLimiter::with_clock("k", config, clock.shared()), clock)
+    }
+
+    #[test]
+    fn keys_have_independent_buckets() {
+        let (l, _) = keyed(2, OnLimit::Reject);
+        assert_eq!(l.try_acquire("a", 2), Ok(()));
+        assert!(l.try_acquire("a", 1).is_err());
+        assert_eq!(l.available("a"), 0);
+        assert_eq!(l.available("b"), 2);
+        assert_eq!(l.try_acquire("b", 2), Ok(()));
+        let (a, total) = (l.stats_for("a"), l.stats());
+        assert_eq!((a.granted, a.rejected), (1, 1));
+        assert_eq!((total.granted, total.rejected, total.keys), (2, 1, Some(2)));
+    }
+
+    #[test]
+    fn wait_sleeps_per_key() {
+        let (l, clock) = keyed(1, OnLimit::Wait);
+        assert_eq!(l.acquire("a", 1), Ok(()));
+        assert_eq!(l.acquire("b", 1), Ok(()));
+        assert!(clock.sleeps().is_empty());
+        assert_eq!(l.acquire("a", 1), Ok(()));
+        assert_eq!(clock.sleeps(), vec![Duration::from_millis(500)]);
+    }
+
+    #[test]
+    fn evict_idle_drops_only_buckets_full_for_the_idle_timeout() {
+        let (l, clock) = keyed(4, OnLimit::Reject);
+        for i in 0..10_000 {
+            assert_eq!(l.try_acquire(format!("host-{i}").as_str(), 1), Ok(()));
+        }
+        assert_eq!(l.evict_idle(), 0);
+        // Full again after 500 ms; idle for 10 s after that.
+        clock.advance(Duration::from_millis(10_499));
+        assert_eq!(l.evict_idle(), 0);
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(l.evict_idle(), 10_000);
+        assert_eq!(l.len(), 0);
+        assert_eq!(l.stats().granted, 10_000);
+    }
+
+    #[test]
+    fn eviction_is_amortised_on_insert() {
+        let (l, clock) = keyed(4, OnLimit::Reject);
+        for round in 0..5 {
+            for i in 0..10_000 {
+                let _ = l.try_acquire(format!("r{round}-{i}").as_str(), 1);
+            }
+            clock.advance(Duration::from_secs(11));
+            // Never more than twice the live keys plus one round's growth.
+            assert!(l.len() <= 2 * 10_000 + MIN_SWEEP, "round {round}: {} keys", l.len());
+        }
+        assert!(l.len() < 50_000);
+    }
+
+    #[test]
+    fn an_evicted_bucket_is_replaced_by_a_fresh_one() {
+        let (l, clock) = keyed(2, OnLimit::Reject);
+        assert_eq!(l.try_acquire("a", 2), Ok(()));
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(l.evict_idle(), 1);
+        assert_eq!(l.try_acquire("a", 2), Ok(()));
+        assert!(l.try_acquire("a", 1).is_err());
+    }
+
+    #[test]
+    fn pause_and_headers_apply_to_one_key() {
+        let (l, clock) = keyed(40, OnLimit::Reject);
+        l.pause_until("a", Duration::from_secs(5));
+        assert!(l.try_acquire("a", 1).is_err());
+        assert_eq!(l.try_acquire("b", 1), Ok(()));
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(l.try_acquire("a", 1), Ok(()));
+        let r = l.sync_from_headers("c", [("X-Shopify-Shop-Api-Call-Limit", "30/80")]);
+        assert!(r.errors.is_empty());
+        // Capacity is not adopted: 50 remaining, clamped to the shared burst of 40.
+        assert_eq!(l.available("c"), 40);
+        let _ = l.sync_from_headers("c", [("X-Shopify-Shop-Api-Call-Limit", "36/40")]);
+        assert_eq!(l.available("c"), 4);
+        l.pause_for("c", Duration::from_secs(1));
+        assert_eq!(l.available("c"), 0);
+    }
+
+    #[test]
+    fn set_rate_rescales_every_key() {
+        let (l, clock) = keyed(10, OnLimit::Reject);
+        assert_eq!(l.try_acquire("a", 6), Ok(()));
+        assert_eq!(l.set_rate(Rate::per_second(10)), Ok(()));
+        assert_eq!(l.available("a"), 4);
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(l.available("a"), 5);
+    }
+
+    #[test]
+    fn keys_of_other_types_work() {
+        let clock = ManualClock::new();
+        let config = RateLimitConfig::builder().per_second(1).burst(1).on_limit(OnLimit::Reject);
+        let config = config.build().unwrap_or_else(|e| unreachable!("{e}"));
+        let l: KeyedRateLimiter<u64> = KeyedRateLimiter::with_clock("ids", config, clock.shared());
+        assert_eq!(l.try_acquire(&7, 1), Ok(()));
+        assert!(l.try_acquire(&7, 1).is_err());
+        assert_eq!(l.try_acquire(&8, 1), Ok(()));
+        l.reset();
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn threads_on_a_frozen_clock_get_exactly_the_burst_per_key() {
+        let (l, _) = keyed(50, OnLimit::Reject);
+        let granted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (l, granted) = (&l, &granted);
+                s.spawn(move || {
+                    for i in 0..400 {
+                        let key = if (i + t) % 2 == 0 { "a" } else { "b" };
+                        if l.try_acquire(key, 1).is_ok() {
+                            granted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.into_inner(), 100);
+        assert_eq!(l.stats_for("a").granted, 50);
+    }
+}

@@ -1,0 +1,194 @@
+//! The decision taken after each attempt, shared by the blocking and async drivers.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use super::hooks::{RetryEvent, RetryHooks, RetryReason};
+use super::policy::PolicyInner;
+use crate::backoff::BackoffIter;
+use crate::{Error, Fault};
+
+/// How a driver sees the error side of an attempt.
+pub(super) enum View<'a, E> {
+    /// The operation's own error.
+    Inner(&'a E),
+    /// A rejection by an inner layer.
+    Rejected(&'a Error),
+}
+
+impl<E> View<'_, E> {
+    /// The view of a plain error (the `call*` drivers).
+    pub(super) fn of_error(e: &E) -> View<'_, E> {
+        View::Inner(e)
+    }
+
+    /// The view of a [`Fault`] (the `run*` drivers).
+    pub(super) fn of_fault(f: &Fault<E>) -> View<'_, E> {
+        match f {
+            Fault::Inner(e) => View::Inner(e),
+            Fault::Rejected(r) => View::Rejected(r),
+        }
+    }
+}
+
+/// What the driver does next.
+pub(super) enum Next<T, X> {
+    /// Return this result.
+    Done(Result<T, X>),
+    /// Sleep this long, then call again.
+    Retry(Duration),
+}
+
+enum Hint {
+    None,
+    /// A server hint: replaces the computed delay, capped by `max_delay`.
+    Replace(Duration),
+    /// A rate limiter's wait: the delay is at least this long.
+    AtLeast(Duration),
+}
+
+/// The state of one call through a policy.
+pub(super) struct Attempts<'p> {
+    policy: &'p PolicyInner,
+    /// The attempt running now, 1-based.
+    attempt: u32,
+    /// Clock reading at the start (only when `max_elapsed` is set).
+    start: Option<Duration>,
+    /// Created at the first failure, so a first-attempt success draws no seed.
+    delays: Option<BackoffIter>,
+}
+
+impl<'p> Attempts<'p> {
+    /// Starts a call: deposits in the budget and reads the clock if needed.
+    pub(super) fn start(policy: &'p PolicyInner) -> Self {
+        if let Some(budget) = &policy.budget {
+            budget.deposit();
+        }
+        let start = policy.max_elapsed.map(|_| policy.clock.now());
+        Attempts { policy, attempt: 1, start, delays: None }
+    }
+
+    fn name(&self) -> &str {
+        self.policy.name.as_deref().unwrap_or("<unnamed>")
+    }
+
+    /// Decides what to do with the result of the current attempt.
+    pub(super) fn next<T, X, E, H>(
+        &mut self,
+        hooks: &H,
+        result: Result<T, X>,
+        view: fn(&X) -> View<'_, E>,
+    ) -> Next<T, X>
+    where
+        E: Debug,
+        H: RetryHooks<T, E> + ?Sized,
+    {
+        let p = self.policy;
+        let (reason, hint) = match &result {
+            Ok(value) => {
+                if !hooks.should_retry_result(value) {
+                    return Next::Done(result);
+                }
+                (RetryReason::Result(value), Hint::None)
+            }
+            Err(x) => match view(x) {
+                View::Inner(e) => {
+                    if !hooks.should_retry(e) {
+                        return Next::Done(result);
+                    }
+                    let hint = match p.honor_retry_after.then(|| hooks.retry_after(e)).flatten() {
+                        Some(h) => Hint::Replace(h),
+                        None => Hint::None,
+                    };
+                    (RetryReason::Error(e), hint)
+                }
+                View::Rejected(r) => match r {
+                    Error::CircuitOpen { .. } | Error::Config(_) => return Next::Done(result),
+                    Error::RateLimited { retry_after, .. } => {
+                        (RetryReason::Rejected(r), Hint::AtLeast(*retry_after))
+                    }
+                    Error::Timeout { .. } | Error::BulkheadFull { .. } => {
+                        (RetryReason::Rejected(r), Hint::None)
+                    }
+                },
+            },
+        };
+
+        if self.attempt >= p.max_attempts {
+            tracing::debug!(
+                name = %self.name(),
+                attempts = self.attempt,
+                "retry: attempts exhausted, returning the last outcome"
+            );
+            return Next::Done(result);
+        }
+
+        let backoff = &p.backoff;
+        let computed = self
+            .delays
+            .get_or_insert_with(|| match p.seed {
+                Some(seed) => backoff.iter_seeded(seed),
+                None => backoff.iter(),
+            })
+            .next()
+            .unwrap_or(Duration::ZERO);
+        let delay = match hint {
+            Hint::None => computed,
+            Hint::Replace(h) => h.min(backoff.max_delay()),
+            Hint::AtLeast(h) => computed.max(h),
+        };
+
+        if let (Some(limit), Some(start)) = (p.max_elapsed, self.start) {
+            let elapsed = p.clock.now().saturating_sub(start);
+            if elapsed.saturating_add(delay) > limit {
+                tracing::debug!(
+                    name = %self.name(),
+                    attempts = self.attempt,
+                    elapsed = ?elapsed,
+                    delay = ?delay,
+                    max_elapsed = ?limit,
+                    "retry: the next sleep would pass max_elapsed, returning the last outcome"
+                );
+                return Next::Done(result);
+            }
+        }
+
+        if let Some(budget) = &p.budget {
+            if !budget.try_withdraw() {
+                tracing::warn!(
+                    name = %self.name(),
+                    budget = %budget.name(),
+                    attempt = self.attempt,
+                    "retry budget exhausted: not retrying, returning the last outcome"
+                );
+                return Next::Done(result);
+            }
+        }
+
+        let event = RetryEvent {
+            name: p.name.as_deref(),
+            attempt: self.attempt,
+            max_attempts: p.max_attempts,
+            delay,
+            reason,
+        };
+        let (name, attempt, max_attempts) = (self.name(), self.attempt, p.max_attempts);
+        match reason {
+            RetryReason::Error(e) => tracing::warn!(
+                name = %name, attempt, max_attempts, error = ?e, delay = ?delay,
+                "retrying after an error"
+            ),
+            RetryReason::Rejected(e) => tracing::warn!(
+                name = %name, attempt, max_attempts, error = ?e, delay = ?delay,
+                "retrying after a rejection by an inner layer"
+            ),
+            RetryReason::Result(_) => tracing::warn!(
+                name = %name, attempt, max_attempts, error = "result rejected by the retry predicate",
+                delay = ?delay, "retrying after a soft failure"
+            ),
+        }
+        hooks.on_retry(&event);
+        self.attempt = self.attempt.saturating_add(1);
+        Next::Retry(delay)
+    }
+}

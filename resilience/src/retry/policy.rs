@@ -1,0 +1,341 @@
+//! [`RetryPolicy`] and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::budget::RetryBudget;
+use crate::ConfigError;
+use crate::backoff::Backoff;
+use crate::clock::{SharedClock, default_clock};
+
+/// The largest accepted `max_attempts`. With a 60 s cap that is about a week of
+/// retrying; bound the total with [`RetryPolicyBuilder::max_elapsed`] instead.
+pub(super) const MAX_ATTEMPTS_LIMIT: u32 = 10_000;
+/// The largest accepted `max_elapsed`: `u64::MAX` nanoseconds (about 584 years).
+const ELAPSED_LIMIT: Duration = Duration::from_nanos(u64::MAX);
+
+/// How to retry a fallible call: how many attempts, how long to wait between them, for
+/// how long in total, and under which shared [`RetryBudget`].
+///
+/// **`max_attempts` counts every call of the operation, the first one included**:
+/// `max_attempts(3)` means one call and at most two retries, and `max_attempts(1)` means
+/// no retry at all.
+///
+/// Cloning is cheap (one reference count). The drivers are
+/// [`call`](RetryPolicy::call) / [`call_with`](RetryPolicy::call_with) /
+/// [`run`](RetryPolicy::run) for blocking code (sleeping on the policy's clock) and
+/// their `_async` twins (sleeping on tokio's timer).
+///
+/// ```
+/// use resilience::backoff::Backoff;
+/// use resilience::retry::RetryPolicy;
+/// use std::time::Duration;
+///
+/// let policy = RetryPolicy::builder()
+///     .max_attempts(3)
+///     .backoff(Backoff::exponential(Duration::from_millis(1)))
+///     .build()?;
+/// let mut calls = 0;
+/// let r: Result<&str, &str> = policy.call(|| {
+///     calls += 1;
+///     if calls < 3 { Err("flaky") } else { Ok("done") }
+/// });
+/// assert_eq!(r, Ok("done"));
+/// assert_eq!(calls, 3);
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct RetryPolicy {
+    pub(super) inner: Arc<PolicyInner>,
+}
+
+pub(super) struct PolicyInner {
+    pub(super) name: Option<Arc<str>>,
+    pub(super) max_attempts: u32,
+    pub(super) backoff: Backoff,
+    pub(super) max_elapsed: Option<Duration>,
+    pub(super) budget: Option<Arc<RetryBudget>>,
+    pub(super) honor_retry_after: bool,
+    pub(super) seed: Option<u64>,
+    pub(super) clock: SharedClock,
+}
+
+impl Default for RetryPolicy {
+    /// 3 attempts, [`Backoff::default()`] (exponential from 1 s, ×2, 60 s cap, full
+    /// jitter), no elapsed limit, no budget, server hints honoured.
+    fn default() -> Self {
+        RetryPolicy { inner: Arc::new(RetryPolicyBuilder::default().into_inner()) }
+    }
+}
+
+impl RetryPolicy {
+    /// A builder starting from the [defaults](RetryPolicy::default).
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder::default()
+    }
+
+    /// A builder holding this policy's settings, to derive a variant.
+    ///
+    /// ```
+    /// # use resilience::retry::RetryPolicy;
+    /// let base = RetryPolicy::default();
+    /// let patient = base.to_builder().max_attempts(10).build()?;
+    /// assert_eq!((base.max_attempts(), patient.max_attempts()), (3, 10));
+    /// assert_eq!(patient.backoff(), base.backoff());
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn to_builder(&self) -> RetryPolicyBuilder {
+        let i = &self.inner;
+        RetryPolicyBuilder {
+            name: i.name.clone(),
+            max_attempts: i.max_attempts,
+            backoff: i.backoff,
+            max_elapsed: i.max_elapsed,
+            budget: i.budget.clone(),
+            honor_retry_after: i.honor_retry_after,
+            seed: i.seed,
+            clock: Some(i.clock.clone()),
+        }
+    }
+
+    /// The operation name used in events and logs, if set.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// The attempt limit, **first call included** (1 = no retry).
+    pub fn max_attempts(&self) -> u32 {
+        self.inner.max_attempts
+    }
+
+    /// The delays between attempts.
+    pub fn backoff(&self) -> &Backoff {
+        &self.inner.backoff
+    }
+
+    /// The total time budget measured from the start of the first attempt, if any.
+    pub fn max_elapsed(&self) -> Option<Duration> {
+        self.inner.max_elapsed
+    }
+
+    /// The shared retry budget, if any.
+    pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.inner.budget.as_ref()
+    }
+
+    /// Whether server hints ([`RetryHooks::retry_after`](super::RetryHooks::retry_after))
+    /// replace the computed delay.
+    pub fn honors_retry_after(&self) -> bool {
+        self.inner.honor_retry_after
+    }
+
+    /// The jitter seed, if fixed.
+    pub fn seed(&self) -> Option<u64> {
+        self.inner.seed
+    }
+
+    /// The clock for blocking sleeps and the elapsed budget.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("RetryPolicy")
+            .field("name", &i.name)
+            .field("max_attempts", &i.max_attempts)
+            .field("backoff", &i.backoff)
+            .field("max_elapsed", &i.max_elapsed)
+            .field("budget", &i.budget.as_ref().map(|b| b.name().to_owned()))
+            .field("honor_retry_after", &i.honor_retry_after)
+            .field("seed", &i.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RetryPolicy`]; [`build`](RetryPolicyBuilder::build) validates.
+#[derive(Clone)]
+pub struct RetryPolicyBuilder {
+    name: Option<Arc<str>>,
+    max_attempts: u32,
+    backoff: Backoff,
+    max_elapsed: Option<Duration>,
+    budget: Option<Arc<RetryBudget>>,
+    honor_retry_after: bool,
+    seed: Option<u64>,
+    clock: Option<SharedClock>,
+}
+
+impl Default for RetryPolicyBuilder {
+    fn default() -> Self {
+        RetryPolicyBuilder {
+            name: None,
+            max_attempts: 3,
+            backoff: Backoff::default(),
+            max_elapsed: None,
+            budget: None,
+            honor_retry_after: true,
+            seed: None,
+            clock: None,
+        }
+    }
+}
+
+impl RetryPolicyBuilder {
+    /// Attempts in total, **the first call included**: `1` disables retrying, `3` (the
+    /// default) is one call plus up to two retries. Accepted: `1..=10_000`.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// The delays between attempts (validated by `build`).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// A total time budget from the start of the first attempt: a retry whose sleep
+    /// would end past it is not taken, and the last error is returned.
+    pub fn max_elapsed(mut self, limit: Duration) -> Self {
+        self.max_elapsed = Some(limit);
+        self
+    }
+
+    /// A retry budget shared with other policies or call sites.
+    pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Whether an error's server hint replaces the computed delay (default `true`). A
+    /// rate limiter's `RateLimited` rejection is always waited out, whatever this says.
+    pub fn honor_retry_after(mut self, honor: bool) -> Self {
+        self.honor_retry_after = honor;
+        self
+    }
+
+    /// Fix the jitter seed: every call then sees the same delay sequence. Without a
+    /// seed, each call draws a fresh one.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The clock for blocking sleeps and for `max_elapsed` (default: the monotonic
+    /// clock). Async drivers always sleep on tokio's timer.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The operation name for events and logs.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Validates and builds.
+    ///
+    /// ```
+    /// # use resilience::retry::RetryPolicy;
+    /// let err = RetryPolicy::builder().max_attempts(0).build().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid `max_attempts`: must be between 1 and 10000 (got 0)");
+    /// ```
+    pub fn build(self) -> Result<RetryPolicy, ConfigError> {
+        if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS_LIMIT {
+            return Err(ConfigError::new(
+                "max_attempts",
+                format!("must be between 1 and {MAX_ATTEMPTS_LIMIT} (got {})", self.max_attempts),
+            ));
+        }
+        if let Some(limit) = self.max_elapsed {
+            crate::error::check::positive("max_elapsed", limit)?;
+            if limit > ELAPSED_LIMIT {
+                return Err(ConfigError::new(
+                    "max_elapsed",
+                    format!("must be at most {ELAPSED_LIMIT:?} (got {limit:?})"),
+                ));
+            }
+        }
+        self.backoff.validate()?;
+        Ok(RetryPolicy { inner: Arc::new(self.into_inner()) })
+    }
+
+    fn into_inner(self) -> PolicyInner {
+        PolicyInner {
+            name: self.name,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            max_elapsed: self.max_elapsed,
+            budget: self.budget,
+            honor_retry_after: self.honor_retry_after,
+            seed: self.seed,
+            clock: self.clock.unwrap_or_else(default_clock),
+        }
+    }
+}
+
+impl fmt::Debug for RetryPolicyBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicyBuilder")
+            .field("name", &self.name)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("max_elapsed", &self.max_elapsed)
+            .field("budget", &self.budget.as_ref().map(|b| b.name().to_owned()))
+            .field("honor_retry_after", &self.honor_retry_after)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::backoff::Jitter;
+
+    #[test]
+    fn defaults() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.max_attempts(), 3);
+        assert_eq!(p.backoff(), &Backoff::default());
+        assert_eq!(p.max_elapsed(), None);
+        assert!(p.budget().is_none());
+        assert!(p.honors_retry_after());
+        assert_eq!(p.name(), None);
+    }
+
+    #[test]
+    fn invalid_values_are_errors() {
+        let field = |b: RetryPolicyBuilder| b.build().unwrap_err().field().to_owned();
+        for n in [0, MAX_ATTEMPTS_LIMIT + 1, u32::MAX] {
+            assert_eq!(field(RetryPolicy::builder().max_attempts(n)), "max_attempts");
+        }
+        for d in [Duration::ZERO, Duration::MAX] {
+            assert_eq!(field(RetryPolicy::builder().max_elapsed(d)), "max_elapsed");
+        }
+        let bad = Backoff::default().with_jitter(Jitter::Ratio(f64::NAN));
+        assert_eq!(field(RetryPolicy::builder().backoff(bad)), "jitter");
+        assert!(RetryPolicy::builder().max_attempts(MAX_ATTEMPTS_LIMIT).build().is_ok());
+    }
+
+    #[test]
+    fn to_builder_round_trips() {
+        let p = RetryPolicy::builder()
+            .name("op")
+            .max_attempts(5)
+            .max_elapsed(Duration::from_secs(9))
+            .honor_retry_after(false)
+            .seed(4)
+            .build()
+            .unwrap();
+        let q = p.to_builder().build().unwrap();
+        assert_eq!(format!("{p:?}"), format!("{q:?}"));
+        assert!(Arc::ptr_eq(p.clock(), q.clock()));
+    }
+}
