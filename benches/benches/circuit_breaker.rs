@@ -65,13 +65,15 @@ fn open(c: &mut Criterion) {
     let hour = Duration::from_secs(3600);
     let mut g = c.benchmark_group("breaker_open_reject");
 
-    let config = CircuitBreakerConfig::builder().failure_threshold(1).recovery_timeout(hour).build();
+    let config =
+        CircuitBreakerConfig::builder().failure_threshold(1).recovery_timeout(hour).build();
     let ours = CircuitBreaker::new("bench-open", config.unwrap_or_default());
     let _ = ours.call(|| Err::<u64, Error>(Error::timeout(Duration::from_secs(1))));
     assert!(ours_call(&ours).is_err(), "the breaker must be open");
     g.bench_function("resilience", |b| b.iter(|| ours_call(&ours)));
 
-    let policy = failsafe::failure_policy::consecutive_failures(1, failsafe::backoff::constant(hour));
+    let policy =
+        failsafe::failure_policy::consecutive_failures(1, failsafe::backoff::constant(hour));
     let fs = failsafe::Config::new().failure_policy(policy).build();
     let _ = fs.call(|| Err::<u64, ()>(()));
     assert!(failsafe_call(&fs).is_err(), "failsafe must be open");

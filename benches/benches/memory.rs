@@ -55,7 +55,8 @@ fn keyed_rows() -> Vec<MemoryRow> {
 
     let clock = ManualClock::new();
     let before = live_bytes();
-    let ours: KeyedRateLimiter<String> = KeyedRateLimiter::with_clock("memory-keyed", limiter_config(), clock.shared());
+    let ours: KeyedRateLimiter<String> =
+        KeyedRateLimiter::with_clock("memory-keyed", limiter_config(), clock.shared());
     for i in 0..KEYS {
         let _ = ours.try_acquire(key(i).as_str(), 1);
     }
@@ -83,7 +84,9 @@ fn keyed_rows() -> Vec<MemoryRow> {
     let gov_len_after = gov.len();
     drop(gov);
 
-    eprintln!("keyed: resilience {ours_len} -> {ours_len_after} keys, governor {gov_len} -> {gov_len_after} keys");
+    eprintln!(
+        "keyed: resilience {ours_len} -> {ours_len_after} keys, governor {gov_len} -> {gov_len_after} keys"
+    );
     let per_key = |bytes: usize| bytes as f64 / KEYS as f64;
     vec![
         MemoryRow {
@@ -109,16 +112,31 @@ fn target_dir() -> Option<PathBuf> {
 
 fn main() {
     let hour = Duration::from_secs(3600);
-    let breaker = per_instance(|i| CircuitBreaker::new(format!("breaker-{i}"), CircuitBreakerConfig::default()));
+    let breaker = per_instance(|i| {
+        CircuitBreaker::new(format!("breaker-{i}"), CircuitBreakerConfig::default())
+    });
     let recloser = per_instance(|_| recloser::Recloser::custom().open_wait(hour).build());
     let failsafe = per_instance(|_| failsafe::Config::new().build());
     let limiter = per_instance(|i| RateLimiter::new(format!("limiter-{i}"), limiter_config()));
-    let governor = per_instance(|_| governor::RateLimiter::direct(Quota::per_minute(NonZeroU32::MIN)));
+    let governor =
+        per_instance(|_| governor::RateLimiter::direct(Quota::per_minute(NonZeroU32::MIN)));
 
     let mut rows = vec![
-        MemoryRow { what: "bytes per circuit breaker".into(), resilience: breaker, peer: Some(("recloser".into(), recloser)) },
-        MemoryRow { what: "bytes per circuit breaker".into(), resilience: breaker, peer: Some(("failsafe".into(), failsafe)) },
-        MemoryRow { what: "bytes per rate limiter".into(), resilience: limiter, peer: Some(("governor".into(), governor)) },
+        MemoryRow {
+            what: "bytes per circuit breaker".into(),
+            resilience: breaker,
+            peer: Some(("recloser".into(), recloser)),
+        },
+        MemoryRow {
+            what: "bytes per circuit breaker".into(),
+            resilience: breaker,
+            peer: Some(("failsafe".into(), failsafe)),
+        },
+        MemoryRow {
+            what: "bytes per rate limiter".into(),
+            resilience: limiter,
+            peer: Some(("governor".into(), governor)),
+        },
     ];
     rows.extend(keyed_rows());
 

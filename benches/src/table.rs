@@ -12,7 +12,7 @@
 //!     Estimate { group: "limiter_direct_1t".into(), function: "governor".into(), median_ns: 16.0 },
 //! ];
 //! let table = render(&rows, &[]);
-//! assert!(table.contains("| limiter_direct_1t | governor | 16.0 | 0.50 | ≤ 0.80× | met |"));
+//! assert!(table.contains("| limiter_direct_1t | | governor | 16.0 | 0.50 | ≤ 0.80× | met |"));
 //! ```
 
 use std::collections::BTreeMap;
@@ -62,9 +62,13 @@ pub enum Target {
 pub fn target(group: &str, function: &str) -> Option<Target> {
     let two_threads = group.ends_with("_2t");
     match (group, function) {
-        (g, "recloser") if g.starts_with("breaker_closed") && !two_threads => Some(Target::Ratio(0.6)),
+        (g, "recloser") if g.starts_with("breaker_closed") && !two_threads => {
+            Some(Target::Ratio(0.6))
+        }
         (g, "atomic_increment") if g.starts_with("breaker_closed") => Some(Target::Ratio(2.0)),
-        (g, "governor") if g.starts_with("limiter_") && !g.starts_with("limiter_reject") => Some(Target::Ratio(0.8)),
+        (g, "governor") if g.starts_with("limiter_") && !g.starts_with("limiter_reject") => {
+            Some(Target::Ratio(0.8))
+        }
         (g, "bare") if g.starts_with("retry_") => Some(Target::DiffNs(2.0)),
         (g, "backon") if g.starts_with("retry_") => Some(Target::Ratio(1.0)),
         ("macro_circuit_breaker", "hand_written") => Some(Target::Ratio(1.05)),
@@ -124,7 +128,10 @@ pub fn parse_memory(text: &str) -> Vec<MemoryRow> {
     };
     rows.iter()
         .filter_map(|r| {
-            let peer = match (r.get("peer_name").and_then(Value::as_str), r.get("peer").and_then(Value::as_f64)) {
+            let peer = match (
+                r.get("peer_name").and_then(Value::as_str),
+                r.get("peer").and_then(Value::as_f64),
+            ) {
                 (Some(n), Some(b)) => Some((n.to_owned(), b)),
                 _ => None,
             };
@@ -164,7 +171,8 @@ pub fn render(estimates: &[Estimate], memory: &[MemoryRow]) -> String {
         groups.entry(e.group.as_str()).or_default().push(e);
     }
     let mut s = String::new();
-    let _ = writeln!(s, "| group | resilience (ns) | peer | peer (ns) | ratio | target | verdict |");
+    let _ =
+        writeln!(s, "| group | resilience (ns) | peer | peer (ns) | ratio | target | verdict |");
     let _ = writeln!(s, "|---|---:|---|---:|---:|---|---|");
     for (group, rows) in &groups {
         let Some(ours) = rows.iter().find(|e| e.function == SUBJECT) else {
@@ -236,20 +244,34 @@ mod tests {
             est("breaker_closed_1t", "atomic_increment", 2.0),
         ];
         let t = render(&rows, &[]);
-        assert!(t.contains("| breaker_closed_1t | | recloser | 20.0 | 0.30 | ≤ 0.60× | met |"), "{t}");
-        assert!(t.contains("| breaker_closed_1t | | atomic_increment | 2.0 | 3.00 | ≤ 2.00× | MISSED |"), "{t}");
+        assert!(
+            t.contains("| breaker_closed_1t | | recloser | 20.0 | 0.30 | ≤ 0.60× | met |"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "| breaker_closed_1t | | atomic_increment | 2.0 | 3.00 | ≤ 2.00× | MISSED |"
+            ),
+            "{t}"
+        );
     }
 
     #[test]
     fn retry_against_the_bare_call_is_an_absolute_difference() {
-        let rows = [est("retry_sync_first_success", "resilience", 3.5), est("retry_sync_first_success", "bare", 1.0)];
+        let rows = [
+            est("retry_sync_first_success", "resilience", 3.5),
+            est("retry_sync_first_success", "bare", 1.0),
+        ];
         let t = render(&rows, &[]);
         assert!(t.contains("| bare | 1.0 | 3.50 | ≤ +2 ns | MISSED |"), "{t}");
     }
 
     #[test]
     fn absolute_target_is_shown_on_the_subject_row() {
-        let rows = [est("macro_resilient_sync", "resilience", 42.0), est("macro_resilient_sync", "bare", 1.0)];
+        let rows = [
+            est("macro_resilient_sync", "resilience", 42.0),
+            est("macro_resilient_sync", "bare", 1.0),
+        ];
         let t = render(&rows, &[]);
         assert!(t.contains("| macro_resilient_sync | 42.0 | | | | ≤ 60 ns | met |"), "{t}");
     }
@@ -264,7 +286,11 @@ mod tests {
     fn memory_rows_round_trip_through_json() {
         let rows = vec![
             MemoryRow { what: "per breaker".into(), resilience: 400.0, peer: None },
-            MemoryRow { what: "per key".into(), resilience: 90.0, peer: Some(("governor".into(), 120.0)) },
+            MemoryRow {
+                what: "per key".into(),
+                resilience: 90.0,
+                peer: Some(("governor".into(), 120.0)),
+            },
         ];
         assert_eq!(parse_memory(&memory_json(&rows)), rows);
         let t = render(&[], &rows);
@@ -279,10 +305,14 @@ mod tests {
 
     #[test]
     fn collect_reads_criterion_layout() -> std::io::Result<()> {
-        let dir = std::env::temp_dir().join(format!("resilience-benches-collect-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("resilience-benches-collect-{}", std::process::id()));
         let new = dir.join("g").join("resilience").join("new");
         std::fs::create_dir_all(&new)?;
-        std::fs::write(new.join("benchmark.json"), r#"{"group_id":"g","function_id":"resilience"}"#)?;
+        std::fs::write(
+            new.join("benchmark.json"),
+            r#"{"group_id":"g","function_id":"resilience"}"#,
+        )?;
         std::fs::write(new.join("estimates.json"), r#"{"median":{"point_estimate":12.5}}"#)?;
         let got = collect(&dir);
         std::fs::remove_dir_all(&dir)?;

@@ -52,6 +52,9 @@ fn closed_breaker_call_allocates_nothing() {
 #[test]
 fn closed_breaker_permit_allocates_nothing() {
     let breaker = CircuitBreaker::new("alloc-permit", CircuitBreakerConfig::default());
+    if let Ok(permit) = breaker.try_acquire() {
+        permit.success();
+    }
     let (n, ok) = allocations_during(|| {
         (0..CALLS)
             .filter(|_| match breaker.try_acquire() {
@@ -71,14 +74,16 @@ fn closed_breaker_permit_allocates_nothing() {
 fn direct_limiter_with_permits_allocates_nothing() {
     let limiter = RateLimiter::new("alloc-direct", plenty_of_permits());
     let _ = limiter.try_acquire(1);
-    let (n, ok) = allocations_during(|| (0..CALLS).filter(|_| limiter.try_acquire(1).is_ok()).count());
+    let (n, ok) =
+        allocations_during(|| (0..CALLS).filter(|_| limiter.try_acquire(1).is_ok()).count());
     assert_eq!(ok, CALLS);
     assert_eq!(n, 0, "{n} allocations in {CALLS} granted try_acquire calls");
 }
 
 #[test]
 fn keyed_limiter_with_an_existing_key_allocates_nothing() {
-    let limiter: KeyedRateLimiter<String> = KeyedRateLimiter::new("alloc-keyed", plenty_of_permits());
+    let limiter: KeyedRateLimiter<String> =
+        KeyedRateLimiter::new("alloc-keyed", plenty_of_permits());
     let keys: Vec<String> = (0..16).map(|i| format!("shop-{i}")).collect();
     for k in &keys {
         let _ = limiter.try_acquire(k.as_str(), 1);
@@ -93,7 +98,8 @@ fn keyed_limiter_with_an_existing_key_allocates_nothing() {
 #[test]
 fn keyed_limiter_counter_sees_a_new_key_insert() {
     // The other side of the claim above: a new key is stored (at least its owned String).
-    let limiter: KeyedRateLimiter<String> = KeyedRateLimiter::new("alloc-keyed-new", plenty_of_permits());
+    let limiter: KeyedRateLimiter<String> =
+        KeyedRateLimiter::new("alloc-keyed-new", plenty_of_permits());
     let _ = limiter.try_acquire("warm-up", 1);
     let (n, granted) = allocations_during(|| limiter.try_acquire("a-new-key", 1).is_ok());
     assert!(granted);
@@ -107,8 +113,9 @@ fn retry_first_success_allocates_nothing() {
         .build()
         .unwrap_or_else(|e| unreachable!("valid config: {e}"));
     let _ = policy.call(|| Ok::<u64, String>(1));
-    let (n, ok) =
-        allocations_during(|| (0..CALLS).filter(|_| policy.call(|| Ok::<u64, String>(black_box(1))).is_ok()).count());
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| policy.call(|| Ok::<u64, String>(black_box(1))).is_ok()).count()
+    });
     assert_eq!(ok, CALLS);
     assert_eq!(n, 0, "{n} allocations in {CALLS} retried calls whose first attempt succeeded");
 }
@@ -122,7 +129,12 @@ fn async_retry_first_success_allocates_nothing_after_warm_up() {
         .unwrap_or_else(|e| unreachable!("valid config: {e}"));
     let call = || policy.call_async(|| async { Ok::<u64, String>(black_box(1)) });
     assert_eq!(poll_once(call()), Some(Ok(1)), "warm-up call completes on its first poll");
-    let (n, ok) = allocations_during(|| (0..CALLS).filter(|_| matches!(poll_once(call()), Some(Ok(1)))).count());
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| matches!(poll_once(call()), Some(Ok(1)))).count()
+    });
     assert_eq!(ok, CALLS);
-    assert_eq!(n, 0, "{n} allocations in {CALLS} async retried calls whose first attempt succeeded");
+    assert_eq!(
+        n, 0,
+        "{n} allocations in {CALLS} async retried calls whose first attempt succeeded"
+    );
 }

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
     let split = args.iter().position(|a| a == "--");
     let (cargo_args, criterion_args) = match split {
         Some(i) => (&args[..i], args[i + 1..].to_vec()),
-        None => (&args[..], vec!["--warm-up-time".into(), "1".into(), "--measurement-time".into(), "2".into()]),
+        None => (
+            &args[..],
+            vec!["--warm-up-time".into(), "1".into(), "--measurement-time".into(), "2".into()],
+        ),
     };
     let cargo_args: Vec<&String> = cargo_args.iter().filter(|a| *a != "--no-run").collect();
 
