@@ -49,7 +49,7 @@
 //! | table | keys |
 //! |---|---|
 //! | `[name]` | `base`, `timeout` |
-//! | `[name.retry]` | `max_attempts`, `backoff` (`constant`, `linear`, `exponential`, `fibonacci`, `decorrelated`), `initial_delay`, `max_delay`, `multiplier`, `jitter` (`none`, `full`, `equal`, `proportional(0.5)`), `max_elapsed`, `honor_retry_after`, `budget` (a budget name) |
+//! | `[name.retry]` | `max_attempts`, `backoff` (`constant`, `linear`, `exponential`, `fibonacci`, `decorrelated`), `initial_delay`, `max_delay`, `multiplier`, `jitter` (`none`, `full`, `equal`, `proportional(0.25)` for ±25 %, `ratio(0.5)` for `U(0.5, 1.0)·d`), `max_elapsed`, `honor_retry_after`, `budget` (a budget name) |
 //! | `[name.circuit_breaker]` | `failure_threshold`, or `failure_rate` + `window_calls` / `window_duration` + `min_calls`; `recovery_timeout`, `recovery_jitter`, `half_open_max_calls`, `success_threshold`, `slow_call` |
 //! | `[name.rate_limit]` | `per_second` or `per_minute`, `burst`, `on_limit` (`wait`, `reject`, `queue`), `max_wait`, `max_queue`, `idle_timeout` |
 //! | `[name.bulkhead]` | `max_concurrent`, `max_wait` |
@@ -239,19 +239,23 @@ fn jitter(path: &str, text: &str) -> Result<Jitter, ConfigError> {
         "full" => Ok(Jitter::Full),
         "equal" => Ok(Jitter::Equal),
         _ => {
-            let factor = t
-                .strip_prefix("proportional(")
-                .and_then(|r| r.strip_suffix(')'))
-                .and_then(|f| f.trim().parse::<f64>().ok())
-                .ok_or_else(|| {
-                    err(
-                        format!("{path}.jitter"),
-                        format!(
-                            "`{t}` is not a jitter; use none, full, equal or proportional(0.5)"
-                        ),
-                    )
-                })?;
-            Ok(Jitter::Proportional(factor))
+            let factor = |prefix: &str| {
+                t.strip_prefix(prefix)
+                    .and_then(|r| r.strip_suffix(')'))
+                    .and_then(|f| f.trim().parse::<f64>().ok())
+            };
+            if let Some(f) = factor("proportional(") {
+                return Ok(Jitter::Proportional(f));
+            }
+            if let Some(low) = factor("ratio(") {
+                return Ok(Jitter::Ratio(low));
+            }
+            Err(err(
+                format!("{path}.jitter"),
+                format!(
+                    "`{t}` is not a jitter; use none, full, equal, proportional(0.25) or ratio(0.5)"
+                ),
+            ))
         }
     }
 }
@@ -435,4 +439,36 @@ fn bulkhead(
         b = b.max_wait(d);
     }
     b.build().map_err(at(path))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn jitter_of(text: &str) -> Result<Jitter, ConfigError> {
+        let registry = Registry::new();
+        registry.load_toml(&format!("[j.retry]\njitter = \"{text}\""))?;
+        let retry = registry.preset("j").and_then(|c| c.retry).unwrap();
+        Ok(retry.backoff().jitter())
+    }
+
+    #[test]
+    fn every_jitter_mode_is_spelled_in_toml() {
+        assert_eq!(jitter_of("none").unwrap(), Jitter::None);
+        assert_eq!(jitter_of("full").unwrap(), Jitter::Full);
+        assert_eq!(jitter_of("equal").unwrap(), Jitter::Equal);
+        assert_eq!(jitter_of("proportional(0.25)").unwrap(), Jitter::Proportional(0.25));
+        assert_eq!(jitter_of("ratio(0.5)").unwrap(), Jitter::Ratio(0.5));
+    }
+
+    #[test]
+    fn bad_jitter_names_the_path_and_the_accepted_values() {
+        let err = jitter_of("wobbly").unwrap_err();
+        assert_eq!(err.field(), "j.retry.jitter");
+        assert!(err.to_string().contains("ratio(0.5)"), "{err}");
+        let err = jitter_of("ratio(2)").unwrap_err();
+        assert_eq!(err.field(), "j.retry.jitter");
+        assert!(err.to_string().contains("between 0 and 1"), "{err}");
+    }
 }

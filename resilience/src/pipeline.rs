@@ -122,7 +122,7 @@ impl Pipeline {
         self
     }
 
-    /// With a time limit on each attempt (innermost). Async calls only: see [`call`](Self::call).
+    /// With a time limit on each attempt (innermost). Blocking code: see [`call`](Self::call).
     pub fn with_timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
         self
@@ -142,10 +142,11 @@ impl Pipeline {
 
     /// Run `op` through every layer, blocking the thread for waits and backoff.
     ///
-    /// A blocking call cannot be cut short in place: when the pipeline has a timeout, this
-    /// returns `Error::Config` without calling `op`; use
-    /// [`timeout::call_blocking`](crate::timeout::call_blocking) inside `op` (it needs a
-    /// `Send + 'static` closure) or the async driver instead.
+    /// A blocking call cannot be cut short in place, so this driver applies no timeout:
+    /// when the pipeline has one (every preset does), it returns `Error::Config` without
+    /// calling `op`. Use [`call_timed`](Self::call_timed), which runs each attempt on a
+    /// worker thread, drop the layer with [`without_timeout`](Self::without_timeout), or
+    /// use the async driver.
     pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
         E: From<Error> + fmt::Debug,
@@ -165,20 +166,60 @@ impl Pipeline {
             return Err(E::from(Error::Config(ConfigError::new(
                 "timeout",
                 format!(
-                    "a blocking pipeline cannot cut a call short ({limit:?} set); use the async driver or timeout::call_blocking inside the operation"
+                    "a blocking call cannot be cut short in place ({limit:?} set); use Pipeline::call_timed, \
+                     Pipeline::without_timeout or the async driver"
                 ),
             ))));
         }
+        self.drive(hooks, &mut || op().map_err(Fault::Inner))
+    }
+
+    /// Run `op` through every layer, each attempt on a worker thread so that the timeout
+    /// layer can return `Error::Timeout` at the deadline.
+    ///
+    /// As with [`timeout::call_blocking`](crate::timeout::call_blocking): a timed-out
+    /// attempt keeps running on its thread until it returns, and its result is dropped.
+    /// Hence `op` is cloned into each attempt and must be `Send + 'static`, and so must its
+    /// result. Without a timeout layer, attempts run on the calling thread.
+    pub fn call_timed<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + fmt::Debug + Send + 'static,
+        F: Fn() -> Result<T, E> + Clone + Send + 'static,
+    {
+        let limit = self.timeout;
+        self.drive(&DefaultHooks, &mut || match limit {
+            Some(limit) => {
+                let op = op.clone();
+                crate::timeout::run_blocking(limit, move || op().map_err(Fault::Inner))
+            }
+            None => op().map_err(Fault::Inner),
+        })
+    }
+
+    /// This pipeline without its timeout layer (for blocking code that cannot move to a
+    /// worker thread).
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    fn drive<T, E, H, F>(&self, hooks: &H, op: &mut F) -> Result<T, E>
+    where
+        E: From<Error> + fmt::Debug,
+        H: RetryHooks<T, E>,
+        F: FnMut() -> Result<T, Fault<E>>,
+    {
         let result = match &self.retry {
-            Some(retry) => retry.run(hooks, || self.attempt(&mut op)),
-            None => self.attempt(&mut op),
+            Some(retry) => retry.run(hooks, || self.attempt(op)),
+            None => self.attempt(op),
         };
         result.map_err(Fault::into_error)
     }
 
     fn attempt<T, E, F>(&self, op: &mut F) -> Result<T, Fault<E>>
     where
-        F: FnMut() -> Result<T, E>,
+        F: FnMut() -> Result<T, Fault<E>>,
     {
         match &self.breaker {
             Some(breaker) => breaker.run(&AllErrors, || self.limited(op)),
@@ -188,14 +229,14 @@ impl Pipeline {
 
     fn limited<T, E, F>(&self, op: &mut F) -> Result<T, Fault<E>>
     where
-        F: FnMut() -> Result<T, E>,
+        F: FnMut() -> Result<T, Fault<E>>,
     {
         if let Some(limiter) = &self.limiter {
             limiter.acquire(self.cost)?;
         }
         match &self.bulkhead {
-            Some(bulkhead) => bulkhead.run(|| op().map_err(Fault::Inner)),
-            None => op().map_err(Fault::Inner),
+            Some(bulkhead) => bulkhead.run(op),
+            None => op(),
         }
     }
 

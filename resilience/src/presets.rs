@@ -31,7 +31,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Jitter};
 use crate::bulkhead::BulkheadConfig;
 use crate::circuit::CircuitBreakerConfig;
 use crate::rate_limit::{Rate, RateLimitConfig};
@@ -225,7 +225,9 @@ fn values(p: Preset) -> Values {
 
 fn built(p: Preset) -> Result<ResilienceConfig, ConfigError> {
     let v = values(p);
-    let backoff = Backoff::exponential(v.initial).with_max_delay(Duration::from_secs(60));
+    let backoff = Backoff::exponential(v.initial)
+        .with_max_delay(Duration::from_secs(60))
+        .with_jitter(Jitter::Full);
     let mut retry = RetryPolicy::builder().max_attempts(v.attempts).backoff(backoff).name(p.name());
     if v.budget {
         retry = retry.budget(registry().retry_budget(p.name()));
@@ -259,18 +261,34 @@ mod tests {
 
     #[test]
     fn preset_values_match_the_table() {
-        let db = Preset::Database.config();
-        let retry = db.retry.as_ref().map(|r| (r.max_attempts(), r.backoff().initial()));
-        assert_eq!(retry, Some((3, Duration::from_secs(1))));
-        let api = Preset::Api.config();
-        assert_eq!(api.retry.as_ref().map(|r| r.max_attempts()), Some(5));
-        let file = Preset::File.config();
-        assert_eq!(
-            file.retry.as_ref().map(|r| r.backoff().initial()),
-            Some(Duration::from_millis(500))
-        );
-        let shop = Preset::Shopify.config();
-        assert_eq!(shop.rate_limit.as_ref().map(|r| r.burst()), Some(40));
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // (preset, attempts, initial, budget, failures, recovery, rate, burst)
+        let table = [
+            (Preset::Database, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50),
+            (Preset::Api, 5, s(2), true, 3, s(60), Rate::per_minute(60), 10),
+            (Preset::File, 4, ms(500), true, 10, s(15), Rate::per_minute(1000), 100),
+            (Preset::Postgres, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50),
+            (Preset::Shopify, 5, s(2), true, 3, s(60), Rate::per_second(2), 40),
+            (Preset::Development, 5, ms(500), false, 10, s(30), Rate::per_minute(30), 5),
+        ];
+        for (p, attempts, initial, budget, failures, recovery, rate, burst) in table {
+            let c = p.config();
+            let retry = c.retry.as_ref().unwrap_or_else(|| panic!("{p}: no retry"));
+            assert_eq!(retry.max_attempts(), attempts, "{p}");
+            assert_eq!(retry.backoff().initial(), initial, "{p}");
+            assert_eq!(retry.backoff().multiplier(), 2.0, "{p}");
+            assert_eq!(retry.backoff().max_delay(), s(60), "{p}");
+            assert_eq!(retry.backoff().jitter(), Jitter::Full, "{p}: jitter is on");
+            assert_eq!(retry.budget().is_some(), budget, "{p}");
+            assert!(retry.honors_retry_after(), "{p}");
+            let cb = c.circuit_breaker.as_ref().unwrap_or_else(|| panic!("{p}: no breaker"));
+            assert_eq!(cb.failure_threshold(), Some(failures), "{p}");
+            assert_eq!(cb.recovery_timeout(), recovery, "{p}");
+            assert_eq!(cb.success_threshold(), 2, "{p}");
+            let rl = c.rate_limit.as_ref().unwrap_or_else(|| panic!("{p}: no rate limit"));
+            assert_eq!((rl.rate(), rl.burst()), (rate, burst), "{p}");
+        }
         assert_eq!(Preset::Postgres.config().timeout, Preset::Database.config().timeout);
     }
 }

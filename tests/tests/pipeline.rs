@@ -136,3 +136,38 @@ async fn pipeline_futures_are_send() {
     let handle = tokio::spawn(async move { p.call_async(|| async { Ok::<_, AppError>(5) }).await });
     assert_eq!(handle.await.expect("task ran"), Ok(5));
 }
+
+#[test]
+fn call_timed_applies_the_timeout_to_blocking_attempts() {
+    let clock = ManualClock::new();
+    let p = Pipeline::new().with_retry(retry(&clock, 2)).with_timeout(Duration::from_millis(1));
+    // Each attempt blocks on its own channel, whose sender the test keeps: only the
+    // deadline can end it. Dropping the senders at the end lets the workers finish.
+    let senders = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = senders.clone();
+    let r: Result<u32, AppError> = p.call_timed(move || {
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        keep.lock().expect("not poisoned").push(tx);
+        rx.recv().map_err(|_| AppError::Down)
+    });
+    assert!(matches!(r, Err(AppError::Resilience(Error::Timeout { .. }))), "{r:?}");
+    senders.lock().expect("not poisoned").clear();
+}
+
+#[test]
+fn call_timed_returns_fast_results_and_call_refuses_with_a_pointer_to_it() {
+    let p = resilience::Pipeline::from_config(
+        "timed-preset",
+        &resilience::Preset::Development.config(),
+    )
+    .expect("valid preset");
+    let r: Result<u32, AppError> = p.call_timed(|| Ok(7));
+    assert_eq!(r, Ok(7));
+    let refused: Result<u32, AppError> = p.call(|| Ok(7));
+    match refused {
+        Err(AppError::Resilience(Error::Config(e))) => assert!(e.message().contains("call_timed")),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    let r: Result<u32, AppError> = p.clone().without_timeout().call(|| Ok(8));
+    assert_eq!(r, Ok(8));
+}

@@ -30,6 +30,41 @@ fn same_name_different_config_is_an_error_not_a_second_instance() {
 }
 
 #[test]
+fn racing_get_or_create_with_different_configs_never_silently_shares() {
+    // Many threads ask for the same new name, half with each config: exactly one
+    // instance exists, and a caller either gets it with its own config or an error.
+    for round in 0..20 {
+        let reg = Arc::new(Registry::new());
+        let name = format!("race-{round}");
+        let outcomes: Vec<_> = (0..8u32)
+            .map(|i| {
+                let (reg, name) = (reg.clone(), name.clone());
+                std::thread::spawn(move || {
+                    let failures = 3 + i % 2;
+                    (failures, reg.circuit_breaker(&name, breaker_config(failures)))
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().expect("thread ran"))
+            .collect();
+        let winner = reg.get_circuit_breaker(&name).expect("one instance");
+        for (failures, outcome) in outcomes {
+            match outcome {
+                Ok(b) => {
+                    assert!(Arc::ptr_eq(&b, &winner));
+                    assert_eq!(b.config().failure_threshold(), Some(failures));
+                }
+                Err(e) => {
+                    assert_ne!(winner.config().failure_threshold(), Some(failures));
+                    assert!(e.to_string().contains("already exists"), "{e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn registry_config_wins_over_call_site_config() {
     let reg = Registry::new();
     reg.configure_circuit_breaker("orders", breaker_config(9));

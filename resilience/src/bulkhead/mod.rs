@@ -32,10 +32,12 @@
 //! * [`acquire_async`](Bulkhead::acquire_async) (and `call_async`/`run_async`) wait on
 //!   tokio's timer, so tokio's paused clock controls the deadline in tests. Dropping the
 //!   future cancels the wait and leaves every count as it was.
-//! * [`acquire`](Bulkhead::acquire) (and `call`/`run`) block the thread until a real
-//!   `std::time::Instant` deadline. No [`Clock`](crate::clock::Clock) is involved: a
-//!   blocking wait always takes real time. Do not call the blocking methods from async
-//!   code with a non-zero `max_wait`: they would block the executor thread.
+//! * [`acquire`](Bulkhead::acquire) (and `call`/`run`) block the thread until the
+//!   deadline on the bulkhead's [`Clock`](crate::clock::Clock). A released slot wakes
+//!   the waiter at once; between releases it re-reads the clock every few milliseconds,
+//!   so a [`ManualClock`](crate::clock::ManualClock) advanced by a test ends the wait
+//!   without real time passing for the deadline. Do not call the blocking methods from
+//!   async code with a non-zero `max_wait`: they would block the executor thread.
 //!
 //! A released slot wakes the longest-waiting caller, but the bulkhead is not strictly
 //! fair: a caller that arrives while a slot is free takes it without queueing.
@@ -59,7 +61,7 @@ mod stats;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use event_listener::{Event, Listener};
 use parking_lot::Mutex;
@@ -90,7 +92,12 @@ pub struct Bulkhead {
     completed: AtomicU64,
     /// Notified once per released slot (and once per slot added by `reconfigure`).
     released: Event,
+    /// Times blocking waits.
+    clock: SharedClock,
 }
+
+/// How often a blocked waiter re-reads its clock between release notifications.
+const CLOCK_POLL: Duration = Duration::from_millis(5);
 
 impl Bulkhead {
     /// A bulkhead called `name` with `config`.
@@ -105,18 +112,18 @@ impl Bulkhead {
             rejected: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             released: Event::new(),
+            clock: crate::clock::default_clock(),
         }
     }
 
-    /// Same as [`Bulkhead::new`]; the clock is accepted so that every layer is built the
-    /// same way, but a bulkhead reads no clock (see [Waiting](self#waiting)).
+    /// Like [`Bulkhead::new`], with blocking waits timed on `clock` (see
+    /// [Waiting](self#waiting)); async waits always use tokio's timer.
     pub fn with_clock(
         name: impl Into<Arc<str>>,
         config: BulkheadConfig,
         clock: SharedClock,
     ) -> Self {
-        let _ = clock;
-        Self::new(name, config)
+        Bulkhead { clock, ..Self::new(name, config) }
     }
 
     /// The bulkhead's name.
@@ -314,22 +321,22 @@ impl Bulkhead {
     /// Blocks until a slot is free or `max_wait` has passed (real time).
     #[cold]
     fn wait_blocking(&self, max_wait: Duration) -> Option<BulkheadPermit<'_>> {
+        // The deadline is fixed before the caller shows up as waiting in the stats.
+        let deadline = self.clock.now().saturating_add(max_wait);
         let _waiting = Waiting::enter(&self.waiting);
-        let deadline = Instant::now().checked_add(max_wait);
         loop {
             let listener = self.released.listen();
             if let Some(permit) = self.try_permit() {
                 return Some(permit);
             }
-            match deadline {
-                Some(deadline) => {
-                    if listener.wait_deadline(deadline).is_none() {
-                        // One last look: a slot freed right at the deadline is still taken.
-                        return self.try_permit();
-                    }
-                }
-                None => listener.wait(),
+            let now = self.clock.now();
+            if now >= deadline {
+                // One last look: a slot freed right at the deadline is still taken.
+                return self.try_permit();
             }
+            // A release wakes us at once; otherwise re-read the clock after a short slice,
+            // so that a clock moved by hand (tests) is noticed.
+            let _ = listener.wait_timeout((deadline - now).min(CLOCK_POLL));
         }
     }
 

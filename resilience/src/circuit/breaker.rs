@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -59,6 +59,9 @@ pub struct CircuitBreaker {
     slow_call: AtomicU64,
     /// Clock time (nanos) when the current open period ends.
     open_until: AtomicU64,
+    /// Whether the policy trips on a failure rate (has a window), mirrored out of
+    /// `policy` so that a success under a consecutive-failures policy skips loading it.
+    rate_window: AtomicBool,
     consecutive: AtomicU32,
     successes: AtomicU64,
     failures: AtomicU64,
@@ -104,6 +107,7 @@ impl CircuitBreaker {
         clock: SharedClock,
     ) -> Self {
         let now = as_nanos(clock.now());
+        let rate_window = config.failure_rate().is_some();
         CircuitBreaker {
             name: name.into(),
             slow_call: AtomicU64::new(config.slow_call().map_or(0, as_nanos)),
@@ -111,6 +115,7 @@ impl CircuitBreaker {
             clock,
             word: AtomicU64::new(Word::new(CircuitState::Closed, 0).0),
             open_until: AtomicU64::new(0),
+            rate_window: AtomicBool::new(rate_window),
             consecutive: AtomicU32::new(0),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -236,8 +241,16 @@ impl CircuitBreaker {
         {
             return;
         }
-        let policy = self.policy.load();
         let failed = outcome == CallOutcome::Failure;
+        if !failed && !self.rate_window.load(Ordering::Relaxed) {
+            // Hot path: under a consecutive-failures policy a success only ends the run
+            // of failures (it can never trip), so the policy need not be loaded.
+            if self.consecutive.load(Ordering::Relaxed) != 0 {
+                self.consecutive.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let policy = self.policy.load();
         let consecutive = if failed {
             self.bump_consecutive()
         } else {
@@ -303,22 +316,34 @@ impl CircuitBreaker {
 
     /// Move from the state of `seen` to `to`, unless another transition got there first.
     fn transition_from(&self, seen: Word, to: CircuitState) {
-        let mut rng = self.transition.lock();
-        let w = self.load();
-        if w.generation() == seen.generation() && w.state() == seen.state() {
-            self.enter(w, to, &mut rng);
+        let event = {
+            let mut rng = self.transition.lock();
+            let w = self.load();
+            if w.generation() != seen.generation() || w.state() != seen.state() {
+                return;
+            }
+            self.enter(w, to, &mut rng)
+        };
+        // Subscribers run after the lock is released, so one may act on this breaker.
+        if let Some(event) = event {
+            emit(&event);
         }
     }
 
     /// Operator transition: always starts a new generation.
     fn force(&self, to: CircuitState) {
-        let mut rng = self.transition.lock();
-        let w = self.load();
-        self.enter(w, to, &mut rng);
+        let event = {
+            let mut rng = self.transition.lock();
+            let w = self.load();
+            self.enter(w, to, &mut rng)
+        };
+        if let Some(event) = event {
+            emit(&event);
+        }
     }
 
     /// Enter `to` from `w` (under the transition lock).
-    fn enter(&self, w: Word, to: CircuitState, rng: &mut fastrand::Rng) {
+    fn enter(&self, w: Word, to: CircuitState, rng: &mut fastrand::Rng) -> Option<StateTransition> {
         let from = w.state();
         let now = self.clock.now();
         let policy = self.policy.load();
@@ -349,7 +374,7 @@ impl CircuitBreaker {
         let next = Word::new(to, w.generation().wrapping_add(1));
         self.word.store(next.0, Ordering::Release);
         if from == to {
-            return;
+            return None;
         }
         let at = as_nanos(now);
         self.transitions.fetch_add(1, Ordering::Relaxed);
@@ -365,7 +390,7 @@ impl CircuitBreaker {
         } else {
             tracing::warn!(name = %name, %from, %to, failures = consecutive_failures, ?open_for, "circuit state changed");
         }
-        emit(&event);
+        Some(event)
     }
 
     /// Close the circuit and forget the window, consecutive failures and in-flight
@@ -394,6 +419,7 @@ impl CircuitBreaker {
         let _guard = self.transition.lock();
         let policy = Policy::new(config, Some(&self.policy.load()));
         self.slow_call.store(policy.config.slow_call().map_or(0, as_nanos), Ordering::Relaxed);
+        self.rate_window.store(policy.window.is_some(), Ordering::Relaxed);
         self.policy.store(Arc::new(policy));
     }
 
@@ -461,6 +487,7 @@ impl fmt::Debug for CircuitBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::circuit::Window;
     use crate::clock::{Clock, ManualClock};
 
     fn tripping(jitter: f64) -> (ManualClock, CircuitBreaker) {
@@ -492,6 +519,42 @@ mod tests {
                 b.open_until() - at
             })
             .collect()
+    }
+
+    #[test]
+    fn success_fast_path_still_ends_a_run_of_failures() {
+        let config = CircuitBreakerConfig::builder().failure_threshold(2).build();
+        let b = CircuitBreaker::new("breaker-fast-path", config.unwrap_or_default());
+        for outcome in [CallOutcome::Failure, CallOutcome::Success, CallOutcome::Failure] {
+            if let Ok(p) = b.try_acquire() {
+                p.record(outcome);
+            }
+        }
+        // Failure, success, failure: never two in a row, so still closed.
+        assert_eq!(b.state(), CircuitState::Closed);
+        assert_eq!(b.stats().consecutive_failures, 1);
+    }
+
+    #[test]
+    fn successes_reach_the_window_after_reconfiguring_to_a_rate() {
+        let b = CircuitBreaker::new("breaker-fast-path-rate", CircuitBreakerConfig::default());
+        let rate = CircuitBreakerConfig::builder()
+            .failure_rate(0.5)
+            .window(Window::Count(4))
+            .min_calls(4)
+            .build();
+        b.reconfigure(rate.unwrap_or_default());
+        for outcome in [CallOutcome::Success, CallOutcome::Success, CallOutcome::Success] {
+            if let Ok(p) = b.try_acquire() {
+                p.record(outcome);
+            }
+        }
+        if let Ok(p) = b.try_acquire() {
+            p.failure();
+        }
+        // 1 failure in 4 calls is 25 %: the successes were counted, so it stays closed.
+        assert_eq!(b.state(), CircuitState::Closed);
+        assert_eq!(b.stats().failure_rate, Some(0.25));
     }
 
     #[test]
@@ -529,5 +592,27 @@ mod tests {
             assert!(d <= Duration::from_secs(10));
         }
         assert_eq!(jittered(Duration::MAX, 0.0, &mut rng), Duration::MAX);
+    }
+
+    #[test]
+    fn a_subscriber_may_act_on_the_breaker_that_notified_it() {
+        let config = CircuitBreakerConfig::builder().failure_threshold(1).build();
+        let breaker = Arc::new(CircuitBreaker::new(
+            "breaker-reentrant-subscriber",
+            config.unwrap_or_default(),
+        ));
+        let name = breaker.name().clone();
+        let target = Arc::downgrade(&breaker);
+        let _sub = crate::events::subscribe(move |t| {
+            if t.name == name && t.to == CircuitState::Open {
+                if let Some(b) = target.upgrade() {
+                    b.reset(); // a transition from inside a subscriber must not deadlock
+                }
+            }
+        });
+        let r = breaker.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+        assert!(r.is_err());
+        assert_eq!(breaker.state(), CircuitState::Closed, "the subscriber closed it again");
+        assert_eq!(breaker.stats().transitions, 2, "closed -> open -> closed");
     }
 }

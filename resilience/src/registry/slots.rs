@@ -63,11 +63,11 @@ impl<T: Named> Slots<T> {
         let configured = self.configured(name);
         let has_configured = configured.is_some();
         let effective = configured.unwrap_or(config);
-        if let Some(existing) = self.get(name) {
+        let check = |existing: &Arc<T>| {
             if has_configured || existing.current_config() == effective {
-                return Ok(existing);
+                return Ok(existing.clone());
             }
-            return Err(ConfigError::new(
+            Err(ConfigError::new(
                 "name",
                 format!(
                     "a {} named `{name}` already exists with a different config ({:?}); \
@@ -75,14 +75,21 @@ impl<T: Named> Slots<T> {
                     T::KIND,
                     existing.current_config()
                 ),
-            ));
+            ))
+        };
+        if let Some(existing) = self.get(name) {
+            return check(&existing);
         }
-        Ok(self.insert_or_get(name, effective))
+        // Check again under the write lock: a racing caller may have created it since.
+        let mut map = self.instances.write();
+        if let Some(existing) = map.get(name) {
+            return check(existing);
+        }
+        let instance = Arc::new(T::create(name, effective));
+        map.insert(Arc::from(name), instance.clone());
+        Ok(instance)
     }
 
-    /// For generated code: registry config > the attribute's config; an existing instance
-    /// is returned as it is (first creation wins; a differing attribute config logs a warning
-    /// once per name).
     pub(crate) fn resolve(
         &self,
         name: &str,

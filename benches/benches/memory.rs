@@ -1,0 +1,149 @@
+//! Memory: heap bytes per breaker and per limiter (the object boxed, so its own size and
+//! everything it allocates), and per key of a keyed limiter at 1 M keys and after idle
+//! eviction, `resilience` vs the peers. Measured with the counting global allocator as
+//! the growth of live heap bytes; prints a table and leaves the rows for `bench-table`.
+#![allow(missing_docs)]
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use governor::Quota;
+use governor::clock::FakeRelativeClock;
+use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+use resilience::clock::ManualClock;
+use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
+use resilience_benches::alloc::{CountingAllocator, live_bytes};
+use resilience_benches::table::{MEMORY_FILE, MemoryRow, memory_json, render};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+const INSTANCES: usize = 1_000;
+const KEYS: usize = 1_000_000;
+
+/// Average heap bytes of one `Box<T>` made by `make`, over `INSTANCES` instances.
+fn per_instance<T>(make: impl Fn(usize) -> T) -> f64 {
+    let mut held: Vec<Box<T>> = Vec::with_capacity(INSTANCES);
+    let before = live_bytes();
+    for i in 0..INSTANCES {
+        held.push(Box::new(make(i)));
+    }
+    let grown = live_bytes().saturating_sub(before);
+    drop(held);
+    grown as f64 / INSTANCES as f64
+}
+
+fn limiter_config() -> RateLimitConfig {
+    // One permit a minute: after its first call a key's bucket is not full again for a
+    // minute, so nothing is evicted while the keys are inserted.
+    let config = RateLimitConfig::builder()
+        .per_minute(1)
+        .burst(1)
+        .on_limit(OnLimit::Reject)
+        .idle_timeout(Duration::from_secs(60))
+        .build();
+    config.unwrap_or_else(|e| unreachable!("valid bench config: {e}"))
+}
+
+fn key(i: usize) -> String {
+    format!("shop-{i}.example.com")
+}
+
+fn keyed_rows() -> Vec<MemoryRow> {
+    let idle = Duration::from_secs(600);
+
+    let clock = ManualClock::new();
+    let before = live_bytes();
+    let ours: KeyedRateLimiter<String> =
+        KeyedRateLimiter::with_clock("memory-keyed", limiter_config(), clock.shared());
+    for i in 0..KEYS {
+        let _ = ours.try_acquire(key(i).as_str(), 1);
+    }
+    let ours_full = live_bytes().saturating_sub(before);
+    let ours_len = ours.len();
+    clock.advance(idle);
+    ours.evict_idle();
+    let ours_after = live_bytes().saturating_sub(before);
+    let ours_len_after = ours.len();
+    drop(ours);
+
+    let fake = FakeRelativeClock::default();
+    let before = live_bytes();
+    let quota = Quota::per_minute(NonZeroU32::MIN);
+    let gov = governor::RateLimiter::dashmap_with_clock(quota, fake.clone());
+    for i in 0..KEYS {
+        let _ = gov.check_key(&key(i));
+    }
+    let gov_full = live_bytes().saturating_sub(before);
+    let gov_len = gov.len();
+    fake.advance(idle);
+    gov.retain_recent();
+    gov.shrink_to_fit();
+    let gov_after = live_bytes().saturating_sub(before);
+    let gov_len_after = gov.len();
+    drop(gov);
+
+    eprintln!(
+        "keyed: resilience {ours_len} -> {ours_len_after} keys, governor {gov_len} -> {gov_len_after} keys"
+    );
+    let per_key = |bytes: usize| bytes as f64 / KEYS as f64;
+    vec![
+        MemoryRow {
+            what: "bytes per key at 1M keys (keyed limiter, String keys)".into(),
+            resilience: per_key(ours_full),
+            peer: Some(("governor".into(), per_key(gov_full))),
+        },
+        MemoryRow {
+            what: "heap left after evicting 1M idle keys (bytes, total)".into(),
+            resilience: ours_after as f64,
+            peer: Some(("governor".into(), gov_after as f64)),
+        },
+    ]
+}
+
+fn target_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    // <target>/<profile>/deps/memory-<hash>
+    std::env::current_exe().ok()?.ancestors().nth(3).map(PathBuf::from)
+}
+
+fn main() {
+    let hour = Duration::from_secs(3600);
+    let breaker = per_instance(|i| {
+        CircuitBreaker::new(format!("breaker-{i}"), CircuitBreakerConfig::default())
+    });
+    let recloser = per_instance(|_| recloser::Recloser::custom().open_wait(hour).build());
+    let failsafe = per_instance(|_| failsafe::Config::new().build());
+    let limiter = per_instance(|i| RateLimiter::new(format!("limiter-{i}"), limiter_config()));
+    let governor =
+        per_instance(|_| governor::RateLimiter::direct(Quota::per_minute(NonZeroU32::MIN)));
+
+    let mut rows = vec![
+        MemoryRow {
+            what: "bytes per circuit breaker".into(),
+            resilience: breaker,
+            peer: Some(("recloser".into(), recloser)),
+        },
+        MemoryRow {
+            what: "bytes per circuit breaker".into(),
+            resilience: breaker,
+            peer: Some(("failsafe".into(), failsafe)),
+        },
+        MemoryRow {
+            what: "bytes per rate limiter".into(),
+            resilience: limiter,
+            peer: Some(("governor".into(), governor)),
+        },
+    ];
+    rows.extend(keyed_rows());
+
+    print!("{}", render(&[], &rows));
+    if let Some(dir) = target_dir() {
+        if let Err(e) = std::fs::write(dir.join(MEMORY_FILE), memory_json(&rows)) {
+            eprintln!("memory: cannot write {}: {e}", dir.join(MEMORY_FILE).display());
+        }
+    }
+}

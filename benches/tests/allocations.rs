@@ -1,0 +1,140 @@
+//! Zero heap allocations per call on the hot paths: a call through a closed breaker, a
+//! rate limiter with permits available (direct, and keyed with an existing key), and a
+//! retry whose first attempt succeeds (sync, and async after warm-up).
+//!
+//! A counting global allocator counts allocations per thread, so tests running in
+//! parallel do not see each other's. Each test warms the path up once (lazy statics, a
+//! keyed limiter's first insert), then asserts that many more calls allocate nothing.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use resilience::Error;
+use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
+use resilience::retry::RetryPolicy;
+use resilience_benches::alloc::{CountingAllocator, allocations_during};
+use resilience_benches::poll_once;
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+const CALLS: usize = 1_000;
+
+fn plenty_of_permits() -> RateLimitConfig {
+    RateLimitConfig::builder()
+        .per_second(1_000)
+        .burst(1_000_000)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .unwrap_or_else(|e| unreachable!("valid config: {e}"))
+}
+
+#[test]
+fn the_counter_sees_a_heap_allocation() {
+    let (n, boxed) = allocations_during(|| Box::new(black_box(7u64)));
+    assert_eq!((n, *boxed), (1, 7));
+    let (n, v) = allocations_during(|| black_box(vec![1u8; 64]));
+    assert_eq!((n, v.len()), (1, 64));
+}
+
+#[test]
+fn closed_breaker_call_allocates_nothing() {
+    let breaker = CircuitBreaker::new("alloc-closed", CircuitBreakerConfig::default());
+    let _ = breaker.call(|| Ok::<u64, Error>(1));
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| breaker.call(|| Ok::<u64, Error>(black_box(1))).is_ok()).count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} calls through a closed breaker");
+}
+
+#[test]
+fn closed_breaker_permit_allocates_nothing() {
+    let breaker = CircuitBreaker::new("alloc-permit", CircuitBreakerConfig::default());
+    if let Ok(permit) = breaker.try_acquire() {
+        permit.success();
+    }
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS)
+            .filter(|_| match breaker.try_acquire() {
+                Ok(permit) => {
+                    permit.success();
+                    true
+                }
+                Err(_) => false,
+            })
+            .count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} try_acquire/success on a closed breaker");
+}
+
+#[test]
+fn direct_limiter_with_permits_allocates_nothing() {
+    let limiter = RateLimiter::new("alloc-direct", plenty_of_permits());
+    let _ = limiter.try_acquire(1);
+    let (n, ok) =
+        allocations_during(|| (0..CALLS).filter(|_| limiter.try_acquire(1).is_ok()).count());
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} granted try_acquire calls");
+}
+
+#[test]
+fn keyed_limiter_with_an_existing_key_allocates_nothing() {
+    let limiter: KeyedRateLimiter<String> =
+        KeyedRateLimiter::new("alloc-keyed", plenty_of_permits());
+    let keys: Vec<String> = (0..16).map(|i| format!("shop-{i}")).collect();
+    for k in &keys {
+        let _ = limiter.try_acquire(k.as_str(), 1);
+    }
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|i| limiter.try_acquire(keys[i % keys.len()].as_str(), 1).is_ok()).count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} granted keyed calls on existing keys");
+}
+
+#[test]
+fn keyed_limiter_counter_sees_a_new_key_insert() {
+    // The other side of the claim above: a new key is stored (at least its owned String).
+    let limiter: KeyedRateLimiter<String> =
+        KeyedRateLimiter::new("alloc-keyed-new", plenty_of_permits());
+    let _ = limiter.try_acquire("warm-up", 1);
+    let (n, granted) = allocations_during(|| limiter.try_acquire("a-new-key", 1).is_ok());
+    assert!(granted);
+    assert!(n >= 1, "inserting a key must allocate its owned copy, counted {n}");
+}
+
+#[test]
+fn retry_first_success_allocates_nothing() {
+    let policy = RetryPolicy::builder()
+        .max_attempts(3)
+        .build()
+        .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+    let _ = policy.call(|| Ok::<u64, String>(1));
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| policy.call(|| Ok::<u64, String>(black_box(1))).is_ok()).count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} retried calls whose first attempt succeeded");
+}
+
+#[test]
+fn async_retry_first_success_allocates_nothing_after_warm_up() {
+    let policy = RetryPolicy::builder()
+        .max_attempts(3)
+        .max_elapsed(Duration::from_secs(60))
+        .build()
+        .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+    let call = || policy.call_async(|| async { Ok::<u64, String>(black_box(1)) });
+    assert_eq!(poll_once(call()), Some(Ok(1)), "warm-up call completes on its first poll");
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| matches!(poll_once(call()), Some(Ok(1)))).count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(
+        n, 0,
+        "{n} allocations in {CALLS} async retried calls whose first attempt succeeded"
+    );
+}
