@@ -1,27 +1,32 @@
-//! A Shopify-style connector: `#[resilient(preset = "shopify")]` with one token bucket
-//! per shop (40 requests, refilled at 2 per second) and `Retry-After` honoured.
+//! A Shopify-style connector: `#[resilient(preset = "shopify")]` with one bucket per
+//! shop, `Retry-After` honoured, and the local bucket re-synced from
+//! `X-Shopify-Shop-Api-Call-Limit` after every response.
 //!
 //! `cargo run -p resilience-examples --bin shopify_connector`
 //!
-//! The simulated API answers 429 with a `Retry-After` now and then; the error type says
-//! so through `RetryAfter`, and the retry waits exactly that long instead of its own
-//! backoff. Runs on tokio's paused clock.
+//! The server is simulated: Shopify's leaky bucket (40 calls per shop, leaking 2 per
+//! second), answering 429 with `Retry-After` when a shop's bucket is full. Another app
+//! installed on one shop spends that shop's budget behind our back, so our local
+//! bucket is wrong until the response headers correct it. Runs on tokio's paused
+//! clock: the minutes of pacing cost no real time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use resilience::classify::{Classify, ErrorClass, RetryAfter};
+use resilience::classify::{self, Classify, ErrorClass, RetryAfter};
 use resilience::{Error, registry, resilient};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
-/// What the connector's calls fail with.
+/// What the connector's callers see.
 #[derive(Debug)]
 enum ShopifyError {
-    /// 429 with `Retry-After` (seconds).
-    Throttled(Duration),
-    /// A 4xx that retrying cannot fix.
-    Rejected(u16),
-    /// A resilience layer refused or cut short the call.
+    /// 429 Too Many Requests, with the server's `Retry-After`.
+    Throttled { retry_after: Duration },
+    /// Another HTTP error status.
+    Status(u16),
+    /// A resilience layer refused the call.
     Resilience(Error),
 }
 
@@ -31,80 +36,191 @@ impl From<Error> for ShopifyError {
     }
 }
 
+/// Picked up by `#[resilient]` without being asked: only transient errors are retried.
 impl Classify for ShopifyError {
     fn class(&self) -> ErrorClass {
         match self {
-            ShopifyError::Throttled(_) => ErrorClass::Transient,
-            ShopifyError::Rejected(_) => ErrorClass::Permanent,
+            ShopifyError::Throttled { .. } => ErrorClass::Transient,
+            ShopifyError::Status(code) => {
+                classify::http_status(*code).unwrap_or(ErrorClass::Permanent)
+            }
             ShopifyError::Resilience(e) => e.class(),
         }
     }
 }
 
+/// Picked up too: the server's hint replaces the computed backoff.
 impl RetryAfter for ShopifyError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            ShopifyError::Throttled(d) => Some(*d),
+            ShopifyError::Throttled { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
 }
 
-/// A simulated Admin API: every 7th request of a shop is throttled for 2 s.
-#[derive(Default)]
-struct FakeShopify {
-    requests: Mutex<HashMap<String, u32>>,
+/// Shopify's leaky bucket per shop, as the server keeps it.
+#[derive(Debug, Default)]
+struct Server {
+    buckets: HashMap<String, (f64, Option<Instant>)>,
+    requests: HashMap<String, u64>,
+    throttled: HashMap<String, u64>,
 }
 
-impl FakeShopify {
-    async fn get(&self, shop: &str, path: &str) -> Result<String, ShopifyError> {
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        let mut requests = self.requests.lock().await;
-        let n = requests.entry(shop.to_owned()).or_default();
-        *n += 1;
-        if *n % 7 == 0 {
-            return Err(ShopifyError::Throttled(Duration::from_secs(2)));
+const CAPACITY: f64 = 40.0;
+const LEAK_PER_SECOND: f64 = 2.0;
+
+struct Response {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Server {
+    fn level(&mut self, shop: &str) -> &mut f64 {
+        let (level, last) = self.buckets.entry(shop.to_string()).or_insert((0.0, None));
+        let now = Instant::now();
+        if let Some(last) = last {
+            *level = (*level - now.duration_since(*last).as_secs_f64() * LEAK_PER_SECOND).max(0.0);
         }
-        if path.contains("forbidden") {
-            return Err(ShopifyError::Rejected(403));
+        *last = Some(now);
+        level
+    }
+
+    /// Another app on the same shop spends `calls` of its budget.
+    fn other_app(&mut self, shop: &str, calls: f64) {
+        let level = self.level(shop);
+        *level = (*level + calls).min(CAPACITY);
+    }
+
+    fn handle(&mut self, shop: &str) -> Response {
+        *self.requests.entry(shop.to_string()).or_default() += 1;
+        let level = self.level(shop);
+        if *level + 1.0 > CAPACITY {
+            let wait = ((*level + 1.0 - CAPACITY) / LEAK_PER_SECOND).ceil().max(1.0);
+            *self.throttled.entry(shop.to_string()).or_default() += 1;
+            return Response {
+                status: 429,
+                headers: vec![
+                    ("Retry-After", format!("{wait}")),
+                    ("X-Shopify-Shop-Api-Call-Limit", "40/40".into()),
+                ],
+            };
         }
-        Ok(format!("{shop}{path} #{n}"))
+        *level += 1.0;
+        let used = level.ceil() as u32;
+        Response {
+            status: 200,
+            headers: vec![("X-Shopify-Shop-Api-Call-Limit", format!("{used}/40"))],
+        }
     }
 }
 
-struct Connector {
-    api: FakeShopify,
+impl ShopifyError {
+    /// A 429 says "slow down", not "the service is down": the breaker ignores it.
+    fn is_throttled(&self) -> bool {
+        matches!(self, ShopifyError::Throttled { .. })
+    }
 }
 
-impl Connector {
-    /// Every layer of the `shopify` preset; the limiter keeps one bucket per shop.
-    #[resilient(preset = "shopify", rate_limit(key = shop))]
-    async fn get(&self, shop: &str, path: &str) -> Result<String, ShopifyError> {
-        self.api.get(shop, path).await
+/// One page of products: the connector function. Throttling is handled by the retry
+/// (which waits the server's `Retry-After`) and the per-shop bucket, never by opening
+/// the circuit that every shop shares.
+#[resilient(
+    preset = "shopify",
+    circuit_breaker(name = "shopify", ignore_if = ShopifyError::is_throttled),
+    rate_limit(name = "shopify", key = shop)
+)]
+async fn products_page(server: &Mutex<Server>, shop: &str) -> Result<u32, ShopifyError> {
+    tokio::time::sleep(Duration::from_millis(80)).await; // network round trip
+    let response = server.lock().await.handle(shop);
+    // Keep our bucket for this shop in step with the server's view.
+    if let Some(limiter) = registry().get_keyed_rate_limiter("shopify") {
+        limiter.sync_from_headers(shop, response.headers.iter().map(|(k, v)| (*k, v.as_str())));
+    }
+    match response.status {
+        200 => Ok(50),
+        429 => {
+            let retry_after = response
+                .headers
+                .iter()
+                .find(|(k, _)| *k == "Retry-After")
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs_f64);
+            Err(ShopifyError::Throttled { retry_after })
+        }
+        code => Err(ShopifyError::Status(code)),
     }
 }
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() {
-    let connector = Connector { api: FakeShopify::default() };
-    let started = tokio::time::Instant::now();
-    for shop in ["alpha.myshopify.com", "beta.myshopify.com"] {
-        for page in 0..50 {
-            match connector.get(shop, &format!("/admin/api/orders.json?page={page}")).await {
-                Ok(_) => {}
-                Err(e) => println!("{shop}: {e:?}"),
-            }
+    let server = Arc::new(Mutex::new(Server::default()));
+    let shops = ["alpha.myshopify.com", "beta.myshopify.com", "gamma.myshopify.com"];
+    let pages_per_shop = 120u32;
+    let workers_per_shop = 4u32;
+    println!(
+        "syncing {pages_per_shop} pages from each of {} shops, {workers_per_shop} workers per shop; \
+         another app spends 30 calls of beta's budget at 10 s\n",
+        shops.len()
+    );
+
+    let started = Instant::now();
+    {
+        let server = server.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            server.lock().await.other_app("beta.myshopify.com", 30.0);
+        });
+    }
+    let mut tasks = Vec::new();
+    for shop in shops {
+        for worker in 0..workers_per_shop {
+            let server = server.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u32, 0u32);
+                for _ in (worker..pages_per_shop).step_by(workers_per_shop as usize) {
+                    match products_page(&server, shop).await {
+                        Ok(_) => ok += 1,
+                        Err(e) => {
+                            failed += 1;
+                            eprintln!("{shop}: {e:?}");
+                        }
+                    }
+                }
+                (shop, ok, failed, started.elapsed())
+            }));
         }
     }
-    match connector.get("alpha.myshopify.com", "/admin/api/forbidden.json").await {
-        Err(ShopifyError::Rejected(status)) => {
-            println!("a permanent {status} is returned at once, not retried")
+    let mut per_shop: HashMap<&str, (u32, u32, Duration)> = HashMap::new();
+    for task in tasks {
+        if let Ok((shop, ok, failed, took)) = task.await {
+            let entry = per_shop.entry(shop).or_default();
+            entry.0 += ok;
+            entry.1 += failed;
+            entry.2 = entry.2.max(took);
         }
-        other => println!("unexpected: {other:?}"),
+    }
+
+    let server = server.lock().await;
+    println!(
+        "{:<22} {:>6} {:>7} {:>9} {:>13} {:>8}",
+        "shop", "pages", "failed", "requests", "429 received", "time"
+    );
+    for shop in shops {
+        let (ok, failed, took) = per_shop.get(shop).copied().unwrap_or_default();
+        println!(
+            "{:<22} {:>6} {:>7} {:>9} {:>13} {:>7.1}s",
+            shop,
+            ok,
+            failed,
+            server.requests.get(shop).copied().unwrap_or(0),
+            server.throttled.get(shop).copied().unwrap_or(0),
+            took.as_secs_f64()
+        );
     }
     println!(
-        "100 pages from two shops in {:?} of simulated time (each shop's bucket holds 40, refills at 2/s; 429s waited their Retry-After)\n",
-        started.elapsed()
+        "\nA full bucket of 40 then 2 calls per second: {pages_per_shop} pages take about {:.0} s per shop.",
+        (f64::from(pages_per_shop) - CAPACITY) / LEAK_PER_SECOND
     );
-    println!("{}", registry().snapshot());
+    println!("\n{}", registry().snapshot());
 }

@@ -157,11 +157,15 @@ impl Bucket {
         self.update(|tat| Some(tat.max(target)));
     }
 
-    /// Sets the bucket so that `permits` (clamped to the burst) are available now.
-    pub(crate) fn set_available(&self, now: u64, permits: u64, l: Limits) {
+    /// Lowers the bucket so that at most `permits` (clamped to the burst) are available
+    /// now; raises it only when `exact` (the server's figure is then the only reference,
+    /// e.g. right after adopting a new capacity). A server's count lags behind our own
+    /// requests still in flight, so adopting a higher figure would hand back permits
+    /// already spent; the refill raises the level soon enough.
+    pub(crate) fn set_available(&self, now: u64, permits: u64, l: Limits, exact: bool) {
         let free = l.interval.saturating_mul(permits).min(l.tau);
         let target = now.saturating_add(l.tau - free).min(MAX_TAT);
-        self.update(|_| Some(target));
+        self.update(|tat| Some(if exact { target } else { tat.max(target) }));
     }
 
     /// Re-expresses the state under new limits, keeping the available permits (a

@@ -288,8 +288,10 @@ impl Core {
         if let Some(cl) = parsed.call_limit {
             let mut ok = true;
             let differs = cl.capacity != self.params.load().burst();
+            let mut adopted = false;
             if let (Some(adopt), true) = (adopt, differs) {
-                if adopt(cl.capacity).is_err() {
+                adopted = adopt(cl.capacity).is_ok();
+                if !adopted {
                     ok = false;
                     report.errors.push(HeaderError::unusable(
                         super::headers::SHOPIFY_CALL_LIMIT,
@@ -299,12 +301,17 @@ impl Core {
                 }
             }
             if ok {
-                bucket.set_available(self.now(), u64::from(cl.remaining()), self.params.load());
+                bucket.set_available(
+                    self.now(),
+                    u64::from(cl.remaining()),
+                    self.params.load(),
+                    adopted,
+                );
                 report.call_limit = Some(cl);
             }
         }
         if let Some(r) = parsed.remaining {
-            bucket.set_available(self.now(), r, self.params.load());
+            bucket.set_available(self.now(), r, self.params.load(), false);
             report.remaining = Some(r);
         }
         report.reset = parsed.reset;

@@ -204,6 +204,11 @@ impl RateLimiter {
     ///
     /// Bad values are reported in [`SyncReport::errors`] and change nothing.
     ///
+    /// A server's count only ever **lowers** the local level: the server has not yet
+    /// counted our own requests still in flight, so a higher figure would hand back
+    /// permits already spent (and over-send). The refill raises the level; a newly
+    /// adopted Shopify capacity is the one case where the server's figure is taken as is.
+    ///
     /// ```
     /// use resilience::rate_limit::{RateLimitConfig, RateLimiter};
     ///
@@ -401,6 +406,23 @@ mod tests {
         l.pause_for(Duration::from_secs(30));
         assert_eq!(l.acquire(1), Ok(()));
         assert_eq!(clock.sleeps(), vec![Duration::from_secs(30)]);
+    }
+
+    #[test]
+    fn header_sync_never_hands_back_permits_spent_on_requests_in_flight() {
+        let (l, _clock) = limiter(2, 40, OnLimit::Reject);
+        // Four requests granted locally; the server has counted only the first when it
+        // answers it, so its header says 1/40 used.
+        for _ in 0..4 {
+            l.try_acquire(1).expect("full bucket");
+        }
+        l.sync_from_headers([("X-Shopify-Shop-Api-Call-Limit", "1/40")]);
+        assert_eq!(l.available(), 36, "the three in flight stay spent");
+        // A server that counted more than we did (another app on the shop) lowers it.
+        l.sync_from_headers([("X-Shopify-Shop-Api-Call-Limit", "30/40")]);
+        assert_eq!(l.available(), 10);
+        l.sync_from_headers([("RateLimit-Remaining", "3")]);
+        assert_eq!(l.available(), 3);
     }
 
     #[test]
