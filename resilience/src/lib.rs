@@ -111,6 +111,7 @@
 //! | `tokio` | yes | async drivers, async waits and timeouts |
 //! | `serde` | no | `Serialize` on stats snapshots |
 //! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) |
+//! | `chaos` | no | a seedable fault injector for your own tests (`chaos`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "macros")]
@@ -119,6 +120,8 @@
 pub mod __private;
 pub mod backoff;
 pub mod bulkhead;
+#[cfg(feature = "chaos")]
+pub mod chaos;
 pub mod circuit;
 pub mod classify;
 pub mod clock;

@@ -144,8 +144,11 @@ where
         {
             return;
         }
-        self.evict_idle();
-        let next = self.map.len().saturating_mul(2).max(MIN_SWEEP);
+        let removed = self.evict_idle();
+        // Twice what this sweep kept of the keys it saw (`at` of them): keys inserted by
+        // other threads during the sweep must not raise the threshold, or under a stream
+        // of new keys every sweep takes longer and the threshold ratchets up unbounded.
+        let next = at.saturating_sub(removed).saturating_mul(2).max(MIN_SWEEP);
         self.sweep_at.store(next, Ordering::Release);
     }
 
