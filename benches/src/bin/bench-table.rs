@@ -3,9 +3,9 @@
 //! ```text
 //! cargo run -p resilience-benches --release --bin bench-table            # quick run + table
 //! cargo run -p resilience-benches --release --bin bench-table -- --no-run # table of the last run
-//! cargo run -p resilience-benches --release --bin bench-table -- --features macros -- --measurement-time 5
+//! cargo run -p resilience-benches --release --bin bench-table -- --bench circuit_breaker -- --measurement-time 5
 //! ```
-//! Arguments before a lone `--` go to `cargo bench` (e.g. `--features macros`, `--bench
+//! Arguments before a lone `--` go to `cargo bench` (e.g. `--bench
 //! retry`); arguments after it go to criterion (default `--warm-up-time 1
 //! --measurement-time 2`).
 

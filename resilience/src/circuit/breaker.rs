@@ -2,11 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
 
 use super::CircuitState;
 use super::classifier::CallOutcome;
@@ -18,6 +16,7 @@ use super::word::Word;
 use crate::Error;
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::events::{StateTransition, emit};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 
 const NONE: u64 = u64::MAX;
 
@@ -614,5 +613,189 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(breaker.state(), CircuitState::Closed, "the subscriber closed it again");
         assert_eq!(breaker.stats().transitions, 2, "closed -> open -> closed");
+    }
+}
+
+/// Model checks of the state word and the half-open probe permits
+/// (`RUSTFLAGS="--cfg resilience_loom" cargo test -p resilience --release --lib loom`): every
+/// interleaving of a few threads, on the real breaker.
+#[cfg(all(test, resilience_loom))]
+mod loom_tests {
+    use std::sync::Arc;
+
+    use loom::thread;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const RECOVERY: Duration = Duration::from_secs(10);
+
+    fn breaker(threshold: u32, probes: u32, successes: u32) -> (ManualClock, Arc<CircuitBreaker>) {
+        let clock = ManualClock::new();
+        let config = CircuitBreakerConfig::builder()
+            .failure_threshold(threshold)
+            .recovery_timeout(RECOVERY)
+            .half_open_max_calls(probes)
+            .success_threshold(successes)
+            .build()
+            .unwrap_or_default();
+        let b = CircuitBreaker::with_clock("loom", config, clock.shared());
+        (clock, Arc::new(b))
+    }
+
+    /// Trips `b` (threshold 1) and lets its open period pass.
+    fn half_open_soon(clock: &ManualClock, b: &CircuitBreaker) {
+        if let Ok(p) = b.try_acquire() {
+            p.failure();
+        }
+        assert_eq!(b.state(), CircuitState::Open);
+        clock.advance(RECOVERY);
+    }
+
+    #[test]
+    fn loom_concurrent_failures_open_the_circuit_once() {
+        loom::model(|| {
+            let (_clock, b) = breaker(2, 1, 1);
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = b.clone();
+                    thread::spawn(move || {
+                        if let Ok(p) = b.try_acquire() {
+                            p.failure();
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                let _ = h.join();
+            }
+            let s = b.stats();
+            assert_eq!(s.state, CircuitState::Open);
+            assert_eq!(s.transitions, 1, "one transition, whoever got there first");
+            assert_eq!(b.load().generation(), 1);
+        });
+    }
+
+    /// `threads` callers race for `max` probe slots; returns how many got one.
+    fn race_for_probes(threads: usize, max: u32) {
+        let (clock, b) = breaker(1, max, 3);
+        half_open_soon(&clock, &b);
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let b = b.clone();
+                thread::spawn(move || match b.try_acquire() {
+                    Ok(p) => {
+                        let probe = p.is_probe();
+                        std::mem::forget(p); // keep the slot taken
+                        Some(probe)
+                    }
+                    Err(_) => None,
+                })
+            })
+            .collect();
+        let admitted: Vec<bool> =
+            handles.into_iter().filter_map(|h| h.join().ok().flatten()).collect();
+        assert_eq!(admitted, vec![true; max as usize], "exactly half_open_max_calls probes");
+        let w = b.load();
+        assert_eq!((w.state(), w.probes()), (CircuitState::HalfOpen, max));
+    }
+
+    #[test]
+    fn loom_half_open_admits_exactly_max_probes() {
+        loom::model(|| race_for_probes(2, 1));
+    }
+
+    #[test]
+    fn loom_half_open_admits_exactly_max_probes_three_callers() {
+        // Three threads: bound the preemptions so the search stays minutes, not hours.
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.check(|| race_for_probes(3, 2));
+    }
+
+    #[test]
+    fn loom_a_dropped_probe_returns_its_permit() {
+        loom::model(|| {
+            let (clock, b) = breaker(1, 1, 1);
+            half_open_soon(&clock, &b);
+            let dropper = {
+                let b = b.clone();
+                thread::spawn(move || {
+                    if let Ok(p) = b.try_acquire() {
+                        drop(p); // cancelled: counts as ignored, frees the slot
+                    }
+                })
+            };
+            let other = {
+                let b = b.clone();
+                thread::spawn(move || b.try_acquire().map(std::mem::forget).is_ok())
+            };
+            let _ = dropper.join();
+            let other_holds = other.join().unwrap_or(false);
+            let w = b.load();
+            assert_eq!(w.state(), CircuitState::HalfOpen);
+            assert_eq!(w.probes(), u32::from(other_holds), "no slot leaked");
+            if !other_holds {
+                assert!(b.try_acquire().is_ok(), "the freed slot is available again");
+            }
+        });
+    }
+
+    #[test]
+    fn loom_probe_success_and_failure_race_to_one_state() {
+        loom::model(|| {
+            let (clock, b) = breaker(1, 2, 1);
+            half_open_soon(&clock, &b);
+            let (Ok(good), Ok(bad)) = (b.try_acquire(), b.try_acquire()) else {
+                unreachable!("two probe slots")
+            };
+            std::mem::forget(good);
+            std::mem::forget(bad);
+            let generation = b.load().generation();
+            let ok = {
+                let b = b.clone();
+                thread::spawn(move || {
+                    b.on_outcome(generation, PermitKind::Probe, None, CallOutcome::Success)
+                })
+            };
+            let failed = {
+                let b = b.clone();
+                thread::spawn(move || {
+                    b.on_outcome(generation, PermitKind::Probe, None, CallOutcome::Failure)
+                })
+            };
+            let _ = ok.join();
+            let _ = failed.join();
+            let w = b.load();
+            // Success first closes (and the late failure belongs to an old generation);
+            // failure first re-opens (and the late success is ignored). Never both, never
+            // a half-open state with a leaked probe.
+            assert!(matches!(w.state(), CircuitState::Closed | CircuitState::Open), "{w:?}");
+            assert_eq!(w.generation(), generation + 1, "exactly one transition out of half-open");
+            assert_eq!((w.probes(), w.successes()), (0, 0));
+        });
+    }
+
+    #[test]
+    fn loom_reset_races_a_probe() {
+        loom::model(|| {
+            let (clock, b) = breaker(1, 1, 1);
+            half_open_soon(&clock, &b);
+            let prober = {
+                let b = b.clone();
+                thread::spawn(move || {
+                    if let Ok(p) = b.try_acquire() {
+                        p.failure();
+                    }
+                })
+            };
+            b.reset();
+            let _ = prober.join();
+            let w = b.load();
+            // Either the reset came last (closed) or the probe was admitted before it and
+            // its failure, from an older generation, changed nothing after it.
+            assert!(matches!(w.state(), CircuitState::Closed | CircuitState::Open), "{w:?}");
+            assert_eq!(w.probes(), 0);
+        });
     }
 }
