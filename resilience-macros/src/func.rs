@@ -367,7 +367,7 @@ mod tests {
         assert!(info("fn f() { }").is_ok_and(|i| i.ret_not_result));
         assert!(info("fn f() -> Option<u8> { None }").is_ok_and(|i| i.ret_not_result));
         assert!(
-            info("fn f() -> Response { todo!() }")
+            info("fn f() -> Response { Response::default() }")
                 .is_ok_and(|i| !i.ret_not_result && !i.ret_is_result)
         );
     }

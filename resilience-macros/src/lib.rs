@@ -131,10 +131,10 @@ use stack::Kind;
 ///         .backoff(Backoff::exponential(Duration::from_millis(100)).with_jitter(Jitter::None))
 ///         .build()
 ///         .map_err(Error::Config)?;
-///     let calls = std::sync::Mutex::new(calls);
+///     let calls = std::cell::RefCell::new(calls);
 ///     policy
 ///         .call_async(|| {
-///             let mut calls = calls.lock().unwrap();
+///             let mut calls = calls.borrow_mut();
 ///             **calls += 1;
 ///             let n = **calls;
 ///             async move { if n < 3 { Err(ApiError::Unavailable) } else { Ok(n) } }
@@ -195,7 +195,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// assert!(matches!(load_order(1), Err(DbError::Down)));
 /// assert!(matches!(load_order(1), Err(DbError::Down)));
 /// assert!(matches!(load_order(1), Err(DbError::Resilience(Error::CircuitOpen { .. }))));
-/// assert_eq!(registry().circuit_stats("docs-orders-db").unwrap().state, CircuitState::Open);
+/// assert_eq!(registry().circuit_stats("docs-orders-db").map(|s| s.state), Some(CircuitState::Open));
 /// ```
 ///
 /// The same by hand:
@@ -265,7 +265,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # async fn main() {
 /// let start = tokio::time::Instant::now();
 /// for _ in 0..41 {
-///     orders("a.myshopify.com").await.unwrap();
+///     assert!(orders("a.myshopify.com").await.is_ok());
 /// }
 /// assert_eq!(start.elapsed(), std::time::Duration::from_millis(500)); // the 41st waited
 /// # }
@@ -290,7 +290,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     Ok(())
 /// }
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() { orders("a").await.unwrap(); }
+/// # async fn main() { assert!(orders("a").await.is_ok()); }
 /// ```
 #[proc_macro_attribute]
 pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -443,7 +443,7 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # async fn main() {
 /// assert_eq!(products("a.myshopify.com").await.ok(), Some(250));
 /// let name = concat!(module_path!(), "::products");
-/// assert_eq!(registry().circuit_stats(name).unwrap().successes, 1);
+/// assert_eq!(registry().circuit_stats(name).map(|s| s.successes), Some(1));
 /// # }
 /// ```
 ///

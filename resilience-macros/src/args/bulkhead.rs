@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use syn::LitStr;
 
-use super::{Entry, Errors, Seen};
+use super::{Entry, Errors};
 use crate::duration::DurationLit;
 
 const ATTR: &str = "bulkhead";
@@ -23,21 +23,7 @@ pub(crate) struct BulkheadArgs {
 impl BulkheadArgs {
     /// Parses the arguments, recording every problem in `errors`.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> BulkheadArgs {
-        let mut args = BulkheadArgs::default();
-        let Some(entries) = errors.ok(super::parse_entries(tokens)) else { return args };
-        let mut seen = Seen::default();
-        for entry in &entries {
-            if !KEYS.contains(&entry.name().as_str()) {
-                errors.push(super::unknown(ATTR, entry, KEYS));
-                continue;
-            }
-            if !seen.first(ATTR, entry, errors) {
-                continue;
-            }
-            let result = args.set(entry);
-            errors.ok(result);
-        }
-        args
+        super::parse_keyed(tokens, errors, ATTR, KEYS, Self::set)
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {

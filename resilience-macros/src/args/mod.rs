@@ -101,6 +101,33 @@ impl Entry {
 }
 
 /// Splits `a = 1, b(..), c` into entries. Fails only on malformed syntax.
+/// Parses the `key = value` arguments of attribute `attr` into `A`: unknown and duplicate
+/// keys are reported here, once for every attribute; `set` reads one entry. Every problem
+/// is recorded in `errors` and parsing goes on, so one compile reports them all.
+pub(crate) fn parse_keyed<A: Default>(
+    tokens: TokenStream,
+    errors: &mut Errors,
+    attr: &str,
+    keys: &[&str],
+    set: fn(&mut A, &Entry) -> syn::Result<()>,
+) -> A {
+    let mut args = A::default();
+    let Some(entries) = errors.ok(parse_entries(tokens)) else { return args };
+    let mut seen = Seen::default();
+    for entry in &entries {
+        if !keys.contains(&entry.name().as_str()) {
+            errors.push(unknown(attr, entry, keys));
+            continue;
+        }
+        if !seen.first(attr, entry, errors) {
+            continue;
+        }
+        let result = set(&mut args, entry);
+        errors.ok(result);
+    }
+    args
+}
+
 pub(crate) fn parse_entries(tokens: TokenStream) -> syn::Result<Vec<Entry>> {
     let parser = |input: ParseStream<'_>| {
         let mut entries = Vec::new();

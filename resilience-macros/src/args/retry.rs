@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::{Expr, LitStr};
 
-use super::{Entry, Errors, FloatRange, Seen};
+use super::{Entry, Errors, FloatRange};
 use crate::duration::DurationLit;
 
 const ATTR: &str = "retry";
@@ -64,21 +64,7 @@ pub(crate) struct RetryArgs {
 impl RetryArgs {
     /// Parses the arguments, recording every problem in `errors`.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> RetryArgs {
-        let mut args = RetryArgs::default();
-        let Some(entries) = errors.ok(super::parse_entries(tokens)) else { return args };
-        let mut seen = Seen::default();
-        for entry in &entries {
-            if !KEYS.contains(&entry.name().as_str()) {
-                errors.push(super::unknown(ATTR, entry, KEYS));
-                continue;
-            }
-            if !seen.first(ATTR, entry, errors) {
-                continue;
-            }
-            let result = args.set(entry);
-            errors.ok(result);
-        }
-        args
+        super::parse_keyed(tokens, errors, ATTR, KEYS, Self::set)
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
