@@ -404,6 +404,21 @@ pub(crate) fn no_list(attr: &str, entry: &Entry) -> Option<syn::Error> {
     }
 }
 
+/// The key and the assigned value of a `key = value` entry, refusing `key(..)` and a bare
+/// `key` with the attribute's example for that key.
+pub(crate) fn key_value<'e>(
+    attr: &str,
+    entry: &'e Entry,
+    example: fn(&str) -> &'static str,
+) -> syn::Result<(String, &'e Expr)> {
+    if let Some(err) = no_list(attr, entry) {
+        return Err(err);
+    }
+    let key = entry.name();
+    let value = entry.assigned(attr, example(&key))?;
+    Ok((key, value))
+}
+
 /// Whether a token stream starts with a literal (`#[timeout(5s)]`) rather than a key.
 pub(crate) fn starts_with_literal(tokens: &TokenStream) -> bool {
     matches!(tokens.clone().into_iter().next(), Some(TokenTree::Literal(_)))

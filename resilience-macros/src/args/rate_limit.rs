@@ -53,11 +53,7 @@ impl RateLimitArgs {
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let key = entry.name();
-        if let Some(err) = super::no_list(ATTR, entry) {
-            return Err(err);
-        }
-        let value = entry.assigned(ATTR, example(&key))?;
+        let (key, value) = super::key_value(ATTR, entry, example)?;
         let span = syn::spanned::Spanned::span(value);
         match key.as_str() {
             "name" => self.name = Some(super::string(ATTR, &key, value)?),

@@ -68,11 +68,7 @@ impl RetryArgs {
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let key = entry.name();
-        if let Some(err) = super::no_list(ATTR, entry) {
-            return Err(err);
-        }
-        let value = entry.assigned(ATTR, example(&key))?;
+        let (key, value) = super::key_value(ATTR, entry, example)?;
         match key.as_str() {
             "max_attempts" => self.max_attempts = Some(super::count(ATTR, &key, value)?),
             "backoff" => {
