@@ -143,6 +143,7 @@ impl CircuitBreaker {
         self.policy.load().config.clone()
     }
 
+    #[inline(always)]
     fn load(&self) -> Word {
         Word(self.word.load(Ordering::Acquire))
     }
@@ -154,7 +155,18 @@ impl CircuitBreaker {
     /// Rejects with [`Error::CircuitOpen`] while open (with the time left in the open
     /// period), forced open (`retry_after` zero), or half-open with every probe slot
     /// taken (`retry_after` zero).
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<CallPermit<'_>, Error> {
+        // Hot path: closed, no slow-call threshold (so no clock read).
+        let w = self.load();
+        if w.is_closed() && self.slow_call.load(Ordering::Relaxed) == 0 {
+            return Ok(CallPermit::new(self, w.generation(), PermitKind::Closed, None));
+        }
+        self.try_acquire_slow()
+    }
+
+    #[inline(never)]
+    fn try_acquire_slow(&self) -> Result<CallPermit<'_>, Error> {
         loop {
             let w = self.load();
             match w.state() {
@@ -205,7 +217,36 @@ impl CircuitBreaker {
     }
 
     /// Apply the outcome of a call admitted at `generation` (called by the permit).
+    #[inline(always)]
     pub(super) fn on_outcome(
+        &self,
+        generation: u32,
+        kind: PermitKind,
+        started: Option<Duration>,
+        outcome: CallOutcome,
+    ) {
+        // Hot path: a success through a closed breaker, no slow-call timing, under a
+        // consecutive-failures policy: a success only ends the run of failures (it can
+        // never trip), so the policy need not be loaded.
+        if kind == PermitKind::Closed
+            && outcome == CallOutcome::Success
+            && started.is_none()
+            && !self.rate_window.load(Ordering::Relaxed)
+        {
+            self.successes.fetch_add(1, Ordering::Relaxed);
+            if self.consecutive.load(Ordering::Relaxed) != 0 {
+                let w = self.load();
+                if w.generation() == generation && w.is_closed() {
+                    self.consecutive.store(0, Ordering::Relaxed);
+                }
+            }
+            return;
+        }
+        self.on_outcome_slow(generation, kind, started, outcome);
+    }
+
+    #[inline(never)]
+    fn on_outcome_slow(
         &self,
         generation: u32,
         kind: PermitKind,
