@@ -16,6 +16,7 @@ use super::word::Word;
 use crate::Error;
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::events::{StateTransition, emit};
+use crate::striped::StripedCounter;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 
 const NONE: u64 = u64::MAX;
@@ -62,7 +63,8 @@ pub struct CircuitBreaker {
     /// `policy` so that a success under a consecutive-failures policy skips loading it.
     rate_window: AtomicBool,
     consecutive: AtomicU32,
-    successes: AtomicU64,
+    /// Striped: every call through a closed breaker counts here.
+    successes: StripedCounter,
     failures: AtomicU64,
     ignored: AtomicU64,
     rejections: AtomicU64,
@@ -116,7 +118,7 @@ impl CircuitBreaker {
             open_until: AtomicU64::new(0),
             rate_window: AtomicBool::new(rate_window),
             consecutive: AtomicU32::new(0),
-            successes: AtomicU64::new(0),
+            successes: StripedCounter::new(),
             failures: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
@@ -233,7 +235,7 @@ impl CircuitBreaker {
             && started.is_none()
             && !self.rate_window.load(Ordering::Relaxed)
         {
-            self.successes.fetch_add(1, Ordering::Relaxed);
+            self.successes.incr();
             if self.consecutive.load(Ordering::Relaxed) != 0 {
                 let w = self.load();
                 if w.generation() == generation && w.is_closed() {
@@ -260,12 +262,15 @@ impl CircuitBreaker {
                 outcome = CallOutcome::Failure;
             }
         }
-        let counter = match outcome {
-            CallOutcome::Success => &self.successes,
-            CallOutcome::Failure => &self.failures,
-            CallOutcome::Ignored => &self.ignored,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            CallOutcome::Success => self.successes.incr(),
+            CallOutcome::Failure => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            CallOutcome::Ignored => {
+                self.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match kind {
             PermitKind::Disabled => {}
             PermitKind::Closed => self.closed_outcome(generation, outcome),
@@ -468,7 +473,7 @@ impl CircuitBreaker {
         let w = self.load();
         let now = self.clock.now();
         let policy = self.policy.load();
-        let successes = self.successes.load(Ordering::Relaxed);
+        let successes = self.successes.sum();
         let failures = self.failures.load(Ordering::Relaxed);
         let ignored = self.ignored.load(Ordering::Relaxed);
         let since = Duration::from_nanos(self.state_since.load(Ordering::Relaxed));
