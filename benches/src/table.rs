@@ -24,6 +24,15 @@ use serde_json::Value;
 /// The function id of the subject in every group.
 pub const SUBJECT: &str = "resilience";
 
+/// The function id of `resilience` run on the `quanta` feature's TSC clock: a variant of
+/// the subject, shown on its own line with its own ratios to the targeted peers.
+pub const QUANTA_ROW: &str = "resilience (quanta clock)";
+
+/// `Some("quanta clock")` for a variant of the subject such as [`QUANTA_ROW`].
+fn variant(function: &str) -> Option<&str> {
+    function.strip_prefix("resilience (")?.strip_suffix(')')
+}
+
 /// The file (in the cargo target directory) where the memory benchmark writes its rows.
 pub const MEMORY_FILE: &str = "resilience-memory.json";
 
@@ -164,6 +173,42 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
+/// The subject's line (labelled `label`) and one line per peer with the ratio; with
+/// `targeted_only`, only the peers that carry a target.
+fn subject_rows(
+    s: &mut String,
+    group: &str,
+    label: &str,
+    ours: f64,
+    peers: &[&Estimate],
+    targeted_only: bool,
+) {
+    let _ = match absolute_target(group) {
+        Some(limit) => writeln!(
+            s,
+            "| {label} | {ours:.1} | | | | ≤ {limit:.0} ns | {} |",
+            verdict(ours <= limit)
+        ),
+        None => writeln!(s, "| {label} | {ours:.1} | | | | | |"),
+    };
+    for peer in peers {
+        let ratio = ours / peer.median_ns;
+        let (goal, ok) = match target(group, &peer.function) {
+            Some(Target::Ratio(r)) => (format!("≤ {r:.2}×"), Some(ratio <= r)),
+            Some(Target::DiffNs(d)) => (format!("≤ +{d:.0} ns"), Some(ours - peer.median_ns <= d)),
+            None if targeted_only => continue,
+            None => (String::new(), None),
+        };
+        let _ = writeln!(
+            s,
+            "| {label} | | {} | {:.1} | {ratio:.2} | {goal} | {} |",
+            peer.function,
+            peer.median_ns,
+            ok.map(verdict).unwrap_or("")
+        );
+    }
+}
+
 /// The markdown tables: timings (one row per peer, with the ratio and target) and memory.
 pub fn render(estimates: &[Estimate], memory: &[MemoryRow]) -> String {
     let mut groups: BTreeMap<&str, Vec<&Estimate>> = BTreeMap::new();
@@ -178,31 +223,17 @@ pub fn render(estimates: &[Estimate], memory: &[MemoryRow]) -> String {
         let Some(ours) = rows.iter().find(|e| e.function == SUBJECT) else {
             continue;
         };
-        let _ = match absolute_target(group) {
-            Some(limit) => writeln!(
-                s,
-                "| {group} | {:.1} | | | | ≤ {limit:.0} ns | {} |",
-                ours.median_ns,
-                verdict(ours.median_ns <= limit)
-            ),
-            None => writeln!(s, "| {group} | {:.1} | | | | | |", ours.median_ns),
-        };
-        for peer in rows.iter().filter(|e| e.function != SUBJECT) {
-            let ratio = ours.median_ns / peer.median_ns;
-            let (goal, ok) = match target(group, &peer.function) {
-                Some(Target::Ratio(r)) => (format!("≤ {r:.2}×"), Some(ratio <= r)),
-                Some(Target::DiffNs(d)) => {
-                    (format!("≤ +{d:.0} ns"), Some(ours.median_ns - peer.median_ns <= d))
-                }
-                None => (String::new(), None),
-            };
-            let _ = writeln!(
-                s,
-                "| {group} | | {} | {:.1} | {ratio:.2} | {goal} | {} |",
-                peer.function,
-                peer.median_ns,
-                ok.map(verdict).unwrap_or("")
-            );
+        let peers: Vec<&Estimate> = rows
+            .iter()
+            .copied()
+            .filter(|e| e.function != SUBJECT && variant(&e.function).is_none())
+            .collect();
+        subject_rows(&mut s, group, group, ours.median_ns, &peers, false);
+        for v in rows.iter() {
+            if let Some(what) = variant(&v.function) {
+                let label = format!("{group} ({what})");
+                subject_rows(&mut s, group, &label, v.median_ns, &peers, true);
+            }
         }
     }
     if !memory.is_empty() {
@@ -274,6 +305,31 @@ mod tests {
         ];
         let t = render(&rows, &[]);
         assert!(t.contains("| macro_resilient_sync | 42.0 | | | | ≤ 60 ns | met |"), "{t}");
+    }
+
+    #[test]
+    fn a_variant_of_the_subject_gets_its_own_line_and_ratios() {
+        let rows = [
+            est("limiter_direct_1t", "resilience", 40.0),
+            est("limiter_direct_1t", QUANTA_ROW, 10.0),
+            est("limiter_direct_1t", "governor", 20.0),
+            est("limiter_direct_1t", "diag_default_clock_now", 30.0),
+        ];
+        let t = render(&rows, &[]);
+        assert!(
+            t.contains("| limiter_direct_1t | | governor | 20.0 | 2.00 | ≤ 0.80× | MISSED |"),
+            "{t}"
+        );
+        assert!(t.contains("| limiter_direct_1t (quanta clock) | 10.0 | | | | | |"), "{t}");
+        assert!(
+            t.contains(
+                "| limiter_direct_1t (quanta clock) | | governor | 20.0 | 0.50 | ≤ 0.80× | met |"
+            ),
+            "{t}"
+        );
+        // Untargeted diagnostics are shown once, against the subject only.
+        assert_eq!(t.matches("diag_default_clock_now").count(), 1, "{t}");
+        assert!(!t.contains("| | resilience (quanta clock)"), "{t}");
     }
 
     #[test]

@@ -14,6 +14,21 @@
 //! Async drivers always sleep on tokio's timer, so async tests control time with tokio's
 //! paused clock and keep the default clock.
 //!
+//! # Production clock vs paused time in tests
+//!
+//! Reading [`MonotonicClock`] is a `clock_gettime` call (tens of nanoseconds on some
+//! virtual machines), which dominates a rate limiter's `try_acquire`. With the `quanta`
+//! feature, [`QuantaClock`] reads the CPU's time-stamp counter instead (a few
+//! nanoseconds, what `governor` uses). The trade-off: `QuantaClock` does **not** follow
+//! tokio's paused clock, so tests written with `#[tokio::test(start_paused = true)]` and
+//! `tokio::time::advance` no longer move the library's time. Hence the default stays
+//! [`MonotonicClock`], and a binary opts in once, at start-up, with
+//! [`set_default_clock`]; tests keep the default (or pass a [`ManualClock`]).
+//!
+//! Every instance captures the default clock when it is created (`new`); an instance
+//! created before [`set_default_clock`] keeps the clock it captured, and once anything
+//! has read the default, [`set_default_clock`] is refused.
+//!
 //! ```
 //! use resilience::clock::{Clock, ManualClock};
 //! use std::time::Duration;
@@ -49,10 +64,39 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 /// A shared, dynamically chosen clock.
 pub type SharedClock = Arc<dyn Clock>;
 
-/// The process-wide default clock ([`MonotonicClock`]), shared.
+static DEFAULT: OnceLock<SharedClock> = OnceLock::new();
+
+/// The process-wide default clock, shared: [`MonotonicClock`] unless
+/// [`set_default_clock`] installed another one first.
+///
+/// Instances created with `new` capture it at creation.
 pub fn default_clock() -> SharedClock {
-    static DEFAULT: OnceLock<SharedClock> = OnceLock::new();
     DEFAULT.get_or_init(|| Arc::new(MonotonicClock)).clone()
+}
+
+/// Makes `clock` the process-wide default, for every instance created with `new` from
+/// now on (explicit `with_clock` calls are unaffected).
+///
+/// The first call wins, and only if it comes before anything has read the default
+/// (creating any instance with `new` does): call it at the start of `main`. Otherwise
+/// the clock is handed back in `Err` and the default is unchanged.
+///
+/// Meant for production binaries that want a cheaper clock such as [`QuantaClock`]
+/// (feature `quanta`); tests relying on tokio's paused clock keep the default. See the
+/// [module docs](self) for the trade-off.
+///
+/// ```
+/// use resilience::clock::{ManualClock, default_clock, set_default_clock};
+///
+/// let manual = ManualClock::new();
+/// assert!(set_default_clock(manual.shared()).is_ok());
+/// // Too late now: the first call won.
+/// assert!(set_default_clock(ManualClock::new().shared()).is_err());
+/// manual.advance(std::time::Duration::from_secs(5));
+/// assert_eq!(default_clock().now(), std::time::Duration::from_secs(5));
+/// ```
+pub fn set_default_clock(clock: SharedClock) -> Result<(), SharedClock> {
+    DEFAULT.set(clock)
 }
 
 /// Saturating conversion of a duration to nanoseconds in a `u64` (584 years).
@@ -86,6 +130,59 @@ impl Clock for MonotonicClock {
         #[cfg(not(feature = "tokio"))]
         let now = std::time::Instant::now();
         now.saturating_duration_since(epoch())
+    }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+/// A clock reading the CPU's time-stamp counter through the [`quanta`] crate (the
+/// clock `governor` uses): a few nanoseconds per read where `clock_gettime` can cost
+/// tens, and monotonic across threads.
+///
+/// It does **not** follow tokio's paused clock: use it in production (e.g. through
+/// [`set_default_clock`]), not in tests that pause time. Blocking sleeps are
+/// `std::thread::sleep`.
+///
+/// ```
+/// use resilience::clock::{Clock, QuantaClock};
+///
+/// let clock = QuantaClock::new();
+/// let t0 = clock.now();
+/// assert!(clock.now() >= t0);
+/// ```
+#[cfg(feature = "quanta")]
+#[derive(Debug, Clone)]
+pub struct QuantaClock {
+    clock: quanta::Clock,
+    start: u64,
+}
+
+#[cfg(feature = "quanta")]
+impl QuantaClock {
+    /// A clock whose zero is the moment of this call (calibrates the counter once per
+    /// process).
+    pub fn new() -> Self {
+        let clock = quanta::Clock::new();
+        let start = clock.raw();
+        QuantaClock { clock, start }
+    }
+}
+
+#[cfg(feature = "quanta")]
+impl Default for QuantaClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "quanta")]
+impl Clock for QuantaClock {
+    #[inline]
+    fn now(&self) -> Duration {
+        let raw = self.clock.raw();
+        Duration::from_nanos(self.clock.delta_as_nanos(self.start, raw))
     }
 
     fn sleep(&self, duration: Duration) {
@@ -207,6 +304,23 @@ mod tests {
         let c = ManualClock::with_wall_time(base);
         c.advance(Duration::from_secs(5));
         assert_eq!(c.wall_now(), base + Duration::from_secs(5));
+    }
+
+    #[cfg(feature = "quanta")]
+    #[test]
+    fn quanta_clock_is_monotonic_and_sleeps_for_real() {
+        let c = QuantaClock::new();
+        let mut last = c.now();
+        for _ in 0..1_000 {
+            let t = c.now();
+            assert!(t >= last);
+            last = t;
+        }
+        // A blocking sleep returns no earlier than asked, on this clock too (a lower
+        // bound only: no wall-clock upper bound is asserted).
+        let t0 = c.now();
+        c.sleep(Duration::from_millis(1));
+        assert!(c.now() - t0 >= Duration::from_micros(900));
     }
 
     #[cfg(feature = "tokio")]

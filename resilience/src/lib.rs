@@ -137,6 +137,7 @@ pub mod presets;
 pub mod rate_limit;
 pub mod registry;
 pub mod retry;
+mod striped;
 mod sync;
 pub mod timeout;
 

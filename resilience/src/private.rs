@@ -44,6 +44,7 @@ impl<T> Site<T> {
 
     /// The instance, resolving it on first use. A failed resolution is not cached: the
     /// call fails with `Error::Config` and the next call tries again.
+    #[inline(always)]
     fn get_or_resolve(
         &'static self,
         resolve: impl FnOnce() -> Result<Option<Arc<T>>, ConfigError>,
@@ -51,6 +52,15 @@ impl<T> Site<T> {
         if let Some(resolved) = self.0.get() {
             return Ok(resolved.as_ref());
         }
+        self.resolve_slow(resolve)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve_slow(
+        &'static self,
+        resolve: impl FnOnce() -> Result<Option<Arc<T>>, ConfigError>,
+    ) -> Handle<T> {
         let resolved = resolve().map_err(Error::Config)?;
         Ok(self.0.get_or_init(|| resolved).as_ref())
     }
@@ -156,6 +166,7 @@ impl CircuitArgs {
 
 /// Resolves a `#[circuit_breaker]` call site: registry config > attribute > preset >
 /// defaults (not public API).
+#[inline]
 pub fn resolve_circuit_breaker(
     site: &'static Site<CircuitBreaker>,
     args: &CircuitArgs,
@@ -207,6 +218,7 @@ impl RateLimitArgs {
 }
 
 /// Resolves a `#[rate_limit]` call site (not public API).
+#[inline]
 pub fn resolve_rate_limiter(
     site: &'static Site<RateLimiter>,
     args: &RateLimitArgs,
@@ -219,6 +231,7 @@ pub fn resolve_rate_limiter(
 }
 
 /// Resolves a `#[rate_limit(key = ..)]` call site (not public API).
+#[inline]
 pub fn resolve_keyed_rate_limiter(
     site: &'static Site<KeyedRateLimiter>,
     args: &RateLimitArgs,
@@ -241,6 +254,7 @@ pub struct BulkheadArgs {
 }
 
 /// Resolves a `#[bulkhead]` call site (not public API).
+#[inline]
 pub fn resolve_bulkhead(site: &'static Site<Bulkhead>, args: &BulkheadArgs) -> Handle<Bulkhead> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.bulkhead), |base: Option<BulkheadConfig>| {
@@ -268,6 +282,7 @@ pub struct TimeoutArgs {
 
 /// Resolves a `#[timeout]` call site: the literal, else the preset's timeout (not public
 /// API).
+#[inline]
 pub fn resolve_timeout(site: &'static Site<Duration>, args: &TimeoutArgs) -> Handle<Duration> {
     site.get_or_resolve(|| {
         if let Some(limit) = args.limit {
@@ -384,6 +399,7 @@ impl RetryArgs {
 
 /// Resolves a `#[retry]` call site: a policy set with `Registry::configure_retry` for the
 /// operation's name > attribute > preset > defaults (not public API).
+#[inline]
 pub fn resolve_retry(site: &'static Site<RetryPolicy>, args: &RetryArgs) -> Handle<RetryPolicy> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.retry), |base| {
@@ -537,6 +553,7 @@ fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
 }
 
 /// Sync circuit breaker layer (not public API).
+#[inline]
 pub fn circuit<T, E, C, F>(
     handle: &Handle<CircuitBreaker>,
     classifier: &C,
@@ -554,6 +571,7 @@ where
 }
 
 /// Sync rate limit layer (not public API).
+#[inline]
 pub fn rate_limit<T, E, F>(handle: &Handle<RateLimiter>, cost: u32, op: F) -> Result<T, Fault<E>>
 where
     F: FnOnce() -> Result<T, Fault<E>>,
@@ -590,6 +608,7 @@ where
 }
 
 /// Sync bulkhead layer (not public API).
+#[inline]
 pub fn bulkhead<T, E, F>(handle: &Handle<Bulkhead>, op: F) -> Result<T, Fault<E>>
 where
     F: FnOnce() -> Result<T, Fault<E>>,
@@ -793,6 +812,7 @@ pub struct RetryLoop<'h, H> {
 
 impl<'h, H> RetryLoop<'h, H> {
     /// Starts a call (deposits in the retry budget).
+    #[inline]
     pub fn new(handle: &Handle<RetryPolicy>, hooks: &'h H) -> Self {
         match handle {
             Ok(policy) => {
@@ -803,6 +823,7 @@ impl<'h, H> RetryLoop<'h, H> {
     }
 
     /// Whether to run the next attempt.
+    #[inline]
     pub fn begin<T, E>(&mut self) -> Begin<T, E> {
         match self.failed.take() {
             Some(e) => Begin::Fail(Err(Fault::Rejected(e))),
@@ -811,6 +832,7 @@ impl<'h, H> RetryLoop<'h, H> {
     }
 
     /// What to do with an attempt's result.
+    #[inline]
     pub fn step<T, E>(&mut self, result: Result<T, Fault<E>>) -> Step<T, E>
     where
         E: Debug,

@@ -16,6 +16,7 @@ use super::word::Word;
 use crate::Error;
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::events::{StateTransition, emit};
+use crate::striped::StripedCounter;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 
 const NONE: u64 = u64::MAX;
@@ -62,7 +63,8 @@ pub struct CircuitBreaker {
     /// `policy` so that a success under a consecutive-failures policy skips loading it.
     rate_window: AtomicBool,
     consecutive: AtomicU32,
-    successes: AtomicU64,
+    /// Striped: every call through a closed breaker counts here.
+    successes: StripedCounter,
     failures: AtomicU64,
     ignored: AtomicU64,
     rejections: AtomicU64,
@@ -116,7 +118,7 @@ impl CircuitBreaker {
             open_until: AtomicU64::new(0),
             rate_window: AtomicBool::new(rate_window),
             consecutive: AtomicU32::new(0),
-            successes: AtomicU64::new(0),
+            successes: StripedCounter::new(),
             failures: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
@@ -143,6 +145,7 @@ impl CircuitBreaker {
         self.policy.load().config.clone()
     }
 
+    #[inline(always)]
     fn load(&self) -> Word {
         Word(self.word.load(Ordering::Acquire))
     }
@@ -154,7 +157,18 @@ impl CircuitBreaker {
     /// Rejects with [`Error::CircuitOpen`] while open (with the time left in the open
     /// period), forced open (`retry_after` zero), or half-open with every probe slot
     /// taken (`retry_after` zero).
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<CallPermit<'_>, Error> {
+        // Hot path: closed, no slow-call threshold (so no clock read).
+        let w = self.load();
+        if w.is_closed() && self.slow_call.load(Ordering::Relaxed) == 0 {
+            return Ok(CallPermit::new(self, w.generation(), PermitKind::Closed, None));
+        }
+        self.try_acquire_slow()
+    }
+
+    #[inline(never)]
+    fn try_acquire_slow(&self) -> Result<CallPermit<'_>, Error> {
         loop {
             let w = self.load();
             match w.state() {
@@ -205,7 +219,36 @@ impl CircuitBreaker {
     }
 
     /// Apply the outcome of a call admitted at `generation` (called by the permit).
+    #[inline(always)]
     pub(super) fn on_outcome(
+        &self,
+        generation: u32,
+        kind: PermitKind,
+        started: Option<Duration>,
+        outcome: CallOutcome,
+    ) {
+        // Hot path: a success through a closed breaker, no slow-call timing, under a
+        // consecutive-failures policy: a success only ends the run of failures (it can
+        // never trip), so the policy need not be loaded.
+        if kind == PermitKind::Closed
+            && outcome == CallOutcome::Success
+            && started.is_none()
+            && !self.rate_window.load(Ordering::Relaxed)
+        {
+            self.successes.incr();
+            if self.consecutive.load(Ordering::Relaxed) != 0 {
+                let w = self.load();
+                if w.generation() == generation && w.is_closed() {
+                    self.consecutive.store(0, Ordering::Relaxed);
+                }
+            }
+            return;
+        }
+        self.on_outcome_slow(generation, kind, started, outcome);
+    }
+
+    #[inline(never)]
+    fn on_outcome_slow(
         &self,
         generation: u32,
         kind: PermitKind,
@@ -219,12 +262,15 @@ impl CircuitBreaker {
                 outcome = CallOutcome::Failure;
             }
         }
-        let counter = match outcome {
-            CallOutcome::Success => &self.successes,
-            CallOutcome::Failure => &self.failures,
-            CallOutcome::Ignored => &self.ignored,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            CallOutcome::Success => self.successes.incr(),
+            CallOutcome::Failure => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            CallOutcome::Ignored => {
+                self.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match kind {
             PermitKind::Disabled => {}
             PermitKind::Closed => self.closed_outcome(generation, outcome),
@@ -427,7 +473,7 @@ impl CircuitBreaker {
         let w = self.load();
         let now = self.clock.now();
         let policy = self.policy.load();
-        let successes = self.successes.load(Ordering::Relaxed);
+        let successes = self.successes.sum();
         let failures = self.failures.load(Ordering::Relaxed);
         let ignored = self.ignored.load(Ordering::Relaxed);
         let since = Duration::from_nanos(self.state_since.load(Ordering::Relaxed));

@@ -44,6 +44,7 @@ pub struct CallPermit<'a> {
 }
 
 impl<'a> CallPermit<'a> {
+    #[inline]
     pub(super) fn new(
         breaker: &'a CircuitBreaker,
         generation: u32,
@@ -54,6 +55,7 @@ impl<'a> CallPermit<'a> {
     }
 
     /// The call succeeded (a failure anyway if slower than the slow-call threshold).
+    #[inline]
     pub fn success(self) {
         self.record(CallOutcome::Success);
     }
@@ -69,6 +71,7 @@ impl<'a> CallPermit<'a> {
     }
 
     /// Report `outcome`.
+    #[inline(always)]
     pub fn record(mut self, outcome: CallOutcome) {
         self.done = true;
         self.breaker.on_outcome(self.generation, self.kind, self.started, outcome);

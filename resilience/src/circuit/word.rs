@@ -39,6 +39,13 @@ impl Word {
         }
     }
 
+    /// `state() == Closed`, in one mask.
+    #[inline]
+    pub(crate) fn is_closed(self) -> bool {
+        self.0 & STATE_MASK == 0
+    }
+
+    #[inline]
     pub(crate) fn generation(self) -> u32 {
         (self.0 >> 32) as u32
     }
@@ -78,6 +85,7 @@ mod tests {
         ] {
             let w = Word::new(state, u32::MAX).with_counters(10_000, 9_999);
             assert_eq!(w.state(), state);
+            assert_eq!(w.is_closed(), state == CircuitState::Closed);
             assert_eq!(w.generation(), u32::MAX);
             assert_eq!(w.probes(), 10_000);
             assert_eq!(w.successes(), 9_999);

@@ -61,6 +61,50 @@ impl Core {
         as_nanos(self.clock.now())
     }
 
+    /// The hot path of `try_acquire`: takes `cost` permits if they are available now.
+    /// `Ok` when granted (and counted); `Err(Some(wait))` when the bucket would have to
+    /// refill for `wait` nanoseconds (nothing consumed, nothing counted); `Err(None)` when
+    /// the call needs [`plan`](Self::plan) (a zero cost, a cost above the burst, an
+    /// evicted bucket).
+    #[inline]
+    pub(crate) fn take_now(
+        &self,
+        bucket: &Bucket,
+        tally: Tally<'_>,
+        cost: u32,
+    ) -> Result<(), Option<u64>> {
+        if cost == 0 {
+            return Err(None);
+        }
+        let l = self.params.load();
+        let inc = l.cost(cost);
+        if inc > l.tau {
+            return Err(None);
+        }
+        match bucket.take(self.now(), inc, l.tau, 0) {
+            Take::Granted { .. } => {
+                tally.granted();
+                Ok(())
+            }
+            Take::Denied { wait } => Err(Some(wait)),
+            Take::Evicted => Err(None),
+        }
+    }
+
+    /// The rejection `try_acquire` returns after [`take_now`](Self::take_now) found
+    /// `wait` nanoseconds to go.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn reject_now(
+        &self,
+        tally: Tally<'_>,
+        cost: u32,
+        wait: u64,
+        key: Option<&dyn fmt::Debug>,
+    ) -> Error {
+        self.rejection(tally, cost, wait, key, "rejected")
+    }
+
     /// Decides a call of `cost` on `bucket`. With `may_wait` false (`try_acquire`) the
     /// policy is not consulted: no permit means a rejection.
     #[inline]
@@ -149,10 +193,21 @@ impl Core {
         key: Option<&dyn fmt::Debug>,
         what: &'static str,
     ) -> Plan {
+        Plan::Reject(self.rejection(tally, cost, wait, key, what))
+    }
+
+    fn rejection(
+        &self,
+        tally: Tally<'_>,
+        cost: u32,
+        wait: u64,
+        key: Option<&dyn fmt::Debug>,
+        what: &'static str,
+    ) -> Error {
         tally.rejected();
         let wait = Duration::from_nanos(wait);
         log(&self.name, key, cost, wait, what);
-        Plan::Reject(Error::rate_limited(self.name.clone(), wait))
+        Error::rate_limited(self.name.clone(), wait)
     }
 
     #[cold]

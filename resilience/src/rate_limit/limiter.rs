@@ -67,6 +67,7 @@ impl RateLimiter {
         self.core.config()
     }
 
+    #[inline]
     fn tally(&self) -> Tally<'_> {
         Tally { local: &self.core.totals, total: None }
     }
@@ -78,6 +79,17 @@ impl RateLimiter {
     /// fails with [`Error::Config`] (field `cost`), which retries do not retry.
     #[inline]
     pub fn try_acquire(&self, cost: u32) -> Result<(), Error> {
+        match self.core.take_now(&self.bucket, self.tally(), cost) {
+            Ok(()) => Ok(()),
+            Err(Some(wait)) => Err(self.core.reject_now(self.tally(), cost, wait, None)),
+            Err(None) => self.try_acquire_slow(cost),
+        }
+    }
+
+    /// `try_acquire` off the hot path: a cost above the burst.
+    #[cold]
+    #[inline(never)]
+    fn try_acquire_slow(&self, cost: u32) -> Result<(), Error> {
         let plan = self.core.plan(&self.bucket, self.tally(), cost, false, None);
         self.finish(plan)
     }
@@ -85,7 +97,19 @@ impl RateLimiter {
     /// Takes `cost` permits, blocking the thread (on the limiter's clock) per
     /// [`OnLimit`](super::OnLimit): `Wait` and `Queue` reserve the next free slot and
     /// sleep until it (callers are served in arrival order); `Reject` fails at once.
+    #[inline]
     pub fn acquire(&self, cost: u32) -> Result<(), Error> {
+        // Hot path: permits available now. Otherwise the full decision (which takes
+        // nothing from a bucket that cannot serve the call at once).
+        match self.core.take_now(&self.bucket, self.tally(), cost) {
+            Ok(()) => Ok(()),
+            Err(_) => self.acquire_slow(cost),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(&self, cost: u32) -> Result<(), Error> {
         let plan = self.core.plan(&self.bucket, self.tally(), cost, true, None);
         self.finish(plan)
     }
@@ -102,6 +126,9 @@ impl RateLimiter {
     /// its slot stays consumed, so that the waiters behind it keep their times and order.
     #[cfg(feature = "tokio")]
     pub async fn acquire_async(&self, cost: u32) -> Result<(), Error> {
+        if self.core.take_now(&self.bucket, self.tally(), cost).is_ok() {
+            return Ok(());
+        }
         match self.core.plan(&self.bucket, self.tally(), cost, true, None) {
             Plan::Sleep { wait, tat, inc } => {
                 self.core.sleep_async(&self.bucket, self.tally(), wait, tat, inc).await;

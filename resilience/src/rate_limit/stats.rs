@@ -56,6 +56,7 @@ pub(crate) struct Tally<'a> {
 }
 
 impl Tally<'_> {
+    #[inline]
     fn each(&self, f: impl Fn(&Counters)) {
         f(self.local);
         if let Some(t) = self.total {
@@ -63,6 +64,7 @@ impl Tally<'_> {
         }
     }
 
+    #[inline]
     pub(crate) fn granted(&self) {
         self.each(|c| {
             c.granted.fetch_add(1, Ordering::Relaxed);

@@ -60,6 +60,7 @@ pub(super) struct Attempts<'p> {
 
 impl<'p> Attempts<'p> {
     /// Starts a call: deposits in the budget and reads the clock if needed.
+    #[inline]
     pub(super) fn start(policy: &'p PolicyInner) -> Self {
         if let Some(budget) = &policy.budget {
             budget.deposit();
@@ -73,7 +74,29 @@ impl<'p> Attempts<'p> {
     }
 
     /// Decides what to do with the result of the current attempt.
+    #[inline]
     pub(super) fn next<T, X, E, H>(
+        &mut self,
+        hooks: &H,
+        result: Result<T, X>,
+        view: fn(&X) -> View<'_, E>,
+    ) -> Next<T, X>
+    where
+        E: Debug,
+        H: RetryHooks<T, E> + ?Sized,
+    {
+        // Hot path: a success the hooks accept is returned as is.
+        if let Ok(value) = &result {
+            if !hooks.should_retry_result(value) {
+                return Next::Done(result);
+            }
+        }
+        self.after_failure(hooks, result, view)
+    }
+
+    /// [`next`](Self::next) for an error, or a value the hooks asked to retry.
+    #[inline(never)]
+    fn after_failure<T, X, E, H>(
         &mut self,
         hooks: &H,
         result: Result<T, X>,
@@ -85,12 +108,8 @@ impl<'p> Attempts<'p> {
     {
         let p = self.policy;
         let (reason, hint) = match &result {
-            Ok(value) => {
-                if !hooks.should_retry_result(value) {
-                    return Next::Done(result);
-                }
-                (RetryReason::Result(value), Hint::None)
-            }
+            // Only values that `should_retry_result` asked to retry get here.
+            Ok(value) => (RetryReason::Result(value), Hint::None),
             Err(x) => match view(x) {
                 View::Inner(e) => {
                     if !hooks.should_retry(e) {

@@ -52,6 +52,7 @@ impl RetryPolicy {
         self.drive(hooks, op, View::of_fault)
     }
 
+    #[inline]
     fn drive<T, X, E, H, F>(
         &self,
         hooks: &H,

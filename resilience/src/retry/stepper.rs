@@ -21,11 +21,13 @@ pub(crate) struct Stepper<'p> {
 
 impl<'p> Stepper<'p> {
     /// Starts a call (deposits in the budget, reads the clock if `max_elapsed` is set).
+    #[inline]
     pub(crate) fn start(policy: &'p RetryPolicy) -> Self {
         Stepper { policy, attempts: Attempts::start(&policy.inner) }
     }
 
     /// `Ok(result)`: return it; `Err(delay)`: sleep `delay`, then run another attempt.
+    #[inline]
     pub(crate) fn next<T, E, H>(
         &mut self,
         hooks: &H,

@@ -1,0 +1,87 @@
+//! Runs one hot path `n` times, for instruction counts under
+//! `valgrind --tool=callgrind` (steady where wall-clock timings are not):
+//!
+//! ```sh
+//! cargo build -p resilience-benches --release --example callgrind
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
+//!     --toggle-collect='callgrind::hot*' target/release/examples/callgrind breaker 100000
+//! ```
+//!
+//! Only the loop in `hot` is counted (not the set-up): divide the total by `n`. Paths:
+//! `breaker`, `limiter`, `retry`, `resilient`; with `PROBE_QUANTA=1` the default clock is
+//! `QuantaClock` (under valgrind quanta may fall back to `clock_gettime`, as valgrind's
+//! CPU model does not advertise an invariant TSC; compare such counts with care).
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+use resilience::rate_limit::{OnLimit, RateLimitConfig, RateLimiter};
+use resilience::retry::RetryPolicy;
+use resilience::{Error, resilient};
+
+#[derive(Debug)]
+enum ProbeError {
+    #[allow(dead_code)] // carried for the `From` impl the attributes need; never inspected
+    Resilience(Error),
+}
+
+impl From<Error> for ProbeError {
+    fn from(e: Error) -> Self {
+        ProbeError::Resilience(e)
+    }
+}
+
+#[resilient(
+    retry(max_attempts = 3),
+    circuit_breaker(name = "probe-resilient", failure_threshold = 5),
+    rate_limit(name = "probe-resilient", per_second = 1_000_000_000, burst = 1_000_000),
+    bulkhead(max_concurrent = 64)
+)]
+fn resilient_stack() -> Result<u64, ProbeError> {
+    Ok(black_box(1))
+}
+
+/// The measured loop (callgrind counts only inside it).
+#[inline(never)]
+fn hot<R>(n: u64, mut f: impl FnMut() -> R) {
+    for _ in 0..n {
+        let _ = black_box(f());
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().unwrap_or_default();
+    let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    if std::env::var_os("PROBE_QUANTA").is_some() {
+        let _ = resilience::clock::set_default_clock(std::sync::Arc::new(
+            resilience::clock::QuantaClock::new(),
+        ));
+    }
+    match path.as_str() {
+        "breaker" => {
+            let b = CircuitBreaker::new("probe", CircuitBreakerConfig::default());
+            hot(n, || b.call(|| Ok::<u64, Error>(black_box(1))));
+        }
+        "limiter" => {
+            let config = RateLimitConfig::builder()
+                .per_second(1_000_000_000)
+                .burst(1_000_000)
+                .on_limit(OnLimit::Reject)
+                .build()
+                .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+            let l = RateLimiter::new("probe", config);
+            hot(n, || l.try_acquire(1));
+        }
+        "retry" => {
+            let policy = RetryPolicy::builder().max_attempts(3).build().unwrap_or_default();
+            hot(n, || policy.call(|| Ok::<u64, Error>(black_box(1))));
+        }
+        "resilient" => {
+            let _ = resilient_stack(); // resolves the call site's layers
+            hot(n, resilient_stack);
+        }
+        _ => eprintln!("usage: callgrind breaker|limiter|retry|resilient [n]"),
+    }
+}
