@@ -112,6 +112,7 @@
 //! | `serde` | no | `Serialize` on stats snapshots |
 //! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) |
 //! | `chaos` | no | a seedable fault injector for your own tests (`chaos`) |
+//! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "macros")]
