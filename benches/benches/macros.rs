@@ -10,17 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
 use resilience::{ConfigError, circuit_breaker, registry, resilient};
 
-#[derive(Debug)]
-enum BenchError {
-    #[allow(dead_code)] // carried for the `From` impl the attributes need; never inspected
-    Resilience(resilience::Error),
-}
-
-impl From<resilience::Error> for BenchError {
-    fn from(e: resilience::Error) -> Self {
-        BenchError::Resilience(e)
-    }
-}
+use resilience_benches::BenchError;
 
 #[circuit_breaker(name = "bench-macro-breaker", failure_threshold = 5)]
 fn with_macro() -> Result<u64, BenchError> {

@@ -12,17 +12,7 @@ use resilience::clock::{QuantaClock, set_default_clock};
 use resilience::resilient;
 use resilience_benches::table::QUANTA_ROW;
 
-#[derive(Debug)]
-enum BenchError {
-    #[allow(dead_code)] // carried for the `From` impl the attributes need; never inspected
-    Resilience(resilience::Error),
-}
-
-impl From<resilience::Error> for BenchError {
-    fn from(e: resilience::Error) -> Self {
-        BenchError::Resilience(e)
-    }
-}
+use resilience_benches::BenchError;
 
 // The same stack as in `macros.rs`.
 #[resilient(

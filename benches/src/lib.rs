@@ -87,3 +87,17 @@ mod tests {
         assert_eq!(sum.load(Ordering::Relaxed), 4 * 499_500 + 60_000_000);
     }
 }
+
+/// The error type of the benchmarked functions: the attributes need
+/// `From<resilience::Error>`, and nothing ever inspects it.
+#[derive(Debug)]
+pub enum BenchError {
+    /// A resilience layer refused the call.
+    Resilience(resilience::Error),
+}
+
+impl From<resilience::Error> for BenchError {
+    fn from(e: resilience::Error) -> Self {
+        BenchError::Resilience(e)
+    }
+}

@@ -132,7 +132,9 @@ impl Core {
                 Plan::Go
             }
             Take::Evicted => Plan::Evicted,
-            Take::Denied { wait } if !may_wait => self.reject(tally, cost, wait, key, "rejected"),
+            Take::Denied { wait } if !may_wait => {
+                Plan::Reject(self.rejection(tally, cost, wait, key, "rejected"))
+            }
             Take::Denied { wait } => self.plan_wait(bucket, tally, cost, now, inc, l, wait, key),
         }
     }
@@ -155,12 +157,20 @@ impl Core {
             (c.on_limit(), c.max_wait(), c.max_queue())
         };
         let limit = match on_limit {
-            OnLimit::Reject => return self.reject(tally, cost, wait, key, "rejected"),
+            OnLimit::Reject => {
+                return Plan::Reject(self.rejection(tally, cost, wait, key, "rejected"));
+            }
             OnLimit::Wait => None,
             OnLimit::Queue => Some(max_queue),
         };
         if !tally.enter_wait(limit) {
-            return self.reject(tally, cost, wait, key, "rejected: wait queue full");
+            return Plan::Reject(self.rejection(
+                tally,
+                cost,
+                wait,
+                key,
+                "rejected: wait queue full",
+            ));
         }
         match bucket.take(now, inc, l.tau, max_wait.map_or(u64::MAX, as_nanos)) {
             Take::Granted { wait: 0, .. } => {
@@ -176,24 +186,19 @@ impl Core {
             }
             Take::Denied { wait } => {
                 tally.leave_wait();
-                self.reject(tally, cost, wait, key, "rejected: wait would exceed max_wait")
+                Plan::Reject(self.rejection(
+                    tally,
+                    cost,
+                    wait,
+                    key,
+                    "rejected: wait would exceed max_wait",
+                ))
             }
             Take::Evicted => {
                 tally.leave_wait();
                 Plan::Evicted
             }
         }
-    }
-
-    fn reject(
-        &self,
-        tally: Tally<'_>,
-        cost: u32,
-        wait: u64,
-        key: Option<&dyn fmt::Debug>,
-        what: &'static str,
-    ) -> Plan {
-        Plan::Reject(self.rejection(tally, cost, wait, key, what))
     }
 
     fn rejection(
