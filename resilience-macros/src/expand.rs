@@ -465,6 +465,7 @@ fn circuit_spec(ctx: &Ctx<'_>, args: &CircuitArgs, planned: &Planned) -> TokenSt
     let success_threshold = opt(args.success_threshold);
     let half_open_max_calls = opt(args.half_open_max_calls);
     let slow_call = duration(args.slow_call);
+    let backend = backend(p, args.backend, args.fail_mode);
     quote!(#p::CircuitArgs {
         name: #name,
         preset: #preset,
@@ -477,6 +478,7 @@ fn circuit_spec(ctx: &Ctx<'_>, args: &CircuitArgs, planned: &Planned) -> TokenSt
         success_threshold: #success_threshold,
         half_open_max_calls: #half_open_max_calls,
         slow_call: #slow_call,
+        backend: #backend,
     })
 }
 
@@ -492,6 +494,21 @@ fn classifier_value(ctx: &Ctx<'_>, args: &CircuitArgs) -> TokenStream {
         None => quote!(#p::NoErrors),
     };
     quote!(#p::MacroClassifier::<#err, _, _>::new(#failure_if, #ignore_if))
+}
+
+/// `backend = ..` and `fail_mode = ..` as an `Option<Backend>`.
+fn backend(
+    p: &TokenStream,
+    backend: Option<(bool, proc_macro2::Span)>,
+    fail_mode: Option<(bool, proc_macro2::Span)>,
+) -> TokenStream {
+    let mode = match fail_mode {
+        Some((true, _)) => quote!(#p::FailMode::Closed),
+        _ => quote!(#p::FailMode::Open),
+    };
+    opt(backend.map(|(redis, _)| {
+        if redis { quote!(#p::Backend::Redis(#mode)) } else { quote!(#p::Backend::Local) }
+    }))
 }
 
 fn rate_limit_spec(ctx: &Ctx<'_>, args: &RateLimitArgs, planned: &Planned) -> TokenStream {
@@ -510,6 +527,7 @@ fn rate_limit_spec(ctx: &Ctx<'_>, args: &RateLimitArgs, planned: &Planned) -> To
     }));
     let max_wait = duration(args.max_wait);
     let max_queue = opt(args.max_queue.map(|(v, _)| v));
+    let backend = backend(p, args.backend, args.fail_mode);
     quote!(#p::RateLimitArgs {
         name: #name,
         preset: #preset,
@@ -520,6 +538,7 @@ fn rate_limit_spec(ctx: &Ctx<'_>, args: &RateLimitArgs, planned: &Planned) -> To
         on_limit: #on_limit,
         max_wait: #max_wait,
         max_queue: #max_queue,
+        backend: #backend,
     })
 }
 

@@ -1,5 +1,7 @@
 //! Cross-argument and function-shape rules, checked once everything is parsed.
 
+use proc_macro2::Span;
+
 use crate::args::{
     BackoffArg, CircuitArgs, Errors, OnLimitArg, RateLimitArgs, RetryArgs, WindowArg,
 };
@@ -69,6 +71,7 @@ fn retry(args: &RetryArgs, errors: &mut Errors) {
 }
 
 fn circuit(args: &CircuitArgs, errors: &mut Errors) {
+    fail_mode("circuit_breaker", args.backend, args.fail_mode, errors);
     if let (Some(_), Some((_, span))) = (args.failure_threshold, args.failure_rate) {
         errors.push(syn::Error::new(
             span,
@@ -130,6 +133,24 @@ fn rate_limit(args: &RateLimitArgs, planned: &Planned, errors: &mut Errors) {
         errors.push(syn::Error::new(
             wait.span,
             "`max_wait` in `#[rate_limit]` does not apply to `on_limit = reject`, which never waits",
+        ));
+    }
+    fail_mode("rate_limit", args.backend, args.fail_mode, errors);
+}
+
+/// `fail_mode` only means something for a Redis backend.
+fn fail_mode(
+    attr: &str,
+    backend: Option<(bool, Span)>,
+    fail_mode: Option<(bool, Span)>,
+    errors: &mut Errors,
+) {
+    if let Some((_, span)) = fail_mode
+        && !matches!(backend, Some((true, _)))
+    {
+        errors.push(syn::Error::new(
+            span,
+            format!("`fail_mode` in `#[{attr}]` applies only to `backend = \"redis\"`; add it or remove `fail_mode`"),
         ));
     }
 }

@@ -141,14 +141,15 @@ impl RetryAfter for std::io::Error {
     }
 }
 
-/// `Timeout`, `RateLimited` and `BulkheadFull` are transient; `CircuitOpen` (the breaker
+/// `Timeout`, `RateLimited`, `BulkheadFull` and `BackendUnavailable` are transient; `CircuitOpen` (the breaker
 /// decides when to try again, not the retry loop) and `Config` are permanent.
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
-            Error::Timeout { .. } | Error::RateLimited { .. } | Error::BulkheadFull { .. } => {
-                ErrorClass::Transient
-            }
+            Error::Timeout { .. }
+            | Error::RateLimited { .. }
+            | Error::BulkheadFull { .. }
+            | Error::BackendUnavailable { .. } => ErrorClass::Transient,
             Error::CircuitOpen { .. } | Error::Config(_) => ErrorClass::Permanent,
         }
     }

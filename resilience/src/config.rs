@@ -53,6 +53,10 @@
 //! | `[name.circuit_breaker]` | `failure_threshold`, or `failure_rate` + `window_calls` / `window_duration` + `min_calls`; `recovery_timeout`, `recovery_jitter`, `half_open_max_calls`, `success_threshold`, `slow_call` |
 //! | `[name.rate_limit]` | `per_second` or `per_minute`, `burst`, `on_limit` (`wait`, `reject`, `queue`), `max_wait`, `max_queue`, `idle_timeout` |
 //! | `[name.bulkhead]` | `max_concurrent`, `max_wait` |
+//! | `[redis]` (reserved name; feature `redis`) | `url` (else `RESILIENCE_REDIS_URL`), `timeout`, `retry_interval`, `sync_interval`, `key_prefix`, `pool_size` |
+//!
+//! The circuit breaker and rate limit tables also take `backend` (`"local"`, `"redis"`)
+//! and, with `"redis"`, `fail_mode` (`"open"`, `"closed"`): see [`crate::redis`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -66,7 +70,7 @@ use crate::presets::ResilienceConfig;
 use crate::rate_limit::{OnLimit, RateLimitConfig};
 use crate::registry::Registry;
 use crate::retry::RetryPolicy;
-use crate::{ConfigError, duration};
+use crate::{Backend, ConfigError, FailMode, duration};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +110,8 @@ struct CircuitToml {
     half_open_max_calls: Option<u32>,
     success_threshold: Option<u32>,
     slow_call: Option<String>,
+    backend: Option<String>,
+    fail_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +124,21 @@ struct LimitToml {
     max_wait: Option<String>,
     max_queue: Option<usize>,
     idle_timeout: Option<String>,
+    backend: Option<String>,
+    fail_mode: Option<String>,
+}
+
+/// The reserved `[redis]` table.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[serde(deny_unknown_fields)]
+struct RedisToml {
+    url: Option<String>,
+    timeout: Option<String>,
+    retry_interval: Option<String>,
+    sync_interval: Option<String>,
+    key_prefix: Option<String>,
+    pool_size: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,12 +169,26 @@ impl Registry {
     ///
     /// Nothing is applied unless the whole text is valid.
     pub fn load_toml(&self, text: &str) -> Result<(), ConfigError> {
-        let sections: BTreeMap<String, Section> = toml::from_str(text)
-            .map_err(|e| err("toml".into(), e.to_string().trim_end().to_string()))?;
+        let syntax = |e: toml::de::Error| err("toml".into(), e.to_string().trim_end().to_string());
+        let mut table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let redis = table
+            .remove("redis")
+            .map(|t| t.try_into::<RedisToml>().map_err(syntax))
+            .transpose()?
+            .map(|t| redis_backend(&t))
+            .transpose()?;
+        let sections: BTreeMap<String, Section> =
+            toml::Value::Table(table).try_into().map_err(syntax)?;
         let mut resolved: BTreeMap<String, ResilienceConfig> = BTreeMap::new();
         for name in sections.keys() {
             resolve(self, &sections, name, &mut resolved, &mut Vec::new())?;
         }
+        #[cfg(feature = "redis")]
+        if let Some(config) = redis {
+            crate::redis::configure(config)?;
+        }
+        #[cfg(not(feature = "redis"))]
+        let _: Option<()> = redis;
         for (name, config) in resolved {
             self.configure(&name, config);
         }
@@ -166,6 +201,63 @@ impl Registry {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("file".into(), format!("cannot read {}: {e}", path.display())))?;
         self.load_toml(&text)
+    }
+}
+
+/// The `[redis]` table: the backend shared instances use (`url` falls back to
+/// `RESILIENCE_REDIS_URL`).
+#[cfg(feature = "redis")]
+fn redis_backend(t: &RedisToml) -> Result<crate::redis::RedisConfig, ConfigError> {
+    use crate::redis::{RedisConfig, URL_ENV};
+    let url = match (&t.url, std::env::var(URL_ENV)) {
+        (Some(url), _) => url.clone(),
+        (None, Ok(url)) => url,
+        (None, Err(_)) => {
+            return Err(err("redis.url".into(), format!("is required (or set {URL_ENV})")));
+        }
+    };
+    let mut b = RedisConfig::builder(url);
+    if let Some(d) = dur("redis", "timeout", &t.timeout)? {
+        b = b.timeout(d);
+    }
+    if let Some(d) = dur("redis", "retry_interval", &t.retry_interval)? {
+        b = b.retry_interval(d);
+    }
+    if let Some(d) = dur("redis", "sync_interval", &t.sync_interval)? {
+        b = b.sync_interval(d);
+    }
+    if let Some(p) = &t.key_prefix {
+        b = b.key_prefix(p.clone());
+    }
+    if let Some(n) = t.pool_size {
+        b = b.pool_size(n);
+    }
+    b.build()
+}
+
+/// Without the `redis` feature a `[redis]` table is refused.
+#[cfg(not(feature = "redis"))]
+fn redis_backend(_: &RedisToml) -> Result<(), ConfigError> {
+    Err(err(
+        "redis".into(),
+        "the `[redis]` table needs the crate feature `redis` (resilience = { features = [\"redis\"] })",
+    ))
+}
+
+/// `backend = "local" | "redis"` with `fail_mode = "open" | "closed"`.
+fn backend(
+    path: &str,
+    backend: &Option<String>,
+    fail_mode: &Option<String>,
+) -> Result<Option<Backend>, ConfigError> {
+    let fail = fail_mode.as_deref().map(|m| m.parse::<FailMode>().map_err(at(path))).transpose()?;
+    match (backend.as_deref().map(str::parse::<Backend>).transpose().map_err(at(path))?, fail) {
+        (Some(Backend::Redis(_)), fail) => Ok(Some(Backend::Redis(fail.unwrap_or_default()))),
+        (_, Some(_)) => Err(err(
+            format!("{path}.fail_mode"),
+            "applies only to backend = \"redis\"; add it or remove fail_mode",
+        )),
+        (other, None) => Ok(other),
     }
 }
 
@@ -377,6 +469,9 @@ fn circuit(
     if let Some(d) = dur(path, "slow_call", &t.slow_call)? {
         b = b.slow_call(d);
     }
+    if let Some(backend) = backend(path, &t.backend, &t.fail_mode)? {
+        b = b.backend(backend);
+    }
     b.build().map_err(at(path))
 }
 
@@ -422,6 +517,9 @@ fn limit(
     }
     if let Some(d) = dur(path, "idle_timeout", &t.idle_timeout)? {
         b = b.idle_timeout(d);
+    }
+    if let Some(backend) = backend(path, &t.backend, &t.fail_mode)? {
+        b = b.backend(backend);
     }
     b.build().map_err(at(path))
 }

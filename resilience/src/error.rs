@@ -74,6 +74,19 @@ pub enum Error {
         /// Its concurrency limit.
         max_concurrent: u32,
     },
+    /// The shared-state backend (Redis) of the instance `name` could not be reached in
+    /// time, and the instance is configured to fail closed
+    /// ([`FailMode::Closed`](crate::FailMode::Closed)): the call was not attempted.
+    #[error(
+        "`{name}` rejected the call: its shared-state backend is unavailable ({reason}); it is configured to fail closed"
+    )]
+    #[non_exhaustive]
+    BackendUnavailable {
+        /// Name of the limiter or circuit.
+        name: Arc<str>,
+        /// What went wrong (connection refused, timed out after 50ms, ...).
+        reason: Arc<str>,
+    },
     /// A named instance could not be built from its configuration (an unknown preset, an
     /// invalid value loaded from a config file). Never retried.
     #[error("resilience configuration error: {0}")]
@@ -101,6 +114,11 @@ impl Error {
         Error::BulkheadFull { name: name.into(), max_concurrent }
     }
 
+    /// A [`Error::BackendUnavailable`] for instance `name`.
+    pub fn backend_unavailable(name: impl Into<Arc<str>>, reason: impl Into<Arc<str>>) -> Self {
+        Error::BackendUnavailable { name: name.into(), reason: reason.into() }
+    }
+
     /// How long the layer suggests waiting before trying again, when it knows.
     ///
     /// ```
@@ -113,12 +131,15 @@ impl Error {
             Error::CircuitOpen { retry_after, .. } | Error::RateLimited { retry_after, .. } => {
                 Some(*retry_after)
             }
-            Error::Timeout { .. } | Error::BulkheadFull { .. } | Error::Config(_) => None,
+            Error::Timeout { .. }
+            | Error::BulkheadFull { .. }
+            | Error::BackendUnavailable { .. }
+            | Error::Config(_) => None,
         }
     }
 
     /// Whether this is a rejection before the call ran (open circuit, rate limit, full
-    /// bulkhead, bad configuration), as opposed to a timeout of a call that did run.
+    /// bulkhead, unavailable backend, bad configuration), as opposed to a timeout of a call that did run.
     pub fn is_rejection(&self) -> bool {
         !matches!(self, Error::Timeout { .. })
     }

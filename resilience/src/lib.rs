@@ -119,6 +119,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod backend;
 pub mod backoff;
 pub mod bulkhead;
 #[cfg(feature = "chaos")]
@@ -136,12 +137,15 @@ mod fault;
 mod pipeline;
 pub mod presets;
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod registry;
 pub mod retry;
 mod striped;
 mod sync;
 pub mod timeout;
 
+pub use backend::{Backend, FailMode};
 pub use backoff::{Backoff, Jitter};
 pub use bulkhead::{Bulkhead, BulkheadConfig};
 pub use circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};

@@ -25,6 +25,7 @@ pub use crate::bulkhead::Bulkhead;
 pub use crate::circuit::{CircuitBreaker, Window};
 pub use crate::rate_limit::{OnLimit, RateLimiter};
 pub use crate::retry::RetryPolicy;
+pub use crate::{Backend, FailMode};
 
 /// The keyed limiter the attributes use (not public API).
 pub type KeyedRateLimiter = crate::rate_limit::KeyedRateLimiter<String>;
@@ -118,6 +119,7 @@ pub struct CircuitArgs {
     pub success_threshold: Option<u32>,
     pub half_open_max_calls: Option<u32>,
     pub slow_call: Option<Duration>,
+    pub backend: Option<Backend>,
 }
 
 /// `window = 100` or `window = 60s` (not public API).
@@ -160,6 +162,9 @@ impl CircuitArgs {
         if let Some(d) = self.slow_call {
             b = b.slow_call(d);
         }
+        if let Some(backend) = self.backend {
+            b = b.backend(backend);
+        }
         b.build()
     }
 }
@@ -190,6 +195,7 @@ pub struct RateLimitArgs {
     pub on_limit: Option<OnLimit>,
     pub max_wait: Option<Duration>,
     pub max_queue: Option<u32>,
+    pub backend: Option<Backend>,
 }
 
 impl RateLimitArgs {
@@ -212,6 +218,9 @@ impl RateLimitArgs {
         }
         if let Some(n) = self.max_queue {
             b = b.max_queue(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(backend) = self.backend {
+            b = b.backend(backend);
         }
         b.build()
     }

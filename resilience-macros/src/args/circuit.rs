@@ -22,6 +22,8 @@ pub(crate) const KEYS: &[&str] = &[
     "ignore_if",
     "fallback",
     "preset",
+    "backend",
+    "fail_mode",
     "crate",
 ];
 
@@ -49,6 +51,10 @@ pub(crate) struct CircuitArgs {
     pub(crate) ignore_if: Option<Expr>,
     pub(crate) fallback: Option<Expr>,
     pub(crate) preset: Option<LitStr>,
+    /// `backend = "redis"` (`true`) or `"local"`.
+    pub(crate) backend: Option<(bool, Span)>,
+    /// `fail_mode = "closed"` (`true`) or `"open"`.
+    pub(crate) fail_mode: Option<(bool, Span)>,
 }
 
 impl CircuitArgs {
@@ -86,6 +92,8 @@ impl CircuitArgs {
             "ignore_if" => self.ignore_if = Some(super::path_or_closure(ATTR, &key, value)?),
             "fallback" => self.fallback = Some(super::path(ATTR, &key, value)?),
             "preset" => self.preset = Some(super::string(ATTR, &key, value)?),
+            "backend" => self.backend = Some(super::backend(ATTR, &key, value)?),
+            "fail_mode" => self.fail_mode = Some(super::fail_mode(ATTR, &key, value)?),
             _ => self.krate = Some(super::crate_path(ATTR, value)?),
         }
         Ok(())
@@ -107,6 +115,8 @@ fn example(key: &str) -> &'static str {
         "ignore_if" => "is_not_found",
         "fallback" => "cached_value",
         "preset" => "\"api\"",
+        "backend" => "\"redis\"",
+        "fail_mode" => "\"closed\"",
         _ => "\"my_facade::resilience\"",
     }
 }

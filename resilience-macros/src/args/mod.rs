@@ -337,7 +337,8 @@ pub(crate) fn string(attr: &str, key: &str, expr: &Expr) -> syn::Result<LitStr> 
     }
 }
 
-/// One identifier among `choices`, e.g. `backoff = exponential`.
+/// One identifier among `choices`, e.g. `backoff = exponential` (or the same as a
+/// string, `backend = "redis"`).
 pub(crate) fn choice(
     attr: &str,
     key: &str,
@@ -352,6 +353,11 @@ pub(crate) fn choice(
         if choices.contains(&name.as_str()) {
             return Ok((name, ident.span()));
         }
+    }
+    if let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = expr
+        && choices.contains(&s.value().as_str())
+    {
+        return Ok((s.value(), s.span()));
     }
     Err(syn::Error::new_spanned(expr, format!("`{key}` in `#[{attr}]` must be one of: {list}")))
 }
@@ -423,6 +429,18 @@ pub(crate) fn key_value<'e>(
 pub(crate) fn starts_with_literal(tokens: &TokenStream) -> bool {
     matches!(tokens.clone().into_iter().next(), Some(TokenTree::Literal(_)))
         || matches!(tokens.clone().into_iter().next(), Some(TokenTree::Punct(p)) if p.as_char() == '-')
+}
+
+/// `backend = "local" | "redis"`: `(is_redis, span)`.
+pub(crate) fn backend(attr: &str, key: &str, expr: &Expr) -> syn::Result<(bool, Span)> {
+    let (name, span) = choice(attr, key, expr, &["local", "redis"])?;
+    Ok((name == "redis", span))
+}
+
+/// `fail_mode = "open" | "closed"`: `(is_closed, span)`.
+pub(crate) fn fail_mode(attr: &str, key: &str, expr: &Expr) -> syn::Result<(bool, Span)> {
+    let (name, span) = choice(attr, key, expr, &["open", "closed"])?;
+    Ok((name == "closed", span))
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub(crate) const KEYS: &[&str] = &[
     "max_wait",
     "max_queue",
     "preset",
+    "backend",
+    "fail_mode",
     "crate",
 ];
 
@@ -44,6 +46,10 @@ pub(crate) struct RateLimitArgs {
     pub(crate) max_wait: Option<DurationLit>,
     pub(crate) max_queue: Option<(u32, Span)>,
     pub(crate) preset: Option<LitStr>,
+    /// `backend = "redis"` (`true`) or `"local"`.
+    pub(crate) backend: Option<(bool, Span)>,
+    /// `fail_mode = "closed"` (`true`) or `"open"`.
+    pub(crate) fail_mode: Option<(bool, Span)>,
 }
 
 impl RateLimitArgs {
@@ -79,6 +85,8 @@ impl RateLimitArgs {
             "max_wait" => self.max_wait = Some(super::duration(ATTR, &key, value)?),
             "max_queue" => self.max_queue = Some((super::count(ATTR, &key, value)?, span)),
             "preset" => self.preset = Some(super::string(ATTR, &key, value)?),
+            "backend" => self.backend = Some(super::backend(ATTR, &key, value)?),
+            "fail_mode" => self.fail_mode = Some(super::fail_mode(ATTR, &key, value)?),
             _ => self.krate = Some(super::crate_path(ATTR, value)?),
         }
         Ok(())
@@ -97,6 +105,8 @@ fn example(key: &str) -> &'static str {
         "max_wait" => "5s",
         "max_queue" => "100",
         "preset" => "\"api\"",
+        "backend" => "\"redis\"",
+        "fail_mode" => "\"closed\"",
         _ => "\"my_facade::resilience\"",
     }
 }

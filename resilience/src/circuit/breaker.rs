@@ -16,6 +16,8 @@ use super::word::Word;
 use crate::Error;
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::events::{StateTransition, emit};
+#[cfg(feature = "redis")]
+use crate::redis::breaker::SharedCircuit;
 use crate::striped::StripedCounter;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 
@@ -74,6 +76,9 @@ pub struct CircuitBreaker {
     last_transition: AtomicU64,
     /// Serialises transitions; holds the jitter RNG.
     transition: Mutex<fastrand::Rng>,
+    /// The circuit in Redis, for `Backend::Redis`.
+    #[cfg(feature = "redis")]
+    shared: Option<Arc<SharedCircuit>>,
 }
 
 /// The config plus the structures derived from it, swapped whole by `reconfigure`.
@@ -109,7 +114,11 @@ impl CircuitBreaker {
     ) -> Self {
         let now = as_nanos(clock.now());
         let rate_window = config.failure_rate().is_some();
+        #[cfg(feature = "redis")]
+        let shared = SharedCircuit::for_config(&config, None);
         CircuitBreaker {
+            #[cfg(feature = "redis")]
+            shared,
             name: name.into(),
             slow_call: AtomicU64::new(config.slow_call().map_or(0, as_nanos)),
             policy: ArcSwap::from_pointee(Policy::new(config, None)),
@@ -499,6 +508,83 @@ impl CircuitBreaker {
     #[cfg(test)]
     pub(crate) fn seed_jitter(&self, seed: u64) {
         *self.transition.lock() = fastrand::Rng::with_seed(seed);
+    }
+
+    /// A breaker whose state is shared through `backend`'s Redis with every process
+    /// using the same name there, whatever `config.backend()` says (its
+    /// [`FailMode`](crate::FailMode) applies when it is `Backend::Redis`; otherwise it
+    /// fails open).
+    #[cfg(feature = "redis")]
+    pub fn with_redis(
+        name: impl Into<Arc<str>>,
+        config: CircuitBreakerConfig,
+        backend: Arc<crate::redis::RedisBackend>,
+    ) -> Self {
+        let shared = match config.backend() {
+            crate::Backend::Local => crate::Backend::Redis(crate::FailMode::Open),
+            redis => redis,
+        };
+        let config = config.to_builder().backend(shared).build().unwrap_or(config);
+        let mut breaker = Self::new(name, config.clone());
+        breaker.shared = SharedCircuit::for_config(&config, Some(backend));
+        breaker
+    }
+
+    /// The state Redis holds for this circuit, read now (blocking; one round trip).
+    /// `Ok(None)` for a local breaker.
+    #[cfg(feature = "redis")]
+    pub fn shared_state(&self) -> Result<Option<crate::redis::SharedState>, Error> {
+        self.shared.as_ref().map(|s| s.read_blocking(self)).transpose()
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(&self) -> Option<&Arc<SharedCircuit>> {
+        self.shared.as_ref()
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn clock_now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    #[cfg(feature = "redis")]
+    /// A rejection decided by the shared circuit (counted like a local one).
+    pub(crate) fn shared_rejection(&self, retry_after: Duration) -> Error {
+        self.reject(retry_after)
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn count_rejection(&self) {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.state() == CircuitState::Disabled
+    }
+
+    #[cfg(feature = "redis")]
+    /// Clock time at admission when a slow-call threshold is configured.
+    pub(crate) fn slow_call_start(&self) -> Option<Duration> {
+        self.start_time()
+    }
+
+    #[cfg(feature = "redis")]
+    /// `outcome`, or a failure for a success slower than the slow-call threshold.
+    pub(crate) fn slow_adjusted(
+        &self,
+        started: Option<Duration>,
+        outcome: CallOutcome,
+    ) -> CallOutcome {
+        let limit = self.slow_call.load(Ordering::Relaxed);
+        match (outcome, started) {
+            (CallOutcome::Success, Some(start))
+                if limit != 0 && as_nanos(self.clock.now().saturating_sub(start)) > limit =>
+            {
+                CallOutcome::Failure
+            }
+            _ => outcome,
+        }
     }
 
     /// The clock time at which the current open period ends.

@@ -71,6 +71,11 @@ impl CircuitBreaker {
         C: FailureClassifier<E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared() {
+            let outcome = |r: &Result<T, E>| outcome_of(r, classifier);
+            return crate::redis::breaker::run_blocking(self, shared, outcome, E::from, op);
+        }
         let permit = self.try_acquire().map_err(E::from)?;
         let result = op();
         permit.record(outcome_of(&result, classifier));
@@ -85,6 +90,11 @@ impl CircuitBreaker {
         C: FailureClassifier<E> + ?Sized,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared() {
+            let outcome = |r: &Result<T, Fault<E>>| fault_outcome(r, classifier);
+            return crate::redis::breaker::run_blocking(self, shared, outcome, Fault::Rejected, op);
+        }
         let permit = self.try_acquire().map_err(Fault::Rejected)?;
         let result = op();
         permit.record(fault_outcome(&result, classifier));
@@ -124,6 +134,11 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared() {
+            let outcome = |r: &Result<T, E>| outcome_of(r, classifier);
+            return crate::redis::breaker::run_async(self, shared, outcome, E::from, op).await;
+        }
         let permit = self.try_acquire().map_err(E::from)?;
         let result = op().await;
         permit.record(outcome_of(&result, classifier));
@@ -138,6 +153,12 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared() {
+            let outcome = |r: &Result<T, Fault<E>>| fault_outcome(r, classifier);
+            return crate::redis::breaker::run_async(self, shared, outcome, Fault::Rejected, op)
+                .await;
+        }
         let permit = self.try_acquire().map_err(Fault::Rejected)?;
         let result = op().await;
         permit.record(fault_outcome(&result, classifier));

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::ConfigError;
 use crate::error::check;
+use crate::{Backend, ConfigError};
 
 /// Largest accepted count (thresholds, `min_calls`, count-window size).
 pub(crate) const MAX_CALLS: u32 = 100_000;
@@ -115,6 +115,7 @@ pub struct CircuitBreakerConfig {
     half_open_max_calls: u32,
     success_threshold: u32,
     slow_call: Option<Duration>,
+    backend: Backend,
 }
 
 impl Default for CircuitBreakerConfig {
@@ -128,6 +129,7 @@ impl Default for CircuitBreakerConfig {
             half_open_max_calls: 1,
             success_threshold: 2,
             slow_call: None,
+            backend: Backend::Local,
         }
     }
 }
@@ -199,6 +201,12 @@ impl CircuitBreakerConfig {
     /// Duration above which a successful call counts as a failure, if set.
     pub fn slow_call(&self) -> Option<Duration> {
         self.slow_call
+    }
+
+    /// Where the circuit's state lives: in this process (default) or in Redis, shared
+    /// by every process using the same circuit name.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 }
 
@@ -273,9 +281,18 @@ impl CircuitBreakerConfigBuilder {
         self
     }
 
+    /// Keep the circuit's state in this process ([`Backend::Local`], the default) or in
+    /// Redis, shared by every process using the same circuit name ([`Backend::Redis`],
+    /// crate feature `redis`).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.base.backend = backend;
+        self
+    }
+
     /// Validate and build the config.
     pub fn build(self) -> Result<CircuitBreakerConfig, ConfigError> {
         let mut c = self.base;
+        c.backend.check()?;
         c.trip = match (self.threshold, self.rate) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new(

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use super::rate::{MAX_SPAN, Rate};
-use crate::ConfigError;
 use crate::clock::as_nanos;
 use crate::error::check;
+use crate::{Backend, ConfigError};
 
 /// What a limiter does when a call finds no permit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -51,6 +51,7 @@ pub struct RateLimitConfig {
     max_wait: Option<Duration>,
     max_queue: usize,
     idle_timeout: Duration,
+    backend: Backend,
 }
 
 /// Default `max_queue`.
@@ -75,6 +76,7 @@ impl RateLimitConfig {
             max_wait: self.max_wait,
             max_queue: self.max_queue,
             idle_timeout: self.idle_timeout,
+            backend: self.backend,
         }
     }
 
@@ -108,6 +110,12 @@ impl RateLimitConfig {
         self.idle_timeout
     }
 
+    /// Where the bucket lives: in this process (default) or in Redis, shared by every
+    /// process using the same name.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     pub(crate) fn with_rate(&self, rate: Rate) -> Result<RateLimitConfig, ConfigError> {
         self.to_builder().rate(rate).build()
     }
@@ -129,6 +137,7 @@ pub struct RateLimitConfigBuilder {
     max_wait: Option<Duration>,
     max_queue: usize,
     idle_timeout: Duration,
+    backend: Backend,
 }
 
 impl Default for RateLimitConfigBuilder {
@@ -142,6 +151,7 @@ impl Default for RateLimitConfigBuilder {
             max_wait: None,
             max_queue: DEFAULT_MAX_QUEUE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            backend: Backend::Local,
         }
     }
 }
@@ -199,9 +209,17 @@ impl RateLimitConfigBuilder {
         self
     }
 
+    /// Keep the bucket in this process ([`Backend::Local`], the default) or in Redis,
+    /// shared by every process using the same limiter name ([`Backend::Redis`], crate
+    /// feature `redis`).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
     /// Validates and builds.
     ///
-    /// Errors: no rate, a zero or too fast rate, `per_second` and `per_minute` both set,
+    /// Errors: `Backend::Redis` without the `redis` feature, no rate, a zero or too fast rate, `per_second` and `per_minute` both set,
     /// `burst` 0 or `burst × interval` over 365 days, `max_queue` 0 with `Queue`, zero
     /// or over-365-day `max_wait` / `idle_timeout`.
     pub fn build(self) -> Result<RateLimitConfig, ConfigError> {
@@ -222,6 +240,7 @@ impl RateLimitConfigBuilder {
             })?,
         };
         rate.check()?;
+        self.backend.check()?;
         let burst = self.burst.unwrap_or(rate.permits());
         check::at_least_one("burst", u64::from(burst))?;
         let tau = u128::from(as_nanos(rate.interval())) * u128::from(burst);
@@ -251,6 +270,7 @@ impl RateLimitConfigBuilder {
             max_wait: self.max_wait,
             max_queue: self.max_queue,
             idle_timeout: self.idle_timeout,
+            backend: self.backend,
         })
     }
 }

@@ -201,7 +201,7 @@ impl Core {
         }
     }
 
-    fn rejection(
+    pub(crate) fn rejection(
         &self,
         tally: Tally<'_>,
         cost: u32,
@@ -223,16 +223,26 @@ impl Core {
         l: Limits,
         key: Option<&dyn fmt::Debug>,
     ) -> Plan {
+        Plan::Reject(self.cost_error(tally, cost, l.burst(), key))
+    }
+
+    /// A `cost` above the burst: counted, logged, and a `Config` error.
+    pub(crate) fn cost_error(
+        &self,
+        tally: Tally<'_>,
+        cost: u32,
+        burst: u32,
+        key: Option<&dyn fmt::Debug>,
+    ) -> Error {
         tally.rejected();
         log(&self.name, key, cost, Duration::ZERO, "rejected: cost exceeds the burst");
-        Plan::Reject(Error::Config(ConfigError::new(
+        Error::Config(ConfigError::new(
             "cost",
             format!(
-                "must be at most the burst of rate limiter `{}` ({}) (got {cost}); such a call can never be granted",
+                "must be at most the burst of rate limiter `{}` ({burst}) (got {cost}); such a call can never be granted",
                 self.name,
-                l.burst()
             ),
-        )))
+        ))
     }
 
     /// Runs a plan on the current thread: sleeps on the clock when told to wait.

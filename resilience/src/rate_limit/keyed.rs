@@ -14,6 +14,8 @@ use super::headers::{Parsed, SyncReport};
 use super::rate::Rate;
 use super::stats::{Counters, RateLimiterStats, Tally};
 use crate::clock::{SharedClock, as_nanos, default_clock};
+#[cfg(feature = "redis")]
+use crate::redis::limiter::{May, Remote, RemoteBucket};
 use crate::{ConfigError, Error};
 
 /// The map length below which no amortised sweep runs.
@@ -58,6 +60,9 @@ where
     core: Core,
     map: papaya::HashMap<K, Arc<KeyBucket>>,
     sweep_at: AtomicUsize,
+    /// The buckets in Redis, for `Backend::Redis`.
+    #[cfg(feature = "redis")]
+    remote: Option<Box<RemoteBucket>>,
 }
 
 impl<K> fmt::Debug for KeyedRateLimiter<K>
@@ -92,9 +97,44 @@ where
         clock: SharedClock,
     ) -> Self {
         KeyedRateLimiter {
+            #[cfg(feature = "redis")]
+            remote: RemoteBucket::for_config(&config, None),
             core: Core::new(name.into(), config, clock),
             map: papaya::HashMap::new(),
             sweep_at: AtomicUsize::new(MIN_SWEEP),
+        }
+    }
+
+    /// A keyed limiter whose buckets live in `backend`'s Redis (key
+    /// `{prefix}:rl:{name}:{key:?}`), shared by every process using the same name there;
+    /// see [`RateLimiter::with_redis`](super::RateLimiter::with_redis).
+    #[cfg(feature = "redis")]
+    pub fn with_redis(
+        name: impl Into<Arc<str>>,
+        config: RateLimitConfig,
+        backend: Arc<crate::redis::RedisBackend>,
+    ) -> Self {
+        let shared = match config.backend() {
+            crate::Backend::Local => crate::Backend::Redis(crate::FailMode::Open),
+            redis => redis,
+        };
+        let config_shared = config.to_builder().backend(shared).build().unwrap_or(config);
+        let mut limiter = Self::with_clock(name, config_shared.clone(), default_clock());
+        limiter.remote = RemoteBucket::for_config(&config_shared, Some(backend));
+        limiter
+    }
+
+    /// The shared bucket's decision, or `None` to use the local one.
+    #[cfg(feature = "redis")]
+    fn remote_blocking<Q>(&self, key: &Q, cost: u32, may: May) -> Option<Result<(), Error>>
+    where
+        Q: ?Sized + fmt::Debug,
+    {
+        let remote = self.remote.as_ref()?;
+        let t = Tally { local: &self.core.totals, total: None };
+        match remote.acquire_blocking(&self.core, t, Some(&key), cost, may) {
+            Remote::Done(r) => Some(r),
+            Remote::Local => None,
         }
     }
 
@@ -200,6 +240,10 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
     {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote_blocking(key, cost, May::NotWait) {
+            return r;
+        }
         match self.decide(key, cost, false) {
             Decided::Done(r) => r,
             // try_acquire never plans a wait.
@@ -214,6 +258,10 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
     {
+        #[cfg(feature = "redis")]
+        if let Some(r) = self.remote_blocking(key, cost, May::Wait) {
+            return r;
+        }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
             Decided::Sleep { kb, wait, tat, inc } => {
@@ -232,6 +280,14 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug + Sync,
         K: Borrow<Q>,
     {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = &self.remote {
+            let t = Tally { local: &self.core.totals, total: None };
+            let k: &(dyn fmt::Debug + Sync) = &key;
+            if let Remote::Done(r) = remote.acquire_async(&self.core, t, Some(k), cost).await {
+                return r;
+            }
+        }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
             Decided::Sleep { kb, wait, tat, inc } => {

@@ -11,6 +11,8 @@ use super::headers::{Parsed, SyncReport};
 use super::rate::Rate;
 use super::stats::{RateLimiterStats, Tally};
 use crate::clock::{SharedClock, as_nanos, default_clock};
+#[cfg(feature = "redis")]
+use crate::redis::limiter::{May, Remote, RemoteBucket};
 use crate::{ConfigError, Error, Fault};
 
 /// A token-bucket rate limiter (GCRA in one atomic word: taking a permit is one
@@ -31,6 +33,9 @@ use crate::{ConfigError, Error, Fault};
 pub struct RateLimiter {
     core: Core,
     bucket: Bucket,
+    /// The bucket in Redis, for `Backend::Redis`.
+    #[cfg(feature = "redis")]
+    remote: Option<Box<RemoteBucket>>,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -54,7 +59,31 @@ impl RateLimiter {
         config: RateLimitConfig,
         clock: SharedClock,
     ) -> Self {
-        RateLimiter { core: Core::new(name.into(), config, clock), bucket: Bucket::new() }
+        RateLimiter {
+            #[cfg(feature = "redis")]
+            remote: RemoteBucket::for_config(&config, None),
+            core: Core::new(name.into(), config, clock),
+            bucket: Bucket::new(),
+        }
+    }
+
+    /// A limiter whose bucket lives in `backend`'s Redis, shared by every process using
+    /// the same name there, whatever `config.backend()` says (its [`FailMode`](crate::FailMode)
+    /// applies when it is `Backend::Redis`; otherwise it fails open).
+    #[cfg(feature = "redis")]
+    pub fn with_redis(
+        name: impl Into<Arc<str>>,
+        config: RateLimitConfig,
+        backend: Arc<crate::redis::RedisBackend>,
+    ) -> Self {
+        let shared = match config.backend() {
+            crate::Backend::Local => crate::Backend::Redis(crate::FailMode::Open),
+            redis => redis,
+        };
+        let config_shared = config.to_builder().backend(shared).build().unwrap_or(config);
+        let mut limiter = Self::with_clock(name, config_shared.clone(), default_clock());
+        limiter.remote = RemoteBucket::for_config(&config_shared, Some(backend));
+        limiter
     }
 
     /// The limiter's name.
@@ -79,6 +108,14 @@ impl RateLimiter {
     /// fails with [`Error::Config`] (field `cost`), which retries do not retry.
     #[inline]
     pub fn try_acquire(&self, cost: u32) -> Result<(), Error> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = &self.remote {
+            if let Remote::Done(r) =
+                remote.acquire_blocking(&self.core, self.tally(), None, cost, May::NotWait)
+            {
+                return r;
+            }
+        }
         match self.core.take_now(&self.bucket, self.tally(), cost) {
             Ok(()) => Ok(()),
             Err(Some(wait)) => Err(self.core.reject_now(self.tally(), cost, wait, None)),
@@ -99,6 +136,14 @@ impl RateLimiter {
     /// sleep until it (callers are served in arrival order); `Reject` fails at once.
     #[inline]
     pub fn acquire(&self, cost: u32) -> Result<(), Error> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = &self.remote {
+            if let Remote::Done(r) =
+                remote.acquire_blocking(&self.core, self.tally(), None, cost, May::Wait)
+            {
+                return r;
+            }
+        }
         // Hot path: permits available now. Otherwise the full decision (which takes
         // nothing from a bucket that cannot serve the call at once).
         match self.core.take_now(&self.bucket, self.tally(), cost) {
@@ -126,6 +171,14 @@ impl RateLimiter {
     /// its slot stays consumed, so that the waiters behind it keep their times and order.
     #[cfg(feature = "tokio")]
     pub async fn acquire_async(&self, cost: u32) -> Result<(), Error> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = &self.remote {
+            if let Remote::Done(r) =
+                remote.acquire_async(&self.core, self.tally(), None, cost).await
+            {
+                return r;
+            }
+        }
         if self.core.take_now(&self.bucket, self.tally(), cost).is_ok() {
             return Ok(());
         }

@@ -29,12 +29,12 @@
 
 mod bucket;
 mod config;
-mod core;
+pub(crate) mod core;
 pub mod headers;
 mod keyed;
 mod limiter;
 mod rate;
-mod stats;
+pub(crate) mod stats;
 
 pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, OnLimit, RateLimitConfig, RateLimitConfigBuilder,

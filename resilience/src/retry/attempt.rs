@@ -122,7 +122,11 @@ impl<'p> Attempts<'p> {
                     (RetryReason::Error(e), hint)
                 }
                 View::Rejected(r) => match r {
-                    Error::CircuitOpen { .. } | Error::Config(_) => return Next::Done(result),
+                    // A fail-closed backend re-checks Redis on its own schedule: an
+                    // immediate retry would only be rejected again.
+                    Error::CircuitOpen { .. }
+                    | Error::BackendUnavailable { .. }
+                    | Error::Config(_) => return Next::Done(result),
                     Error::RateLimited { retry_after, .. } => {
                         (RetryReason::Rejected(r), Hint::AtLeast(*retry_after))
                     }

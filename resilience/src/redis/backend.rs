@@ -1,0 +1,291 @@
+//! [`RedisBackend`]: the connections to one Redis, with a timeout on every call and a
+//! health gate that keeps calls off a Redis that just failed.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Connection, Script};
+
+use super::config::RedisConfig;
+use crate::ConfigError;
+use crate::clock::{SharedClock, as_nanos, default_clock};
+
+/// Why a Redis call did not answer (shown in warn events and in
+/// [`Error::BackendUnavailable`](crate::Error::BackendUnavailable)).
+pub(crate) type Unavailable = Arc<str>;
+
+/// The connections to one Redis.
+///
+/// Async callers share one multiplexed [`ConnectionManager`] per tokio runtime (it
+/// reconnects on its own); blocking callers take a connection from a small pool. Every
+/// call is bounded by [`RedisConfig::timeout`]. After a failure the backend is *down*
+/// for [`RedisConfig::retry_interval`]: calls fail at once without touching the network
+/// (the instances then fail open or closed), and the first call after the interval tries
+/// Redis again. Going down and coming back are warn and info events.
+///
+/// Most programs never build one: instances with `Backend::Redis` use the process-wide
+/// backend from [`configure`](super::configure) or `RESILIENCE_REDIS_URL`.
+pub struct RedisBackend {
+    config: RedisConfig,
+    client: Client,
+    clock: SharedClock,
+    /// One manager per tokio runtime: a manager's connection task lives on the runtime
+    /// that created it.
+    managers: papaya::HashMap<tokio::runtime::Id, ConnectionManager>,
+    pool: Mutex<Vec<Connection>>,
+    /// Clock nanos until which calls skip Redis; 0 when up.
+    down_until: AtomicU64,
+    down: AtomicBool,
+    /// Counts recoveries, so that views of shared state re-read after an outage.
+    recoveries: AtomicU64,
+    last_error: Mutex<Unavailable>,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("url", &self.config.url())
+            .field("available", &self.is_available())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// A backend for `config`. Nothing connects until the first call.
+    pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
+        let client = Client::open(config.url()).map_err(|e| {
+            ConfigError::new("redis.url", format!("`{}` is not a Redis URL ({e})", config.url()))
+        })?;
+        Ok(RedisBackend {
+            config,
+            client,
+            clock: default_clock(),
+            managers: papaya::HashMap::new(),
+            pool: Mutex::new(Vec::new()),
+            down_until: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+            recoveries: AtomicU64::new(0),
+            last_error: Mutex::new(Arc::from("")),
+        })
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Whether the last call reached Redis (no outage being sat out).
+    pub fn is_available(&self) -> bool {
+        !self.down.load(Ordering::Acquire)
+    }
+
+    /// One `PING` round trip on the async connection (a health check, and the baseline
+    /// the limiter's cost is measured against).
+    pub async fn ping_async(&self) -> Result<(), crate::Error> {
+        let cmd = redis::cmd("PING");
+        self.run_async(|mut con| async move { cmd.query_async::<()>(&mut con).await })
+            .await
+            .map_err(|reason| crate::Error::backend_unavailable("redis", reason))
+    }
+
+    /// One `PING` round trip on a pooled blocking connection.
+    pub fn ping_blocking(&self) -> Result<(), crate::Error> {
+        self.run_blocking(|con| redis::cmd("PING").query::<()>(con))
+            .map_err(|reason| crate::Error::backend_unavailable("redis", reason))
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        self.config.key_prefix()
+    }
+
+    pub(crate) fn sync_interval(&self) -> Duration {
+        self.config.sync_interval()
+    }
+
+    pub(crate) fn recoveries(&self) -> u64 {
+        self.recoveries.load(Ordering::Acquire)
+    }
+
+    /// Evaluates `script` on the async connection.
+    pub(crate) async fn eval_async(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[i64],
+    ) -> Result<Vec<i64>, Unavailable> {
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(*k);
+        }
+        for a in args {
+            invocation.arg(*a);
+        }
+        self.run_async(|mut con| async move { invocation.invoke_async(&mut con).await }).await
+    }
+
+    /// Evaluates `script` on a pooled blocking connection.
+    pub(crate) fn eval_blocking(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[i64],
+    ) -> Result<Vec<i64>, Unavailable> {
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(*k);
+        }
+        for a in args {
+            invocation.arg(*a);
+        }
+        self.run_blocking(|con| invocation.invoke(con))
+    }
+
+    async fn run_async<T, F, Fut>(&self, op: F) -> Result<T, Unavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        self.gate()?;
+        let manager = match self.manager() {
+            Ok(m) => m,
+            Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
+        };
+        match tokio::time::timeout(self.config.timeout(), op(manager)).await {
+            Ok(Ok(v)) => {
+                self.succeeded();
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(self.failed(e.to_string())),
+            Err(_) => Err(self.failed(format!("no answer within {:?}", self.config.timeout()))),
+        }
+    }
+
+    fn run_blocking<T>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, Unavailable> {
+        self.gate()?;
+        let pooled = self.pool.lock().pop();
+        let mut con = match pooled {
+            Some(con) => con,
+            None => match self.connect_blocking() {
+                Ok(con) => con,
+                Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
+            },
+        };
+        match op(&mut con) {
+            Ok(v) => {
+                self.succeeded();
+                let mut pool = self.pool.lock();
+                if pool.len() < self.config.pool_size() {
+                    pool.push(con);
+                }
+                Ok(v)
+            }
+            // The connection may hold a half-read reply: drop it.
+            Err(e) if e.is_timeout() => {
+                Err(self.failed(format!("no answer within {:?}", self.config.timeout())))
+            }
+            Err(e) => Err(self.failed(e.to_string())),
+        }
+    }
+
+    fn connect_blocking(&self) -> redis::RedisResult<Connection> {
+        let timeout = self.config.timeout();
+        let con = self.client.get_connection_with_timeout(timeout)?;
+        con.set_read_timeout(Some(timeout))?;
+        con.set_write_timeout(Some(timeout))?;
+        Ok(con)
+    }
+
+    fn manager(&self) -> redis::RedisResult<ConnectionManager> {
+        let id = tokio::runtime::Handle::try_current()
+            .map_err(|_| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "an async Redis call needs a tokio runtime",
+                ))
+            })?
+            .id();
+        let managers = self.managers.pin();
+        if let Some(m) = managers.get(&id) {
+            return Ok(m.clone());
+        }
+        let timeout = Some(self.config.timeout());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(1);
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        Ok(managers.get_or_insert(id, manager).clone())
+    }
+
+    /// `Err` at once while an outage is being sat out; the first caller after the
+    /// retry interval goes through (and pushes the next retry out for the others).
+    fn gate(&self) -> Result<(), Unavailable> {
+        if !self.down.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let now = as_nanos(self.clock.now());
+        let until = self.down_until.load(Ordering::Acquire);
+        let next = now.saturating_add(as_nanos(self.config.retry_interval()));
+        if now >= until
+            && self
+                .down_until
+                .compare_exchange(until, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return Ok(());
+        }
+        Err(self.last_error.lock().clone())
+    }
+
+    fn failed(&self, reason: String) -> Unavailable {
+        let reason: Unavailable = Arc::from(reason);
+        *self.last_error.lock() = reason.clone();
+        let until =
+            as_nanos(self.clock.now()).saturating_add(as_nanos(self.config.retry_interval()));
+        self.down_until.store(until, Ordering::Release);
+        if !self.down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                url = %redact(self.config.url()),
+                reason = %reason,
+                retry_in = ?self.config.retry_interval(),
+                "redis backend unavailable: shared limiters and circuits fail open or closed as configured"
+            );
+        }
+        reason
+    }
+
+    fn succeeded(&self) {
+        if self.down.load(Ordering::Acquire) && self.down.swap(false, Ordering::AcqRel) {
+            self.recoveries.fetch_add(1, Ordering::AcqRel);
+            tracing::info!(url = %redact(self.config.url()), "redis backend available again: state is shared again");
+        }
+    }
+}
+
+/// The URL without its password, for events.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_credentials() {
+        assert_eq!(redact("redis://user:secret@host:6379/0"), "redis://***@host:6379/0");
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+    }
+}

@@ -1,0 +1,156 @@
+//! [`RedisConfig`]: where Redis is and how long to wait for it.
+
+use std::time::Duration;
+
+use crate::ConfigError;
+use crate::error::check;
+
+/// The environment variable read for the Redis URL when none was configured.
+pub const URL_ENV: &str = "RESILIENCE_REDIS_URL";
+
+/// Connection settings of the Redis backend.
+///
+/// ```
+/// use resilience::redis::RedisConfig;
+/// use std::time::Duration;
+///
+/// let config = RedisConfig::builder("redis://127.0.0.1:6379/0")
+///     .timeout(Duration::from_millis(20))
+///     .key_prefix("orders-service")
+///     .build()?;
+/// assert_eq!(config.timeout(), Duration::from_millis(20));
+/// assert!(RedisConfig::builder("http://nope").build().is_err());
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    url: String,
+    timeout: Duration,
+    retry_interval: Duration,
+    sync_interval: Duration,
+    key_prefix: String,
+    pool_size: usize,
+}
+
+impl RedisConfig {
+    /// A builder for Redis at `url` (`redis://[user:password@]host:port[/db]`).
+    pub fn builder(url: impl Into<String>) -> RedisConfigBuilder {
+        RedisConfigBuilder {
+            config: RedisConfig {
+                url: url.into(),
+                timeout: Duration::from_millis(100),
+                retry_interval: Duration::from_secs(1),
+                sync_interval: Duration::from_millis(250),
+                key_prefix: "resilience".to_owned(),
+                pool_size: 8,
+            },
+        }
+    }
+
+    /// The defaults with the URL from `RESILIENCE_REDIS_URL`; `None` when it is unset.
+    pub fn from_env() -> Option<Result<RedisConfig, ConfigError>> {
+        std::env::var(URL_ENV).ok().map(|url| RedisConfig::builder(url).build())
+    }
+
+    /// The Redis URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The longest a call waits on Redis: connecting, or one command's round trip.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// After a failure, how long calls skip Redis (failing open or closed at once) before
+    /// one call tries it again.
+    pub fn retry_interval(&self) -> Duration {
+        self.retry_interval
+    }
+
+    /// How old a process's view of a shared circuit may be before a call re-reads it.
+    pub fn sync_interval(&self) -> Duration {
+        self.sync_interval
+    }
+
+    /// The prefix of every key written (`{prefix}:rl:{name}`, `{prefix}:cb:{name}`).
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// Idle connections kept for blocking (sync) callers; async callers share one
+    /// multiplexed connection per tokio runtime.
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+}
+
+/// Builds a [`RedisConfig`]; see there.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RedisConfigBuilder {
+    config: RedisConfig,
+}
+
+impl RedisConfigBuilder {
+    /// The longest a call waits on Redis (default 100 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// How long calls skip Redis after a failure (default 1 s).
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.config.retry_interval = interval;
+        self
+    }
+
+    /// How old a view of a shared circuit may get before a call re-reads it (default
+    /// 250 ms; zero re-reads before every call).
+    pub fn sync_interval(mut self, interval: Duration) -> Self {
+        self.config.sync_interval = interval;
+        self
+    }
+
+    /// The key prefix (default `resilience`): processes share state only under the same
+    /// prefix.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.key_prefix = prefix.into();
+        self
+    }
+
+    /// Idle connections kept for blocking callers (default 8).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.config.pool_size = n;
+        self
+    }
+
+    /// Validates and builds: the URL must parse as a Redis URL, the timeout and the retry
+    /// interval must be positive and at most an hour, the prefix must not be empty.
+    pub fn build(self) -> Result<RedisConfig, ConfigError> {
+        let c = self.config;
+        if let Err(e) = redis::Client::open(c.url.as_str()) {
+            return Err(ConfigError::new(
+                "redis.url",
+                format!("`{}` is not a Redis URL ({e}); write redis://host:port[/db]", c.url),
+            ));
+        }
+        for (field, d) in [("redis.timeout", c.timeout), ("redis.retry_interval", c.retry_interval)]
+        {
+            check::positive(field, d)?;
+            if d > Duration::from_secs(3600) {
+                return Err(ConfigError::new(field, format!("must be at most 1h (got {d:?})")));
+            }
+        }
+        if c.sync_interval > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "redis.sync_interval",
+                format!("must be at most 1h (got {:?})", c.sync_interval),
+            ));
+        }
+        if c.key_prefix.is_empty() {
+            return Err(ConfigError::new("redis.key_prefix", "must not be empty"));
+        }
+        Ok(c)
+    }
+}

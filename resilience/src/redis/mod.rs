@@ -1,0 +1,118 @@
+//! Shared state on Redis: one rate limit and one circuit across many processes (crate
+//! feature `redis`).
+//!
+//! A limiter or breaker whose config says [`Backend::Redis`](crate::Backend::Redis)
+//! keeps its state in Redis under its name, so every process using the same name (and
+//! the same [key prefix](RedisConfig::key_prefix)) shares it: ten workers calling one
+//! Shopify shop share one 40-request bucket, and a dead database opens the circuit for
+//! the whole fleet. The attributes and the registry work unchanged:
+//!
+//! ```no_run
+//! use resilience::{rate_limit, circuit_breaker};
+//!
+//! #[derive(Debug)]
+//! struct ShopError;
+//! impl From<resilience::Error> for ShopError {
+//!     fn from(_: resilience::Error) -> Self { ShopError }
+//! }
+//!
+//! // RESILIENCE_REDIS_URL=redis://127.0.0.1:6379 (or resilience::redis::configure)
+//! #[circuit_breaker(name = "shopify", failure_threshold = 5, backend = "redis")]
+//! #[rate_limit(name = "shopify", per_second = 2, burst = 40, backend = "redis", fail_mode = "closed")]
+//! async fn fetch_orders(shop: &str) -> Result<Vec<u64>, ShopError> {
+//!     # let _ = shop;
+//!     Ok(vec![])
+//! }
+//! ```
+//!
+//! # How state is shared
+//! - **Limiter**: GCRA, like the local limiter, on one key per limiter (and per key of a
+//!   keyed limiter: `{prefix}:rl:{name}:{key:?}`). Each acquire is **one** atomic Lua
+//!   script (one round trip) that reads **Redis's clock** (`TIME`), so hosts' clocks never
+//!   matter. `Wait` and `Queue` reserve the next slot in Redis and sleep locally until it
+//!   (callers of all processes are served in the order Redis saw them); `Reject` takes
+//!   nothing it cannot use; `max_queue` bounds the waiters of each process.
+//! - **Circuit**: state, generation, open deadline, consecutive failures, half-open probes
+//!   and the failure-rate window (count or time, as configured) live in one hash under
+//!   `{prefix}:cb:{name}`, changed by one script per decision. A process keeps a view of
+//!   the shared state: while the view says *open* it rejects without any round trip;
+//!   while it says *closed* and is fresher than [`RedisConfig::sync_interval`], calls go
+//!   straight through and only their outcome is sent (one round trip after the call).
+//!   The local breaker still runs beside it (a call needs both to admit it), so a
+//!   process cut off from a service it alone cannot reach still protects itself.
+//!
+//! # Consistency under failure
+//! Redis is the single source of truth; there is no multi-node consensus.
+//! - Every Redis call is bounded by [`RedisConfig::timeout`]. A failure marks the backend
+//!   *down* for [`RedisConfig::retry_interval`]: calls skip Redis at once (no call waits
+//!   on a dead Redis more than once per interval), then one call tries again. A warn
+//!   event says when Redis went away, an info event when it came back.
+//! - While down, each instance follows its [`FailMode`](crate::FailMode): **open** falls
+//!   back to its local limiter or breaker (each process then enforces the limit on its
+//!   own, so the fleet may admit up to *processes ×* the limit), **closed** rejects with
+//!   [`Error::BackendUnavailable`](crate::Error::BackendUnavailable) (the limit is never
+//!   exceeded; availability is lost).
+//! - When Redis comes back, views of shared circuits are re-read before the next call. A
+//!   **restarted** Redis without persistence starts empty: buckets full, circuits closed.
+//!   That is the same as a fresh deployment, and is what the fail-open mode trades for.
+//! - Under a **partition** (some processes reach Redis, others do not), the ones that
+//!   reach it share; the others behave as above, per their fail mode.
+//! - The view of a closed circuit may be up to `sync_interval` old: a process that has
+//!   not called for a while lets at most one call through before it learns the circuit
+//!   opened. An async call dropped while it held a half-open probe frees that slot after
+//!   one open period (the same rule covers a process that dies mid-probe).
+//! - The manual permit API ([`CircuitBreaker::try_acquire`](crate::CircuitBreaker::try_acquire))
+//!   is local only; `call`, `run` and the attributes go through the shared circuit.
+
+mod backend;
+pub(crate) mod breaker;
+mod config;
+pub(crate) mod limiter;
+mod scripts;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+pub use backend::RedisBackend;
+pub use breaker::SharedState;
+pub use config::{RedisConfig, RedisConfigBuilder, URL_ENV};
+
+use crate::ConfigError;
+
+static GLOBAL: ArcSwapOption<RedisBackend> = ArcSwapOption::const_empty();
+
+/// Sets the process-wide Redis backend that `Backend::Redis` instances use (the TOML
+/// `[redis]` table calls this). Instances already connected keep theirs; set it before
+/// the first call.
+///
+/// ```
+/// use resilience::redis::{self, RedisConfig};
+///
+/// redis::configure(RedisConfig::builder("redis://127.0.0.1:6379").build()?)?;
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+pub fn configure(config: RedisConfig) -> Result<(), ConfigError> {
+    GLOBAL.store(Some(Arc::new(RedisBackend::new(config)?)));
+    Ok(())
+}
+
+/// The process-wide backend: the configured one, else one for `RESILIENCE_REDIS_URL`.
+pub(crate) fn global() -> Result<Arc<RedisBackend>, backend::Unavailable> {
+    if let Some(b) = GLOBAL.load_full() {
+        return Ok(b);
+    }
+    let no_url = || {
+        Arc::from(format!(
+            "no Redis configured: set {URL_ENV}=redis://host:port or call resilience::redis::configure"
+        ))
+    };
+    let config =
+        RedisConfig::from_env().ok_or_else(no_url)?.map_err(|e| Arc::from(e.to_string()))?;
+    let backend = Arc::new(RedisBackend::new(config).map_err(|e| Arc::from(e.to_string()))?);
+    let current = GLOBAL.compare_and_swap(&None::<Arc<RedisBackend>>, Some(backend.clone()));
+    Ok(match &*current {
+        Some(winner) => winner.clone(),
+        None => backend,
+    })
+}

@@ -1,0 +1,161 @@
+//! The Lua scripts that Redis runs atomically: one per limiter acquire, one per circuit
+//! decision. Both read time from Redis (`TIME`), never from the calling host.
+
+use std::sync::OnceLock;
+
+use redis::Script;
+
+/// GCRA over one key holding the theoretical arrival time (µs, Redis clock).
+///
+/// KEYS[1] the bucket. ARGV: interval (ns per permit), burst, cost, max_wait (µs; 0 =
+/// reject when not available now; -1 = unbounded). Returns `{granted, wait_µs,
+/// remaining}`: granted with a wait means the caller holds a reservation and must sleep
+/// `wait_µs` first; refused means `wait_µs` is when the permits would be there.
+const LIMITER: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1]) / 1000
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
+local cap = interval * burst
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tat < now then tat = now end
+local new_tat = tat + interval * cost
+local wait = new_tat - cap - now
+local function left(at)
+  local n = math.floor((cap - (at - now)) / interval)
+  if n < 0 then return 0 end
+  return n
+end
+if wait > 0 and (max_wait == 0 or (max_wait > 0 and wait > max_wait)) then
+  return {0, math.ceil(wait), left(tat)}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+if wait < 0 then wait = 0 end
+return {1, math.ceil(wait), left(new_tat)}
+";
+
+/// The shared circuit: state, generation, open deadline, consecutive failures, probes in
+/// flight, probe successes and the failure-rate window, in one hash (plus a list for a
+/// count window).
+///
+/// KEYS[1] the hash, KEYS[2] the count-window list. ARGV: op (0 read, 1 acquire, 2
+/// report), generation seen, outcome (1 failure, 0 success, -1 ignored), trip (0
+/// consecutive, 1 rate), threshold (count, or rate in millionths), window kind (0 count,
+/// 1 time), window size (calls or buckets), bucket width (µs), min_calls, open period
+/// (µs, jitter applied), success threshold, half-open probes, key ttl (ms).
+/// Returns `{state (0 closed, 1 open, 2 half-open), generation, open_remaining_µs,
+/// decision (0 admitted, 1 admitted as a probe, 2 rejected)}`.
+const CIRCUIT: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local h, list = KEYS[1], KEYS[2]
+local op, seen, outcome = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local by_rate, threshold = tonumber(ARGV[4]), tonumber(ARGV[5])
+local wkind, wn, width = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local min_calls, recovery = tonumber(ARGV[9]), tonumber(ARGV[10])
+local needed, max_probes, ttl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+
+local v = redis.call('HMGET', h, 's', 'u', 'g', 'c', 'p', 'k', 'pd')
+local s, u, g = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
+local c, p, k, pd = tonumber(v[4]) or 0, tonumber(v[5]) or 0, tonumber(v[6]) or 0, tonumber(v[7]) or 0
+
+local function clear_window()
+  redis.call('DEL', list)
+  local f = {'wf'}
+  for i = 0, wn - 1 do f[#f + 1] = 'b' .. i; f[#f + 1] = 'n' .. i; f[#f + 1] = 'f' .. i end
+  if wkind == 1 then redis.call('HDEL', h, unpack(f)) else redis.call('HDEL', h, 'wf') end
+end
+local function trip()
+  s, u, g, c, p, k = 1, now + recovery, g + 1, 0, 0, 0
+  clear_window()
+end
+local function close()
+  s, u, g, c, p, k = 0, 0, g + 1, 0, 0, 0
+  clear_window()
+end
+
+local decision = 0
+if op == 1 then
+  if s == 1 and now >= u then s, g, p, k = 2, g + 1, 0, 0 end
+  -- A probe whose process died or whose future was dropped frees its slot after an
+  -- open period.
+  if s == 2 and p >= max_probes and now >= pd then p = 0 end
+  if s == 1 then
+    decision = 2
+  elseif s == 2 then
+    if p < max_probes then p, pd, decision = p + 1, now + recovery, 1 else decision = 2 end
+  end
+elseif op == 2 and seen == g then
+  if s == 2 then
+    if p > 0 then p = p - 1 end
+    if outcome == 1 then
+      trip()
+    elseif outcome == 0 then
+      k = k + 1
+      if k >= needed then close() end
+    end
+  elseif s == 0 and outcome >= 0 then
+    if by_rate == 0 then
+      if outcome == 1 then
+        c = c + 1
+        if c >= threshold then trip() end
+      else
+        c = 0
+      end
+    else
+      local calls, fails = 0, 0
+      if wkind == 0 then
+        redis.call('LPUSH', list, outcome)
+        fails = (tonumber(redis.call('HGET', h, 'wf')) or 0) + outcome
+        calls = redis.call('LLEN', list)
+        if calls > wn then
+          fails = fails - (tonumber(redis.call('RPOP', list)) or 0)
+          calls = calls - 1
+        end
+        redis.call('HSET', h, 'wf', fails)
+        redis.call('PEXPIRE', list, ttl)
+      else
+        local epoch = math.floor(now / width)
+        local i = epoch % wn
+        if (tonumber(redis.call('HGET', h, 'b' .. i)) or -1) ~= epoch then
+          redis.call('HSET', h, 'b' .. i, epoch, 'n' .. i, 0, 'f' .. i, 0)
+        end
+        redis.call('HINCRBY', h, 'n' .. i, 1)
+        if outcome == 1 then redis.call('HINCRBY', h, 'f' .. i, 1) end
+        local f = {}
+        for j = 0, wn - 1 do f[#f + 1] = 'b' .. j; f[#f + 1] = 'n' .. j; f[#f + 1] = 'f' .. j end
+        local w = redis.call('HMGET', h, unpack(f))
+        for j = 0, wn - 1 do
+          if (tonumber(w[3 * j + 1]) or -1) > epoch - wn then
+            calls = calls + (tonumber(w[3 * j + 2]) or 0)
+            fails = fails + (tonumber(w[3 * j + 3]) or 0)
+          end
+        end
+      end
+      if outcome == 1 and calls >= min_calls and fails * 1000000 >= threshold * calls then trip() end
+    end
+  end
+end
+if op ~= 0 then
+  redis.call('HSET', h, 's', s, 'u', string.format('%.0f', u), 'g', g, 'c', c, 'p', p, 'k', k,
+    'pd', string.format('%.0f', pd))
+  redis.call('PEXPIRE', h, ttl)
+end
+local remaining = 0
+if s == 1 then remaining = math.max(0, u - now) end
+return {s, g, remaining, decision}
+";
+
+pub(crate) fn limiter() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(LIMITER))
+}
+
+pub(crate) fn circuit() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(CIRCUIT))
+}
