@@ -1,0 +1,140 @@
+//! A Redis for tests: the one `RESILIENCE_REDIS_URL` names (CI starts it), or a
+//! `redis-server` started here on a free 127.0.0.1 port, which a test can kill and
+//! restart.
+//!
+//! With neither, tests that need Redis are skipped with a loud message, unless
+//! `RESILIENCE_REDIS_REQUIRED=1` (set by CI), which makes a missing Redis a failure.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a started server has to answer `PING`.
+const STARTUP: Duration = Duration::from_secs(10);
+
+/// A Redis reachable on loopback.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    /// `None` for the server named by `RESILIENCE_REDIS_URL`.
+    child: Option<Child>,
+    url: String,
+}
+
+/// Why no Redis is available.
+fn unavailable(why: &str) -> Option<RedisServer> {
+    let required = std::env::var("RESILIENCE_REDIS_REQUIRED").is_ok_and(|v| v == "1");
+    assert!(!required, "RESILIENCE_REDIS_REQUIRED=1 but {why}");
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         SKIPPED: {why}.\n\
+         Install redis-server (apt-get install redis-server) or set RESILIENCE_REDIS_URL\n\
+         to run the Redis backend tests.\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    None
+}
+
+impl RedisServer {
+    /// The shared server of `RESILIENCE_REDIS_URL`, else one of our own.
+    pub fn shared() -> Option<RedisServer> {
+        match std::env::var("RESILIENCE_REDIS_URL") {
+            Ok(url) => {
+                let port = url.rsplit(':').next().and_then(|p| p.split('/').next()?.parse().ok());
+                Some(RedisServer { port: port.unwrap_or(6379), child: None, url })
+            }
+            Err(_) => RedisServer::own(),
+        }
+    }
+
+    /// A server of our own (it can be killed and restarted).
+    pub fn own() -> Option<RedisServer> {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            return unavailable(
+                "no `redis-server` binary on PATH and RESILIENCE_REDIS_URL is unset",
+            );
+        }
+        let port = match free_port() {
+            Ok(p) => p,
+            Err(e) => return unavailable(&format!("no free loopback port: {e}")),
+        };
+        let mut server =
+            RedisServer { port, child: None, url: format!("redis://127.0.0.1:{port}") };
+        match server.start() {
+            Ok(()) => Some(server),
+            Err(e) => unavailable(&format!("redis-server did not start: {e}")),
+        }
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether this server can be killed (it is ours).
+    pub fn is_own(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Starts (or restarts) the server on its port and waits until it answers.
+    pub fn start(&mut self) -> Result<(), String> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP;
+        while Instant::now() < deadline {
+            if self.ping() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("no PONG on port {} within {STARTUP:?}", self.port))
+    }
+
+    /// Kills the server (ours only) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// One raw `PING`.
+    pub fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+}
+
+/// A key prefix no other test uses, so tests can share one server.
+pub fn unique_prefix(test: &str) -> String {
+    format!("test:{test}:{}:{}", std::process::id(), fastrand_u64())
+}
+
+fn fastrand_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish()
+}
