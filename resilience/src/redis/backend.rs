@@ -57,13 +57,20 @@ impl fmt::Debug for RedisBackend {
 impl RedisBackend {
     /// A backend for `config`. Nothing connects until the first call.
     pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(config, default_clock())
+    }
+
+    /// A backend timing its retry interval on `clock` (e.g. a
+    /// [`ManualClock`](crate::clock::ManualClock) in tests). Redis calls themselves are
+    /// bounded by the timeout on tokio's timer (async) or the socket (blocking).
+    pub fn with_clock(config: RedisConfig, clock: SharedClock) -> Result<Self, ConfigError> {
         let client = Client::open(config.url()).map_err(|e| {
             ConfigError::new("redis.url", format!("`{}` is not a Redis URL ({e})", config.url()))
         })?;
         Ok(RedisBackend {
             config,
             client,
-            clock: default_clock(),
+            clock,
             managers: papaya::HashMap::new(),
             pool: Mutex::new(Vec::new()),
             down_until: AtomicU64::new(0),
@@ -86,10 +93,11 @@ impl RedisBackend {
     /// One `PING` round trip on the async connection (a health check, and the baseline
     /// the limiter's cost is measured against).
     pub async fn ping_async(&self) -> Result<(), crate::Error> {
-        let cmd = redis::cmd("PING");
-        self.run_async(|mut con| async move { cmd.query_async::<()>(&mut con).await })
-            .await
-            .map_err(|reason| crate::Error::backend_unavailable("redis", reason))
+        self.run_async(
+            |mut con| async move { redis::cmd("PING").query_async::<()>(&mut con).await },
+        )
+        .await
+        .map_err(|reason| crate::Error::backend_unavailable("redis", reason))
     }
 
     /// One `PING` round trip on a pooled blocking connection.
@@ -124,6 +132,7 @@ impl RedisBackend {
         for a in args {
             invocation.arg(*a);
         }
+        let invocation = &invocation;
         self.run_async(|mut con| async move { invocation.invoke_async(&mut con).await }).await
     }
 
@@ -146,7 +155,7 @@ impl RedisBackend {
 
     async fn run_async<T, F, Fut>(&self, op: F) -> Result<T, Unavailable>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         self.gate()?;
@@ -154,7 +163,15 @@ impl RedisBackend {
             Ok(m) => m,
             Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
         };
-        match tokio::time::timeout(self.config.timeout(), op(manager)).await {
+        let attempt = async {
+            match op(manager.clone()).await {
+                // The manager reconnects after a dropped connection (a restarted Redis):
+                // one more try, within the same timeout.
+                Err(e) if stale(&e) => op(manager).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout(self.config.timeout(), attempt).await {
             Ok(Ok(v)) => {
                 self.succeeded();
                 Ok(v)
@@ -166,10 +183,11 @@ impl RedisBackend {
 
     fn run_blocking<T>(
         &self,
-        op: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        mut op: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, Unavailable> {
         self.gate()?;
         let pooled = self.pool.lock().pop();
+        let reused = pooled.is_some();
         let mut con = match pooled {
             Some(con) => con,
             None => match self.connect_blocking() {
@@ -177,7 +195,23 @@ impl RedisBackend {
                 Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
             },
         };
-        match op(&mut con) {
+        let mut result = op(&mut con);
+        // A pooled connection may have been closed by a Redis that restarted or timed
+        // it out while idle: that says nothing about Redis now, so try once on a fresh
+        // one. (Not after a timeout: the call has had its time.)
+        if let Err(e) = &result
+            && reused
+            && stale(e)
+        {
+            match self.connect_blocking() {
+                Ok(fresh) => {
+                    con = fresh;
+                    result = op(&mut con);
+                }
+                Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
+            }
+        }
+        match result {
             Ok(v) => {
                 self.succeeded();
                 let mut pool = self.pool.lock();
@@ -267,6 +301,11 @@ impl RedisBackend {
             tracing::info!(url = %redact(self.config.url()), "redis backend available again: state is shared again");
         }
     }
+}
+
+/// Whether `e` says the connection is gone (rather than Redis being slow or refusing).
+fn stale(e: &redis::RedisError) -> bool {
+    !e.is_timeout() && (e.is_connection_dropped() || e.is_io_error())
 }
 
 /// The URL without its password, for events.

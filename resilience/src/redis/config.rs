@@ -40,7 +40,7 @@ impl RedisConfig {
                 url: url.into(),
                 timeout: Duration::from_millis(100),
                 retry_interval: Duration::from_secs(1),
-                sync_interval: Duration::from_millis(250),
+                sync_interval: Duration::ZERO,
                 key_prefix: "resilience".to_owned(),
                 pool_size: 8,
             },
@@ -68,7 +68,8 @@ impl RedisConfig {
         self.retry_interval
     }
 
-    /// How old a process's view of a shared circuit may be before a call re-reads it.
+    /// How old a process's view of a closed shared circuit may be before a call re-reads
+    /// it (zero: every call asks first).
     pub fn sync_interval(&self) -> Duration {
         self.sync_interval
     }
@@ -105,8 +106,11 @@ impl RedisConfigBuilder {
         self
     }
 
-    /// How old a view of a shared circuit may get before a call re-reads it (default
-    /// 250 ms; zero re-reads before every call).
+    /// How old a process's view of a *closed* shared circuit may get before a call
+    /// re-reads it (default zero: every call asks Redis first, so a circuit opened by
+    /// another process rejects the very next call here). A positive interval saves that
+    /// round trip on calls made within it of the previous one, at the price of letting
+    /// one call through after another process opened the circuit.
     pub fn sync_interval(mut self, interval: Duration) -> Self {
         self.config.sync_interval = interval;
         self

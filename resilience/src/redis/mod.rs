@@ -34,10 +34,12 @@
 //!   nothing it cannot use; `max_queue` bounds the waiters of each process.
 //! - **Circuit**: state, generation, open deadline, consecutive failures, half-open probes
 //!   and the failure-rate window (count or time, as configured) live in one hash under
-//!   `{prefix}:cb:{name}`, changed by one script per decision. A process keeps a view of
-//!   the shared state: while the view says *open* it rejects without any round trip;
-//!   while it says *closed* and is fresher than [`RedisConfig::sync_interval`], calls go
-//!   straight through and only their outcome is sent (one round trip after the call).
+//!   `{prefix}:cb:{name}`, changed by one script per decision. A call asks Redis before
+//!   it runs (one round trip) and reports its outcome after (another). A process keeps a
+//!   view of the shared state: while the view says *open* it rejects without any round
+//!   trip until the open period ends. With a positive [`RedisConfig::sync_interval`], a
+//!   view that says *closed* and is fresher than that lets calls skip the first round
+//!   trip.
 //!   The local breaker still runs beside it (a call needs both to admit it), so a
 //!   process cut off from a service it alone cannot reach still protects itself.
 //!
@@ -57,9 +59,9 @@
 //!   That is the same as a fresh deployment, and is what the fail-open mode trades for.
 //! - Under a **partition** (some processes reach Redis, others do not), the ones that
 //!   reach it share; the others behave as above, per their fail mode.
-//! - The view of a closed circuit may be up to `sync_interval` old: a process that has
-//!   not called for a while lets at most one call through before it learns the circuit
-//!   opened. An async call dropped while it held a half-open probe frees that slot after
+//! - With a positive `sync_interval`, the view of a closed circuit may be that old: a
+//!   process lets at most one call through before it learns that another opened the
+//!   circuit. (The default, zero, asks before every call.) An async call dropped while it held a half-open probe frees that slot after
 //!   one open period (the same rule covers a process that dies mid-probe).
 //! - The manual permit API ([`CircuitBreaker::try_acquire`](crate::CircuitBreaker::try_acquire))
 //!   is local only; `call`, `run` and the attributes go through the shared circuit.

@@ -1,0 +1,474 @@
+//! The Redis backend in one process: shared buckets and circuits between instances that
+//! each have their own connections (as separate processes would), the policies, the
+//! attributes and the TOML keys. Every test uses names of its own on one server.
+//!
+//! Time: Redis's clock runs in real time, so these tests use limits whose periods are
+//! long (a minute per permit) and assert what Redis decided, never how long anything
+//! took; sleeps of blocking waits land on a `ManualClock`, which records them.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, Window};
+use resilience::clock::ManualClock;
+use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
+use resilience::redis::{RedisBackend, RedisConfig, SharedState};
+use resilience::{Backend, Error, FailMode};
+use resilience_tests::redis_server::{RedisServer, unique_prefix};
+
+/// The server of this test binary, and the prefix its process-wide backend uses.
+fn server() -> Option<&'static (RedisServer, String)> {
+    static SERVER: OnceLock<Option<(RedisServer, String)>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            let server = RedisServer::shared()?;
+            let prefix = unique_prefix("backend");
+            let config = RedisConfig::builder(server.url())
+                .key_prefix(prefix.clone())
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            resilience::redis::configure(config).unwrap_or_else(|e| unreachable!("{e}"));
+            Some((server, prefix))
+        })
+        .as_ref()
+}
+
+/// A backend of its own on the test server (as another process would have).
+fn backend() -> Option<Arc<RedisBackend>> {
+    let (server, prefix) = server()?;
+    let config = RedisConfig::builder(server.url())
+        .key_prefix(prefix.clone())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    RedisBackend::new(config).ok().map(Arc::new)
+}
+
+fn admin() -> Option<redis::Connection> {
+    let (server, _) = server()?;
+    redis::Client::open(server.url()).ok()?.get_connection().ok()
+}
+
+fn limit(per_minute: u32, burst: u32, on: OnLimit, fail: FailMode) -> RateLimitConfig {
+    let b = RateLimitConfig::builder()
+        .per_minute(per_minute)
+        .burst(burst)
+        .on_limit(on)
+        .backend(Backend::Redis(fail));
+    let b = if on == OnLimit::Queue { b.max_queue(1) } else { b };
+    b.build().unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+fn retry_after(r: &Result<(), Error>) -> Option<Duration> {
+    match r {
+        Err(Error::RateLimited { retry_after, .. }) => Some(*retry_after),
+        _ => None,
+    }
+}
+
+macro_rules! need_redis {
+    ($($b:ident),*) => {
+        $(let Some($b) = backend() else { return };)*
+    };
+}
+
+#[test]
+fn two_instances_share_one_bucket() {
+    need_redis!(a, b);
+    let config = limit(1, 5, OnLimit::Reject, FailMode::Closed);
+    let la = RateLimiter::with_redis("share-bucket", config.clone(), a);
+    let lb = RateLimiter::with_redis("share-bucket", config, b);
+    for _ in 0..3 {
+        assert_eq!(la.try_acquire(1), Ok(()));
+    }
+    assert_eq!(lb.try_acquire(1), Ok(()));
+    assert_eq!(lb.try_acquire(1), Ok(()));
+    // Five permits in all, whoever took them.
+    let (ra, rb) = (la.try_acquire(1), lb.acquire(1));
+    let (wa, wb) = (retry_after(&ra), retry_after(&rb));
+    assert!(wa.is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(60)), "{ra:?}");
+    assert!(wb.is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(60)), "{rb:?}");
+    assert_eq!((la.stats().granted, lb.stats().granted), (3, 2));
+    assert_eq!((la.stats().rejected, lb.stats().rejected), (1, 1));
+}
+
+#[test]
+fn wait_reserves_the_next_shared_slot_and_sleeps_on_the_limiter_clock() {
+    need_redis!(other);
+    let clock = ManualClock::new();
+    let config = limit(1, 2, OnLimit::Wait, FailMode::Closed);
+    // The process-wide backend, configured from `server()`.
+    let waiting = RateLimiter::with_clock("wait-slot", config.clone(), clock.shared());
+    assert_eq!(waiting.acquire(1), Ok(()));
+    assert_eq!(waiting.acquire(1), Ok(()));
+    assert_eq!(waiting.acquire(1), Ok(()), "waits for the next slot instead of failing");
+    let sleeps = clock.sleeps();
+    assert_eq!(sleeps.len(), 1, "{sleeps:?}");
+    assert!(
+        sleeps[0] > Duration::from_secs(55) && sleeps[0] <= Duration::from_secs(60),
+        "{sleeps:?}"
+    );
+    assert_eq!(waiting.stats().waited, 1);
+    // The reservation is in Redis: another instance sees the slot taken, the next free one
+    // two periods away.
+    let rejecting =
+        RateLimiter::with_redis("wait-slot", limit(1, 2, OnLimit::Reject, FailMode::Closed), other);
+    let r = rejecting.try_acquire(1);
+    assert!(retry_after(&r).is_some_and(|w| w > Duration::from_secs(115)), "{r:?}");
+}
+
+#[test]
+fn max_wait_refuses_a_slot_further_away() {
+    need_redis!(a);
+    let config = RateLimitConfig::builder()
+        .per_minute(1)
+        .burst(1)
+        .max_wait(Duration::from_secs(30))
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let clock = ManualClock::new();
+    let l = RateLimiter::with_clock("max-wait", config, clock.shared());
+    drop(a);
+    assert_eq!(l.acquire(1), Ok(()));
+    let r = l.acquire(1);
+    assert!(retry_after(&r).is_some(), "{r:?}");
+    assert!(clock.sleeps().is_empty(), "nothing reserved, nothing slept");
+}
+
+#[test]
+fn queue_reserves_like_wait() {
+    need_redis!(a);
+    let clock = ManualClock::new();
+    let l = RateLimiter::with_clock(
+        "queue",
+        limit(1, 1, OnLimit::Queue, FailMode::Closed),
+        clock.shared(),
+    );
+    drop(a);
+    assert_eq!(l.acquire(1), Ok(()));
+    assert_eq!(l.acquire(1), Ok(()));
+    assert_eq!(clock.sleeps().len(), 1);
+}
+
+#[test]
+fn cost_takes_several_permits_and_a_cost_above_the_burst_never_reaches_redis() {
+    need_redis!(a);
+    let Some(mut admin) = admin() else { return };
+    let (_, prefix) = server().unwrap_or_else(|| unreachable!());
+    let l = RateLimiter::with_redis("cost", limit(1, 10, OnLimit::Reject, FailMode::Closed), a);
+    let too_much = l.try_acquire(11);
+    assert!(matches!(&too_much, Err(Error::Config(e)) if e.field() == "cost"), "{too_much:?}");
+    let key = format!("{prefix}:rl:cost");
+    let exists: bool = redis::cmd("EXISTS").arg(&key).query(&mut admin).unwrap_or(true);
+    assert!(!exists, "a refused cost wrote nothing");
+    assert_eq!(l.try_acquire(7), Ok(()));
+    assert!(retry_after(&l.try_acquire(4)).is_some());
+    assert_eq!(l.try_acquire(3), Ok(()));
+    assert_eq!(l.try_acquire(0), Ok(()), "a zero cost is always granted");
+    let exists: bool = redis::cmd("EXISTS").arg(&key).query(&mut admin).unwrap_or(false);
+    assert!(exists, "the bucket lives at {key}");
+}
+
+#[test]
+fn keyed_buckets_are_shared_per_key() {
+    need_redis!(a, b);
+    let config = limit(1, 2, OnLimit::Reject, FailMode::Closed);
+    let ka: KeyedRateLimiter<String> = KeyedRateLimiter::with_redis("per-shop", config.clone(), a);
+    let kb: KeyedRateLimiter<String> = KeyedRateLimiter::with_redis("per-shop", config, b);
+    assert_eq!(ka.try_acquire("acme", 2), Ok(()));
+    assert!(retry_after(&kb.try_acquire("acme", 1)).is_some(), "acme's bucket is shared");
+    assert_eq!(kb.try_acquire("globex", 2), Ok(()), "globex has a bucket of its own");
+    assert!(retry_after(&ka.try_acquire("globex", 1)).is_some());
+}
+
+#[tokio::test]
+async fn async_acquire_shares_the_bucket_and_its_future_is_send() {
+    need_redis!(a, b);
+    let config = limit(1, 3, OnLimit::Reject, FailMode::Closed);
+    let la = Arc::new(RateLimiter::with_redis("async-share", config.clone(), a));
+    let lb = RateLimiter::with_redis("async-share", config, b);
+    let spawned = tokio::spawn({
+        let la = Arc::clone(&la);
+        async move { (la.acquire_async(1).await, la.acquire_async(1).await) }
+    });
+    assert_eq!(spawned.await.ok(), Some((Ok(()), Ok(()))));
+    assert_eq!(lb.acquire_async(1).await, Ok(()));
+    assert!(retry_after(&lb.acquire_async(1).await).is_some());
+    assert!(retry_after(&la.acquire_async(1).await).is_some());
+
+    let keyed: KeyedRateLimiter<String> =
+        KeyedRateLimiter::new("async-keyed", limit(1, 1, OnLimit::Reject, FailMode::Closed));
+    let k = "shop".to_owned();
+    assert_eq!(
+        tokio::spawn(async move { keyed.acquire_async(&k, 1).await }).await.ok(),
+        Some(Ok(()))
+    );
+}
+
+fn circuit(threshold: u32) -> CircuitBreakerConfig {
+    CircuitBreakerConfig::builder()
+        .failure_threshold(threshold)
+        .recovery_timeout(Duration::from_secs(600))
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+fn fail(b: &CircuitBreaker) -> Result<(), Error> {
+    b.call(|| Err(Error::timeout(Duration::from_secs(1))))
+}
+
+#[test]
+fn failures_in_two_instances_add_up_and_open_the_circuit_for_both() {
+    need_redis!(a, b);
+    let ba = CircuitBreaker::with_redis("add-up", circuit(4), a);
+    let bb = CircuitBreaker::with_redis("add-up", circuit(4), b);
+    for _ in 0..2 {
+        assert!(matches!(fail(&ba), Err(Error::Timeout { .. })));
+        assert!(matches!(fail(&bb), Err(Error::Timeout { .. })));
+    }
+    // Neither local breaker saw four failures; the shared one did.
+    assert_eq!(ba.state(), resilience::CircuitState::Closed);
+    let ran = AtomicU32::new(0);
+    let call = |b: &CircuitBreaker| {
+        b.call(|| {
+            ran.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, Error>(())
+        })
+    };
+    for b in [&ba, &bb] {
+        match call(b) {
+            Err(Error::CircuitOpen { retry_after, .. }) => {
+                assert!(
+                    retry_after > Duration::from_secs(590)
+                        && retry_after <= Duration::from_secs(600)
+                );
+            }
+            other => panic!("expected a shared rejection, got {other:?}"),
+        }
+    }
+    assert_eq!(ran.load(Ordering::Relaxed), 0, "rejected calls never ran");
+    assert!(matches!(ba.shared_state(), Ok(Some(SharedState::Open { .. }))));
+    assert_eq!(ba.stats().rejections, 1);
+}
+
+#[test]
+fn a_success_ends_the_shared_run_of_failures() {
+    need_redis!(a, b);
+    let ba = CircuitBreaker::with_redis("run-ends", circuit(3), a);
+    let bb = CircuitBreaker::with_redis("run-ends", circuit(3), b);
+    assert!(fail(&ba).is_err());
+    assert!(fail(&ba).is_err());
+    assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
+    assert!(fail(&ba).is_err());
+    assert!(fail(&ba).is_err());
+    assert_eq!(ba.shared_state(), Ok(Some(SharedState::Closed)));
+}
+
+#[test]
+fn a_failure_rate_over_a_shared_count_window_opens_the_circuit() {
+    need_redis!(a, b);
+    let config = CircuitBreakerConfig::builder()
+        .failure_rate(0.5)
+        .window(Window::calls(4))
+        .min_calls(4)
+        .recovery_timeout(Duration::from_secs(600))
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let ba = CircuitBreaker::with_redis("rate-count", config.clone(), a);
+    let bb = CircuitBreaker::with_redis("rate-count", config, b);
+    assert_eq!(ba.call(|| Ok::<_, Error>(())), Ok(()));
+    assert!(fail(&bb).is_err());
+    assert_eq!(ba.call(|| Ok::<_, Error>(())), Ok(()));
+    assert_eq!(bb.shared_state(), Ok(Some(SharedState::Closed)), "3 calls < min_calls");
+    assert!(fail(&bb).is_err());
+    assert!(matches!(ba.shared_state(), Ok(Some(SharedState::Open { .. }))), "2 of 4 failed");
+}
+
+#[test]
+fn a_failure_rate_over_a_shared_time_window_opens_the_circuit() {
+    need_redis!(a, b);
+    let config = CircuitBreakerConfig::builder()
+        .failure_rate(0.7)
+        .window(Window::duration(Duration::from_secs(60)))
+        .min_calls(3)
+        .recovery_timeout(Duration::from_secs(600))
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let ba = CircuitBreaker::with_redis("rate-time", config.clone(), a);
+    let bb = CircuitBreaker::with_redis("rate-time", config, b);
+    assert!(fail(&ba).is_err());
+    assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
+    assert!(fail(&bb).is_err());
+    assert_eq!(ba.shared_state(), Ok(Some(SharedState::Closed)), "2 of 3 < 70 %");
+    assert!(fail(&ba).is_err());
+    assert!(matches!(bb.shared_state(), Ok(Some(SharedState::Open { .. }))), "3 of 4 ≥ 70 %");
+}
+
+/// Calls `b` with `op` until the shared circuit admits a call (it turns half-open once
+/// Redis's clock passes the 1 ms open period).
+fn until_admitted(b: &CircuitBreaker, op: fn() -> Result<(), Error>) -> Result<(), Error> {
+    for _ in 0..100_000 {
+        match b.call(op) {
+            Err(Error::CircuitOpen { .. }) => continue,
+            other => return other,
+        }
+    }
+    panic!("the circuit never let a probe through");
+}
+
+#[test]
+fn half_open_probes_close_or_reopen_the_shared_circuit() {
+    need_redis!(a, b);
+    let config = CircuitBreakerConfig::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_millis(1))
+        .success_threshold(1)
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let ba = CircuitBreaker::with_redis("probes", config.clone(), a);
+    let bb = CircuitBreaker::with_redis("probes", config, b);
+    assert!(fail(&ba).is_err());
+    // A failed probe (through the other instance) opens it again ...
+    assert!(matches!(
+        until_admitted(&bb, || Err(Error::timeout(Duration::from_secs(1)))),
+        Err(Error::Timeout { .. })
+    ));
+    assert!(matches!(
+        bb.shared_state(),
+        Ok(Some(SharedState::Open { .. }) | Some(SharedState::HalfOpen))
+    ));
+    // ... and a successful one closes it for everyone.
+    assert_eq!(until_admitted(&ba, || Ok(())), Ok(()));
+    assert_eq!(bb.shared_state(), Ok(Some(SharedState::Closed)));
+    assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
+}
+
+#[tokio::test]
+async fn async_calls_share_the_circuit() {
+    need_redis!(a, b);
+    let ba = Arc::new(CircuitBreaker::with_redis("async-circuit", circuit(2), a));
+    let bb = CircuitBreaker::with_redis("async-circuit", circuit(2), b);
+    let spawned = tokio::spawn({
+        let ba = Arc::clone(&ba);
+        async move {
+            for _ in 0..2 {
+                let r = ba
+                    .call_async(|| async { Err::<(), _>(Error::timeout(Duration::from_secs(1))) })
+                    .await;
+                assert!(matches!(r, Err(Error::Timeout { .. })));
+            }
+        }
+    });
+    assert!(spawned.await.is_ok());
+    let r = bb.call_async(|| async { Ok::<_, Error>(()) }).await;
+    assert!(matches!(r, Err(Error::CircuitOpen { .. })), "{r:?}");
+}
+
+#[test]
+fn an_operator_disabled_breaker_lets_calls_through_an_open_shared_circuit() {
+    need_redis!(a, b);
+    let ba = CircuitBreaker::with_redis("disabled", circuit(1), a);
+    let bb = CircuitBreaker::with_redis("disabled", circuit(1), b);
+    assert!(fail(&ba).is_err());
+    assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
+    bb.disable();
+    assert_eq!(bb.call(|| Ok::<_, Error>(7)), Ok(7));
+}
+
+// ----- attributes and config ---------------------------------------------------------
+
+#[derive(Debug, PartialEq)]
+enum ShopError {
+    Resilience(Error),
+}
+
+impl From<Error> for ShopError {
+    fn from(e: Error) -> Self {
+        ShopError::Resilience(e)
+    }
+}
+
+#[resilience::rate_limit(name = "attr-shop", per_minute = 1, burst = 2, on_limit = reject, backend = "redis", fail_mode = "closed")]
+fn page(n: u32) -> Result<u32, ShopError> {
+    Ok(n)
+}
+
+#[resilience::rate_limit(name = "attr-shop", per_minute = 1, burst = 2, on_limit = reject, backend = redis, fail_mode = closed)]
+async fn page_async(n: u32) -> Result<u32, ShopError> {
+    Ok(n)
+}
+
+#[tokio::test]
+async fn attributes_with_backend_redis_share_the_named_limit() {
+    need_redis!(_a);
+    assert_eq!(page(1), Ok(1));
+    assert_eq!(page_async(2).await, Ok(2));
+    // Same name, same bucket: the two functions spent it together.
+    assert!(matches!(page_async(3).await, Err(ShopError::Resilience(Error::RateLimited { .. }))));
+    assert!(matches!(page(4), Err(ShopError::Resilience(Error::RateLimited { .. }))));
+    let limiter = resilience::registry().get_rate_limiter("attr-shop");
+    assert_eq!(limiter.map(|l| l.config().backend()), Some(Backend::Redis(FailMode::Closed)));
+}
+
+#[resilience::circuit_breaker(name = "attr-db", failure_threshold = 2, recovery_timeout = 10m, backend = "redis")]
+fn query(fail: bool) -> Result<u32, ShopError> {
+    if fail { Err(ShopError::Resilience(Error::timeout(Duration::from_secs(1)))) } else { Ok(1) }
+}
+
+#[test]
+fn a_circuit_breaker_attribute_with_backend_redis_is_shared() {
+    need_redis!(other);
+    assert!(query(true).is_err());
+    let remote = CircuitBreaker::with_redis("attr-db", circuit(2), other);
+    assert!(fail(&remote).is_err());
+    assert!(matches!(query(false), Err(ShopError::Resilience(Error::CircuitOpen { .. }))));
+}
+
+#[test]
+fn toml_sets_the_backend_and_refuses_a_fail_mode_without_it() {
+    let registry = resilience::registry::Registry::new();
+    let ok = registry.load_toml(
+        "[orders.rate_limit]\nper_second = 5\nbackend = \"redis\"\nfail_mode = \"closed\"\n\
+         [orders.circuit_breaker]\nbackend = \"redis\"\n[local.rate_limit]\nper_second = 1\nbackend = \"local\"\n",
+    );
+    assert_eq!(ok, Ok(()));
+    let orders = registry.preset("orders").unwrap_or_else(|| unreachable!());
+    assert_eq!(orders.rate_limit.map(|c| c.backend()), Some(Backend::Redis(FailMode::Closed)));
+    assert_eq!(orders.circuit_breaker.map(|c| c.backend()), Some(Backend::Redis(FailMode::Open)));
+
+    let err =
+        |text: &str| registry.load_toml(text).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = err("[x.rate_limit]\nper_second = 1\nfail_mode = \"closed\"");
+    assert!(e.contains("x.rate_limit.fail_mode") && e.contains("backend = \"redis\""), "{e}");
+    let e = err("[x.circuit_breaker]\nbackend = \"memcached\"");
+    assert!(e.contains("x.circuit_breaker.backend") && e.contains("\"local\" or \"redis\""), "{e}");
+    let e = err("[x.rate_limit]\nper_second = 1\nbackend = \"redis\"\nfail_mode = \"sometimes\"");
+    assert!(e.contains("x.rate_limit.fail_mode") && e.contains("\"open\" or \"closed\""), "{e}");
+    let e = err("[redis]\nurl = \"http://example.com\"");
+    assert!(e.contains("redis.url"), "{e}");
+    let e = err("[redis]\nurl = \"redis://127.0.0.1:1\"\ntimeout = \"0s\"");
+    assert!(e.contains("redis.timeout"), "{e}");
+}
+
+#[test]
+fn redis_config_refuses_bad_values() {
+    let e = |b: resilience::redis::RedisConfigBuilder| {
+        b.build().err().map(|e| e.to_string()).unwrap_or_default()
+    };
+    assert!(e(RedisConfig::builder("not a url")).contains("redis.url"));
+    assert!(
+        e(RedisConfig::builder("redis://h:1").timeout(Duration::ZERO)).contains("redis.timeout")
+    );
+    assert!(
+        e(RedisConfig::builder("redis://h:1").retry_interval(Duration::from_secs(7200)))
+            .contains("redis.retry_interval")
+    );
+    assert!(e(RedisConfig::builder("redis://h:1").key_prefix("")).contains("redis.key_prefix"));
+}
