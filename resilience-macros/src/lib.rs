@@ -166,6 +166,8 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither | none |
 /// | `fallback` | a function taking the same arguments and returning the same type | none |
 /// | `preset` | start from the preset's breaker settings | none |
+/// | `backend` | `"local"`, or `"redis"` to share the circuit with every process using this name (feature `redis`) | `"local"` |
+/// | `fail_mode` | with `backend = "redis"`: `"open"` (fall back to the local breaker while Redis is unreachable) or `"closed"` (reject) | `"open"` |
 ///
 /// `failure_threshold` and `failure_rate` are two ways to trip; giving both is a compile
 /// error. While the circuit is open the body does not run and the call returns
@@ -240,6 +242,8 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `max_wait` | refuse at once a wait longer than this | none |
 /// | `max_queue` | waiters allowed with `on_limit = queue` | — |
 /// | `preset` | start from the preset's limit | none |
+/// | `backend` | `"local"`, or `"redis"` to share the bucket with every process using this name (feature `redis`) | `"local"` |
+/// | `fail_mode` | with `backend = "redis"`: `"open"` (fall back to the local bucket while Redis is unreachable) or `"closed"` (reject) | `"open"` |
 ///
 /// A refused call returns `Err(E::from(Error::RateLimited { name, retry_after }))`
 /// without running. Async functions wait on tokio's timer; sync functions block the

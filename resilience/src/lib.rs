@@ -97,6 +97,14 @@
 //! ([`presets`]) give every layer values suited to a connector: `database`, `api`, `file`,
 //! `postgres`, `shopify`, `development`.
 //!
+//! # One limit and one circuit across processes
+//!
+//! With the `redis` feature, `backend = "redis"` (in an attribute, a TOML table or
+//! [`RateLimitConfig::builder().backend(..)`](rate_limit::RateLimitConfigBuilder::backend))
+//! keeps a limiter's bucket or a breaker's state in Redis, shared by every process that
+//! uses the name; see `redis` for the consistency model and what happens when Redis
+//! is unreachable ([`FailMode`]).
+//!
 //! # Time in tests
 //!
 //! Every timing decision reads a [`Clock`](clock::Clock). Async code follows tokio's
@@ -113,6 +121,7 @@
 //! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) |
 //! | `chaos` | no | a seedable fault injector for your own tests (`chaos`) |
 //! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
+//! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "macros")]

@@ -35,4 +35,14 @@ fn queue_size_without_queue() -> Result<u8, MyError> {
     Ok(1)
 }
 
+#[rate_limit(per_second = 10, backend = "memcached")]
+fn unknown_backend() -> Result<u8, MyError> {
+    Ok(1)
+}
+
+#[rate_limit(per_second = 10, fail_mode = "closed")]
+fn fail_mode_without_redis() -> Result<u8, MyError> {
+    Ok(1)
+}
+
 fn main() {}
