@@ -283,7 +283,8 @@ impl CircuitBreakerConfigBuilder {
 
     /// Keep the circuit's state in this process ([`Backend::Local`], the default) or in
     /// Redis, shared by every process using the same circuit name ([`Backend::Redis`],
-    /// crate feature `redis`).
+    /// crate feature `redis`). The backend is chosen when the instance is created:
+    /// reconfiguring an instance keeps the one it has.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.base.backend = backend;
         self

@@ -211,7 +211,8 @@ impl RateLimitConfigBuilder {
 
     /// Keep the bucket in this process ([`Backend::Local`], the default) or in Redis,
     /// shared by every process using the same limiter name ([`Backend::Redis`], crate
-    /// feature `redis`).
+    /// feature `redis`). The backend is chosen when the instance is created:
+    /// reconfiguring an instance keeps the one it has.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
