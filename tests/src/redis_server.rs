@@ -78,29 +78,48 @@ impl RedisServer {
     }
 
     /// Starts (or restarts) the server on its port and waits until it answers.
+    ///
+    /// The server runs under a small shell watchdog that stops it when this process
+    /// exits, so a server held in a `static` (never dropped) does not outlive the tests.
     pub fn start(&mut self) -> Result<(), String> {
-        let child = Command::new("redis-server")
+        let watchdog = format!(
+            "redis-server \"$@\" & r=$!; \
+             while kill -0 \"$r\" 2>/dev/null; do \
+               kill -0 {parent} 2>/dev/null || {{ kill \"$r\"; break; }}; sleep 0.2; \
+             done; wait \"$r\"",
+            parent = std::process::id()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &watchdog, "sh"])
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| e.to_string())?;
-        self.child = Some(child);
         let deadline = Instant::now() + STARTUP;
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("redis-server exited ({status}): port {} taken?", self.port));
+            }
             if self.ping() {
+                self.child = Some(child);
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
         Err(format!("no PONG on port {} within {STARTUP:?}", self.port))
     }
 
-    /// Kills the server (ours only) and waits for it to exit.
+    /// Stops the server (ours only: `SHUTDOWN NOSAVE`) and waits until it has exited
+    /// and freed its port.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) {
+                let _ = s.write_all(b"SHUTDOWN NOSAVE\r\n");
+                let _ = s.read(&mut [0u8; 64]);
+            }
             let _ = child.wait();
         }
     }
@@ -128,13 +147,9 @@ fn free_port() -> std::io::Result<u16> {
 
 /// A key prefix no other test uses, so tests can share one server.
 pub fn unique_prefix(test: &str) -> String {
-    format!("test:{test}:{}:{}", std::process::id(), fastrand_u64())
-}
-
-fn fastrand_u64() -> u64 {
     use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    h.finish()
+    use std::hash::BuildHasher;
+    // RandomState is seeded afresh per process and per instance.
+    let random = RandomState::new().hash_one(std::time::SystemTime::now());
+    format!("test:{test}:{}:{random:x}", std::process::id())
 }

@@ -139,7 +139,7 @@ fn killing_redis_fails_open_or_closed_and_restarting_restores_sharing() {
 }
 
 /// No Redis at all (nothing listens on the port): fail closed rejects, fail open is the
-/// local limiter; a missing URL is an `Err` with a message, never a panic.
+/// local limiter.
 #[test]
 fn an_unreachable_redis_is_an_error_or_a_local_fallback() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -155,18 +155,4 @@ fn an_unreachable_redis_is_an_error_or_a_local_fallback() {
     assert!(matches!(open.try_acquire(1), Err(Error::RateLimited { .. })));
     assert_eq!(closed.stats().rejected, 1);
     assert!(b.ping_blocking().is_err());
-
-    // `Backend::Redis` with no backend configured anywhere: this test binary never calls
-    // `redis::configure`; the check needs RESILIENCE_REDIS_URL unset too.
-    if std::env::var("RESILIENCE_REDIS_URL").is_err() {
-        let config = RateLimitConfig::builder()
-            .per_second(1)
-            .backend(Backend::Redis(FailMode::Closed))
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let orphan = RateLimiter::new("orphan", config);
-        let r = orphan.try_acquire(1);
-        let message = r.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(message.contains("RESILIENCE_REDIS_URL"), "{message}");
-    }
 }

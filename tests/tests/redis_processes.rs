@@ -2,7 +2,7 @@
 //! through Redis.
 
 use std::collections::HashMap;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use resilience_tests::redis_server::{RedisServer, unique_prefix};
 
@@ -43,19 +43,33 @@ fn processes_share_one_limit_and_together_never_exceed_it() {
     let (per_second, burst, requests, processes) = (200u64, 100u64, 6_000u64, 2);
 
     let start = redis_time(&mut admin);
-    let children: Vec<_> = (0..processes)
+    // All processes start before any is waited for: they run at the same time.
+    let running: Vec<_> = (0..processes)
         .map(|_| {
             Command::new(WORKER)
                 .args(["limit", server.url(), &prefix, "shop"])
                 .args([requests.to_string(), per_second.to_string(), burst.to_string()])
-                .output()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
         })
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let children: Vec<Output> = running
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("wait: {e}")))
+        .collect();
     let elapsed = redis_time(&mut admin) - start;
 
     let results: Vec<_> = children.iter().map(parse).collect();
     let granted: u64 = results.iter().map(|r| number(r, "granted")).sum();
+    // They overlapped: each started before the other finished.
+    let (first, second) = (&results[0], &results[1]);
+    assert!(
+        number(first, "started") < number(second, "finished")
+            && number(second, "started") < number(first, "finished"),
+        "the processes ran one after the other: {results:?}"
+    );
     let rejected: u64 = results.iter().map(|r| number(r, "rejected")).sum();
     for r in &results {
         assert_eq!(number(r, "unavailable"), 0, "{r:?}");
@@ -99,4 +113,19 @@ fn a_circuit_opened_in_one_process_rejects_calls_in_another() {
     let after = run("probe");
     assert_eq!(after.get("outcome").map(String::as_str), Some("rejected"), "{after:?}");
     assert_eq!(number(&after, "calls"), 0, "the rejected call never ran");
+}
+
+#[test]
+fn backend_redis_without_any_url_is_an_error_naming_the_fix() {
+    // A process with no `redis::configure` and no RESILIENCE_REDIS_URL.
+    let out = Command::new(WORKER)
+        .args(["orphan", "redis://unused", "unused", "orphan"])
+        .env_remove("RESILIENCE_REDIS_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let fields = parse(&out);
+    assert_eq!(fields.get("closed").map(String::as_str), Some("unavailable"), "{fields:?}");
+    assert_eq!(fields.get("open").map(String::as_str), Some("local"), "{fields:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("RESILIENCE_REDIS_URL"), "{stdout}");
 }

@@ -4,6 +4,7 @@
 //! redis-worker limit <url> <prefix> <name> <requests> <per_second> <burst>
 //! redis-worker trip  <url> <prefix> <name> <failure_threshold>
 //! redis-worker probe <url> <prefix> <name> <failure_threshold>
+//! redis-worker orphan <url> <prefix> <name>      (no Redis configured at all)
 //! ```
 //! Prints one line of `key=value` pairs for the test to read.
 
@@ -34,6 +35,7 @@ fn main() -> Result<(), Failure> {
         }
         ("trip", [threshold]) => trip(backend, name, threshold),
         ("probe", [threshold]) => probe(backend, name, threshold),
+        ("orphan", []) => orphan(name),
         _ => Err(format!("bad arguments: {args:?}").into()),
     }
 }
@@ -54,6 +56,7 @@ fn limit(
         .build()?;
     let limiter = RateLimiter::with_redis(name, config, backend);
     let (mut granted, mut rejected, mut unavailable) = (0u64, 0u64, 0u64);
+    let started = micros_since_epoch();
     for _ in 0..requests.parse::<u64>()? {
         match limiter.try_acquire(1) {
             Ok(()) => granted += 1,
@@ -61,7 +64,10 @@ fn limit(
             Err(_) => unavailable += 1,
         }
     }
-    println!("granted={granted} rejected={rejected} unavailable={unavailable}");
+    let finished = micros_since_epoch();
+    println!(
+        "granted={granted} rejected={rejected} unavailable={unavailable} started={started} finished={finished}"
+    );
     Ok(())
 }
 
@@ -97,6 +103,34 @@ fn trip(backend: Arc<RedisBackend>, name: &str, threshold: &str) -> Result<(), F
         Err("the circuit never opened".to_owned())
     })?;
     println!("failures={failures} state=open");
+    Ok(())
+}
+
+/// Wall-clock microseconds, to show that two workers overlapped.
+fn micros_since_epoch() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros())
+}
+
+/// `Backend::Redis` instances in a process where no Redis is configured: fail closed
+/// rejects with an error that says how to configure one; fail open uses the local bucket.
+fn orphan(name: &str) -> Result<(), Failure> {
+    let make = |fail| {
+        RateLimitConfig::builder()
+            .per_second(1)
+            .on_limit(OnLimit::Reject)
+            .backend(Backend::Redis(fail))
+            .build()
+            .map(|c| RateLimiter::new(name, c))
+    };
+    let closed = match make(FailMode::Closed)?.try_acquire(1) {
+        Err(Error::BackendUnavailable { reason, .. }) => format!("unavailable reason={reason:?}"),
+        other => format!("{other:?}"),
+    };
+    let open = match make(FailMode::Open)?.try_acquire(1) {
+        Ok(()) => "local",
+        Err(_) => "error",
+    };
+    println!("closed={closed} open={open}");
     Ok(())
 }
 
