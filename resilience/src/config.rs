@@ -244,15 +244,21 @@ fn redis_backend(_: &RedisToml) -> Result<(), ConfigError> {
     ))
 }
 
-/// `backend = "local" | "redis"` with `fail_mode = "open" | "closed"`.
+/// `backend = "local" | "redis"` with `fail_mode = "open" | "closed"`; `inherited` is the
+/// backend of the `base` the table extends (a fail mode alone keeps its Redis backend).
 fn backend(
     path: &str,
     backend: &Option<String>,
     fail_mode: &Option<String>,
+    inherited: Option<Backend>,
 ) -> Result<Option<Backend>, ConfigError> {
     let fail = fail_mode.as_deref().map(|m| m.parse::<FailMode>().map_err(at(path))).transpose()?;
-    match (backend.as_deref().map(str::parse::<Backend>).transpose().map_err(at(path))?, fail) {
+    let written = backend.as_deref().map(str::parse::<Backend>).transpose().map_err(at(path))?;
+    match (written, fail) {
         (Some(Backend::Redis(_)), fail) => Ok(Some(Backend::Redis(fail.unwrap_or_default()))),
+        (None, Some(fail)) if matches!(inherited, Some(Backend::Redis(_))) => {
+            Ok(Some(Backend::Redis(fail)))
+        }
         (_, Some(_)) => Err(err(
             format!("{path}.fail_mode"),
             "applies only to backend = \"redis\"; add it or remove fail_mode",
@@ -426,6 +432,7 @@ fn circuit(
     t: &CircuitToml,
     base: Option<CircuitBreakerConfig>,
 ) -> Result<CircuitBreakerConfig, ConfigError> {
+    let inherited = base.as_ref().map(CircuitBreakerConfig::backend);
     let mut b = base.map(|c| c.to_builder()).unwrap_or_else(CircuitBreakerConfig::builder);
     if t.failure_threshold.is_some() && t.failure_rate.is_some() {
         return Err(err(
@@ -469,7 +476,7 @@ fn circuit(
     if let Some(d) = dur(path, "slow_call", &t.slow_call)? {
         b = b.slow_call(d);
     }
-    if let Some(backend) = backend(path, &t.backend, &t.fail_mode)? {
+    if let Some(backend) = backend(path, &t.backend, &t.fail_mode, inherited)? {
         b = b.backend(backend);
     }
     b.build().map_err(at(path))
@@ -480,6 +487,7 @@ fn limit(
     t: &LimitToml,
     base: Option<RateLimitConfig>,
 ) -> Result<RateLimitConfig, ConfigError> {
+    let inherited = base.as_ref().map(RateLimitConfig::backend);
     let mut b = base.map(|c| c.to_builder()).unwrap_or_else(RateLimitConfig::builder);
     if t.per_second.is_some() && t.per_minute.is_some() {
         return Err(err(
@@ -518,7 +526,7 @@ fn limit(
     if let Some(d) = dur(path, "idle_timeout", &t.idle_timeout)? {
         b = b.idle_timeout(d);
     }
-    if let Some(backend) = backend(path, &t.backend, &t.fail_mode)? {
+    if let Some(backend) = backend(path, &t.backend, &t.fail_mode, inherited)? {
         b = b.backend(backend);
     }
     b.build().map_err(at(path))
