@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Connection, Script};
+use redis::{Client, Cmd, Connection, FromRedisValue, Script};
 
 use super::config::RedisConfig;
 use crate::ConfigError;
@@ -118,39 +118,42 @@ impl RedisBackend {
         self.recoveries.load(Ordering::Acquire)
     }
 
-    /// Evaluates `script` on the async connection.
-    pub(crate) async fn eval_async(
+    /// Evaluates `script` on the async connection: one `EVALSHA` round trip (plus a
+    /// `SCRIPT LOAD` the first time a server sees the script).
+    pub(crate) async fn eval_async<T: FromRedisValue>(
         &self,
         script: &Script,
         keys: &[&str],
         args: &[i64],
-    ) -> Result<Vec<i64>, Unavailable> {
-        let mut invocation = script.prepare_invoke();
-        for k in keys {
-            invocation.key(*k);
-        }
-        for a in args {
-            invocation.arg(*a);
-        }
-        let invocation = &invocation;
-        self.run_async(|mut con| async move { invocation.invoke_async(&mut con).await }).await
+    ) -> Result<T, Unavailable> {
+        let cmd = &evalsha(script, keys, args);
+        self.run_async(|mut con| async move {
+            match cmd.query_async(&mut con).await {
+                Err(e) if is_noscript(&e) => {
+                    script.load_async(&mut con).await?;
+                    cmd.query_async(&mut con).await
+                }
+                reply => reply,
+            }
+        })
+        .await
     }
 
-    /// Evaluates `script` on a pooled blocking connection.
-    pub(crate) fn eval_blocking(
+    /// Evaluates `script` on a pooled blocking connection; see [`eval_async`](Self::eval_async).
+    pub(crate) fn eval_blocking<T: FromRedisValue>(
         &self,
         script: &Script,
         keys: &[&str],
         args: &[i64],
-    ) -> Result<Vec<i64>, Unavailable> {
-        let mut invocation = script.prepare_invoke();
-        for k in keys {
-            invocation.key(*k);
-        }
-        for a in args {
-            invocation.arg(*a);
-        }
-        self.run_blocking(|con| invocation.invoke(con))
+    ) -> Result<T, Unavailable> {
+        let cmd = evalsha(script, keys, args);
+        self.run_blocking(|con| match cmd.query(con) {
+            Err(e) if is_noscript(&e) => {
+                script.load(con)?;
+                cmd.query(con)
+            }
+            reply => reply,
+        })
     }
 
     async fn run_async<T, F, Fut>(&self, op: F) -> Result<T, Unavailable>
@@ -306,6 +309,27 @@ impl RedisBackend {
 /// Whether `e` says the connection is gone (rather than Redis being slow or refusing).
 fn stale(e: &redis::RedisError) -> bool {
     !e.is_timeout() && (e.is_connection_dropped() || e.is_io_error())
+}
+
+/// `EVALSHA` of `script`, built in one buffer (what `Script::prepare_invoke` would copy
+/// through a vector per argument first).
+fn evalsha(script: &Script, keys: &[&str], args: &[i64]) -> Cmd {
+    // "EVALSHA", the 40-digit hash, the key count; the keys; at most 20 digits per number.
+    let bytes = 50 + keys.iter().map(|k| k.len()).sum::<usize>() + 20 * args.len();
+    let mut cmd = Cmd::with_capacity(3 + keys.len() + args.len(), bytes);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys.len());
+    for key in keys {
+        cmd.arg(*key);
+    }
+    for arg in args {
+        cmd.arg(*arg);
+    }
+    cmd
+}
+
+/// The server does not have the script (yet, or any more after a restart).
+fn is_noscript(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
 /// The URL without its password, for events.

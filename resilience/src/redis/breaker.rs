@@ -242,8 +242,11 @@ impl SharedCircuit {
         }
         let config = breaker.config();
         let keys = self.keys(backend, breaker.name());
-        let reply =
-            backend.eval_blocking(scripts::circuit(), &keys, &self.args(&config, ACQUIRE, 0, -1));
+        let reply = backend.eval_blocking::<Vec<i64>>(
+            scripts::circuit(),
+            &keys,
+            &self.args(&config, ACQUIRE, 0, -1),
+        );
         self.decide(breaker, backend, reply)
     }
 
@@ -259,7 +262,7 @@ impl SharedCircuit {
         let config = breaker.config();
         let keys = self.keys(backend, breaker.name());
         let args = self.args(&config, ACQUIRE, 0, -1);
-        let reply = backend.eval_async(scripts::circuit(), &keys, &args).await;
+        let reply = backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await;
         self.decide(breaker, backend, reply)
     }
 
@@ -296,7 +299,7 @@ impl SharedCircuit {
             return;
         };
         let keys = self.keys(backend, breaker.name());
-        match backend.eval_blocking(scripts::circuit(), &keys, &args) {
+        match backend.eval_blocking::<Vec<i64>>(scripts::circuit(), &keys, &args) {
             Ok(reply) => {
                 self.learn(breaker, backend, &reply);
             }
@@ -317,7 +320,7 @@ impl SharedCircuit {
             return;
         };
         let keys = self.keys(backend, breaker.name());
-        match backend.eval_async(scripts::circuit(), &keys, &args).await {
+        match backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await {
             Ok(reply) => {
                 self.learn(breaker, backend, &reply);
             }
@@ -333,7 +336,11 @@ impl SharedCircuit {
             .map_err(|r| Error::backend_unavailable(breaker.name().clone(), r))?;
         let keys = self.keys(backend, breaker.name());
         let reply = backend
-            .eval_blocking(scripts::circuit(), &keys, &self.args(&breaker.config(), READ, 0, -1))
+            .eval_blocking::<Vec<i64>>(
+                scripts::circuit(),
+                &keys,
+                &self.args(&breaker.config(), READ, 0, -1),
+            )
             .map_err(|r| Error::backend_unavailable(breaker.name().clone(), r))?;
         self.learn(breaker, backend, &reply);
         Ok(match reply.first() {

@@ -94,6 +94,21 @@ impl RemoteBucket {
         self.key.get_or_init(|| format!("{}:rl:{name}", backend.prefix()))
     }
 
+    /// Asks Redis (blocking): the script's reply, or why Redis did not answer.
+    fn ask_blocking(
+        &self,
+        name: &str,
+        key: Option<&dyn fmt::Debug>,
+        args: &[i64],
+    ) -> Result<i64, Unavailable> {
+        let backend = self.backend.get()?;
+        let base = self.base_key(backend, name);
+        match key {
+            None => backend.eval_blocking(scripts::limiter(), &[base], args),
+            Some(k) => backend.eval_blocking(scripts::limiter(), &[&keyed(base, k)], args),
+        }
+    }
+
     /// Blocking acquire: one script round trip, then a sleep on the limiter's clock if
     /// Redis reserved a later slot.
     pub(crate) fn acquire_blocking(
@@ -108,10 +123,7 @@ impl RemoteBucket {
             Ok(ask) => ask,
             Err(done) => return Remote::Done(done),
         };
-        let answer = self.backend.get().and_then(|backend| {
-            let k = redis_key(self.base_key(backend, &core.name), key);
-            backend.eval_blocking(scripts::limiter(), &[&k], &ask.args)
-        });
+        let answer = self.ask_blocking(&core.name, key, &ask.args);
         match ask.decide(self.fail, answer, key) {
             Decided::Sleep(wait) => {
                 core.clock.sleep(wait);
@@ -139,11 +151,14 @@ impl RemoteBucket {
         };
         let answer = match self.backend.get() {
             Ok(backend) => {
-                let k = redis_key(
-                    self.base_key(backend, &core.name),
-                    key.map(|k| k as &dyn fmt::Debug),
-                );
-                backend.eval_async(scripts::limiter(), &[&k], &ask.args).await
+                let base = self.base_key(backend, &core.name);
+                match key {
+                    None => backend.eval_async(scripts::limiter(), &[base], &ask.args).await,
+                    Some(k) => {
+                        let k = keyed(base, k);
+                        backend.eval_async(scripts::limiter(), &[&k], &ask.args).await
+                    }
+                }
             }
             Err(e) => Err(e),
         };
@@ -166,6 +181,7 @@ struct Ask<'a> {
     core: &'a Core,
     tally: Tally<'a>,
     cost: u32,
+    /// The script's ARGV: increment (ns), capacity (ns), max_wait (µs), ttl (ms).
     args: [i64; 4],
     /// Entered the local wait count (queue policy).
     queued: bool,
@@ -205,30 +221,39 @@ impl<'a> Ask<'a> {
         if queued && !tally.enter_wait(Some(config.max_queue())) {
             return Err(Err(core.rejection(tally, cost, 0, key, "rejected: wait queue full")));
         }
-        let interval = i64::try_from(as_nanos(config.rate().interval())).unwrap_or(i64::MAX);
-        let args = [interval, i64::from(config.burst()), i64::from(cost), max_wait];
+        // In nanoseconds of the bucket's time: what `cost` permits add to the arrival
+        // time, and how far ahead of now it may run (a full burst). Both are at most
+        // 365 days (the config's bound), well inside an i64.
+        let interval = u128::from(as_nanos(config.rate().interval()));
+        let inc = interval * u128::from(cost);
+        let cap = interval * u128::from(config.burst());
+        // The key outlives a grant without a wait by at most one burst's refill time
+        // (plus a millisecond for rounding): long enough to keep the reservation.
+        let ttl = cap.div_ceil(1_000_000) + 1;
+        let [inc, cap, ttl] = [inc, cap, ttl].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let args = [inc, cap, max_wait, ttl];
         Ok(Ask { core, tally, cost, args, queued })
     }
 
     fn decide(
         &self,
         fail: FailMode,
-        answer: Result<Vec<i64>, Unavailable>,
+        answer: Result<i64, Unavailable>,
         key: Option<&dyn fmt::Debug>,
     ) -> Decided {
         let (core, tally, cost) = (self.core, self.tally, self.cost);
-        match answer.as_deref() {
-            Ok([1, 0, ..]) => {
+        match answer {
+            Ok(0) => {
                 self.leave();
                 tally.granted();
                 Decided::Done(Ok(()))
             }
-            Ok([1, wait, ..]) => {
+            Ok(wait) if wait > 0 => {
                 tally.waited();
                 if !self.queued {
                     tally.enter_wait(None);
                 }
-                let wait = Duration::from_micros(u64::try_from(*wait).unwrap_or(0));
+                let wait = Duration::from_micros(wait.unsigned_abs());
                 crate::rate_limit::core::log(
                     &core.name,
                     key,
@@ -238,9 +263,9 @@ impl<'a> Ask<'a> {
                 );
                 Decided::Sleep(wait)
             }
-            Ok([_, wait, ..]) => {
+            Ok(refused) => {
                 self.leave();
-                let wait = u64::try_from(*wait).unwrap_or(0).saturating_mul(1000);
+                let wait = refused.unsigned_abs().saturating_mul(1000);
                 Decided::Done(Err(core.rejection(
                     tally,
                     cost,
@@ -249,8 +274,7 @@ impl<'a> Ask<'a> {
                     "rejected by the shared bucket",
                 )))
             }
-            Ok(other) => self.unavailable(fail, &format!("unexpected script reply {other:?}")),
-            Err(reason) => self.unavailable(fail, reason),
+            Err(reason) => self.unavailable(fail, &reason),
         }
     }
 
@@ -277,12 +301,9 @@ impl<'a> Ask<'a> {
     }
 }
 
-/// The Redis key of a bucket: the limiter's, or the limiter's plus the key's `Debug` form.
-fn redis_key(base: &str, key: Option<&dyn fmt::Debug>) -> String {
-    match key {
-        Some(k) => format!("{base}:{k:?}"),
-        None => base.to_owned(),
-    }
+/// The Redis key of a keyed limiter's bucket: the limiter's plus the key's `Debug` form.
+fn keyed(base: &str, key: &dyn fmt::Debug) -> String {
+    format!("{base}:{key:?}")
 }
 
 /// Leaves the wait count if a waiting future is dropped.
