@@ -253,6 +253,7 @@ fn failures_in_two_instances_add_up_and_open_the_circuit_for_both() {
     assert_eq!(ran.load(Ordering::Relaxed), 0, "rejected calls never ran");
     assert!(matches!(ba.shared_state(), Ok(Some(SharedState::Open { .. }))));
     assert_eq!(ba.stats().rejections, 1);
+    assert_eq!(ba.stats().ignored, 0, "a shared rejection is a rejection, not an ignored call");
 }
 
 #[test]
@@ -340,14 +341,103 @@ fn half_open_probes_close_or_reopen_the_shared_circuit() {
         until_admitted(&bb, || Err(Error::timeout(Duration::from_secs(1)))),
         Err(Error::Timeout { .. })
     ));
-    assert!(matches!(
-        bb.shared_state(),
-        Ok(Some(SharedState::Open { .. }) | Some(SharedState::HalfOpen))
-    ));
+    assert!(matches!(bb.shared_state(), Ok(Some(SharedState::Open { .. }))));
     // ... and a successful one closes it for everyone.
     assert_eq!(until_admitted(&ba, || Ok(())), Ok(()));
     assert_eq!(bb.shared_state(), Ok(Some(SharedState::Closed)));
     assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
+}
+
+#[test]
+fn one_shared_probe_at_a_time() {
+    need_redis!(a, b);
+    let config = CircuitBreakerConfig::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_millis(1))
+        .success_threshold(1)
+        .half_open_max_calls(1)
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let ba = CircuitBreaker::with_redis("one-probe", config.clone(), a);
+    let bb = CircuitBreaker::with_redis("one-probe", config, b);
+    assert!(fail(&ba).is_err());
+    let mut admitted = 0;
+    let mut other_while_probing = None;
+    for _ in 0..100_000 {
+        // While `ba`'s probe runs, `bb` finds the one slot taken.
+        let r = ba.call(|| {
+            admitted += 1;
+            other_while_probing = Some(bb.call(|| Ok::<_, Error>(())));
+            Ok::<_, Error>(())
+        });
+        if r.is_ok() {
+            break;
+        }
+    }
+    assert_eq!(admitted, 1);
+    assert!(
+        matches!(other_while_probing, Some(Err(Error::CircuitOpen { .. }))),
+        "{other_while_probing:?}"
+    );
+    assert_eq!(bb.shared_state(), Ok(Some(SharedState::Closed)), "the probe closed it");
+}
+
+#[test]
+fn a_count_window_that_expired_forgets_its_failures() {
+    need_redis!(a);
+    let Some(mut admin) = admin() else { return };
+    let (_, prefix) = server().unwrap_or_else(|| unreachable!());
+    let config = CircuitBreakerConfig::builder()
+        .failure_rate(0.5)
+        .window(Window::calls(4))
+        .min_calls(4)
+        .recovery_timeout(Duration::from_secs(600))
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let shared = CircuitBreaker::with_redis("window-expiry", config, a);
+    assert!(fail(&shared).is_err());
+    assert!(fail(&shared).is_err());
+    assert_eq!(shared.call(|| Ok::<_, Error>(())), Ok(()));
+    // What the window's expiry does after a quiet spell.
+    let () = redis::cmd("DEL")
+        .arg(format!("{prefix}:cb:window-expiry:window"))
+        .query(&mut admin)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..3 {
+        assert_eq!(shared.call(|| Ok::<_, Error>(())), Ok(()));
+    }
+    assert!(fail(&shared).is_err());
+    assert_eq!(shared.shared_state(), Ok(Some(SharedState::Closed)), "1 failure in 4");
+}
+
+#[test]
+fn shared_configs_refuse_what_redis_cannot_keep() {
+    let too_fast = RateLimitConfig::builder()
+        .per_second(20_000)
+        .backend(Backend::Redis(FailMode::Open))
+        .build();
+    assert!(too_fast.is_err_and(|e| e.field() == "rate" && e.message().contains("10 000")));
+    assert!(RateLimitConfig::builder().per_second(20_000).build().is_ok(), "fine in process");
+    let many_buckets = CircuitBreakerConfig::builder()
+        .failure_rate(0.5)
+        .window(Window::Time { duration: Duration::from_secs(60), buckets: 60 })
+        .backend(Backend::Redis(FailMode::Open))
+        .build();
+    assert!(many_buckets.is_err_and(|e| e.field() == "window"));
+}
+
+#[test]
+fn debug_output_hides_the_redis_password() {
+    let config = RedisConfig::builder("redis://app:hunter2@127.0.0.1:6379/0")
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let backend = RedisBackend::new(config).unwrap_or_else(|e| unreachable!("{e}"));
+    assert!(!format!("{backend:?}").contains("hunter2"));
+    let bad = RedisConfig::builder("redis://app:hunter2@host:notaport").build();
+    assert!(bad.is_err_and(|e| !e.to_string().contains("hunter2")));
 }
 
 #[tokio::test]

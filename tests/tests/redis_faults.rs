@@ -156,3 +156,49 @@ fn an_unreachable_redis_is_an_error_or_a_local_fallback() {
     assert_eq!(closed.stats().rejected, 1);
     assert!(b.ping_blocking().is_err());
 }
+
+/// A Redis that accepts connections but does not answer (every client paused): no call
+/// waits past the timeout, on a fresh or a pooled connection, blocking or async. The
+/// pause (2 s) is twenty timeouts long, so an `Err` saying "no answer within 100ms" is
+/// the timeout at work, not the pause ending.
+#[test]
+fn a_redis_that_does_not_answer_is_cut_off_at_the_timeout() {
+    let Some(server) = RedisServer::own() else { return };
+    let prefix = unique_prefix("paused");
+    let make = || {
+        let config = RedisConfig::builder(server.url())
+            .key_prefix(prefix.as_str())
+            .timeout(Duration::from_millis(100))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(RedisBackend::new(config).unwrap_or_else(|e| panic!("{e}")))
+    };
+    let (pooled, fresh, async_backend) = (make(), make(), make());
+    let warm = limiter("paused", FailMode::Closed, &pooled);
+    assert_eq!(warm.try_acquire(1), Ok(()), "one connection now sits in the pool");
+
+    let mut admin = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg("2000")
+        .arg("ALL")
+        .query(&mut admin)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let timed_out = |r: Result<(), Error>| match r {
+        Err(Error::BackendUnavailable { reason, .. }) => reason.contains("no answer within 100ms"),
+        _ => false,
+    };
+    let r = warm.try_acquire(1);
+    assert!(timed_out(r.clone()), "pooled: {r:?}");
+    let r = limiter("paused", FailMode::Closed, &fresh).try_acquire(1);
+    assert!(timed_out(r.clone()), "fresh: {r:?}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = runtime.block_on(limiter("paused", FailMode::Closed, &async_backend).acquire_async(1));
+    assert!(timed_out(r.clone()), "async: {r:?}");
+}

@@ -13,6 +13,9 @@ pub(crate) const MAX_PROBES: u32 = 10_000;
 pub(crate) const MAX_BUCKETS: u32 = 1_000;
 /// Largest accepted duration (recovery timeout, slow-call threshold, time window): 365 days.
 pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Largest number of time-window buckets of a Redis-backed circuit (each report sums
+/// them inside Redis).
+pub(crate) const MAX_SHARED_BUCKETS: u32 = 32;
 /// Smallest accepted bucket width of a time window (`duration / buckets`).
 pub(crate) const MIN_BUCKET_WIDTH: Duration = Duration::from_millis(1);
 
@@ -294,6 +297,16 @@ impl CircuitBreakerConfigBuilder {
     pub fn build(self) -> Result<CircuitBreakerConfig, ConfigError> {
         let mut c = self.base;
         c.backend.check()?;
+        if let (true, Window::Time { buckets, .. }) = (c.backend.is_shared(), c.window)
+            && buckets > MAX_SHARED_BUCKETS
+        {
+            return Err(ConfigError::new(
+                "window",
+                format!(
+                    "a Redis-backed circuit sums its time window on every report: use at most {MAX_SHARED_BUCKETS} buckets (got {buckets})"
+                ),
+            ));
+        }
         c.trip = match (self.threshold, self.rate) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new(

@@ -54,6 +54,10 @@ pub struct RateLimitConfig {
     backend: Backend,
 }
 
+/// The shortest refill interval of a Redis-backed limiter (10 000 permits per second):
+/// Redis keeps the bucket's time in whole microseconds, so the rounding stays under 0.5 %.
+pub(crate) const MIN_SHARED_INTERVAL: Duration = Duration::from_micros(100);
+
 /// Default `max_queue`.
 pub const DEFAULT_MAX_QUEUE: usize = 128;
 /// Default `idle_timeout` of keyed buckets.
@@ -242,6 +246,15 @@ impl RateLimitConfigBuilder {
         };
         rate.check()?;
         self.backend.check()?;
+        if self.backend.is_shared() && rate.interval() < MIN_SHARED_INTERVAL {
+            return Err(ConfigError::new(
+                "rate",
+                format!(
+                    "a Redis-backed limiter keeps time in whole microseconds: at most 10 000 permits per second (got one per {:?})",
+                    rate.interval()
+                ),
+            ));
+        }
         let burst = self.burst.unwrap_or(rate.permits());
         check::at_least_one("burst", u64::from(burst))?;
         let tau = u128::from(as_nanos(rate.interval())) * u128::from(burst);

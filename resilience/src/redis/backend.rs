@@ -48,7 +48,7 @@ pub struct RedisBackend {
 impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("url", &self.config.url())
+            .field("url", &redact(self.config.url()))
             .field("available", &self.is_available())
             .finish_non_exhaustive()
     }
@@ -64,9 +64,7 @@ impl RedisBackend {
     /// [`ManualClock`](crate::clock::ManualClock) in tests). Redis calls themselves are
     /// bounded by the timeout on tokio's timer (async) or the socket (blocking).
     pub fn with_clock(config: RedisConfig, clock: SharedClock) -> Result<Self, ConfigError> {
-        let client = Client::open(config.url()).map_err(|e| {
-            ConfigError::new("redis.url", format!("`{}` is not a Redis URL ({e})", config.url()))
-        })?;
+        let client = client(config.url())?;
         Ok(RedisBackend {
             config,
             client,
@@ -161,8 +159,15 @@ impl RedisBackend {
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        // Outside a tokio runtime the call is the caller's mistake, not an outage: the
+        // backend stays up for everyone else.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(Arc::from(
+                "an async Redis call needs a tokio runtime (with time and IO enabled)",
+            ));
+        };
         self.gate()?;
-        let manager = match self.manager() {
+        let manager = match self.manager(runtime.id()) {
             Ok(m) => m,
             Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
         };
@@ -179,6 +184,10 @@ impl RedisBackend {
                 self.succeeded();
                 Ok(v)
             }
+            // The connection's own response timeout equals ours: the same message.
+            Ok(Err(e)) if e.is_timeout() => {
+                Err(self.failed(format!("no answer within {:?}", self.config.timeout())))
+            }
             Ok(Err(e)) => Err(self.failed(e.to_string())),
             Err(_) => Err(self.failed(format!("no answer within {:?}", self.config.timeout()))),
         }
@@ -189,16 +198,27 @@ impl RedisBackend {
         mut op: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, Unavailable> {
         self.gate()?;
+        // One deadline for the whole call: connecting, a retry on a fresh connection,
+        // and the command share `timeout`.
+        let timeout = self.config.timeout();
+        let deadline = std::time::Instant::now() + timeout;
+        let left =
+            || deadline.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero());
+        let late = || format!("no answer within {timeout:?}");
         let pooled = self.pool.lock().pop();
         let reused = pooled.is_some();
         let mut con = match pooled {
             Some(con) => con,
-            None => match self.connect_blocking() {
+            None => match self.connect_blocking(timeout) {
                 Ok(con) => con,
+                Err(e) if e.is_timeout() => return Err(self.failed(late())),
                 Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
             },
         };
-        let mut result = op(&mut con);
+        let mut result = match left() {
+            Some(d) => set_timeouts(&con, d).and_then(|()| op(&mut con)),
+            None => return Err(self.failed(late())),
+        };
         // A pooled connection may have been closed by a Redis that restarted or timed
         // it out while idle: that says nothing about Redis now, so try once on a fresh
         // one. (Not after a timeout: the call has had its time.)
@@ -206,11 +226,18 @@ impl RedisBackend {
             && reused
             && stale(e)
         {
-            match self.connect_blocking() {
+            let Some(d) = left() else {
+                return Err(self.failed(late()));
+            };
+            match self.connect_blocking(d) {
                 Ok(fresh) => {
                     con = fresh;
-                    result = op(&mut con);
+                    result = match left() {
+                        Some(d) => set_timeouts(&con, d).and_then(|()| op(&mut con)),
+                        None => return Err(self.failed(late())),
+                    };
                 }
+                Err(e) if e.is_timeout() => return Err(self.failed(late())),
                 Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
             }
         }
@@ -224,30 +251,16 @@ impl RedisBackend {
                 Ok(v)
             }
             // The connection may hold a half-read reply: drop it.
-            Err(e) if e.is_timeout() => {
-                Err(self.failed(format!("no answer within {:?}", self.config.timeout())))
-            }
+            Err(e) if e.is_timeout() => Err(self.failed(late())),
             Err(e) => Err(self.failed(e.to_string())),
         }
     }
 
-    fn connect_blocking(&self) -> redis::RedisResult<Connection> {
-        let timeout = self.config.timeout();
-        let con = self.client.get_connection_with_timeout(timeout)?;
-        con.set_read_timeout(Some(timeout))?;
-        con.set_write_timeout(Some(timeout))?;
-        Ok(con)
+    fn connect_blocking(&self, timeout: Duration) -> redis::RedisResult<Connection> {
+        self.client.get_connection_with_timeout(timeout)
     }
 
-    fn manager(&self) -> redis::RedisResult<ConnectionManager> {
-        let id = tokio::runtime::Handle::try_current()
-            .map_err(|_| {
-                redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "an async Redis call needs a tokio runtime",
-                ))
-            })?
-            .id();
+    fn manager(&self, id: tokio::runtime::Id) -> redis::RedisResult<ConnectionManager> {
         let managers = self.managers.pin();
         if let Some(m) = managers.get(&id) {
             return Ok(m.clone());
@@ -306,6 +319,27 @@ impl RedisBackend {
     }
 }
 
+/// Read and write timeouts of `con`: what is left of the call's deadline.
+fn set_timeouts(con: &Connection, left: Duration) -> redis::RedisResult<()> {
+    con.set_read_timeout(Some(left))?;
+    con.set_write_timeout(Some(left))
+}
+
+/// A client for `url` that sends nothing on connect for a plain URL (no `CLIENT SETINFO`
+/// round trips), so connecting costs only the TCP handshake within the timeout.
+pub(crate) fn client(url: &str) -> Result<Client, ConfigError> {
+    use redis::IntoConnectionInfo;
+    let bad = |e: redis::RedisError| {
+        ConfigError::new(
+            "redis.url",
+            format!("`{}` is not a Redis URL ({e}); write redis://host:port[/db]", redact(url)),
+        )
+    };
+    let info = url.into_connection_info().map_err(bad)?;
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    Client::open(info.set_redis_settings(settings)).map_err(bad)
+}
+
 /// Whether `e` says the connection is gone (rather than Redis being slow or refusing).
 fn stale(e: &redis::RedisError) -> bool {
     !e.is_timeout() && (e.is_connection_dropped() || e.is_io_error())
@@ -333,7 +367,7 @@ fn is_noscript(e: &redis::RedisError) -> bool {
 }
 
 /// The URL without its password, for events.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])

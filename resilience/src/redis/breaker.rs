@@ -19,6 +19,10 @@ const HALF_OPEN: u8 = 2;
 /// Never read from Redis (or invalidated by a recovery): ask before the next call.
 const UNKNOWN: u8 = 3;
 
+/// The shortest time a half-open probe holds its shared slot (longer when the open
+/// period is).
+const PROBE_LEASE: Duration = Duration::from_secs(30);
+
 const READ: i64 = 0;
 const ACQUIRE: i64 = 1;
 const REPORT: i64 = 2;
@@ -27,7 +31,7 @@ const REPORT: i64 = 2;
 pub(crate) struct SharedCircuit {
     backend: Backend,
     fail: FailMode,
-    keys: OnceLock<[String; 2]>,
+    keys: OnceLock<[String; 3]>,
     /// The last shared state seen (`CLOSED`, `OPEN`, `HALF_OPEN`, `UNKNOWN`).
     state: AtomicU8,
     generation: AtomicU64,
@@ -51,8 +55,9 @@ impl fmt::Debug for SharedCircuit {
 /// How a call was admitted by the shared circuit.
 #[derive(Clone, Copy)]
 pub(crate) enum Ticket {
-    /// Admitted at `generation`; `probe` when it holds a shared half-open slot.
-    Shared { generation: i64, probe: bool },
+    /// Admitted at `generation`; `probe` is the token of the shared half-open slot it
+    /// holds (0: none).
+    Shared { generation: i64, probe: i64 },
     /// Redis unavailable, failing open: the local breaker alone decides.
     Local,
 }
@@ -81,13 +86,14 @@ impl SharedCircuit {
         }
     }
 
-    fn keys(&self, backend: &RedisBackend, name: &str) -> [&str; 2] {
-        let [h, l] = self.keys.get_or_init(|| {
+    fn keys(&self, backend: &RedisBackend, name: &str) -> [&str; 3] {
+        let [h, l, p] = self.keys.get_or_init(|| {
             let h = format!("{}:cb:{name}", backend.prefix());
             let l = format!("{h}:window");
-            [h, l]
+            let p = format!("{h}:probes");
+            [h, l, p]
         });
-        [h.as_str(), l.as_str()]
+        [h.as_str(), l.as_str(), p.as_str()]
     }
 
     /// What the local view decides without Redis: `Some(Err)` while the shared circuit
@@ -112,21 +118,22 @@ impl SharedCircuit {
                 (age < as_nanos(backend.sync_interval())).then(|| {
                     let generation =
                         i64::try_from(self.generation.load(Ordering::Acquire)).unwrap_or(0);
-                    Ok(Ticket::Shared { generation, probe: false })
+                    Ok(Ticket::Shared { generation, probe: 0 })
                 })
             }
             _ => None,
         }
     }
 
-    /// Records a reply `{state, generation, open_remaining_µs, decision}` in the view.
+    /// Records a reply `{state, generation, open_remaining_µs, decision, token}` in the
+    /// view; returns `(generation, decision, token)`.
     fn learn(
         &self,
         breaker: &CircuitBreaker,
         backend: &RedisBackend,
         reply: &[i64],
-    ) -> Option<(i64, i64)> {
-        let &[state, generation, remaining, decision] = reply else {
+    ) -> Option<(i64, i64, i64)> {
+        let &[state, generation, remaining, decision, token] = reply else {
             return None;
         };
         let now = as_nanos(breaker.clock_now());
@@ -146,7 +153,7 @@ impl SharedCircuit {
                 "shared circuit changed state"
             );
         }
-        Some((generation, decision))
+        Some((generation, decision, token))
     }
 
     fn args(
@@ -155,7 +162,8 @@ impl SharedCircuit {
         op: i64,
         generation: i64,
         outcome: i64,
-    ) -> [i64; 13] {
+        token: i64,
+    ) -> [i64; 15] {
         let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         let (by_rate, threshold) = match (config.failure_threshold(), config.failure_rate()) {
             (Some(n), _) => (0, i64::from(n)),
@@ -181,6 +189,9 @@ impl SharedCircuit {
         };
         // Keys outlive every period they describe, then expire on their own.
         let ttl = (recovery.max(window_span) * 4).max(Duration::from_secs(60));
+        // How long a probe holds its slot: a probe that has not reported by then (its
+        // process died, its future was dropped, or it is that slow) gives the slot back.
+        let lease = recovery.max(PROBE_LEASE);
         [
             op,
             generation,
@@ -195,6 +206,8 @@ impl SharedCircuit {
             i64::from(config.success_threshold()),
             i64::from(config.half_open_max_calls()),
             i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            token,
+            micros(lease),
         ]
     }
 
@@ -220,8 +233,8 @@ impl SharedCircuit {
             Err(reason) => return self.unavailable(breaker, &reason),
         };
         match self.learn(breaker, backend, &reply) {
-            Some((generation, 0)) => Ok(Ticket::Shared { generation, probe: false }),
-            Some((generation, 1)) => Ok(Ticket::Shared { generation, probe: true }),
+            Some((generation, 0, _)) => Ok(Ticket::Shared { generation, probe: 0 }),
+            Some((generation, 1, token)) => Ok(Ticket::Shared { generation, probe: token }),
             Some(_) => {
                 let until = self.open_until.load(Ordering::Acquire);
                 let left = until.saturating_sub(as_nanos(breaker.clock_now()));
@@ -245,7 +258,7 @@ impl SharedCircuit {
         let reply = backend.eval_blocking::<Vec<i64>>(
             scripts::circuit(),
             &keys,
-            &self.args(&config, ACQUIRE, 0, -1),
+            &self.args(&config, ACQUIRE, 0, -1, 0),
         );
         self.decide(breaker, backend, reply)
     }
@@ -261,7 +274,7 @@ impl SharedCircuit {
         }
         let config = breaker.config();
         let keys = self.keys(backend, breaker.name());
-        let args = self.args(&config, ACQUIRE, 0, -1);
+        let args = self.args(&config, ACQUIRE, 0, -1, 0);
         let reply = backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await;
         self.decide(breaker, backend, reply)
     }
@@ -273,17 +286,17 @@ impl SharedCircuit {
         breaker: &CircuitBreaker,
         ticket: Ticket,
         outcome: CallOutcome,
-    ) -> Option<[i64; 13]> {
+    ) -> Option<[i64; 15]> {
         let Ticket::Shared { generation, probe } = ticket else {
             return None;
         };
         let outcome = match outcome {
             CallOutcome::Success => 0,
             CallOutcome::Failure => 1,
-            CallOutcome::Ignored if probe => -1,
+            CallOutcome::Ignored if probe > 0 => -1,
             CallOutcome::Ignored => return None,
         };
-        Some(self.args(&breaker.config(), REPORT, generation, outcome))
+        Some(self.args(&breaker.config(), REPORT, generation, outcome, probe))
     }
 
     /// Tells Redis how an admitted call went, blocking.
@@ -339,7 +352,7 @@ impl SharedCircuit {
             .eval_blocking::<Vec<i64>>(
                 scripts::circuit(),
                 &keys,
-                &self.args(&breaker.config(), READ, 0, -1),
+                &self.args(&breaker.config(), READ, 0, -1, 0),
             )
             .map_err(|r| Error::backend_unavailable(breaker.name().clone(), r))?;
         self.learn(breaker, backend, &reply);
@@ -371,7 +384,8 @@ pub enum SharedState {
     HalfOpen,
 }
 
-/// Runs `op` through the local breaker and the shared circuit (both must admit).
+/// Runs `op` through the shared circuit and the local breaker (both must admit; the
+/// shared circuit first, so that the local slow-call timer starts with the call).
 pub(crate) fn run_blocking<T, E>(
     breaker: &CircuitBreaker,
     shared: &Arc<SharedCircuit>,
@@ -379,18 +393,22 @@ pub(crate) fn run_blocking<T, E>(
     rejected: impl FnOnce(Error) -> E,
     op: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
+    // An operator's `disable` on this process's breaker lets calls through unasked.
+    let ticket = if breaker.is_disabled() {
+        Ticket::Local
+    } else {
+        match shared.admit_blocking(breaker) {
+            Ok(t) => t,
+            Err(e) => return Err(rejected(e)),
+        }
+    };
     let permit = match breaker.try_acquire() {
         Ok(p) => p,
-        Err(e) => return Err(rejected(e)),
-    };
-    if breaker.is_disabled() {
-        let result = op();
-        permit.record(outcome_of(&result));
-        return result;
-    }
-    let ticket = match shared.admit_blocking(breaker) {
-        Ok(t) => t,
-        Err(e) => return Err(rejected(e)),
+        Err(e) => {
+            // Give back a shared probe slot this call will not use.
+            shared.report_blocking(breaker, ticket, CallOutcome::Ignored);
+            return Err(rejected(e));
+        }
     };
     let started = breaker.slow_call_start();
     let result = op();
@@ -411,18 +429,20 @@ pub(crate) async fn run_async<T, E, Fut>(
 where
     Fut: Future<Output = Result<T, E>>,
 {
+    let ticket = if breaker.is_disabled() {
+        Ticket::Local
+    } else {
+        match shared.admit_async(breaker).await {
+            Ok(t) => t,
+            Err(e) => return Err(rejected(e)),
+        }
+    };
     let permit = match breaker.try_acquire() {
         Ok(p) => p,
-        Err(e) => return Err(rejected(e)),
-    };
-    if breaker.is_disabled() {
-        let result = op().await;
-        permit.record(outcome_of(&result));
-        return result;
-    }
-    let ticket = match shared.admit_async(breaker).await {
-        Ok(t) => t,
-        Err(e) => return Err(rejected(e)),
+        Err(e) => {
+            shared.report_async(breaker, ticket, CallOutcome::Ignored).await;
+            return Err(rejected(e));
+        }
     };
     let started = breaker.slow_call_start();
     let result = op().await;

@@ -22,7 +22,7 @@ pub const URL_ENV: &str = "RESILIENCE_REDIS_URL";
 /// assert!(RedisConfig::builder("http://nope").build().is_err());
 /// # Ok::<(), resilience::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     url: String,
     timeout: Duration,
@@ -30,6 +30,20 @@ pub struct RedisConfig {
     sync_interval: Duration,
     key_prefix: String,
     pool_size: usize,
+}
+
+/// Shows the URL without its password.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &super::backend::redact(&self.url))
+            .field("timeout", &self.timeout)
+            .field("retry_interval", &self.retry_interval)
+            .field("sync_interval", &self.sync_interval)
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -90,6 +104,7 @@ impl RedisConfig {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct RedisConfigBuilder {
+    // Debug shows `config`, whose Debug hides the password.
     config: RedisConfig,
 }
 
@@ -109,8 +124,9 @@ impl RedisConfigBuilder {
     /// How old a process's view of a *closed* shared circuit may get before a call
     /// re-reads it (default zero: every call asks Redis first, so a circuit opened by
     /// another process rejects the very next call here). A positive interval saves that
-    /// round trip on calls made within it of the previous one, at the price of letting
-    /// one call through after another process opened the circuit.
+    /// round trip on calls made within it of the last answer, at a price: every call
+    /// started in that interval goes through, even after another process opened the
+    /// circuit, and even into a half-open circuit.
     pub fn sync_interval(mut self, interval: Duration) -> Self {
         self.config.sync_interval = interval;
         self
@@ -133,12 +149,7 @@ impl RedisConfigBuilder {
     /// interval must be positive and at most an hour, the prefix must not be empty.
     pub fn build(self) -> Result<RedisConfig, ConfigError> {
         let c = self.config;
-        if let Err(e) = redis::Client::open(c.url.as_str()) {
-            return Err(ConfigError::new(
-                "redis.url",
-                format!("`{}` is not a Redis URL ({e}); write redis://host:port[/db]", c.url),
-            ));
-        }
+        super::backend::client(&c.url)?;
         for (field, d) in [("redis.timeout", c.timeout), ("redis.retry_interval", c.retry_interval)]
         {
             check::positive(field, d)?;

@@ -59,12 +59,32 @@
 //!   That is the same as a fresh deployment, and is what the fail-open mode trades for.
 //! - Under a **partition** (some processes reach Redis, others do not), the ones that
 //!   reach it share; the others behave as above, per their fail mode.
-//! - With a positive `sync_interval`, the view of a closed circuit may be that old: a
-//!   process lets at most one call through before it learns that another opened the
-//!   circuit. (The default, zero, asks before every call.) An async call dropped while it held a half-open probe frees that slot after
-//!   one open period (the same rule covers a process that dies mid-probe).
-//! - The manual permit API ([`CircuitBreaker::try_acquire`](crate::CircuitBreaker::try_acquire))
-//!   is local only; `call`, `run` and the attributes go through the shared circuit.
+//! - With a positive `sync_interval`, the view of a closed circuit may be that old: every
+//!   call a process starts within it goes through, even after another process opened
+//!   the circuit. (The default, zero, asks before every call.) A half-open probe holds its
+//!   slot for at most its lease (the open period, and at least 30 s): a probe whose
+//!   process died, or whose async call was dropped, frees it then; a probe that reports
+//!   later counts for nothing.
+//!
+//! # What stays local
+//! - The manual permit API ([`CircuitBreaker::try_acquire`](crate::CircuitBreaker::try_acquire)),
+//!   `state()`, `stats()` and the operator actions (`reset`, `force_open`, `disable`) act
+//!   on this process's breaker; `call`, `run` and the attributes go through the shared
+//!   circuit, and [`CircuitBreaker::shared_state`](crate::CircuitBreaker::shared_state)
+//!   reads it.
+//! - A limiter's `pause_for`, `pause_until`, `sync_from_headers`, `available()` and
+//!   per-key stats act on the local bucket (the one used while failing open); its
+//!   granted / waited / rejected counters count this process's calls. `max_queue`
+//!   bounds the waiters of the whole limiter in this process, not of each key.
+//! - Blocking calls (`try_acquire`, `acquire`, `call`) do their round trip on the
+//!   caller's thread; async code should use `acquire_async` / `call_async`, which need a
+//!   tokio runtime with time and IO enabled. A cancelled async waiter's reservation stays
+//!   consumed.
+//! - Limits: at most 10 000 permits per second per limiter (Redis keeps the bucket's
+//!   time in whole microseconds), at most 32 time-window buckets per circuit (each
+//!   report sums them inside Redis). Processes sharing a name should share its config.
+//!   Keys carry no `{hash tag}`: use one Redis primary (or a proxy that allows
+//!   multi-key scripts), not Redis Cluster.
 
 mod backend;
 pub(crate) mod breaker;
@@ -73,6 +93,7 @@ pub(crate) mod limiter;
 mod scripts;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwapOption;
 
@@ -104,14 +125,25 @@ pub(crate) fn global() -> Result<Arc<RedisBackend>, backend::Unavailable> {
     if let Some(b) = GLOBAL.load_full() {
         return Ok(b);
     }
-    let no_url = || {
-        Arc::from(format!(
-            "no Redis configured: set {URL_ENV}=redis://host:port or call resilience::redis::configure"
-        ))
+    let resolved = RedisConfig::from_env()
+        .ok_or_else(|| {
+            format!(
+                "no Redis configured: set {URL_ENV}=redis://host:port or call resilience::redis::configure"
+            )
+        })
+        .and_then(|config| config.map_err(|e| e.to_string()))
+        .and_then(|config| RedisBackend::new(config).map_err(|e| e.to_string()));
+    let backend = match resolved {
+        Ok(b) => Arc::new(b),
+        Err(reason) => {
+            // Said once per process: instances then fail open (alone) or closed.
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(reason = %reason, "backend = \"redis\" without a usable Redis: shared instances fail open or closed as configured");
+            }
+            return Err(Arc::from(reason));
+        }
     };
-    let config =
-        RedisConfig::from_env().ok_or_else(no_url)?.map_err(|e| Arc::from(e.to_string()))?;
-    let backend = Arc::new(RedisBackend::new(config).map_err(|e| Arc::from(e.to_string()))?);
     let current = GLOBAL.compare_and_swap(&None::<Arc<RedisBackend>>, Some(backend.clone()));
     Ok(match &*current {
         Some(winner) => winner.clone(),

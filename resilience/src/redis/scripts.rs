@@ -47,68 +47,88 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat + 0.5), 'PX', ttl)
 return math.ceil(wait)
 ";
 
-/// The shared circuit: state, generation, open deadline, consecutive failures, probes in
-/// flight, probe successes and the failure-rate window, in one hash (plus a list for a
-/// count window).
+/// The shared circuit: state, generation, open deadline, consecutive failures, probe
+/// successes and the failure-rate window in one hash; the count window in a list; the
+/// half-open probes in flight in a sorted set (one token per probe, scored by the end of
+/// its lease).
 ///
-/// KEYS[1] the hash, KEYS[2] the count-window list. ARGV: op (0 read, 1 acquire, 2
-/// report), generation seen, outcome (1 failure, 0 success, -1 ignored), trip (0
-/// consecutive, 1 rate), threshold (count, or rate in millionths), window kind (0 count,
-/// 1 time), window size (calls or buckets), bucket width (µs), min_calls, open period
-/// (µs, jitter applied), success threshold, half-open probes, key ttl (ms).
+/// KEYS[1] the hash, KEYS[2] the count-window list, KEYS[3] the probes. ARGV: op (0
+/// read, 1 acquire, 2 report), generation seen, outcome (1 failure, 0 success, -1
+/// ignored), trip (0 consecutive, 1 rate), threshold (count, or rate in millionths),
+/// window kind (0 count, 1 time), window size (calls or buckets), bucket width (µs),
+/// min_calls, open period (µs, jitter applied), success threshold, half-open probes, key
+/// ttl (ms), probe token (reports; 0 = not a probe), probe lease (µs).
 /// Returns `{state (0 closed, 1 open, 2 half-open), generation, open_remaining_µs,
-/// decision (0 admitted, 1 admitted as a probe, 2 rejected)}`.
+/// decision (0 admitted, 1 admitted as a probe, 2 rejected), probe token}`.
 const CIRCUIT: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h, list = KEYS[1], KEYS[2]
+local h, list, probes = KEYS[1], KEYS[2], KEYS[3]
 local op, seen, outcome = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local by_rate, threshold = tonumber(ARGV[4]), tonumber(ARGV[5])
 local wkind, wn, width = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local min_calls, recovery = tonumber(ARGV[9]), tonumber(ARGV[10])
 local needed, max_probes, ttl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local token, lease = tonumber(ARGV[14]), tonumber(ARGV[15])
 
-local v = redis.call('HMGET', h, 's', 'u', 'g', 'c', 'p', 'k', 'pd')
+local v = redis.call('HMGET', h, 's', 'u', 'g', 'c', 'k')
 local s, u, g = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
-local c, p, k, pd = tonumber(v[4]) or 0, tonumber(v[5]) or 0, tonumber(v[6]) or 0, tonumber(v[7]) or 0
+local c, k = tonumber(v[4]) or 0, tonumber(v[5]) or 0
+local changed = false
 
-local function clear_window()
-  redis.call('DEL', list)
-  local f = {'wf'}
-  for i = 0, wn - 1 do f[#f + 1] = 'b' .. i; f[#f + 1] = 'n' .. i; f[#f + 1] = 'f' .. i end
-  if wkind == 1 then redis.call('HDEL', h, unpack(f)) else redis.call('HDEL', h, 'wf') end
+local function clear()
+  redis.call('DEL', list, probes)
+  if wkind == 1 then
+    local f = {'wf'}
+    for i = 0, wn - 1 do f[#f + 1] = 'b' .. i; f[#f + 1] = 'n' .. i; f[#f + 1] = 'f' .. i end
+    redis.call('HDEL', h, unpack(f))
+  else
+    redis.call('HDEL', h, 'wf')
+  end
 end
 local function trip()
-  s, u, g, c, p, k = 1, now + recovery, g + 1, 0, 0, 0
-  clear_window()
+  s, u, g, c, k, changed = 1, now + recovery, g + 1, 0, 0, true
+  clear()
 end
 local function close()
-  s, u, g, c, p, k = 0, 0, g + 1, 0, 0, 0
-  clear_window()
+  s, u, g, c, k, changed = 0, 0, g + 1, 0, 0, true
+  clear()
 end
 
-local decision = 0
+local decision, granted = 0, 0
 if op == 1 then
-  if s == 1 and now >= u then s, g, p, k = 2, g + 1, 0, 0 end
-  -- A probe whose process died or whose future was dropped frees its slot after an
-  -- open period.
-  if s == 2 and p >= max_probes and now >= pd then p = 0 end
+  if s == 1 and now >= u then
+    s, g, k, changed = 2, g + 1, 0, true
+    redis.call('DEL', probes)
+  end
   if s == 1 then
     decision = 2
   elseif s == 2 then
-    if p < max_probes then p, pd, decision = p + 1, now + recovery, 1 else decision = 2 end
+    -- A probe whose process died, or whose call outlived its lease, gives its slot back.
+    redis.call('ZREMRANGEBYSCORE', probes, '-inf', now)
+    if redis.call('ZCARD', probes) < max_probes then
+      granted = redis.call('HINCRBY', h, 'pt', 1)
+      redis.call('ZADD', probes, now + lease, granted)
+      redis.call('PEXPIRE', probes, ttl)
+      decision = 1
+    else
+      decision = 2
+    end
   end
 elseif op == 2 and seen == g then
   if s == 2 then
-    if p > 0 then p = p - 1 end
-    if outcome == 1 then
-      trip()
-    elseif outcome == 0 then
-      k = k + 1
-      if k >= needed then close() end
+    -- Only a probe still holding its slot counts: a late one lost it to another.
+    if token > 0 and redis.call('ZREM', probes, token) == 1 then
+      if outcome == 1 then
+        trip()
+      elseif outcome == 0 then
+        k, changed = k + 1, true
+        if k >= needed then close() end
+      end
     end
   elseif s == 0 and outcome >= 0 then
+    changed = true
     if by_rate == 0 then
       if outcome == 1 then
         c = c + 1
@@ -119,8 +139,10 @@ elseif op == 2 and seen == g then
     else
       local calls, fails = 0, 0
       if wkind == 0 then
+        -- The failure count lives with the list: a list that expired takes it along.
+        if redis.call('EXISTS', list) == 0 then fails = 0 else fails = tonumber(redis.call('HGET', h, 'wf')) or 0 end
         redis.call('LPUSH', list, outcome)
-        fails = (tonumber(redis.call('HGET', h, 'wf')) or 0) + outcome
+        fails = fails + outcome
         calls = redis.call('LLEN', list)
         if calls > wn then
           fails = fails - (tonumber(redis.call('RPOP', list)) or 0)
@@ -150,14 +172,13 @@ elseif op == 2 and seen == g then
     end
   end
 end
-if op ~= 0 then
-  redis.call('HSET', h, 's', s, 'u', string.format('%.0f', u), 'g', g, 'c', c, 'p', p, 'k', k,
-    'pd', string.format('%.0f', pd))
-  redis.call('PEXPIRE', h, ttl)
+if changed then
+  redis.call('HSET', h, 's', s, 'u', string.format('%.0f', u), 'g', g, 'c', c, 'k', k)
 end
+if op ~= 0 then redis.call('PEXPIRE', h, ttl) end
 local remaining = 0
 if s == 1 then remaining = math.max(0, u - now) end
-return {s, g, remaining, decision}
+return {s, g, remaining, decision, granted}
 ";
 
 pub(crate) fn limiter() -> &'static Script {
