@@ -61,13 +61,14 @@ impl<T> Site<T> {
         &'static self,
         resolve: impl FnOnce() -> Result<Option<Arc<T>>, ConfigError>,
     ) -> Handle<T> {
-        let resolved = resolve().map_err(Error::Config)?;
+        let resolved = resolve().map_err(|e| Box::new(Error::Config(e)))?;
         Ok(self.0.get_or_init(|| resolved).as_ref())
     }
 }
 
-/// A resolved layer (not public API).
-pub type Handle<T> = Result<Option<&'static Arc<T>>, Error>;
+/// A resolved layer (not public API). The error is boxed so that a handle is two words
+/// with a trivial drop on the resolved path.
+pub type Handle<T> = Result<Option<&'static Arc<T>>, Box<Error>>;
 
 fn preset(name: Option<&str>) -> Result<Option<ResilienceConfig>, ConfigError> {
     match name {
@@ -806,7 +807,8 @@ pub enum Step<T, E> {
 /// The state of one call through `#[retry]` (not public API).
 pub struct RetryLoop<'h, H> {
     stepper: Option<Stepper<'static>>,
-    failed: Option<Error>,
+    /// Boxed, so that dropping a loop that resolved is a null check.
+    failed: Option<Box<Error>>,
     hooks: &'h H,
 }
 
@@ -826,7 +828,7 @@ impl<'h, H> RetryLoop<'h, H> {
     #[inline]
     pub fn begin<T, E>(&mut self) -> Begin<T, E> {
         match self.failed.take() {
-            Some(e) => Begin::Fail(Err(Fault::Rejected(e))),
+            Some(e) => Begin::Fail(Err(Fault::Rejected(*e))),
             None => Begin::Run,
         }
     }

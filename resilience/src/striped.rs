@@ -12,7 +12,8 @@
 //!
 //! A read sums the slots. The sum is exact once the additions it should see have
 //! happened-before the read (e.g. the counting threads were joined); a read racing with
-//! additions sees some of them, as with a single counter.
+//! additions sees some of them, as with a single counter. A reset records the sum it
+//! starts from (writing the slots could lose the race with their owners' stores).
 
 use std::cell::Cell;
 use std::cmp::Reverse;
@@ -42,6 +43,8 @@ type Slot = CachePadded<AtomicU64>;
 pub(crate) struct StripedCounter {
     first: Box<[Slot; FIRST]>,
     more: OnceLock<Box<Overflow>>,
+    /// The sum of the slots at the last reset.
+    base: AtomicU64,
 }
 
 /// The slots of indices `FIRST..`, and the shared slot.
@@ -133,6 +136,7 @@ impl StripedCounter {
                 CachePadded::new(AtomicU64::new(0)),
             ]),
             more: OnceLock::new(),
+            base: AtomicU64::new(0),
         }
     }
 
@@ -177,8 +181,17 @@ impl StripedCounter {
         }
     }
 
-    /// The sum of the slots.
+    /// The count since creation or the last [`reset`](Self::reset).
     pub(crate) fn sum(&self) -> u64 {
+        self.slots_sum().wrapping_sub(self.base.load(Ordering::Relaxed))
+    }
+
+    /// Starts counting from zero again (additions racing with it may or may not count).
+    pub(crate) fn reset(&self) {
+        self.base.store(self.slots_sum(), Ordering::Relaxed);
+    }
+
+    fn slots_sum(&self) -> u64 {
         let add = |acc: u64, s: &Slot| acc.wrapping_add(s.load(Ordering::Relaxed));
         let mut total = self.first.iter().fold(0, add);
         if let Some(more) = self.more.get() {
@@ -222,6 +235,10 @@ mod tests {
         assert_eq!(c.sum(), 80_000);
         c.incr();
         assert_eq!(c.sum(), 80_001);
+        c.reset();
+        assert_eq!(c.sum(), 0);
+        c.incr();
+        assert_eq!(c.sum(), 1);
     }
 
     #[test]

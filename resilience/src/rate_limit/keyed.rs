@@ -12,7 +12,7 @@ use super::config::RateLimitConfig;
 use super::core::{Core, Plan};
 use super::headers::{Parsed, SyncReport};
 use super::rate::Rate;
-use super::stats::{Counters, RateLimiterStats, Tally};
+use super::stats::{Counters, RateLimiterStats, Tally, Totals};
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::{ConfigError, Error};
 
@@ -72,8 +72,8 @@ where
     }
 }
 
-fn tally<'a>(kb: &'a KeyBucket, totals: &'a Counters) -> Tally<'a> {
-    Tally { local: &kb.counters, total: Some(totals) }
+fn tally<'a>(kb: &'a KeyBucket, totals: &'a Totals) -> Tally<'a> {
+    Tally { key: Some(&kb.counters), totals }
 }
 
 impl<K> KeyedRateLimiter<K>
@@ -324,14 +324,20 @@ where
         self.map.is_empty()
     }
 
-    fn snapshot(&self, available: u32, c: &Counters, keys: Option<u64>) -> RateLimiterStats {
+    fn snapshot(
+        &self,
+        available: u32,
+        c: &Counters,
+        granted: u64,
+        keys: Option<u64>,
+    ) -> RateLimiterStats {
         let l = self.core.params.load();
         RateLimiterStats {
             name: self.core.name.to_string(),
             available,
             capacity: l.burst(),
             rate_per_second: self.core.config.lock().rate().per_second_f64(),
-            granted: c.granted.load(Ordering::Relaxed),
+            granted,
             waited: c.waited.load(Ordering::Relaxed),
             waiting: c.waiting.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
@@ -344,7 +350,8 @@ where
     pub fn stats(&self) -> RateLimiterStats {
         let burst = self.core.params.load().burst();
         let keys = u64::try_from(self.map.len()).unwrap_or(u64::MAX);
-        self.snapshot(burst, &self.core.totals, Some(keys))
+        let totals = &self.core.totals;
+        self.snapshot(burst, &totals.counts, totals.granted(), Some(keys))
     }
 
     /// `key`'s bucket: its available permits and its counters since the bucket was
@@ -358,9 +365,11 @@ where
         match map.get(key) {
             Some(kb) => {
                 let l = self.core.params.load();
-                self.snapshot(kb.bucket.available(self.core.now(), l), &kb.counters, None)
+                let available = kb.bucket.available(self.core.now(), l);
+                let granted = kb.counters.granted.load(Ordering::Relaxed);
+                self.snapshot(available, &kb.counters, granted, None)
             }
-            None => self.snapshot(self.core.params.load().burst(), &Counters::default(), None),
+            None => self.snapshot(self.core.params.load().burst(), &Counters::default(), 0, None),
         }
     }
 

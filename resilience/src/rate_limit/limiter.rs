@@ -69,7 +69,7 @@ impl RateLimiter {
 
     #[inline]
     fn tally(&self) -> Tally<'_> {
-        Tally { local: &self.core.totals, total: None }
+        Tally { key: None, totals: &self.core.totals }
     }
 
     /// Takes `cost` permits now or fails with [`Error::RateLimited`] carrying the time
@@ -258,13 +258,13 @@ impl RateLimiter {
     pub fn stats(&self) -> RateLimiterStats {
         use std::sync::atomic::Ordering::Relaxed;
         let l = self.core.params.load();
-        let c = &self.core.totals;
+        let c = &self.core.totals.counts;
         RateLimiterStats {
             name: self.core.name.to_string(),
             available: self.available(),
             capacity: l.burst(),
             rate_per_second: self.core.config.lock().rate().per_second_f64(),
-            granted: c.granted.load(Relaxed),
+            granted: self.core.totals.granted(),
             waited: c.waited.load(Relaxed),
             waiting: c.waiting.load(Relaxed),
             rejected: c.rejected.load(Relaxed),
