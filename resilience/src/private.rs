@@ -431,9 +431,11 @@ pub trait ResilientReturn {
 impl<T, E> ResilientReturn for Result<T, E> {
     type Ok = T;
     type Err = E;
+    #[inline(always)]
     fn into_result(self) -> Result<T, E> {
         self
     }
+    #[inline(always)]
     fn from_result(result: Result<T, E>) -> Self {
         result
     }
@@ -506,15 +508,17 @@ where
     finish::<R>
 }
 
+#[inline(always)]
 fn finish<R>(result: Result<R::Ok, Fault<R::Err>>) -> R
 where
     R: ResilientReturn,
     R::Err: FromResilienceError,
 {
-    R::from_result(result.map_err(|fault| match fault {
-        Fault::Inner(e) => e,
-        Fault::Rejected(e) => R::Err::from_resilience(e),
-    }))
+    R::from_result(match result {
+        Ok(value) => Ok(value),
+        Err(Fault::Inner(e)) => Err(e),
+        Err(Fault::Rejected(e)) => Err(R::Err::from_resilience(e)),
+    })
 }
 
 /// Whether the fallback answers (not public API).
@@ -564,10 +568,21 @@ where
     C: FailureClassifier<E>,
     F: FnOnce() -> Result<T, Fault<E>>,
 {
+    if let Ok(Some(breaker)) = handle {
+        return breaker.run(classifier, op);
+    }
+    absent(handle, op)
+}
+
+/// A sync layer whose instance is absent (`Ok(None)`) or failed to resolve.
+#[inline(never)]
+fn absent<L, T, E, F>(handle: &Handle<L>, op: F) -> Result<T, Fault<E>>
+where
+    F: FnOnce() -> Result<T, Fault<E>>,
+{
     match handle {
-        Ok(Some(breaker)) => breaker.run(classifier, op),
-        Ok(None) => op(),
         Err(e) => rejected(e),
+        Ok(_) => op(),
     }
 }
 
