@@ -110,15 +110,12 @@ impl CircuitBreaker {
         C: FailureClassifier<E> + ?Sized,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
-        let result;
-        match self.admit_fast() {
-            Some(call) => {
-                result = op();
-                call.record(fault_outcome(&result, classifier));
-            }
-            None => result = self.run_with_permit(classifier, op),
+        if let Some(call) = self.admit_fast() {
+            let result = op();
+            call.record(fault_outcome(&result, classifier));
+            return result;
         }
-        result
+        self.run_with_permit(classifier, op)
     }
 
     /// [`run`](Self::run) past the closed fast path: with a permit.
