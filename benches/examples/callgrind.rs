@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Only the loop in `hot` is counted (not the set-up): divide the total by `n`. Paths:
-//! `breaker`, `limiter`, `retry`, `resilient`; with `PROBE_QUANTA=1` the default clock is
+//! `breaker`, `limiter`, `retry`, `resilient`; for reference, `macro_breaker` and
+//! `hand_breaker` (a `#[circuit_breaker]` fn and the same call by hand), `clock` (one
+//! read of the default clock) and `bare` (the loop returning `Ok::<u64, Error>`, no
+//! library call: the floor of every path above); with `PROBE_QUANTA=1` the default clock is
 //! `QuantaClock` (under valgrind quanta may fall back to `clock_gettime`, as valgrind's
 //! CPU model does not advertise an invariant TSC; compare such counts with care).
 #![allow(missing_docs)]
@@ -40,6 +43,20 @@ impl From<Error> for ProbeError {
 )]
 fn resilient_stack() -> Result<u64, ProbeError> {
     Ok(black_box(1))
+}
+
+#[resilience::circuit_breaker(name = "probe-macro-breaker", failure_threshold = 5)]
+fn macro_breaker() -> Result<u64, ProbeError> {
+    Ok(black_box(1))
+}
+
+/// What `#[circuit_breaker]` stands for, by hand: a breaker per call site.
+fn hand_breaker() -> Result<u64, ProbeError> {
+    static BREAKER: std::sync::OnceLock<CircuitBreaker> = std::sync::OnceLock::new();
+    let config = || CircuitBreakerConfig::builder().failure_threshold(5).build();
+    BREAKER
+        .get_or_init(|| CircuitBreaker::new("probe-hand", config().unwrap_or_default()))
+        .call(|| Ok(black_box(1)))
 }
 
 /// The measured loop (callgrind counts only inside it).
@@ -82,6 +99,21 @@ fn main() {
             let _ = resilient_stack(); // resolves the call site's layers
             hot(n, resilient_stack);
         }
-        _ => eprintln!("usage: callgrind breaker|limiter|retry|resilient [n]"),
+        "macro_breaker" => {
+            let _ = macro_breaker();
+            hot(n, macro_breaker);
+        }
+        "hand_breaker" => {
+            let _ = hand_breaker();
+            hot(n, hand_breaker);
+        }
+        "clock" => {
+            let clock = resilience::clock::default_clock();
+            hot(n, || clock.now());
+        }
+        "bare" => hot(n, || Ok::<u64, Error>(black_box(1))),
+        _ => eprintln!(
+            "usage: callgrind breaker|limiter|retry|resilient|macro_breaker|hand_breaker|clock|bare [n]"
+        ),
     }
 }

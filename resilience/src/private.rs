@@ -62,13 +62,14 @@ impl<T> Site<T> {
         &'static self,
         resolve: impl FnOnce() -> Result<Option<Arc<T>>, ConfigError>,
     ) -> Handle<T> {
-        let resolved = resolve().map_err(Error::Config)?;
+        let resolved = resolve().map_err(|e| Box::new(Error::Config(e)))?;
         Ok(self.0.get_or_init(|| resolved).as_ref())
     }
 }
 
-/// A resolved layer (not public API).
-pub type Handle<T> = Result<Option<&'static Arc<T>>, Error>;
+/// A resolved layer (not public API). The error is boxed so that a handle is two words
+/// with a trivial drop on the resolved path.
+pub type Handle<T> = Result<Option<&'static Arc<T>>, Box<Error>>;
 
 fn preset(name: Option<&str>) -> Result<Option<ResilienceConfig>, ConfigError> {
     match name {
@@ -439,9 +440,11 @@ pub trait ResilientReturn {
 impl<T, E> ResilientReturn for Result<T, E> {
     type Ok = T;
     type Err = E;
+    #[inline(always)]
     fn into_result(self) -> Result<T, E> {
         self
     }
+    #[inline(always)]
     fn from_result(result: Result<T, E>) -> Self {
         result
     }
@@ -514,15 +517,17 @@ where
     finish::<R>
 }
 
+#[inline(always)]
 fn finish<R>(result: Result<R::Ok, Fault<R::Err>>) -> R
 where
     R: ResilientReturn,
     R::Err: FromResilienceError,
 {
-    R::from_result(result.map_err(|fault| match fault {
-        Fault::Inner(e) => e,
-        Fault::Rejected(e) => R::Err::from_resilience(e),
-    }))
+    R::from_result(match result {
+        Ok(value) => Ok(value),
+        Err(Fault::Inner(e)) => Err(e),
+        Err(Fault::Rejected(e)) => Err(R::Err::from_resilience(e)),
+    })
 }
 
 /// Whether the fallback answers (not public API).
@@ -572,10 +577,21 @@ where
     C: FailureClassifier<E>,
     F: FnOnce() -> Result<T, Fault<E>>,
 {
+    if let Ok(Some(breaker)) = handle {
+        return breaker.run(classifier, op);
+    }
+    absent(handle, op)
+}
+
+/// A sync layer whose instance is absent (`Ok(None)`) or failed to resolve.
+#[inline(never)]
+fn absent<L, T, E, F>(handle: &Handle<L>, op: F) -> Result<T, Fault<E>>
+where
+    F: FnOnce() -> Result<T, Fault<E>>,
+{
     match handle {
-        Ok(Some(breaker)) => breaker.run(classifier, op),
-        Ok(None) => op(),
         Err(e) => rejected(e),
+        Ok(_) => op(),
     }
 }
 
@@ -815,7 +831,8 @@ pub enum Step<T, E> {
 /// The state of one call through `#[retry]` (not public API).
 pub struct RetryLoop<'h, H> {
     stepper: Option<Stepper<'static>>,
-    failed: Option<Error>,
+    /// Boxed, so that dropping a loop that resolved is a null check.
+    failed: Option<Box<Error>>,
     hooks: &'h H,
 }
 
@@ -835,7 +852,7 @@ impl<'h, H> RetryLoop<'h, H> {
     #[inline]
     pub fn begin<T, E>(&mut self) -> Begin<T, E> {
         match self.failed.take() {
-            Some(e) => Begin::Fail(Err(Fault::Rejected(e))),
+            Some(e) => Begin::Fail(Err(Fault::Rejected(*e))),
             None => Begin::Run,
         }
     }

@@ -1,71 +1,206 @@
-//! A statistics counter striped over cache-padded slots, so that threads counting at
-//! the same time do not fight over one cache line.
+//! A statistics counter with one cache-padded slot per thread, so that counting is a
+//! plain load and store (no locked instruction) and threads counting at the same time
+//! do not fight over one cache line.
 //!
-//! Each thread adds to the slot of its own stripe (threads get stripes round-robin, in
-//! the order they first count); a read sums the slots. The sum is exact once the
-//! additions it should see have happened-before the read (e.g. the counting threads were
-//! joined); a read racing with additions sees some of them, as with a single counter.
+//! Every thread that counts takes a small process-wide index, unique among live threads
+//! (an exiting thread hands its index back, and the next new thread reuses the lowest
+//! free one). A slot is written only by the thread holding its index, so an increment
+//! needs no read-modify-write: nothing else writes the slot in between. A counter keeps
+//! the slots of the first [`FIRST`] indices inline and allocates the others in growing
+//! segments on first use; indices past the last segment, and a thread counting while its
+//! thread-locals are being torn down, share one slot updated with `fetch_add`.
+//!
+//! A read sums the slots. The sum is exact once the additions it should see have
+//! happened-before the read (e.g. the counting threads were joined); a read racing with
+//! additions sees some of them, as with a single counter. A reset records the sum it
+//! starts from (writing the slots could lose the race with their owners' stores).
 
 use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
+use std::sync::OnceLock;
 
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{AtomicU64, Ordering};
 
-/// Slots per counter: distinct for the first `STRIPES` threads that count.
-const STRIPES: usize = 4;
+/// Slots allocated with the counter: indices `0..FIRST`.
+const FIRST: usize = 4;
+
+/// Further segments: segment `s` holds indices `FIRST << s .. FIRST << (s + 1)`, so
+/// `FIRST << SEGMENTS` threads (4096) have a slot of their own.
+const SEGMENTS: usize = 10;
+
+/// The index of a thread that has not counted yet.
+const UNSET: u32 = u32::MAX - 1;
+/// The index of a thread whose index was handed back (thread-locals torn down).
+const SHARED: u32 = u32::MAX;
+
+type Slot = CachePadded<AtomicU64>;
 
 /// A `u64` counter that scales with concurrent writers.
 pub(crate) struct StripedCounter {
-    slots: Box<[CachePadded<AtomicU64>; STRIPES]>,
+    first: Box<[Slot; FIRST]>,
+    more: OnceLock<Box<Overflow>>,
+    /// The sum of the slots at the last reset.
+    base: AtomicU64,
 }
 
-/// The stripe of the current thread.
-#[inline]
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+/// The slots of indices `FIRST..`, and the shared slot.
+struct Overflow {
+    segments: [OnceLock<Box<[Slot]>>; SEGMENTS],
+    shared: Slot,
+}
+
+thread_local! {
+    /// This thread's index, `UNSET` or `SHARED`. No destructor, so it stays readable
+    /// while other thread-locals are torn down.
+    static INDEX: Cell<u32> = const { Cell::new(UNSET) };
+    /// Hands the index back when the thread exits.
+    static RELEASE: Release = const { Release };
+}
+
+/// Free indices (lowest first) and the next never-used one.
+struct Indices {
+    free: BinaryHeap<Reverse<u32>>,
+    next: u32,
+}
+
+static INDICES: std::sync::Mutex<Indices> =
+    std::sync::Mutex::new(Indices { free: BinaryHeap::new(), next: 0 });
+
+fn indices() -> std::sync::MutexGuard<'static, Indices> {
+    INDICES.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct Release;
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let index = INDEX.with(|i| i.replace(SHARED));
+        if index < UNSET {
+            // The mutex orders this thread's last writes to its slots before the next
+            // owner's first read of them.
+            indices().free.push(Reverse(index));
+        }
     }
-    STRIPE
-        .try_with(|s| {
-            let mut i = s.get();
-            if i == usize::MAX {
-                i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES;
-                s.set(i);
+}
+
+/// This thread's index, taking one on first use (`SHARED` if that is impossible).
+#[cold]
+fn register() -> u32 {
+    // Registering the destructor first: if it cannot be (the thread is exiting), the
+    // index could never be handed back, so this thread uses the shared slot.
+    if RELEASE.try_with(|_| ()).is_err() {
+        INDEX.with(|i| i.set(SHARED));
+        return SHARED;
+    }
+    let index = {
+        let mut ids = indices();
+        match ids.free.pop() {
+            Some(Reverse(i)) => i,
+            None => {
+                let i = ids.next;
+                ids.next = ids.next.saturating_add(1).min(UNSET - 1);
+                i
             }
-            i
-        })
-        // During thread teardown the thread-local may be gone: any slot is correct.
-        .unwrap_or(0)
+        }
+    };
+    INDEX.with(|i| i.set(index));
+    index
+}
+
+/// Adds one to a slot that only the current thread writes.
+#[inline(always)]
+fn add_owned(slot: &AtomicU64) {
+    #[cfg(not(resilience_loom))]
+    slot.store(slot.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    // loom runs its model threads on one OS thread, so they share thread-locals.
+    #[cfg(resilience_loom)]
+    slot.fetch_add(1, Ordering::Relaxed);
+}
+
+fn slots(n: usize) -> Box<[Slot]> {
+    (0..n).map(|_| CachePadded::new(AtomicU64::new(0))).collect()
 }
 
 impl StripedCounter {
     /// A counter at zero.
     pub(crate) fn new() -> Self {
         StripedCounter {
-            slots: Box::new([
+            first: Box::new([
                 CachePadded::new(AtomicU64::new(0)),
                 CachePadded::new(AtomicU64::new(0)),
                 CachePadded::new(AtomicU64::new(0)),
                 CachePadded::new(AtomicU64::new(0)),
             ]),
+            more: OnceLock::new(),
+            base: AtomicU64::new(0),
         }
     }
 
-    /// Adds one (wrapping, like `fetch_add`).
-    #[inline]
+    /// Adds one (wrapping).
+    #[inline(always)]
     pub(crate) fn incr(&self) {
-        if let Some(slot) = self.slots.get(stripe()) {
-            slot.fetch_add(1, Ordering::Relaxed);
+        let index = INDEX.with(Cell::get);
+        match self.first.get(index as usize) {
+            Some(slot) => add_owned(slot),
+            None => self.incr_slow(index),
         }
     }
 
-    /// The sum of the slots.
+    #[inline(never)]
+    fn incr_slow(&self, index: u32) {
+        let index = if index == UNSET { register() } else { index };
+        if let Some(slot) = self.first.get(index as usize) {
+            return add_owned(slot);
+        }
+        let more = self.more.get_or_init(|| {
+            Box::new(Overflow {
+                segments: std::array::from_fn(|_| OnceLock::new()),
+                shared: CachePadded::new(AtomicU64::new(0)),
+            })
+        });
+        // Index i >= FIRST lies in segment s = log2(i / FIRST), at i - (FIRST << s).
+        let i = index as usize;
+        let s = (i / FIRST).ilog2() as usize;
+        match more.segments.get(s) {
+            Some(segment) if index != SHARED => {
+                let segment = segment.get_or_init(|| slots(FIRST << s));
+                match segment.get(i - (FIRST << s)) {
+                    Some(slot) => add_owned(slot),
+                    None => {
+                        more.shared.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            _ => {
+                more.shared.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The count since creation or the last [`reset`](Self::reset).
     pub(crate) fn sum(&self) -> u64 {
-        self.slots.iter().fold(0u64, |acc, s| acc.wrapping_add(s.load(Ordering::Relaxed)))
+        self.slots_sum().wrapping_sub(self.base.load(Ordering::Relaxed))
+    }
+
+    /// Starts counting from zero again (additions racing with it may or may not count).
+    pub(crate) fn reset(&self) {
+        self.base.store(self.slots_sum(), Ordering::Relaxed);
+    }
+
+    fn slots_sum(&self) -> u64 {
+        let add = |acc: u64, s: &Slot| acc.wrapping_add(s.load(Ordering::Relaxed));
+        let mut total = self.first.iter().fold(0, add);
+        if let Some(more) = self.more.get() {
+            total = add(total, &more.shared);
+            for segment in more.segments.iter().filter_map(OnceLock::get) {
+                total = segment.iter().fold(total, add);
+            }
+        }
+        total
     }
 }
 
@@ -100,16 +235,80 @@ mod tests {
         assert_eq!(c.sum(), 80_000);
         c.incr();
         assert_eq!(c.sum(), 80_001);
+        c.reset();
+        assert_eq!(c.sum(), 0);
+        c.incr();
+        assert_eq!(c.sum(), 1);
     }
 
     #[test]
-    fn a_thread_keeps_its_stripe_and_stripes_are_in_range() {
-        let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(stripe).join().unwrap_or(usize::MAX);
-            let b = s.spawn(stripe).join().unwrap_or(usize::MAX);
-            (a, b)
+    fn counts_exactly_with_more_live_threads_than_inline_slots() {
+        // 40 threads alive at once: indices past the inline slots land in the segments.
+        let c = StripedCounter::new();
+        let barrier = std::sync::Barrier::new(40);
+        std::thread::scope(|s| {
+            for _ in 0..40 {
+                s.spawn(|| {
+                    c.incr();
+                    barrier.wait();
+                    for _ in 0..999 {
+                        c.incr();
+                    }
+                });
+            }
         });
-        assert!(a < STRIPES && b < STRIPES);
-        assert_eq!(stripe(), stripe(), "a thread keeps its stripe");
+        assert_eq!(c.sum(), 40_000);
+    }
+
+    #[test]
+    fn every_index_reaches_a_slot() {
+        let c = StripedCounter::new();
+        let mut n = 0;
+        for index in (0..70).chain([4095, 4096, 1 << 20, UNSET - 1, SHARED]) {
+            if index == UNSET {
+                continue;
+            }
+            c.incr_slow(index);
+            n += 1;
+        }
+        assert_eq!(c.sum(), n);
+    }
+
+    #[test]
+    fn live_threads_hold_distinct_indices_and_exited_ones_hand_them_back() {
+        let barrier = std::sync::Barrier::new(3);
+        let mut ids = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        StripedCounter::new().incr();
+                        let id = INDEX.with(Cell::get);
+                        barrier.wait(); // all three alive at once
+                        id
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect::<Vec<_>>()
+        });
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "distinct while alive: {ids:?}");
+        assert!(ids.iter().all(|&i| i < UNSET));
+    }
+
+    #[test]
+    fn a_thread_past_its_release_counts_in_the_shared_slot() {
+        let c = StripedCounter::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                c.incr();
+                assert!(INDEX.with(Cell::get) < UNSET);
+                drop(Release); // what the thread-local's destructor does at exit
+                assert_eq!(INDEX.with(Cell::get), SHARED);
+                c.incr();
+            });
+        });
+        assert_eq!(c.sum(), 2);
+        assert!(c.more.get().is_some_and(|m| m.shared.load(Ordering::Relaxed) == 1));
     }
 }

@@ -78,8 +78,9 @@ macro_rules! need_redis {
 fn two_instances_share_one_bucket() {
     need_redis!(a, b);
     let config = limit(1, 5, OnLimit::Reject, FailMode::Closed);
-    let la = RateLimiter::with_redis("share-bucket", config.clone(), a);
-    let lb = RateLimiter::with_redis("share-bucket", config, b);
+    let la = RateLimiter::with_redis("share-bucket", config.clone(), a)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lb = RateLimiter::with_redis("share-bucket", config, b).unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..3 {
         assert_eq!(la.try_acquire(1), Ok(()));
     }
@@ -114,7 +115,8 @@ fn wait_reserves_the_next_shared_slot_and_sleeps_on_the_limiter_clock() {
     // The reservation is in Redis: another instance sees the slot taken, the next free one
     // two periods away.
     let rejecting =
-        RateLimiter::with_redis("wait-slot", limit(1, 2, OnLimit::Reject, FailMode::Closed), other);
+        RateLimiter::with_redis("wait-slot", limit(1, 2, OnLimit::Reject, FailMode::Closed), other)
+            .unwrap_or_else(|e| panic!("{e}"));
     let r = rejecting.try_acquire(1);
     assert!(retry_after(&r).is_some_and(|w| w > Duration::from_secs(115)), "{r:?}");
 }
@@ -154,11 +156,52 @@ fn queue_reserves_like_wait() {
 }
 
 #[test]
+fn queue_limits_waiters_not_callers_with_permits_available() {
+    need_redis!(a);
+    let config = RateLimitConfig::builder()
+        .per_second(10_000)
+        .burst(10_000)
+        .on_limit(OnLimit::Queue)
+        .max_queue(1)
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let l = Arc::new(
+        RateLimiter::with_redis("queue-callers", config, a).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let l = Arc::clone(&l);
+            std::thread::spawn(move || (0..50).filter(|_| l.acquire(1).is_ok()).count())
+        })
+        .collect();
+    let granted: usize = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    assert_eq!(granted, 400, "eight callers at once, none waiting: all granted");
+    assert_eq!(l.stats().waiting, 0);
+}
+
+#[tokio::test]
+async fn a_cancelled_async_acquire_leaves_no_waiter_behind() {
+    use futures::FutureExt;
+    need_redis!(a);
+    let l =
+        RateLimiter::with_redis("queue-cancel", limit(1, 10, OnLimit::Queue, FailMode::Closed), a)
+            .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..3 {
+        // Dropped while its round trip is in flight.
+        assert_eq!(l.acquire_async(1).now_or_never(), None);
+    }
+    assert_eq!(l.stats().waiting, 0);
+    assert_eq!(l.acquire_async(1).await, Ok(()), "max_queue = 1 is not used up");
+}
+
+#[test]
 fn cost_takes_several_permits_and_a_cost_above_the_burst_never_reaches_redis() {
     need_redis!(a);
     let Some(mut admin) = admin() else { return };
     let (_, prefix) = server().unwrap_or_else(|| unreachable!());
-    let l = RateLimiter::with_redis("cost", limit(1, 10, OnLimit::Reject, FailMode::Closed), a);
+    let l = RateLimiter::with_redis("cost", limit(1, 10, OnLimit::Reject, FailMode::Closed), a)
+        .unwrap_or_else(|e| panic!("{e}"));
     let too_much = l.try_acquire(11);
     assert!(matches!(&too_much, Err(Error::Config(e)) if e.field() == "cost"), "{too_much:?}");
     let key = format!("{prefix}:rl:cost");
@@ -176,8 +219,10 @@ fn cost_takes_several_permits_and_a_cost_above_the_burst_never_reaches_redis() {
 fn keyed_buckets_are_shared_per_key() {
     need_redis!(a, b);
     let config = limit(1, 2, OnLimit::Reject, FailMode::Closed);
-    let ka: KeyedRateLimiter<String> = KeyedRateLimiter::with_redis("per-shop", config.clone(), a);
-    let kb: KeyedRateLimiter<String> = KeyedRateLimiter::with_redis("per-shop", config, b);
+    let ka: KeyedRateLimiter<String> = KeyedRateLimiter::with_redis("per-shop", config.clone(), a)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kb: KeyedRateLimiter<String> =
+        KeyedRateLimiter::with_redis("per-shop", config, b).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ka.try_acquire("acme", 2), Ok(()));
     assert!(retry_after(&kb.try_acquire("acme", 1)).is_some(), "acme's bucket is shared");
     assert_eq!(kb.try_acquire("globex", 2), Ok(()), "globex has a bucket of its own");
@@ -188,8 +233,10 @@ fn keyed_buckets_are_shared_per_key() {
 async fn async_acquire_shares_the_bucket_and_its_future_is_send() {
     need_redis!(a, b);
     let config = limit(1, 3, OnLimit::Reject, FailMode::Closed);
-    let la = Arc::new(RateLimiter::with_redis("async-share", config.clone(), a));
-    let lb = RateLimiter::with_redis("async-share", config, b);
+    let la = Arc::new(
+        RateLimiter::with_redis("async-share", config.clone(), a).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let lb = RateLimiter::with_redis("async-share", config, b).unwrap_or_else(|e| panic!("{e}"));
     let spawned = tokio::spawn({
         let la = Arc::clone(&la);
         async move { (la.acquire_async(1).await, la.acquire_async(1).await) }
@@ -224,8 +271,8 @@ fn fail(b: &CircuitBreaker) -> Result<(), Error> {
 #[test]
 fn failures_in_two_instances_add_up_and_open_the_circuit_for_both() {
     need_redis!(a, b);
-    let ba = CircuitBreaker::with_redis("add-up", circuit(4), a);
-    let bb = CircuitBreaker::with_redis("add-up", circuit(4), b);
+    let ba = CircuitBreaker::with_redis("add-up", circuit(4), a).unwrap_or_else(|e| panic!("{e}"));
+    let bb = CircuitBreaker::with_redis("add-up", circuit(4), b).unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..2 {
         assert!(matches!(fail(&ba), Err(Error::Timeout { .. })));
         assert!(matches!(fail(&bb), Err(Error::Timeout { .. })));
@@ -259,8 +306,10 @@ fn failures_in_two_instances_add_up_and_open_the_circuit_for_both() {
 #[test]
 fn a_success_ends_the_shared_run_of_failures() {
     need_redis!(a, b);
-    let ba = CircuitBreaker::with_redis("run-ends", circuit(3), a);
-    let bb = CircuitBreaker::with_redis("run-ends", circuit(3), b);
+    let ba =
+        CircuitBreaker::with_redis("run-ends", circuit(3), a).unwrap_or_else(|e| panic!("{e}"));
+    let bb =
+        CircuitBreaker::with_redis("run-ends", circuit(3), b).unwrap_or_else(|e| panic!("{e}"));
     assert!(fail(&ba).is_err());
     assert!(fail(&ba).is_err());
     assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
@@ -280,8 +329,9 @@ fn a_failure_rate_over_a_shared_count_window_opens_the_circuit() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = CircuitBreaker::with_redis("rate-count", config.clone(), a);
-    let bb = CircuitBreaker::with_redis("rate-count", config, b);
+    let ba = CircuitBreaker::with_redis("rate-count", config.clone(), a)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bb = CircuitBreaker::with_redis("rate-count", config, b).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ba.call(|| Ok::<_, Error>(())), Ok(()));
     assert!(fail(&bb).is_err());
     assert_eq!(ba.call(|| Ok::<_, Error>(())), Ok(()));
@@ -301,8 +351,9 @@ fn a_failure_rate_over_a_shared_time_window_opens_the_circuit() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = CircuitBreaker::with_redis("rate-time", config.clone(), a);
-    let bb = CircuitBreaker::with_redis("rate-time", config, b);
+    let ba = CircuitBreaker::with_redis("rate-time", config.clone(), a)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bb = CircuitBreaker::with_redis("rate-time", config, b).unwrap_or_else(|e| panic!("{e}"));
     assert!(fail(&ba).is_err());
     assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
     assert!(fail(&bb).is_err());
@@ -333,8 +384,9 @@ fn half_open_probes_close_or_reopen_the_shared_circuit() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = CircuitBreaker::with_redis("probes", config.clone(), a);
-    let bb = CircuitBreaker::with_redis("probes", config, b);
+    let ba =
+        CircuitBreaker::with_redis("probes", config.clone(), a).unwrap_or_else(|e| panic!("{e}"));
+    let bb = CircuitBreaker::with_redis("probes", config, b).unwrap_or_else(|e| panic!("{e}"));
     assert!(fail(&ba).is_err());
     // A failed probe (through the other instance) opens it again ...
     assert!(matches!(
@@ -359,8 +411,9 @@ fn one_shared_probe_at_a_time() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = CircuitBreaker::with_redis("one-probe", config.clone(), a);
-    let bb = CircuitBreaker::with_redis("one-probe", config, b);
+    let ba = CircuitBreaker::with_redis("one-probe", config.clone(), a)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bb = CircuitBreaker::with_redis("one-probe", config, b).unwrap_or_else(|e| panic!("{e}"));
     assert!(fail(&ba).is_err());
     let mut admitted = 0;
     let mut other_while_probing = None;
@@ -396,7 +449,8 @@ fn a_count_window_that_expired_forgets_its_failures() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let shared = CircuitBreaker::with_redis("window-expiry", config, a);
+    let shared =
+        CircuitBreaker::with_redis("window-expiry", config, a).unwrap_or_else(|e| panic!("{e}"));
     assert!(fail(&shared).is_err());
     assert!(fail(&shared).is_err());
     assert_eq!(shared.call(|| Ok::<_, Error>(())), Ok(()));
@@ -443,8 +497,12 @@ fn debug_output_hides_the_redis_password() {
 #[tokio::test]
 async fn async_calls_share_the_circuit() {
     need_redis!(a, b);
-    let ba = Arc::new(CircuitBreaker::with_redis("async-circuit", circuit(2), a));
-    let bb = CircuitBreaker::with_redis("async-circuit", circuit(2), b);
+    let ba = Arc::new(
+        CircuitBreaker::with_redis("async-circuit", circuit(2), a)
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let bb = CircuitBreaker::with_redis("async-circuit", circuit(2), b)
+        .unwrap_or_else(|e| panic!("{e}"));
     let spawned = tokio::spawn({
         let ba = Arc::clone(&ba);
         async move {
@@ -464,8 +522,10 @@ async fn async_calls_share_the_circuit() {
 #[test]
 fn an_operator_disabled_breaker_lets_calls_through_an_open_shared_circuit() {
     need_redis!(a, b);
-    let ba = CircuitBreaker::with_redis("disabled", circuit(1), a);
-    let bb = CircuitBreaker::with_redis("disabled", circuit(1), b);
+    let ba =
+        CircuitBreaker::with_redis("disabled", circuit(1), a).unwrap_or_else(|e| panic!("{e}"));
+    let bb =
+        CircuitBreaker::with_redis("disabled", circuit(1), b).unwrap_or_else(|e| panic!("{e}"));
     assert!(fail(&ba).is_err());
     assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
     bb.disable();
@@ -516,7 +576,8 @@ fn query(fail: bool) -> Result<u32, ShopError> {
 fn a_circuit_breaker_attribute_with_backend_redis_is_shared() {
     need_redis!(other);
     assert!(query(true).is_err());
-    let remote = CircuitBreaker::with_redis("attr-db", circuit(2), other);
+    let remote =
+        CircuitBreaker::with_redis("attr-db", circuit(2), other).unwrap_or_else(|e| panic!("{e}"));
     assert!(fail(&remote).is_err());
     assert!(matches!(query(false), Err(ShopError::Resilience(Error::CircuitOpen { .. }))));
 }

@@ -36,7 +36,7 @@ fn limiter(name: &str, fail: FailMode, backend: &Arc<RedisBackend>) -> RateLimit
         .backend(Backend::Redis(fail))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    RateLimiter::with_redis(name, config, Arc::clone(backend))
+    RateLimiter::with_redis(name, config, Arc::clone(backend)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn breaker(name: &str, fail: FailMode, backend: &Arc<RedisBackend>) -> CircuitBreaker {
@@ -46,7 +46,7 @@ fn breaker(name: &str, fail: FailMode, backend: &Arc<RedisBackend>) -> CircuitBr
         .backend(Backend::Redis(fail))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    CircuitBreaker::with_redis(name, config, Arc::clone(backend))
+    CircuitBreaker::with_redis(name, config, Arc::clone(backend)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn takes(l: &RateLimiter, n: usize) -> Vec<Result<(), Error>> {

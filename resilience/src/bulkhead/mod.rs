@@ -67,6 +67,7 @@ use event_listener::{Event, Listener};
 use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
+use crate::striped::StripedCounter;
 use crate::{Error, Fault};
 
 pub use config::{BulkheadConfig, BulkheadConfigBuilder};
@@ -89,7 +90,8 @@ pub struct Bulkhead {
     /// which keeps the release path free of the event's lock.
     waiting: AtomicU64,
     rejected: AtomicU64,
-    completed: AtomicU64,
+    /// Striped: every call counts here on release (a plain add per thread).
+    completed: StripedCounter,
     /// Notified once per released slot (and once per slot added by `reconfigure`).
     released: Event,
     /// Times blocking waits.
@@ -110,7 +112,7 @@ impl Bulkhead {
             in_flight: AtomicU32::new(0),
             waiting: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
+            completed: StripedCounter::new(),
             released: Event::new(),
             clock: crate::clock::default_clock(),
         }
@@ -150,10 +152,18 @@ impl Bulkhead {
     /// `max_wait` (the default) this is [`try_acquire`](Self::try_acquire).
     ///
     /// The wait uses a real deadline; see [Waiting](self#waiting).
+    #[inline]
     pub fn acquire(&self) -> Result<BulkheadPermit<'_>, Error> {
         if let Some(permit) = self.try_permit() {
             return Ok(permit);
         }
+        self.acquire_slow()
+    }
+
+    /// [`acquire`](Self::acquire) when no slot is free at first look.
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(&self) -> Result<BulkheadPermit<'_>, Error> {
         let max_wait = self.max_wait();
         if max_wait.is_zero() {
             return Err(self.reject());
@@ -186,6 +196,7 @@ impl Bulkhead {
 
     /// Runs `op` while holding a permit ([`acquire`](Self::acquire)); a rejection reaches
     /// the caller as `E::from(Error::BulkheadFull { .. })` and `op` does not run.
+    #[inline]
     pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
         E: From<Error>,
@@ -197,6 +208,7 @@ impl Bulkhead {
 
     /// Like [`call`](Self::call) for pipelines: a rejection is [`Fault::Rejected`], and
     /// `op`'s own faults pass through unchanged.
+    #[inline]
     pub fn run<T, E, F>(&self, op: F) -> Result<T, Fault<E>>
     where
         F: FnOnce() -> Result<T, Fault<E>>,
@@ -241,7 +253,7 @@ impl Bulkhead {
             in_flight: self.in_flight.load(Ordering::SeqCst),
             waiting: self.waiting.load(Ordering::SeqCst),
             rejected: self.rejected.load(Ordering::Relaxed),
-            completed: self.completed.load(Ordering::Relaxed),
+            completed: self.completed.sum(),
         }
     }
 
@@ -249,7 +261,7 @@ impl Bulkhead {
     /// waiting are untouched.
     pub fn reset(&self) {
         self.rejected.store(0, Ordering::Relaxed);
-        self.completed.store(0, Ordering::Relaxed);
+        self.completed.reset();
     }
 
     /// Replaces the configuration, keeping counters and permits in flight.
@@ -278,6 +290,7 @@ impl Bulkhead {
     }
 
     /// The fast path: one CAS when a slot is free, no lock, no allocation.
+    #[inline]
     fn try_permit(&self) -> Option<BulkheadPermit<'_>> {
         let max = self.max_concurrent.load(Ordering::SeqCst);
         let mut current = self.in_flight.load(Ordering::SeqCst);
@@ -307,9 +320,10 @@ impl Bulkhead {
     }
 
     /// Called by [`BulkheadPermit`]'s drop.
+    #[inline]
     fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.completed.fetch_add(1, Ordering::Relaxed);
+        self.completed.incr();
         // A waiter increments `waiting` before it listens and re-checks `in_flight`; we
         // decrement `in_flight` before reading `waiting` (all SeqCst). So either we see
         // the waiter and notify it, or its re-check sees the freed slot.

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use super::CircuitState;
 use super::classifier::CallOutcome;
 use super::config::CircuitBreakerConfig;
-use super::permit::{CallPermit, PermitKind};
+use super::permit::{CallPermit, ClosedCall, PermitKind};
 use super::stats::CircuitStats;
 use super::window::FailureWindow;
 use super::word::Word;
@@ -116,6 +116,11 @@ impl CircuitBreaker {
         let rate_window = config.failure_rate().is_some();
         #[cfg(feature = "redis")]
         let shared = SharedCircuit::for_config(&config, None);
+        // A shared breaker takes the slow path too: that is where it asks Redis.
+        #[cfg(feature = "redis")]
+        let slow = rate_window || config.slow_call().is_some() || shared.is_some();
+        #[cfg(not(feature = "redis"))]
+        let slow = rate_window || config.slow_call().is_some();
         CircuitBreaker {
             #[cfg(feature = "redis")]
             shared,
@@ -123,7 +128,7 @@ impl CircuitBreaker {
             slow_call: AtomicU64::new(config.slow_call().map_or(0, as_nanos)),
             policy: ArcSwap::from_pointee(Policy::new(config, None)),
             clock,
-            word: AtomicU64::new(Word::new(CircuitState::Closed, 0).0),
+            word: AtomicU64::new(Word::new(CircuitState::Closed, 0).with_slow(slow).0),
             open_until: AtomicU64::new(0),
             rate_window: AtomicBool::new(rate_window),
             consecutive: AtomicU32::new(0),
@@ -170,14 +175,23 @@ impl CircuitBreaker {
     pub fn try_acquire(&self) -> Result<CallPermit<'_>, Error> {
         // Hot path: closed, no slow-call threshold (so no clock read).
         let w = self.load();
-        if w.is_closed() && self.slow_call.load(Ordering::Relaxed) == 0 {
+        if w.is_fast_closed() {
             return Ok(CallPermit::new(self, w.generation(), PermitKind::Closed, None));
         }
         self.try_acquire_slow()
     }
 
+    /// The call drivers' admission: a closed call under a config that neither times it
+    /// nor records it in a window, admitted on one load of the state word with no permit
+    /// built; `None` means "take a permit" ([`try_acquire_slow`](Self::try_acquire_slow)).
+    #[inline(always)]
+    pub(super) fn admit_fast(&self) -> Option<ClosedCall<'_>> {
+        let w = self.load();
+        w.is_fast_closed().then(|| ClosedCall::new(self, w.generation()))
+    }
+
     #[inline(never)]
-    fn try_acquire_slow(&self) -> Result<CallPermit<'_>, Error> {
+    pub(super) fn try_acquire_slow(&self) -> Result<CallPermit<'_>, Error> {
         loop {
             let w = self.load();
             match w.state() {
@@ -236,28 +250,40 @@ impl CircuitBreaker {
         started: Option<Duration>,
         outcome: CallOutcome,
     ) {
-        // Hot path: a success through a closed breaker, no slow-call timing, under a
-        // consecutive-failures policy: a success only ends the run of failures (it can
-        // never trip), so the policy need not be loaded.
-        if kind == PermitKind::Closed
-            && outcome == CallOutcome::Success
-            && started.is_none()
-            && !self.rate_window.load(Ordering::Relaxed)
-        {
-            self.successes.incr();
-            if self.consecutive.load(Ordering::Relaxed) != 0 {
-                let w = self.load();
-                if w.generation() == generation && w.is_closed() {
-                    self.consecutive.store(0, Ordering::Relaxed);
-                }
-            }
-            return;
+        if kind == PermitKind::Closed && outcome == CallOutcome::Success && started.is_none() {
+            self.closed_success(generation);
+        } else {
+            self.on_outcome_slow(generation, kind, started, outcome);
         }
-        self.on_outcome_slow(generation, kind, started, outcome);
+    }
+
+    /// A success of an untimed call admitted closed at `generation`.
+    #[inline(always)]
+    pub(super) fn closed_success(&self, generation: u32) {
+        // Hot path: no slow-call threshold and no window (the `slow` bit, read now so
+        // that a reconfigure during the call applies to its outcome): a success only
+        // ends the run of failures (it can never trip), so the policy need not be
+        // loaded, and it is counted with a plain store in this thread's slot.
+        let w = self.load();
+        if w.is_slow() {
+            return self.on_outcome_slow(
+                generation,
+                PermitKind::Closed,
+                None,
+                CallOutcome::Success,
+            );
+        }
+        self.successes.incr();
+        if self.consecutive.load(Ordering::Relaxed) != 0
+            && w.generation() == generation
+            && w.is_closed()
+        {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
     }
 
     #[inline(never)]
-    fn on_outcome_slow(
+    pub(super) fn on_outcome_slow(
         &self,
         generation: u32,
         kind: PermitKind,
@@ -425,7 +451,7 @@ impl CircuitBreaker {
         }
         // Generations change only under the transition lock, so a plain store is safe:
         // concurrent probe updates compare-and-swap against the old word and fail.
-        let next = Word::new(to, w.generation().wrapping_add(1));
+        let next = Word::new(to, w.generation().wrapping_add(1)).with_slow(w.is_slow());
         self.word.store(next.0, Ordering::Release);
         if from == to {
             return None;
@@ -474,7 +500,14 @@ impl CircuitBreaker {
         let policy = Policy::new(config, Some(&self.policy.load()));
         self.slow_call.store(policy.config.slow_call().map_or(0, as_nanos), Ordering::Relaxed);
         self.rate_window.store(policy.window.is_some(), Ordering::Relaxed);
+        let slow =
+            policy.window.is_some() || policy.config.slow_call().is_some() || self.is_shared();
         self.policy.store(Arc::new(policy));
+        // Keeps state, generation and probe counters: a concurrent probe's
+        // compare-and-swap fails once and retries on the new word.
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| Some(Word(w).with_slow(slow).0));
     }
 
     /// A snapshot of the counters and state.
@@ -514,20 +547,22 @@ impl CircuitBreaker {
     /// using the same name there, whatever `config.backend()` says (its
     /// [`FailMode`](crate::FailMode) applies when it is `Backend::Redis`; otherwise it
     /// fails open).
+    ///
+    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
     #[cfg(feature = "redis")]
     pub fn with_redis(
         name: impl Into<Arc<str>>,
         config: CircuitBreakerConfig,
         backend: Arc<crate::redis::RedisBackend>,
-    ) -> Self {
+    ) -> Result<Self, crate::ConfigError> {
         let shared = match config.backend() {
             crate::Backend::Local => crate::Backend::Redis(crate::FailMode::Open),
             redis => redis,
         };
-        let config = config.to_builder().backend(shared).build().unwrap_or(config);
+        let config = config.to_builder().backend(shared).build()?;
         let mut breaker = Self::new(name, config.clone());
         breaker.shared = SharedCircuit::for_config(&config, Some(backend));
-        breaker
+        Ok(breaker)
     }
 
     /// The state Redis holds for this circuit, read now (blocking; one round trip).
@@ -540,6 +575,14 @@ impl CircuitBreaker {
     #[cfg(feature = "redis")]
     pub(crate) fn shared(&self) -> Option<&Arc<SharedCircuit>> {
         self.shared.as_ref()
+    }
+
+    /// Whether the state is shared through Redis (such a breaker never takes the fast path).
+    fn is_shared(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.shared.is_some();
+        #[cfg(not(feature = "redis"))]
+        false
     }
 
     #[cfg(feature = "redis")]
@@ -686,6 +729,87 @@ mod tests {
         // 1 failure in 4 calls is 25 %: the successes were counted, so it stays closed.
         assert_eq!(b.state(), CircuitState::Closed);
         assert_eq!(b.stats().failure_rate, Some(0.25));
+    }
+
+    #[test]
+    fn a_success_in_flight_across_a_reconfigure_reaches_the_new_window() {
+        let b = CircuitBreaker::new("breaker-in-flight", CircuitBreakerConfig::default());
+        let in_flight = b.try_acquire();
+        let rate = CircuitBreakerConfig::builder()
+            .failure_rate(0.5)
+            .window(Window::Count(4))
+            .min_calls(1)
+            .build();
+        b.reconfigure(rate.unwrap_or_default());
+        if let Ok(p) = in_flight {
+            p.success(); // admitted before, reported after: counted in the new window
+        }
+        assert_eq!(b.stats().failure_rate, Some(0.0));
+        let r = b.call(|| Ok::<(), Error>(())); // the driver's path: also recorded
+        assert!(r.is_ok());
+        assert_eq!(b.stats().successes, 2);
+        let r = b.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+        assert!(r.is_err());
+        assert_eq!(b.stats().failure_rate, Some(1.0 / 3.0));
+    }
+
+    #[test]
+    fn the_slow_call_threshold_survives_transitions_and_reconfigures() {
+        let clock = ManualClock::new();
+        let config = CircuitBreakerConfig::builder()
+            .failure_threshold(1)
+            .slow_call(Duration::from_secs(1))
+            .build();
+        let b = CircuitBreaker::with_clock(
+            "breaker-slow-bit",
+            config.unwrap_or_default(),
+            clock.shared(),
+        );
+        trip(&b);
+        b.reset();
+        let slow = b.call(|| {
+            clock.advance(Duration::from_secs(2));
+            Ok::<(), Error>(())
+        });
+        assert!(slow.is_ok());
+        let s = b.stats();
+        assert_eq!((s.slow_calls, s.failures, s.state), (1, 2, CircuitState::Open));
+        // Reconfigured without a threshold: closed calls take the fast path again.
+        b.reconfigure(CircuitBreakerConfig::default());
+        b.reset();
+        assert!(b.load().is_fast_closed());
+        let r = b.call(|| {
+            clock.advance(Duration::from_secs(2));
+            Ok::<(), Error>(())
+        });
+        assert!(r.is_ok());
+        assert_eq!(b.stats().slow_calls, 1);
+    }
+
+    #[test]
+    fn a_panicking_call_on_the_fast_path_counts_as_ignored() {
+        let b = CircuitBreaker::new("breaker-fast-panic", CircuitBreakerConfig::default());
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            b.call(|| -> Result<(), Error> { std::panic::resume_unwind(Box::new("op failed")) })
+        }));
+        assert!(caught.is_err());
+        let s = b.stats();
+        assert_eq!((s.calls, s.ignored, s.successes), (1, 1, 0));
+    }
+
+    #[test]
+    fn successes_from_many_threads_are_all_counted() {
+        let b = CircuitBreaker::new("breaker-many-threads", CircuitBreakerConfig::default());
+        std::thread::scope(|s| {
+            for _ in 0..12 {
+                s.spawn(|| {
+                    for _ in 0..500 {
+                        let _ = b.call(|| Ok::<(), Error>(()));
+                    }
+                });
+            }
+        });
+        assert_eq!(b.stats().successes, 6_000);
     }
 
     #[test]

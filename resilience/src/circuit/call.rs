@@ -8,6 +8,7 @@ use super::breaker::CircuitBreaker;
 use super::classifier::{AllErrors, CallOutcome, FailureClassifier};
 use crate::{Error, Fault};
 
+#[inline(always)]
 fn outcome_of<T, E, C: FailureClassifier<E> + ?Sized>(
     result: &Result<T, E>,
     classifier: &C,
@@ -20,6 +21,7 @@ fn outcome_of<T, E, C: FailureClassifier<E> + ?Sized>(
 
 /// How a pipeline error counts: the classifier decides for the operation's own errors,
 /// an inner timeout is a failure, other inner rejections say nothing about the service.
+#[inline(always)]
 fn fault_outcome<T, E, C: FailureClassifier<E> + ?Sized>(
     result: &Result<T, Fault<E>>,
     classifier: &C,
@@ -36,6 +38,7 @@ impl CircuitBreaker {
     /// Run `op` if the circuit admits it, counting every error as a failure.
     ///
     /// A rejection reaches the caller as `E::from(Error::CircuitOpen { .. })`.
+    #[inline]
     pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
         E: From<Error>,
@@ -65,18 +68,40 @@ impl CircuitBreaker {
     /// assert!(r.is_err());
     /// assert_eq!(breaker.stats().failures, 0);
     /// ```
+    #[inline]
     pub fn call_with<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, E>
     where
         E: From<Error>,
         C: FailureClassifier<E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
+        // One local returned on both paths, so the result is built in place.
+        let result;
+        match self.admit_fast() {
+            Some(call) => {
+                result = op();
+                call.record(outcome_of(&result, classifier));
+            }
+            None => result = self.call_with_permit(classifier, op),
+        }
+        result
+    }
+
+    /// [`call_with`](Self::call_with) past the closed fast path: with a permit.
+    #[inline(never)]
+    fn call_with_permit<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        C: FailureClassifier<E> + ?Sized,
+        F: FnOnce() -> Result<T, E>,
+    {
+        // A shared breaker always takes this path (its word has the slow bit).
         #[cfg(feature = "redis")]
         if let Some(shared) = self.shared() {
             let outcome = |r: &Result<T, E>| outcome_of(r, classifier);
             return crate::redis::breaker::run_blocking(self, shared, outcome, E::from, op);
         }
-        let permit = self.try_acquire().map_err(E::from)?;
+        let permit = self.try_acquire_slow().map_err(E::from)?;
         let result = op();
         permit.record(outcome_of(&result, classifier));
         result
@@ -85,7 +110,23 @@ impl CircuitBreaker {
     /// Pipeline form of [`call_with`](Self::call_with): a rejection by this breaker is
     /// `Fault::Rejected`; an inner `Fault::Rejected(Error::Timeout { .. })` counts as a
     /// failure, other inner rejections are ignored, `Fault::Inner` goes to `classifier`.
+    #[inline]
     pub fn run<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
+    where
+        C: FailureClassifier<E> + ?Sized,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        if let Some(call) = self.admit_fast() {
+            let result = op();
+            call.record(fault_outcome(&result, classifier));
+            return result;
+        }
+        self.run_with_permit(classifier, op)
+    }
+
+    /// [`run`](Self::run) past the closed fast path: with a permit.
+    #[inline(never)]
+    fn run_with_permit<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
     where
         C: FailureClassifier<E> + ?Sized,
         F: FnOnce() -> Result<T, Fault<E>>,
@@ -95,7 +136,7 @@ impl CircuitBreaker {
             let outcome = |r: &Result<T, Fault<E>>| fault_outcome(r, classifier);
             return crate::redis::breaker::run_blocking(self, shared, outcome, Fault::Rejected, op);
         }
-        let permit = self.try_acquire().map_err(Fault::Rejected)?;
+        let permit = self.try_acquire_slow().map_err(Fault::Rejected)?;
         let result = op();
         permit.record(fault_outcome(&result, classifier));
         result
@@ -134,12 +175,17 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        if let Some(call) = self.admit_fast() {
+            let result = op().await;
+            call.record(outcome_of(&result, classifier));
+            return result;
+        }
         #[cfg(feature = "redis")]
         if let Some(shared) = self.shared() {
             let outcome = |r: &Result<T, E>| outcome_of(r, classifier);
             return crate::redis::breaker::run_async(self, shared, outcome, E::from, op).await;
         }
-        let permit = self.try_acquire().map_err(E::from)?;
+        let permit = self.try_acquire_slow().map_err(E::from)?;
         let result = op().await;
         permit.record(outcome_of(&result, classifier));
         result
@@ -153,13 +199,18 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
+        if let Some(call) = self.admit_fast() {
+            let result = op().await;
+            call.record(fault_outcome(&result, classifier));
+            return result;
+        }
         #[cfg(feature = "redis")]
         if let Some(shared) = self.shared() {
             let outcome = |r: &Result<T, Fault<E>>| fault_outcome(r, classifier);
             return crate::redis::breaker::run_async(self, shared, outcome, Fault::Rejected, op)
                 .await;
         }
-        let permit = self.try_acquire().map_err(Fault::Rejected)?;
+        let permit = self.try_acquire_slow().map_err(Fault::Rejected)?;
         let result = op().await;
         permit.record(fault_outcome(&result, classifier));
         result

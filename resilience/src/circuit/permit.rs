@@ -1,6 +1,7 @@
 //! [`CallPermit`]: the right to make one call, and the duty to report how it went.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use super::breaker::CircuitBreaker;
@@ -40,7 +41,6 @@ pub struct CallPermit<'a> {
     generation: u32,
     kind: PermitKind,
     started: Option<Duration>,
-    done: bool,
 }
 
 impl<'a> CallPermit<'a> {
@@ -51,7 +51,7 @@ impl<'a> CallPermit<'a> {
         kind: PermitKind,
         started: Option<Duration>,
     ) -> Self {
-        CallPermit { breaker, generation, kind, started, done: false }
+        CallPermit { breaker, generation, kind, started }
     }
 
     /// The call succeeded (a failure anyway if slower than the slow-call threshold).
@@ -72,9 +72,10 @@ impl<'a> CallPermit<'a> {
 
     /// Report `outcome`.
     #[inline(always)]
-    pub fn record(mut self, outcome: CallOutcome) {
-        self.done = true;
-        self.breaker.on_outcome(self.generation, self.kind, self.started, outcome);
+    pub fn record(self, outcome: CallOutcome) {
+        // Reported: the drop's "ignored" must not run.
+        let this = ManuallyDrop::new(self);
+        this.breaker.on_outcome(this.generation, this.kind, this.started, outcome);
     }
 
     /// Whether this permit is a half-open probe.
@@ -85,10 +86,42 @@ impl<'a> CallPermit<'a> {
 
 impl Drop for CallPermit<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            self.done = true;
-            self.breaker.on_outcome(self.generation, self.kind, self.started, CallOutcome::Ignored);
+        // Not reported (`record` skips this drop): a panic or a cancelled future.
+        self.breaker.on_outcome(self.generation, self.kind, self.started, CallOutcome::Ignored);
+    }
+}
+
+/// A call admitted on the closed fast path by the breaker's own call drivers
+/// ([`CircuitBreaker::call`] and friends): a [`CallPermit`] of kind `Closed` without a
+/// start time, reduced to what its outcome needs. Dropped unreported (the operation
+/// panicked, or its future was dropped), it counts as ignored, as a permit does.
+pub(super) struct ClosedCall<'a> {
+    breaker: &'a CircuitBreaker,
+    generation: u32,
+}
+
+impl<'a> ClosedCall<'a> {
+    #[inline(always)]
+    pub(super) fn new(breaker: &'a CircuitBreaker, generation: u32) -> Self {
+        ClosedCall { breaker, generation }
+    }
+
+    /// Report `outcome`.
+    #[inline(always)]
+    pub(super) fn record(self, outcome: CallOutcome) {
+        let this = ManuallyDrop::new(self);
+        if outcome == CallOutcome::Success {
+            this.breaker.closed_success(this.generation);
+        } else {
+            this.breaker.on_outcome_slow(this.generation, PermitKind::Closed, None, outcome);
         }
+    }
+}
+
+impl Drop for ClosedCall<'_> {
+    fn drop(&mut self) {
+        let ignored = CallOutcome::Ignored;
+        self.breaker.on_outcome_slow(self.generation, PermitKind::Closed, None, ignored);
     }
 }
 

@@ -11,7 +11,7 @@ use tracing::debug;
 use super::bucket::{Bucket, Limits, Params, Take};
 use super::config::{OnLimit, RateLimitConfig};
 use super::rate::Rate;
-use super::stats::{Counters, Tally};
+use super::stats::{Tally, Totals};
 use crate::clock::{SharedClock, as_nanos};
 use crate::{ConfigError, Error};
 
@@ -33,7 +33,7 @@ pub(crate) struct Core {
     pub(crate) clock: SharedClock,
     pub(crate) params: Params,
     pub(crate) config: Mutex<RateLimitConfig>,
-    pub(crate) totals: Counters,
+    pub(crate) totals: Totals,
 }
 
 impl fmt::Debug for Core {
@@ -52,7 +52,7 @@ impl Core {
             clock,
             params: Params::new(Limits::of(&config)),
             config: Mutex::new(config),
-            totals: Counters::default(),
+            totals: Totals::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use super::config::RateLimitConfig;
 use super::core::{Core, Plan};
 use super::headers::{Parsed, SyncReport};
 use super::rate::Rate;
-use super::stats::{Counters, RateLimiterStats, Tally};
+use super::stats::{Counters, RateLimiterStats, Tally, Totals};
 use crate::clock::{SharedClock, as_nanos, default_clock};
 #[cfg(feature = "redis")]
 use crate::redis::limiter::{May, Remote, RemoteBucket};
@@ -77,8 +77,8 @@ where
     }
 }
 
-fn tally<'a>(kb: &'a KeyBucket, totals: &'a Counters) -> Tally<'a> {
-    Tally { local: &kb.counters, total: Some(totals) }
+fn tally<'a>(kb: &'a KeyBucket, totals: &'a Totals) -> Tally<'a> {
+    Tally { key: Some(&kb.counters), totals }
 }
 
 impl<K> KeyedRateLimiter<K>
@@ -108,20 +108,22 @@ where
     /// A keyed limiter whose buckets live in `backend`'s Redis (key
     /// `{prefix}:rl:{name}:{key:?}`), shared by every process using the same name there;
     /// see [`RateLimiter::with_redis`](super::RateLimiter::with_redis).
+    ///
+    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
     #[cfg(feature = "redis")]
     pub fn with_redis(
         name: impl Into<Arc<str>>,
         config: RateLimitConfig,
         backend: Arc<crate::redis::RedisBackend>,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
         let shared = match config.backend() {
             crate::Backend::Local => crate::Backend::Redis(crate::FailMode::Open),
             redis => redis,
         };
-        let config_shared = config.to_builder().backend(shared).build().unwrap_or(config);
+        let config_shared = config.to_builder().backend(shared).build()?;
         let mut limiter = Self::with_clock(name, config_shared.clone(), default_clock());
         limiter.remote = RemoteBucket::for_config(&config_shared, Some(backend));
-        limiter
+        Ok(limiter)
     }
 
     /// The shared bucket's decision, or `None` to use the local one.
@@ -131,7 +133,7 @@ where
         Q: ?Sized + fmt::Debug,
     {
         let remote = self.remote.as_ref()?;
-        let t = Tally { local: &self.core.totals, total: None };
+        let t = Tally { key: None, totals: &self.core.totals };
         match remote.acquire_blocking(&self.core, t, Some(&key), cost, may) {
             Remote::Done(r) => Some(r),
             Remote::Local => None,
@@ -282,7 +284,7 @@ where
     {
         #[cfg(feature = "redis")]
         if let Some(remote) = &self.remote {
-            let t = Tally { local: &self.core.totals, total: None };
+            let t = Tally { key: None, totals: &self.core.totals };
             let k: &(dyn fmt::Debug + Sync) = &key;
             if let Remote::Done(r) = remote.acquire_async(&self.core, t, Some(k), cost).await {
                 return r;
@@ -380,14 +382,20 @@ where
         self.map.is_empty()
     }
 
-    fn snapshot(&self, available: u32, c: &Counters, keys: Option<u64>) -> RateLimiterStats {
+    fn snapshot(
+        &self,
+        available: u32,
+        c: &Counters,
+        granted: u64,
+        keys: Option<u64>,
+    ) -> RateLimiterStats {
         let l = self.core.params.load();
         RateLimiterStats {
             name: self.core.name.to_string(),
             available,
             capacity: l.burst(),
             rate_per_second: self.core.config.lock().rate().per_second_f64(),
-            granted: c.granted.load(Ordering::Relaxed),
+            granted,
             waited: c.waited.load(Ordering::Relaxed),
             waiting: c.waiting.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
@@ -400,7 +408,8 @@ where
     pub fn stats(&self) -> RateLimiterStats {
         let burst = self.core.params.load().burst();
         let keys = u64::try_from(self.map.len()).unwrap_or(u64::MAX);
-        self.snapshot(burst, &self.core.totals, Some(keys))
+        let totals = &self.core.totals;
+        self.snapshot(burst, &totals.counts, totals.granted(), Some(keys))
     }
 
     /// `key`'s bucket: its available permits and its counters since the bucket was
@@ -414,9 +423,11 @@ where
         match map.get(key) {
             Some(kb) => {
                 let l = self.core.params.load();
-                self.snapshot(kb.bucket.available(self.core.now(), l), &kb.counters, None)
+                let available = kb.bucket.available(self.core.now(), l);
+                let granted = kb.counters.granted.load(Ordering::Relaxed);
+                self.snapshot(available, &kb.counters, granted, None)
             }
-            None => self.snapshot(self.core.params.load().burst(), &Counters::default(), None),
+            None => self.snapshot(self.core.params.load().burst(), &Counters::default(), 0, None),
         }
     }
 

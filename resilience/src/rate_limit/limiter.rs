@@ -70,20 +70,22 @@ impl RateLimiter {
     /// A limiter whose bucket lives in `backend`'s Redis, shared by every process using
     /// the same name there, whatever `config.backend()` says (its [`FailMode`](crate::FailMode)
     /// applies when it is `Backend::Redis`; otherwise it fails open).
+    ///
+    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
     #[cfg(feature = "redis")]
     pub fn with_redis(
         name: impl Into<Arc<str>>,
         config: RateLimitConfig,
         backend: Arc<crate::redis::RedisBackend>,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
         let shared = match config.backend() {
             crate::Backend::Local => crate::Backend::Redis(crate::FailMode::Open),
             redis => redis,
         };
-        let config_shared = config.to_builder().backend(shared).build().unwrap_or(config);
+        let config_shared = config.to_builder().backend(shared).build()?;
         let mut limiter = Self::with_clock(name, config_shared.clone(), default_clock());
         limiter.remote = RemoteBucket::for_config(&config_shared, Some(backend));
-        limiter
+        Ok(limiter)
     }
 
     /// The limiter's name.
@@ -98,7 +100,7 @@ impl RateLimiter {
 
     #[inline]
     fn tally(&self) -> Tally<'_> {
-        Tally { local: &self.core.totals, total: None }
+        Tally { key: None, totals: &self.core.totals }
     }
 
     /// Takes `cost` permits now or fails with [`Error::RateLimited`] carrying the time
@@ -311,13 +313,13 @@ impl RateLimiter {
     pub fn stats(&self) -> RateLimiterStats {
         use std::sync::atomic::Ordering::Relaxed;
         let l = self.core.params.load();
-        let c = &self.core.totals;
+        let c = &self.core.totals.counts;
         RateLimiterStats {
             name: self.core.name.to_string(),
             available: self.available(),
             capacity: l.burst(),
             rate_per_second: self.core.config.lock().rate().per_second_f64(),
-            granted: c.granted.load(Relaxed),
+            granted: self.core.totals.granted(),
             waited: c.waited.load(Relaxed),
             waiting: c.waiting.load(Relaxed),
             rejected: c.rejected.load(Relaxed),

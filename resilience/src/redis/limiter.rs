@@ -183,8 +183,8 @@ struct Ask<'a> {
     cost: u32,
     /// The script's ARGV: increment (ns), capacity (ns), max_wait (µs), ttl (ms).
     args: [i64; 4],
-    /// Entered the local wait count (queue policy).
-    queued: bool,
+    /// The process's queue was full: the call was refused a reservation.
+    queue_full: bool,
 }
 
 enum Decided {
@@ -195,7 +195,7 @@ enum Decided {
 
 impl<'a> Ask<'a> {
     /// `Err` with the result when Redis need not be asked: a zero cost, a cost above
-    /// the burst, a full queue.
+    /// the burst.
     fn new(
         core: &'a Core,
         tally: Tally<'a>,
@@ -217,10 +217,12 @@ impl<'a> Ask<'a> {
                 .max_wait()
                 .map_or(-1, |w| i64::try_from(w.as_micros()).unwrap_or(i64::MAX).max(1)),
         };
-        let queued = matches!(may, May::Wait) && config.on_limit() == OnLimit::Queue;
-        if queued && !tally.enter_wait(Some(config.max_queue())) {
-            return Err(Err(core.rejection(tally, cost, 0, key, "rejected: wait queue full")));
-        }
+        // `Queue`: while `max_queue` callers of this process wait, a call takes only what
+        // is free now. Nobody counts as waiting before Redis has reserved a slot for it.
+        let queue_full = matches!(may, May::Wait)
+            && config.on_limit() == OnLimit::Queue
+            && tally.waiting() >= u64::try_from(config.max_queue()).unwrap_or(u64::MAX);
+        let max_wait = if queue_full { 0 } else { max_wait };
         // In nanoseconds of the bucket's time: what `cost` permits add to the arrival
         // time, and how far ahead of now it may run (a full burst). Both are at most
         // 365 days (the config's bound), well inside an i64.
@@ -232,7 +234,7 @@ impl<'a> Ask<'a> {
         let ttl = cap.div_ceil(1_000_000) + 1;
         let [inc, cap, ttl] = [inc, cap, ttl].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let args = [inc, cap, max_wait, ttl];
-        Ok(Ask { core, tally, cost, args, queued })
+        Ok(Ask { core, tally, cost, args, queue_full })
     }
 
     fn decide(
@@ -244,15 +246,12 @@ impl<'a> Ask<'a> {
         let (core, tally, cost) = (self.core, self.tally, self.cost);
         match answer {
             Ok(0) => {
-                self.leave();
                 tally.granted();
                 Decided::Done(Ok(()))
             }
             Ok(wait) if wait > 0 => {
                 tally.waited();
-                if !self.queued {
-                    tally.enter_wait(None);
-                }
+                tally.enter_wait(None);
                 let wait = Duration::from_micros(wait.unsigned_abs());
                 crate::rate_limit::core::log(
                     &core.name,
@@ -264,34 +263,25 @@ impl<'a> Ask<'a> {
                 Decided::Sleep(wait)
             }
             Ok(refused) => {
-                self.leave();
                 let wait = refused.unsigned_abs().saturating_mul(1000);
-                Decided::Done(Err(core.rejection(
-                    tally,
-                    cost,
-                    wait,
-                    key,
-                    "rejected by the shared bucket",
-                )))
+                let what = if self.queue_full {
+                    "rejected: wait queue full"
+                } else {
+                    "rejected by the shared bucket"
+                };
+                Decided::Done(Err(core.rejection(tally, cost, wait, key, what)))
             }
             Err(reason) => self.unavailable(fail, &reason),
         }
     }
 
     fn unavailable(&self, fail: FailMode, reason: &str) -> Decided {
-        self.leave();
         match fail {
             FailMode::Open => Decided::Local,
             FailMode::Closed => {
                 self.tally.rejected();
                 Decided::Done(Err(Error::backend_unavailable(self.core.name.clone(), reason)))
             }
-        }
-    }
-
-    fn leave(&self) {
-        if self.queued {
-            self.tally.leave_wait();
         }
     }
 

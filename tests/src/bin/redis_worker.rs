@@ -54,7 +54,7 @@ fn limit(
         .on_limit(OnLimit::Reject)
         .backend(Backend::Redis(FailMode::Closed))
         .build()?;
-    let limiter = RateLimiter::with_redis(name, config, backend);
+    let limiter = RateLimiter::with_redis(name, config, backend)?;
     let (mut granted, mut rejected, mut unavailable) = (0u64, 0u64, 0u64);
     let started = micros_since_epoch();
     for _ in 0..requests.parse::<u64>()? {
@@ -81,7 +81,7 @@ fn breaker(
         .recovery_timeout(Duration::from_secs(600))
         .backend(Backend::Redis(FailMode::Closed))
         .build()?;
-    Ok(CircuitBreaker::with_redis(name, config, backend))
+    Ok(CircuitBreaker::with_redis(name, config, backend)?)
 }
 
 /// Fails calls (async) until the shared circuit rejects one.
