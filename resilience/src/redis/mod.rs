@@ -54,6 +54,10 @@
 //!   own, so the fleet may admit up to *processes ×* the limit), **closed** rejects with
 //!   [`Error::BackendUnavailable`](crate::Error::BackendUnavailable) (the limit is never
 //!   exceeded; availability is lost).
+//! - A pooled connection found closed (Redis restarted, or dropped it while idle) is
+//!   replaced once within the same timeout. If the first attempt had reached Redis before
+//!   the connection broke, its script ran twice: a permit taken twice, an outcome counted
+//!   twice: the conservative side for a limiter, rare for either.
 //! - When Redis comes back, views of shared circuits are re-read before the next call. A
 //!   **restarted** Redis without persistence starts empty: buckets full, circuits closed.
 //!   That is the same as a fresh deployment, and is what the fail-open mode trades for.
