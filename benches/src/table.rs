@@ -33,6 +33,10 @@ fn variant(function: &str) -> Option<&str> {
     function.strip_prefix("resilience (")?.strip_suffix(')')
 }
 
+/// The function id of the baseline in the `redis_acquire_*` groups: one `PING` round trip
+/// on the same backend as the Redis-backed limiter.
+pub const REDIS_PING: &str = "redis_ping";
+
 /// The file (in the cargo target directory) where the memory benchmark writes its rows.
 pub const MEMORY_FILE: &str = "resilience-memory.json";
 
@@ -81,6 +85,7 @@ pub fn target(group: &str, function: &str) -> Option<Target> {
         (g, "bare") if g.starts_with("retry_") => Some(Target::DiffNs(2.0)),
         (g, "backon") if g.starts_with("retry_") => Some(Target::Ratio(1.0)),
         ("macro_circuit_breaker", "hand_written") => Some(Target::Ratio(1.05)),
+        (g, REDIS_PING) if g.starts_with("redis_acquire") => Some(Target::Ratio(1.5)),
         (g, _) if two_threads && g.starts_with("breaker_closed") => Some(Target::Ratio(1.0)),
         _ => None,
     }
@@ -330,6 +335,26 @@ mod tests {
         // Untargeted diagnostics are shown once, against the subject only.
         assert_eq!(t.matches("diag_default_clock_now").count(), 1, "{t}");
         assert!(!t.contains("| | resilience (quanta clock)"), "{t}");
+    }
+
+    #[test]
+    fn redis_acquire_is_held_to_one_and_a_half_pings() {
+        let rows = [
+            est("redis_acquire_async", "resilience", 45_000.0),
+            est("redis_acquire_async", "resilience (keyed, 1024 keys)", 60_000.0),
+            est("redis_acquire_async", REDIS_PING, 35_000.0),
+        ];
+        let t = render(&rows, &[]);
+        assert!(
+            t.contains("| redis_acquire_async | | redis_ping | 35000.0 | 1.29 | ≤ 1.50× | met |"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "| redis_acquire_async (keyed, 1024 keys) | | redis_ping | 35000.0 | 1.71 | ≤ 1.50× | MISSED |"
+            ),
+            "{t}"
+        );
     }
 
     #[test]

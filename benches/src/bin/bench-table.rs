@@ -8,6 +8,11 @@
 //! Arguments before a lone `--` go to `cargo bench` (e.g. `--bench
 //! retry`); arguments after it go to criterion (default `--warm-up-time 1
 //! --measurement-time 2`).
+//!
+//! The `redis` bench (groups `redis_acquire_async` and `redis_acquire_blocking`, the
+//! Redis-backed limiter against a `PING` on the same backend, target ≤ 1.5×) needs a
+//! Redis: `RESILIENCE_REDIS_URL`, else a `redis-server` it starts on a free loopback
+//! port. Without either it says so and measures nothing, and the table has no such rows.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};

@@ -256,7 +256,7 @@ fn parent() -> Result<(), Failure> {
     let prefix = format!("redis-workers:{}:{}", std::process::id(), unix_micros());
     println!(
         "{WORKERS} worker processes, {CALLS_PER_WORKER} calls each, through one limit: \
-         #[rate_limit(name = \"shopify\", per_second = {PER_SECOND}, burst = {BURST}, backend = \"redis\")], \
+         #[rate_limit(name = \"shopify\", per_second = {PER_SECOND}, burst = {BURST}, backend = \"redis\", fail_mode = \"closed\")], \
          key prefix {prefix}\n"
     );
 
@@ -304,15 +304,15 @@ fn parent() -> Result<(), Failure> {
     let allowed = BURST + PER_SECOND * span;
     let within = combined <= allowed + 1.0;
     println!(
-        "the shared limit allows at most {BURST} + {PER_SECOND}/s × {span:.2} s = {allowed:.1} \
+        "the shared limit allows at most {BURST} + {PER_SECOND}/s × {span:.2} s = {allowed:.0} \
          calls in that span: {}",
         if within { "within it" } else { "EXCEEDED" }
     );
     let unshared = f64::from(WORKERS) * allowed;
     let unshared_time = (f64::from(CALLS_PER_WORKER) - BURST).max(0.0) / PER_SECOND;
     println!(
-        "{WORKERS} unshared limiters (one per process) would have allowed {WORKERS} × {allowed:.1} \
-         = {unshared:.1} calls in the same span, and finished these {granted} in {unshared_time:.2} s"
+        "{WORKERS} unshared limiters (one per process) would have allowed {WORKERS} × {allowed:.0} \
+         = {unshared:.0} calls in the same span, and finished these {granted} in {unshared_time:.2} s"
     );
     if !within {
         return Err("the workers together exceeded the shared limit".into());
