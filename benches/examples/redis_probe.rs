@@ -103,13 +103,13 @@ fn subjects(server: &RedisServer) -> Result<Subjects, Failure> {
         .build()?;
     let backend = Arc::new(RedisBackend::new(config)?);
     let limit = RateLimitConfig::builder()
-        .per_second(1_000_000_000)
-        .burst(1_000_000)
+        .per_second(10_000)
+        .burst(10_000_000)
         .backend(Backend::Redis(FailMode::Closed))
         .build()?;
     Ok(Subjects {
-        limiter: RateLimiter::with_redis("probe-redis", limit.clone(), backend.clone()),
-        keyed: KeyedRateLimiter::with_redis("probe-redis-keyed", limit, backend.clone()),
+        limiter: RateLimiter::with_redis("probe-redis", limit.clone(), backend.clone())?,
+        keyed: KeyedRateLimiter::with_redis("probe-redis-keyed", limit, backend.clone())?,
         keys: (0..KEYS).map(|i| format!("shop-{i}.example.com")).collect(),
         rt: tokio::runtime::Builder::new_current_thread().enable_all().build()?,
         backend,
