@@ -5,10 +5,11 @@
 //! With neither, tests that need Redis are skipped with a loud message, unless
 //! `RESILIENCE_REDIS_REQUIRED=1` (set by CI), which makes a missing Redis a failure.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// How long a started server has to answer `PING`.
 const STARTUP: Duration = Duration::from_secs(10);
@@ -93,23 +94,41 @@ impl RedisServer {
             .args(["-c", &watchdog, "sh"])
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
-            .stdout(Stdio::null())
+            .args(["--logfile", ""])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + STARTUP;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("redis-server exited ({status}): port {} taken?", self.port));
-            }
-            if self.ping() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        // Readiness is the server's own log line, read as it comes (and the log drained
+        // until the server exits); no polling.
+        let (ready_tx, ready) = mpsc::channel();
+        if let Some(log) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(log).lines().map_while(Result::ok) {
+                    if line.contains("Ready to accept connections") {
+                        let _ = ready_tx.send(());
+                    }
+                }
+            });
         }
-        let _ = child.kill();
-        Err(format!("no PONG on port {} within {STARTUP:?}", self.port))
+        match ready.recv_timeout(STARTUP) {
+            Ok(()) if self.ping() => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Ok(()) => {
+                let _ = child.kill();
+                Err(format!("port {} answers, but not as our Redis", self.port))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.try_wait().ok().flatten();
+                Err(format!(
+                    "redis-server not ready on port {} within {STARTUP:?} (exited: {status:?}; port taken?)",
+                    self.port
+                ))
+            }
+        }
     }
 
     /// Stops the server (ours only: `SHUTDOWN NOSAVE`) and waits until it has exited

@@ -116,11 +116,7 @@ where
         config: RateLimitConfig,
         backend: Arc<crate::redis::RedisBackend>,
     ) -> Result<Self, ConfigError> {
-        let shared = match config.backend() {
-            crate::Backend::Local => crate::Backend::Redis(crate::FailMode::Open),
-            redis => redis,
-        };
-        let config_shared = config.to_builder().backend(shared).build()?;
+        let config_shared = config.shared()?;
         let mut limiter = Self::with_clock(name, config_shared.clone(), default_clock());
         limiter.remote = RemoteBucket::for_config(&config_shared, Some(backend));
         Ok(limiter)

@@ -299,6 +299,22 @@ impl SharedCircuit {
         Some(self.args(&breaker.config(), REPORT, generation, outcome, probe))
     }
 
+    /// Learns from a report's reply; a report Redis did not answer leaves the view
+    /// unknown (the next call asks).
+    fn after_report(
+        &self,
+        breaker: &CircuitBreaker,
+        backend: &RedisBackend,
+        reply: Result<Vec<i64>, Unavailable>,
+    ) {
+        match reply {
+            Ok(reply) => {
+                self.learn(breaker, backend, &reply);
+            }
+            Err(_) => self.state.store(UNKNOWN, Ordering::Release),
+        }
+    }
+
     /// Tells Redis how an admitted call went, blocking.
     pub(crate) fn report_blocking(
         &self,
@@ -312,12 +328,8 @@ impl SharedCircuit {
             return;
         };
         let keys = self.keys(backend, breaker.name());
-        match backend.eval_blocking::<Vec<i64>>(scripts::circuit(), &keys, &args) {
-            Ok(reply) => {
-                self.learn(breaker, backend, &reply);
-            }
-            Err(_) => self.state.store(UNKNOWN, Ordering::Release),
-        }
+        let reply = backend.eval_blocking::<Vec<i64>>(scripts::circuit(), &keys, &args);
+        self.after_report(breaker, backend, reply);
     }
 
     /// Tells Redis how an admitted call went, async.
@@ -333,12 +345,8 @@ impl SharedCircuit {
             return;
         };
         let keys = self.keys(backend, breaker.name());
-        match backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await {
-            Ok(reply) => {
-                self.learn(breaker, backend, &reply);
-            }
-            Err(_) => self.state.store(UNKNOWN, Ordering::Release),
-        }
+        let reply = backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await;
+        self.after_report(breaker, backend, reply);
     }
 
     /// Reads the shared state (no change), blocking: `(state, open_remaining)`.
