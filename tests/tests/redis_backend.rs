@@ -61,6 +61,26 @@ fn limit(per_minute: u32, burst: u32, on: OnLimit, fail: FailMode) -> RateLimitC
     b.build().unwrap_or_else(|e| unreachable!("{e}"))
 }
 
+fn shared_limiter(name: &str, config: RateLimitConfig, backend: Arc<RedisBackend>) -> RateLimiter {
+    RateLimiter::with_redis(name, config, backend).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn shared_keyed(
+    name: &str,
+    config: RateLimitConfig,
+    backend: Arc<RedisBackend>,
+) -> KeyedRateLimiter<String> {
+    KeyedRateLimiter::with_redis(name, config, backend).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn shared_breaker(
+    name: &str,
+    config: CircuitBreakerConfig,
+    backend: Arc<RedisBackend>,
+) -> CircuitBreaker {
+    CircuitBreaker::with_redis(name, config, backend).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn retry_after(r: &Result<(), Error>) -> Option<Duration> {
     match r {
         Err(Error::RateLimited { retry_after, .. }) => Some(*retry_after),
@@ -78,9 +98,8 @@ macro_rules! need_redis {
 fn two_instances_share_one_bucket() {
     need_redis!(a, b);
     let config = limit(1, 5, OnLimit::Reject, FailMode::Closed);
-    let la = RateLimiter::with_redis("share-bucket", config.clone(), a)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let lb = RateLimiter::with_redis("share-bucket", config, b).unwrap_or_else(|e| panic!("{e}"));
+    let la = shared_limiter("share-bucket", config.clone(), a);
+    let lb = shared_limiter("share-bucket", config, b);
     for _ in 0..3 {
         assert_eq!(la.try_acquire(1), Ok(()));
     }
@@ -115,8 +134,7 @@ fn wait_reserves_the_next_shared_slot_and_sleeps_on_the_limiter_clock() {
     // The reservation is in Redis: another instance sees the slot taken, the next free one
     // two periods away.
     let rejecting =
-        RateLimiter::with_redis("wait-slot", limit(1, 2, OnLimit::Reject, FailMode::Closed), other)
-            .unwrap_or_else(|e| panic!("{e}"));
+        shared_limiter("wait-slot", limit(1, 2, OnLimit::Reject, FailMode::Closed), other);
     let r = rejecting.try_acquire(1);
     assert!(retry_after(&r).is_some_and(|w| w > Duration::from_secs(115)), "{r:?}");
 }
@@ -166,9 +184,7 @@ fn queue_limits_waiters_not_callers_with_permits_available() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let l = Arc::new(
-        RateLimiter::with_redis("queue-callers", config, a).unwrap_or_else(|e| panic!("{e}")),
-    );
+    let l = Arc::new(shared_limiter("queue-callers", config, a));
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let l = Arc::clone(&l);
@@ -184,9 +200,7 @@ fn queue_limits_waiters_not_callers_with_permits_available() {
 async fn a_cancelled_async_acquire_leaves_no_waiter_behind() {
     use futures::FutureExt;
     need_redis!(a);
-    let l =
-        RateLimiter::with_redis("queue-cancel", limit(1, 10, OnLimit::Queue, FailMode::Closed), a)
-            .unwrap_or_else(|e| panic!("{e}"));
+    let l = shared_limiter("queue-cancel", limit(1, 10, OnLimit::Queue, FailMode::Closed), a);
     for _ in 0..3 {
         // Dropped while its round trip is in flight.
         assert_eq!(l.acquire_async(1).now_or_never(), None);
@@ -200,8 +214,7 @@ fn cost_takes_several_permits_and_a_cost_above_the_burst_never_reaches_redis() {
     need_redis!(a);
     let Some(mut admin) = admin() else { return };
     let (_, prefix) = server().unwrap_or_else(|| unreachable!());
-    let l = RateLimiter::with_redis("cost", limit(1, 10, OnLimit::Reject, FailMode::Closed), a)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let l = shared_limiter("cost", limit(1, 10, OnLimit::Reject, FailMode::Closed), a);
     let too_much = l.try_acquire(11);
     assert!(matches!(&too_much, Err(Error::Config(e)) if e.field() == "cost"), "{too_much:?}");
     let key = format!("{prefix}:rl:cost");
@@ -219,10 +232,8 @@ fn cost_takes_several_permits_and_a_cost_above_the_burst_never_reaches_redis() {
 fn keyed_buckets_are_shared_per_key() {
     need_redis!(a, b);
     let config = limit(1, 2, OnLimit::Reject, FailMode::Closed);
-    let ka: KeyedRateLimiter<String> = KeyedRateLimiter::with_redis("per-shop", config.clone(), a)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let kb: KeyedRateLimiter<String> =
-        KeyedRateLimiter::with_redis("per-shop", config, b).unwrap_or_else(|e| panic!("{e}"));
+    let ka: KeyedRateLimiter<String> = shared_keyed("per-shop", config.clone(), a);
+    let kb: KeyedRateLimiter<String> = shared_keyed("per-shop", config, b);
     assert_eq!(ka.try_acquire("acme", 2), Ok(()));
     assert!(retry_after(&kb.try_acquire("acme", 1)).is_some(), "acme's bucket is shared");
     assert_eq!(kb.try_acquire("globex", 2), Ok(()), "globex has a bucket of its own");
@@ -233,10 +244,8 @@ fn keyed_buckets_are_shared_per_key() {
 async fn async_acquire_shares_the_bucket_and_its_future_is_send() {
     need_redis!(a, b);
     let config = limit(1, 3, OnLimit::Reject, FailMode::Closed);
-    let la = Arc::new(
-        RateLimiter::with_redis("async-share", config.clone(), a).unwrap_or_else(|e| panic!("{e}")),
-    );
-    let lb = RateLimiter::with_redis("async-share", config, b).unwrap_or_else(|e| panic!("{e}"));
+    let la = Arc::new(shared_limiter("async-share", config.clone(), a));
+    let lb = shared_limiter("async-share", config, b);
     let spawned = tokio::spawn({
         let la = Arc::clone(&la);
         async move { (la.acquire_async(1).await, la.acquire_async(1).await) }
@@ -271,8 +280,8 @@ fn fail(b: &CircuitBreaker) -> Result<(), Error> {
 #[test]
 fn failures_in_two_instances_add_up_and_open_the_circuit_for_both() {
     need_redis!(a, b);
-    let ba = CircuitBreaker::with_redis("add-up", circuit(4), a).unwrap_or_else(|e| panic!("{e}"));
-    let bb = CircuitBreaker::with_redis("add-up", circuit(4), b).unwrap_or_else(|e| panic!("{e}"));
+    let ba = shared_breaker("add-up", circuit(4), a);
+    let bb = shared_breaker("add-up", circuit(4), b);
     for _ in 0..2 {
         assert!(matches!(fail(&ba), Err(Error::Timeout { .. })));
         assert!(matches!(fail(&bb), Err(Error::Timeout { .. })));
@@ -306,10 +315,8 @@ fn failures_in_two_instances_add_up_and_open_the_circuit_for_both() {
 #[test]
 fn a_success_ends_the_shared_run_of_failures() {
     need_redis!(a, b);
-    let ba =
-        CircuitBreaker::with_redis("run-ends", circuit(3), a).unwrap_or_else(|e| panic!("{e}"));
-    let bb =
-        CircuitBreaker::with_redis("run-ends", circuit(3), b).unwrap_or_else(|e| panic!("{e}"));
+    let ba = shared_breaker("run-ends", circuit(3), a);
+    let bb = shared_breaker("run-ends", circuit(3), b);
     assert!(fail(&ba).is_err());
     assert!(fail(&ba).is_err());
     assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
@@ -329,9 +336,8 @@ fn a_failure_rate_over_a_shared_count_window_opens_the_circuit() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = CircuitBreaker::with_redis("rate-count", config.clone(), a)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let bb = CircuitBreaker::with_redis("rate-count", config, b).unwrap_or_else(|e| panic!("{e}"));
+    let ba = shared_breaker("rate-count", config.clone(), a);
+    let bb = shared_breaker("rate-count", config, b);
     assert_eq!(ba.call(|| Ok::<_, Error>(())), Ok(()));
     assert!(fail(&bb).is_err());
     assert_eq!(ba.call(|| Ok::<_, Error>(())), Ok(()));
@@ -351,9 +357,8 @@ fn a_failure_rate_over_a_shared_time_window_opens_the_circuit() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = CircuitBreaker::with_redis("rate-time", config.clone(), a)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let bb = CircuitBreaker::with_redis("rate-time", config, b).unwrap_or_else(|e| panic!("{e}"));
+    let ba = shared_breaker("rate-time", config.clone(), a);
+    let bb = shared_breaker("rate-time", config, b);
     assert!(fail(&ba).is_err());
     assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
     assert!(fail(&bb).is_err());
@@ -384,9 +389,8 @@ fn half_open_probes_close_or_reopen_the_shared_circuit() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba =
-        CircuitBreaker::with_redis("probes", config.clone(), a).unwrap_or_else(|e| panic!("{e}"));
-    let bb = CircuitBreaker::with_redis("probes", config, b).unwrap_or_else(|e| panic!("{e}"));
+    let ba = shared_breaker("probes", config.clone(), a);
+    let bb = shared_breaker("probes", config, b);
     assert!(fail(&ba).is_err());
     // A failed probe (through the other instance) opens it again ...
     assert!(matches!(
@@ -411,9 +415,8 @@ fn one_shared_probe_at_a_time() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = CircuitBreaker::with_redis("one-probe", config.clone(), a)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let bb = CircuitBreaker::with_redis("one-probe", config, b).unwrap_or_else(|e| panic!("{e}"));
+    let ba = shared_breaker("one-probe", config.clone(), a);
+    let bb = shared_breaker("one-probe", config, b);
     assert!(fail(&ba).is_err());
     let mut admitted = 0;
     let mut other_while_probing = None;
@@ -449,8 +452,7 @@ fn a_count_window_that_expired_forgets_its_failures() {
         .backend(Backend::Redis(FailMode::Closed))
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
-    let shared =
-        CircuitBreaker::with_redis("window-expiry", config, a).unwrap_or_else(|e| panic!("{e}"));
+    let shared = shared_breaker("window-expiry", config, a);
     assert!(fail(&shared).is_err());
     assert!(fail(&shared).is_err());
     assert_eq!(shared.call(|| Ok::<_, Error>(())), Ok(()));
@@ -497,12 +499,8 @@ fn debug_output_hides_the_redis_password() {
 #[tokio::test]
 async fn async_calls_share_the_circuit() {
     need_redis!(a, b);
-    let ba = Arc::new(
-        CircuitBreaker::with_redis("async-circuit", circuit(2), a)
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let bb = CircuitBreaker::with_redis("async-circuit", circuit(2), b)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let ba = Arc::new(shared_breaker("async-circuit", circuit(2), a));
+    let bb = shared_breaker("async-circuit", circuit(2), b);
     let spawned = tokio::spawn({
         let ba = Arc::clone(&ba);
         async move {
@@ -522,10 +520,8 @@ async fn async_calls_share_the_circuit() {
 #[test]
 fn an_operator_disabled_breaker_lets_calls_through_an_open_shared_circuit() {
     need_redis!(a, b);
-    let ba =
-        CircuitBreaker::with_redis("disabled", circuit(1), a).unwrap_or_else(|e| panic!("{e}"));
-    let bb =
-        CircuitBreaker::with_redis("disabled", circuit(1), b).unwrap_or_else(|e| panic!("{e}"));
+    let ba = shared_breaker("disabled", circuit(1), a);
+    let bb = shared_breaker("disabled", circuit(1), b);
     assert!(fail(&ba).is_err());
     assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
     bb.disable();
@@ -576,8 +572,7 @@ fn query(fail: bool) -> Result<u32, ShopError> {
 fn a_circuit_breaker_attribute_with_backend_redis_is_shared() {
     need_redis!(other);
     assert!(query(true).is_err());
-    let remote =
-        CircuitBreaker::with_redis("attr-db", circuit(2), other).unwrap_or_else(|e| panic!("{e}"));
+    let remote = shared_breaker("attr-db", circuit(2), other);
     assert!(fail(&remote).is_err());
     assert!(matches!(query(false), Err(ShopError::Resilience(Error::CircuitOpen { .. }))));
 }

@@ -122,6 +122,12 @@ where
         Ok(limiter)
     }
 
+    /// The limiter-wide counters alone (a shared bucket has no local key entry).
+    #[cfg(feature = "redis")]
+    fn totals_only(&self) -> Tally<'_> {
+        Tally { key: None, totals: &self.core.totals }
+    }
+
     /// The shared bucket's decision, or `None` to use the local one.
     #[cfg(feature = "redis")]
     fn remote_blocking<Q>(&self, key: &Q, cost: u32, may: May) -> Option<Result<(), Error>>
@@ -129,7 +135,7 @@ where
         Q: ?Sized + fmt::Debug,
     {
         let remote = self.remote.as_ref()?;
-        let t = Tally { key: None, totals: &self.core.totals };
+        let t = self.totals_only();
         match remote.acquire_blocking(&self.core, t, Some(&key), cost, may) {
             Remote::Done(r) => Some(r),
             Remote::Local => None,
@@ -280,7 +286,7 @@ where
     {
         #[cfg(feature = "redis")]
         if let Some(remote) = &self.remote {
-            let t = Tally { key: None, totals: &self.core.totals };
+            let t = self.totals_only();
             let k: &(dyn fmt::Debug + Sync) = &key;
             if let Remote::Done(r) = remote.acquire_async(&self.core, t, Some(k), cost).await {
                 return r;

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::backend::{RedisBackend, Unavailable};
-use super::limiter::Backend;
+use super::handle::BackendHandle;
 use super::scripts;
 use crate::circuit::{CallOutcome, CircuitBreaker, CircuitBreakerConfig, Window};
 use crate::clock::as_nanos;
@@ -29,7 +29,7 @@ const REPORT: i64 = 2;
 
 /// The shared side of a Redis-backed circuit breaker.
 pub(crate) struct SharedCircuit {
-    backend: Backend,
+    backend: BackendHandle,
     fail: FailMode,
     keys: OnceLock<[String; 3]>,
     /// The last shared state seen (`CLOSED`, `OPEN`, `HALF_OPEN`, `UNKNOWN`).
@@ -68,11 +68,11 @@ impl SharedCircuit {
         config: &CircuitBreakerConfig,
         given: Option<Arc<RedisBackend>>,
     ) -> Option<Arc<Self>> {
-        let (backend, fail) = Backend::for_config(config.backend(), given)?;
+        let (backend, fail) = BackendHandle::for_config(config.backend(), given)?;
         Some(Arc::new(SharedCircuit::new(backend, fail)))
     }
 
-    fn new(backend: Backend, fail: FailMode) -> Self {
+    fn new(backend: BackendHandle, fail: FailMode) -> Self {
         SharedCircuit {
             backend,
             fail,

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::backend::{RedisBackend, Unavailable};
+use super::handle::BackendHandle;
 use super::scripts;
 use crate::clock::as_nanos;
 use crate::rate_limit::OnLimit;
@@ -22,46 +23,10 @@ pub(crate) enum Remote {
 
 /// The shared side of a Redis-backed limiter (direct or keyed).
 pub(crate) struct RemoteBucket {
-    backend: Backend,
+    backend: BackendHandle,
     fail: FailMode,
     /// `{prefix}:rl:{name}`; keyed buckets append `:{key:?}`.
     key: OnceLock<String>,
-}
-
-/// The backend an instance uses: given at construction, or the process-wide one resolved
-/// on first use.
-pub(crate) enum Backend {
-    Given(Arc<RedisBackend>),
-    Global(OnceLock<Arc<RedisBackend>>),
-}
-
-impl Backend {
-    /// The backend; a missing global one is looked for again on the next call.
-    pub(crate) fn get(&self) -> Result<&Arc<RedisBackend>, Unavailable> {
-        match self {
-            Backend::Given(b) => Ok(b),
-            Backend::Global(cell) => match cell.get() {
-                Some(b) => Ok(b),
-                None => {
-                    let b = super::global()?;
-                    Ok(cell.get_or_init(|| b))
-                }
-            },
-        }
-    }
-
-    /// The backend an instance with `config`'s backend uses.
-    pub(crate) fn for_config(
-        backend: crate::Backend,
-        given: Option<Arc<RedisBackend>>,
-    ) -> Option<(Backend, FailMode)> {
-        match backend {
-            crate::Backend::Local => None,
-            crate::Backend::Redis(fail) => {
-                Some((given.map_or_else(|| Backend::Global(OnceLock::new()), Backend::Given), fail))
-            }
-        }
-    }
 }
 
 impl fmt::Debug for RemoteBucket {
@@ -86,7 +51,7 @@ impl RemoteBucket {
         config: &crate::RateLimitConfig,
         given: Option<Arc<RedisBackend>>,
     ) -> Option<Box<Self>> {
-        let (backend, fail) = Backend::for_config(config.backend(), given)?;
+        let (backend, fail) = BackendHandle::for_config(config.backend(), given)?;
         Some(Box::new(RemoteBucket { backend, fail, key: OnceLock::new() }))
     }
 

@@ -93,6 +93,7 @@
 mod backend;
 pub(crate) mod breaker;
 mod config;
+mod handle;
 pub(crate) mod limiter;
 mod scripts;
 
