@@ -66,6 +66,7 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
+use crate::events::{EventKind, Interest, Layer};
 use crate::{ConfigError, Error, Fault};
 
 /// `fut`'s output, or [`Error::Timeout`] if it is not ready within `limit` (`fut` is then
@@ -143,9 +144,18 @@ where
     call_blocking(limit, f)?
 }
 
+/// Counts a timeout as an event of the process default hub (a timeout has no name of
+/// its own) and returns its error.
 #[cold]
 fn timed_out(limit: Duration) -> Error {
-    tracing::warn!(?limit, "call timed out");
+    let hub = crate::events::Hub::global();
+    hub.report(
+        Layer::Timeout,
+        crate::events::unnamed(),
+        Interest::TIMEOUTS,
+        tracing::Level::WARN,
+        || (crate::clock::default_clock().now(), EventKind::TimedOut { limit }),
+    );
     Error::timeout(limit)
 }
 

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
 use resilience::clock::ManualClock;
-use resilience::events::{self, StateTransition};
+use resilience::events::{self, EventKind, Interest, StateTransition};
 
 fn record(name: &'static str) -> (Arc<Mutex<Vec<StateTransition>>>, events::Subscription) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
-    let sub = events::subscribe(move |t: &StateTransition| {
-        if &*t.name == name {
+    let sub = events::subscribe(Interest::TRANSITIONS, move |e| {
+        if let EventKind::Transition(t) = &e.kind
+            && &*t.name == name
+        {
             sink.lock().unwrap().push(t.clone());
         }
     });

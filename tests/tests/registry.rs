@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resilience::circuit::{CircuitBreakerConfig, CircuitState};
+use resilience::events::{EventKind, Interest};
 use resilience::rate_limit::{OnLimit, RateLimitConfig};
 use resilience::registry::Registry;
 use resilience::{Error, registry};
@@ -159,8 +160,10 @@ fn limiter_stats_and_snapshot_table() {
 fn subscribers_see_transitions_of_named_circuits() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
-    let _sub = registry().subscribe(move |t| {
-        if &*t.name == "events-circuit" {
+    let _sub = registry().subscribe(Interest::TRANSITIONS, move |e| {
+        if let EventKind::Transition(t) = &e.kind
+            && &*t.name == "events-circuit"
+        {
             sink.lock().expect("not poisoned").push((t.from, t.to));
         }
     });

@@ -67,6 +67,7 @@ use event_listener::{Event, Listener};
 use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
+use crate::events::{EventKind, Hub, Interest, Layer};
 use crate::striped::StripedCounter;
 use crate::{Error, Fault};
 
@@ -96,6 +97,8 @@ pub struct Bulkhead {
     released: Event,
     /// Times blocking waits.
     clock: SharedClock,
+    /// Where this bulkhead reports its events.
+    hub: Hub,
 }
 
 /// How often a blocked waiter re-reads its clock between release notifications.
@@ -115,7 +118,21 @@ impl Bulkhead {
             completed: StripedCounter::new(),
             released: Event::new(),
             clock: crate::clock::default_clock(),
+            hub: Hub::default(),
         }
+    }
+
+    /// Report events to `hub` instead of the process default (for a registry's instances).
+    pub(crate) fn with_hub(mut self, hub: Hub) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    /// Report an event of this bulkhead.
+    fn report(&self, topic: Interest, kind: impl FnOnce() -> EventKind) {
+        self.hub.report(Layer::Bulkhead, &self.name, topic, tracing::Level::DEBUG, || {
+            (self.clock.now(), kind())
+        });
     }
 
     /// Like [`Bulkhead::new`], with blocking waits timed on `clock` (see
@@ -187,8 +204,12 @@ impl Bulkhead {
             return Err(self.reject());
         }
         let _waiting = Waiting::enter(&self.waiting);
+        let start = tokio::time::Instant::now();
         match tokio::time::timeout(max_wait, self.wait_async()).await {
-            Ok(permit) => Ok(permit),
+            Ok(permit) => {
+                self.report(Interest::WAITS, || EventKind::Waited { waited: start.elapsed() });
+                Ok(permit)
+            }
             // One last look: a slot freed right at the deadline is still taken.
             Err(_elapsed) => self.try_permit().ok_or_else(|| self.reject()),
         }
@@ -315,7 +336,8 @@ impl Bulkhead {
     fn reject(&self) -> Error {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let max_concurrent = self.max_concurrent.load(Ordering::SeqCst);
-        tracing::debug!(name = %self.name, max_concurrent, "bulkhead full: call rejected");
+        let reason = "bulkhead full";
+        self.report(Interest::REJECTIONS, || EventKind::Rejected { retry_after: None, reason });
         Error::bulkhead_full(self.name.clone(), max_concurrent)
     }
 
@@ -336,11 +358,14 @@ impl Bulkhead {
     #[cold]
     fn wait_blocking(&self, max_wait: Duration) -> Option<BulkheadPermit<'_>> {
         // The deadline is fixed before the caller shows up as waiting in the stats.
-        let deadline = self.clock.now().saturating_add(max_wait);
+        let start = self.clock.now();
+        let deadline = start.saturating_add(max_wait);
         let _waiting = Waiting::enter(&self.waiting);
         loop {
             let listener = self.released.listen();
             if let Some(permit) = self.try_permit() {
+                let waited = self.clock.now().saturating_sub(start);
+                self.report(Interest::WAITS, || EventKind::Waited { waited });
                 return Some(permit);
             }
             let now = self.clock.now();

@@ -15,7 +15,7 @@ use super::window::FailureWindow;
 use super::word::Word;
 use crate::Error;
 use crate::clock::{SharedClock, as_nanos, default_clock};
-use crate::events::{StateTransition, emit};
+use crate::events::{Event, EventKind, Hub, Interest, Layer, StateTransition};
 #[cfg(feature = "redis")]
 use crate::redis::breaker::SharedCircuit;
 use crate::striped::StripedCounter;
@@ -76,6 +76,8 @@ pub struct CircuitBreaker {
     last_transition: AtomicU64,
     /// Serialises transitions; holds the jitter RNG.
     transition: Mutex<fastrand::Rng>,
+    /// Where this breaker reports its events.
+    hub: Hub,
     /// The circuit in Redis, for `Backend::Redis`.
     #[cfg(feature = "redis")]
     shared: Option<Arc<SharedCircuit>>,
@@ -141,7 +143,14 @@ impl CircuitBreaker {
             state_since: AtomicU64::new(now),
             last_transition: AtomicU64::new(NONE),
             transition: Mutex::new(fastrand::Rng::new()),
+            hub: Hub::default(),
         }
+    }
+
+    /// Report events to `hub` instead of the process default (for a registry's instances).
+    pub(crate) fn with_hub(mut self, hub: Hub) -> Self {
+        self.hub = hub;
+        self
     }
 
     /// The breaker's name.
@@ -175,7 +184,7 @@ impl CircuitBreaker {
     pub fn try_acquire(&self) -> Result<CallPermit<'_>, Error> {
         // Hot path: closed, no slow-call threshold (so no clock read).
         let w = self.load();
-        if w.is_fast_closed() {
+        if w.is_fast_closed() && !self.hub.wants(Interest::CALLS) {
             return Ok(CallPermit::new(self, w.generation(), PermitKind::Closed, None));
         }
         self.try_acquire_slow()
@@ -187,7 +196,8 @@ impl CircuitBreaker {
     #[inline(always)]
     pub(super) fn admit_fast(&self) -> Option<ClosedCall<'_>> {
         let w = self.load();
-        w.is_fast_closed().then(|| ClosedCall::new(self, w.generation()))
+        (w.is_fast_closed() && !self.hub.wants(Interest::CALLS))
+            .then(|| ClosedCall::new(self, w.generation()))
     }
 
     #[inline(never)]
@@ -231,13 +241,31 @@ impl CircuitBreaker {
         }
     }
 
-    /// Clock time at admission, read only when a slow-call threshold is configured.
+    /// Clock time at admission, read only when a slow-call threshold is configured or an
+    /// observer wants call durations.
     fn start_time(&self) -> Option<Duration> {
-        (self.slow_call.load(Ordering::Relaxed) != 0).then(|| self.clock.now())
+        (self.slow_call.load(Ordering::Relaxed) != 0 || self.hub.wants(Interest::CALLS))
+            .then(|| self.clock.now())
     }
 
     fn reject(&self, retry_after: Duration) -> Error {
         self.rejections.fetch_add(1, Ordering::Relaxed);
+        self.hub.report(
+            Layer::CircuitBreaker,
+            &self.name,
+            Interest::REJECTIONS,
+            tracing::Level::DEBUG,
+            || {
+                let state = self.load().state();
+                let reason = match state {
+                    CircuitState::ForcedOpen => "forced open",
+                    CircuitState::HalfOpen => "half-open, every probe slot taken",
+                    _ => "circuit open",
+                };
+                let retry_after = (!retry_after.is_zero()).then_some(retry_after);
+                (self.clock.now(), EventKind::Rejected { retry_after, reason })
+            },
+        );
         Error::circuit_open(self.name.clone(), retry_after)
     }
 
@@ -290,12 +318,27 @@ impl CircuitBreaker {
         started: Option<Duration>,
         mut outcome: CallOutcome,
     ) {
-        if let (CallOutcome::Success, Some(start)) = (outcome, started) {
+        let duration = started.map(|start| self.clock.now().saturating_sub(start));
+        if let (CallOutcome::Success, Some(d)) = (outcome, duration) {
             let limit = self.slow_call.load(Ordering::Relaxed);
-            if limit != 0 && as_nanos(self.clock.now().saturating_sub(start)) > limit {
+            if limit != 0 && as_nanos(d) > limit {
                 self.slow_calls.fetch_add(1, Ordering::Relaxed);
                 outcome = CallOutcome::Failure;
             }
+        }
+        if let Some(duration) = duration {
+            self.hub.report(
+                Layer::CircuitBreaker,
+                &self.name,
+                Interest::CALLS,
+                tracing::Level::TRACE,
+                || {
+                    (
+                        started.unwrap_or_default() + duration,
+                        EventKind::CallRecorded { outcome, duration },
+                    )
+                },
+            );
         }
         match outcome {
             CallOutcome::Success => self.successes.incr(),
@@ -406,7 +449,7 @@ impl CircuitBreaker {
         };
         // Subscribers run after the lock is released, so one may act on this breaker.
         if let Some(event) = event {
-            emit(&event);
+            self.emit_transition(event);
         }
     }
 
@@ -418,8 +461,13 @@ impl CircuitBreaker {
             self.enter(w, to, &mut rng)
         };
         if let Some(event) = event {
-            emit(&event);
+            self.emit_transition(event);
         }
+    }
+
+    fn emit_transition(&self, t: StateTransition) {
+        let (name, at) = (t.name.clone(), t.at);
+        self.hub.emit(&Event::new(Layer::CircuitBreaker, name, at, EventKind::Transition(t)));
     }
 
     /// Enter `to` from `w` (under the transition lock).
@@ -464,12 +512,6 @@ impl CircuitBreaker {
         event.consecutive_failures = consecutive_failures;
         event.failure_rate = failure_rate;
         event.open_for = open_for;
-        let name = &self.name;
-        if to.is_open() {
-            tracing::error!(name = %name, %from, %to, failures = consecutive_failures, ?open_for, "circuit opened");
-        } else {
-            tracing::warn!(name = %name, %from, %to, failures = consecutive_failures, ?open_for, "circuit state changed");
-        }
         Some(event)
     }
 
@@ -858,7 +900,8 @@ mod tests {
         ));
         let name = breaker.name().clone();
         let target = Arc::downgrade(&breaker);
-        let _sub = crate::events::subscribe(move |t| {
+        let _sub = crate::events::subscribe(Interest::TRANSITIONS, move |e| {
+            let EventKind::Transition(t) = &e.kind else { return };
             if t.name == name && t.to == CircuitState::Open {
                 if let Some(b) = target.upgrade() {
                     b.reset(); // a transition from inside a subscriber must not deadlock

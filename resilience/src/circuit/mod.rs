@@ -9,8 +9,8 @@
 //! probes through at a time: `success_threshold` successes close it, a failure re-opens
 //! it. Operators can [`force_open`](CircuitBreaker::force_open),
 //! [`disable`](CircuitBreaker::disable) and [`reset`](CircuitBreaker::reset) it. Every
-//! transition is sent to [`events::subscribe`](crate::events::subscribe) subscribers and
-//! logged with `tracing`.
+//! transition, rejection and (for subscribers of [`Interest::CALLS`](crate::events::Interest::CALLS))
+//! counted call is an [event](crate::events), logged with `tracing`.
 //!
 //! ```
 //! use std::time::Duration;

@@ -13,6 +13,7 @@ use super::config::{OnLimit, RateLimitConfig};
 use super::rate::Rate;
 use super::stats::{Tally, Totals};
 use crate::clock::{SharedClock, as_nanos};
+use crate::events::{EventKind, Hub, Interest, Layer};
 use crate::{ConfigError, Error};
 
 /// The decision for one call.
@@ -34,6 +35,8 @@ pub(crate) struct Core {
     pub(crate) params: Params,
     pub(crate) config: Mutex<RateLimitConfig>,
     pub(crate) totals: Totals,
+    /// Where this limiter reports its events.
+    pub(crate) hub: Hub,
 }
 
 impl fmt::Debug for Core {
@@ -53,7 +56,25 @@ impl Core {
             params: Params::new(Limits::of(&config)),
             config: Mutex::new(config),
             totals: Totals::default(),
+            hub: Hub::default(),
         }
+    }
+
+    /// Report an event about `key` (for a keyed limiter).
+    pub(crate) fn report(
+        &self,
+        key: Option<&dyn fmt::Debug>,
+        topic: Interest,
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        self.hub.report_key(
+            Layer::RateLimiter,
+            &self.name,
+            key,
+            topic,
+            tracing::Level::DEBUG,
+            || (self.clock.now(), kind()),
+        );
     }
 
     #[inline]
@@ -98,11 +119,10 @@ impl Core {
     pub(crate) fn reject_now(
         &self,
         tally: Tally<'_>,
-        cost: u32,
         wait: u64,
         key: Option<&dyn fmt::Debug>,
     ) -> Error {
-        self.rejection(tally, cost, wait, key, "rejected")
+        self.rejection(tally, wait, key, "no permit")
     }
 
     /// Decides a call of `cost` on `bucket`. With `may_wait` false (`try_acquire`) the
@@ -133,9 +153,9 @@ impl Core {
             }
             Take::Evicted => Plan::Evicted,
             Take::Denied { wait } if !may_wait => {
-                Plan::Reject(self.rejection(tally, cost, wait, key, "rejected"))
+                Plan::Reject(self.rejection(tally, wait, key, "no permit"))
             }
-            Take::Denied { wait } => self.plan_wait(bucket, tally, cost, now, inc, l, wait, key),
+            Take::Denied { wait } => self.plan_wait(bucket, tally, now, inc, l, wait, key),
         }
     }
 
@@ -145,7 +165,6 @@ impl Core {
         &self,
         bucket: &Bucket,
         tally: Tally<'_>,
-        cost: u32,
         now: u64,
         inc: u64,
         l: Limits,
@@ -158,19 +177,13 @@ impl Core {
         };
         let limit = match on_limit {
             OnLimit::Reject => {
-                return Plan::Reject(self.rejection(tally, cost, wait, key, "rejected"));
+                return Plan::Reject(self.rejection(tally, wait, key, "no permit"));
             }
             OnLimit::Wait => None,
             OnLimit::Queue => Some(max_queue),
         };
         if !tally.enter_wait(limit) {
-            return Plan::Reject(self.rejection(
-                tally,
-                cost,
-                wait,
-                key,
-                "rejected: wait queue full",
-            ));
+            return Plan::Reject(self.rejection(tally, wait, key, "wait queue full"));
         }
         match bucket.take(now, inc, l.tau, max_wait.map_or(u64::MAX, as_nanos)) {
             Take::Granted { wait: 0, .. } => {
@@ -181,18 +194,12 @@ impl Core {
             Take::Granted { wait, tat } => {
                 tally.waited();
                 let wait = Duration::from_nanos(wait);
-                log(&self.name, key, cost, wait, "waiting for permits");
+                self.report(key, Interest::WAITS, || EventKind::Waited { waited: wait });
                 Plan::Sleep { wait, tat, inc }
             }
             Take::Denied { wait } => {
                 tally.leave_wait();
-                Plan::Reject(self.rejection(
-                    tally,
-                    cost,
-                    wait,
-                    key,
-                    "rejected: wait would exceed max_wait",
-                ))
+                Plan::Reject(self.rejection(tally, wait, key, "wait would exceed max_wait"))
             }
             Take::Evicted => {
                 tally.leave_wait();
@@ -204,14 +211,17 @@ impl Core {
     pub(crate) fn rejection(
         &self,
         tally: Tally<'_>,
-        cost: u32,
         wait: u64,
         key: Option<&dyn fmt::Debug>,
         what: &'static str,
     ) -> Error {
         tally.rejected();
         let wait = Duration::from_nanos(wait);
-        log(&self.name, key, cost, wait, what);
+        let retry_after = Some(wait);
+        self.report(key, Interest::REJECTIONS, || EventKind::Rejected {
+            retry_after,
+            reason: what,
+        });
         Error::rate_limited(self.name.clone(), wait)
     }
 
@@ -235,7 +245,11 @@ impl Core {
         key: Option<&dyn fmt::Debug>,
     ) -> Error {
         tally.rejected();
-        log(&self.name, key, cost, Duration::ZERO, "rejected: cost exceeds the burst");
+        let reason = "cost exceeds the burst";
+        self.report(key, Interest::REJECTIONS, || EventKind::Rejected {
+            retry_after: None,
+            reason,
+        });
         Error::Config(ConfigError::new(
             "cost",
             format!(
@@ -328,19 +342,6 @@ impl Drop for WaitGuard<'_> {
         } else {
             debug!(name = %self.core.name, "cancelled waiter's reservation stays consumed");
         }
-    }
-}
-
-pub(crate) fn log(
-    name: &str,
-    key: Option<&dyn fmt::Debug>,
-    cost: u32,
-    wait: Duration,
-    what: &'static str,
-) {
-    match key {
-        Some(key) => debug!(name = %name, key = ?key, cost, wait = ?wait, "rate limit: {what}"),
-        None => debug!(name = %name, cost, wait = ?wait, "rate limit: {what}"),
     }
 }
 

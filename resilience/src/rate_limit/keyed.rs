@@ -90,6 +90,12 @@ where
         Self::with_clock(name, config, default_clock())
     }
 
+    /// Report events to `hub` instead of the process default (for a registry's instances).
+    pub(crate) fn with_hub(mut self, hub: crate::events::Hub) -> Self {
+        self.core.hub = hub;
+        self
+    }
+
     /// An empty keyed limiter on `clock`.
     pub fn with_clock(
         name: impl Into<Arc<str>>,

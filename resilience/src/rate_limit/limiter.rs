@@ -84,6 +84,12 @@ impl RateLimiter {
         Ok(limiter)
     }
 
+    /// Report events to `hub` instead of the process default (for a registry's instances).
+    pub(crate) fn with_hub(mut self, hub: crate::events::Hub) -> Self {
+        self.core.hub = hub;
+        self
+    }
+
     /// The limiter's name.
     pub fn name(&self) -> &Arc<str> {
         &self.core.name
@@ -116,7 +122,7 @@ impl RateLimiter {
         }
         match self.core.take_now(&self.bucket, self.tally(), cost) {
             Ok(()) => Ok(()),
-            Err(Some(wait)) => Err(self.core.reject_now(self.tally(), cost, wait, None)),
+            Err(Some(wait)) => Err(self.core.reject_now(self.tally(), wait, None)),
             Err(None) => self.try_acquire_slow(cost),
         }
     }

@@ -8,6 +8,7 @@ use super::backend::{RedisBackend, Unavailable};
 use super::handle::BackendHandle;
 use super::scripts;
 use crate::clock::as_nanos;
+use crate::events::{EventKind, Interest};
 use crate::rate_limit::OnLimit;
 use crate::rate_limit::core::Core;
 use crate::rate_limit::stats::Tally;
@@ -145,7 +146,6 @@ impl RemoteBucket {
 struct Ask<'a> {
     core: &'a Core,
     tally: Tally<'a>,
-    cost: u32,
     /// The script's ARGV: increment (ns), capacity (ns), max_wait (µs), ttl (ms).
     args: [i64; 4],
     /// The process's queue was full: the call was refused a reservation.
@@ -199,7 +199,7 @@ impl<'a> Ask<'a> {
         let ttl = cap.div_ceil(1_000_000) + 1;
         let [inc, cap, ttl] = [inc, cap, ttl].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let args = [inc, cap, max_wait, ttl];
-        Ok(Ask { core, tally, cost, args, queue_full })
+        Ok(Ask { core, tally, args, queue_full })
     }
 
     fn decide(
@@ -208,7 +208,7 @@ impl<'a> Ask<'a> {
         answer: Result<i64, Unavailable>,
         key: Option<&dyn fmt::Debug>,
     ) -> Decided {
-        let (core, tally, cost) = (self.core, self.tally, self.cost);
+        let (core, tally) = (self.core, self.tally);
         match answer {
             Ok(0) => {
                 tally.granted();
@@ -218,13 +218,7 @@ impl<'a> Ask<'a> {
                 tally.waited();
                 tally.enter_wait(None);
                 let wait = Duration::from_micros(wait.unsigned_abs());
-                crate::rate_limit::core::log(
-                    &core.name,
-                    key,
-                    cost,
-                    wait,
-                    "waiting for a shared slot",
-                );
+                core.report(key, Interest::WAITS, || EventKind::Waited { waited: wait });
                 Decided::Sleep(wait)
             }
             Ok(refused) => {
@@ -234,7 +228,7 @@ impl<'a> Ask<'a> {
                 } else {
                     "rejected by the shared bucket"
                 };
-                Decided::Done(Err(core.rejection(tally, cost, wait, key, what)))
+                Decided::Done(Err(core.rejection(tally, wait, key, what)))
             }
             Err(reason) => self.unavailable(fail, &reason),
         }

@@ -43,7 +43,7 @@ use parking_lot::RwLock;
 use crate::ConfigError;
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadStats};
 use crate::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitStats};
-use crate::events::{self, StateTransition, Subscription};
+use crate::events::{Event, Hub, Interest, Subscription};
 use crate::presets::{Preset, ResilienceConfig};
 use crate::rate_limit::{KeyedRateLimiter, RateLimitConfig, RateLimiter, RateLimiterStats};
 use crate::retry::{RetryBudget, RetryBudgetConfig, RetryBudgetStats, RetryPolicy};
@@ -54,13 +54,13 @@ pub use snapshot::RegistrySnapshot;
 /// The process-global registry.
 pub fn registry() -> &'static Registry {
     static GLOBAL: OnceLock<Registry> = OnceLock::new();
-    GLOBAL.get_or_init(Registry::new)
+    GLOBAL.get_or_init(|| Registry::with_hub(Hub::global().clone()))
 }
 
 /// Named instances and the configs operators set for names.
 ///
-/// Use the global one, [`registry()`]; a separate `Registry::new()` is handy in tests.
-#[derive(Default)]
+/// Use the global one, [`registry()`]; a separate `Registry::new()` is handy in tests:
+/// it owns its instances, configs, presets, budgets and event subscribers.
 pub struct Registry {
     circuits: Slots<CircuitBreaker>,
     limiters: Slots<RateLimiter>,
@@ -70,6 +70,13 @@ pub struct Registry {
     budget_configs: RwLock<HashMap<Arc<str>, RetryBudgetConfig>>,
     retries: RwLock<HashMap<Arc<str>, RetryPolicy>>,
     presets: RwLock<HashMap<Arc<str>, ResilienceConfig>>,
+    hub: Hub,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -85,8 +92,8 @@ impl std::fmt::Debug for Registry {
 impl Named for CircuitBreaker {
     type Config = CircuitBreakerConfig;
     const KIND: &'static str = "circuit breaker";
-    fn create(name: &str, config: Self::Config) -> Self {
-        CircuitBreaker::new(name, config)
+    fn create(name: &str, config: Self::Config, hub: &Hub) -> Self {
+        CircuitBreaker::new(name, config).with_hub(hub.clone())
     }
     fn current_config(&self) -> Self::Config {
         self.config()
@@ -99,8 +106,8 @@ impl Named for CircuitBreaker {
 impl Named for RateLimiter {
     type Config = RateLimitConfig;
     const KIND: &'static str = "rate limiter";
-    fn create(name: &str, config: Self::Config) -> Self {
-        RateLimiter::new(name, config)
+    fn create(name: &str, config: Self::Config, hub: &Hub) -> Self {
+        RateLimiter::new(name, config).with_hub(hub.clone())
     }
     fn current_config(&self) -> Self::Config {
         self.config()
@@ -113,8 +120,8 @@ impl Named for RateLimiter {
 impl Named for KeyedRateLimiter<String> {
     type Config = RateLimitConfig;
     const KIND: &'static str = "keyed rate limiter";
-    fn create(name: &str, config: Self::Config) -> Self {
-        KeyedRateLimiter::new(name, config)
+    fn create(name: &str, config: Self::Config, hub: &Hub) -> Self {
+        KeyedRateLimiter::new(name, config).with_hub(hub.clone())
     }
     fn current_config(&self) -> Self::Config {
         self.config()
@@ -127,8 +134,8 @@ impl Named for KeyedRateLimiter<String> {
 impl Named for Bulkhead {
     type Config = BulkheadConfig;
     const KIND: &'static str = "bulkhead";
-    fn create(name: &str, config: Self::Config) -> Self {
-        Bulkhead::new(name, config)
+    fn create(name: &str, config: Self::Config, hub: &Hub) -> Self {
+        Bulkhead::new(name, config).with_hub(hub.clone())
     }
     fn current_config(&self) -> Self::Config {
         self.config()
@@ -139,9 +146,24 @@ impl Named for Bulkhead {
 }
 
 impl Registry {
-    /// An empty registry (most code wants the global [`registry()`]).
+    /// An empty registry with its own event subscribers (most code wants the global
+    /// [`registry()`]).
     pub fn new() -> Self {
-        Self::default()
+        Self::with_hub(Hub::new())
+    }
+
+    fn with_hub(hub: Hub) -> Self {
+        Registry {
+            circuits: Slots::new(hub.clone()),
+            limiters: Slots::new(hub.clone()),
+            keyed: Slots::new(hub.clone()),
+            bulkheads: Slots::new(hub.clone()),
+            budgets: RwLock::default(),
+            budget_configs: RwLock::default(),
+            retries: RwLock::default(),
+            presets: RwLock::default(),
+            hub,
+        }
     }
 
     // ----- get or create -------------------------------------------------------------
@@ -270,9 +292,9 @@ impl Registry {
         attribute: impl FnOnce() -> Result<RetryPolicy, ConfigError>,
     ) -> Result<RetryPolicy, ConfigError> {
         if let Some(p) = self.retries.read().get(name) {
-            return Ok(p.clone());
+            return Ok(p.with_hub(&self.hub));
         }
-        attribute()
+        attribute().map(|p| p.with_hub(&self.hub))
     }
 
     // ----- configs set by operators --------------------------------------------------
@@ -361,9 +383,16 @@ impl Registry {
         Ok(())
     }
 
-    /// Call `f` on every circuit state transition (see the [`events`](mod@crate::events) module).
-    pub fn subscribe(&self, f: impl Fn(&StateTransition) + Send + Sync + 'static) -> Subscription {
-        events::subscribe(f)
+    /// Call `f` on every event of the topics in `interest` reported by this registry's
+    /// instances, until the returned [`Subscription`] drops (see the
+    /// [`events`](mod@crate::events) module). The global [`registry()`] also receives the
+    /// events of instances built by hand.
+    pub fn subscribe(
+        &self,
+        interest: Interest,
+        f: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Subscription {
+        self.hub.subscribe(interest, f)
     }
 
     // ----- stats ---------------------------------------------------------------------

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::ConfigError;
+use crate::events::Hub;
 
 /// A kind of named instance the registry keeps.
 pub(crate) trait Named: Send + Sync + 'static {
     type Config: Clone + PartialEq + fmt::Debug + Send + Sync + 'static;
     /// "circuit breaker", "rate limiter", ... for messages.
     const KIND: &'static str;
-    fn create(name: &str, config: Self::Config) -> Self;
+    /// A new instance reporting its events to `hub`.
+    fn create(name: &str, config: Self::Config, hub: &Hub) -> Self;
     fn current_config(&self) -> Self::Config;
     fn apply(&self, config: Self::Config);
 }
@@ -22,19 +24,20 @@ pub(crate) struct Slots<T: Named> {
     instances: RwLock<HashMap<Arc<str>, Arc<T>>>,
     configured: RwLock<HashMap<Arc<str>, T::Config>>,
     warned: Mutex<HashSet<Arc<str>>>,
+    /// The registry's event hub, given to every instance created here.
+    hub: Hub,
 }
 
-impl<T: Named> Default for Slots<T> {
-    fn default() -> Self {
+impl<T: Named> Slots<T> {
+    pub(crate) fn new(hub: Hub) -> Self {
         Slots {
             instances: RwLock::new(HashMap::new()),
             configured: RwLock::new(HashMap::new()),
             warned: Mutex::new(HashSet::new()),
+            hub,
         }
     }
-}
 
-impl<T: Named> Slots<T> {
     pub(crate) fn get(&self, name: &str) -> Option<Arc<T>> {
         self.instances.read().get(name).cloned()
     }
@@ -48,7 +51,7 @@ impl<T: Named> Slots<T> {
         if let Some(existing) = map.get(name) {
             return existing.clone();
         }
-        let instance = Arc::new(T::create(name, config));
+        let instance = Arc::new(T::create(name, config, &self.hub));
         map.insert(Arc::from(name), instance.clone());
         instance
     }
@@ -85,7 +88,7 @@ impl<T: Named> Slots<T> {
         if let Some(existing) = map.get(name) {
             return check(existing);
         }
-        let instance = Arc::new(T::create(name, effective));
+        let instance = Arc::new(T::create(name, effective, &self.hub));
         map.insert(Arc::from(name), instance.clone());
         Ok(instance)
     }

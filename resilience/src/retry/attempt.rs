@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::hooks::{RetryEvent, RetryHooks, RetryReason};
 use super::policy::PolicyInner;
 use crate::backoff::BackoffIter;
+use crate::events::{EventKind, GiveUpReason, Interest, Layer};
 use crate::{Error, Fault};
 
 /// How a driver sees the error side of an attempt.
@@ -69,8 +70,20 @@ impl<'p> Attempts<'p> {
         Attempts { policy, attempt: 1, start, delays: None }
     }
 
-    fn name(&self) -> &str {
-        self.policy.name.as_deref().unwrap_or("<unnamed>")
+    /// Report an event of this call's policy.
+    #[inline(always)]
+    fn report(&self, topic: Interest, level: tracing::Level, kind: impl FnOnce() -> EventKind) {
+        let p = self.policy;
+        let name = p.name.as_ref().unwrap_or_else(|| crate::events::unnamed());
+        p.hub.report(Layer::Retry, name, topic, level, || (p.clock.now(), kind()));
+    }
+
+    fn give_up(&self, reason: GiveUpReason) {
+        let attempts = self.attempt;
+        self.report(Interest::RETRIES, tracing::Level::DEBUG, || EventKind::GaveUp {
+            attempts,
+            reason,
+        });
     }
 
     /// Decides what to do with the result of the current attempt.
@@ -85,6 +98,11 @@ impl<'p> Attempts<'p> {
         E: Debug,
         H: RetryHooks<T, E> + ?Sized,
     {
+        let attempt = self.attempt;
+        self.report(Interest::ATTEMPTS, tracing::Level::TRACE, || EventKind::Attempt {
+            attempt,
+            succeeded: result.is_ok(),
+        });
         // Hot path: a success the hooks accept is returned as is.
         if let Ok(value) = &result {
             if !hooks.should_retry_result(value) {
@@ -138,11 +156,7 @@ impl<'p> Attempts<'p> {
         };
 
         if self.attempt >= p.max_attempts {
-            tracing::debug!(
-                name = %self.name(),
-                attempts = self.attempt,
-                "retry: attempts exhausted, returning the last outcome"
-            );
+            self.give_up(GiveUpReason::AttemptsExhausted);
             return Next::Done(result);
         }
 
@@ -164,26 +178,18 @@ impl<'p> Attempts<'p> {
         if let (Some(limit), Some(start)) = (p.max_elapsed, self.start) {
             let elapsed = p.clock.now().saturating_sub(start);
             if elapsed.saturating_add(delay) > limit {
-                tracing::debug!(
-                    name = %self.name(),
-                    attempts = self.attempt,
-                    elapsed = ?elapsed,
-                    delay = ?delay,
-                    max_elapsed = ?limit,
-                    "retry: the next sleep would pass max_elapsed, returning the last outcome"
-                );
+                self.give_up(GiveUpReason::ElapsedLimit);
                 return Next::Done(result);
             }
         }
 
         if let Some(budget) = &p.budget {
             if !budget.try_withdraw() {
-                tracing::warn!(
-                    name = %self.name(),
-                    budget = %budget.name(),
-                    attempt = self.attempt,
-                    "retry budget exhausted: not retrying, returning the last outcome"
-                );
+                let attempt = self.attempt;
+                self.report(Interest::REJECTIONS, tracing::Level::WARN, || {
+                    EventKind::BudgetExhausted { budget: budget.name().into(), attempt }
+                });
+                self.give_up(GiveUpReason::BudgetExhausted);
                 return Next::Done(result);
             }
         }
@@ -195,21 +201,17 @@ impl<'p> Attempts<'p> {
             delay,
             reason,
         };
-        let (name, attempt, max_attempts) = (self.name(), self.attempt, p.max_attempts);
-        match reason {
-            RetryReason::Error(e) => tracing::warn!(
-                name = %name, attempt, max_attempts, error = ?e, delay = ?delay,
-                "retrying after an error"
-            ),
-            RetryReason::Rejected(e) => tracing::warn!(
-                name = %name, attempt, max_attempts, error = ?e, delay = ?delay,
-                "retrying after a rejection by an inner layer"
-            ),
-            RetryReason::Result(_) => tracing::warn!(
-                name = %name, attempt, max_attempts, error = "result rejected by the retry predicate",
-                delay = ?delay, "retrying after a soft failure"
-            ),
-        }
+        let (attempt, max_attempts) = (self.attempt, p.max_attempts);
+        self.report(Interest::RETRIES, tracing::Level::WARN, || EventKind::RetryScheduled {
+            attempt,
+            max_attempts,
+            delay,
+            error: match reason {
+                RetryReason::Error(e) => format!("{e:?}").into(),
+                RetryReason::Rejected(e) => format!("{e:?}").into(),
+                RetryReason::Result(_) => "result rejected by the retry predicate".into(),
+            },
+        });
         hooks.on_retry(&event);
         self.attempt = self.attempt.saturating_add(1);
         Next::Retry(delay)

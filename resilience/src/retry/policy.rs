@@ -8,6 +8,7 @@ use super::budget::RetryBudget;
 use crate::ConfigError;
 use crate::backoff::Backoff;
 use crate::clock::{SharedClock, default_clock};
+use crate::events::Hub;
 
 /// The largest accepted `max_attempts`. With a 60 s cap that is about a week of
 /// retrying; bound the total with [`RetryPolicyBuilder::max_elapsed`] instead.
@@ -59,6 +60,8 @@ pub(super) struct PolicyInner {
     pub(super) honor_retry_after: bool,
     pub(super) seed: Option<u64>,
     pub(super) clock: SharedClock,
+    /// Where the policy reports its events.
+    pub(super) hub: Hub,
 }
 
 impl Default for RetryPolicy {
@@ -96,7 +99,18 @@ impl RetryPolicy {
             honor_retry_after: i.honor_retry_after,
             seed: i.seed,
             clock: Some(i.clock.clone()),
+            hub: Some(i.hub.clone()),
         }
+    }
+
+    /// The same policy reporting its events to `hub` (for a registry's call sites).
+    pub(crate) fn with_hub(&self, hub: &Hub) -> RetryPolicy {
+        if self.inner.hub.same(hub) {
+            return self.clone();
+        }
+        let mut builder = self.to_builder();
+        builder.hub = Some(hub.clone());
+        RetryPolicy { inner: Arc::new(builder.into_inner()) }
     }
 
     /// The operation name used in events and logs, if set.
@@ -167,6 +181,7 @@ pub struct RetryPolicyBuilder {
     honor_retry_after: bool,
     seed: Option<u64>,
     clock: Option<SharedClock>,
+    hub: Option<Hub>,
 }
 
 impl Default for RetryPolicyBuilder {
@@ -180,6 +195,7 @@ impl Default for RetryPolicyBuilder {
             honor_retry_after: true,
             seed: None,
             clock: None,
+            hub: None,
         }
     }
 }
@@ -275,6 +291,7 @@ impl RetryPolicyBuilder {
             honor_retry_after: self.honor_retry_after,
             seed: self.seed,
             clock: self.clock.unwrap_or_else(default_clock),
+            hub: self.hub.unwrap_or_default(),
         }
     }
 }

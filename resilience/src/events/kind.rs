@@ -1,0 +1,274 @@
+//! What an event says: its layer, its kind, and the topic it belongs to.
+
+use std::fmt;
+use std::ops::{BitOr, BitOrAssign};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::StateTransition;
+use crate::circuit::CallOutcome;
+
+/// The kind of instance that reports an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Layer {
+    /// A [`CircuitBreaker`](crate::CircuitBreaker).
+    CircuitBreaker,
+    /// A [`RateLimiter`](crate::RateLimiter) or [`KeyedRateLimiter`](crate::KeyedRateLimiter).
+    RateLimiter,
+    /// A [`Bulkhead`](crate::Bulkhead).
+    Bulkhead,
+    /// A [`RetryPolicy`](crate::RetryPolicy).
+    Retry,
+    /// A timeout ([`timeout`](crate::timeout) helpers and `#[timeout]`).
+    Timeout,
+}
+
+impl Layer {
+    /// `"circuit_breaker"`, `"rate_limiter"`, `"bulkhead"`, `"retry"` or `"timeout"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::CircuitBreaker => "circuit_breaker",
+            Layer::RateLimiter => "rate_limiter",
+            Layer::Bulkhead => "bulkhead",
+            Layer::Retry => "retry",
+            Layer::Timeout => "timeout",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a retry returned the last outcome instead of trying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUpReason {
+    /// Every attempt the policy allows was made.
+    AttemptsExhausted,
+    /// The next sleep would pass the policy's `max_elapsed`.
+    ElapsedLimit,
+    /// The retry budget refused the retry (see [`EventKind::BudgetExhausted`]).
+    BudgetExhausted,
+}
+
+impl GiveUpReason {
+    /// `"attempts_exhausted"`, `"elapsed_limit"` or `"budget_exhausted"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GiveUpReason::AttemptsExhausted => "attempts_exhausted",
+            GiveUpReason::ElapsedLimit => "elapsed_limit",
+            GiveUpReason::BudgetExhausted => "budget_exhausted",
+        }
+    }
+}
+
+/// What happened. Each kind belongs to one topic ([`interest`](Self::interest)).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A circuit changed state (topic [`Interest::TRANSITIONS`]).
+    Transition(StateTransition),
+    /// A call through a circuit breaker finished and was counted (topic
+    /// [`Interest::CALLS`]). `duration` is measured on the breaker's clock from
+    /// admission to outcome.
+    CallRecorded {
+        /// How the breaker counted it.
+        outcome: CallOutcome,
+        /// How long the call took.
+        duration: Duration,
+    },
+    /// A call was refused without running: by an open circuit, an empty rate limiter or
+    /// a full bulkhead, as [`Event::layer`](super::Event::layer) says (topic
+    /// [`Interest::REJECTIONS`]).
+    Rejected {
+        /// When trying again may succeed, if the layer knows.
+        retry_after: Option<Duration>,
+        /// Why, in a few words (`"circuit open"`, `"wait queue full"`, ...).
+        reason: &'static str,
+    },
+    /// A call waited for a rate-limiter permit or a bulkhead slot, then went on (topic
+    /// [`Interest::WAITS`]).
+    Waited {
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// An attempt of a call through a retry policy finished (topic
+    /// [`Interest::ATTEMPTS`]).
+    Attempt {
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Whether it returned `Ok` (a value may still be retried by a predicate).
+        succeeded: bool,
+    },
+    /// The retry will sleep `delay`, then make attempt `attempt + 1` (topic
+    /// [`Interest::RETRIES`]).
+    RetryScheduled {
+        /// The attempt that failed, 1-based.
+        attempt: u32,
+        /// The most attempts the policy makes.
+        max_attempts: u32,
+        /// The sleep before the next attempt.
+        delay: Duration,
+        /// What failed, as its `Debug` text.
+        error: Arc<str>,
+    },
+    /// The retry returns the last outcome, a failure it would otherwise retry (topic
+    /// [`Interest::RETRIES`]).
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// Why it stopped.
+        reason: GiveUpReason,
+    },
+    /// A retry budget refused a retry (topic [`Interest::REJECTIONS`]).
+    BudgetExhausted {
+        /// The budget's name.
+        budget: Arc<str>,
+        /// The attempt that failed and was not retried.
+        attempt: u32,
+    },
+    /// A call ran past its time limit and was abandoned (topic [`Interest::TIMEOUTS`]).
+    TimedOut {
+        /// The limit.
+        limit: Duration,
+    },
+}
+
+impl EventKind {
+    /// The topic this kind belongs to.
+    pub fn interest(&self) -> Interest {
+        match self {
+            EventKind::Transition(_) => Interest::TRANSITIONS,
+            EventKind::CallRecorded { .. } => Interest::CALLS,
+            EventKind::Rejected { .. } | EventKind::BudgetExhausted { .. } => Interest::REJECTIONS,
+            EventKind::Waited { .. } => Interest::WAITS,
+            EventKind::Attempt { .. } => Interest::ATTEMPTS,
+            EventKind::RetryScheduled { .. } | EventKind::GaveUp { .. } => Interest::RETRIES,
+            EventKind::TimedOut { .. } => Interest::TIMEOUTS,
+        }
+    }
+
+    /// A snake_case name for the kind: `"transition"`, `"call_recorded"`, `"rejected"`,
+    /// `"waited"`, `"attempt"`, `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`,
+    /// `"timed_out"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventKind::Transition(_) => "transition",
+            EventKind::CallRecorded { .. } => "call_recorded",
+            EventKind::Rejected { .. } => "rejected",
+            EventKind::Waited { .. } => "waited",
+            EventKind::Attempt { .. } => "attempt",
+            EventKind::RetryScheduled { .. } => "retry_scheduled",
+            EventKind::GaveUp { .. } => "gave_up",
+            EventKind::BudgetExhausted { .. } => "budget_exhausted",
+            EventKind::TimedOut { .. } => "timed_out",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKind::Transition(t) => write!(f, "{} -> {}", t.from, t.to),
+            EventKind::CallRecorded { outcome, duration } => {
+                write!(f, "call recorded as {outcome:?} after {duration:?}")
+            }
+            EventKind::Rejected { retry_after: Some(d), reason } => {
+                write!(f, "rejected ({reason}), retry after {d:?}")
+            }
+            EventKind::Rejected { retry_after: None, reason } => write!(f, "rejected ({reason})"),
+            EventKind::Waited { waited } => write!(f, "waited {waited:?}"),
+            EventKind::Attempt { attempt, succeeded: true } => write!(f, "attempt {attempt} ok"),
+            EventKind::Attempt { attempt, succeeded: false } => {
+                write!(f, "attempt {attempt} failed")
+            }
+            EventKind::RetryScheduled { attempt, max_attempts, delay, error } => {
+                write!(
+                    f,
+                    "attempt {attempt}/{max_attempts} failed ({error}), retrying in {delay:?}"
+                )
+            }
+            EventKind::GaveUp { attempts, reason } => {
+                write!(f, "gave up after {attempts} attempts: {}", reason.as_str())
+            }
+            EventKind::BudgetExhausted { budget, attempt } => {
+                write!(f, "retry budget '{budget}' refused a retry after attempt {attempt}")
+            }
+            EventKind::TimedOut { limit } => write!(f, "timed out after {limit:?}"),
+        }
+    }
+}
+
+/// A set of event topics an observer wants. Combine with `|`.
+///
+/// ```
+/// use resilience::events::Interest;
+///
+/// let interest = Interest::TRANSITIONS | Interest::REJECTIONS;
+/// assert!(interest.contains(Interest::REJECTIONS));
+/// assert!(!interest.contains(Interest::CALLS));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Interest(u32);
+
+impl Interest {
+    /// No topic.
+    pub const NONE: Interest = Interest(0);
+    /// Circuit state transitions ([`EventKind::Transition`]).
+    pub const TRANSITIONS: Interest = Interest(1);
+    /// Every call a circuit breaker counts, with its duration ([`EventKind::CallRecorded`]).
+    /// The busiest topic: subscribing makes each breaker call read its clock twice.
+    pub const CALLS: Interest = Interest(1 << 1);
+    /// Rejections by breakers, limiters and bulkheads, and retry budget refusals.
+    pub const REJECTIONS: Interest = Interest(1 << 2);
+    /// Limiter and bulkhead waits.
+    pub const WAITS: Interest = Interest(1 << 3);
+    /// Each attempt of a retried call.
+    pub const ATTEMPTS: Interest = Interest(1 << 4);
+    /// Retries scheduled and retries giving up.
+    pub const RETRIES: Interest = Interest(1 << 5);
+    /// Timeouts.
+    pub const TIMEOUTS: Interest = Interest(1 << 6);
+    /// Every topic.
+    pub const ALL: Interest = Interest((1 << 7) - 1);
+
+    /// Whether every topic of `other` is in `self`.
+    pub fn contains(self, other: Interest) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `self` and `other` share a topic.
+    pub fn intersects(self, other: Interest) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// `self` without the topics of `other`.
+    pub fn without(self, other: Interest) -> Interest {
+        Interest(self.0 & !other.0)
+    }
+
+    pub(crate) fn bits(self) -> u32 {
+        self.0
+    }
+
+    pub(crate) fn from_bits(bits: u32) -> Interest {
+        Interest(bits & Interest::ALL.0)
+    }
+}
+
+impl BitOr for Interest {
+    type Output = Interest;
+    fn bitor(self, rhs: Interest) -> Interest {
+        Interest(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for Interest {
+    fn bitor_assign(&mut self, rhs: Interest) {
+        self.0 |= rhs.0;
+    }
+}

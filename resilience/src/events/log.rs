@@ -1,0 +1,59 @@
+//! The `tracing` output: one consumer of the events, at the levels the module docs state.
+
+use tracing::{Level, debug, error, trace, warn};
+
+use super::{Event, EventKind};
+
+/// Whether `tracing` may record an event at `level` (the cheap, global check).
+#[inline(always)]
+pub(super) fn enabled(level: Level) -> bool {
+    tracing::level_enabled!(level)
+}
+
+/// Record `event` as a `tracing` event.
+pub(super) fn record(event: &Event) {
+    let name = &*event.name;
+    let key = event.key.as_deref();
+    match &event.kind {
+        EventKind::Transition(t) => {
+            let (from, to, failures, open_for) = (t.from, t.to, t.consecutive_failures, t.open_for);
+            if to.is_open() {
+                error!(target: "resilience", name, %from, %to, failures, ?open_for, "circuit opened");
+            } else {
+                warn!(target: "resilience", name, %from, %to, failures, ?open_for, "circuit state changed");
+            }
+        }
+        EventKind::CallRecorded { outcome, duration } => {
+            trace!(target: "resilience", name, ?outcome, ?duration, "circuit breaker: call recorded");
+        }
+        EventKind::Rejected { retry_after, reason } => match key {
+            Some(key) => {
+                debug!(target: "resilience", name, key, layer = %event.layer, reason, ?retry_after, "call rejected")
+            }
+            None => {
+                debug!(target: "resilience", name, layer = %event.layer, reason, ?retry_after, "call rejected")
+            }
+        },
+        EventKind::Waited { waited } => match key {
+            Some(key) => {
+                debug!(target: "resilience", name, key, layer = %event.layer, ?waited, "waiting")
+            }
+            None => debug!(target: "resilience", name, layer = %event.layer, ?waited, "waiting"),
+        },
+        EventKind::Attempt { attempt, succeeded } => {
+            trace!(target: "resilience", name, attempt, succeeded, "retry: attempt finished");
+        }
+        EventKind::RetryScheduled { attempt, max_attempts, delay, error } => {
+            warn!(target: "resilience", name, attempt, max_attempts, error = %error, ?delay, "retrying after a failure");
+        }
+        EventKind::GaveUp { attempts, reason } => {
+            debug!(target: "resilience", name, attempts, reason = reason.as_str(), "retry: giving up, returning the last outcome");
+        }
+        EventKind::BudgetExhausted { budget, attempt } => {
+            warn!(target: "resilience", name, budget = &**budget, attempt, "retry budget exhausted: not retrying, returning the last outcome");
+        }
+        EventKind::TimedOut { limit } => {
+            warn!(target: "resilience", name, ?limit, "call timed out");
+        }
+    }
+}
