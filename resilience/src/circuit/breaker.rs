@@ -326,19 +326,11 @@ impl CircuitBreaker {
                 outcome = CallOutcome::Failure;
             }
         }
-        if let Some(duration) = duration {
-            self.hub.report(
-                Layer::CircuitBreaker,
-                &self.name,
-                Interest::CALLS,
-                tracing::Level::TRACE,
-                || {
-                    (
-                        started.unwrap_or_default() + duration,
-                        EventKind::CallRecorded { outcome, duration },
-                    )
-                },
-            );
+        if let (Some(start), Some(duration)) = (started, duration)
+            && self.hub.wants(Interest::CALLS)
+        {
+            let kind = EventKind::CallRecorded { outcome, duration };
+            self.hub.emit_built(Layer::CircuitBreaker, &self.name, || (start + duration, kind));
         }
         match outcome {
             CallOutcome::Success => self.successes.incr(),

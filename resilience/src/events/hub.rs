@@ -57,6 +57,12 @@ impl Hub {
         self.0.interest.load(Ordering::Relaxed) & interest.bits() != 0
     }
 
+    /// Whether an event of `topic` at `level` goes anywhere (an observer or `tracing`).
+    #[inline(always)]
+    pub(crate) fn enabled(&self, topic: Interest, level: tracing::Level) -> bool {
+        self.wants(topic) || log::enabled(level)
+    }
+
     /// Report an event of `layer` instance `name`: `build` (giving the clock time and the
     /// kind) runs only when an observer wants `topic` or `tracing` has `level` enabled.
     #[inline(always)]
@@ -68,10 +74,21 @@ impl Hub {
         level: tracing::Level,
         build: impl FnOnce() -> (Duration, EventKind),
     ) {
-        if self.wants(topic) || log::enabled(level) {
-            let (at, kind) = build();
-            self.emit(&Event::new(layer, name.clone(), at, kind));
+        if self.enabled(topic, level) {
+            self.emit_built(layer, name, build);
         }
+    }
+
+    /// The cold half of [`report`](Self::report).
+    #[inline(never)]
+    pub(crate) fn emit_built(
+        &self,
+        layer: Layer,
+        name: &Arc<str>,
+        build: impl FnOnce() -> (Duration, EventKind),
+    ) {
+        let (at, kind) = build();
+        self.emit(&Event::new(layer, name.clone(), at, kind));
     }
 
     /// [`report`](Self::report) about one key of a keyed instance.

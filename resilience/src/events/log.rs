@@ -1,6 +1,6 @@
 //! The `tracing` output: one consumer of the events, at the levels the module docs state.
 
-use tracing::{Level, debug, error, trace, warn};
+use tracing::{Level, debug, error, warn};
 
 use super::{Event, EventKind};
 
@@ -23,9 +23,8 @@ pub(super) fn record(event: &Event) {
                 warn!(target: "resilience", name, %from, %to, failures, ?open_for, "circuit state changed");
             }
         }
-        EventKind::CallRecorded { outcome, duration } => {
-            trace!(target: "resilience", name, ?outcome, ?duration, "circuit breaker: call recorded");
-        }
+        // Counted calls and attempts are numbers for observers (metrics), not log lines.
+        EventKind::CallRecorded { .. } | EventKind::Attempt { .. } => {}
         EventKind::Rejected { retry_after, reason } => match key {
             Some(key) => {
                 debug!(target: "resilience", name, key, layer = %event.layer, reason, ?retry_after, "call rejected")
@@ -40,9 +39,6 @@ pub(super) fn record(event: &Event) {
             }
             None => debug!(target: "resilience", name, layer = %event.layer, ?waited, "waiting"),
         },
-        EventKind::Attempt { attempt, succeeded } => {
-            trace!(target: "resilience", name, attempt, succeeded, "retry: attempt finished");
-        }
         EventKind::RetryScheduled { attempt, max_attempts, delay, error } => {
             warn!(target: "resilience", name, attempt, max_attempts, error = %error, ?delay, "retrying after a failure");
         }

@@ -42,9 +42,10 @@
 //! # Logging
 //!
 //! Every event is also a `tracing` event (target `resilience`) when that level is
-//! enabled: a circuit opening at `ERROR`, other transitions, retries after an error and
-//! an exhausted retry budget at `WARN`, timeouts at `WARN`, attempts, rejections, waits
-//! and retries giving up at `DEBUG`, call outcomes at `TRACE`.
+//! enabled: a circuit opening at `ERROR`; other transitions, retries after a failure, an
+//! exhausted retry budget and timeouts at `WARN`; rejections, waits and retries giving up
+//! at `DEBUG`. Counted calls and attempts are numbers for observers (metrics), not log
+//! lines.
 
 mod hub;
 mod kind;

@@ -74,8 +74,20 @@ impl<'p> Attempts<'p> {
     #[inline(always)]
     fn report(&self, topic: Interest, level: tracing::Level, kind: impl FnOnce() -> EventKind) {
         let p = self.policy;
-        let name = p.name.as_ref().unwrap_or_else(|| crate::events::unnamed());
-        p.hub.report(Layer::Retry, name, topic, level, || (p.clock.now(), kind()));
+        if p.hub.enabled(topic, level) {
+            let name = p.name.as_ref().unwrap_or_else(|| crate::events::unnamed());
+            p.hub.emit_built(Layer::Retry, name, || (p.clock.now(), kind()));
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_attempt(&self, succeeded: bool) {
+        let attempt = self.attempt;
+        self.report(Interest::ATTEMPTS, tracing::Level::TRACE, || EventKind::Attempt {
+            attempt,
+            succeeded,
+        });
     }
 
     fn give_up(&self, reason: GiveUpReason) {
@@ -98,11 +110,10 @@ impl<'p> Attempts<'p> {
         E: Debug,
         H: RetryHooks<T, E> + ?Sized,
     {
-        let attempt = self.attempt;
-        self.report(Interest::ATTEMPTS, tracing::Level::TRACE, || EventKind::Attempt {
-            attempt,
-            succeeded: result.is_ok(),
-        });
+        // Attempts are not logged: one relaxed load when nobody subscribed to them.
+        if self.policy.hub.wants(Interest::ATTEMPTS) {
+            self.report_attempt(result.is_ok());
+        }
         // Hot path: a success the hooks accept is returned as is.
         if let Ok(value) = &result {
             if !hooks.should_retry_result(value) {
