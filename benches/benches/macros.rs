@@ -22,7 +22,7 @@ fn with_macro() -> Result<u64, BenchError> {
 fn hand_written() -> Result<u64, BenchError> {
     static BREAKER: OnceLock<Result<Arc<CircuitBreaker>, ConfigError>> = OnceLock::new();
     let breaker = BREAKER.get_or_init(|| {
-        registry().resolve_circuit_breaker("bench-hand-breaker", || {
+        registry().circuit_breakers().resolve("bench-hand-breaker", || {
             CircuitBreakerConfig::builder().failure_threshold(5).build()
         })
     });

@@ -35,7 +35,7 @@
 //!   `my_crate::shopify::get_orders`); functions naming the same instance share it.
 //!   Each call site resolves its instance once (a `static` cell), never by string per
 //!   call. **Precedence: registry > attribute > preset > defaults**: a config set in code
-//!   (`registry().configure_circuit_breaker(..)`, `configure_retry(..)`, ...) or loaded
+//!   (`registry().circuit_breakers().configure(..)`, `configure_retry(..)`, ...) or loaded
 //!   from TOML for that name wins over the attribute's literals, which win over the
 //!   `preset`'s values, which win over the defaults. Set registry configs at startup:
 //!   call sites resolve on their first call. An instance that cannot be built (unknown
@@ -197,7 +197,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// assert!(matches!(load_order(1), Err(DbError::Down)));
 /// assert!(matches!(load_order(1), Err(DbError::Down)));
 /// assert!(matches!(load_order(1), Err(DbError::Resilience(Error::CircuitOpen { .. }))));
-/// assert_eq!(registry().circuit_stats("docs-orders-db").map(|s| s.state), Some(CircuitState::Open));
+/// assert_eq!(registry().circuit_breakers().stats("docs-orders-db").map(|s| s.state), Some(CircuitState::Open));
 /// ```
 ///
 /// The same by hand:
@@ -211,7 +211,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// use resilience::registry;
 ///
 /// fn load_order(id: u64) -> Result<String, DbError> {
-///     let breaker = registry().resolve_circuit_breaker("docs-orders-db-by-hand", || {
+///     let breaker = registry().circuit_breakers().resolve("docs-orders-db-by-hand", || {
 ///         CircuitBreakerConfig::builder()
 ///             .failure_threshold(2)
 ///             .recovery_timeout(Duration::from_secs(30))
@@ -286,7 +286,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// async fn orders(shop: &str) -> Result<(), ShopError> {
 ///     let limiter = registry()
-///         .resolve_keyed_rate_limiter("docs-shopify-by-hand", || {
+///         .keyed_rate_limiters().resolve("docs-shopify-by-hand", || {
 ///             RateLimitConfig::builder().per_second(2).burst(40).build()
 ///         })
 ///         .map_err(Error::Config)?;
@@ -399,7 +399,7 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// async fn query(sql: &str) -> Result<usize, DbError> {
 ///     let bulkhead = registry()
-///         .resolve_bulkhead("docs-query", || {
+///         .bulkheads().resolve("docs-query", || {
 ///             BulkheadConfig::builder().max_concurrent(10).max_wait(Duration::from_secs(1)).build()
 ///         })
 ///         .map_err(Error::Config)?;
@@ -447,7 +447,7 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # async fn main() {
 /// assert_eq!(products("a.myshopify.com").await.ok(), Some(250));
 /// let name = concat!(module_path!(), "::products");
-/// assert_eq!(registry().circuit_stats(name).map(|s| s.successes), Some(1));
+/// assert_eq!(registry().circuit_breakers().stats(name).map(|s| s.successes), Some(1));
 /// # }
 /// ```
 ///

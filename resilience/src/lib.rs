@@ -66,7 +66,7 @@
 //!     .failure_threshold(2)
 //!     .recovery_timeout(Duration::from_secs(30))
 //!     .build()?;
-//! let breaker = registry().circuit_breaker("docs-payments", config)?;
+//! let breaker = registry().circuit_breakers().get_or_create("docs-payments", config)?;
 //!
 //! for _ in 0..2 {
 //!     let _ = breaker.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));

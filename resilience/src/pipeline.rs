@@ -75,18 +75,19 @@ impl Pipeline {
     /// `name`) taken from the global [`registry()`](crate::registry()).
     pub fn from_config(name: &str, config: &ResilienceConfig) -> Result<Self, ConfigError> {
         let reg = registry();
+        let config = &reg.bind_budget(config.clone());
         let mut p = Pipeline::new();
         if let Some(r) = &config.retry {
             p.retry = Some(reg.resolve_retry(name, || Ok(r.clone()))?);
         }
         if let Some(c) = &config.circuit_breaker {
-            p.breaker = Some(reg.resolve_circuit_breaker(name, || Ok(c.clone()))?);
+            p.breaker = Some(reg.circuit_breakers().resolve(name, || Ok(c.clone()))?);
         }
         if let Some(c) = &config.rate_limit {
-            p.limiter = Some(reg.resolve_rate_limiter(name, || Ok(c.clone()))?);
+            p.limiter = Some(reg.rate_limiters().resolve(name, || Ok(c.clone()))?);
         }
         if let Some(c) = &config.bulkhead {
-            p.bulkhead = Some(reg.resolve_bulkhead(name, || Ok(c.clone()))?);
+            p.bulkhead = Some(reg.bulkheads().resolve(name, || Ok(c.clone()))?);
         }
         p.timeout = config.timeout;
         Ok(p)

@@ -12,6 +12,8 @@
 //! Every retry uses exponential backoff with full jitter; presets for remote calls share a
 //! [retry budget](crate::retry::RetryBudget) named after the preset (10 % of recent calls,
 //! floor 10 retries per second), so a failing dependency sees about 1.1× its normal load.
+//! The budget is named in the bundle ([`ResilienceConfig::retry_budget`]) and bound to the
+//! budget of that name in the registry that builds the call site.
 //! The rate limit waits for a permit (`OnLimit::Wait`), breakers close after 2 successful
 //! probes.
 //!
@@ -35,14 +37,15 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ConfigError;
 use crate::backoff::{Backoff, Jitter};
 use crate::bulkhead::BulkheadConfig;
 use crate::circuit::CircuitBreakerConfig;
 use crate::rate_limit::{Rate, RateLimitConfig};
 use crate::retry::RetryPolicy;
-use crate::{ConfigError, registry};
 
 /// Every layer of a resilient call, each optional: retry, circuit breaker, rate limit,
 /// bulkhead and a per-attempt timeout.
@@ -62,6 +65,11 @@ pub struct ResilienceConfig {
     pub timeout: Option<Duration>,
     /// Concurrency limit.
     pub bulkhead: Option<BulkheadConfig>,
+    /// The retry budget the retry policy draws on, by name, when the policy has none of
+    /// its own: the registry that builds a call site from this bundle binds it to its
+    /// budget of that name ([`Registry::preset`](crate::registry::Registry::preset),
+    /// [`Pipeline::from_config`](crate::Pipeline::from_config)).
+    pub retry_budget: Option<Arc<str>>,
 }
 
 impl ResilienceConfig {
@@ -97,6 +105,12 @@ impl ResilienceConfig {
     /// With this bulkhead.
     pub fn with_bulkhead(mut self, config: BulkheadConfig) -> Self {
         self.bulkhead = Some(config);
+        self
+    }
+
+    /// With the retry policy drawing on the registry's retry budget `name`.
+    pub fn with_retry_budget(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.retry_budget = Some(name.into());
         self
     }
 }
@@ -235,21 +249,19 @@ fn built(p: Preset) -> Result<ResilienceConfig, ConfigError> {
     let backoff = Backoff::exponential(v.initial)
         .with_max_delay(Duration::from_secs(60))
         .with_jitter(Jitter::Full);
-    let mut retry = RetryPolicy::builder().max_attempts(v.attempts).backoff(backoff).name(p.name());
-    if v.budget {
-        retry = retry.budget(registry().retry_budget(p.name()));
-    }
+    let retry = RetryPolicy::builder().max_attempts(v.attempts).backoff(backoff).name(p.name());
     let breaker = CircuitBreakerConfig::builder()
         .failure_threshold(v.failures)
         .recovery_timeout(v.recovery)
         .success_threshold(2)
         .build()?;
     let limit = RateLimitConfig::builder().rate(v.rate).burst(v.burst).build()?;
-    Ok(ResilienceConfig::new()
+    let config = ResilienceConfig::new()
         .with_retry(retry.build()?)
         .with_circuit_breaker(breaker)
         .with_rate_limit(limit)
-        .with_timeout(v.timeout))
+        .with_timeout(v.timeout);
+    Ok(if v.budget { config.with_retry_budget(p.name()) } else { config })
 }
 
 #[cfg(test)]
@@ -287,7 +299,10 @@ mod tests {
             assert_eq!(retry.backoff().multiplier(), 2.0, "{p}");
             assert_eq!(retry.backoff().max_delay(), s(60), "{p}");
             assert_eq!(retry.backoff().jitter(), Jitter::Full, "{p}: jitter is on");
-            assert_eq!(retry.budget().is_some(), budget, "{p}");
+            assert_eq!(c.retry_budget.as_deref(), budget.then(|| p.name()), "{p}");
+            let bound = crate::registry::Registry::new().preset(p.name()).and_then(|c| c.retry);
+            let bound = bound.and_then(|r| r.budget().map(|b| b.name().to_owned()));
+            assert_eq!(bound.as_deref(), budget.then(|| p.name()), "{p}: bound by the registry");
             assert!(retry.honors_retry_after(), "{p}");
             let cb = c.circuit_breaker.as_ref().unwrap_or_else(|| panic!("{p}: no breaker"));
             assert_eq!(cb.failure_threshold(), Some(failures), "{p}");

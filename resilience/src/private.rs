@@ -179,7 +179,7 @@ pub fn resolve_circuit_breaker(
 ) -> Handle<CircuitBreaker> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
-            registry().resolve_circuit_breaker(args.name, || args.config(base))
+            registry().circuit_breakers().resolve(args.name, || args.config(base))
         })
     })
 }
@@ -235,7 +235,7 @@ pub fn resolve_rate_limiter(
 ) -> Handle<RateLimiter> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.rate_limit), |base| {
-            registry().resolve_rate_limiter(args.name, || args.config(base))
+            registry().rate_limiters().resolve(args.name, || args.config(base))
         })
     })
 }
@@ -248,7 +248,7 @@ pub fn resolve_keyed_rate_limiter(
 ) -> Handle<KeyedRateLimiter> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.rate_limit), |base| {
-            registry().resolve_keyed_rate_limiter(args.name, || args.config(base))
+            registry().keyed_rate_limiters().resolve(args.name, || args.config(base))
         })
     })
 }
@@ -268,7 +268,7 @@ pub struct BulkheadArgs {
 pub fn resolve_bulkhead(site: &'static Site<Bulkhead>, args: &BulkheadArgs) -> Handle<Bulkhead> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.bulkhead), |base: Option<BulkheadConfig>| {
-            registry().resolve_bulkhead(args.name, || {
+            registry().bulkheads().resolve(args.name, || {
                 let mut b = base.map(|c| c.to_builder()).unwrap_or_else(BulkheadConfig::builder);
                 if let Some(n) = args.max_concurrent {
                     b = b.max_concurrent(n);

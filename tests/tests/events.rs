@@ -252,7 +252,7 @@ fn a_registry_delivers_only_its_own_instances_events() {
     let _sub = mine.subscribe(Interest::ALL, move |e| sink.lock().unwrap().push(e.clone()));
 
     let config = CircuitBreakerConfig::builder().failure_threshold(1).build().unwrap();
-    let b = mine.circuit_breaker("ev-isolated", config.clone()).unwrap();
+    let b = mine.circuit_breakers().get_or_create("ev-isolated", config.clone()).unwrap();
     let _ = b.call(failing);
     let topics = |seen: &Seen| kinds(seen).iter().map(EventKind::interest).collect::<Vec<_>>();
     let call_and_transition = [Interest::CALLS, Interest::TRANSITIONS];

@@ -42,7 +42,9 @@ fn two_threads_through_many_circuits_and_keys_keep_memory_bounded_and_stats_cons
         .build()
         .unwrap();
     let breakers: Vec<Arc<CircuitBreaker>> = (0..circuits)
-        .map(|i| registry.circuit_breaker(&format!("load-{i}"), config.clone()).unwrap())
+        .map(|i| {
+            registry.circuit_breakers().get_or_create(&format!("load-{i}"), config.clone()).unwrap()
+        })
         .collect();
     let clock = ManualClock::new();
     let limit = RateLimitConfig::builder()
@@ -110,7 +112,7 @@ fn two_threads_through_many_circuits_and_keys_keep_memory_bounded_and_stats_cons
     }
     assert_eq!(sum, (ok, failed, 0, rejected));
     assert_eq!(ok + failed + rejected, 2 * calls);
-    assert_eq!(registry.all_circuit_stats().len(), circuits);
+    assert_eq!(registry.circuit_breakers().all_stats().len(), circuits);
 
     // Memory: the keys live in one idle period (plus a tick) are kept; a sweep lets the
     // map grow to twice what it kept before the next one. Measured peaks sit near 3x the

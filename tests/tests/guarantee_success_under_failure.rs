@@ -15,6 +15,7 @@ use std::time::Duration;
 use resilience::chaos::{FaultConfig, FaultInjector, InjectedFault};
 use resilience::circuit::CircuitBreakerConfig;
 use resilience::presets::Preset;
+use resilience::registry::Registry;
 use resilience::retry::{RetryBudget, RetryPolicy};
 use resilience::{CircuitBreaker, Error, Pipeline, RateLimiter};
 
@@ -54,7 +55,7 @@ struct Layers {
 }
 
 fn api_pipeline(name: &str, layers: &Layers) -> (Pipeline, Option<Arc<CircuitBreaker>>) {
-    let api = Preset::Api.config();
+    let api = Registry::new().preset("api").expect("built-in");
     let mut p = Pipeline::new();
     if layers.retry {
         let preset_retry: RetryPolicy = api.retry.clone().expect("api preset retries");
@@ -226,7 +227,8 @@ async fn during_an_outage_the_retry_budget_keeps_amplification_near_1_1() {
     let (pipeline, _) = api_pipeline("guarantee-outage-budget", &layers);
     let calls = outage_calls();
     let run = simulate(pipeline, dead_service("dead-budget", seed), calls, OUTAGE_GAP).await;
-    let budget = Preset::Api.config().retry.unwrap().budget().unwrap().config();
+    let api = Registry::new().preset("api").expect("built-in");
+    let budget = api.retry.unwrap().budget().unwrap().config();
     // Retries ≤ ratio · calls + the floor's reserve (min_retries_per_sec · ttl, available
     // at once) for every window the callers span (a window slides in 9 to 10 s).
     let span = OUTAGE_GAP * calls as u32;

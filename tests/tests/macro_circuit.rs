@@ -40,7 +40,7 @@ fn opens_after_n_failures_and_rejects_without_running() {
     assert!(is_open(&rejected), "{rejected:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 3, "the rejected call did not run");
 
-    let stats = registry().circuit_stats(concat!(module_path!(), "::trips")).unwrap();
+    let stats = registry().circuit_breakers().stats(concat!(module_path!(), "::trips")).unwrap();
     assert_eq!(stats.state, CircuitState::Open);
     assert_eq!((stats.calls, stats.failures, stats.rejections), (3, 3, 1));
 }
@@ -71,7 +71,7 @@ async fn half_open_lets_exactly_k_probes_through() {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2, "{results:?}");
     assert_eq!(results.iter().filter(|r| is_open(r)).count(), 1, "{results:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 1 + 2);
-    let stats = registry().circuit_stats("macro-circuit-half-open").unwrap();
+    let stats = registry().circuit_breakers().stats("macro-circuit-half-open").unwrap();
     assert_eq!(stats.state, CircuitState::Closed, "two successful probes close it");
 }
 
@@ -94,7 +94,7 @@ fn functions_naming_the_same_circuit_share_it() {
     let _ = shared_a();
     assert!(is_open(&shared_b(&calls)), "a's failures opened b's circuit");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    let stats = registry().circuit_stats("macro-circuit-shared").unwrap();
+    let stats = registry().circuit_breakers().stats("macro-circuit-shared").unwrap();
     assert_eq!((stats.calls, stats.successes, stats.failures, stats.rejections), (3, 1, 2, 1));
 }
 
@@ -106,7 +106,7 @@ fn configured() -> Result<u32, AppError> {
 #[test]
 fn a_config_in_the_registry_wins_over_the_attribute() {
     let config = CircuitBreakerConfig::builder().failure_threshold(1).build().unwrap();
-    registry().configure_circuit_breaker("macro-circuit-configured", config);
+    registry().circuit_breakers().configure("macro-circuit-configured", config);
     assert_eq!(configured(), Err(AppError::Down));
     assert!(matches!(configured(), Err(AppError::Resilience(Error::CircuitOpen { .. }))));
 }
@@ -134,17 +134,17 @@ fn ignored_errors_and_non_failures_do_not_trip() {
     for _ in 0..10 {
         assert_eq!(classified(AppError::NotFound), Err(AppError::NotFound));
     }
-    let stats = registry().circuit_stats("macro-circuit-classified").unwrap();
+    let stats = registry().circuit_breakers().stats("macro-circuit-classified").unwrap();
     assert_eq!((stats.state, stats.ignored, stats.failures), (CircuitState::Closed, 10, 0));
 
     for _ in 0..3 {
         assert_eq!(failure_if(AppError::NotFound), Err(AppError::NotFound));
     }
-    let stats = registry().circuit_stats("macro-circuit-failure-if").unwrap();
+    let stats = registry().circuit_breakers().stats("macro-circuit-failure-if").unwrap();
     assert_eq!((stats.state, stats.successes), (CircuitState::Closed, 3));
     let _ = failure_if(AppError::Down);
     assert_eq!(
-        registry().circuit_stats("macro-circuit-failure-if").unwrap().state,
+        registry().circuit_breakers().stats("macro-circuit-failure-if").unwrap().state,
         CircuitState::Open
     );
 }

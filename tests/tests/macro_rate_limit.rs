@@ -35,7 +35,7 @@ fn reject_fails_fast_with_the_wait_and_does_not_run_the_body() {
         other => panic!("expected RateLimited, got {other:?}"),
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    let stats = registry().rate_limiter_stats("macro-limit-reject").unwrap();
+    let stats = registry().rate_limiters().stats("macro-limit-reject").unwrap();
     assert_eq!((stats.granted, stats.rejected, stats.capacity), (2, 1, 2));
 }
 
@@ -51,7 +51,7 @@ async fn wait_sleeps_exactly_until_a_permit_is_free() {
         waiting().await.unwrap();
     }
     assert_eq!(start.elapsed(), Duration::from_secs(1), "two refills at 2 per second");
-    let stats = registry().rate_limiter_stats(concat!(module_path!(), "::waiting")).unwrap();
+    let stats = registry().rate_limiters().stats(concat!(module_path!(), "::waiting")).unwrap();
     assert_eq!((stats.granted, stats.waited), (3, 2));
 }
 
@@ -105,7 +105,7 @@ async fn per_key_buckets_are_independent() {
     assert!(per_shop("a.myshopify.com").await.is_err(), "shop a spent its burst");
     per_shop("b.myshopify.com").await.unwrap();
     per_shop("b.myshopify.com").await.unwrap();
-    let limiter = registry().get_keyed_rate_limiter("macro-limit-keyed").unwrap();
+    let limiter = registry().keyed_rate_limiters().get("macro-limit-keyed").unwrap();
     assert_eq!(limiter.len(), 2);
     assert_eq!(limiter.available("a.myshopify.com"), 0);
 
@@ -128,6 +128,6 @@ fn cost_takes_that_many_permits() {
     assert_eq!(graphql(&Query { points: 60 }), Ok(60));
     assert!(graphql(&Query { points: 60 }).is_err(), "40 left, 60 asked");
     assert_eq!(graphql(&Query { points: 40 }), Ok(40));
-    let limiter = registry().get_rate_limiter("macro-limit-cost").unwrap();
+    let limiter = registry().rate_limiters().get("macro-limit-cost").unwrap();
     assert_eq!(limiter.available(), 0);
 }

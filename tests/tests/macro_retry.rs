@@ -239,7 +239,7 @@ async fn budgeted(calls: &AtomicU32) -> Result<u32, AppError> {
 
 #[tokio::test(start_paused = true)]
 async fn a_shared_budget_limits_amplification() {
-    registry().configure_retry_budget(
+    registry().retry_budgets().configure(
         "macro-retry-budget",
         RetryBudgetConfig::builder().ratio(0.1).min_retries_per_sec(0).build().unwrap(),
     );
@@ -250,7 +250,8 @@ async fn a_shared_budget_limits_amplification() {
     let total = calls.load(Ordering::SeqCst);
     assert!((100..=110).contains(&total), "100 calls made {total} attempts");
     let stats = registry()
-        .all_retry_budget_stats()
+        .retry_budgets()
+        .all_stats()
         .into_iter()
         .find(|s| s.name == "macro-retry-budget")
         .unwrap();

@@ -226,7 +226,7 @@ async fn trait_methods_native_and_async_trait() {
     assert_eq!(BoxedStore::get(&memory, 1).await, Ok(102));
     assert_eq!(BoxedStore::put(&mut memory, 7, "x".into()).await, Ok(2));
     assert_eq!(memory.values, ["7=x", "7=x"]);
-    assert_eq!(registry().circuit_stats("macro-shapes-async-trait").unwrap().calls, 2);
+    assert_eq!(registry().circuit_breakers().stats("macro-shapes-async-trait").unwrap().calls, 2);
 
     let boxed: Box<dyn BoxedStore + Send + Sync> = Box::new(memory);
     let handle = tokio::spawn(async move { boxed.get(2).await });

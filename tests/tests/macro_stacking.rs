@@ -38,13 +38,13 @@ async fn the_top_attribute_is_the_outermost_layer() {
     let calls = AtomicU32::new(0);
     assert_eq!(retry_around_breaker(&calls).await, Err(AppError::Down));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    let stats = registry().circuit_stats("macro-stack-retry-outside").unwrap();
+    let stats = registry().circuit_breakers().stats("macro-stack-retry-outside").unwrap();
     assert_eq!(stats.failures, 3, "retry outside: the breaker sees every attempt");
 
     let calls = AtomicU32::new(0);
     assert_eq!(breaker_around_retry(&calls).await, Err(AppError::Down));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    let stats = registry().circuit_stats("macro-stack-breaker-outside").unwrap();
+    let stats = registry().circuit_breakers().stats("macro-stack-breaker-outside").unwrap();
     assert_eq!(stats.failures, 1, "breaker outside: one call, whatever the retries inside");
 }
 
@@ -84,7 +84,7 @@ async fn a_rate_limited_attempt_is_retried_after_its_suggested_wait() {
     let start = Instant::now();
     assert_eq!(retried_after_rate_limit(&calls).await, Ok(2));
     assert_eq!(start.elapsed(), Duration::from_secs(1), "the limiter's 1 s, not the 10 ms backoff");
-    let stats = registry().rate_limiter_stats("macro-stack-limited").unwrap();
+    let stats = registry().rate_limiters().stats("macro-stack-limited").unwrap();
     assert_eq!((stats.granted, stats.rejected), (2, 1));
 }
 
@@ -138,7 +138,7 @@ async fn resilient_orders_its_layers_whatever_the_written_order() {
     let calls = AtomicU32::new(0);
     assert_eq!(resilient_fixed_order(&calls).await, Err(AppError::Down));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    let stats = registry().circuit_stats("macro-stack-resilient").unwrap();
+    let stats = registry().circuit_breakers().stats("macro-stack-resilient").unwrap();
     assert_eq!(stats.failures, 3, "retry is outermost: each attempt passes the breaker");
 }
 
@@ -166,9 +166,9 @@ async fn a_preset_brings_every_layer_it_defines() {
     assert_eq!(start.elapsed(), Duration::ZERO, "another shop has its own bucket");
 
     let name = concat!(module_path!(), "::shopify");
-    let circuit = registry().circuit_stats(name).unwrap();
+    let circuit = registry().circuit_breakers().stats(name).unwrap();
     assert_eq!(circuit.successes, 42);
-    let limiter = registry().get_keyed_rate_limiter(name).unwrap();
+    let limiter = registry().keyed_rate_limiters().get(name).unwrap();
     assert_eq!(limiter.len(), 2);
     assert_eq!(limiter.config().burst(), 40);
 }
@@ -186,7 +186,7 @@ async fn attributes_written_with_full_paths_stack_too() {
     let calls = AtomicU32::new(0);
     let _ = full_paths(&calls).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert_eq!(registry().circuit_stats("macro-stack-paths").unwrap().failures, 2);
+    assert_eq!(registry().circuit_breakers().stats("macro-stack-paths").unwrap().failures, 2);
 }
 
 #[resilient(preset = "no-such-preset")]

@@ -89,7 +89,7 @@ async fn a_full_bulkhead_rejects_at_once() {
         Err(AppError::Resilience(Error::BulkheadFull { max_concurrent: 2, .. }))
     )));
     assert_eq!(peak.load(Ordering::SeqCst), 2);
-    let stats = registry().bulkhead_stats("macro-bulkhead-reject").unwrap();
+    let stats = registry().bulkheads().stats("macro-bulkhead-reject").unwrap();
     assert_eq!((stats.rejected, stats.in_flight), (1, 0));
 }
 
@@ -141,7 +141,7 @@ fn many_threads_never_exceed_the_limit() {
         }
     });
     assert!(peak.load(Ordering::SeqCst) <= 3);
-    let stats = registry().bulkhead_stats("macro-bulkhead-threads").unwrap();
+    let stats = registry().bulkheads().stats("macro-bulkhead-threads").unwrap();
     assert_eq!(stats.completed + stats.rejected, 8_000);
     assert_eq!(stats.rejected, u64::from(rejected.load(Ordering::SeqCst)));
 }

@@ -53,7 +53,8 @@ fn toml_configs_win_over_call_sites() {
     let reg = Registry::new();
     reg.load_toml("[inventory.circuit_breaker]\nfailure_threshold = 9\n").expect("valid");
     let b = reg
-        .resolve_circuit_breaker("inventory", || {
+        .circuit_breakers()
+        .resolve("inventory", || {
             resilience::circuit::CircuitBreakerConfig::builder().failure_threshold(2).build()
         })
         .expect("resolved");

@@ -559,7 +559,7 @@ async fn attributes_with_backend_redis_share_the_named_limit() {
     // Same name, same bucket: the two functions spent it together.
     assert!(matches!(page_async(3).await, Err(ShopError::Resilience(Error::RateLimited { .. }))));
     assert!(matches!(page(4), Err(ShopError::Resilience(Error::RateLimited { .. }))));
-    let limiter = resilience::registry().get_rate_limiter("attr-shop");
+    let limiter = resilience::registry().rate_limiters().get("attr-shop");
     assert_eq!(limiter.map(|l| l.config().backend()), Some(Backend::Redis(FailMode::Closed)));
 }
 

@@ -111,7 +111,7 @@ async fn main() {
     if let Some(e) = sql_error {
         println!("  the bad statement failed once, not retried: {e}");
     }
-    let state = registry().circuit_stats("orders-db").map(|s| s.state);
+    let state = registry().circuit_breakers().stats("orders-db").map(|s| s.state);
     println!("  circuit `orders-db` is {}", state.map_or("missing", CircuitState::as_str));
     println!("\n{}", registry().snapshot());
 }

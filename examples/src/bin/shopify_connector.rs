@@ -134,7 +134,7 @@ async fn products_page(server: &Mutex<Server>, shop: &str) -> Result<u32, Shopif
     tokio::time::sleep(Duration::from_millis(80)).await; // network round trip
     let response = server.lock().await.handle(shop);
     // Keep our bucket for this shop in step with the server's view.
-    if let Some(limiter) = registry().get_keyed_rate_limiter("shopify") {
+    if let Some(limiter) = registry().keyed_rate_limiters().get("shopify") {
         limiter.sync_from_headers(shop, response.headers.iter().map(|(k, v)| (*k, v.as_str())));
     }
     match response.status {

@@ -29,9 +29,11 @@ struct Inner {
     next_id: AtomicU64,
 }
 
-/// Where instances report their events: one per registry. Cloning shares it.
+/// Where instances report their events: one per [`Registry`](crate::registry::Registry)
+/// (subscribe with [`Registry::subscribe`](crate::registry::Registry::subscribe)), plus
+/// the process default that instances built by hand use. Cloning shares it.
 #[derive(Clone)]
-pub(crate) struct Hub(Arc<Inner>);
+pub struct Hub(Arc<Inner>);
 
 impl Hub {
     /// A hub with no observer.

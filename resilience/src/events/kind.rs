@@ -20,7 +20,7 @@ pub enum Layer {
     Bulkhead,
     /// A [`RetryPolicy`](crate::RetryPolicy).
     Retry,
-    /// A timeout ([`timeout`](crate::timeout) helpers and `#[timeout]`).
+    /// A timeout (the [`timeout`](mod@crate::timeout) helpers and `#[timeout]`).
     Timeout,
 }
 

@@ -28,7 +28,7 @@
 //! });
 //!
 //! let config = CircuitBreakerConfig::builder().failure_threshold(1).build()?;
-//! let breaker = registry.circuit_breaker("events-doc", config)?;
+//! let breaker = registry.circuit_breakers().get_or_create("events-doc", config)?;
 //! let _ = breaker.call(|| Err::<(), Error>(Error::timeout(std::time::Duration::from_secs(1))));
 //! let _ = breaker.call(|| Ok::<(), Error>(()));
 //!

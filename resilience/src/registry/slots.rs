@@ -1,24 +1,13 @@
 //! One map of named instances of a kind, with configs an operator set for names.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::named::Named;
 use crate::ConfigError;
 use crate::events::Hub;
-
-/// A kind of named instance the registry keeps.
-pub(crate) trait Named: Send + Sync + 'static {
-    type Config: Clone + PartialEq + fmt::Debug + Send + Sync + 'static;
-    /// "circuit breaker", "rate limiter", ... for messages.
-    const KIND: &'static str;
-    /// A new instance reporting its events to `hub`.
-    fn create(name: &str, config: Self::Config, hub: &Hub) -> Self;
-    fn current_config(&self) -> Self::Config;
-    fn apply(&self, config: Self::Config);
-}
 
 pub(crate) struct Slots<T: Named> {
     instances: RwLock<HashMap<Arc<str>, Arc<T>>>,

@@ -113,6 +113,13 @@ impl RetryPolicy {
         RetryPolicy { inner: Arc::new(builder.into_inner()) }
     }
 
+    /// The same policy drawing on `budget`.
+    pub(crate) fn with_budget(&self, budget: Arc<RetryBudget>) -> RetryPolicy {
+        let mut builder = self.to_builder();
+        builder.budget = Some(budget);
+        RetryPolicy { inner: Arc::new(builder.into_inner()) }
+    }
+
     /// The operation name used in events and logs, if set.
     pub fn name(&self) -> Option<&str> {
         self.inner.name.as_deref()
