@@ -50,6 +50,10 @@ mod duration;
 mod entry;
 mod expand;
 mod func;
+/// The duration grammar, shared with the runtime's config files (one source file).
+#[path = "../../resilience/src/config/grammar.rs"]
+#[allow(dead_code)]
+mod grammar;
 mod stack;
 mod validate;
 

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use super::rate::{MAX_SPAN, Rate};
 use crate::clock::as_nanos;
+use crate::config::{self, LayerConfig, Value};
 use crate::error::check;
+use crate::registry::Registry;
 use crate::{Backend, ConfigError};
 
 /// What a limiter does when a call finds no permit.
@@ -306,6 +308,73 @@ fn check_span(field: &'static str, d: Duration) -> Result<(), ConfigError> {
         return Err(ConfigError::new(field, format!("must be at most 365 days (got {d:?})")));
     }
     Ok(())
+}
+
+/// The rate limit's keys, for attributes (`#[rate_limit(per_second = 10)]`), config files
+/// and `Deserialize` alike.
+impl LayerConfig for RateLimitConfig {
+    const LAYER: &'static str = "rate_limit";
+    const KEYS: &'static [&'static str] = &[
+        "per_second",
+        "per_minute",
+        "burst",
+        "on_limit",
+        "max_wait",
+        "max_queue",
+        "idle_timeout",
+        "backend",
+        "fail_mode",
+    ];
+
+    fn from_entries(
+        base: Option<Self>,
+        entries: &[(&str, Value<'_>)],
+        _: &Registry,
+    ) -> Result<Self, ConfigError> {
+        let inherited = base.as_ref().map(RateLimitConfig::backend);
+        let mut b = base.map_or_else(RateLimitConfig::builder, |c| c.to_builder());
+        let (mut backend, mut fail_mode) = (None, None);
+        let per_second = entries.iter().any(|(k, _)| *k == "per_second");
+        for &(key, value) in entries {
+            b = match key {
+                "per_second" => b.per_second(value.count(key)?),
+                "per_minute" if per_second => {
+                    return Err(ConfigError::new(
+                        "per_minute",
+                        "set either per_second or per_minute, not both",
+                    ));
+                }
+                "per_minute" => b.per_minute(value.count(key)?),
+                "burst" => b.burst(value.count(key)?),
+                "on_limit" => b.on_limit(value.choice(
+                    key,
+                    &[
+                        ("wait", OnLimit::Wait),
+                        ("reject", OnLimit::Reject),
+                        ("queue", OnLimit::Queue),
+                    ],
+                )?),
+                "max_wait" => b.max_wait(value.duration(key)?),
+                "max_queue" => {
+                    b.max_queue(usize::try_from(value.count(key)?).unwrap_or(usize::MAX))
+                }
+                "idle_timeout" => b.idle_timeout(value.duration(key)?),
+                "backend" => {
+                    backend = Some(value);
+                    b
+                }
+                "fail_mode" => {
+                    fail_mode = Some(value);
+                    b
+                }
+                _ => return Err(config::unknown(key, Self::KEYS)),
+            };
+        }
+        if let Some(backend) = config::backend(backend, fail_mode, inherited)? {
+            b = b.backend(backend);
+        }
+        b.build()
+    }
 }
 
 #[cfg(test)]
