@@ -622,4 +622,25 @@ mod tests {
         assert_eq!(f("0.5"), "`multiplier` in `#[retry]` must be at least 1.0 (got 0.5)");
         assert!(f("2s").contains("not a duration"));
     }
+
+    fn layer(key: &str, src: &str) -> String {
+        let expr: Expr = syn::parse_str(src).unwrap_or_else(|_| Expr::Verbatim(TokenStream::new()));
+        let mut settings = LayerSettings::default();
+        match settings.set("retry", keys::RETRY, key, &expr) {
+            Ok(true) => format!("{:?}", settings.0.first().map(|(_, v, _)| v)),
+            Ok(false) => "not a layer key".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn layer_keys_are_read_by_kind() {
+        assert_eq!(layer("jitter", "ratio(0.5)"), "Some(Text(\"ratio(0.5)\"))");
+        assert_eq!(layer("jitter", "proportional(0.25)"), "Some(Text(\"proportional(0.25)\"))");
+        assert!(layer("jitter", "ratio(1.5)").contains("must be a fraction from 0.0 to 1.0"));
+        assert_eq!(layer("honor_retry_after", "false"), "Some(Bool(false))");
+        assert!(layer("honor_retry_after", "1").contains("expects `true` or `false`"));
+        assert_eq!(layer("initial_delay", "2min"), "Some(Duration(120000000000))");
+        assert_eq!(layer("retry_if", "f"), "not a layer key");
+    }
 }
