@@ -290,94 +290,78 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
     let p = &ctx.p;
     let site = item_ident("SITE", index);
     let args_item = item_ident("ARGS", index);
-    let optional = planned.optional;
-    match &planned.layer {
+    let timeout_settings;
+    // (handle, instance type, resolver, instance name, own preset, layer keys, hooks)
+    let (handle, instance, resolver, name, own_preset, settings, extra) = match &planned.layer {
         Layer::Retry(args) => {
-            let handle = ident("retry", index);
             let hooks = ident("hooks", index);
-            let spec = layer_args(
-                ctx,
-                ctx.default_name(),
-                preset(args.preset.as_ref(), planned),
-                optional,
-                &args.settings,
-            );
             let hooks_value = retry_hooks(ctx, args);
-            quote!(
-                static #site: #p::Site<#p::RetryPolicy> = #p::Site::new();
-                const #args_item: #p::LayerArgs = #spec;
-                let #handle = #p::resolve_retry(&#site, &#args_item);
-                let #hooks = #hooks_value;
+            (
+                "retry",
+                quote!(#p::RetryPolicy),
+                quote!(resolve_retry),
+                ctx.default_name(),
+                args.preset.as_ref(),
+                &args.settings,
+                quote!(let #hooks = #hooks_value;),
             )
         }
         Layer::Circuit(args) => {
-            let handle = ident("circuit", index);
             let classifier = ident("classifier", index);
-            let spec = layer_args(
-                ctx,
-                name(ctx, args.name.as_ref()),
-                preset(args.preset.as_ref(), planned),
-                optional,
-                &args.settings,
-            );
             let classifier_value = classifier_value(ctx, args);
-            quote!(
-                static #site: #p::Site<#p::CircuitBreaker> = #p::Site::new();
-                const #args_item: #p::LayerArgs = #spec;
-                let #handle = #p::resolve_circuit_breaker(&#site, &#args_item);
-                let #classifier = #classifier_value;
+            (
+                "circuit",
+                quote!(#p::CircuitBreaker),
+                quote!(resolve_circuit_breaker),
+                self::name(ctx, args.name.as_ref()),
+                args.preset.as_ref(),
+                &args.settings,
+                quote!(let #classifier = #classifier_value;),
             )
         }
         Layer::RateLimit(args) => {
-            let handle = ident("limiter", index);
-            let spec = layer_args(
-                ctx,
-                name(ctx, args.name.as_ref()),
-                preset(args.preset.as_ref(), planned),
-                optional,
-                &args.settings,
-            );
-            let (kind, resolver) = if args.key.is_some() {
-                (quote!(KeyedRateLimiter), quote!(resolve_keyed_rate_limiter))
+            let (instance, resolver) = if args.key.is_some() {
+                (quote!(#p::KeyedRateLimiter), quote!(resolve_keyed_rate_limiter))
             } else {
-                (quote!(RateLimiter), quote!(resolve_rate_limiter))
+                (quote!(#p::RateLimiter), quote!(resolve_rate_limiter))
             };
-            quote!(
-                static #site: #p::Site<#p::#kind> = #p::Site::new();
-                const #args_item: #p::LayerArgs = #spec;
-                let #handle = #p::#resolver(&#site, &#args_item);
-            )
+            let name = self::name(ctx, args.name.as_ref());
+            ("limiter", instance, resolver, name, args.preset.as_ref(), &args.settings, quote!())
         }
-        Layer::Bulkhead(args) => {
-            let handle = ident("bulkhead", index);
-            let spec = layer_args(
-                ctx,
-                name(ctx, args.name.as_ref()),
-                preset(args.preset.as_ref(), planned),
-                optional,
-                &args.settings,
-            );
-            quote!(
-                static #site: #p::Site<#p::Bulkhead> = #p::Site::new();
-                const #args_item: #p::LayerArgs = #spec;
-                let #handle = #p::resolve_bulkhead(&#site, &#args_item);
-            )
-        }
+        Layer::Bulkhead(args) => (
+            "bulkhead",
+            quote!(#p::Bulkhead),
+            quote!(resolve_bulkhead),
+            self::name(ctx, args.name.as_ref()),
+            args.preset.as_ref(),
+            &args.settings,
+            quote!(),
+        ),
         Layer::Timeout(args) => {
-            let handle = ident("timeout", index);
             let mut settings = LayerSettings::default();
             if let Some(d) = args.duration {
                 settings.0.push(("duration".to_owned(), Setting::Duration(d.nanos), d.span));
             }
-            let spec =
-                layer_args(ctx, ctx.default_name(), preset(None, planned), optional, &settings);
-            quote!(
-                static #site: #p::Site<::core::time::Duration> = #p::Site::new();
-                const #args_item: #p::LayerArgs = #spec;
-                let #handle = #p::resolve_timeout(&#site, &#args_item);
+            timeout_settings = settings;
+            (
+                "timeout",
+                quote!(::core::time::Duration),
+                quote!(resolve_timeout),
+                ctx.default_name(),
+                None,
+                &timeout_settings,
+                quote!(),
             )
         }
-    }
+    };
+    let handle = ident(handle, index);
+    let spec = layer_args(ctx, name, preset(own_preset, planned), planned.optional, settings);
+    quote!(
+        static #site: #p::Site<#instance> = #p::Site::new();
+        const #args_item: #p::LayerArgs = #spec;
+        let #handle = #p::#resolver(&#site, &#args_item);
+        #extra
+    )
 }
 
 /// The instance name: the one written, else `module::fn`.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{self, LayerConfig, Value};
+use crate::config::{self, BackendKeys, LayerConfig, Value};
 use crate::error::check;
 use crate::registry::Registry;
 use crate::{Backend, ConfigError};
@@ -410,8 +410,11 @@ impl LayerConfig for CircuitBreakerConfig {
     ) -> Result<Self, ConfigError> {
         let inherited = base.as_ref().map(CircuitBreakerConfig::backend);
         let mut b = base.map_or_else(CircuitBreakerConfig::builder, |c| c.to_builder());
-        let (mut backend, mut fail_mode) = (None, None);
+        let mut shared = BackendKeys::default();
         for &(key, value) in entries {
+            if shared.take(key, value) {
+                continue;
+            }
             b = match key {
                 "failure_threshold" => b.failure_threshold(value.count(key)?),
                 "failure_rate" => b.failure_rate(value.float(key)?),
@@ -431,18 +434,10 @@ impl LayerConfig for CircuitBreakerConfig {
                 "half_open_max_calls" => b.half_open_max_calls(value.count(key)?),
                 "success_threshold" => b.success_threshold(value.count(key)?),
                 "slow_call" => b.slow_call(value.duration(key)?),
-                "backend" => {
-                    backend = Some(value);
-                    b
-                }
-                "fail_mode" => {
-                    fail_mode = Some(value);
-                    b
-                }
                 _ => return Err(config::unknown(key, Self::KEYS)),
             };
         }
-        if let Some(backend) = config::backend(backend, fail_mode, inherited)? {
+        if let Some(backend) = shared.backend(inherited)? {
             b = b.backend(backend);
         }
         b.build()

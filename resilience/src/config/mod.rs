@@ -226,25 +226,44 @@ pub(crate) fn at(key: &str) -> impl Fn(ConfigError) -> ConfigError + '_ {
     move |e| ConfigError::new(key.to_owned(), e.message().to_owned())
 }
 
-/// `backend = "local" | "redis"` with `fail_mode = "open" | "closed"`, over the
-/// `inherited` backend of the base config (a fail mode alone keeps its Redis backend).
-pub(crate) fn backend(
-    backend: Option<Value<'_>>,
-    fail_mode: Option<Value<'_>>,
-    inherited: Option<Backend>,
-) -> Result<Option<Backend>, ConfigError> {
-    let fail = fail_mode.map(|v| v.text("fail_mode")?.parse::<FailMode>()).transpose()?;
-    let written = backend.map(|v| v.text("backend")?.parse::<Backend>()).transpose()?;
-    match (written, fail) {
-        (Some(Backend::Redis(_)), fail) => Ok(Some(Backend::Redis(fail.unwrap_or_default()))),
-        (None, Some(fail)) if matches!(inherited, Some(Backend::Redis(_))) => {
-            Ok(Some(Backend::Redis(fail)))
+/// The `backend` and `fail_mode` keys of a layer with shared state: `backend = "local" |
+/// "redis"`, and with `"redis"`, `fail_mode = "open" | "closed"`.
+#[derive(Default)]
+pub(crate) struct BackendKeys<'a> {
+    backend: Option<Value<'a>>,
+    fail_mode: Option<Value<'a>>,
+}
+
+impl<'a> BackendKeys<'a> {
+    /// Keeps `value` if `key` is one of the two; `false` otherwise.
+    pub(crate) fn take(&mut self, key: &str, value: Value<'a>) -> bool {
+        match key {
+            "backend" => self.backend = Some(value),
+            "fail_mode" => self.fail_mode = Some(value),
+            _ => return false,
         }
-        (_, Some(_)) => Err(ConfigError::new(
-            "fail_mode",
-            "applies only to backend = \"redis\"; add it or remove fail_mode",
-        )),
-        (other, None) => Ok(other),
+        true
+    }
+
+    /// The backend the keys choose over the `inherited` one of the base config (a fail
+    /// mode alone keeps its Redis backend); `None` when neither key was given.
+    pub(crate) fn backend(
+        self,
+        inherited: Option<Backend>,
+    ) -> Result<Option<Backend>, ConfigError> {
+        let fail = self.fail_mode.map(|v| v.text("fail_mode")?.parse::<FailMode>()).transpose()?;
+        let written = self.backend.map(|v| v.text("backend")?.parse::<Backend>()).transpose()?;
+        match (written, fail) {
+            (Some(Backend::Redis(_)), fail) => Ok(Some(Backend::Redis(fail.unwrap_or_default()))),
+            (None, Some(fail)) if matches!(inherited, Some(Backend::Redis(_))) => {
+                Ok(Some(Backend::Redis(fail)))
+            }
+            (_, Some(_)) => Err(ConfigError::new(
+                "fail_mode",
+                "applies only to backend = \"redis\"; add it or remove fail_mode",
+            )),
+            (other, None) => Ok(other),
+        }
     }
 }
 

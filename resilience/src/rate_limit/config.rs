@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::rate::{MAX_SPAN, Rate};
 use crate::clock::as_nanos;
-use crate::config::{self, LayerConfig, Value};
+use crate::config::{self, BackendKeys, LayerConfig, Value};
 use crate::error::check;
 use crate::registry::Registry;
 use crate::{Backend, ConfigError};
@@ -333,8 +333,11 @@ impl LayerConfig for RateLimitConfig {
     ) -> Result<Self, ConfigError> {
         let inherited = base.as_ref().map(RateLimitConfig::backend);
         let mut b = base.map_or_else(RateLimitConfig::builder, |c| c.to_builder());
-        let (mut backend, mut fail_mode) = (None, None);
+        let mut shared = BackendKeys::default();
         for &(key, value) in entries {
+            if shared.take(key, value) {
+                continue;
+            }
             b = match key {
                 "per_second" => b.per_second(value.count(key)?),
                 "per_minute" => b.per_minute(value.count(key)?),
@@ -352,18 +355,10 @@ impl LayerConfig for RateLimitConfig {
                     b.max_queue(usize::try_from(value.count(key)?).unwrap_or(usize::MAX))
                 }
                 "idle_timeout" => b.idle_timeout(value.duration(key)?),
-                "backend" => {
-                    backend = Some(value);
-                    b
-                }
-                "fail_mode" => {
-                    fail_mode = Some(value);
-                    b
-                }
                 _ => return Err(config::unknown(key, Self::KEYS)),
             };
         }
-        if let Some(backend) = config::backend(backend, fail_mode, inherited)? {
+        if let Some(backend) = shared.backend(inherited)? {
             b = b.backend(backend);
         }
         b.build()
