@@ -21,12 +21,15 @@ use resilience::{
 #[path = "../../resilience-macros/src/args/keys.rs"]
 mod attribute_keys;
 
+/// One attribute's layer keys: `(key, kind, example)`.
+type KeyTable = &'static [(&'static str, attribute_keys::Kind, &'static str)];
+
 fn set(keys: &[&str]) -> BTreeSet<String> {
     keys.iter().map(|k| k.to_string()).collect()
 }
 
-fn attribute(table: &[(&str, attribute_keys::Kind)]) -> BTreeSet<String> {
-    table.iter().map(|(k, _)| k.to_string()).collect()
+fn attribute(table: KeyTable) -> BTreeSet<String> {
+    table.iter().map(|(k, _, _)| k.to_string()).collect()
 }
 
 #[test]
@@ -89,7 +92,7 @@ fn toml_keys(table: &str, candidates: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn toml_tables_accept_exactly_the_keys_of_the_attributes() {
-    let layers: [(&str, &[(&str, attribute_keys::Kind)]); 5] = [
+    let layers: [(&str, KeyTable); 5] = [
         ("retry", attribute_keys::RETRY),
         ("circuit_breaker", attribute_keys::CIRCUIT_BREAKER),
         ("rate_limit", attribute_keys::RATE_LIMIT),
@@ -98,7 +101,7 @@ fn toml_tables_accept_exactly_the_keys_of_the_attributes() {
     ];
     // Every key any layer knows, plus names only an attribute or nothing takes.
     let mut candidates: BTreeSet<&str> =
-        layers.iter().flat_map(|(_, t)| t.iter().map(|(k, _)| *k)).collect();
+        layers.iter().flat_map(|(_, t)| t.iter().map(|(k, _, _)| *k)).collect();
     candidates.extend(["name", "preset", "crate", "retry_if", "fallback", "cost", "bogus"]);
     let candidates: Vec<&str> = candidates.into_iter().collect();
     for (table, keys) in layers {

@@ -28,7 +28,7 @@ impl BulkheadArgs {
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let (key, value) = super::key_value(ATTR, entry, example)?;
+        let (key, value) = super::key_value(ATTR, entry, keys::BULKHEAD, example)?;
         if self.settings.set(ATTR, keys::BULKHEAD, &key, value)? {
             return Ok(());
         }
@@ -41,11 +41,10 @@ impl BulkheadArgs {
     }
 }
 
+/// Examples of the attribute's own keys (the layer's are in [`keys::BULKHEAD`]).
 fn example(key: &str) -> &'static str {
     match key {
         "name" => "\"db\"",
-        "max_concurrent" => "10",
-        "max_wait" => "1s",
         "preset" => "\"database\"",
         _ => "\"my_facade::resilience\"",
     }

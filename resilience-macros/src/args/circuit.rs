@@ -31,7 +31,7 @@ impl CircuitArgs {
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let (key, value) = super::key_value(ATTR, entry, example)?;
+        let (key, value) = super::key_value(ATTR, entry, keys::CIRCUIT_BREAKER, example)?;
         if self.settings.set(ATTR, keys::CIRCUIT_BREAKER, &key, value)? {
             return Ok(());
         }
@@ -47,24 +47,14 @@ impl CircuitArgs {
     }
 }
 
+/// Examples of the attribute's own keys (the layer's are in [`keys::CIRCUIT_BREAKER`]).
 fn example(key: &str) -> &'static str {
     match key {
         "name" => "\"shopify\"",
-        "failure_threshold" => "5",
-        "failure_rate" => "0.5",
-        "window" => "100",
-        "min_calls" => "20",
-        "recovery_timeout" => "30s",
-        "recovery_jitter" => "0.2",
-        "success_threshold" => "2",
-        "half_open_max_calls" => "1",
-        "slow_call" => "2s",
         "failure_if" => "is_outage",
         "ignore_if" => "is_not_found",
         "fallback" => "cached_value",
         "preset" => "\"api\"",
-        "backend" => "\"redis\"",
-        "fail_mode" => "\"closed\"",
         _ => "\"my_facade::resilience\"",
     }
 }

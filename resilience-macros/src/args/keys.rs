@@ -14,7 +14,8 @@ pub(crate) struct FloatRange {
     pub(crate) text: &'static str,
 }
 
-/// The literal a key takes.
+/// The literal a key takes. A table entry is `(key, kind, example)`: the example shows
+/// the form in error messages (`write `max_attempts = 3``).
 pub(crate) enum Kind {
     /// A whole number of at least 1: `max_attempts = 3`.
     Count,
@@ -44,11 +45,15 @@ const FRACTION: Kind = Kind::Float(FloatRange {
 const BACKENDS: &[&str] = &["local", "redis"];
 const FAIL_MODES: &[&str] = &["open", "closed"];
 
-pub(crate) const RETRY: &[(&str, Kind)] = &[
-    ("max_attempts", Kind::Count),
-    ("backoff", Kind::Choice(&["constant", "linear", "exponential", "fibonacci", "decorrelated"])),
-    ("initial_delay", Kind::Duration),
-    ("max_delay", Kind::Duration),
+pub(crate) const RETRY: &[(&str, Kind, &str)] = &[
+    ("max_attempts", Kind::Count, "3"),
+    (
+        "backoff",
+        Kind::Choice(&["constant", "linear", "exponential", "fibonacci", "decorrelated"]),
+        "exponential",
+    ),
+    ("initial_delay", Kind::Duration, "100ms"),
+    ("max_delay", Kind::Duration, "10s"),
     (
         "multiplier",
         Kind::Float(FloatRange {
@@ -57,19 +62,20 @@ pub(crate) const RETRY: &[(&str, Kind)] = &[
             high: 1_000.0,
             text: "a number from 1.0 to 1000.0",
         }),
+        "2.0",
     ),
-    ("jitter", Kind::Jitter),
-    ("max_elapsed", Kind::Duration),
-    ("honor_retry_after", Kind::Bool),
-    ("budget", Kind::Text),
+    ("jitter", Kind::Jitter, "full"),
+    ("max_elapsed", Kind::Duration, "30s"),
+    ("honor_retry_after", Kind::Bool, "false"),
+    ("budget", Kind::Text, "\"shopify\""),
 ];
 
-pub(crate) const CIRCUIT_BREAKER: &[(&str, Kind)] = &[
-    ("failure_threshold", Kind::Count),
-    ("failure_rate", FRACTION),
-    ("window", Kind::Window),
-    ("min_calls", Kind::Count),
-    ("recovery_timeout", Kind::Duration),
+pub(crate) const CIRCUIT_BREAKER: &[(&str, Kind, &str)] = &[
+    ("failure_threshold", Kind::Count, "5"),
+    ("failure_rate", FRACTION, "0.5"),
+    ("window", Kind::Window, "100"),
+    ("min_calls", Kind::Count, "20"),
+    ("recovery_timeout", Kind::Duration, "30s"),
     (
         "recovery_jitter",
         Kind::Float(FloatRange {
@@ -78,27 +84,28 @@ pub(crate) const CIRCUIT_BREAKER: &[(&str, Kind)] = &[
             high: 1.0,
             text: "a fraction from 0.0 to 1.0, like `0.2` to shorten the open period by up to 20 %",
         }),
+        "0.2",
     ),
-    ("half_open_max_calls", Kind::Count),
-    ("success_threshold", Kind::Count),
-    ("slow_call", Kind::Duration),
-    ("backend", Kind::Choice(BACKENDS)),
-    ("fail_mode", Kind::Choice(FAIL_MODES)),
+    ("half_open_max_calls", Kind::Count, "1"),
+    ("success_threshold", Kind::Count, "2"),
+    ("slow_call", Kind::Duration, "2s"),
+    ("backend", Kind::Choice(BACKENDS), "\"redis\""),
+    ("fail_mode", Kind::Choice(FAIL_MODES), "\"closed\""),
 ];
 
-pub(crate) const RATE_LIMIT: &[(&str, Kind)] = &[
-    ("per_second", Kind::Count),
-    ("per_minute", Kind::Count),
-    ("burst", Kind::Count),
-    ("on_limit", Kind::Choice(&["wait", "reject", "queue"])),
-    ("max_wait", Kind::Duration),
-    ("max_queue", Kind::Count),
-    ("idle_timeout", Kind::Duration),
-    ("backend", Kind::Choice(BACKENDS)),
-    ("fail_mode", Kind::Choice(FAIL_MODES)),
+pub(crate) const RATE_LIMIT: &[(&str, Kind, &str)] = &[
+    ("per_second", Kind::Count, "2"),
+    ("per_minute", Kind::Count, "60"),
+    ("burst", Kind::Count, "40"),
+    ("on_limit", Kind::Choice(&["wait", "reject", "queue"]), "wait"),
+    ("max_wait", Kind::Duration, "5s"),
+    ("max_queue", Kind::Count, "100"),
+    ("idle_timeout", Kind::Duration, "10min"),
+    ("backend", Kind::Choice(BACKENDS), "\"redis\""),
+    ("fail_mode", Kind::Choice(FAIL_MODES), "\"closed\""),
 ];
 
-pub(crate) const BULKHEAD: &[(&str, Kind)] =
-    &[("max_concurrent", Kind::Count), ("max_wait", Kind::Duration)];
+pub(crate) const BULKHEAD: &[(&str, Kind, &str)] =
+    &[("max_concurrent", Kind::Count, "10"), ("max_wait", Kind::Duration, "1s")];
 
-pub(crate) const TIMEOUT: &[(&str, Kind)] = &[("duration", Kind::Duration)];
+pub(crate) const TIMEOUT: &[(&str, Kind, &str)] = &[("duration", Kind::Duration, "5s")];

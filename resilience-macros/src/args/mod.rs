@@ -409,13 +409,16 @@ pub(crate) fn no_list(attr: &str, entry: &Entry) -> Option<syn::Error> {
 pub(crate) fn key_value<'e>(
     attr: &str,
     entry: &'e Entry,
+    layer: &[(&str, Kind, &'static str)],
     example: fn(&str) -> &'static str,
 ) -> syn::Result<(String, &'e Expr)> {
     if let Some(err) = no_list(attr, entry) {
         return Err(err);
     }
     let key = entry.name();
-    let value = entry.assigned(attr, example(&key))?;
+    let example =
+        layer.iter().find(|(k, _, _)| *k == key).map_or_else(|| example(&key), |(_, _, e)| *e);
+    let value = entry.assigned(attr, example)?;
     Ok((key, value))
 }
 
@@ -468,11 +471,11 @@ impl LayerSettings {
     pub(crate) fn set(
         &mut self,
         attr: &str,
-        keys: &[(&str, Kind)],
+        keys: &[(&str, Kind, &str)],
         key: &str,
         value: &Expr,
     ) -> syn::Result<bool> {
-        let Some((_, kind)) = keys.iter().find(|(k, _)| *k == key) else { return Ok(false) };
+        let Some((_, kind, _)) = keys.iter().find(|(k, _, _)| *k == key) else { return Ok(false) };
         let setting = layer_value(attr, key, kind, value)?;
         self.0.push((key.to_owned(), setting, syn::spanned::Spanned::span(value)));
         Ok(true)
@@ -560,10 +563,10 @@ fn jitter(attr: &str, value: &Expr) -> syn::Result<String> {
 /// The keys of an attribute: `first` (the instance name), the layer's, then `rest`.
 pub(crate) fn all_keys(
     first: &[&'static str],
-    layer: &[(&'static str, Kind)],
+    layer: &[(&'static str, Kind, &str)],
     rest: &[&'static str],
 ) -> Vec<&'static str> {
-    first.iter().chain(layer.iter().map(|(k, _)| k)).chain(rest).copied().collect()
+    first.iter().chain(layer.iter().map(|(k, _, _)| k)).chain(rest).copied().collect()
 }
 
 #[cfg(test)]

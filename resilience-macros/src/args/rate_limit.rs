@@ -30,7 +30,7 @@ impl RateLimitArgs {
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let (key, value) = super::key_value(ATTR, entry, example)?;
+        let (key, value) = super::key_value(ATTR, entry, keys::RATE_LIMIT, example)?;
         if self.settings.set(ATTR, keys::RATE_LIMIT, &key, value)? {
             return Ok(());
         }
@@ -50,21 +50,13 @@ impl RateLimitArgs {
     }
 }
 
+/// Examples of the attribute's own keys (the layer's are in [`keys::RATE_LIMIT`]).
 fn example(key: &str) -> &'static str {
     match key {
         "name" => "\"shopify\"",
-        "per_second" => "2",
-        "per_minute" => "60",
-        "burst" => "40",
         "cost" => "1",
         "key" => "shop",
-        "on_limit" => "wait",
-        "max_wait" => "5s",
-        "max_queue" => "100",
-        "idle_timeout" => "10min",
         "preset" => "\"api\"",
-        "backend" => "\"redis\"",
-        "fail_mode" => "\"closed\"",
         _ => "\"my_facade::resilience\"",
     }
 }

@@ -30,7 +30,7 @@ impl RetryArgs {
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let (key, value) = super::key_value(ATTR, entry, example)?;
+        let (key, value) = super::key_value(ATTR, entry, keys::RETRY, example)?;
         if self.settings.set(ATTR, keys::RETRY, &key, value)? {
             return Ok(());
         }
@@ -47,20 +47,12 @@ impl RetryArgs {
     }
 }
 
+/// Examples of the attribute's own keys (the layer's are in [`keys::RETRY`]).
 fn example(key: &str) -> &'static str {
     match key {
-        "max_attempts" => "3",
-        "backoff" => "exponential",
-        "initial_delay" => "100ms",
-        "max_delay" => "10s",
-        "max_elapsed" => "30s",
-        "multiplier" => "2.0",
-        "jitter" => "full",
-        "honor_retry_after" => "false",
         "retry_if" => "is_transient",
         "retry_on_result" => "is_pending",
         "on_retry" => "log_retry",
-        "budget" => "\"shopify\"",
         "preset" => "\"api\"",
         _ => "\"my_facade::resilience\"",
     }
