@@ -1,10 +1,14 @@
-//! Duration literals: `250ms`, `2s`, `1.5s`, `5m`, `1h`.
+//! Duration literals: `250ms`, `2s`, `1.5s`, `5min`, `1h`, in the grammar the runtime
+//! reads config files with (the shared `grammar` module: `ns us ms s min h`, `m` for
+//! `min`).
 //!
 //! The suffix arrives as part of a `LitInt`/`LitFloat` token and is checked explicitly:
 //! a plain `base10_parse::<u64>()` would silently read `5ms` as `5`.
 
 use proc_macro2::Span;
 use syn::{Expr, ExprLit, Lit};
+
+use crate::grammar;
 
 /// A duration written in an attribute, kept in nanoseconds with the span of its token.
 #[derive(Debug, Clone, Copy)]
@@ -13,20 +17,7 @@ pub(crate) struct DurationLit {
     pub(crate) span: Span,
 }
 
-const UNITS: &[(&str, u64)] = &[
-    ("ns", 1),
-    ("us", 1_000),
-    ("ms", 1_000_000),
-    ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
-    ("h", 3_600_000_000_000),
-];
-
 const HINT: &str = "like `250ms`, `2s`, `1.5s`, `5m` or `1h`";
-
-fn unit_nanos(suffix: &str) -> Option<u64> {
-    UNITS.iter().find(|(name, _)| *name == suffix).map(|(_, nanos)| *nanos)
-}
 
 /// Parses a positive duration literal for argument `key` of `#[attr]`.
 pub(crate) fn parse(attr: &str, key: &str, expr: &Expr) -> syn::Result<DurationLit> {
@@ -63,15 +54,16 @@ pub(crate) fn parse(attr: &str, key: &str, expr: &Expr) -> syn::Result<DurationL
             format!("`{key}` in `#[{attr}]` needs a unit: write `{digits}ms` or `{digits}s`"),
         ));
     }
-    let Some(unit) = unit_nanos(&suffix) else {
+    let Some(unit) = grammar::unit_nanos(&suffix) else {
         return Err(syn::Error::new(
             span,
             format!(
-                "unknown duration unit `{suffix}` in `{key}` of `#[{attr}]`; write `ns`, `us`, `ms`, `s`, `m` or `h`, like `{digits}ms`"
+                "unknown duration unit `{suffix}` in `{key}` of `#[{attr}]`; write {}, like `{digits}ms`",
+                grammar::UNIT_LIST
             ),
         ));
     };
-    let nanos = to_nanos(&digits, unit).ok_or_else(|| {
+    let nanos = grammar::to_nanos(&digits, unit).map_err(|_| {
         syn::Error::new(
             span,
             format!("`{key}` in `#[{attr}]` is too large: durations are limited to 500 years"),
@@ -84,31 +76,6 @@ pub(crate) fn parse(attr: &str, key: &str, expr: &Expr) -> syn::Result<DurationL
         ));
     }
     Ok(DurationLit { nanos, span })
-}
-
-/// `digits` (decimal, optionally with a fraction, no exponent) times `unit` nanoseconds,
-/// rounded down to whole nanoseconds. `None` on overflow or an unreadable number.
-fn to_nanos(digits: &str, unit: u64) -> Option<u64> {
-    const LIMIT: u128 = 500 * 365 * 24 * 3_600 * 1_000_000_000;
-    let (whole, frac) = match digits.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (digits, ""),
-    };
-    if whole.is_empty() && frac.is_empty() || digits.contains(['e', 'E']) {
-        return None;
-    }
-    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let mut nanos = whole.checked_mul(u128::from(unit))?;
-    let mut scale = u128::from(unit);
-    for c in frac.chars().take(18) {
-        let d = u128::from(c.to_digit(10)?);
-        scale /= 10;
-        nanos = nanos.checked_add(d.checked_mul(scale)?)?;
-    }
-    if nanos > LIMIT {
-        return None;
-    }
-    u64::try_from(nanos).ok()
 }
 
 #[cfg(test)]
@@ -127,6 +94,7 @@ mod tests {
         assert_eq!(nanos("250ms").ok(), Some(250_000_000));
         assert_eq!(nanos("2s").ok(), Some(2_000_000_000));
         assert_eq!(nanos("5m").ok(), Some(300_000_000_000));
+        assert_eq!(nanos("5min").ok(), Some(300_000_000_000));
         assert_eq!(nanos("1h").ok(), Some(3_600_000_000_000));
     }
 

@@ -10,11 +10,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::{Block, ItemFn, Stmt};
 
-use crate::args::{
-    BackoffArg, BulkheadArgs, CircuitArgs, JitterArg, OnLimitArg, RateLimitArgs, RetryArgs,
-    TimeoutArgs, WindowArg,
-};
-use crate::duration::DurationLit;
+use crate::args::{CircuitArgs, LayerSettings, RetryArgs, Setting};
 use crate::func::{ArgName, FnInfo, Shape};
 use crate::stack::{Layer, Planned, Stack};
 
@@ -59,13 +55,6 @@ fn opt<T: ToTokens>(value: Option<T>) -> TokenStream {
         Some(v) => quote!(::core::option::Option::Some(#v)),
         None => quote!(::core::option::Option::None),
     }
-}
-
-fn duration(d: Option<DurationLit>) -> TokenStream {
-    opt(d.map(|d| {
-        let nanos = d.nanos;
-        quote!(::core::time::Duration::from_nanos(#nanos))
-    }))
 }
 
 fn string(s: Option<&syn::LitStr>) -> TokenStream {
@@ -301,120 +290,115 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
     let p = &ctx.p;
     let site = item_ident("SITE", index);
     let args_item = item_ident("ARGS", index);
-    let optional = planned.optional;
-    match &planned.layer {
+    let timeout_settings;
+    // (handle, instance type, resolver, instance name, own preset, layer keys, hooks)
+    let (handle, instance, resolver, name, own_preset, settings, extra) = match &planned.layer {
         Layer::Retry(args) => {
-            let handle = ident("retry", index);
             let hooks = ident("hooks", index);
-            let spec = retry_spec(ctx, args, planned);
             let hooks_value = retry_hooks(ctx, args);
-            quote!(
-                static #site: #p::Site<#p::RetryPolicy> = #p::Site::new();
-                const #args_item: #p::RetryArgs = #spec;
-                let #handle = #p::resolve_retry(&#site, &#args_item);
-                let #hooks = #hooks_value;
+            (
+                "retry",
+                quote!(#p::RetryPolicy),
+                quote!(resolve_retry),
+                ctx.default_name(),
+                args.preset.as_ref(),
+                &args.settings,
+                quote!(let #hooks = #hooks_value;),
             )
         }
         Layer::Circuit(args) => {
-            let handle = ident("circuit", index);
             let classifier = ident("classifier", index);
-            let spec = circuit_spec(ctx, args, planned);
             let classifier_value = classifier_value(ctx, args);
-            quote!(
-                static #site: #p::Site<#p::CircuitBreaker> = #p::Site::new();
-                const #args_item: #p::CircuitArgs = #spec;
-                let #handle = #p::resolve_circuit_breaker(&#site, &#args_item);
-                let #classifier = #classifier_value;
+            (
+                "circuit",
+                quote!(#p::CircuitBreaker),
+                quote!(resolve_circuit_breaker),
+                self::name(ctx, args.name.as_ref()),
+                args.preset.as_ref(),
+                &args.settings,
+                quote!(let #classifier = #classifier_value;),
             )
         }
         Layer::RateLimit(args) => {
-            let handle = ident("limiter", index);
-            let spec = rate_limit_spec(ctx, args, planned);
-            let (kind, resolver) = if args.key.is_some() {
-                (quote!(KeyedRateLimiter), quote!(resolve_keyed_rate_limiter))
+            let (instance, resolver) = if args.key.is_some() {
+                (quote!(#p::KeyedRateLimiter), quote!(resolve_keyed_rate_limiter))
             } else {
-                (quote!(RateLimiter), quote!(resolve_rate_limiter))
+                (quote!(#p::RateLimiter), quote!(resolve_rate_limiter))
             };
-            quote!(
-                static #site: #p::Site<#p::#kind> = #p::Site::new();
-                const #args_item: #p::RateLimitArgs = #spec;
-                let #handle = #p::#resolver(&#site, &#args_item);
-            )
+            let name = self::name(ctx, args.name.as_ref());
+            ("limiter", instance, resolver, name, args.preset.as_ref(), &args.settings, quote!())
         }
-        Layer::Bulkhead(args) => {
-            let handle = ident("bulkhead", index);
-            let BulkheadArgs { name, max_concurrent, max_wait, preset: own, krate: _ } = args;
-            let name =
-                name.as_ref().map(|n| n.to_token_stream()).unwrap_or_else(|| ctx.default_name());
-            let preset = preset(own.as_ref(), planned);
-            let max_concurrent = opt(*max_concurrent);
-            let max_wait = duration(*max_wait);
-            quote!(
-                static #site: #p::Site<#p::Bulkhead> = #p::Site::new();
-                const #args_item: #p::BulkheadArgs = #p::BulkheadArgs {
-                    name: #name,
-                    preset: #preset,
-                    optional: #optional,
-                    max_concurrent: #max_concurrent,
-                    max_wait: #max_wait,
-                };
-                let #handle = #p::resolve_bulkhead(&#site, &#args_item);
-            )
-        }
+        Layer::Bulkhead(args) => (
+            "bulkhead",
+            quote!(#p::Bulkhead),
+            quote!(resolve_bulkhead),
+            self::name(ctx, args.name.as_ref()),
+            args.preset.as_ref(),
+            &args.settings,
+            quote!(),
+        ),
         Layer::Timeout(args) => {
-            let handle = ident("timeout", index);
-            let TimeoutArgs { duration: limit, krate: _ } = args;
-            let preset = preset(None, planned);
-            let limit = duration(*limit);
-            quote!(
-                static #site: #p::Site<::core::time::Duration> = #p::Site::new();
-                const #args_item: #p::TimeoutArgs = #p::TimeoutArgs {
-                    preset: #preset,
-                    optional: #optional,
-                    limit: #limit,
-                };
-                let #handle = #p::resolve_timeout(&#site, &#args_item);
+            let mut settings = LayerSettings::default();
+            if let Some(d) = args.duration {
+                settings.0.push(("duration".to_owned(), Setting::Duration(d.nanos), d.span));
+            }
+            timeout_settings = settings;
+            (
+                "timeout",
+                quote!(::core::time::Duration),
+                quote!(resolve_timeout),
+                ctx.default_name(),
+                None,
+                &timeout_settings,
+                quote!(),
             )
         }
-    }
+    };
+    let handle = ident(handle, index);
+    let spec = layer_args(ctx, name, preset(own_preset, planned), planned.optional, settings);
+    quote!(
+        static #site: #p::Site<#instance> = #p::Site::new();
+        const #args_item: #p::LayerArgs = #spec;
+        let #handle = #p::#resolver(&#site, &#args_item);
+        #extra
+    )
 }
 
-fn retry_spec(ctx: &Ctx<'_>, args: &RetryArgs, planned: &Planned) -> TokenStream {
+/// The instance name: the one written, else `module::fn`.
+fn name(ctx: &Ctx<'_>, written: Option<&syn::LitStr>) -> TokenStream {
+    written.map(|n| n.to_token_stream()).unwrap_or_else(|| ctx.default_name())
+}
+
+/// A call site's `LayerArgs`: the layer keys as `(key, Value)` entries, which the
+/// runtime's config type reads (and validates) once per call site.
+fn layer_args(
+    ctx: &Ctx<'_>,
+    name: TokenStream,
+    preset: TokenStream,
+    optional: bool,
+    settings: &LayerSettings,
+) -> TokenStream {
     let p = &ctx.p;
-    let name = ctx.default_name();
-    let preset = preset(args.preset.as_ref(), planned);
-    let optional = planned.optional;
-    let max_attempts = opt(args.max_attempts);
-    let backoff = opt(args.backoff.map(|(b, _)| match b {
-        BackoffArg::Constant => quote!(#p::BackoffKind::Constant),
-        BackoffArg::Linear => quote!(#p::BackoffKind::Linear),
-        BackoffArg::Exponential => quote!(#p::BackoffKind::Exponential),
-        BackoffArg::Fibonacci => quote!(#p::BackoffKind::Fibonacci),
-        BackoffArg::Decorrelated => quote!(#p::BackoffKind::Decorrelated),
-    }));
-    let initial_delay = duration(args.initial_delay);
-    let max_delay = duration(args.max_delay);
-    let multiplier = opt(args.multiplier.map(|(m, _)| m));
-    let jitter = opt(args.jitter.map(|j| match j {
-        JitterArg::None => quote!(#p::JitterKind::None),
-        JitterArg::Full => quote!(#p::JitterKind::Full),
-        JitterArg::Equal => quote!(#p::JitterKind::Equal),
-        JitterArg::Proportional(f) => quote!(#p::JitterKind::Proportional(#f)),
-    }));
-    let max_elapsed = duration(args.max_elapsed);
-    let budget = string(args.budget.as_ref());
-    quote!(#p::RetryArgs {
+    let entries = settings.0.iter().map(|(key, value, _)| {
+        let value = match value {
+            Setting::Int(n) => {
+                let n = i64::try_from(*n).unwrap_or(i64::MAX);
+                quote!(#p::Value::Int(#n))
+            }
+            Setting::Float(x) => quote!(#p::Value::Float(#x)),
+            Setting::Duration(nanos) => {
+                quote!(#p::Value::Duration(::core::time::Duration::from_nanos(#nanos)))
+            }
+            Setting::Bool(b) => quote!(#p::Value::Bool(#b)),
+            Setting::Text(t) => quote!(#p::Value::Str(#t)),
+        };
+        quote!((#key, #value))
+    });
+    quote!(#p::LayerArgs {
         name: #name,
         preset: #preset,
         optional: #optional,
-        max_attempts: #max_attempts,
-        backoff: #backoff,
-        initial_delay: #initial_delay,
-        max_delay: #max_delay,
-        multiplier: #multiplier,
-        jitter: #jitter,
-        max_elapsed: #max_elapsed,
-        budget: #budget,
+        entries: &[#(#entries),*],
     })
 }
 
@@ -445,43 +429,6 @@ fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
     quote!(#p::MacroHooks::<#ok, #err, _, _, _, _>::new(#retry_if, #on_result, #on_retry, #retry_after))
 }
 
-fn circuit_spec(ctx: &Ctx<'_>, args: &CircuitArgs, planned: &Planned) -> TokenStream {
-    let p = &ctx.p;
-    let name =
-        args.name.as_ref().map(|n| n.to_token_stream()).unwrap_or_else(|| ctx.default_name());
-    let preset = preset(args.preset.as_ref(), planned);
-    let optional = planned.optional;
-    let failure_threshold = opt(args.failure_threshold.map(|(v, _)| v));
-    let failure_rate = opt(args.failure_rate.map(|(v, _)| v));
-    let window = opt(args.window.map(|w| match w {
-        WindowArg::Calls(n, _) => quote!(#p::WindowArg::Calls(#n)),
-        WindowArg::Time(d) => {
-            let nanos = d.nanos;
-            quote!(#p::WindowArg::Time(::core::time::Duration::from_nanos(#nanos)))
-        }
-    }));
-    let min_calls = opt(args.min_calls.map(|(v, _)| v));
-    let recovery_timeout = duration(args.recovery_timeout);
-    let success_threshold = opt(args.success_threshold);
-    let half_open_max_calls = opt(args.half_open_max_calls);
-    let slow_call = duration(args.slow_call);
-    let backend = backend(p, args.backend, args.fail_mode);
-    quote!(#p::CircuitArgs {
-        name: #name,
-        preset: #preset,
-        optional: #optional,
-        failure_threshold: #failure_threshold,
-        failure_rate: #failure_rate,
-        window: #window,
-        min_calls: #min_calls,
-        recovery_timeout: #recovery_timeout,
-        success_threshold: #success_threshold,
-        half_open_max_calls: #half_open_max_calls,
-        slow_call: #slow_call,
-        backend: #backend,
-    })
-}
-
 fn classifier_value(ctx: &Ctx<'_>, args: &CircuitArgs) -> TokenStream {
     let p = &ctx.p;
     let err = ctx.err_ty();
@@ -494,52 +441,6 @@ fn classifier_value(ctx: &Ctx<'_>, args: &CircuitArgs) -> TokenStream {
         None => quote!(#p::NoErrors),
     };
     quote!(#p::MacroClassifier::<#err, _, _>::new(#failure_if, #ignore_if))
-}
-
-/// `backend = ..` and `fail_mode = ..` as an `Option<Backend>`.
-fn backend(
-    p: &TokenStream,
-    backend: Option<(bool, proc_macro2::Span)>,
-    fail_mode: Option<(bool, proc_macro2::Span)>,
-) -> TokenStream {
-    let mode = match fail_mode {
-        Some((true, _)) => quote!(#p::FailMode::Closed),
-        _ => quote!(#p::FailMode::Open),
-    };
-    opt(backend.map(|(redis, _)| {
-        if redis { quote!(#p::Backend::Redis(#mode)) } else { quote!(#p::Backend::Local) }
-    }))
-}
-
-fn rate_limit_spec(ctx: &Ctx<'_>, args: &RateLimitArgs, planned: &Planned) -> TokenStream {
-    let p = &ctx.p;
-    let name =
-        args.name.as_ref().map(|n| n.to_token_stream()).unwrap_or_else(|| ctx.default_name());
-    let preset = preset(args.preset.as_ref(), planned);
-    let optional = planned.optional;
-    let per_second = opt(args.per_second.map(|(v, _)| v));
-    let per_minute = opt(args.per_minute.map(|(v, _)| v));
-    let burst = opt(args.burst);
-    let on_limit = opt(args.on_limit.map(|(o, _)| match o {
-        OnLimitArg::Wait => quote!(#p::OnLimit::Wait),
-        OnLimitArg::Reject => quote!(#p::OnLimit::Reject),
-        OnLimitArg::Queue => quote!(#p::OnLimit::Queue),
-    }));
-    let max_wait = duration(args.max_wait);
-    let max_queue = opt(args.max_queue.map(|(v, _)| v));
-    let backend = backend(p, args.backend, args.fail_mode);
-    quote!(#p::RateLimitArgs {
-        name: #name,
-        preset: #preset,
-        optional: #optional,
-        per_second: #per_second,
-        per_minute: #per_minute,
-        burst: #burst,
-        on_limit: #on_limit,
-        max_wait: #max_wait,
-        max_queue: #max_queue,
-        backend: #backend,
-    })
 }
 
 /// Wraps `inner` (a future in async code, a value expression in sync code) in a layer.
@@ -683,7 +584,7 @@ mod tests {
             out.contains("(:: resilience :: __private :: finisher :: < Result < u8 , E > > ()) (__resilience_result_0)")
         );
         assert!(out.contains("static __RESILIENCE_SITE_0 : :: resilience :: __private :: Site < :: resilience :: __private :: RetryPolicy >"));
-        assert!(out.contains("max_attempts : :: core :: option :: Option :: Some (3u32)"));
+        assert!(out.contains("entries : & [(\"max_attempts\" , :: resilience :: __private :: Value :: Int (3i64))]"), "{out}");
     }
 
     #[test]
@@ -704,7 +605,7 @@ mod tests {
         let timeout = out.find("timeout_async").unwrap_or(usize::MAX);
         assert!(retry < circuit && circuit < timeout, "{out}");
         assert!(out.contains("name : \"svc\""));
-        assert!(out.contains("limit : :: core :: option :: Option :: Some (:: core :: time :: Duration :: from_nanos (2000000000u64))"));
+        assert!(out.contains("(\"duration\" , :: resilience :: __private :: Value :: Duration (:: core :: time :: Duration :: from_nanos (2000000000u64)))"), "{out}");
     }
 
     #[test]

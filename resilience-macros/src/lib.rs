@@ -41,8 +41,13 @@
 //!   call sites resolve on their first call. An instance that cannot be built (unknown
 //!   preset, invalid value) makes each call return `E::from(Error::Config(..))`.
 //! * **Literals** are checked at compile time: durations are written `250ms`, `2s`,
-//!   `1.5s`, `5m`, `1h` (also `ns`, `us`; a number without a unit is an error), counts
-//!   must be at least 1, factors in range, and conflicting options are refused.
+//!   `1.5s`, `5min`, `1h` (units `ns us ms s min h`, `m` for `min`; a number without a
+//!   unit is an error), counts must be at least 1, factors in range, and conflicting
+//!   options are refused.
+//! * **One key set.** A layer's keys (everything but `name`, `preset`, `crate` and the
+//!   function-valued arguments) are the keys of its config type in
+//!   `resilience::config`, the same in a TOML table (`[orders.retry]`) and through
+//!   `Deserialize`; the runtime reads them through that one definition.
 //! * **`crate = "path"`** names the `resilience` crate for facades that re-export it.
 
 mod args;
@@ -50,6 +55,10 @@ mod duration;
 mod entry;
 mod expand;
 mod func;
+/// The duration grammar, shared with the runtime's config files (one source file).
+#[path = "../../resilience/src/config/grammar.rs"]
+#[allow(dead_code)]
+mod grammar;
 mod stack;
 mod validate;
 
@@ -66,8 +75,9 @@ use stack::Kind;
 /// | `initial_delay` | first delay | `1s` |
 /// | `max_delay` | cap on every delay, jitter included | `60s` |
 /// | `multiplier` | growth of `exponential`, at least `1.0` | `2.0` |
-/// | `jitter` | `none`, `full`, `equal`, `proportional(0.2)` | `full` |
+/// | `jitter` | `none`, `full`, `equal`, `proportional(0.2)` (±20 %), `ratio(0.5)` (`U(0.5, 1)·d`) | `full` |
 /// | `max_elapsed` | no sleep that would end past this total | none |
+/// | `honor_retry_after` | `false` to ignore an error's server hint ([`RetryAfter`]) | `true` |
 /// | `retry_if` | `fn(&E) -> bool` path or closure: which errors to retry | see below |
 /// | `retry_on_result` | `fn(&T) -> bool`: `Ok` values to retry ("soft failures") | none |
 /// | `on_retry` | `fn(&RetryEvent<T, E>)`: told before each retry's sleep | none |
@@ -146,6 +156,7 @@ use stack::Kind;
 /// ```
 ///
 /// [retry budget]: https://docs.rs/resilience/latest/resilience/retry/struct.RetryBudget.html
+/// [`RetryAfter`]: https://docs.rs/resilience/latest/resilience/classify/trait.RetryAfter.html
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::Retry, args.into(), item.into()).into()
@@ -159,6 +170,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `failure_threshold` | consecutive failures that open the circuit | `5` |
 /// | `failure_rate` + `window` + `min_calls` | open on a failure share over the last `window` calls (`100`) or time (`60s`), once `min_calls` ran | none |
 /// | `recovery_timeout` | how long it stays open before a probe | `60s` |
+/// | `recovery_jitter` | shorten each open period by a random fraction of at most this (`0.0` to `1.0`), so processes that tripped together do not probe together | `0.0` |
 /// | `success_threshold` | probe successes that close it again | `2` |
 /// | `half_open_max_calls` | probes allowed at once | `1` |
 /// | `slow_call` | a success slower than this counts as a failure | none |
@@ -241,6 +253,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `on_limit` | `wait` (sleep for the next slot), `reject` (fail fast), `queue` (wait, at most `max_queue` at once) | `wait` |
 /// | `max_wait` | refuse at once a wait longer than this | none |
 /// | `max_queue` | waiters allowed with `on_limit = queue` | — |
+/// | `idle_timeout` | with `key`: drop a key's bucket this long after it refilled | `60s` |
 /// | `preset` | start from the preset's limit | none |
 /// | `backend` | `"local"`, or `"redis"` to share the bucket with every process using this name (feature `redis`) | `"local"` |
 /// | `fail_mode` | with `backend = "redis"`: `"open"` (fall back to the local bucket while Redis is unreachable) or `"closed"` (reject) | `"open"` |

@@ -1,10 +1,6 @@
 //! Cross-argument and function-shape rules, checked once everything is parsed.
 
-use proc_macro2::Span;
-
-use crate::args::{
-    BackoffArg, CircuitArgs, Errors, OnLimitArg, RateLimitArgs, RetryArgs, WindowArg,
-};
+use crate::args::{CircuitArgs, Errors, LayerSettings, RateLimitArgs, RetryArgs, Setting};
 use crate::func::{ArgName, FnInfo, Shape};
 use crate::stack::{Layer, Planned, Stack};
 
@@ -52,16 +48,18 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
 }
 
 fn retry(args: &RetryArgs, errors: &mut Errors) {
-    if let (Some(initial), Some(max)) = (args.initial_delay, args.max_delay)
-        && max.nanos < initial.nanos
+    let s = &args.settings;
+    if let (Some((initial, _)), Some((max, span))) =
+        (s.nanos("initial_delay"), s.nanos("max_delay"))
+        && max < initial
     {
         errors.push(syn::Error::new(
-            max.span,
+            span,
             "`max_delay` in `#[retry]` must be at least `initial_delay`",
         ));
     }
-    if let (Some((_, span)), Some((kind, _))) = (args.multiplier, args.backoff)
-        && kind != BackoffArg::Exponential
+    if let (Some((_, span)), Some((kind, _))) = (s.get("multiplier"), s.text("backoff"))
+        && kind != "exponential"
     {
         errors.push(syn::Error::new(
             span,
@@ -71,20 +69,19 @@ fn retry(args: &RetryArgs, errors: &mut Errors) {
 }
 
 fn circuit(args: &CircuitArgs, errors: &mut Errors) {
-    fail_mode("circuit_breaker", args.backend, args.fail_mode, errors);
-    if let (Some(_), Some((_, span))) = (args.failure_threshold, args.failure_rate) {
+    let s = &args.settings;
+    fail_mode("circuit_breaker", s, errors);
+    if let (Some(_), Some((_, span))) = (s.get("failure_threshold"), s.get("failure_rate")) {
         errors.push(syn::Error::new(
             span,
             "`failure_threshold` and `failure_rate` in `#[circuit_breaker]` are two ways to trip the circuit; choose one: `failure_threshold = 5` (consecutive failures) or `failure_rate = 0.5, window = 100` (share of recent calls)",
         ));
     }
-    if args.failure_rate.is_none() {
-        let stray = match (&args.window, &args.min_calls) {
-            (Some(WindowArg::Calls(_, span)), _) => Some(("window", *span)),
-            (Some(WindowArg::Time(d)), _) => Some(("window", d.span)),
-            (None, Some((_, span))) => Some(("min_calls", *span)),
-            (None, None) => None,
-        };
+    if s.get("failure_rate").is_none() {
+        let stray = s
+            .get("window")
+            .map(|w| ("window", w.1))
+            .or(s.get("min_calls").map(|m| ("min_calls", m.1)));
         if let Some((key, span)) = stray {
             errors.push(syn::Error::new(
                 span,
@@ -92,24 +89,26 @@ fn circuit(args: &CircuitArgs, errors: &mut Errors) {
             ));
         }
     }
-    if let (Some(WindowArg::Calls(window, span)), Some((min, _))) = (&args.window, &args.min_calls)
+    if let (Some((Setting::Int(window), span)), Some((Setting::Int(min), _))) =
+        (s.get("window"), s.get("min_calls"))
         && window < min
     {
         errors.push(syn::Error::new(
-            *span,
+            span,
             format!("`window` in `#[circuit_breaker]` holds {window} calls, fewer than `min_calls = {min}`: the rate could never be evaluated"),
         ));
     }
 }
 
 fn rate_limit(args: &RateLimitArgs, planned: &Planned, errors: &mut Errors) {
-    if let (Some(_), Some((_, span))) = (args.per_second, args.per_minute) {
+    let s = &args.settings;
+    if let (Some(_), Some((_, span))) = (s.get("per_second"), s.get("per_minute")) {
         errors.push(syn::Error::new(
             span,
             "`per_second` and `per_minute` in `#[rate_limit]` both set the rate; choose one",
         ));
     }
-    let has_rate = args.per_second.is_some() || args.per_minute.is_some();
+    let has_rate = s.get("per_second").is_some() || s.get("per_minute").is_some();
     let has_source = args.preset.is_some()
         || planned.inherited_preset.is_some()
         || args.name.is_some()
@@ -120,33 +119,28 @@ fn rate_limit(args: &RateLimitArgs, planned: &Planned, errors: &mut Errors) {
             "`#[rate_limit]` needs a rate: write `#[rate_limit(per_second = 10)]` or `per_minute = 600`, a `preset`, or a `name` configured in the registry",
         ));
     }
-    let on_limit = args.on_limit.map(|(o, _)| o);
-    if let Some((_, span)) = args.max_queue
-        && on_limit != Some(OnLimitArg::Queue)
+    let on_limit = s.text("on_limit").map(|(o, _)| o);
+    if let Some((_, span)) = s.get("max_queue")
+        && on_limit != Some("queue")
     {
         errors.push(syn::Error::new(
             span,
             "`max_queue` in `#[rate_limit]` applies only to `on_limit = queue`; add it or remove `max_queue`",
         ));
     }
-    if let (Some(wait), Some(OnLimitArg::Reject)) = (args.max_wait, on_limit) {
+    if let (Some((_, span)), Some("reject")) = (s.get("max_wait"), on_limit) {
         errors.push(syn::Error::new(
-            wait.span,
+            span,
             "`max_wait` in `#[rate_limit]` does not apply to `on_limit = reject`, which never waits",
         ));
     }
-    fail_mode("rate_limit", args.backend, args.fail_mode, errors);
+    fail_mode("rate_limit", s, errors);
 }
 
 /// `fail_mode` only means something for a Redis backend.
-fn fail_mode(
-    attr: &str,
-    backend: Option<(bool, Span)>,
-    fail_mode: Option<(bool, Span)>,
-    errors: &mut Errors,
-) {
-    if let Some((_, span)) = fail_mode
-        && !matches!(backend, Some((true, _)))
+fn fail_mode(attr: &str, settings: &LayerSettings, errors: &mut Errors) {
+    if let Some((_, span)) = settings.get("fail_mode")
+        && settings.text("backend").map(|b| b.0) != Some("redis")
     {
         errors.push(syn::Error::new(
             span,

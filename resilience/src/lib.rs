@@ -117,8 +117,8 @@
 //! |---|---|---|
 //! | `macros` | yes | the attribute macros |
 //! | `tokio` | yes | async drivers, async waits and timeouts |
-//! | `serde` | no | `Serialize` on stats snapshots |
-//! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) |
+//! | `serde` | no | `Serialize` on stats snapshots, `Deserialize` on configs ([`config`]) |
+//! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) in the keys of [`config`] |
 //! | `chaos` | no | a seedable fault injector for your own tests (`chaos`) |
 //! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
@@ -136,10 +136,7 @@ pub mod chaos;
 pub mod circuit;
 pub mod classify;
 pub mod clock;
-#[cfg(feature = "toml")]
 pub mod config;
-#[cfg(feature = "toml")]
-mod duration;
 mod error;
 pub mod events;
 mod fault;

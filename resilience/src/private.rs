@@ -13,19 +13,17 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::backoff::{Backoff, Strategy};
-use crate::circuit::{CallOutcome, CircuitBreakerConfig, FailureClassifier};
+use crate::circuit::{CallOutcome, FailureClassifier};
 use crate::classify::{Classify, RetryAfter};
-use crate::rate_limit::{Rate, RateLimitConfig};
+use crate::config::LayerConfig;
 use crate::retry::{RetryEvent, RetryHooks, Stepper};
-use crate::{BulkheadConfig, ConfigError, Error, Fault, ResilienceConfig, registry};
+use crate::{ConfigError, Error, Fault, ResilienceConfig, registry};
 
-pub use crate::backoff::Jitter;
 pub use crate::bulkhead::Bulkhead;
-pub use crate::circuit::{CircuitBreaker, Window};
-pub use crate::rate_limit::{OnLimit, RateLimiter};
+pub use crate::circuit::CircuitBreaker;
+pub use crate::config::Value;
+pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
-pub use crate::{Backend, FailMode};
 
 /// The keyed limiter the attributes use (not public API).
 pub type KeyedRateLimiter = crate::rate_limit::KeyedRateLimiter<String>;
@@ -106,67 +104,21 @@ fn present<C, T>(
     }
 }
 
-/// `#[circuit_breaker(...)]` literals (not public API).
+/// A call site's attribute literals (not public API): the instance name, the preset, and
+/// the layer's `key = value` entries, read by the layer's config type
+/// ([`LayerConfig::from_entries`]), the one place that validates them.
 #[derive(Debug)]
-pub struct CircuitArgs {
+pub struct LayerArgs {
     pub name: &'static str,
     pub preset: Option<&'static str>,
     pub optional: bool,
-    pub failure_threshold: Option<u32>,
-    pub failure_rate: Option<f64>,
-    pub window: Option<WindowArg>,
-    pub min_calls: Option<u32>,
-    pub recovery_timeout: Option<Duration>,
-    pub success_threshold: Option<u32>,
-    pub half_open_max_calls: Option<u32>,
-    pub slow_call: Option<Duration>,
-    pub backend: Option<Backend>,
+    pub entries: &'static [(&'static str, Value<'static>)],
 }
 
-/// `window = 100` or `window = 60s` (not public API).
-#[derive(Debug, Clone, Copy)]
-pub enum WindowArg {
-    Calls(u32),
-    Time(Duration),
-}
-
-impl CircuitArgs {
-    fn config(
-        &self,
-        base: Option<CircuitBreakerConfig>,
-    ) -> Result<CircuitBreakerConfig, ConfigError> {
-        let mut b = base.map(|c| c.to_builder()).unwrap_or_else(CircuitBreakerConfig::builder);
-        if let Some(n) = self.failure_threshold {
-            b = b.failure_threshold(n);
-        }
-        if let Some(r) = self.failure_rate {
-            b = b.failure_rate(r);
-        }
-        if let Some(w) = self.window {
-            b = b.window(match w {
-                WindowArg::Calls(n) => Window::calls(n),
-                WindowArg::Time(d) => Window::duration(d),
-            });
-        }
-        if let Some(n) = self.min_calls {
-            b = b.min_calls(n);
-        }
-        if let Some(d) = self.recovery_timeout {
-            b = b.recovery_timeout(d);
-        }
-        if let Some(n) = self.success_threshold {
-            b = b.success_threshold(n);
-        }
-        if let Some(n) = self.half_open_max_calls {
-            b = b.half_open_max_calls(n);
-        }
-        if let Some(d) = self.slow_call {
-            b = b.slow_call(d);
-        }
-        if let Some(backend) = self.backend {
-            b = b.backend(backend);
-        }
-        b.build()
+impl LayerArgs {
+    /// The layer's config: the entries over the preset's config (if any).
+    fn config<C: LayerConfig>(&self, base: Option<C>) -> Result<C, ConfigError> {
+        C::from_entries(base, self.entries, registry())
     }
 }
 
@@ -175,7 +127,7 @@ impl CircuitArgs {
 #[inline]
 pub fn resolve_circuit_breaker(
     site: &'static Site<CircuitBreaker>,
-    args: &CircuitArgs,
+    args: &LayerArgs,
 ) -> Handle<CircuitBreaker> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
@@ -184,54 +136,11 @@ pub fn resolve_circuit_breaker(
     })
 }
 
-/// `#[rate_limit(...)]` literals (not public API).
-#[derive(Debug)]
-pub struct RateLimitArgs {
-    pub name: &'static str,
-    pub preset: Option<&'static str>,
-    pub optional: bool,
-    pub per_second: Option<u32>,
-    pub per_minute: Option<u32>,
-    pub burst: Option<u32>,
-    pub on_limit: Option<OnLimit>,
-    pub max_wait: Option<Duration>,
-    pub max_queue: Option<u32>,
-    pub backend: Option<Backend>,
-}
-
-impl RateLimitArgs {
-    fn config(&self, base: Option<RateLimitConfig>) -> Result<RateLimitConfig, ConfigError> {
-        let mut b = base.map(|c| c.to_builder()).unwrap_or_else(RateLimitConfig::builder);
-        if let Some(n) = self.per_second {
-            b = b.rate(Rate::per_second(n));
-        }
-        if let Some(n) = self.per_minute {
-            b = b.rate(Rate::per_minute(n));
-        }
-        if let Some(n) = self.burst {
-            b = b.burst(n);
-        }
-        if let Some(o) = self.on_limit {
-            b = b.on_limit(o);
-        }
-        if let Some(d) = self.max_wait {
-            b = b.max_wait(d);
-        }
-        if let Some(n) = self.max_queue {
-            b = b.max_queue(usize::try_from(n).unwrap_or(usize::MAX));
-        }
-        if let Some(backend) = self.backend {
-            b = b.backend(backend);
-        }
-        b.build()
-    }
-}
-
 /// Resolves a `#[rate_limit]` call site (not public API).
 #[inline]
 pub fn resolve_rate_limiter(
     site: &'static Site<RateLimiter>,
-    args: &RateLimitArgs,
+    args: &LayerArgs,
 ) -> Handle<RateLimiter> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.rate_limit), |base| {
@@ -244,7 +153,7 @@ pub fn resolve_rate_limiter(
 #[inline]
 pub fn resolve_keyed_rate_limiter(
     site: &'static Site<KeyedRateLimiter>,
-    args: &RateLimitArgs,
+    args: &LayerArgs,
 ) -> Handle<KeyedRateLimiter> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.rate_limit), |base| {
@@ -253,49 +162,22 @@ pub fn resolve_keyed_rate_limiter(
     })
 }
 
-/// `#[bulkhead(...)]` literals (not public API).
-#[derive(Debug)]
-pub struct BulkheadArgs {
-    pub name: &'static str,
-    pub preset: Option<&'static str>,
-    pub optional: bool,
-    pub max_concurrent: Option<u32>,
-    pub max_wait: Option<Duration>,
-}
-
 /// Resolves a `#[bulkhead]` call site (not public API).
 #[inline]
-pub fn resolve_bulkhead(site: &'static Site<Bulkhead>, args: &BulkheadArgs) -> Handle<Bulkhead> {
+pub fn resolve_bulkhead(site: &'static Site<Bulkhead>, args: &LayerArgs) -> Handle<Bulkhead> {
     site.get_or_resolve(|| {
-        present(base(args.preset, args.optional, |p| p.bulkhead), |base: Option<BulkheadConfig>| {
-            registry().bulkheads().resolve(args.name, || {
-                let mut b = base.map(|c| c.to_builder()).unwrap_or_else(BulkheadConfig::builder);
-                if let Some(n) = args.max_concurrent {
-                    b = b.max_concurrent(n);
-                }
-                if let Some(d) = args.max_wait {
-                    b = b.max_wait(d);
-                }
-                b.build()
-            })
+        present(base(args.preset, args.optional, |p| p.bulkhead), |base| {
+            registry().bulkheads().resolve(args.name, || args.config(base))
         })
     })
-}
-
-/// `#[timeout(...)]` literals (not public API).
-#[derive(Debug)]
-pub struct TimeoutArgs {
-    pub preset: Option<&'static str>,
-    pub optional: bool,
-    pub limit: Option<Duration>,
 }
 
 /// Resolves a `#[timeout]` call site: the literal, else the preset's timeout (not public
 /// API).
 #[inline]
-pub fn resolve_timeout(site: &'static Site<Duration>, args: &TimeoutArgs) -> Handle<Duration> {
+pub fn resolve_timeout(site: &'static Site<Duration>, args: &LayerArgs) -> Handle<Duration> {
     site.get_or_resolve(|| {
-        if let Some(limit) = args.limit {
+        if let Some(limit) = crate::config::timeout_from_entries(args.entries)? {
             return Ok(Some(Arc::new(limit)));
         }
         match base(args.preset, args.optional, |p| p.timeout) {
@@ -313,107 +195,17 @@ pub fn resolve_timeout(site: &'static Site<Duration>, args: &TimeoutArgs) -> Han
     })
 }
 
-/// `#[retry(...)]` literals (not public API).
-#[derive(Debug)]
-pub struct RetryArgs {
-    pub name: &'static str,
-    pub preset: Option<&'static str>,
-    pub optional: bool,
-    pub max_attempts: Option<u32>,
-    pub backoff: Option<BackoffKind>,
-    pub initial_delay: Option<Duration>,
-    pub max_delay: Option<Duration>,
-    pub multiplier: Option<f64>,
-    pub jitter: Option<JitterKind>,
-    pub max_elapsed: Option<Duration>,
-    pub budget: Option<&'static str>,
-}
-
-/// `backoff = ...` (not public API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackoffKind {
-    Constant,
-    Linear,
-    Exponential,
-    Fibonacci,
-    Decorrelated,
-}
-
-/// `jitter = ...` (not public API).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum JitterKind {
-    None,
-    Full,
-    Equal,
-    Proportional(f64),
-}
-
-impl RetryArgs {
-    fn backoff(&self, base: &Backoff) -> Backoff {
-        let strategy = match self.backoff {
-            Some(BackoffKind::Constant) => Strategy::Constant,
-            Some(BackoffKind::Linear) => Strategy::Linear,
-            Some(BackoffKind::Exponential) => Strategy::Exponential,
-            Some(BackoffKind::Fibonacci) => Strategy::Fibonacci,
-            Some(BackoffKind::Decorrelated) => Strategy::Decorrelated,
-            None => base.strategy(),
-        };
-        let initial = self.initial_delay.unwrap_or(base.initial());
-        let mut b = match strategy {
-            Strategy::Constant => Backoff::constant(initial),
-            Strategy::Linear => Backoff::linear(initial),
-            Strategy::Fibonacci => Backoff::fibonacci(initial),
-            Strategy::Decorrelated => Backoff::decorrelated(initial),
-            _ => {
-                let inherited =
-                    if base.strategy() == Strategy::Exponential { base.multiplier() } else { 2.0 };
-                Backoff::exponential(initial).with_multiplier(self.multiplier.unwrap_or(inherited))
-            }
-        };
-        let cap = self.max_delay.unwrap_or_else(|| base.max_delay().max(initial));
-        b = b.with_max_delay(cap);
-        let jitter = match self.jitter {
-            Some(JitterKind::None) => Jitter::None,
-            Some(JitterKind::Full) => Jitter::Full,
-            Some(JitterKind::Equal) => Jitter::Equal,
-            Some(JitterKind::Proportional(f)) => Jitter::Proportional(f),
-            None => base.jitter(),
-        };
-        b.with_jitter(jitter)
-    }
-
-    fn policy(&self, base: Option<RetryPolicy>) -> Result<RetryPolicy, ConfigError> {
-        let base_backoff = base.as_ref().map(|p| *p.backoff()).unwrap_or_default();
-        let mut b = base.map(|p| p.to_builder()).unwrap_or_else(RetryPolicy::builder);
-        b = b.name(self.name);
-        if let Some(n) = self.max_attempts {
-            b = b.max_attempts(n);
-        }
-        let touches_backoff = self.backoff.is_some()
-            || self.initial_delay.is_some()
-            || self.max_delay.is_some()
-            || self.multiplier.is_some()
-            || self.jitter.is_some();
-        if touches_backoff {
-            b = b.backoff(self.backoff(&base_backoff));
-        }
-        if let Some(d) = self.max_elapsed {
-            b = b.max_elapsed(d);
-        }
-        if let Some(name) = self.budget {
-            b = b.budget(registry().retry_budget(name));
-        }
-        b.build()
-    }
-}
-
 /// Resolves a `#[retry]` call site: a policy set with `Registry::configure_retry` for the
 /// operation's name > attribute > preset > defaults (not public API).
 #[inline]
-pub fn resolve_retry(site: &'static Site<RetryPolicy>, args: &RetryArgs) -> Handle<RetryPolicy> {
+pub fn resolve_retry(site: &'static Site<RetryPolicy>, args: &LayerArgs) -> Handle<RetryPolicy> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.retry), |base| {
-            registry().resolve_retry(args.name, || args.policy(base)).map(Arc::new)
+            registry()
+                .resolve_retry(args.name, || {
+                    args.config::<RetryPolicy>(base)?.to_builder().name(args.name).build()
+                })
+                .map(Arc::new)
         })
     })
 }

@@ -285,6 +285,7 @@ fn toml_doc() -> impl Strategy<Value = String> {
         Just("budget"),
         Just("failure_threshold"),
         Just("failure_rate"),
+        Just("window"),
         Just("window_calls"),
         Just("window_duration"),
         Just("min_calls"),
@@ -303,6 +304,7 @@ fn toml_doc() -> impl Strategy<Value = String> {
         Just("max_concurrent"),
         Just("base"),
         Just("timeout"),
+        Just("duration"),
         Just("bogus"),
     ];
     let table = prop_oneof![
@@ -311,6 +313,7 @@ fn toml_doc() -> impl Strategy<Value = String> {
         Just(".circuit_breaker"),
         Just(".rate_limit"),
         Just(".bulkhead"),
+        Just(".timeout"),
         Just(".nope"),
     ];
     let section = ("[a-z\\-]{1,8}", table, prop::collection::vec((key, toml_value()), 0..5))

@@ -3,46 +3,37 @@
 use proc_macro2::TokenStream;
 use syn::LitStr;
 
-use super::{Entry, Errors};
-use crate::duration::DurationLit;
+use super::{Entry, Errors, LayerSettings, keys};
 
 const ATTR: &str = "bulkhead";
 
-pub(crate) const KEYS: &[&str] = &["name", "max_concurrent", "max_wait", "preset", "crate"];
+/// The attribute's own keys; the layer's are [`keys::BULKHEAD`].
+const OWN: &[&str] = &["preset", "crate"];
 
 /// Parsed `#[bulkhead(...)]`.
 #[derive(Default)]
 pub(crate) struct BulkheadArgs {
     pub(crate) krate: Option<syn::Path>,
     pub(crate) name: Option<LitStr>,
-    pub(crate) max_concurrent: Option<u32>,
-    pub(crate) max_wait: Option<DurationLit>,
+    /// The layer keys (`max_concurrent`, `max_wait`), for the runtime's config.
+    pub(crate) settings: LayerSettings,
     pub(crate) preset: Option<LitStr>,
 }
 
 impl BulkheadArgs {
     /// Parses the arguments, recording every problem in `errors`.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> BulkheadArgs {
-        super::parse_keyed(tokens, errors, ATTR, KEYS, Self::set)
+        let keys = super::all_keys(&["name"], keys::BULKHEAD, OWN);
+        super::parse_keyed(tokens, errors, ATTR, &keys, Self::set)
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let key = entry.name();
-        if let Some(err) = super::no_list(ATTR, entry) {
-            return Err(err);
+        let (key, value) = super::key_value(ATTR, entry, keys::BULKHEAD, example)?;
+        if self.settings.set(ATTR, keys::BULKHEAD, &key, value)? {
+            return Ok(());
         }
-        let example = match key.as_str() {
-            "name" => "\"db\"",
-            "max_concurrent" => "10",
-            "max_wait" => "1s",
-            "preset" => "\"database\"",
-            _ => "\"my_facade::resilience\"",
-        };
-        let value = entry.assigned(ATTR, example)?;
         match key.as_str() {
             "name" => self.name = Some(super::string(ATTR, &key, value)?),
-            "max_concurrent" => self.max_concurrent = Some(super::count(ATTR, &key, value)?),
-            "max_wait" => self.max_wait = Some(super::duration(ATTR, &key, value)?),
             "preset" => self.preset = Some(super::string(ATTR, &key, value)?),
             _ => self.krate = Some(super::crate_path(ATTR, value)?),
         }
@@ -50,9 +41,19 @@ impl BulkheadArgs {
     }
 }
 
+/// Examples of the attribute's own keys (the layer's are in [`keys::BULKHEAD`]).
+fn example(key: &str) -> &'static str {
+    match key {
+        "name" => "\"db\"",
+        "preset" => "\"database\"",
+        _ => "\"my_facade::resilience\"",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::Setting;
     use quote::quote;
 
     #[test]
@@ -63,8 +64,8 @@ mod tests {
             &mut errors,
         );
         assert!(errors.finish().is_ok());
-        assert_eq!(args.max_concurrent, Some(10));
-        assert_eq!(args.max_wait.map(|d| d.nanos), Some(1_000_000_000));
+        assert_eq!(args.settings.get("max_concurrent").map(|v| v.0), Some(&Setting::Int(10)));
+        assert_eq!(args.settings.nanos("max_wait").map(|v| v.0), Some(1_000_000_000));
     }
 
     #[test]

@@ -1,144 +1,68 @@
 //! `#[circuit_breaker(...)]` arguments.
 
-use proc_macro2::{Span, TokenStream};
-use syn::{Expr, ExprLit, Lit, LitStr};
+use proc_macro2::TokenStream;
+use syn::{Expr, LitStr};
 
-use super::{Entry, Errors, FloatRange};
-use crate::duration::DurationLit;
+use super::{Entry, Errors, LayerSettings, keys};
 
 const ATTR: &str = "circuit_breaker";
 
-pub(crate) const KEYS: &[&str] = &[
-    "name",
-    "failure_threshold",
-    "failure_rate",
-    "window",
-    "min_calls",
-    "recovery_timeout",
-    "success_threshold",
-    "half_open_max_calls",
-    "slow_call",
-    "failure_if",
-    "ignore_if",
-    "fallback",
-    "preset",
-    "backend",
-    "fail_mode",
-    "crate",
-];
-
-/// `window = 100` (last N calls) or `window = 60s` (last T).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum WindowArg {
-    Calls(u32, Span),
-    Time(DurationLit),
-}
+/// The attribute's own keys; the layer's are [`keys::CIRCUIT_BREAKER`].
+const OWN: &[&str] = &["failure_if", "ignore_if", "fallback", "preset", "crate"];
 
 /// Parsed `#[circuit_breaker(...)]`.
 #[derive(Default)]
 pub(crate) struct CircuitArgs {
     pub(crate) krate: Option<syn::Path>,
     pub(crate) name: Option<LitStr>,
-    pub(crate) failure_threshold: Option<(u32, Span)>,
-    pub(crate) failure_rate: Option<(f64, Span)>,
-    pub(crate) window: Option<WindowArg>,
-    pub(crate) min_calls: Option<(u32, Span)>,
-    pub(crate) recovery_timeout: Option<DurationLit>,
-    pub(crate) success_threshold: Option<u32>,
-    pub(crate) half_open_max_calls: Option<u32>,
-    pub(crate) slow_call: Option<DurationLit>,
+    /// The layer keys (`failure_threshold`, `window`, ...), for the runtime's config.
+    pub(crate) settings: LayerSettings,
     pub(crate) failure_if: Option<Expr>,
     pub(crate) ignore_if: Option<Expr>,
     pub(crate) fallback: Option<Expr>,
     pub(crate) preset: Option<LitStr>,
-    /// `backend = "redis"` (`true`) or `"local"`.
-    pub(crate) backend: Option<(bool, Span)>,
-    /// `fail_mode = "closed"` (`true`) or `"open"`.
-    pub(crate) fail_mode: Option<(bool, Span)>,
 }
 
 impl CircuitArgs {
     /// Parses the arguments, recording every problem in `errors`.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> CircuitArgs {
-        super::parse_keyed(tokens, errors, ATTR, KEYS, Self::set)
+        let keys = super::all_keys(&["name"], keys::CIRCUIT_BREAKER, OWN);
+        super::parse_keyed(tokens, errors, ATTR, &keys, Self::set)
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let (key, value) = super::key_value(ATTR, entry, example)?;
-        let span = syn::spanned::Spanned::span(value);
+        let (key, value) = super::key_value(ATTR, entry, keys::CIRCUIT_BREAKER, example)?;
+        if self.settings.set(ATTR, keys::CIRCUIT_BREAKER, &key, value)? {
+            return Ok(());
+        }
         match key.as_str() {
             "name" => self.name = Some(super::string(ATTR, &key, value)?),
-            "failure_threshold" => {
-                self.failure_threshold = Some((super::count(ATTR, &key, value)?, span))
-            }
-            "failure_rate" => {
-                let range = FloatRange {
-                    low: 0.0,
-                    low_inclusive: false,
-                    high: 1.0,
-                    text: "a fraction above 0.0 and at most 1.0, like `0.5` for 50 %",
-                };
-                self.failure_rate = Some((super::float(ATTR, &key, value, &range)?, span));
-            }
-            "window" => self.window = Some(window(value)?),
-            "min_calls" => self.min_calls = Some((super::count(ATTR, &key, value)?, span)),
-            "recovery_timeout" => self.recovery_timeout = Some(super::duration(ATTR, &key, value)?),
-            "success_threshold" => self.success_threshold = Some(super::count(ATTR, &key, value)?),
-            "half_open_max_calls" => {
-                self.half_open_max_calls = Some(super::count(ATTR, &key, value)?)
-            }
-            "slow_call" => self.slow_call = Some(super::duration(ATTR, &key, value)?),
             "failure_if" => self.failure_if = Some(super::path_or_closure(ATTR, &key, value)?),
             "ignore_if" => self.ignore_if = Some(super::path_or_closure(ATTR, &key, value)?),
             "fallback" => self.fallback = Some(super::path(ATTR, &key, value)?),
             "preset" => self.preset = Some(super::string(ATTR, &key, value)?),
-            "backend" => self.backend = Some(super::backend(ATTR, &key, value)?),
-            "fail_mode" => self.fail_mode = Some(super::fail_mode(ATTR, &key, value)?),
             _ => self.krate = Some(super::crate_path(ATTR, value)?),
         }
         Ok(())
     }
 }
 
+/// Examples of the attribute's own keys (the layer's are in [`keys::CIRCUIT_BREAKER`]).
 fn example(key: &str) -> &'static str {
     match key {
         "name" => "\"shopify\"",
-        "failure_threshold" => "5",
-        "failure_rate" => "0.5",
-        "window" => "100",
-        "min_calls" => "20",
-        "recovery_timeout" => "30s",
-        "success_threshold" => "2",
-        "half_open_max_calls" => "1",
-        "slow_call" => "2s",
         "failure_if" => "is_outage",
         "ignore_if" => "is_not_found",
         "fallback" => "cached_value",
         "preset" => "\"api\"",
-        "backend" => "\"redis\"",
-        "fail_mode" => "\"closed\"",
         _ => "\"my_facade::resilience\"",
-    }
-}
-
-fn window(value: &Expr) -> syn::Result<WindowArg> {
-    if let Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) = value
-        && int.suffix().is_empty()
-    {
-        return Ok(WindowArg::Calls(super::count(ATTR, "window", value)?, int.span()));
-    }
-    match super::duration(ATTR, "window", value) {
-        Ok(d) => Ok(WindowArg::Time(d)),
-        Err(_) => Err(syn::Error::new_spanned(
-            value,
-            "`window` in `#[circuit_breaker]` is a number of calls (`window = 100`) or a duration (`window = 60s`)",
-        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::Setting;
     use quote::quote;
 
     #[test]
@@ -151,6 +75,7 @@ mod tests {
                 window = 30s,
                 min_calls = 10,
                 recovery_timeout = 1m,
+                recovery_jitter = 0.25,
                 success_threshold = 2,
                 half_open_max_calls = 3,
                 slow_call = 2s,
@@ -163,10 +88,13 @@ mod tests {
         );
         assert!(errors.finish().is_ok());
         assert_eq!(args.name.map(|n| n.value()), Some("shop".to_owned()));
-        assert_eq!(args.failure_rate.map(|r| r.0), Some(0.5));
-        assert!(matches!(args.window, Some(WindowArg::Time(d)) if d.nanos == 30_000_000_000));
-        assert_eq!(args.min_calls.map(|m| m.0), Some(10));
-        assert_eq!(args.half_open_max_calls, Some(3));
+        let s = &args.settings;
+        assert_eq!(s.get("failure_rate").map(|v| v.0), Some(&Setting::Float(0.5)));
+        assert_eq!(s.nanos("window").map(|v| v.0), Some(30_000_000_000));
+        assert_eq!(s.get("min_calls").map(|v| v.0), Some(&Setting::Int(10)));
+        assert_eq!(s.nanos("recovery_timeout").map(|v| v.0), Some(60_000_000_000));
+        assert_eq!(s.get("recovery_jitter").map(|v| v.0), Some(&Setting::Float(0.25)));
+        assert_eq!(s.get("half_open_max_calls").map(|v| v.0), Some(&Setting::Int(3)));
         assert!(args.fallback.is_some() && args.failure_if.is_some() && args.ignore_if.is_some());
     }
 
@@ -175,7 +103,7 @@ mod tests {
         let mut errors = Errors::default();
         let args = CircuitArgs::parse(quote!(failure_rate = 0.5, window = 100), &mut errors);
         assert!(errors.finish().is_ok());
-        assert!(matches!(args.window, Some(WindowArg::Calls(100, _))));
+        assert_eq!(args.settings.get("window").map(|v| v.0), Some(&Setting::Int(100)));
         let mut errors = Errors::default();
         let _ = CircuitArgs::parse(quote!(window = "x", failure_rate = 1.5), &mut errors);
         let messages: Vec<String> = errors

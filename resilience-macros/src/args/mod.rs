@@ -5,16 +5,18 @@
 
 mod bulkhead;
 mod circuit;
+pub(crate) mod keys;
 mod rate_limit;
 mod resilient;
 mod retry;
 mod timeout;
 
 pub(crate) use bulkhead::BulkheadArgs;
-pub(crate) use circuit::{CircuitArgs, WindowArg};
-pub(crate) use rate_limit::{OnLimitArg, RateLimitArgs};
+pub(crate) use circuit::CircuitArgs;
+pub(crate) use keys::{FloatRange, Kind};
+pub(crate) use rate_limit::RateLimitArgs;
 pub(crate) use resilient::ResilientArgs;
-pub(crate) use retry::{BackoffArg, JitterArg, RetryArgs};
+pub(crate) use retry::RetryArgs;
 pub(crate) use timeout::TimeoutArgs;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -271,14 +273,6 @@ pub(crate) fn count(attr: &str, key: &str, expr: &Expr) -> syn::Result<u32> {
     int(attr, key, expr, 1, u64::from(u32::MAX - 1)).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
 }
 
-/// Bounds for [`float`].
-pub(crate) struct FloatRange {
-    pub(crate) low: f64,
-    pub(crate) low_inclusive: bool,
-    pub(crate) high: f64,
-    pub(crate) text: &'static str,
-}
-
 /// A number in a range, e.g. `multiplier = 2.0` or `failure_rate = 0.5`.
 pub(crate) fn float(attr: &str, key: &str, expr: &Expr, range: &FloatRange) -> syn::Result<f64> {
     let out_of_range = |got: &str| {
@@ -415,13 +409,16 @@ pub(crate) fn no_list(attr: &str, entry: &Entry) -> Option<syn::Error> {
 pub(crate) fn key_value<'e>(
     attr: &str,
     entry: &'e Entry,
+    layer: &[(&str, Kind, &'static str)],
     example: fn(&str) -> &'static str,
 ) -> syn::Result<(String, &'e Expr)> {
     if let Some(err) = no_list(attr, entry) {
         return Err(err);
     }
     let key = entry.name();
-    let value = entry.assigned(attr, example(&key))?;
+    let example =
+        layer.iter().find(|(k, _, _)| *k == key).map_or_else(|| example(&key), |(_, _, e)| *e);
+    let value = entry.assigned(attr, example)?;
     Ok((key, value))
 }
 
@@ -431,16 +428,145 @@ pub(crate) fn starts_with_literal(tokens: &TokenStream) -> bool {
         || matches!(tokens.clone().into_iter().next(), Some(TokenTree::Punct(p)) if p.as_char() == '-')
 }
 
-/// `backend = "local" | "redis"`: `(is_redis, span)`.
-pub(crate) fn backend(attr: &str, key: &str, expr: &Expr) -> syn::Result<(bool, Span)> {
-    let (name, span) = choice(attr, key, expr, &["local", "redis"])?;
-    Ok((name == "redis", span))
+/// A layer key's value, as the runtime's `resilience::config::Value` receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Setting {
+    Int(u64),
+    Float(f64),
+    /// Nanoseconds.
+    Duration(u64),
+    Bool(bool),
+    Text(String),
 }
 
-/// `fail_mode = "open" | "closed"`: `(is_closed, span)`.
-pub(crate) fn fail_mode(attr: &str, key: &str, expr: &Expr) -> syn::Result<(bool, Span)> {
-    let (name, span) = choice(attr, key, expr, &["open", "closed"])?;
-    Ok((name == "closed", span))
+/// The layer keys given to one attribute, in written order, each with the span of its
+/// value: what the expansion hands to the runtime's config type.
+#[derive(Default)]
+pub(crate) struct LayerSettings(pub(crate) Vec<(String, Setting, Span)>);
+
+impl LayerSettings {
+    /// The value of `key`, with its span.
+    pub(crate) fn get(&self, key: &str) -> Option<(&Setting, Span)> {
+        self.0.iter().find(|(k, _, _)| k == key).map(|(_, v, span)| (v, *span))
+    }
+
+    /// The text of a `Choice` or `Text` key.
+    pub(crate) fn text(&self, key: &str) -> Option<(&str, Span)> {
+        match self.get(key) {
+            Some((Setting::Text(t), span)) => Some((t.as_str(), span)),
+            _ => None,
+        }
+    }
+
+    /// The nanoseconds of a duration key.
+    pub(crate) fn nanos(&self, key: &str) -> Option<(u64, Span)> {
+        match self.get(key) {
+            Some((Setting::Duration(n), span)) => Some((*n, span)),
+            _ => None,
+        }
+    }
+
+    /// Reads `value` for the layer key `key` of the table `keys`; `false` if `key` is
+    /// not a layer key.
+    pub(crate) fn set(
+        &mut self,
+        attr: &str,
+        keys: &[(&str, Kind, &str)],
+        key: &str,
+        value: &Expr,
+    ) -> syn::Result<bool> {
+        let Some((_, kind, _)) = keys.iter().find(|(k, _, _)| *k == key) else { return Ok(false) };
+        let setting = layer_value(attr, key, kind, value)?;
+        self.0.push((key.to_owned(), setting, syn::spanned::Spanned::span(value)));
+        Ok(true)
+    }
+}
+
+/// Reads a layer key's literal by its kind, checking what can be checked at compile time.
+fn layer_value(attr: &str, key: &str, kind: &Kind, value: &Expr) -> syn::Result<Setting> {
+    Ok(match kind {
+        Kind::Count => Setting::Int(u64::from(count(attr, key, value)?)),
+        Kind::Float(range) => Setting::Float(float(attr, key, value, range)?),
+        Kind::Duration => Setting::Duration(duration(attr, key, value)?.nanos),
+        Kind::Bool => match literal(value) {
+            Some(Lit::Bool(b)) => Setting::Bool(b.value),
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    value,
+                    format!(
+                        "`{key}` in `#[{attr}]` expects `true` or `false`, like `{key} = false`"
+                    ),
+                ));
+            }
+        },
+        Kind::Choice(choices) => Setting::Text(choice(attr, key, value, choices)?.0),
+        Kind::Text => Setting::Text(string(attr, key, value)?.value()),
+        Kind::Window => window(attr, key, value)?,
+        Kind::Jitter => Setting::Text(jitter(attr, value)?),
+    })
+}
+
+/// `window = 100` (calls) or `window = 60s` (a duration).
+fn window(attr: &str, key: &str, value: &Expr) -> syn::Result<Setting> {
+    if let Some(Lit::Int(int)) = literal(value)
+        && int.suffix().is_empty()
+    {
+        return Ok(Setting::Int(u64::from(count(attr, key, value)?)));
+    }
+    match duration(attr, key, value) {
+        Ok(d) => Ok(Setting::Duration(d.nanos)),
+        Err(_) => Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`{key}` in `#[{attr}]` is a number of calls (`{key} = 100`) or a duration (`{key} = 60s`)"
+            ),
+        )),
+    }
+}
+
+/// `jitter = none | full | equal | proportional(f) | ratio(low)`, as the runtime spells it.
+fn jitter(attr: &str, value: &Expr) -> syn::Result<String> {
+    let expected = format!(
+        "`jitter` in `#[{attr}]` must be one of: `none`, `full`, `equal`, `proportional(0.25)`, `ratio(0.5)`"
+    );
+    let Expr::Call(call) = value else {
+        let (name, _) = choice(attr, "jitter", value, &["none", "full", "equal"])
+            .map_err(|_| syn::Error::new_spanned(value, &expected))?;
+        return Ok(name);
+    };
+    let func = match &*call.func {
+        Expr::Path(p) if p.path.is_ident("proportional") => "proportional",
+        Expr::Path(p) if p.path.is_ident("ratio") => "ratio",
+        _ => return Err(syn::Error::new_spanned(value, expected)),
+    };
+    let mut args = call.args.iter();
+    let (Some(factor), None) = (args.next(), args.next()) else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`{func}` jitter takes one factor, like `jitter = {func}(0.5)`"),
+        ));
+    };
+    let range = if func == "ratio" {
+        FloatRange { low: 0.0, low_inclusive: true, high: 1.0, text: "a fraction from 0.0 to 1.0" }
+    } else {
+        FloatRange {
+            low: 0.0,
+            low_inclusive: false,
+            high: 1.0,
+            text: "a factor above 0.0 and at most 1.0",
+        }
+    };
+    let f = float(attr, func, factor, &range)?;
+    Ok(format!("{func}({f})"))
+}
+
+/// The keys of an attribute: `first` (the instance name), the layer's, then `rest`.
+pub(crate) fn all_keys(
+    first: &[&'static str],
+    layer: &[(&'static str, Kind, &str)],
+    rest: &[&'static str],
+) -> Vec<&'static str> {
+    first.iter().chain(layer.iter().map(|(k, _, _)| k)).chain(rest).copied().collect()
 }
 
 #[cfg(test)]
@@ -498,5 +624,26 @@ mod tests {
         assert_eq!(f("2"), "2");
         assert_eq!(f("0.5"), "`multiplier` in `#[retry]` must be at least 1.0 (got 0.5)");
         assert!(f("2s").contains("not a duration"));
+    }
+
+    fn layer(key: &str, src: &str) -> String {
+        let expr: Expr = syn::parse_str(src).unwrap_or_else(|_| Expr::Verbatim(TokenStream::new()));
+        let mut settings = LayerSettings::default();
+        match settings.set("retry", keys::RETRY, key, &expr) {
+            Ok(true) => format!("{:?}", settings.0.first().map(|(_, v, _)| v)),
+            Ok(false) => "not a layer key".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn layer_keys_are_read_by_kind() {
+        assert_eq!(layer("jitter", "ratio(0.5)"), "Some(Text(\"ratio(0.5)\"))");
+        assert_eq!(layer("jitter", "proportional(0.25)"), "Some(Text(\"proportional(0.25)\"))");
+        assert!(layer("jitter", "ratio(1.5)").contains("must be a fraction from 0.0 to 1.0"));
+        assert_eq!(layer("honor_retry_after", "false"), "Some(Bool(false))");
+        assert!(layer("honor_retry_after", "1").contains("expects `true` or `false`"));
+        assert_eq!(layer("initial_delay", "2min"), "Some(Duration(120000000000))");
+        assert_eq!(layer("retry_if", "f"), "not a layer key");
     }
 }

@@ -1,71 +1,41 @@
 //! `#[rate_limit(...)]` arguments.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use syn::{Expr, ExprLit, Lit, LitStr};
 
-use super::{Entry, Errors};
-use crate::duration::DurationLit;
+use super::{Entry, Errors, LayerSettings, keys};
 
 const ATTR: &str = "rate_limit";
 
-pub(crate) const KEYS: &[&str] = &[
-    "name",
-    "per_second",
-    "per_minute",
-    "burst",
-    "cost",
-    "key",
-    "on_limit",
-    "max_wait",
-    "max_queue",
-    "preset",
-    "backend",
-    "fail_mode",
-    "crate",
-];
-
-/// `on_limit = ...`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OnLimitArg {
-    Wait,
-    Reject,
-    Queue,
-}
+/// The attribute's own keys; the layer's are [`keys::RATE_LIMIT`].
+const OWN: &[&str] = &["cost", "key", "preset", "crate"];
 
 /// Parsed `#[rate_limit(...)]`.
 #[derive(Default)]
 pub(crate) struct RateLimitArgs {
     pub(crate) krate: Option<syn::Path>,
     pub(crate) name: Option<LitStr>,
-    pub(crate) per_second: Option<(u32, Span)>,
-    pub(crate) per_minute: Option<(u32, Span)>,
-    pub(crate) burst: Option<u32>,
+    /// The layer keys (`per_second`, `burst`, ...), for the runtime's config.
+    pub(crate) settings: LayerSettings,
     pub(crate) cost: Option<Expr>,
     pub(crate) key: Option<Expr>,
-    pub(crate) on_limit: Option<(OnLimitArg, Span)>,
-    pub(crate) max_wait: Option<DurationLit>,
-    pub(crate) max_queue: Option<(u32, Span)>,
     pub(crate) preset: Option<LitStr>,
-    /// `backend = "redis"` (`true`) or `"local"`.
-    pub(crate) backend: Option<(bool, Span)>,
-    /// `fail_mode = "closed"` (`true`) or `"open"`.
-    pub(crate) fail_mode: Option<(bool, Span)>,
 }
 
 impl RateLimitArgs {
     /// Parses the arguments, recording every problem in `errors`.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> RateLimitArgs {
-        super::parse_keyed(tokens, errors, ATTR, KEYS, Self::set)
+        let keys = super::all_keys(&["name"], keys::RATE_LIMIT, OWN);
+        super::parse_keyed(tokens, errors, ATTR, &keys, Self::set)
     }
 
     fn set(&mut self, entry: &Entry) -> syn::Result<()> {
-        let (key, value) = super::key_value(ATTR, entry, example)?;
-        let span = syn::spanned::Spanned::span(value);
+        let (key, value) = super::key_value(ATTR, entry, keys::RATE_LIMIT, example)?;
+        if self.settings.set(ATTR, keys::RATE_LIMIT, &key, value)? {
+            return Ok(());
+        }
         match key.as_str() {
             "name" => self.name = Some(super::string(ATTR, &key, value)?),
-            "per_second" => self.per_second = Some((super::count(ATTR, &key, value)?, span)),
-            "per_minute" => self.per_minute = Some((super::count(ATTR, &key, value)?, span)),
-            "burst" => self.burst = Some(super::count(ATTR, &key, value)?),
             "cost" => {
                 if let Expr::Lit(ExprLit { lit: Lit::Int(_), .. }) | Expr::Unary(_) = value {
                     super::count(ATTR, &key, value)?;
@@ -73,40 +43,20 @@ impl RateLimitArgs {
                 self.cost = Some(value.clone());
             }
             "key" => self.key = Some(value.clone()),
-            "on_limit" => {
-                let (name, span) = super::choice(ATTR, &key, value, &["wait", "reject", "queue"])?;
-                let policy = match name.as_str() {
-                    "reject" => OnLimitArg::Reject,
-                    "queue" => OnLimitArg::Queue,
-                    _ => OnLimitArg::Wait,
-                };
-                self.on_limit = Some((policy, span));
-            }
-            "max_wait" => self.max_wait = Some(super::duration(ATTR, &key, value)?),
-            "max_queue" => self.max_queue = Some((super::count(ATTR, &key, value)?, span)),
             "preset" => self.preset = Some(super::string(ATTR, &key, value)?),
-            "backend" => self.backend = Some(super::backend(ATTR, &key, value)?),
-            "fail_mode" => self.fail_mode = Some(super::fail_mode(ATTR, &key, value)?),
             _ => self.krate = Some(super::crate_path(ATTR, value)?),
         }
         Ok(())
     }
 }
 
+/// Examples of the attribute's own keys (the layer's are in [`keys::RATE_LIMIT`]).
 fn example(key: &str) -> &'static str {
     match key {
         "name" => "\"shopify\"",
-        "per_second" => "2",
-        "per_minute" => "60",
-        "burst" => "40",
         "cost" => "1",
         "key" => "shop",
-        "on_limit" => "wait",
-        "max_wait" => "5s",
-        "max_queue" => "100",
         "preset" => "\"api\"",
-        "backend" => "\"redis\"",
-        "fail_mode" => "\"closed\"",
         _ => "\"my_facade::resilience\"",
     }
 }
@@ -114,6 +64,7 @@ fn example(key: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::Setting;
     use quote::quote;
 
     #[test]
@@ -128,17 +79,20 @@ mod tests {
                 key = shop,
                 on_limit = queue,
                 max_wait = 5s,
-                max_queue = 10
+                max_queue = 10,
+                idle_timeout = 10min
             ),
             &mut errors,
         );
         assert!(errors.finish().is_ok());
-        assert_eq!(args.per_second.map(|r| r.0), Some(2));
-        assert_eq!(args.burst, Some(40));
+        let s = &args.settings;
+        assert_eq!(s.get("per_second").map(|v| v.0), Some(&Setting::Int(2)));
+        assert_eq!(s.get("burst").map(|v| v.0), Some(&Setting::Int(40)));
         assert!(args.cost.is_some() && args.key.is_some());
-        assert_eq!(args.on_limit.map(|o| o.0), Some(OnLimitArg::Queue));
-        assert_eq!(args.max_wait.map(|d| d.nanos), Some(5_000_000_000));
-        assert_eq!(args.max_queue.map(|q| q.0), Some(10));
+        assert_eq!(s.text("on_limit").map(|v| v.0), Some("queue"));
+        assert_eq!(s.nanos("max_wait").map(|v| v.0), Some(5_000_000_000));
+        assert_eq!(s.get("max_queue").map(|v| v.0), Some(&Setting::Int(10)));
+        assert_eq!(s.nanos("idle_timeout").map(|v| v.0), Some(600_000_000_000));
     }
 
     #[test]

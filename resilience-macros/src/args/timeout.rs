@@ -4,12 +4,10 @@ use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};
 use syn::{Expr, Token};
 
-use super::{Errors, Seen};
+use super::{Errors, Seen, keys};
 use crate::duration::DurationLit;
 
 const ATTR: &str = "timeout";
-
-pub(crate) const KEYS: &[&str] = &["duration", "crate"];
 
 /// Parsed `#[timeout(...)]`.
 #[derive(Default)]
@@ -65,10 +63,11 @@ impl TimeoutArgs {
             }
         }
         let Some(entries) = errors.ok(super::parse_entries(rest)) else { return args };
+        let keys = super::all_keys(&[], keys::TIMEOUT, &["crate"]);
         let mut seen = Seen::default();
         for entry in &entries {
-            if !KEYS.contains(&entry.name().as_str()) {
-                errors.push(super::unknown(ATTR, entry, KEYS));
+            if !keys.contains(&entry.name().as_str()) {
+                errors.push(super::unknown(ATTR, entry, &keys));
                 continue;
             }
             if !seen.first(ATTR, entry, errors) {

@@ -73,6 +73,41 @@ impl Jitter {
     }
 }
 
+/// Jitter as written in attributes and config files: `none`, `full`, `equal`,
+/// `proportional(0.25)` or `ratio(0.5)` (validated by [`Jitter::validate`]).
+impl std::str::FromStr for Jitter {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        let t = text.trim();
+        let factor = |prefix: &str| {
+            t.strip_prefix(prefix)
+                .and_then(|r| r.trim_start().strip_prefix('('))
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|f| f.trim().parse::<f64>().ok())
+        };
+        let jitter = match t {
+            "none" => Jitter::None,
+            "full" => Jitter::Full,
+            "equal" => Jitter::Equal,
+            _ => match (factor("proportional"), factor("ratio")) {
+                (Some(f), _) => Jitter::Proportional(f),
+                (_, Some(low)) => Jitter::Ratio(low),
+                _ => {
+                    return Err(ConfigError::new(
+                        "jitter",
+                        format!(
+                            "`{t}` is not a jitter; use none, full, equal, proportional(0.25) or ratio(0.5)"
+                        ),
+                    ));
+                }
+            },
+        };
+        jitter.validate()?;
+        Ok(jitter)
+    }
+}
+
 /// `nanos · U(lo, hi)`, saturating (`as` casts saturate and map NaN to 0).
 fn scale(nanos: u64, lo: f64, hi: f64, rng: &mut Rng) -> u64 {
     let factor = lo + rng.f64() * (hi - lo);

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::ConfigError;
+use crate::config::{self, LayerConfig, Value};
 use crate::error::check;
+use crate::registry::Registry;
 
 /// The largest accepted `max_concurrent`.
 const MAX_CONCURRENT_LIMIT: u32 = 1_000_000;
@@ -106,6 +108,29 @@ impl BulkheadConfigBuilder {
             ));
         }
         Ok(c)
+    }
+}
+
+/// The bulkhead's keys, for attributes (`#[bulkhead(max_concurrent = 10)]`), config
+/// files and `Deserialize` alike.
+impl LayerConfig for BulkheadConfig {
+    const LAYER: &'static str = "bulkhead";
+    const KEYS: &'static [&'static str] = &["max_concurrent", "max_wait"];
+
+    fn from_entries(
+        base: Option<Self>,
+        entries: &[(&str, Value<'_>)],
+        _: &Registry,
+    ) -> Result<Self, ConfigError> {
+        let mut b = base.map_or_else(BulkheadConfig::builder, |c| c.to_builder());
+        for &(key, value) in entries {
+            b = match key {
+                "max_concurrent" => b.max_concurrent(value.count(key)?),
+                "max_wait" => b.max_wait(value.duration(key)?),
+                _ => return Err(config::unknown(key, Self::KEYS)),
+            };
+        }
+        b.build()
     }
 }
 

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use super::rate::{MAX_SPAN, Rate};
 use crate::clock::as_nanos;
+use crate::config::{self, BackendKeys, LayerConfig, Value};
 use crate::error::check;
+use crate::registry::Registry;
 use crate::{Backend, ConfigError};
 
 /// What a limiter does when a call finds no permit.
@@ -242,7 +244,7 @@ impl RateLimitConfigBuilder {
         let rate = match (self.per_second, self.per_minute) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new(
-                    "rate",
+                    "per_minute",
                     "set either per_second or per_minute, not both",
                 ));
             }
@@ -308,6 +310,61 @@ fn check_span(field: &'static str, d: Duration) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The rate limit's keys, for attributes (`#[rate_limit(per_second = 10)]`), config files
+/// and `Deserialize` alike.
+impl LayerConfig for RateLimitConfig {
+    const LAYER: &'static str = "rate_limit";
+    const KEYS: &'static [&'static str] = &[
+        "per_second",
+        "per_minute",
+        "burst",
+        "on_limit",
+        "max_wait",
+        "max_queue",
+        "idle_timeout",
+        "backend",
+        "fail_mode",
+    ];
+
+    fn from_entries(
+        base: Option<Self>,
+        entries: &[(&str, Value<'_>)],
+        _: &Registry,
+    ) -> Result<Self, ConfigError> {
+        let inherited = base.as_ref().map(RateLimitConfig::backend);
+        let mut b = base.map_or_else(RateLimitConfig::builder, |c| c.to_builder());
+        let mut shared = BackendKeys::default();
+        for &(key, value) in entries {
+            if shared.take(key, value) {
+                continue;
+            }
+            b = match key {
+                "per_second" => b.per_second(value.count(key)?),
+                "per_minute" => b.per_minute(value.count(key)?),
+                "burst" => b.burst(value.count(key)?),
+                "on_limit" => b.on_limit(value.choice(
+                    key,
+                    &[
+                        ("wait", OnLimit::Wait),
+                        ("reject", OnLimit::Reject),
+                        ("queue", OnLimit::Queue),
+                    ],
+                )?),
+                "max_wait" => b.max_wait(value.duration(key)?),
+                "max_queue" => {
+                    b.max_queue(usize::try_from(value.count(key)?).unwrap_or(usize::MAX))
+                }
+                "idle_timeout" => b.idle_timeout(value.duration(key)?),
+                _ => return Err(config::unknown(key, Self::KEYS)),
+            };
+        }
+        if let Some(backend) = shared.backend(inherited)? {
+            b = b.backend(backend);
+        }
+        b.build()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,7 +384,10 @@ mod tests {
         let b = RateLimitConfig::builder;
         assert!(err(b()).starts_with("invalid `rate`: is required"));
         assert!(err(b().per_second(0)).contains("must be at least 1 permit"));
-        assert!(err(b().per_second(1).per_minute(1)).contains("not both"));
+        assert_eq!(
+            err(b().per_second(1).per_minute(1)),
+            "invalid `per_minute`: set either per_second or per_minute, not both"
+        );
         assert_eq!(err(b().per_second(1).burst(0)), "invalid `burst`: must be at least 1 (got 0)");
         assert!(err(b().per_second(1).burst(u32::MAX)).starts_with("invalid `burst`"));
         assert!(err(b().per_second(u32::MAX)).starts_with("invalid `rate`"));

@@ -231,6 +231,21 @@ impl Registry {
         self.register_preset(name, config);
     }
 
+    /// Load named configs from TOML text (see [`config`](crate::config) for the format)
+    /// into this registry: each name's instances are (re-)configured, the name becomes a
+    /// preset, and retry budgets named in the file are this registry's. Nothing is
+    /// applied unless the whole text is valid.
+    #[cfg(feature = "toml")]
+    pub fn load_toml(&self, text: &str) -> Result<(), ConfigError> {
+        crate::config::load(self, text)
+    }
+
+    /// [`load_toml`](Self::load_toml) from a file.
+    #[cfg(feature = "toml")]
+    pub fn load_toml_file(&self, path: impl AsRef<std::path::Path>) -> Result<(), ConfigError> {
+        crate::config::load_file(self, path.as_ref())
+    }
+
     // ----- operator actions ----------------------------------------------------------
 
     /// Close circuit `name` and clear its window.

@@ -9,6 +9,8 @@ use parking_lot::Mutex;
 
 use crate::ConfigError;
 use crate::clock::{SharedClock, as_nanos, default_clock};
+use crate::config::{self, LayerConfig, Value};
+use crate::registry::Registry;
 
 /// Buckets per window.
 const BUCKETS: u64 = 10;
@@ -116,6 +118,29 @@ impl RetryBudgetConfigBuilder {
             ));
         }
         Ok(c)
+    }
+}
+
+/// The retry budget's keys, for config files and `Deserialize`.
+impl LayerConfig for RetryBudgetConfig {
+    const LAYER: &'static str = "retry_budget";
+    const KEYS: &'static [&'static str] = &["ratio", "min_retries_per_sec", "ttl"];
+
+    fn from_entries(
+        base: Option<Self>,
+        entries: &[(&str, Value<'_>)],
+        _: &Registry,
+    ) -> Result<Self, ConfigError> {
+        let mut b = RetryBudgetConfigBuilder { config: base.unwrap_or_default() };
+        for &(key, value) in entries {
+            b = match key {
+                "ratio" => b.ratio(value.float(key)?),
+                "min_retries_per_sec" => b.min_retries_per_sec(value.count(key)?),
+                "ttl" => b.ttl(value.duration(key)?),
+                _ => return Err(config::unknown(key, Self::KEYS)),
+            };
+        }
+        b.build()
     }
 }
 

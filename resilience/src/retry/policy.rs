@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use super::budget::RetryBudget;
 use crate::ConfigError;
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Jitter, Strategy};
 use crate::clock::{SharedClock, default_clock};
+use crate::config::{self, LayerConfig, Value};
 use crate::events::Hub;
+use crate::registry::Registry;
 
 /// The largest accepted `max_attempts`. With a 60 s cap that is about a week of
 /// retrying; bound the total with [`RetryPolicyBuilder::max_elapsed`] instead.
@@ -314,6 +316,108 @@ impl fmt::Debug for RetryPolicyBuilder {
             .field("honor_retry_after", &self.honor_retry_after)
             .field("seed", &self.seed)
             .finish_non_exhaustive()
+    }
+}
+
+/// The retry policy's keys, for attributes (`#[retry(max_attempts = 3)]`), config files
+/// and `Deserialize` alike.
+///
+/// The backoff keys (`backoff`, `initial_delay`, `max_delay`, `multiplier`, `jitter`)
+/// reshape the base policy's backoff: what they leave out is inherited, except that a
+/// new strategy starts from its own multiplier.
+impl LayerConfig for RetryPolicy {
+    const LAYER: &'static str = "retry";
+    const KEYS: &'static [&'static str] = &[
+        "max_attempts",
+        "backoff",
+        "initial_delay",
+        "max_delay",
+        "multiplier",
+        "jitter",
+        "max_elapsed",
+        "honor_retry_after",
+        "budget",
+    ];
+
+    fn from_entries(
+        base: Option<Self>,
+        entries: &[(&str, Value<'_>)],
+        registry: &Registry,
+    ) -> Result<Self, ConfigError> {
+        let inherited = base.as_ref().map(|p| *p.backoff()).unwrap_or_default();
+        let mut b = base.map_or_else(RetryPolicy::builder, |p| p.to_builder());
+        let mut shape = BackoffShape::default();
+        for &(key, value) in entries {
+            match key {
+                "max_attempts" => b = b.max_attempts(value.count(key)?),
+                "backoff" => {
+                    shape.strategy = Some(value.choice(
+                        key,
+                        &[
+                            ("constant", Strategy::Constant),
+                            ("linear", Strategy::Linear),
+                            ("exponential", Strategy::Exponential),
+                            ("fibonacci", Strategy::Fibonacci),
+                            ("decorrelated", Strategy::Decorrelated),
+                        ],
+                    )?)
+                }
+                "initial_delay" => shape.initial = Some(value.duration(key)?),
+                "max_delay" => shape.max_delay = Some(value.duration(key)?),
+                "multiplier" => shape.multiplier = Some(value.float(key)?),
+                "jitter" => shape.jitter = Some(value.text(key)?.parse().map_err(config::at(key))?),
+                "max_elapsed" => b = b.max_elapsed(value.duration(key)?),
+                "honor_retry_after" => b = b.honor_retry_after(value.boolean(key)?),
+                "budget" => b = b.budget(registry.retry_budget(value.text(key)?)),
+                _ => return Err(config::unknown(key, Self::KEYS)),
+            }
+        }
+        if let Some(backoff) = shape.over(inherited) {
+            backoff.validate()?;
+            b = b.backoff(backoff);
+        }
+        b.build()
+    }
+}
+
+/// The backoff keys of one set of entries.
+#[derive(Default)]
+struct BackoffShape {
+    strategy: Option<Strategy>,
+    initial: Option<Duration>,
+    max_delay: Option<Duration>,
+    multiplier: Option<f64>,
+    jitter: Option<Jitter>,
+}
+
+impl BackoffShape {
+    /// The backoff these keys make of `base`, or `None` when no backoff key was given.
+    fn over(self, base: Backoff) -> Option<Backoff> {
+        if self.strategy.is_none()
+            && self.initial.is_none()
+            && self.max_delay.is_none()
+            && self.multiplier.is_none()
+            && self.jitter.is_none()
+        {
+            return None;
+        }
+        let strategy = self.strategy.unwrap_or(base.strategy());
+        let initial = self.initial.unwrap_or(base.initial());
+        let mut b = match strategy {
+            Strategy::Constant => Backoff::constant(initial),
+            Strategy::Linear => Backoff::linear(initial),
+            Strategy::Fibonacci => Backoff::fibonacci(initial),
+            Strategy::Decorrelated => Backoff::decorrelated(initial),
+            _ => Backoff::exponential(initial),
+        };
+        if strategy == base.strategy() {
+            b = b.with_multiplier(base.multiplier());
+        }
+        if let Some(m) = self.multiplier {
+            b = b.with_multiplier(m);
+        }
+        let cap = self.max_delay.unwrap_or_else(|| base.max_delay().max(initial));
+        Some(b.with_max_delay(cap).with_jitter(self.jitter.unwrap_or(base.jitter())))
     }
 }
 
