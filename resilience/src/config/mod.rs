@@ -50,6 +50,8 @@
 #![cfg_attr(feature = "toml", doc = "")]
 #![cfg_attr(feature = "toml", doc = include_str!("toml.md"))]
 
+#[cfg(feature = "toml")]
+mod file;
 #[allow(dead_code)]
 pub(crate) mod grammar;
 #[cfg(feature = "serde")]
@@ -57,8 +59,15 @@ mod serde;
 #[cfg(feature = "toml")]
 mod toml;
 
+#[cfg(feature = "watch")]
+pub use file::TomlWatch;
 #[cfg(feature = "toml")]
-pub(crate) use self::toml::{load, load_file};
+pub(crate) use file::reload;
+#[cfg(feature = "watch")]
+pub(crate) use file::watch;
+
+#[cfg(feature = "toml")]
+pub(crate) use self::toml::load;
 
 use std::fmt;
 use std::time::Duration;

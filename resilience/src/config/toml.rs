@@ -42,13 +42,6 @@ pub(crate) fn load(registry: &Registry, text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// [`load`] from a file.
-pub(crate) fn load_file(registry: &Registry, path: &std::path::Path) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| err("file", format!("cannot read {}: {e}", path.display())))?;
-    load(registry, &text)
-}
-
 /// The `[redis]` table: the backend shared instances use (`url` falls back to
 /// `RESILIENCE_REDIS_URL`).
 #[cfg(feature = "redis")]

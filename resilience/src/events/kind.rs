@@ -22,10 +22,13 @@ pub enum Layer {
     Retry,
     /// A timeout (the [`timeout`](mod@crate::timeout) helpers and `#[timeout]`).
     Timeout,
+    /// A config file loaded into a registry (the event's name is the file's path).
+    Config,
 }
 
 impl Layer {
-    /// `"circuit_breaker"`, `"rate_limiter"`, `"bulkhead"`, `"retry"` or `"timeout"`.
+    /// `"circuit_breaker"`, `"rate_limiter"`, `"bulkhead"`, `"retry"`, `"timeout"` or
+    /// `"config"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::CircuitBreaker => "circuit_breaker",
@@ -33,6 +36,7 @@ impl Layer {
             Layer::Bulkhead => "bulkhead",
             Layer::Retry => "retry",
             Layer::Timeout => "timeout",
+            Layer::Config => "config",
         }
     }
 }
@@ -136,6 +140,14 @@ pub enum EventKind {
         /// The limit.
         limit: Duration,
     },
+    /// A config file was applied to the registry's instances (topic [`Interest::CONFIG`]).
+    ConfigApplied,
+    /// A config file was refused: nothing of it was applied, the previous config stays
+    /// (topic [`Interest::CONFIG`]).
+    ConfigRejected {
+        /// What is wrong with it.
+        error: Arc<str>,
+    },
 }
 
 impl EventKind {
@@ -149,12 +161,13 @@ impl EventKind {
             EventKind::Attempt { .. } => Interest::ATTEMPTS,
             EventKind::RetryScheduled { .. } | EventKind::GaveUp { .. } => Interest::RETRIES,
             EventKind::TimedOut { .. } => Interest::TIMEOUTS,
+            EventKind::ConfigApplied | EventKind::ConfigRejected { .. } => Interest::CONFIG,
         }
     }
 
     /// A snake_case name for the kind: `"transition"`, `"call_recorded"`, `"rejected"`,
     /// `"waited"`, `"attempt"`, `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`,
-    /// `"timed_out"`.
+    /// `"timed_out"`, `"config_applied"`, `"config_rejected"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventKind::Transition(_) => "transition",
@@ -166,6 +179,8 @@ impl EventKind {
             EventKind::GaveUp { .. } => "gave_up",
             EventKind::BudgetExhausted { .. } => "budget_exhausted",
             EventKind::TimedOut { .. } => "timed_out",
+            EventKind::ConfigApplied => "config_applied",
+            EventKind::ConfigRejected { .. } => "config_rejected",
         }
     }
 }
@@ -199,6 +214,10 @@ impl fmt::Display for EventKind {
                 write!(f, "retry budget '{budget}' refused a retry after attempt {attempt}")
             }
             EventKind::TimedOut { limit } => write!(f, "timed out after {limit:?}"),
+            EventKind::ConfigApplied => f.write_str("config applied"),
+            EventKind::ConfigRejected { error } => {
+                write!(f, "config rejected, nothing applied: {error}")
+            }
         }
     }
 }
@@ -233,8 +252,10 @@ impl Interest {
     pub const RETRIES: Interest = Interest(1 << 5);
     /// Timeouts.
     pub const TIMEOUTS: Interest = Interest(1 << 6);
+    /// Config files applied or refused.
+    pub const CONFIG: Interest = Interest(1 << 7);
     /// Every topic.
-    pub const ALL: Interest = Interest((1 << 7) - 1);
+    pub const ALL: Interest = Interest((1 << 8) - 1);
 
     /// Whether every topic of `other` is in `self`.
     pub fn contains(self, other: Interest) -> bool {

@@ -1,6 +1,6 @@
 //! The `tracing` output: one consumer of the events, at the levels the module docs state.
 
-use tracing::{Level, debug, error, warn};
+use tracing::{Level, debug, error, info, warn};
 
 use super::{Event, EventKind};
 
@@ -50,6 +50,10 @@ pub(super) fn record(event: &Event) {
         }
         EventKind::TimedOut { limit } => {
             warn!(target: "resilience", name, ?limit, "call timed out");
+        }
+        EventKind::ConfigApplied => info!(target: "resilience", file = name, "config applied"),
+        EventKind::ConfigRejected { error } => {
+            warn!(target: "resilience", file = name, error = &**error, "config rejected, nothing applied: the previous config stays");
         }
     }
 }

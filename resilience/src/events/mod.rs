@@ -43,7 +43,8 @@
 //!
 //! Every event is also a `tracing` event (target `resilience`) when that level is
 //! enabled: a circuit opening at `ERROR`; other transitions, retries after a failure, an
-//! exhausted retry budget and timeouts at `WARN`; rejections, waits and retries giving up
+//! exhausted retry budget, timeouts and a refused config file at `WARN`; an applied
+//! config file at `INFO`; rejections, waits and retries giving up
 //! at `DEBUG`. Counted calls and attempts are numbers for observers (metrics), not log
 //! lines.
 

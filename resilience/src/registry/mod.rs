@@ -240,10 +240,43 @@ impl Registry {
         crate::config::load(self, text)
     }
 
-    /// [`load_toml`](Self::load_toml) from a file.
+    /// Apply the TOML file at `path` as [`load_toml`](Self::load_toml) does: live
+    /// instances keep their state (a limiter its fill level, a breaker its state and
+    /// counters, a bulkhead its calls in flight), and nothing of a file that is invalid
+    /// anywhere is applied (the previous config stays). The outcome is an event of topic
+    /// [`Interest::CONFIG`] (`ConfigApplied` or `ConfigRejected`, logged at `INFO` /
+    /// `WARN`). The first load and every reload are the same operation.
     #[cfg(feature = "toml")]
-    pub fn load_toml_file(&self, path: impl AsRef<std::path::Path>) -> Result<(), ConfigError> {
-        crate::config::load_file(self, path.as_ref())
+    pub fn reload_toml(&self, path: impl AsRef<std::path::Path>) -> Result<(), ConfigError> {
+        crate::config::reload(self, path.as_ref())
+    }
+
+    /// [`reload_toml`](Self::reload_toml) now, then again whenever the file changes on
+    /// disk (edited in place or replaced by a rename), on a watcher thread, until the
+    /// returned [`TomlWatch`](crate::config::TomlWatch) drops. A change never blocks a
+    /// call: instances are re-configured in place. An invalid first load is an error;
+    /// an invalid later edit applies nothing and is reported as a `ConfigRejected` event.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), resilience::ConfigError> {
+    /// let watch = resilience::registry().watch_toml("resilience.toml")?;
+    /// // ... serve; edits to resilience.toml apply to live instances ...
+    /// drop(watch);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "watch")]
+    pub fn watch_toml(
+        &'static self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<crate::config::TomlWatch, ConfigError> {
+        crate::config::watch(self, path.as_ref())
+    }
+
+    /// The registry's event hub.
+    #[cfg(feature = "toml")]
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     // ----- operator actions ----------------------------------------------------------
