@@ -128,7 +128,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-mod backend;
+pub mod backend;
 pub mod backoff;
 pub mod bulkhead;
 #[cfg(feature = "chaos")]
