@@ -43,7 +43,11 @@ fn core_lines_with(needles: &[&str]) -> (usize, Vec<String>) {
 fn no_redis_feature_gates_in_circuit_rate_limit_or_registry() {
     let (files, hits) = core_lines_with(&[r#"feature = "redis""#, r#"feature="redis""#]);
     assert!(files >= 20, "the core sources were found ({files} files)");
-    assert!(hits.is_empty(), "feature gates on the Redis backend in the core layers:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "feature gates on the Redis backend in the core layers:\n{}",
+        hits.join("\n")
+    );
 }
 
 #[test]

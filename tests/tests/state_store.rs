@@ -24,13 +24,15 @@ enum Shared {
     Open { until: Duration },
 }
 
+/// The theoretical arrival time of each bucket, by limiter name and key.
+type Buckets = Arc<Mutex<HashMap<(String, Option<String>), Duration>>>;
+
 /// Circuits and buckets in maps, on the store's own clock (like Redis's `TIME`).
 #[derive(Debug, Default)]
 struct MemoryStore {
     clock: ManualClock,
     circuits: Arc<Mutex<HashMap<String, Shared>>>,
-    /// Theoretical arrival time of each bucket, keyed by limiter name and key.
-    buckets: Arc<Mutex<HashMap<(String, Option<String>), Duration>>>,
+    buckets: Buckets,
     /// While set, every handle answers as an unreachable store would.
     down: Arc<Mutex<bool>>,
 }
@@ -46,7 +48,7 @@ struct MemoryCircuit {
 #[derive(Debug)]
 struct MemoryBucket {
     clock: ManualClock,
-    buckets: Arc<Mutex<HashMap<(String, Option<String>), Duration>>>,
+    buckets: Buckets,
 }
 
 impl StateStore for MemoryStore {
@@ -217,7 +219,10 @@ fn two_breakers_on_one_store_share_their_circuit() {
     assert!(matches!(fail(&a), Err(Error::Timeout { .. })));
     assert!(matches!(fail(&b), Err(Error::Timeout { .. })));
     assert_eq!((a.state(), b.state()), (CircuitState::Closed, CircuitState::Closed));
-    assert_eq!(a.shared_state(), Ok(Some(SharedState::Open { retry_after: Duration::from_secs(30) })));
+    assert_eq!(
+        a.shared_state(),
+        Ok(Some(SharedState::Open { retry_after: Duration::from_secs(30) }))
+    );
     for breaker in [&a, &b] {
         match breaker.call(|| Ok::<_, Error>(())) {
             Err(Error::CircuitOpen { retry_after, .. }) => {

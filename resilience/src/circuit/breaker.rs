@@ -17,9 +17,9 @@ use super::word::Word;
 use crate::backend::{CircuitCall, SharedState, StateStore};
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::events::{StateTransition, emit};
-use crate::{ConfigError, Error};
 use crate::striped::StripedCounter;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::{ConfigError, Error};
 
 const NONE: u64 = u64::MAX;
 

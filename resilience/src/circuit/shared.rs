@@ -1,9 +1,9 @@
 //! A breaker whose circuit is shared through a [`StateStore`](crate::backend::StateStore):
 //! the drivers that ask the shared circuit beside the local state machine.
 
-use std::sync::Arc;
 #[cfg(feature = "tokio")]
 use std::future::Future;
+use std::sync::Arc;
 
 use super::breaker::CircuitBreaker;
 use super::classifier::CallOutcome;

@@ -37,7 +37,10 @@ pub(crate) struct SharedLimit {
 
 impl fmt::Debug for SharedLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedLimit").field("bucket", &self.bucket).field("fail", &self.fail).finish()
+        f.debug_struct("SharedLimit")
+            .field("bucket", &self.bucket)
+            .field("fail", &self.fail)
+            .finish()
     }
 }
 
@@ -146,7 +149,12 @@ impl SharedLimit {
     }
 
     /// Applies what a header re-sync did to the local bucket to the shared one.
-    pub(crate) fn sync_report(&self, core: &Core, key: Option<&dyn fmt::Debug>, report: &SyncReport) {
+    pub(crate) fn sync_report(
+        &self,
+        core: &Core,
+        key: Option<&dyn fmt::Debug>,
+        report: &SyncReport,
+    ) {
         let level = [report.call_limit.map(|cl| u64::from(cl.remaining())), report.remaining];
         if let Some(n) = level.into_iter().flatten().min() {
             self.sync(core, key, Hold::Available(n));

@@ -111,9 +111,8 @@ impl RedisCircuit {
         match self.state.load(Ordering::Acquire) {
             OPEN => {
                 let until = self.open_until.load(Ordering::Acquire);
-                (now < until).then(|| Admission::Rejected {
-                    retry_after: Duration::from_nanos(until - now),
-                })
+                (now < until)
+                    .then(|| Admission::Rejected { retry_after: Duration::from_nanos(until - now) })
             }
             CLOSED => {
                 let age = now.saturating_sub(self.synced_at.load(Ordering::Acquire));

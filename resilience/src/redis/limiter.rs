@@ -71,7 +71,9 @@ fn grant(reply: Result<i64, Unavailable>) -> Result<Grant, StoreError> {
     match reply {
         Ok(0) => Ok(Grant::Now),
         Ok(wait) if wait > 0 => Ok(Grant::After(Duration::from_micros(wait.unsigned_abs()))),
-        Ok(refused) => Ok(Grant::Refused { retry_after: Duration::from_micros(refused.unsigned_abs()) }),
+        Ok(refused) => {
+            Ok(Grant::Refused { retry_after: Duration::from_micros(refused.unsigned_abs()) })
+        }
         Err(reason) => Err(StoreError::new(reason)),
     }
 }

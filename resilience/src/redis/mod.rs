@@ -112,8 +112,8 @@ use arc_swap::ArcSwapOption;
 pub use crate::backend::SharedState;
 pub use backend::RedisBackend;
 pub use config::{RedisConfig, RedisConfigBuilder, URL_ENV};
-pub(crate) use store::process_store;
 pub use store::RedisStore;
+pub(crate) use store::process_store;
 
 use crate::ConfigError;
 
