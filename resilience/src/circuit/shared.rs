@@ -120,3 +120,73 @@ impl CircuitBreaker {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BoxFuture, SharedBucket, SharedState, StateStore};
+    use crate::circuit::CircuitBreakerConfig;
+    use crate::{ConfigError, RateLimitConfig};
+
+    /// A store whose one circuit admits every call.
+    #[derive(Debug)]
+    struct Open;
+
+    impl SharedCircuit for Open {
+        fn admit(&self, _: &CircuitCall<'_>) -> Result<Admission, StoreError> {
+            Ok(Admission::Admitted(Ticket { generation: 0, probe: 0 }))
+        }
+        fn admit_async<'a>(
+            &'a self,
+            call: CircuitCall<'a>,
+        ) -> BoxFuture<'a, Result<Admission, StoreError>> {
+            Box::pin(async move { self.admit(&call) })
+        }
+        fn report(&self, _: &CircuitCall<'_>, _: Ticket, _: CallOutcome) {}
+        fn report_async<'a>(
+            &'a self,
+            _: CircuitCall<'a>,
+            _: Ticket,
+            _: CallOutcome,
+        ) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+        fn state(&self, _: &CircuitCall<'_>) -> Result<SharedState, StoreError> {
+            Ok(SharedState::Closed)
+        }
+        fn reset(&self, _: &CircuitCall<'_>) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    impl StateStore for Open {
+        fn circuit(
+            &self,
+            _: &str,
+            _: &CircuitBreakerConfig,
+        ) -> Result<Option<Arc<dyn SharedCircuit>>, ConfigError> {
+            Ok(Some(Arc::new(Open)))
+        }
+        fn bucket(
+            &self,
+            _: &str,
+            _: &RateLimitConfig,
+        ) -> Result<Option<Arc<dyn SharedBucket>>, ConfigError> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn only_a_shared_breaker_leaves_the_closed_fast_path() {
+        let local = CircuitBreaker::new("fast-local", CircuitBreakerConfig::default());
+        assert!(local.admit_fast().is_some(), "a local breaker pays nothing for stores");
+        let shared =
+            CircuitBreaker::with_store("fast-shared", CircuitBreakerConfig::default(), &Open);
+        let shared = shared.unwrap_or_else(|e| panic!("{e}"));
+        assert!(shared.admit_fast().is_none(), "a shared breaker asks its store");
+        // Reconfiguring keeps the shared breaker off the fast path.
+        shared.reconfigure(CircuitBreakerConfig::default());
+        assert!(shared.admit_fast().is_none());
+        assert_eq!(shared.call(|| Ok::<_, Error>(1)), Ok(1));
+    }
+}

@@ -66,7 +66,10 @@ impl SharedLimit {
     }
 
     /// Blocking acquire: one request to the store, then a sleep on the limiter's clock
-    /// if the store reserved a later slot.
+    /// if the store reserved a later slot. Kept out of line: a local limiter's hot path
+    /// only tests for the handle.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn acquire_blocking(
         &self,
         core: &Core,
