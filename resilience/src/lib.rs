@@ -103,7 +103,9 @@
 //! [`RateLimitConfig::builder().backend(..)`](rate_limit::RateLimitConfigBuilder::backend))
 //! keeps a limiter's bucket or a breaker's state in Redis, shared by every process that
 //! uses the name; see `redis` for the consistency model and what happens when Redis
-//! is unreachable ([`FailMode`]).
+//! is unreachable ([`FailMode`]). The breaker and the limiters know Redis only as a
+//! [`StateStore`](backend::StateStore): another store plugs in through their
+//! `with_store` constructors.
 //!
 //! # Time in tests
 //!
@@ -128,7 +130,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-mod backend;
+pub mod backend;
 pub mod backoff;
 pub mod bulkhead;
 #[cfg(feature = "chaos")]

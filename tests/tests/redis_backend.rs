@@ -528,6 +528,53 @@ fn an_operator_disabled_breaker_lets_calls_through_an_open_shared_circuit() {
     assert_eq!(bb.call(|| Ok::<_, Error>(7)), Ok(7));
 }
 
+#[test]
+fn reset_shared_closes_the_redis_circuit_for_every_instance() {
+    need_redis!(a, b);
+    let ba = shared_breaker("reset-shared", circuit(2), a);
+    let bb = shared_breaker("reset-shared", circuit(2), b);
+    assert!(fail(&ba).is_err());
+    assert!(fail(&bb).is_err());
+    assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
+    // A local reset leaves the shared circuit open.
+    bb.reset();
+    assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
+    assert_eq!(bb.reset_shared(), Ok(()));
+    assert_eq!(bb.call(|| Ok::<_, Error>(1)), Ok(1));
+    // Another instance sees it closed as soon as it asks Redis.
+    assert_eq!(ba.shared_state(), Ok(Some(SharedState::Closed)));
+    assert_eq!(ba.call(|| Ok::<_, Error>(2)), Ok(2));
+}
+
+#[test]
+fn a_pause_on_one_shared_limiter_holds_back_the_others() {
+    need_redis!(a, b);
+    let config = limit(1, 5, OnLimit::Reject, FailMode::Closed);
+    let la = shared_limiter("shared-pause", config.clone(), a);
+    let lb = shared_limiter("shared-pause", config, b);
+    la.pause_for(Duration::from_secs(30));
+    let r = lb.try_acquire(1);
+    let w = retry_after(&r);
+    // Redis decided on its own clock: the pause, less the little time since it began.
+    assert!(
+        w.is_some_and(|w| w > Duration::from_secs(20) && w <= Duration::from_secs(30)),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_header_resync_lowers_the_shared_bucket_for_every_limiter() {
+    need_redis!(a, b);
+    let config = limit(1, 5, OnLimit::Reject, FailMode::Closed);
+    let la = shared_limiter("shared-resync", config.clone(), a);
+    let lb = shared_limiter("shared-resync", config, b);
+    let report = la.sync_from_headers([("RateLimit-Remaining", "1")]);
+    assert_eq!(report.remaining, Some(1));
+    assert_eq!(lb.try_acquire(1), Ok(()));
+    let r = lb.try_acquire(1);
+    assert!(retry_after(&r).is_some(), "one of five left after the re-sync: {r:?}");
+}
+
 // ----- attributes and config ---------------------------------------------------------
 
 #[derive(Debug, PartialEq)]

@@ -10,16 +10,16 @@ use super::CircuitState;
 use super::classifier::CallOutcome;
 use super::config::CircuitBreakerConfig;
 use super::permit::{CallPermit, ClosedCall, PermitKind};
+use super::shared::Shared;
 use super::stats::CircuitStats;
 use super::window::FailureWindow;
 use super::word::Word;
-use crate::Error;
+use crate::backend::{CircuitCall, SharedState, StateStore};
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::events::{Event, EventKind, Hub, Interest, Layer, StateTransition};
-#[cfg(feature = "redis")]
-use crate::redis::breaker::SharedCircuit;
 use crate::striped::StripedCounter;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::{ConfigError, Error};
 
 const NONE: u64 = u64::MAX;
 
@@ -78,9 +78,8 @@ pub struct CircuitBreaker {
     transition: Mutex<fastrand::Rng>,
     /// Where this breaker reports its events.
     hub: Hub,
-    /// The circuit in Redis, for `Backend::Redis`.
-    #[cfg(feature = "redis")]
-    shared: Option<Arc<SharedCircuit>>,
+    /// The circuit in a state store (`Backend::Redis`, or `with_store`).
+    shared: Option<Shared>,
 }
 
 /// The config plus the structures derived from it, swapped whole by `reconfigure`.
@@ -109,24 +108,67 @@ impl CircuitBreaker {
     }
 
     /// A closed breaker named `name` reading time from `clock`.
+    ///
+    /// A config with a shared [`Backend`](crate::Backend) gets its circuit from the
+    /// process's store for that backend (a config the store cannot keep is logged as an
+    /// error and the breaker stays local).
     pub fn with_clock(
         name: impl Into<Arc<str>>,
         config: CircuitBreakerConfig,
         clock: SharedClock,
     ) -> Self {
+        let name = name.into();
+        let shared = match crate::backend::process_store(config.backend()) {
+            Some(store) => match Self::shared_in(store, &name, &config) {
+                Ok(shared) => shared,
+                Err(e) => {
+                    tracing::error!(name = %name, error = %e, "the circuit cannot be shared: it stays local");
+                    None
+                }
+            },
+            None => None,
+        };
+        Self::assemble(name, config, clock, shared)
+    }
+
+    /// A breaker whose circuit lives in `store`, shared with every breaker using the same
+    /// name there, whatever `config.backend()` says (its [`FailMode`](crate::FailMode)
+    /// applies when it is `Backend::Redis`; otherwise it fails open). A store that shares
+    /// no circuits gives a local breaker.
+    ///
+    /// Errors: a config the store cannot keep.
+    pub fn with_store(
+        name: impl Into<Arc<str>>,
+        config: CircuitBreakerConfig,
+        store: &dyn StateStore,
+    ) -> Result<Self, ConfigError> {
+        let name = name.into();
+        let shared = Self::shared_in(store, &name, &config)?;
+        Ok(Self::assemble(name, config, default_clock(), shared))
+    }
+
+    fn shared_in(
+        store: &dyn StateStore,
+        name: &str,
+        config: &CircuitBreakerConfig,
+    ) -> Result<Option<Shared>, ConfigError> {
+        let fail = crate::backend::fail_mode(config.backend());
+        Ok(store.circuit(name, config)?.map(|circuit| Shared { circuit, fail }))
+    }
+
+    fn assemble(
+        name: Arc<str>,
+        config: CircuitBreakerConfig,
+        clock: SharedClock,
+        shared: Option<Shared>,
+    ) -> Self {
         let now = as_nanos(clock.now());
         let rate_window = config.failure_rate().is_some();
-        #[cfg(feature = "redis")]
-        let shared = SharedCircuit::for_config(&config, None);
-        // A shared breaker takes the slow path too: that is where it asks Redis.
-        #[cfg(feature = "redis")]
+        // A shared breaker takes the slow path too: that is where it asks its store.
         let slow = rate_window || config.slow_call().is_some() || shared.is_some();
-        #[cfg(not(feature = "redis"))]
-        let slow = rate_window || config.slow_call().is_some();
         CircuitBreaker {
-            #[cfg(feature = "redis")]
             shared,
-            name: name.into(),
+            name,
             slow_call: AtomicU64::new(config.slow_call().map_or(0, as_nanos)),
             policy: ArcSwap::from_pointee(Policy::new(config, None)),
             clock,
@@ -248,7 +290,7 @@ impl CircuitBreaker {
             .then(|| self.clock.now())
     }
 
-    fn reject(&self, retry_after: Duration) -> Error {
+    pub(super) fn reject(&self, retry_after: Duration) -> Error {
         self.rejections.fetch_add(1, Ordering::Relaxed);
         self.hub.report(
             Layer::CircuitBreaker,
@@ -509,18 +551,28 @@ impl CircuitBreaker {
 
     /// Close the circuit and forget the window, consecutive failures and in-flight
     /// outcomes (stats counters are kept).
+    ///
+    /// On a [shared](Self::is_shared) breaker this acts on this process's breaker only;
+    /// [`reset_shared`](Self::reset_shared) also closes the shared circuit.
     pub fn reset(&self) {
         self.force(CircuitState::Closed);
     }
 
     /// Open the circuit until [`reset`](Self::reset): every call is rejected with
     /// `retry_after` zero.
+    ///
+    /// On a [shared](Self::is_shared) breaker this acts on this process's breaker only:
+    /// its calls are rejected, other processes sharing the circuit are not affected.
     pub fn force_open(&self) {
         self.force(CircuitState::ForcedOpen);
     }
 
     /// Let every call through and count nothing toward tripping, until
     /// [`reset`](Self::reset). Stats still count the calls.
+    ///
+    /// On a [shared](Self::is_shared) breaker this acts on this process's breaker only:
+    /// its calls go through without asking the shared circuit and report nothing to it,
+    /// other processes sharing the circuit are not affected.
     pub fn disable(&self) {
         self.force(CircuitState::Disabled);
     }
@@ -577,78 +629,65 @@ impl CircuitBreaker {
         *self.transition.lock() = fastrand::Rng::with_seed(seed);
     }
 
-    /// A breaker whose state is shared through `backend`'s Redis with every process
-    /// using the same name there, whatever `config.backend()` says (its
-    /// [`FailMode`](crate::FailMode) applies when it is `Backend::Redis`; otherwise it
-    /// fails open).
-    ///
-    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
-    #[cfg(feature = "redis")]
-    pub fn with_redis(
-        name: impl Into<Arc<str>>,
-        config: CircuitBreakerConfig,
-        backend: Arc<crate::redis::RedisBackend>,
-    ) -> Result<Self, crate::ConfigError> {
-        let shared = match config.backend() {
-            crate::Backend::Local => crate::Backend::Redis(crate::FailMode::Open),
-            redis => redis,
+    /// The state the store holds for this breaker's shared circuit, read now (blocking;
+    /// for Redis one round trip). `Ok(None)` for a local breaker.
+    pub fn shared_state(&self) -> Result<Option<SharedState>, Error> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
         };
-        let config = config.to_builder().backend(shared).build()?;
-        let mut breaker = Self::new(name, config.clone());
-        breaker.shared = SharedCircuit::for_config(&config, Some(backend));
-        Ok(breaker)
+        let config = self.config();
+        let call = CircuitCall::new(&self.name, &config, &self.clock);
+        shared
+            .circuit
+            .state(&call)
+            .map(Some)
+            .map_err(|e| Error::backend_unavailable(self.name.clone(), e.into_reason()))
     }
 
-    /// The state Redis holds for this circuit, read now (blocking; one round trip).
-    /// `Ok(None)` for a local breaker.
-    #[cfg(feature = "redis")]
-    pub fn shared_state(&self) -> Result<Option<crate::redis::SharedState>, Error> {
-        self.shared.as_ref().map(|s| s.read_blocking(self)).transpose()
+    /// The operator's [`reset`](Self::reset) for the whole fleet: closes the shared
+    /// circuit in its store (every breaker sharing it sees it closed, its failures
+    /// forgotten), then this breaker. On a local breaker, the same as `reset`.
+    ///
+    /// Errors: [`Error::BackendUnavailable`] when the store cannot be reached (this
+    /// breaker is then left as it was).
+    pub fn reset_shared(&self) -> Result<(), Error> {
+        if let Some(shared) = &self.shared {
+            let config = self.config();
+            let call = CircuitCall::new(&self.name, &config, &self.clock);
+            shared
+                .circuit
+                .reset(&call)
+                .map_err(|e| Error::backend_unavailable(self.name.clone(), e.into_reason()))?;
+        }
+        self.reset();
+        Ok(())
     }
 
-    #[cfg(feature = "redis")]
-    pub(crate) fn shared(&self) -> Option<&Arc<SharedCircuit>> {
+    /// Whether the circuit is shared through a state store (such a breaker never takes
+    /// the fast path: every call through `call`/`run` asks the store).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    pub(super) fn shared(&self) -> Option<&Shared> {
         self.shared.as_ref()
     }
 
-    /// Whether the state is shared through Redis (such a breaker never takes the fast path).
-    fn is_shared(&self) -> bool {
-        #[cfg(feature = "redis")]
-        return self.shared.is_some();
-        #[cfg(not(feature = "redis"))]
-        false
+    pub(super) fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
-    #[cfg(feature = "redis")]
-    pub(crate) fn clock_now(&self) -> Duration {
-        self.clock.now()
-    }
-
-    #[cfg(feature = "redis")]
-    /// A rejection decided by the shared circuit (counted like a local one).
-    pub(crate) fn shared_rejection(&self, retry_after: Duration) -> Error {
-        self.reject(retry_after)
-    }
-
-    #[cfg(feature = "redis")]
-    pub(crate) fn count_rejection(&self) {
+    pub(super) fn count_rejection(&self) {
         self.rejections.fetch_add(1, Ordering::Relaxed);
     }
 
-    #[cfg(feature = "redis")]
-    pub(crate) fn is_disabled(&self) -> bool {
-        self.state() == CircuitState::Disabled
-    }
-
-    #[cfg(feature = "redis")]
     /// Clock time at admission when a slow-call threshold is configured.
-    pub(crate) fn slow_call_start(&self) -> Option<Duration> {
+    pub(super) fn slow_call_start(&self) -> Option<Duration> {
         self.start_time()
     }
 
-    #[cfg(feature = "redis")]
     /// `outcome`, or a failure for a success slower than the slow-call threshold.
-    pub(crate) fn slow_adjusted(
+    pub(super) fn slow_adjusted(
         &self,
         started: Option<Duration>,
         outcome: CallOutcome,

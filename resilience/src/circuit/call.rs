@@ -96,10 +96,9 @@ impl CircuitBreaker {
         F: FnOnce() -> Result<T, E>,
     {
         // A shared breaker always takes this path (its word has the slow bit).
-        #[cfg(feature = "redis")]
         if let Some(shared) = self.shared() {
             let outcome = |r: &Result<T, E>| outcome_of(r, classifier);
-            return crate::redis::breaker::run_blocking(self, shared, outcome, E::from, op);
+            return self.run_shared(shared, outcome, E::from, op);
         }
         let permit = self.try_acquire_slow().map_err(E::from)?;
         let result = op();
@@ -131,10 +130,9 @@ impl CircuitBreaker {
         C: FailureClassifier<E> + ?Sized,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
-        #[cfg(feature = "redis")]
         if let Some(shared) = self.shared() {
             let outcome = |r: &Result<T, Fault<E>>| fault_outcome(r, classifier);
-            return crate::redis::breaker::run_blocking(self, shared, outcome, Fault::Rejected, op);
+            return self.run_shared(shared, outcome, Fault::Rejected, op);
         }
         let permit = self.try_acquire_slow().map_err(Fault::Rejected)?;
         let result = op();
@@ -180,10 +178,9 @@ impl CircuitBreaker {
             call.record(outcome_of(&result, classifier));
             return result;
         }
-        #[cfg(feature = "redis")]
         if let Some(shared) = self.shared() {
             let outcome = |r: &Result<T, E>| outcome_of(r, classifier);
-            return crate::redis::breaker::run_async(self, shared, outcome, E::from, op).await;
+            return self.run_shared_async(shared, outcome, E::from, op).await;
         }
         let permit = self.try_acquire_slow().map_err(E::from)?;
         let result = op().await;
@@ -204,11 +201,9 @@ impl CircuitBreaker {
             call.record(fault_outcome(&result, classifier));
             return result;
         }
-        #[cfg(feature = "redis")]
         if let Some(shared) = self.shared() {
             let outcome = |r: &Result<T, Fault<E>>| fault_outcome(r, classifier);
-            return crate::redis::breaker::run_async(self, shared, outcome, Fault::Rejected, op)
-                .await;
+            return self.run_shared_async(shared, outcome, Fault::Rejected, op).await;
         }
         let permit = self.try_acquire_slow().map_err(Fault::Rejected)?;
         let result = op().await;

@@ -47,6 +47,7 @@ mod call;
 mod classifier;
 mod config;
 mod permit;
+mod shared;
 mod state;
 mod stats;
 mod window;

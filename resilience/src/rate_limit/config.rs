@@ -122,17 +122,6 @@ impl RateLimitConfig {
         self.backend
     }
 
-    /// This config with a Redis backend (keeping its fail mode if it has one), checked
-    /// against what Redis can keep.
-    #[cfg(feature = "redis")]
-    pub(crate) fn shared(&self) -> Result<RateLimitConfig, ConfigError> {
-        let backend = match self.backend {
-            Backend::Local => Backend::Redis(crate::FailMode::Open),
-            redis => redis,
-        };
-        self.to_builder().backend(backend).build()
-    }
-
     pub(crate) fn with_rate(&self, rate: Rate) -> Result<RateLimitConfig, ConfigError> {
         self.to_builder().rate(rate).build()
     }

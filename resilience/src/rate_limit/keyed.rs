@@ -12,10 +12,10 @@ use super::config::RateLimitConfig;
 use super::core::{Core, Plan};
 use super::headers::{Parsed, SyncReport};
 use super::rate::Rate;
+use super::shared::{Hold, May, Remote, SharedLimit};
 use super::stats::{Counters, RateLimiterStats, Tally, Totals};
+use crate::backend::StateStore;
 use crate::clock::{SharedClock, as_nanos, default_clock};
-#[cfg(feature = "redis")]
-use crate::redis::limiter::{May, Remote, RemoteBucket};
 use crate::{ConfigError, Error};
 
 /// The map length below which no amortised sweep runs.
@@ -60,9 +60,8 @@ where
     core: Core,
     map: papaya::HashMap<K, Arc<KeyBucket>>,
     sweep_at: AtomicUsize,
-    /// The buckets in Redis, for `Backend::Redis`.
-    #[cfg(feature = "redis")]
-    remote: Option<Box<RemoteBucket>>,
+    /// The buckets in a state store (`Backend::Redis`, or `with_store`).
+    remote: Option<Box<SharedLimit>>,
 }
 
 impl<K> fmt::Debug for KeyedRateLimiter<K>
@@ -96,46 +95,53 @@ where
         self
     }
 
-    /// An empty keyed limiter on `clock`.
+    /// An empty keyed limiter on `clock` (with a shared [`Backend`](crate::Backend), its
+    /// buckets come from the process's store; see
+    /// [`RateLimiter::with_clock`](super::RateLimiter::with_clock)).
     pub fn with_clock(
         name: impl Into<Arc<str>>,
         config: RateLimitConfig,
         clock: SharedClock,
     ) -> Self {
+        let name = name.into();
         KeyedRateLimiter {
-            #[cfg(feature = "redis")]
-            remote: RemoteBucket::for_config(&config, None),
-            core: Core::new(name.into(), config, clock),
+            remote: SharedLimit::for_config(&name, &config).map(Box::new),
+            core: Core::new(name, config, clock),
             map: papaya::HashMap::new(),
             sweep_at: AtomicUsize::new(MIN_SWEEP),
         }
     }
 
-    /// A keyed limiter whose buckets live in `backend`'s Redis (key
-    /// `{prefix}:rl:{name}:{key:?}`), shared by every process using the same name there;
-    /// see [`RateLimiter::with_redis`](super::RateLimiter::with_redis).
+    /// A keyed limiter whose buckets (one per key, told apart by the key's `Debug` form)
+    /// live in `store`, shared by every limiter using the same name there; see
+    /// [`RateLimiter::with_store`](super::RateLimiter::with_store).
     ///
-    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
-    #[cfg(feature = "redis")]
-    pub fn with_redis(
+    /// Errors: a config the store cannot keep.
+    pub fn with_store(
         name: impl Into<Arc<str>>,
         config: RateLimitConfig,
-        backend: Arc<crate::redis::RedisBackend>,
+        store: &dyn StateStore,
     ) -> Result<Self, ConfigError> {
-        let config_shared = config.shared()?;
-        let mut limiter = Self::with_clock(name, config_shared.clone(), default_clock());
-        limiter.remote = RemoteBucket::for_config(&config_shared, Some(backend));
-        Ok(limiter)
+        let name = name.into();
+        Ok(KeyedRateLimiter {
+            remote: SharedLimit::in_store(store, &name, &config)?.map(Box::new),
+            core: Core::new(name, config, default_clock()),
+            map: papaya::HashMap::new(),
+            sweep_at: AtomicUsize::new(MIN_SWEEP),
+        })
+    }
+
+    /// Whether the buckets are shared through a state store.
+    pub fn is_shared(&self) -> bool {
+        self.remote.is_some()
     }
 
     /// The limiter-wide counters alone (a shared bucket has no local key entry).
-    #[cfg(feature = "redis")]
     fn totals_only(&self) -> Tally<'_> {
         Tally { key: None, totals: &self.core.totals }
     }
 
     /// The shared bucket's decision, or `None` to use the local one.
-    #[cfg(feature = "redis")]
     fn remote_blocking<Q>(&self, key: &Q, cost: u32, may: May) -> Option<Result<(), Error>>
     where
         Q: ?Sized + fmt::Debug,
@@ -250,7 +256,6 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
     {
-        #[cfg(feature = "redis")]
         if let Some(r) = self.remote_blocking(key, cost, May::NotWait) {
             return r;
         }
@@ -268,7 +273,6 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
     {
-        #[cfg(feature = "redis")]
         if let Some(r) = self.remote_blocking(key, cost, May::Wait) {
             return r;
         }
@@ -290,7 +294,6 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug + Sync,
         K: Borrow<Q>,
     {
-        #[cfg(feature = "redis")]
         if let Some(remote) = &self.remote {
             let t = self.totals_only();
             let k: &(dyn fmt::Debug + Sync) = &key;
@@ -322,45 +325,67 @@ where
     }
 
     /// Grants nothing to `key` before clock time `at`; see
-    /// [`RateLimiter::pause_until`](super::RateLimiter::pause_until).
+    /// [`RateLimiter::pause_until`](super::RateLimiter::pause_until) (on a shared
+    /// limiter, `key`'s shared bucket is paused too).
     pub fn pause_until<Q>(&self, key: &Q, at: Duration)
     where
-        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
     {
-        let map = self.map.pin();
-        let kb = self.lookup(&map, key);
-        self.core.pause_at(&kb.bucket, self.core.now(), as_nanos(at));
+        let now = self.core.now();
+        {
+            let map = self.map.pin();
+            let kb = self.lookup(&map, key);
+            self.core.pause_at(&kb.bucket, now, as_nanos(at));
+        }
+        self.pause_shared(key, Duration::from_nanos(as_nanos(at).saturating_sub(now)));
     }
 
-    /// Grants nothing to `key` for `d`.
+    /// Grants nothing to `key` for `d` (on a shared limiter, in `key`'s shared bucket
+    /// too).
     pub fn pause_for<Q>(&self, key: &Q, d: Duration)
     where
-        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
     {
-        let map = self.map.pin();
-        let kb = self.lookup(&map, key);
-        self.core.pause_for(&kb.bucket, d);
+        {
+            let map = self.map.pin();
+            let kb = self.lookup(&map, key);
+            self.core.pause_for(&kb.bucket, d);
+        }
+        self.pause_shared(key, d);
+    }
+
+    fn pause_shared<Q: ?Sized + fmt::Debug>(&self, key: &Q, d: Duration) {
+        if let (Some(remote), false) = (&self.remote, d.is_zero()) {
+            remote.sync(&self.core, Some(&key), Hold::Pause(d));
+        }
     }
 
     /// Re-syncs `key`'s bucket from response headers, like
     /// [`RateLimiter::sync_from_headers`](super::RateLimiter::sync_from_headers), except
     /// that a Shopify `capacity` is not adopted as the burst (the burst is shared by all
-    /// keys): the bucket is set to `capacity - used` permits, at most the burst.
+    /// keys): the bucket is set to `capacity - used` permits, at most the burst. On a
+    /// shared limiter, `key`'s shared bucket is lowered and paused the same way.
     pub fn sync_from_headers<'h, Q>(
         &self,
         key: &Q,
         headers: impl IntoIterator<Item = (&'h str, &'h str)>,
     ) -> SyncReport
     where
-        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
     {
         let parsed = Parsed::read(headers, self.core.clock.wall_now());
-        let map = self.map.pin();
-        let kb = self.lookup(&map, key);
-        self.core.apply_headers(&kb.bucket, parsed, None)
+        let report = {
+            let map = self.map.pin();
+            let kb = self.lookup(&map, key);
+            self.core.apply_headers(&kb.bucket, parsed, None)
+        };
+        if let Some(remote) = &self.remote {
+            remote.sync_report(&self.core, Some(&key), &report);
+        }
+        report
     }
 
     /// Changes the rate of every key, keeping each bucket's available permits.

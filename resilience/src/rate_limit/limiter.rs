@@ -9,10 +9,10 @@ use super::config::RateLimitConfig;
 use super::core::{Core, Plan};
 use super::headers::{Parsed, SyncReport};
 use super::rate::Rate;
+use super::shared::{May, Remote, SharedLimit};
 use super::stats::{RateLimiterStats, Tally};
+use crate::backend::StateStore;
 use crate::clock::{SharedClock, as_nanos, default_clock};
-#[cfg(feature = "redis")]
-use crate::redis::limiter::{May, Remote, RemoteBucket};
 use crate::{ConfigError, Error, Fault};
 
 /// A token-bucket rate limiter (GCRA in one atomic word: taking a permit is one
@@ -33,9 +33,8 @@ use crate::{ConfigError, Error, Fault};
 pub struct RateLimiter {
     core: Core,
     bucket: Bucket,
-    /// The bucket in Redis, for `Backend::Redis`.
-    #[cfg(feature = "redis")]
-    remote: Option<Box<RemoteBucket>>,
+    /// The bucket in a state store (`Backend::Redis`, or `with_store`).
+    remote: Option<Box<SharedLimit>>,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -54,34 +53,47 @@ impl RateLimiter {
     }
 
     /// A full limiter on `clock` (e.g. a [`ManualClock`](crate::clock::ManualClock)).
+    ///
+    /// A config with a shared [`Backend`](crate::Backend) gets its bucket from the
+    /// process's store for that backend (a config the store cannot keep is logged as an
+    /// error and the limiter stays local).
     pub fn with_clock(
         name: impl Into<Arc<str>>,
         config: RateLimitConfig,
         clock: SharedClock,
     ) -> Self {
+        let name = name.into();
         RateLimiter {
-            #[cfg(feature = "redis")]
-            remote: RemoteBucket::for_config(&config, None),
-            core: Core::new(name.into(), config, clock),
+            remote: SharedLimit::for_config(&name, &config).map(Box::new),
+            core: Core::new(name, config, clock),
             bucket: Bucket::new(),
         }
     }
 
-    /// A limiter whose bucket lives in `backend`'s Redis, shared by every process using
-    /// the same name there, whatever `config.backend()` says (its [`FailMode`](crate::FailMode)
-    /// applies when it is `Backend::Redis`; otherwise it fails open).
+    /// A limiter whose bucket lives in `store`, shared by every limiter using the same
+    /// name there, whatever `config.backend()` says (its [`FailMode`](crate::FailMode)
+    /// applies when it is `Backend::Redis`; otherwise it fails open). A store that
+    /// shares no buckets gives a local limiter.
     ///
-    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
-    #[cfg(feature = "redis")]
-    pub fn with_redis(
+    /// Errors: a config the store cannot keep.
+    pub fn with_store(
         name: impl Into<Arc<str>>,
         config: RateLimitConfig,
-        backend: Arc<crate::redis::RedisBackend>,
+        store: &dyn StateStore,
     ) -> Result<Self, ConfigError> {
-        let config_shared = config.shared()?;
-        let mut limiter = Self::with_clock(name, config_shared.clone(), default_clock());
-        limiter.remote = RemoteBucket::for_config(&config_shared, Some(backend));
-        Ok(limiter)
+        let name = name.into();
+        Ok(RateLimiter {
+            remote: SharedLimit::in_store(store, &name, &config)?.map(Box::new),
+            core: Core::new(name, config, default_clock()),
+            bucket: Bucket::new(),
+        })
+    }
+
+    /// Whether the bucket is shared through a state store (permits are then taken
+    /// there; the local bucket serves only while the store is unreachable and the
+    /// limiter fails open).
+    pub fn is_shared(&self) -> bool {
+        self.remote.is_some()
     }
 
     /// Report events to `hub` instead of the process default (for a registry's instances).
@@ -112,7 +124,6 @@ impl RateLimiter {
     /// fails with [`Error::Config`] (field `cost`), which retries do not retry.
     #[inline]
     pub fn try_acquire(&self, cost: u32) -> Result<(), Error> {
-        #[cfg(feature = "redis")]
         if let Some(remote) = &self.remote {
             if let Remote::Done(r) =
                 remote.acquire_blocking(&self.core, self.tally(), None, cost, May::NotWait)
@@ -140,7 +151,6 @@ impl RateLimiter {
     /// sleep until it (callers are served in arrival order); `Reject` fails at once.
     #[inline]
     pub fn acquire(&self, cost: u32) -> Result<(), Error> {
-        #[cfg(feature = "redis")]
         if let Some(remote) = &self.remote {
             if let Remote::Done(r) =
                 remote.acquire_blocking(&self.core, self.tally(), None, cost, May::Wait)
@@ -175,7 +185,6 @@ impl RateLimiter {
     /// its slot stays consumed, so that the waiters behind it keep their times and order.
     #[cfg(feature = "tokio")]
     pub async fn acquire_async(&self, cost: u32) -> Result<(), Error> {
-        #[cfg(feature = "redis")]
         if let Some(remote) = &self.remote {
             if let Remote::Done(r) =
                 remote.acquire_async(&self.core, self.tally(), None, cost).await
@@ -267,14 +276,28 @@ impl RateLimiter {
     /// Grants nothing before clock time `at` (as read by [`Clock::now`]); at `at` the
     /// bucket holds one permit and refills from there. A time already past does nothing.
     ///
+    /// On a [shared](Self::is_shared) limiter the shared bucket is paused too, for every
+    /// limiter sharing it (the time left until `at` is applied on the store's clock); a
+    /// store that cannot be reached is reported by a warn event.
+    ///
     /// [`Clock::now`]: crate::clock::Clock::now
     pub fn pause_until(&self, at: Duration) {
-        self.core.pause_at(&self.bucket, self.core.now(), as_nanos(at));
+        let now = self.core.now();
+        self.core.pause_at(&self.bucket, now, as_nanos(at));
+        self.pause_shared(Duration::from_nanos(as_nanos(at).saturating_sub(now)));
     }
 
-    /// Grants nothing for `d` (e.g. a server's `Retry-After`).
+    /// Grants nothing for `d` (e.g. a server's `Retry-After`); on a shared limiter, for
+    /// every limiter sharing the bucket (see [`pause_until`](Self::pause_until)).
     pub fn pause_for(&self, d: Duration) {
         self.core.pause_for(&self.bucket, d);
+        self.pause_shared(d);
+    }
+
+    fn pause_shared(&self, d: Duration) {
+        if let (Some(remote), false) = (&self.remote, d.is_zero()) {
+            remote.sync(&self.core, None, super::shared::Hold::Pause(d));
+        }
     }
 
     /// Re-syncs from a response's headers (names case-insensitive, unknown ones ignored):
@@ -293,6 +316,10 @@ impl RateLimiter {
     /// permits already spent (and over-send). The refill raises the level; a newly
     /// adopted Shopify capacity is the one case where the server's figure is taken as is.
     ///
+    /// On a [shared](Self::is_shared) limiter the shared bucket is lowered and paused the
+    /// same way, for every limiter sharing it (never raised, not even for an adopted
+    /// capacity); a store that cannot be reached is reported by a warn event.
+    ///
     /// ```
     /// use resilience::rate_limit::{RateLimitConfig, RateLimiter};
     ///
@@ -308,7 +335,11 @@ impl RateLimiter {
     ) -> SyncReport {
         let parsed = Parsed::read(headers, self.core.clock.wall_now());
         let adopt = |burst: u32| self.set_burst(burst);
-        self.core.apply_headers(&self.bucket, parsed, Some(&adopt))
+        let report = self.core.apply_headers(&self.bucket, parsed, Some(&adopt));
+        if let Some(remote) = &self.remote {
+            remote.sync_report(&self.core, None, &report);
+        }
+        report
     }
 
     /// A snapshot of state and counters.

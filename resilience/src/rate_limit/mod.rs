@@ -34,6 +34,7 @@ pub mod headers;
 mod keyed;
 mod limiter;
 mod rate;
+mod shared;
 pub(crate) mod stats;
 
 pub use config::{

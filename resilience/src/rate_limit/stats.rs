@@ -126,7 +126,6 @@ impl Tally<'_> {
     }
 
     /// Callers waiting now (the whole limiter's, for a keyed one).
-    #[cfg(feature = "redis")]
     pub(crate) fn waiting(&self) -> u64 {
         self.totals.counts.waiting.load(Ordering::Relaxed)
     }

@@ -154,6 +154,11 @@ impl RedisBackend {
         })
     }
 
+    /// Deletes `keys` on a pooled blocking connection.
+    pub(crate) fn del_blocking(&self, keys: &[&str]) -> Result<(), Unavailable> {
+        self.run_blocking(|con| redis::cmd("DEL").arg(keys).query::<()>(con))
+    }
+
     async fn run_async<T, F, Fut>(&self, op: F) -> Result<T, Unavailable>
     where
         F: Fn(ConnectionManager) -> Fut,

@@ -1,17 +1,19 @@
-//! [`SharedCircuit`]: a circuit's state kept in Redis, with a local view that rejects
+//! [`RedisCircuit`]: a circuit's state kept in Redis, with a local view that rejects
 //! without a round trip while the shared circuit is open.
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::backend::{RedisBackend, Unavailable};
 use super::handle::BackendHandle;
 use super::scripts;
-use crate::circuit::{CallOutcome, CircuitBreaker, CircuitBreakerConfig, Window};
+use crate::backend::{
+    Admission, BoxFuture, CircuitCall, SharedCircuit, SharedState, StoreError, Ticket,
+};
+use crate::circuit::{CallOutcome, CircuitBreakerConfig, Window};
 use crate::clock::as_nanos;
-use crate::{Error, FailMode};
 
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
@@ -28,9 +30,8 @@ const ACQUIRE: i64 = 1;
 const REPORT: i64 = 2;
 
 /// The shared side of a Redis-backed circuit breaker.
-pub(crate) struct SharedCircuit {
+pub(crate) struct RedisCircuit {
     backend: BackendHandle,
-    fail: FailMode,
     keys: OnceLock<[String; 3]>,
     /// The last shared state seen (`CLOSED`, `OPEN`, `HALF_OPEN`, `UNKNOWN`).
     state: AtomicU8,
@@ -43,39 +44,34 @@ pub(crate) struct SharedCircuit {
     jitter: parking_lot::Mutex<fastrand::Rng>,
 }
 
-impl fmt::Debug for SharedCircuit {
+impl fmt::Debug for RedisCircuit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedCircuit")
-            .field("fail", &self.fail)
+        f.debug_struct("RedisCircuit")
             .field("state", &self.state.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
-/// How a call was admitted by the shared circuit.
-#[derive(Clone, Copy)]
-pub(crate) enum Ticket {
-    /// Admitted at `generation`; `probe` is the token of the shared half-open slot it
-    /// holds (0: none).
-    Shared { generation: i64, probe: i64 },
-    /// Redis unavailable, failing open: the local breaker alone decides.
-    Local,
+/// The script's generation and probe token as a ticket.
+fn ticket(generation: i64, probe: i64) -> Ticket {
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ticket { generation: n(generation), probe: n(probe) }
 }
 
-impl SharedCircuit {
-    /// The shared circuit of a breaker built with `config` (`None` for a local one).
-    pub(crate) fn for_config(
-        config: &CircuitBreakerConfig,
-        given: Option<Arc<RedisBackend>>,
-    ) -> Option<Arc<Self>> {
-        let (backend, fail) = BackendHandle::for_config(config.backend(), given)?;
-        Some(Arc::new(SharedCircuit::new(backend, fail)))
-    }
+/// A ticket's values as the script's arguments.
+fn from_ticket(t: Ticket) -> (i64, i64) {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    (n(t.generation), n(t.probe))
+}
 
-    fn new(backend: BackendHandle, fail: FailMode) -> Self {
-        SharedCircuit {
+fn unavailable(reason: Unavailable) -> StoreError {
+    StoreError::new(reason)
+}
+
+impl RedisCircuit {
+    pub(super) fn new(backend: BackendHandle) -> Self {
+        RedisCircuit {
             backend,
-            fail,
             keys: OnceLock::new(),
             state: AtomicU8::new(UNKNOWN),
             generation: AtomicU64::new(0),
@@ -96,14 +92,19 @@ impl SharedCircuit {
         [h.as_str(), l.as_str(), p.as_str()]
     }
 
-    /// What the local view decides without Redis: `Some(Err)` while the shared circuit
-    /// is open, `Some(Ok)` while it is closed and fresh, `None` when Redis must be asked.
-    fn view(
-        &self,
-        breaker: &CircuitBreaker,
-        backend: &RedisBackend,
-    ) -> Option<Result<Ticket, Error>> {
-        let now = as_nanos(breaker.clock_now());
+    /// The backend, or why there is none (the view is then unknown).
+    fn backend(&self) -> Result<&std::sync::Arc<RedisBackend>, StoreError> {
+        self.backend.get().map_err(|reason| {
+            self.state.store(UNKNOWN, Ordering::Release);
+            unavailable(reason)
+        })
+    }
+
+    /// What the local view decides without Redis: `Some(Rejected)` while the shared
+    /// circuit is open, `Some(Admitted)` while it is closed and fresh, `None` when Redis
+    /// must be asked.
+    fn view(&self, call: &CircuitCall<'_>, backend: &RedisBackend) -> Option<Admission> {
+        let now = as_nanos(call.clock.now());
         if self.recoveries.load(Ordering::Acquire) != backend.recoveries() {
             return None;
         }
@@ -111,14 +112,13 @@ impl SharedCircuit {
             OPEN => {
                 let until = self.open_until.load(Ordering::Acquire);
                 (now < until)
-                    .then(|| Err(breaker.shared_rejection(Duration::from_nanos(until - now))))
+                    .then(|| Admission::Rejected { retry_after: Duration::from_nanos(until - now) })
             }
             CLOSED => {
                 let age = now.saturating_sub(self.synced_at.load(Ordering::Acquire));
                 (age < as_nanos(backend.sync_interval())).then(|| {
-                    let generation =
-                        i64::try_from(self.generation.load(Ordering::Acquire)).unwrap_or(0);
-                    Ok(Ticket::Shared { generation, probe: 0 })
+                    let generation = self.generation.load(Ordering::Acquire);
+                    Admission::Admitted(Ticket { generation, probe: 0 })
                 })
             }
             _ => None,
@@ -129,14 +129,14 @@ impl SharedCircuit {
     /// view; returns `(generation, decision, token)`.
     fn learn(
         &self,
-        breaker: &CircuitBreaker,
+        call: &CircuitCall<'_>,
         backend: &RedisBackend,
         reply: &[i64],
     ) -> Option<(i64, i64, i64)> {
         let &[state, generation, remaining, decision, token] = reply else {
             return None;
         };
-        let now = as_nanos(breaker.clock_now());
+        let now = as_nanos(call.clock.now());
         let state = u8::try_from(state).ok().filter(|s| *s <= HALF_OPEN)?;
         let before = self.state.swap(state, Ordering::AcqRel);
         let remaining = u64::try_from(remaining).unwrap_or(0).saturating_mul(1000);
@@ -147,7 +147,7 @@ impl SharedCircuit {
         if before != state && (state == OPEN || before == OPEN) {
             let shown = ["closed", "open", "half-open", "unknown"];
             tracing::info!(
-                name = %breaker.name(),
+                name = %call.name,
                 from = shown[usize::from(before.min(UNKNOWN))],
                 to = shown[usize::from(state)],
                 "shared circuit changed state"
@@ -211,159 +211,140 @@ impl SharedCircuit {
         ]
     }
 
-    fn unavailable(&self, breaker: &CircuitBreaker, reason: &str) -> Result<Ticket, Error> {
-        self.state.store(UNKNOWN, Ordering::Release);
-        match self.fail {
-            FailMode::Open => Ok(Ticket::Local),
-            FailMode::Closed => {
-                breaker.count_rejection();
-                Err(Error::backend_unavailable(breaker.name().clone(), reason))
-            }
-        }
-    }
-
     fn decide(
         &self,
-        breaker: &CircuitBreaker,
+        call: &CircuitCall<'_>,
         backend: &RedisBackend,
         reply: Result<Vec<i64>, Unavailable>,
-    ) -> Result<Ticket, Error> {
+    ) -> Result<Admission, StoreError> {
         let reply = match reply {
             Ok(r) => r,
-            Err(reason) => return self.unavailable(breaker, &reason),
+            Err(reason) => {
+                self.state.store(UNKNOWN, Ordering::Release);
+                return Err(unavailable(reason));
+            }
         };
-        match self.learn(breaker, backend, &reply) {
-            Some((generation, 0, _)) => Ok(Ticket::Shared { generation, probe: 0 }),
-            Some((generation, 1, token)) => Ok(Ticket::Shared { generation, probe: token }),
+        match self.learn(call, backend, &reply) {
+            Some((generation, 0, _)) => Ok(Admission::Admitted(ticket(generation, 0))),
+            Some((generation, 1, token)) => Ok(Admission::Admitted(ticket(generation, token))),
             Some(_) => {
                 let until = self.open_until.load(Ordering::Acquire);
-                let left = until.saturating_sub(as_nanos(breaker.clock_now()));
-                Err(breaker.shared_rejection(Duration::from_nanos(left)))
+                let left = until.saturating_sub(as_nanos(call.clock.now()));
+                Ok(Admission::Rejected { retry_after: Duration::from_nanos(left) })
             }
-            None => self.unavailable(breaker, &format!("unexpected script reply {reply:?}")),
+            None => {
+                self.state.store(UNKNOWN, Ordering::Release);
+                Err(StoreError::new(format!("unexpected script reply {reply:?}")))
+            }
         }
-    }
-
-    /// Admission, blocking.
-    pub(crate) fn admit_blocking(&self, breaker: &CircuitBreaker) -> Result<Ticket, Error> {
-        let backend = match self.backend.get() {
-            Ok(b) => b,
-            Err(reason) => return self.unavailable(breaker, &reason),
-        };
-        if let Some(decided) = self.view(breaker, backend) {
-            return decided;
-        }
-        let config = breaker.config();
-        let keys = self.keys(backend, breaker.name());
-        let reply = backend.eval_blocking::<Vec<i64>>(
-            scripts::circuit(),
-            &keys,
-            &self.args(&config, ACQUIRE, 0, -1, 0),
-        );
-        self.decide(breaker, backend, reply)
-    }
-
-    /// Admission, async.
-    pub(crate) async fn admit_async(&self, breaker: &CircuitBreaker) -> Result<Ticket, Error> {
-        let backend = match self.backend.get() {
-            Ok(b) => b,
-            Err(reason) => return self.unavailable(breaker, &reason),
-        };
-        if let Some(decided) = self.view(breaker, backend) {
-            return decided;
-        }
-        let config = breaker.config();
-        let keys = self.keys(backend, breaker.name());
-        let args = self.args(&config, ACQUIRE, 0, -1, 0);
-        let reply = backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await;
-        self.decide(breaker, backend, reply)
     }
 
     /// The report of a call, or `None` when there is nothing to tell Redis (an ignored
-    /// call that held no probe slot, or a call admitted while Redis was unavailable).
+    /// call that held no probe slot).
     fn report_args(
         &self,
-        breaker: &CircuitBreaker,
+        call: &CircuitCall<'_>,
         ticket: Ticket,
         outcome: CallOutcome,
     ) -> Option<[i64; 15]> {
-        let Ticket::Shared { generation, probe } = ticket else {
-            return None;
-        };
+        let (generation, probe) = from_ticket(ticket);
         let outcome = match outcome {
             CallOutcome::Success => 0,
             CallOutcome::Failure => 1,
             CallOutcome::Ignored if probe > 0 => -1,
             CallOutcome::Ignored => return None,
         };
-        Some(self.args(&breaker.config(), REPORT, generation, outcome, probe))
+        Some(self.args(call.config, REPORT, generation, outcome, probe))
     }
 
     /// Learns from a report's reply; a report Redis did not answer leaves the view
     /// unknown (the next call asks).
     fn after_report(
         &self,
-        breaker: &CircuitBreaker,
+        call: &CircuitCall<'_>,
         backend: &RedisBackend,
         reply: Result<Vec<i64>, Unavailable>,
     ) {
         match reply {
             Ok(reply) => {
-                self.learn(breaker, backend, &reply);
+                self.learn(call, backend, &reply);
             }
             Err(_) => self.state.store(UNKNOWN, Ordering::Release),
         }
     }
+}
 
-    /// Tells Redis how an admitted call went, blocking.
-    pub(crate) fn report_blocking(
-        &self,
-        breaker: &CircuitBreaker,
-        ticket: Ticket,
-        outcome: CallOutcome,
-    ) {
+impl SharedCircuit for RedisCircuit {
+    fn admit(&self, call: &CircuitCall<'_>) -> Result<Admission, StoreError> {
+        let backend = self.backend()?;
+        if let Some(decided) = self.view(call, backend) {
+            return Ok(decided);
+        }
+        let keys = self.keys(backend, call.name);
+        let reply = backend.eval_blocking::<Vec<i64>>(
+            scripts::circuit(),
+            &keys,
+            &self.args(call.config, ACQUIRE, 0, -1, 0),
+        );
+        self.decide(call, backend, reply)
+    }
+
+    fn admit_async<'a>(
+        &'a self,
+        call: CircuitCall<'a>,
+    ) -> BoxFuture<'a, Result<Admission, StoreError>> {
+        Box::pin(async move {
+            let backend = self.backend()?;
+            if let Some(decided) = self.view(&call, backend) {
+                return Ok(decided);
+            }
+            let keys = self.keys(backend, call.name);
+            let args = self.args(call.config, ACQUIRE, 0, -1, 0);
+            let reply = backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await;
+            self.decide(&call, backend, reply)
+        })
+    }
+
+    fn report(&self, call: &CircuitCall<'_>, ticket: Ticket, outcome: CallOutcome) {
         let (Some(args), Ok(backend)) =
-            (self.report_args(breaker, ticket, outcome), self.backend.get())
+            (self.report_args(call, ticket, outcome), self.backend.get())
         else {
             return;
         };
-        let keys = self.keys(backend, breaker.name());
+        let keys = self.keys(backend, call.name);
         let reply = backend.eval_blocking::<Vec<i64>>(scripts::circuit(), &keys, &args);
-        self.after_report(breaker, backend, reply);
+        self.after_report(call, backend, reply);
     }
 
-    /// Tells Redis how an admitted call went, async.
-    pub(crate) async fn report_async(
-        &self,
-        breaker: &CircuitBreaker,
+    fn report_async<'a>(
+        &'a self,
+        call: CircuitCall<'a>,
         ticket: Ticket,
         outcome: CallOutcome,
-    ) {
-        let (Some(args), Ok(backend)) =
-            (self.report_args(breaker, ticket, outcome), self.backend.get())
-        else {
-            return;
-        };
-        let keys = self.keys(backend, breaker.name());
-        let reply = backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await;
-        self.after_report(breaker, backend, reply);
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let (Some(args), Ok(backend)) =
+                (self.report_args(&call, ticket, outcome), self.backend.get())
+            else {
+                return;
+            };
+            let keys = self.keys(backend, call.name);
+            let reply = backend.eval_async::<Vec<i64>>(scripts::circuit(), &keys, &args).await;
+            self.after_report(&call, backend, reply);
+        })
     }
 
-    /// Reads the shared state (no change), blocking: `(state, open_remaining)`.
-    pub(crate) fn read_blocking(&self, breaker: &CircuitBreaker) -> Result<SharedState, Error> {
-        let backend = self
-            .backend
-            .get()
-            .map_err(|r| Error::backend_unavailable(breaker.name().clone(), r))?;
-        let keys = self.keys(backend, breaker.name());
+    fn state(&self, call: &CircuitCall<'_>) -> Result<SharedState, StoreError> {
+        let backend = self.backend()?;
+        let keys = self.keys(backend, call.name);
         let reply = backend
             .eval_blocking::<Vec<i64>>(
                 scripts::circuit(),
                 &keys,
-                &self.args(&breaker.config(), READ, 0, -1, 0),
+                &self.args(call.config, READ, 0, -1, 0),
             )
-            .map_err(|r| Error::backend_unavailable(breaker.name().clone(), r))?;
-        self.learn(breaker, backend, &reply);
+            .map_err(unavailable)?;
+        self.learn(call, backend, &reply);
         Ok(match reply.first() {
             Some(1) => SharedState::Open {
                 retry_after: Duration::from_micros(
@@ -374,88 +355,14 @@ impl SharedCircuit {
             _ => SharedState::Closed,
         })
     }
-}
 
-/// The state of a circuit as Redis holds it (see
-/// [`CircuitBreaker::shared_state`](crate::CircuitBreaker::shared_state)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SharedState {
-    /// Calls flow.
-    Closed,
-    /// Calls are rejected for `retry_after` more.
-    Open {
-        /// Time left in the open period.
-        retry_after: Duration,
-    },
-    /// Probes are being let through.
-    HalfOpen,
-}
-
-/// Runs `op` through the shared circuit and the local breaker (both must admit; the
-/// shared circuit first, so that the local slow-call timer starts with the call).
-pub(crate) fn run_blocking<T, E>(
-    breaker: &CircuitBreaker,
-    shared: &Arc<SharedCircuit>,
-    outcome_of: impl FnOnce(&Result<T, E>) -> CallOutcome,
-    rejected: impl FnOnce(Error) -> E,
-    op: impl FnOnce() -> Result<T, E>,
-) -> Result<T, E> {
-    // An operator's `disable` on this process's breaker lets calls through unasked.
-    let ticket = if breaker.is_disabled() {
-        Ticket::Local
-    } else {
-        match shared.admit_blocking(breaker) {
-            Ok(t) => t,
-            Err(e) => return Err(rejected(e)),
-        }
-    };
-    let permit = match breaker.try_acquire() {
-        Ok(p) => p,
-        Err(e) => {
-            // Give back a shared probe slot this call will not use.
-            shared.report_blocking(breaker, ticket, CallOutcome::Ignored);
-            return Err(rejected(e));
-        }
-    };
-    let started = breaker.slow_call_start();
-    let result = op();
-    let raw = outcome_of(&result);
-    permit.record(raw);
-    shared.report_blocking(breaker, ticket, breaker.slow_adjusted(started, raw));
-    result
-}
-
-/// Async [`run_blocking`].
-pub(crate) async fn run_async<T, E, Fut>(
-    breaker: &CircuitBreaker,
-    shared: &Arc<SharedCircuit>,
-    outcome_of: impl FnOnce(&Result<T, E>) -> CallOutcome,
-    rejected: impl FnOnce(Error) -> E,
-    op: impl FnOnce() -> Fut,
-) -> Result<T, E>
-where
-    Fut: Future<Output = Result<T, E>>,
-{
-    let ticket = if breaker.is_disabled() {
-        Ticket::Local
-    } else {
-        match shared.admit_async(breaker).await {
-            Ok(t) => t,
-            Err(e) => return Err(rejected(e)),
-        }
-    };
-    let permit = match breaker.try_acquire() {
-        Ok(p) => p,
-        Err(e) => {
-            shared.report_async(breaker, ticket, CallOutcome::Ignored).await;
-            return Err(rejected(e));
-        }
-    };
-    let started = breaker.slow_call_start();
-    let result = op().await;
-    let raw = outcome_of(&result);
-    permit.record(raw);
-    shared.report_async(breaker, ticket, breaker.slow_adjusted(started, raw)).await;
-    result
+    fn reset(&self, call: &CircuitCall<'_>) -> Result<(), StoreError> {
+        let backend = self.backend()?;
+        let keys = self.keys(backend, call.name);
+        // A circuit without keys is closed with nothing counted: the state of a fresh
+        // deployment.
+        let deleted = backend.del_blocking(&keys).map_err(unavailable);
+        self.state.store(UNKNOWN, Ordering::Release);
+        deleted
+    }
 }

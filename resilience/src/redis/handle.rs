@@ -3,7 +3,6 @@
 use std::sync::{Arc, OnceLock};
 
 use super::backend::{RedisBackend, Unavailable};
-use crate::FailMode;
 
 /// The backend an instance uses: given at construction, or the process-wide one resolved
 /// on first use.
@@ -24,20 +23,6 @@ impl BackendHandle {
                     Ok(cell.get_or_init(|| b))
                 }
             },
-        }
-    }
-
-    /// The backend an instance with `config`'s backend uses.
-    pub(crate) fn for_config(
-        backend: crate::Backend,
-        given: Option<Arc<RedisBackend>>,
-    ) -> Option<(BackendHandle, FailMode)> {
-        match backend {
-            crate::Backend::Local => None,
-            crate::Backend::Redis(fail) => Some((
-                given.map_or_else(|| BackendHandle::Global(OnceLock::new()), BackendHandle::Given),
-                fail,
-            )),
         }
     }
 }

@@ -70,16 +70,22 @@
 //!   process died, or whose async call was dropped, frees it then; a probe that reports
 //!   later counts for nothing.
 //!
-//! # What stays local
+//! # What is shared, what stays local
+//! Redis is a [`StateStore`](crate::backend::StateStore) ([`RedisStore`]): the core
+//! breaker and limiters consult it through that interface, and any other store plugs
+//! in the same way (`with_store` constructors).
 //! - The manual permit API ([`CircuitBreaker::try_acquire`](crate::CircuitBreaker::try_acquire)),
-//!   `state()`, `stats()` and the operator actions (`reset`, `force_open`, `disable`) act
-//!   on this process's breaker; `call`, `run` and the attributes go through the shared
-//!   circuit, and [`CircuitBreaker::shared_state`](crate::CircuitBreaker::shared_state)
-//!   reads it.
-//! - A limiter's `pause_for`, `pause_until`, `sync_from_headers`, `available()` and
-//!   per-key stats act on the local bucket (the one used while failing open); its
-//!   granted / waited / rejected counters count this process's calls. `max_queue`
-//!   bounds the waiters of the whole limiter in this process, not of each key.
+//!   `state()`, `stats()` and the operator actions `reset`, `force_open` and `disable`
+//!   act on this process's breaker (each says so); `call`, `run` and the attributes go
+//!   through the shared circuit, [`CircuitBreaker::shared_state`](crate::CircuitBreaker::shared_state)
+//!   reads it and [`CircuitBreaker::reset_shared`](crate::CircuitBreaker::reset_shared)
+//!   closes it for the whole fleet.
+//! - A limiter's `pause_for`, `pause_until` and `sync_from_headers` hold back the shared
+//!   bucket too (a pause, or a server's lower count, reaches every process; an adopted
+//!   Shopify capacity changes this process's config only). `available()` and per-key
+//!   stats read the local bucket (the one used while failing open); its granted /
+//!   waited / rejected counters count this process's calls. `max_queue` bounds the
+//!   waiters of the whole limiter in this process, not of each key.
 //! - Blocking calls (`try_acquire`, `acquire`, `call`) do their round trip on the
 //!   caller's thread; async code should use `acquire_async` / `call_async`, which need a
 //!   tokio runtime with time and IO enabled. A cancelled async waiter's reservation stays
@@ -91,20 +97,23 @@
 //!   multi-key scripts), not Redis Cluster.
 
 mod backend;
-pub(crate) mod breaker;
+mod breaker;
 mod config;
 mod handle;
-pub(crate) mod limiter;
+mod limiter;
 mod scripts;
+mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwapOption;
 
+pub use crate::backend::SharedState;
 pub use backend::RedisBackend;
-pub use breaker::SharedState;
 pub use config::{RedisConfig, RedisConfigBuilder, URL_ENV};
+pub use store::RedisStore;
+pub(crate) use store::process_store;
 
 use crate::ConfigError;
 

@@ -47,6 +47,24 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat + 0.5), 'PX', ttl)
 return math.ceil(wait)
 ";
 
+/// Holds a GCRA bucket back: its theoretical arrival time moves to at least `now + ahead`
+/// (never back), so that a pause or a server's lower count reaches every process.
+///
+/// KEYS[1] the bucket. ARGV: ahead (ns). The key lives until the time it holds (plus a
+/// millisecond), after which a missing key is the same full bucket. Returns 0.
+const HOLD: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local target = now + ARGV[1] / 1000
+local tat = redis.call('GET', KEYS[1])
+if tat then tat = tat + 0 else tat = now end
+if target > tat then
+  redis.call('SET', KEYS[1], string.format('%d', target + 0.5), 'PX', math.ceil((target - now) / 1000) + 1)
+end
+return 0
+";
+
 /// The shared circuit: state, generation, open deadline, consecutive failures, probe
 /// successes and the failure-rate window in one hash; the count window in a list; the
 /// half-open probes in flight in a sorted set (one token per probe, scored by the end of
@@ -184,6 +202,11 @@ return {s, g, remaining, decision, granted}
 pub(crate) fn limiter() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| Script::new(LIMITER))
+}
+
+pub(crate) fn hold() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(HOLD))
 }
 
 pub(crate) fn circuit() -> &'static Script {

@@ -280,8 +280,12 @@ impl Registry {
     }
 
     // ----- operator actions ----------------------------------------------------------
+    //
+    // They act on this process's breaker; a shared breaker's circuit in its store is
+    // reset with `CircuitBreaker::reset_shared` (see `get_circuit_breaker`).
 
-    /// Close circuit `name` and clear its window.
+    /// Close circuit `name` and clear its window (this process's breaker only; see
+    /// [`CircuitBreaker::reset_shared`] for a shared one).
     pub fn reset(&self, name: &str) -> Result<(), ConfigError> {
         self.circuit(name)?.reset();
         Ok(())

@@ -1,0 +1,300 @@
+//! A limiter whose bucket is shared through a [`StateStore`](crate::backend::StateStore):
+//! the driver that asks the shared bucket, waits, counts and reports.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::OnLimit;
+use super::core::Core;
+use super::headers::SyncReport;
+use super::stats::Tally;
+use crate::backend::{BucketRequest, Grant, SharedBucket, StateStore, StoreError};
+use crate::events::{EventKind, Interest};
+use crate::{ConfigError, Error, FailMode, RateLimitConfig};
+
+/// What the caller does next.
+pub(crate) enum Remote {
+    /// The shared bucket decided (granted, after any wait, or refused).
+    Done(Result<(), Error>),
+    /// The store is unreachable and the limiter fails open: use the local bucket.
+    Local,
+}
+
+/// How long the caller may wait for its permits.
+#[derive(Clone, Copy)]
+pub(crate) enum May {
+    /// `try_acquire`: never.
+    NotWait,
+    /// `acquire`: per the limiter's policy.
+    Wait,
+}
+
+/// A limiter's shared bucket and what to do while its store is unreachable.
+pub(crate) struct SharedLimit {
+    bucket: Arc<dyn SharedBucket>,
+    fail: FailMode,
+}
+
+impl fmt::Debug for SharedLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedLimit")
+            .field("bucket", &self.bucket)
+            .field("fail", &self.fail)
+            .finish()
+    }
+}
+
+impl SharedLimit {
+    /// The shared bucket `store` keeps for a limiter named `name` with `config`.
+    pub(crate) fn in_store(
+        store: &dyn StateStore,
+        name: &str,
+        config: &RateLimitConfig,
+    ) -> Result<Option<Self>, ConfigError> {
+        let fail = crate::backend::fail_mode(config.backend());
+        Ok(store.bucket(name, config)?.map(|bucket| SharedLimit { bucket, fail }))
+    }
+
+    /// The shared bucket of the process's store for `config.backend()` (`None`: local;
+    /// a config the store cannot keep is logged and stays local).
+    pub(crate) fn for_config(name: &str, config: &RateLimitConfig) -> Option<Self> {
+        let store = crate::backend::process_store(config.backend())?;
+        Self::in_store(store, name, config).unwrap_or_else(|e| {
+            tracing::error!(name = %name, error = %e, "the bucket cannot be shared: it stays local");
+            None
+        })
+    }
+
+    /// Blocking acquire: one request to the store, then a sleep on the limiter's clock
+    /// if the store reserved a later slot. Kept out of line: a local limiter's hot path
+    /// only tests for the handle.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn acquire_blocking(
+        &self,
+        core: &Core,
+        tally: Tally<'_>,
+        key: Option<&dyn fmt::Debug>,
+        cost: u32,
+        may: May,
+    ) -> Remote {
+        let ask = match Ask::new(core, tally, key, cost, may) {
+            Ok(ask) => ask,
+            Err(done) => return Remote::Done(done),
+        };
+        let shown = key.map(|k| format!("{k:?}"));
+        let answer = self.bucket.acquire(&ask.request(shown.as_deref()));
+        match ask.decide(self.fail, answer, key) {
+            Decided::Sleep(wait) => {
+                core.clock.sleep(wait);
+                ask.finish_wait();
+                Remote::Done(Ok(()))
+            }
+            Decided::Done(r) => Remote::Done(r),
+            Decided::Local => Remote::Local,
+        }
+    }
+
+    /// Async acquire: one request to the store, then a sleep on tokio's timer if the
+    /// store reserved a later slot. A dropped waiter's reservation stays consumed.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn acquire_async(
+        &self,
+        core: &Core,
+        tally: Tally<'_>,
+        key: Option<&(dyn fmt::Debug + Sync)>,
+        cost: u32,
+    ) -> Remote {
+        // Only `Sync` references live across the await.
+        let ask = match Ask::new(core, tally, key.map(|k| k as &dyn fmt::Debug), cost, May::Wait) {
+            Ok(ask) => ask,
+            Err(done) => return Remote::Done(done),
+        };
+        let shown = key.map(|k| format!("{k:?}"));
+        let answer = self.bucket.acquire_async(ask.request(shown.as_deref())).await;
+        match ask.decide(self.fail, answer, key.map(|k| k as &dyn fmt::Debug)) {
+            Decided::Sleep(wait) => {
+                let guard = LeaveOnDrop(&ask);
+                tokio::time::sleep(wait).await;
+                std::mem::forget(guard);
+                ask.finish_wait();
+                Remote::Done(Ok(()))
+            }
+            Decided::Done(r) => Remote::Done(r),
+            Decided::Local => Remote::Local,
+        }
+    }
+
+    /// Holds the shared bucket (of `key`, for a keyed limiter) per `hold`; a store that
+    /// cannot be reached is a warn event (the local bucket has been held already).
+    pub(crate) fn sync(&self, core: &Core, key: Option<&dyn fmt::Debug>, hold: Hold) {
+        let config = core.config();
+        let interval = config.rate().interval();
+        let capacity = interval.saturating_mul(config.burst());
+        let ahead = match hold {
+            Hold::Pause(d) => d.saturating_add(capacity.saturating_sub(interval)),
+            Hold::Available(n) => {
+                let free = interval.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+                capacity.saturating_sub(free)
+            }
+        };
+        let shown = key.map(|k| format!("{k:?}"));
+        let request = BucketRequest {
+            name: &core.name,
+            key: shown.as_deref(),
+            increment: interval,
+            capacity,
+            max_wait: Some(Duration::ZERO),
+        };
+        if let Err(e) = self.bucket.hold(&request, ahead) {
+            tracing::warn!(name = %core.name, key = ?shown, reason = %e, "the shared bucket could not be re-synced: only this process's bucket was");
+        }
+    }
+
+    /// Applies what a header re-sync did to the local bucket to the shared one.
+    pub(crate) fn sync_report(
+        &self,
+        core: &Core,
+        key: Option<&dyn fmt::Debug>,
+        report: &SyncReport,
+    ) {
+        let level = [report.call_limit.map(|cl| u64::from(cl.remaining())), report.remaining];
+        if let Some(n) = level.into_iter().flatten().min() {
+            self.sync(core, key, Hold::Available(n));
+        }
+        if let Some(d) = report.paused_for {
+            self.sync(core, key, Hold::Pause(d));
+        }
+    }
+}
+
+/// How a shared bucket is held back.
+#[derive(Clone, Copy)]
+pub(crate) enum Hold {
+    /// Nothing granted for this long.
+    Pause(Duration),
+    /// At most this many permits available now.
+    Available(u64),
+}
+
+/// One acquire in flight.
+struct Ask<'a> {
+    core: &'a Core,
+    tally: Tally<'a>,
+    increment: Duration,
+    capacity: Duration,
+    max_wait: Option<Duration>,
+    /// The process's queue was full: the call was refused a reservation.
+    queue_full: bool,
+}
+
+enum Decided {
+    Sleep(Duration),
+    Done(Result<(), Error>),
+    Local,
+}
+
+impl<'a> Ask<'a> {
+    /// `Err` with the result when the store need not be asked: a zero cost, a cost above
+    /// the burst.
+    fn new(
+        core: &'a Core,
+        tally: Tally<'a>,
+        key: Option<&dyn fmt::Debug>,
+        cost: u32,
+        may: May,
+    ) -> Result<Self, Result<(), Error>> {
+        let config = core.config();
+        if cost == 0 {
+            tally.granted();
+            return Err(Ok(()));
+        }
+        if cost > config.burst() {
+            return Err(Err(core.cost_error(tally, cost, config.burst(), key)));
+        }
+        // `Queue`: while `max_queue` callers of this process wait, a call takes only what
+        // is free now. Nobody counts as waiting before the store has reserved a slot.
+        let queue_full = matches!(may, May::Wait)
+            && config.on_limit() == OnLimit::Queue
+            && tally.waiting() >= u64::try_from(config.max_queue()).unwrap_or(u64::MAX);
+        let max_wait = match (may, config.on_limit()) {
+            _ if queue_full => Some(Duration::ZERO),
+            (May::NotWait, _) | (_, OnLimit::Reject) => Some(Duration::ZERO),
+            (May::Wait, _) => config.max_wait().map(|w| w.max(Duration::from_micros(1))),
+        };
+        let interval = config.rate().interval();
+        Ok(Ask {
+            core,
+            tally,
+            increment: interval.saturating_mul(cost),
+            capacity: interval.saturating_mul(config.burst()),
+            max_wait,
+            queue_full,
+        })
+    }
+
+    fn request<'k>(&'k self, key: Option<&'k str>) -> BucketRequest<'k> {
+        BucketRequest {
+            name: &self.core.name,
+            key,
+            increment: self.increment,
+            capacity: self.capacity,
+            max_wait: self.max_wait,
+        }
+    }
+
+    fn decide(
+        &self,
+        fail: FailMode,
+        answer: Result<Grant, StoreError>,
+        key: Option<&dyn fmt::Debug>,
+    ) -> Decided {
+        let (core, tally) = (self.core, self.tally);
+        match answer {
+            Ok(Grant::Now) => {
+                tally.granted();
+                Decided::Done(Ok(()))
+            }
+            Ok(Grant::After(wait)) => {
+                tally.waited();
+                tally.enter_wait(None);
+                core.report(key, Interest::WAITS, || EventKind::Waited { waited: wait });
+                Decided::Sleep(wait)
+            }
+            Ok(Grant::Refused { retry_after }) => {
+                let wait = crate::clock::as_nanos(retry_after);
+                let what = if self.queue_full {
+                    "wait queue full"
+                } else {
+                    "refused by the shared bucket"
+                };
+                Decided::Done(Err(core.rejection(tally, wait, key, what)))
+            }
+            Err(e) => match fail {
+                FailMode::Open => Decided::Local,
+                FailMode::Closed => {
+                    self.tally.rejected();
+                    let name = self.core.name.clone();
+                    Decided::Done(Err(Error::backend_unavailable(name, e.into_reason())))
+                }
+            },
+        }
+    }
+
+    fn finish_wait(&self) {
+        self.tally.leave_wait();
+        self.tally.granted();
+    }
+}
+
+/// Leaves the wait count if a waiting future is dropped.
+#[cfg(feature = "tokio")]
+struct LeaveOnDrop<'a, 'b>(&'a Ask<'b>);
+
+#[cfg(feature = "tokio")]
+impl Drop for LeaveOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.tally.leave_wait();
+    }
+}
