@@ -143,7 +143,7 @@ mod duration;
 mod error;
 pub mod events;
 mod fault;
-mod pipeline;
+pub mod pipeline;
 pub mod presets;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
