@@ -111,7 +111,11 @@ mod tests {
             ),
         )
         .to_string();
-        assert!(out.contains("bulkhead (& __resilience_bulkhead_0"), "{out}");
+        assert!(out.contains("instance (& __resilience_bulkhead_0)"), "{out}");
+        assert!(
+            out.contains(":: resilience :: pipeline :: layer :: bulkhead (__resilience_instance_0"),
+            "{out}"
+        );
         assert!(!out.contains("compile_error"));
     }
 }

@@ -1,10 +1,12 @@
 //! Code generation: one pipeline, outermost layer first, around the user's body.
 //!
 //! The signature, attributes, docs and visibility come out as written; only the body is
-//! rewritten. Generated code calls `<crate>::__private` by absolute path, nothing else
-//! from the user's scope. Each layer resolves its named instance once per call site (a
-//! `static` cell) and all hooks are zero-sized types, so a call costs what the
-//! hand-written runtime call costs.
+//! rewritten. Generated code calls by absolute path, nothing from the user's scope: the
+//! layers of `<crate>::pipeline::layer`, the hooks of `<crate>::retry::Hooks` and the
+//! classifier `<crate>::circuit::Predicates`, with `<crate>::__private` as the glue
+//! (call-site caching, the return type's plumbing). Each layer resolves its named
+//! instance once per call site (a `static` cell) and all hooks are zero-sized types, so a
+//! call costs what the hand-written runtime call costs.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -20,6 +22,8 @@ use crate::stack::{Layer, Planned, Stack};
 
 /// What every layer needs to know.
 struct Ctx<'a> {
+    /// `<crate>`.
+    krate: TokenStream,
     /// `<crate>::__private`.
     p: TokenStream,
     info: &'a FnInfo,
@@ -77,6 +81,7 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     let krate =
         stack.krate.clone().map(|k| k.into_token_stream()).unwrap_or_else(|| quote!(::resilience));
     let p = quote!(#krate::__private);
+    let krate = krate.clone();
     let value_mode = !info.ret_is_result && has_fallback(stack);
     let ret = &info.ret;
     let rr = if value_mode {
@@ -84,7 +89,7 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     } else {
         ret.clone()
     };
-    let ctx = Ctx { p, info, rr, fn_name: item.sig.ident.to_string() };
+    let ctx = Ctx { krate, p, info, rr, fn_name: item.sig.ident.to_string() };
 
     let (outer_stmts, body, async_block) = match info.shape {
         Shape::AsyncBlock => split_async_block(&item.block)?,
@@ -419,10 +424,10 @@ fn retry_spec(ctx: &Ctx<'_>, args: &RetryArgs, planned: &Planned) -> TokenStream
 }
 
 fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
-    let p = &ctx.p;
+    let (p, krate) = (&ctx.p, &ctx.krate);
     let (ok, err) = (ctx.ok_ty(), ctx.err_ty());
     let retry_if = match &args.retry_if {
-        Some(f) => quote!(#p::retry_if::<#err, _>(#f)),
+        Some(f) => quote!(#f),
         None => quote!({
             #[allow(unused_imports)]
             use #p::{ByClassify as _, ByDefault as _};
@@ -430,19 +435,23 @@ fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
         }),
     };
     let on_result = match &args.retry_on_result {
-        Some(f) => quote!(#p::retry_on_result::<#ok, _>(#f)),
-        None => quote!(#p::NoResultRetry),
+        Some(f) => quote!(#f),
+        None => quote!(|_: &#ok| false),
     };
     let on_retry = match &args.on_retry {
-        Some(f) => quote!(#p::on_retry::<#ok, #err, _>(#f)),
-        None => quote!(#p::NoOnRetry),
+        Some(f) => quote!(#f),
+        None => quote!(|_: &#krate::retry::RetryEvent<'_, #ok, #err>| {}),
     };
     let retry_after = quote!({
         #[allow(unused_imports)]
         use #p::{ByRetryAfter as _, ByDefault as _};
         (&&#p::Probe::<#err>::NEW).default_retry_after()
     });
-    quote!(#p::MacroHooks::<#ok, #err, _, _, _, _>::new(#retry_if, #on_result, #on_retry, #retry_after))
+    quote!(#krate::retry::Hooks::<#ok, #err>::new()
+        .retry_if(#retry_if)
+        .retry_on_result(#on_result)
+        .retry_after(#retry_after)
+        .on_retry(#on_retry))
 }
 
 fn circuit_spec(ctx: &Ctx<'_>, args: &CircuitArgs, planned: &Planned) -> TokenStream {
@@ -483,17 +492,17 @@ fn circuit_spec(ctx: &Ctx<'_>, args: &CircuitArgs, planned: &Planned) -> TokenSt
 }
 
 fn classifier_value(ctx: &Ctx<'_>, args: &CircuitArgs) -> TokenStream {
-    let p = &ctx.p;
+    let krate = &ctx.krate;
     let err = ctx.err_ty();
     let failure_if = match &args.failure_if {
-        Some(f) => quote!(#p::predicate::<#err, _>(#f)),
-        None => quote!(#p::AllErrors),
+        Some(f) => quote!(#f),
+        None => quote!(|_: &#err| true),
     };
     let ignore_if = match &args.ignore_if {
-        Some(f) => quote!(#p::predicate::<#err, _>(#f)),
-        None => quote!(#p::NoErrors),
+        Some(f) => quote!(#f),
+        None => quote!(|_: &#err| false),
     };
-    quote!(#p::MacroClassifier::<#err, _, _>::new(#failure_if, #ignore_if))
+    quote!(#krate::circuit::Predicates::<#err, _, _>::new(#failure_if, #ignore_if))
 }
 
 /// `backend = ..` and `fail_mode = ..` as an `Option<Backend>`.
@@ -552,6 +561,9 @@ fn wrap(
     retry_above: bool,
 ) -> TokenStream {
     let p = &ctx.p;
+    let krate = &ctx.krate;
+    let layer = quote!(#krate::pipeline::layer);
+    let instance = ident("instance", index);
     match &planned.layer {
         Layer::Retry(_) => {
             let handle = ident("retry", index);
@@ -586,11 +598,12 @@ fn wrap(
         Layer::Circuit(_) => {
             let handle = ident("circuit", index);
             let classifier = ident("classifier", index);
-            if is_async {
-                quote!(#p::circuit_async(&#handle, &#classifier, #inner))
+            let step = if is_async {
+                quote!(#layer::circuit_async(#instance, &#classifier, #inner))
             } else {
-                quote!(#p::circuit(&#handle, &#classifier, || #inner))
-            }
+                quote!(#layer::circuit(#instance, &#classifier, || #inner))
+            };
+            unwrap(ctx, &handle, &instance, step, is_async)
         }
         Layer::RateLimit(args) => {
             let handle = ident("limiter", index);
@@ -598,29 +611,44 @@ fn wrap(
                 Some(cost) => quote!(#p::cost(#cost)),
                 None => quote!(1),
             };
+            let step = match (&args.key, is_async) {
+                (Some(key), is_async) => {
+                    let key_ident = ident("key", index);
+                    let call = if is_async {
+                        quote!(#layer::keyed_rate_limit_async(#instance, &*#key_ident, #cost, #inner).await)
+                    } else {
+                        quote!(#layer::keyed_rate_limit(#instance, &*#key_ident, #cost, || #inner))
+                    };
+                    quote!({
+                        let #key_ident = #p::rate_key(&(#key));
+                        #call
+                    })
+                }
+                (None, true) => quote!(#layer::rate_limit_async(#instance, #cost, #inner)),
+                (None, false) => quote!(#layer::rate_limit(#instance, #cost, || #inner)),
+            };
+            // The keyed step awaits inside its block, with the key alive.
             match (&args.key, is_async) {
-                (Some(key), true) => {
-                    quote!(#p::keyed_rate_limit_async(&#handle, &(#key), #cost, #inner))
-                }
-                (Some(key), false) => {
-                    quote!(#p::keyed_rate_limit(&#handle, &(#key), #cost, || #inner))
-                }
-                (None, true) => quote!(#p::rate_limit_async(&#handle, #cost, #inner)),
-                (None, false) => quote!(#p::rate_limit(&#handle, #cost, || #inner)),
+                (Some(_), true) => unwrap_awaited(ctx, &handle, &instance, step),
+                _ => unwrap(ctx, &handle, &instance, step, is_async),
             }
         }
         Layer::Bulkhead(_) => {
             let handle = ident("bulkhead", index);
-            if is_async {
-                quote!(#p::bulkhead_async(&#handle, #inner))
+            let step = if is_async {
+                quote!(#layer::bulkhead_async(#instance, #inner))
             } else {
-                quote!(#p::bulkhead(&#handle, || #inner))
-            }
+                quote!(#layer::bulkhead(#instance, || #inner))
+            };
+            unwrap(ctx, &handle, &instance, step, is_async)
         }
         Layer::Timeout(_) => {
             let handle = ident("timeout", index);
+            let limit =
+                quote!(::core::option::Option::<&::core::time::Duration>::copied(#instance));
             if is_async {
-                quote!(#p::timeout_async(&#handle, #inner))
+                let step = quote!(#layer::timeout_async(#limit, #inner));
+                unwrap(ctx, &handle, &instance, step, is_async)
             } else {
                 // The body moves to a worker thread; under a retry each attempt gets its
                 // own clone of the arguments.
@@ -638,10 +666,51 @@ fn wrap(
                 } else {
                     TokenStream::new()
                 };
-                quote!({ #clones #p::timeout_blocking(&#handle, move || #inner) })
+                let step = quote!({ #clones #layer::timeout_blocking(#limit, move || #inner) });
+                unwrap(ctx, &handle, &instance, step, is_async)
             }
         }
     }
+}
+
+/// Runs `step` (a layer of `pipeline::layer` around the inner attempt) with the call
+/// site's resolved instance bound to `instance`; a failed resolution rejects the attempt.
+/// In async code the result is a future.
+fn unwrap(
+    ctx: &Ctx<'_>,
+    handle: &syn::Ident,
+    instance: &syn::Ident,
+    step: TokenStream,
+    is_async: bool,
+) -> TokenStream {
+    if is_async {
+        unwrap_awaited(ctx, handle, instance, quote!(#step.await))
+    } else {
+        let p = &ctx.p;
+        let rejected = format_ident!("__resilience_rejected", span = Span::mixed_site());
+        quote!(match #p::instance(&#handle) {
+            ::core::result::Result::Ok(#instance) => #step,
+            ::core::result::Result::Err(#rejected) => #rejected,
+        })
+    }
+}
+
+/// The async form of [`unwrap`], for a `step` that is already awaited.
+fn unwrap_awaited(
+    ctx: &Ctx<'_>,
+    handle: &syn::Ident,
+    instance: &syn::Ident,
+    step: TokenStream,
+) -> TokenStream {
+    let p = &ctx.p;
+    let rejected = format_ident!("__resilience_rejected", span = Span::mixed_site());
+    quote!(async {
+        let #instance = match #p::instance(&#handle) {
+            ::core::result::Result::Ok(#instance) => #instance,
+            ::core::result::Result::Err(#rejected) => return #rejected,
+        };
+        #step
+    })
 }
 
 #[cfg(test)]
@@ -718,7 +787,8 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("facade :: res :: __private :: timeout_async"));
+        assert!(out.contains("facade :: res :: pipeline :: layer :: timeout_async"), "{out}");
+        assert!(out.contains("facade :: res :: __private :: instance"), "{out}");
         assert!(!out.contains(":: resilience ::"));
     }
 
@@ -760,7 +830,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
+        assert!(out.contains(":: resilience :: pipeline :: layer :: circuit (__resilience_instance_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
         assert!(out.contains("concat ! (:: core :: module_path ! () , \"::\" , \"f\")"));
     }
 
@@ -792,6 +862,6 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("let url = :: core :: clone :: Clone :: clone (& url) ; :: resilience :: __private :: timeout_blocking (& __resilience_timeout_1 , move | |"), "{out}");
+        assert!(out.contains("let url = :: core :: clone :: Clone :: clone (& url) ; :: resilience :: pipeline :: layer :: timeout_blocking (:: core :: option :: Option :: < & :: core :: time :: Duration > :: copied (__resilience_instance_1) , move | |"), "{out}");
     }
 }

@@ -361,23 +361,11 @@ impl<L> Pipeline<L> {
     where
         F: FnMut() -> Result<T, Fault<E>>,
     {
-        match &self.breaker {
-            Some(breaker) => breaker.run(&AllErrors, || self.limited(op)),
-            None => self.limited(op),
-        }
-    }
-
-    fn limited<T, E, F>(&self, op: &mut F) -> Result<T, Fault<E>>
-    where
-        F: FnMut() -> Result<T, Fault<E>>,
-    {
-        if let Some(limiter) = &self.limiter {
-            limiter.acquire(self.cost)?;
-        }
-        match &self.bulkhead {
-            Some(bulkhead) => bulkhead.run(op),
-            None => op(),
-        }
+        layer::circuit(self.breaker.as_deref(), &AllErrors, || {
+            layer::rate_limit(self.limiter.as_deref(), self.cost, || {
+                layer::bulkhead(self.bulkhead.as_deref(), op)
+            })
+        })
     }
 
     // ----- async ---------------------------------------------------------------------
@@ -419,31 +407,217 @@ impl<L> Pipeline<L> {
         M: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        match &self.breaker {
-            Some(breaker) => breaker.run_async(&AllErrors, || self.limited_async(make)).await,
-            None => self.limited_async(make).await,
+        let attempt = async { make().await.map_err(Fault::Inner) };
+        layer::circuit_async(
+            self.breaker.as_deref(),
+            &AllErrors,
+            layer::rate_limit_async(
+                self.limiter.as_deref(),
+                self.cost,
+                layer::bulkhead_async(
+                    self.bulkhead.as_deref(),
+                    layer::timeout_async(self.timeout, attempt),
+                ),
+            ),
+        )
+        .await
+    }
+}
+
+/// The layers of a pipeline one at a time, each around an attempt that yields
+/// `Result<T, Fault<E>>` (an operation error stays [`Fault::Inner`], a rejection by a layer
+/// is [`Fault::Rejected`]). An absent layer (`None`) runs the attempt as it is.
+///
+/// [`Pipeline`] nests them in its fixed order, and so does the code the attribute macros
+/// generate; nest them yourself for another order or for a layer a `Pipeline` does not
+/// have (a keyed rate limit).
+///
+/// ```
+/// use resilience::circuit::AllErrors;
+/// use resilience::pipeline::layer;
+/// use resilience::{Bulkhead, BulkheadConfig, Error, Fault};
+///
+/// let bulkhead = Bulkhead::new("docs-layer", BulkheadConfig::builder().max_concurrent(2).build()?);
+/// let r: Result<u32, Fault<Error>> = layer::circuit(None, &AllErrors, || {
+///     layer::bulkhead(Some(&bulkhead), || Ok(7))
+/// });
+/// assert_eq!(r.map_err(Fault::into_error), Ok(7));
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+pub mod layer {
+    use std::borrow::Borrow;
+    use std::fmt;
+    use std::hash::Hash;
+    use std::time::Duration;
+
+    use crate::Fault;
+    use crate::bulkhead::Bulkhead;
+    use crate::circuit::{CircuitBreaker, FailureClassifier};
+    use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
+
+    /// The attempt through `breaker` (see [`CircuitBreaker::run`]).
+    #[inline]
+    pub fn circuit<T, E, C, F>(
+        breaker: Option<&CircuitBreaker>,
+        classifier: &C,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        C: FailureClassifier<E>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match breaker {
+            Some(breaker) => breaker.run(classifier, attempt),
+            None => attempt(),
         }
     }
 
-    #[cfg(feature = "tokio")]
-    async fn limited_async<T, E, M, Fut>(&self, make: &M) -> Result<T, Fault<E>>
+    /// The attempt once `limiter` grants `cost` permits (see [`RateLimiter::acquire`]).
+    #[inline]
+    pub fn rate_limit<T, E, F>(
+        limiter: Option<&RateLimiter>,
+        cost: u32,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
     where
-        M: Fn() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: FnOnce() -> Result<T, Fault<E>>,
     {
-        if let Some(limiter) = &self.limiter {
-            limiter.acquire_async(self.cost).await?;
+        if let Some(limiter) = limiter {
+            limiter.acquire(cost)?;
         }
-        let timed = async {
-            let fut = async { make().await.map_err(Fault::Inner) };
-            match self.timeout {
-                Some(limit) => crate::timeout::run_async(limit, fut).await,
-                None => fut.await,
-            }
-        };
-        match &self.bulkhead {
-            Some(bulkhead) => bulkhead.run_async(|| timed).await,
-            None => timed.await,
+        attempt()
+    }
+
+    /// The attempt once `key`'s bucket of `limiter` grants `cost` permits (see
+    /// [`KeyedRateLimiter::acquire`]).
+    #[inline]
+    pub fn keyed_rate_limit<K, Q, T, E, F>(
+        limiter: Option<&KeyedRateLimiter<K>>,
+        key: &Q,
+        cost: u32,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        if let Some(limiter) = limiter {
+            limiter.acquire(key, cost)?;
+        }
+        attempt()
+    }
+
+    /// The attempt inside `bulkhead` (see [`Bulkhead::run`]).
+    #[inline]
+    pub fn bulkhead<T, E, F>(bulkhead: Option<&Bulkhead>, attempt: F) -> Result<T, Fault<E>>
+    where
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match bulkhead {
+            Some(bulkhead) => bulkhead.run(attempt),
+            None => attempt(),
+        }
+    }
+
+    /// The attempt on a worker thread, cut short at `limit` (see
+    /// [`timeout::run_blocking`](crate::timeout::run_blocking)); on the calling thread
+    /// without a limit.
+    #[inline]
+    pub fn timeout_blocking<T, E, F>(limit: Option<Duration>, attempt: F) -> Result<T, Fault<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Result<T, Fault<E>> + Send + 'static,
+    {
+        match limit {
+            Some(limit) => crate::timeout::run_blocking(limit, attempt),
+            None => attempt(),
+        }
+    }
+
+    /// [`circuit`] for a future (see [`CircuitBreaker::run_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn circuit_async<T, E, C, Fut>(
+        breaker: Option<&CircuitBreaker>,
+        classifier: &C,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        C: FailureClassifier<E>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match breaker {
+            Some(breaker) => breaker.run_async(classifier, move || attempt).await,
+            None => attempt.await,
+        }
+    }
+
+    /// [`rate_limit`] for a future, waiting on tokio's timer (see
+    /// [`RateLimiter::acquire_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn rate_limit_async<T, E, Fut>(
+        limiter: Option<&RateLimiter>,
+        cost: u32,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        if let Some(limiter) = limiter {
+            limiter.acquire_async(cost).await?;
+        }
+        attempt.await
+    }
+
+    /// [`keyed_rate_limit`] for a future (see [`KeyedRateLimiter::acquire_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn keyed_rate_limit_async<K, Q, T, E, Fut>(
+        limiter: Option<&KeyedRateLimiter<K>>,
+        key: &Q,
+        cost: u32,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug + Sync,
+        K: Borrow<Q>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        if let Some(limiter) = limiter {
+            limiter.acquire_async(key, cost).await?;
+        }
+        attempt.await
+    }
+
+    /// [`bulkhead`] for a future (see [`Bulkhead::run_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn bulkhead_async<T, E, Fut>(
+        bulkhead: Option<&Bulkhead>,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match bulkhead {
+            Some(bulkhead) => bulkhead.run_async(move || attempt).await,
+            None => attempt.await,
+        }
+    }
+
+    /// The future, dropped at `limit` (see [`timeout::run_async`](crate::timeout::run_async)).
+    #[cfg(feature = "tokio")]
+    pub async fn timeout_async<T, E, Fut>(
+        limit: Option<Duration>,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match limit {
+            Some(limit) => crate::timeout::run_async(limit, attempt).await,
+            None => attempt.await,
         }
     }
 }
