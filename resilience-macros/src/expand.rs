@@ -687,10 +687,10 @@ fn unwrap(
         unwrap_awaited(ctx, handle, instance, quote!(#step.await))
     } else {
         let p = &ctx.p;
-        let rejected = format_ident!("__resilience_rejected", span = Span::mixed_site());
+        let error = format_ident!("__resilience_error", span = Span::mixed_site());
         quote!(match #p::instance(&#handle) {
             ::core::result::Result::Ok(#instance) => #step,
-            ::core::result::Result::Err(#rejected) => #rejected,
+            ::core::result::Result::Err(#error) => #p::rejected(#error),
         })
     }
 }
@@ -703,11 +703,11 @@ fn unwrap_awaited(
     step: TokenStream,
 ) -> TokenStream {
     let p = &ctx.p;
-    let rejected = format_ident!("__resilience_rejected", span = Span::mixed_site());
+    let error = format_ident!("__resilience_error", span = Span::mixed_site());
     quote!(async {
         let #instance = match #p::instance(&#handle) {
             ::core::result::Result::Ok(#instance) => #instance,
-            ::core::result::Result::Err(#rejected) => return #rejected,
+            ::core::result::Result::Err(#error) => return #p::rejected(#error),
         };
         #step
     })

@@ -456,7 +456,7 @@ pub mod layer {
     use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
 
     /// The attempt through `breaker` (see [`CircuitBreaker::run`]).
-    #[inline]
+    #[inline(always)]
     pub fn circuit<T, E, C, F>(
         breaker: Option<&CircuitBreaker>,
         classifier: &C,
@@ -468,12 +468,22 @@ pub mod layer {
     {
         match breaker {
             Some(breaker) => breaker.run(classifier, attempt),
-            None => attempt(),
+            None => without(attempt),
         }
     }
 
+    /// An absent layer's attempt, out of line: the attempt is inlined once, on the path
+    /// through the layer, which keeps the caller small.
+    #[inline(never)]
+    fn without<T, E, F>(attempt: F) -> Result<T, Fault<E>>
+    where
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        attempt()
+    }
+
     /// The attempt once `limiter` grants `cost` permits (see [`RateLimiter::acquire`]).
-    #[inline]
+    #[inline(always)]
     pub fn rate_limit<T, E, F>(
         limiter: Option<&RateLimiter>,
         cost: u32,
@@ -490,7 +500,7 @@ pub mod layer {
 
     /// The attempt once `key`'s bucket of `limiter` grants `cost` permits (see
     /// [`KeyedRateLimiter::acquire`]).
-    #[inline]
+    #[inline(always)]
     pub fn keyed_rate_limit<K, Q, T, E, F>(
         limiter: Option<&KeyedRateLimiter<K>>,
         key: &Q,
@@ -510,21 +520,21 @@ pub mod layer {
     }
 
     /// The attempt inside `bulkhead` (see [`Bulkhead::run`]).
-    #[inline]
+    #[inline(always)]
     pub fn bulkhead<T, E, F>(bulkhead: Option<&Bulkhead>, attempt: F) -> Result<T, Fault<E>>
     where
         F: FnOnce() -> Result<T, Fault<E>>,
     {
         match bulkhead {
             Some(bulkhead) => bulkhead.run(attempt),
-            None => attempt(),
+            None => without(attempt),
         }
     }
 
     /// The attempt on a worker thread, cut short at `limit` (see
     /// [`timeout::run_blocking`](crate::timeout::run_blocking)); on the calling thread
     /// without a limit.
-    #[inline]
+    #[inline(always)]
     pub fn timeout_blocking<T, E, F>(limit: Option<Duration>, attempt: F) -> Result<T, Fault<E>>
     where
         T: Send + 'static,

@@ -569,20 +569,21 @@ pub fn cost(cost: u32) -> u32 {
 // The layers themselves are `crate::pipeline::layer`; a call site only unwraps its
 // resolved instance first.
 
-/// The instance behind a resolved handle (`None`: the layer is absent), or the attempt's
-/// result when the resolution failed: a rejection with the `Error::Config` (not public
-/// API).
+/// The instance behind a resolved handle (`None`: the layer is absent), or the error of
+/// a failed resolution, for [`rejected`] (not public API).
 #[inline(always)]
-pub fn instance<X, T, E>(handle: &Handle<X>) -> Result<Option<&X>, Result<T, Fault<E>>> {
+pub fn instance<X>(handle: &Handle<X>) -> Result<Option<&X>, &Error> {
     match handle {
         Ok(instance) => Ok(instance.map(|arc| &**arc)),
-        Err(e) => Err(rejected(e)),
+        Err(e) => Err(e),
     }
 }
 
+/// The attempt's result when its layer's instance failed to resolve: a rejection with
+/// the `Error::Config` (not public API).
 #[cold]
 #[inline(never)]
-fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
+pub fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
     Err(Fault::Rejected(e.clone()))
 }
 
