@@ -13,6 +13,10 @@
 //! [`call_blocking`](Pipeline::call_blocking); [`call_async`](Pipeline::call_async) works
 //! for both.
 //!
+//! [`layer`] has each layer as a function around one attempt, for another order or a
+//! layer a `Pipeline` does not hold (a keyed rate limit); the attribute macros expand to
+//! these functions.
+//!
 //! ```
 //! use resilience::{Pipeline, Error, presets::Preset};
 //!

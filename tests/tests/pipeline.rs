@@ -187,3 +187,40 @@ fn presets_work_with_both_drivers() {
         assert_eq!(r, Ok(2), "{preset:?}: async driver, retried once");
     }
 }
+
+#[test]
+fn layers_nest_by_hand_and_absent_layers_pass_the_attempt_through() {
+    use resilience::circuit::AllErrors;
+    use resilience::pipeline::layer;
+    use resilience::{Fault, KeyedRateLimiter};
+
+    let clock = ManualClock::new();
+    let cfg = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(1)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .expect("valid");
+    let per_shop: KeyedRateLimiter =
+        KeyedRateLimiter::with_clock("pipeline-layers-keyed", cfg, clock.shared());
+    let cb = breaker("pipeline-layers", &clock, 5);
+    let calls = AtomicU32::new(0);
+    let call = |shop: &str| -> Result<u32, Fault<AppError>> {
+        layer::circuit(Some(&cb), &AllErrors, || {
+            layer::keyed_rate_limit(Some(&per_shop), shop, 1, || {
+                layer::bulkhead(None, || Ok(calls.fetch_add(1, Ordering::SeqCst) + 1))
+            })
+        })
+    };
+    assert_eq!(call("a").map_err(Fault::into_error), Ok(1));
+    assert!(
+        matches!(call("a"), Err(Fault::Rejected(Error::RateLimited { .. }))),
+        "shop a's bucket is empty"
+    );
+    assert_eq!(call("b").map_err(Fault::into_error), Ok(2), "shop b has its own");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cb.stats().failures, 0, "a rate-limit rejection is not the service failing");
+    let untouched: Result<u32, Fault<AppError>> =
+        layer::circuit(None, &AllErrors, || layer::rate_limit(None, 1, || Ok(9)));
+    assert_eq!(untouched.map_err(Fault::into_error), Ok(9));
+}
