@@ -111,9 +111,10 @@ mod tests {
             ),
         )
         .to_string();
-        assert!(out.contains("instance (& __resilience_bulkhead_0)"), "{out}");
         assert!(
-            out.contains(":: resilience :: pipeline :: layer :: bulkhead (__resilience_instance_0"),
+            out.contains(
+                ":: resilience :: pipeline :: layer :: bulkhead (& __resilience_bulkhead_0"
+            ),
             "{out}"
         );
         assert!(!out.contains("compile_error"));

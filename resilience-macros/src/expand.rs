@@ -563,7 +563,6 @@ fn wrap(
     let p = &ctx.p;
     let krate = &ctx.krate;
     let layer = quote!(#krate::pipeline::layer);
-    let instance = ident("instance", index);
     match &planned.layer {
         Layer::Retry(_) => {
             let handle = ident("retry", index);
@@ -598,12 +597,11 @@ fn wrap(
         Layer::Circuit(_) => {
             let handle = ident("circuit", index);
             let classifier = ident("classifier", index);
-            let step = if is_async {
-                quote!(#layer::circuit_async(#instance, &#classifier, #inner))
+            if is_async {
+                quote!(#layer::circuit_async(&#handle, &#classifier, #inner))
             } else {
-                quote!(#layer::circuit(#instance, &#classifier, || #inner))
-            };
-            unwrap(ctx, &handle, &instance, step, is_async)
+                quote!(#layer::circuit(&#handle, &#classifier, || #inner))
+            }
         }
         Layer::RateLimit(args) => {
             let handle = ident("limiter", index);
@@ -611,44 +609,35 @@ fn wrap(
                 Some(cost) => quote!(#p::cost(#cost)),
                 None => quote!(1),
             };
-            let step = match (&args.key, is_async) {
-                (Some(key), is_async) => {
-                    let key_ident = ident("key", index);
-                    let call = if is_async {
-                        quote!(#layer::keyed_rate_limit_async(#instance, &*#key_ident, #cost, #inner).await)
-                    } else {
-                        quote!(#layer::keyed_rate_limit(#instance, &*#key_ident, #cost, || #inner))
-                    };
-                    quote!({
-                        let #key_ident = #p::rate_key(&(#key));
-                        #call
-                    })
-                }
-                (None, true) => quote!(#layer::rate_limit_async(#instance, #cost, #inner)),
-                (None, false) => quote!(#layer::rate_limit(#instance, #cost, || #inner)),
-            };
-            // The keyed step awaits inside its block, with the key alive.
             match (&args.key, is_async) {
-                (Some(_), true) => unwrap_awaited(ctx, &handle, &instance, step),
-                _ => unwrap(ctx, &handle, &instance, step, is_async),
+                (Some(key), true) => quote!(#layer::keyed_rate_limit_async(
+                    &#handle,
+                    #p::rate_key(&(#key)),
+                    #cost,
+                    #inner
+                )),
+                (Some(key), false) => quote!(#layer::keyed_rate_limit(
+                    &#handle,
+                    #p::rate_key(&(#key)),
+                    #cost,
+                    || #inner
+                )),
+                (None, true) => quote!(#layer::rate_limit_async(&#handle, #cost, #inner)),
+                (None, false) => quote!(#layer::rate_limit(&#handle, #cost, || #inner)),
             }
         }
         Layer::Bulkhead(_) => {
             let handle = ident("bulkhead", index);
-            let step = if is_async {
-                quote!(#layer::bulkhead_async(#instance, #inner))
+            if is_async {
+                quote!(#layer::bulkhead_async(&#handle, #inner))
             } else {
-                quote!(#layer::bulkhead(#instance, || #inner))
-            };
-            unwrap(ctx, &handle, &instance, step, is_async)
+                quote!(#layer::bulkhead(&#handle, || #inner))
+            }
         }
         Layer::Timeout(_) => {
             let handle = ident("timeout", index);
-            let limit =
-                quote!(::core::option::Option::<&::core::time::Duration>::copied(#instance));
             if is_async {
-                let step = quote!(#layer::timeout_async(#limit, #inner));
-                unwrap(ctx, &handle, &instance, step, is_async)
+                quote!(#layer::timeout_async(&#handle, #inner))
             } else {
                 // The body moves to a worker thread; under a retry each attempt gets its
                 // own clone of the arguments.
@@ -666,51 +655,10 @@ fn wrap(
                 } else {
                     TokenStream::new()
                 };
-                let step = quote!({ #clones #layer::timeout_blocking(#limit, move || #inner) });
-                unwrap(ctx, &handle, &instance, step, is_async)
+                quote!({ #clones #layer::timeout_blocking(&#handle, move || #inner) })
             }
         }
     }
-}
-
-/// Runs `step` (a layer of `pipeline::layer` around the inner attempt) with the call
-/// site's resolved instance bound to `instance`; a failed resolution rejects the attempt.
-/// In async code the result is a future.
-fn unwrap(
-    ctx: &Ctx<'_>,
-    handle: &syn::Ident,
-    instance: &syn::Ident,
-    step: TokenStream,
-    is_async: bool,
-) -> TokenStream {
-    if is_async {
-        unwrap_awaited(ctx, handle, instance, quote!(#step.await))
-    } else {
-        let p = &ctx.p;
-        let error = format_ident!("__resilience_error", span = Span::mixed_site());
-        quote!(match #p::instance(&#handle) {
-            ::core::result::Result::Ok(#instance) => #step,
-            ::core::result::Result::Err(#error) => #p::rejected(#error),
-        })
-    }
-}
-
-/// The async form of [`unwrap`], for a `step` that is already awaited.
-fn unwrap_awaited(
-    ctx: &Ctx<'_>,
-    handle: &syn::Ident,
-    instance: &syn::Ident,
-    step: TokenStream,
-) -> TokenStream {
-    let p = &ctx.p;
-    let error = format_ident!("__resilience_error", span = Span::mixed_site());
-    quote!(async {
-        let #instance = match #p::instance(&#handle) {
-            ::core::result::Result::Ok(#instance) => #instance,
-            ::core::result::Result::Err(#error) => return #p::rejected(#error),
-        };
-        #step
-    })
 }
 
 #[cfg(test)]
@@ -788,7 +736,6 @@ mod tests {
             ),
         );
         assert!(out.contains("facade :: res :: pipeline :: layer :: timeout_async"), "{out}");
-        assert!(out.contains("facade :: res :: __private :: instance"), "{out}");
         assert!(!out.contains(":: resilience ::"));
     }
 
@@ -830,7 +777,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains(":: resilience :: pipeline :: layer :: circuit (__resilience_instance_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
+        assert!(out.contains(":: resilience :: pipeline :: layer :: circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
         assert!(out.contains("concat ! (:: core :: module_path ! () , \"::\" , \"f\")"));
     }
 
@@ -862,6 +809,6 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("let url = :: core :: clone :: Clone :: clone (& url) ; :: resilience :: pipeline :: layer :: timeout_blocking (:: core :: option :: Option :: < & :: core :: time :: Duration > :: copied (__resilience_instance_1) , move | |"), "{out}");
+        assert!(out.contains("let url = :: core :: clone :: Clone :: clone (& url) ; :: resilience :: pipeline :: layer :: timeout_blocking (& __resilience_timeout_1 , move | |"), "{out}");
     }
 }

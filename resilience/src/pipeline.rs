@@ -430,7 +430,8 @@ impl<L> Pipeline<L> {
 
 /// The layers of a pipeline one at a time, each around an attempt that yields
 /// `Result<T, Fault<E>>` (an operation error stays [`Fault::Inner`], a rejection by a layer
-/// is [`Fault::Rejected`]). An absent layer (`None`) runs the attempt as it is.
+/// is [`Fault::Rejected`]). Each takes its layer's [`Instance`](layer::Instance): an
+/// `Option` (`None`: the layer is absent and the attempt runs as it is).
 ///
 /// [`Pipeline`] nests them in its fixed order, and so does the code the attribute macros
 /// generate; nest them yourself for another order or for a layer a `Pipeline` does not
@@ -452,17 +453,52 @@ pub mod layer {
     use std::borrow::Borrow;
     use std::fmt;
     use std::hash::Hash;
+    use std::ops::Deref;
     use std::time::Duration;
 
-    use crate::Fault;
     use crate::bulkhead::Bulkhead;
     use crate::circuit::{CircuitBreaker, FailureClassifier};
     use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
+    use crate::{Error, Fault};
+
+    /// What a layer runs with: its instance `R` (a `&CircuitBreaker`, a `Duration`, ...),
+    /// none (the layer is absent), or the error that kept it from being built (each
+    /// attempt is then rejected with it).
+    ///
+    /// An `Option<R>` is an instance that is there or not; the code the attribute macros
+    /// generate passes its call site's resolved instance, which may have failed.
+    pub trait Instance<'a, R> {
+        /// The instance, `None`, or why there is none.
+        fn get(self) -> Result<Option<R>, &'a Error>;
+    }
+
+    impl<'a, R> Instance<'a, R> for Option<R> {
+        #[inline(always)]
+        fn get(self) -> Result<Option<R>, &'a Error> {
+            Ok(self)
+        }
+    }
+
+    /// The attempt of an absent layer, out of line: the attempt is inlined once, on the
+    /// path through the layer, which keeps the caller small.
+    #[inline(never)]
+    fn absent<T, E, F>(attempt: F) -> Result<T, Fault<E>>
+    where
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        attempt()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
+        Err(Fault::Rejected(e.clone()))
+    }
 
     /// The attempt through `breaker` (see [`CircuitBreaker::run`]).
     #[inline(always)]
-    pub fn circuit<T, E, C, F>(
-        breaker: Option<&CircuitBreaker>,
+    pub fn circuit<'a, T, E, C, F>(
+        breaker: impl Instance<'a, &'a CircuitBreaker>,
         classifier: &C,
         attempt: F,
     ) -> Result<T, Fault<E>>
@@ -470,68 +506,69 @@ pub mod layer {
         C: FailureClassifier<E>,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
-        match breaker {
-            Some(breaker) => breaker.run(classifier, attempt),
-            None => without(attempt),
+        match breaker.get() {
+            Ok(Some(breaker)) => breaker.run(classifier, attempt),
+            Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
         }
-    }
-
-    /// An absent layer's attempt, out of line: the attempt is inlined once, on the path
-    /// through the layer, which keeps the caller small.
-    #[inline(never)]
-    fn without<T, E, F>(attempt: F) -> Result<T, Fault<E>>
-    where
-        F: FnOnce() -> Result<T, Fault<E>>,
-    {
-        attempt()
     }
 
     /// The attempt once `limiter` grants `cost` permits (see [`RateLimiter::acquire`]).
     #[inline(always)]
-    pub fn rate_limit<T, E, F>(
-        limiter: Option<&RateLimiter>,
+    pub fn rate_limit<'a, T, E, F>(
+        limiter: impl Instance<'a, &'a RateLimiter>,
         cost: u32,
         attempt: F,
     ) -> Result<T, Fault<E>>
     where
         F: FnOnce() -> Result<T, Fault<E>>,
     {
-        if let Some(limiter) = limiter {
-            limiter.acquire(cost)?;
+        match limiter.get() {
+            Ok(Some(limiter)) => limiter.acquire(cost)?,
+            Ok(None) => {}
+            Err(e) => return rejected(e),
         }
         attempt()
     }
 
     /// The attempt once `key`'s bucket of `limiter` grants `cost` permits (see
-    /// [`KeyedRateLimiter::acquire`]).
+    /// [`KeyedRateLimiter::acquire`]). The key is anything that dereferences to the
+    /// limiter's borrowed key type: a `&str` or a `Cow<str>` for a `String` key.
     #[inline(always)]
-    pub fn keyed_rate_limit<K, Q, T, E, F>(
-        limiter: Option<&KeyedRateLimiter<K>>,
-        key: &Q,
+    pub fn keyed_rate_limit<'a, K, Q, D, T, E, F>(
+        limiter: impl Instance<'a, &'a KeyedRateLimiter<K>>,
+        key: D,
         cost: u32,
         attempt: F,
     ) -> Result<T, Fault<E>>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
+        D: Deref<Target = Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
-        if let Some(limiter) = limiter {
-            limiter.acquire(key, cost)?;
+        match limiter.get() {
+            Ok(Some(limiter)) => limiter.acquire(&*key, cost)?,
+            Ok(None) => {}
+            Err(e) => return rejected(e),
         }
         attempt()
     }
 
     /// The attempt inside `bulkhead` (see [`Bulkhead::run`]).
     #[inline(always)]
-    pub fn bulkhead<T, E, F>(bulkhead: Option<&Bulkhead>, attempt: F) -> Result<T, Fault<E>>
+    pub fn bulkhead<'a, T, E, F>(
+        bulkhead: impl Instance<'a, &'a Bulkhead>,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
     where
         F: FnOnce() -> Result<T, Fault<E>>,
     {
-        match bulkhead {
-            Some(bulkhead) => bulkhead.run(attempt),
-            None => without(attempt),
+        match bulkhead.get() {
+            Ok(Some(bulkhead)) => bulkhead.run(attempt),
+            Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
         }
     }
 
@@ -539,22 +576,26 @@ pub mod layer {
     /// [`timeout::run_blocking`](crate::timeout::run_blocking)); on the calling thread
     /// without a limit.
     #[inline(always)]
-    pub fn timeout_blocking<T, E, F>(limit: Option<Duration>, attempt: F) -> Result<T, Fault<E>>
+    pub fn timeout_blocking<'a, T, E, F>(
+        limit: impl Instance<'a, Duration>,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
     where
         T: Send + 'static,
         E: Send + 'static,
         F: FnOnce() -> Result<T, Fault<E>> + Send + 'static,
     {
-        match limit {
-            Some(limit) => crate::timeout::run_blocking(limit, attempt),
-            None => attempt(),
+        match limit.get() {
+            Ok(Some(limit)) => crate::timeout::run_blocking(limit, attempt),
+            Ok(None) => attempt(),
+            Err(e) => rejected(e),
         }
     }
 
     /// [`circuit`] for a future (see [`CircuitBreaker::run_async`]).
     #[cfg(feature = "tokio")]
-    pub async fn circuit_async<T, E, C, Fut>(
-        breaker: Option<&CircuitBreaker>,
+    pub async fn circuit_async<'a, T, E, C, Fut>(
+        breaker: impl Instance<'a, &'a CircuitBreaker>,
         classifier: &C,
         attempt: Fut,
     ) -> Result<T, Fault<E>>
@@ -562,76 +603,88 @@ pub mod layer {
         C: FailureClassifier<E>,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
-        match breaker {
-            Some(breaker) => breaker.run_async(classifier, move || attempt).await,
-            None => attempt.await,
+        match breaker.get() {
+            Ok(Some(breaker)) => breaker.run_async(classifier, move || attempt).await,
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
         }
     }
 
     /// [`rate_limit`] for a future, waiting on tokio's timer (see
     /// [`RateLimiter::acquire_async`]).
     #[cfg(feature = "tokio")]
-    pub async fn rate_limit_async<T, E, Fut>(
-        limiter: Option<&RateLimiter>,
+    pub async fn rate_limit_async<'a, T, E, Fut>(
+        limiter: impl Instance<'a, &'a RateLimiter>,
         cost: u32,
         attempt: Fut,
     ) -> Result<T, Fault<E>>
     where
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
-        if let Some(limiter) = limiter {
-            limiter.acquire_async(cost).await?;
+        match limiter.get() {
+            Ok(Some(limiter)) => {
+                limiter.acquire_async(cost).await?;
+                attempt.await
+            }
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
         }
-        attempt.await
     }
 
     /// [`keyed_rate_limit`] for a future (see [`KeyedRateLimiter::acquire_async`]).
     #[cfg(feature = "tokio")]
-    pub async fn keyed_rate_limit_async<K, Q, T, E, Fut>(
-        limiter: Option<&KeyedRateLimiter<K>>,
-        key: &Q,
+    pub async fn keyed_rate_limit_async<'a, K, Q, D, T, E, Fut>(
+        limiter: impl Instance<'a, &'a KeyedRateLimiter<K>>,
+        key: D,
         cost: u32,
         attempt: Fut,
     ) -> Result<T, Fault<E>>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
+        D: Deref<Target = Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug + Sync,
         K: Borrow<Q>,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
-        if let Some(limiter) = limiter {
-            limiter.acquire_async(key, cost).await?;
+        match limiter.get() {
+            Ok(Some(limiter)) => {
+                limiter.acquire_async(&*key, cost).await?;
+                attempt.await
+            }
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
         }
-        attempt.await
     }
 
     /// [`bulkhead`] for a future (see [`Bulkhead::run_async`]).
     #[cfg(feature = "tokio")]
-    pub async fn bulkhead_async<T, E, Fut>(
-        bulkhead: Option<&Bulkhead>,
+    pub async fn bulkhead_async<'a, T, E, Fut>(
+        bulkhead: impl Instance<'a, &'a Bulkhead>,
         attempt: Fut,
     ) -> Result<T, Fault<E>>
     where
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
-        match bulkhead {
-            Some(bulkhead) => bulkhead.run_async(move || attempt).await,
-            None => attempt.await,
+        match bulkhead.get() {
+            Ok(Some(bulkhead)) => bulkhead.run_async(move || attempt).await,
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
         }
     }
 
     /// The future, dropped at `limit` (see [`timeout::run_async`](crate::timeout::run_async)).
     #[cfg(feature = "tokio")]
-    pub async fn timeout_async<T, E, Fut>(
-        limit: Option<Duration>,
+    pub async fn timeout_async<'a, T, E, Fut>(
+        limit: impl Instance<'a, Duration>,
         attempt: Fut,
     ) -> Result<T, Fault<E>>
     where
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
-        match limit {
-            Some(limit) => crate::timeout::run_async(limit, attempt).await,
-            None => attempt.await,
+        match limit.get() {
+            Ok(Some(limit)) => crate::timeout::run_async(limit, attempt).await,
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
         }
     }
 }

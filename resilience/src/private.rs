@@ -20,6 +20,7 @@ use std::time::Duration;
 use crate::backoff::{Backoff, Strategy};
 use crate::circuit::CircuitBreakerConfig;
 use crate::classify::{Classify, RetryAfter};
+use crate::pipeline::layer::Instance;
 use crate::rate_limit::{Rate, RateLimitConfig};
 use crate::retry::{RetryHooks, Stepper};
 use crate::{BulkheadConfig, ConfigError, Error, Fault, ResilienceConfig, registry};
@@ -566,37 +567,39 @@ pub fn cost(cost: u32) -> u32 {
 
 // ----- layers ------------------------------------------------------------------------
 //
-// The layers themselves are `crate::pipeline::layer`; a call site only unwraps its
-// resolved instance first.
+// The layers themselves are `crate::pipeline::layer`; a call site passes its resolved
+// handle as the layer's instance.
 
-/// The instance behind a resolved handle (`None`: the layer is absent), or the error of
-/// a failed resolution, for [`rejected`] (not public API).
-#[inline(always)]
-pub fn instance<X>(handle: &Handle<X>) -> Result<Option<&X>, &Error> {
-    match handle {
-        Ok(instance) => Ok(instance.map(|arc| &**arc)),
-        Err(e) => Err(e),
+impl<'a, X> Instance<'a, &'a X> for &'a Handle<X> {
+    #[inline(always)]
+    fn get(self) -> Result<Option<&'a X>, &'a Error> {
+        match self {
+            Ok(instance) => Ok(instance.map(|arc| &**arc)),
+            Err(e) => Err(e),
+        }
     }
 }
 
-/// The attempt's result when its layer's instance failed to resolve: a rejection with
-/// the `Error::Config` (not public API).
-#[cold]
-#[inline(never)]
-pub fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
-    Err(Fault::Rejected(e.clone()))
-}
-
-/// The retry loop's sleep (not public API).
-#[cfg(feature = "tokio")]
-pub async fn sleep(delay: Duration) {
-    tokio::time::sleep(delay).await;
+impl<'a> Instance<'a, Duration> for &'a Handle<Duration> {
+    #[inline(always)]
+    fn get(self) -> Result<Option<Duration>, &'a Error> {
+        match self {
+            Ok(limit) => Ok(limit.map(|arc| **arc)),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// `key = expr` of `#[rate_limit]` as a string (not public API).
 #[inline(always)]
 pub fn rate_key<K: RateKey + ?Sized>(key: &K) -> std::borrow::Cow<'_, str> {
     key.key_str()
+}
+
+/// The retry loop's sleep (not public API).
+#[cfg(feature = "tokio")]
+pub async fn sleep(delay: Duration) {
+    tokio::time::sleep(delay).await;
 }
 
 /// A value usable as `key = ..` of `#[rate_limit]` (not public API).

@@ -206,7 +206,7 @@ fn layers_nest_by_hand_and_absent_layers_pass_the_attempt_through() {
     let cb = breaker("pipeline-layers", &clock, 5);
     let calls = AtomicU32::new(0);
     let call = |shop: &str| -> Result<u32, Fault<AppError>> {
-        layer::circuit(Some(&cb), &AllErrors, || {
+        layer::circuit(Some(&*cb), &AllErrors, || {
             layer::keyed_rate_limit(Some(&per_shop), shop, 1, || {
                 layer::bulkhead(None, || Ok(calls.fetch_add(1, Ordering::SeqCst) + 1))
             })
