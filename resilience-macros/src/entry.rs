@@ -111,7 +111,12 @@ mod tests {
             ),
         )
         .to_string();
-        assert!(out.contains("bulkhead (& __resilience_bulkhead_0"), "{out}");
+        assert!(
+            out.contains(
+                ":: resilience :: pipeline :: layer :: bulkhead (& __resilience_bulkhead_0"
+            ),
+            "{out}"
+        );
         assert!(!out.contains("compile_error"));
     }
 }

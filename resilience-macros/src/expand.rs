@@ -1,10 +1,12 @@
 //! Code generation: one pipeline, outermost layer first, around the user's body.
 //!
 //! The signature, attributes, docs and visibility come out as written; only the body is
-//! rewritten. Generated code calls `<crate>::__private` by absolute path, nothing else
-//! from the user's scope. Each layer resolves its named instance once per call site (a
-//! `static` cell) and all hooks are zero-sized types, so a call costs what the
-//! hand-written runtime call costs.
+//! rewritten. Generated code calls by absolute path, nothing from the user's scope: the
+//! layers of `<crate>::pipeline::layer`, the hooks of `<crate>::retry::Hooks` and the
+//! classifier `<crate>::circuit::Predicates`, with `<crate>::__private` as the glue
+//! (call-site caching, the return type's plumbing). Each layer resolves its named
+//! instance once per call site (a `static` cell) and all hooks are zero-sized types, so a
+//! call costs what the hand-written runtime call costs.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -16,6 +18,8 @@ use crate::stack::{Layer, Planned, Stack};
 
 /// What every layer needs to know.
 struct Ctx<'a> {
+    /// `<crate>`.
+    krate: TokenStream,
     /// `<crate>::__private`.
     p: TokenStream,
     info: &'a FnInfo,
@@ -66,6 +70,7 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     let krate =
         stack.krate.clone().map(|k| k.into_token_stream()).unwrap_or_else(|| quote!(::resilience));
     let p = quote!(#krate::__private);
+    let krate = krate.clone();
     let value_mode = !info.ret_is_result && has_fallback(stack);
     let ret = &info.ret;
     let rr = if value_mode {
@@ -73,7 +78,7 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     } else {
         ret.clone()
     };
-    let ctx = Ctx { p, info, rr, fn_name: item.sig.ident.to_string() };
+    let ctx = Ctx { krate, p, info, rr, fn_name: item.sig.ident.to_string() };
 
     let (outer_stmts, body, async_block) = match info.shape {
         Shape::AsyncBlock => split_async_block(&item.block)?,
@@ -403,10 +408,10 @@ fn layer_args(
 }
 
 fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
-    let p = &ctx.p;
+    let (p, krate) = (&ctx.p, &ctx.krate);
     let (ok, err) = (ctx.ok_ty(), ctx.err_ty());
     let retry_if = match &args.retry_if {
-        Some(f) => quote!(#p::retry_if::<#err, _>(#f)),
+        Some(f) => quote!(#f),
         None => quote!({
             #[allow(unused_imports)]
             use #p::{ByClassify as _, ByDefault as _};
@@ -414,33 +419,37 @@ fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
         }),
     };
     let on_result = match &args.retry_on_result {
-        Some(f) => quote!(#p::retry_on_result::<#ok, _>(#f)),
-        None => quote!(#p::NoResultRetry),
+        Some(f) => quote!(#f),
+        None => quote!(|_: &#ok| false),
     };
     let on_retry = match &args.on_retry {
-        Some(f) => quote!(#p::on_retry::<#ok, #err, _>(#f)),
-        None => quote!(#p::NoOnRetry),
+        Some(f) => quote!(#f),
+        None => quote!(|_: &#krate::retry::RetryEvent<'_, #ok, #err>| {}),
     };
     let retry_after = quote!({
         #[allow(unused_imports)]
         use #p::{ByRetryAfter as _, ByDefault as _};
         (&&#p::Probe::<#err>::NEW).default_retry_after()
     });
-    quote!(#p::MacroHooks::<#ok, #err, _, _, _, _>::new(#retry_if, #on_result, #on_retry, #retry_after))
+    quote!(#krate::retry::Hooks::<#ok, #err>::new()
+        .retry_if(#retry_if)
+        .retry_on_result(#on_result)
+        .retry_after(#retry_after)
+        .on_retry(#on_retry))
 }
 
 fn classifier_value(ctx: &Ctx<'_>, args: &CircuitArgs) -> TokenStream {
-    let p = &ctx.p;
+    let krate = &ctx.krate;
     let err = ctx.err_ty();
     let failure_if = match &args.failure_if {
-        Some(f) => quote!(#p::predicate::<#err, _>(#f)),
-        None => quote!(#p::AllErrors),
+        Some(f) => quote!(#f),
+        None => quote!(|_: &#err| true),
     };
     let ignore_if = match &args.ignore_if {
-        Some(f) => quote!(#p::predicate::<#err, _>(#f)),
-        None => quote!(#p::NoErrors),
+        Some(f) => quote!(#f),
+        None => quote!(|_: &#err| false),
     };
-    quote!(#p::MacroClassifier::<#err, _, _>::new(#failure_if, #ignore_if))
+    quote!(#krate::circuit::Predicates::<#err, _, _>::new(#failure_if, #ignore_if))
 }
 
 /// Wraps `inner` (a future in async code, a value expression in sync code) in a layer.
@@ -453,6 +462,8 @@ fn wrap(
     retry_above: bool,
 ) -> TokenStream {
     let p = &ctx.p;
+    let krate = &ctx.krate;
+    let layer = quote!(#krate::pipeline::layer);
     match &planned.layer {
         Layer::Retry(_) => {
             let handle = ident("retry", index);
@@ -488,9 +499,9 @@ fn wrap(
             let handle = ident("circuit", index);
             let classifier = ident("classifier", index);
             if is_async {
-                quote!(#p::circuit_async(&#handle, &#classifier, #inner))
+                quote!(#layer::circuit_async(&#handle, &#classifier, #inner))
             } else {
-                quote!(#p::circuit(&#handle, &#classifier, || #inner))
+                quote!(#layer::circuit(&#handle, &#classifier, || #inner))
             }
         }
         Layer::RateLimit(args) => {
@@ -500,28 +511,34 @@ fn wrap(
                 None => quote!(1),
             };
             match (&args.key, is_async) {
-                (Some(key), true) => {
-                    quote!(#p::keyed_rate_limit_async(&#handle, &(#key), #cost, #inner))
-                }
-                (Some(key), false) => {
-                    quote!(#p::keyed_rate_limit(&#handle, &(#key), #cost, || #inner))
-                }
-                (None, true) => quote!(#p::rate_limit_async(&#handle, #cost, #inner)),
-                (None, false) => quote!(#p::rate_limit(&#handle, #cost, || #inner)),
+                (Some(key), true) => quote!(#layer::keyed_rate_limit_async(
+                    &#handle,
+                    #p::rate_key(&(#key)),
+                    #cost,
+                    #inner
+                )),
+                (Some(key), false) => quote!(#layer::keyed_rate_limit(
+                    &#handle,
+                    #p::rate_key(&(#key)),
+                    #cost,
+                    || #inner
+                )),
+                (None, true) => quote!(#layer::rate_limit_async(&#handle, #cost, #inner)),
+                (None, false) => quote!(#layer::rate_limit(&#handle, #cost, || #inner)),
             }
         }
         Layer::Bulkhead(_) => {
             let handle = ident("bulkhead", index);
             if is_async {
-                quote!(#p::bulkhead_async(&#handle, #inner))
+                quote!(#layer::bulkhead_async(&#handle, #inner))
             } else {
-                quote!(#p::bulkhead(&#handle, || #inner))
+                quote!(#layer::bulkhead(&#handle, || #inner))
             }
         }
         Layer::Timeout(_) => {
             let handle = ident("timeout", index);
             if is_async {
-                quote!(#p::timeout_async(&#handle, #inner))
+                quote!(#layer::timeout_async(&#handle, #inner))
             } else {
                 // The body moves to a worker thread; under a retry each attempt gets its
                 // own clone of the arguments.
@@ -539,7 +556,7 @@ fn wrap(
                 } else {
                     TokenStream::new()
                 };
-                quote!({ #clones #p::timeout_blocking(&#handle, move || #inner) })
+                quote!({ #clones #layer::timeout_blocking(&#handle, move || #inner) })
             }
         }
     }
@@ -619,7 +636,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("facade :: res :: __private :: timeout_async"));
+        assert!(out.contains("facade :: res :: pipeline :: layer :: timeout_async"), "{out}");
         assert!(!out.contains(":: resilience ::"));
     }
 
@@ -661,7 +678,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
+        assert!(out.contains(":: resilience :: pipeline :: layer :: circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
         assert!(out.contains("concat ! (:: core :: module_path ! () , \"::\" , \"f\")"));
     }
 
@@ -693,6 +710,6 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("let url = :: core :: clone :: Clone :: clone (& url) ; :: resilience :: __private :: timeout_blocking (& __resilience_timeout_1 , move | |"), "{out}");
+        assert!(out.contains("let url = :: core :: clone :: Clone :: clone (& url) ; :: resilience :: pipeline :: layer :: timeout_blocking (& __resilience_timeout_1 , move | |"), "{out}");
     }
 }

@@ -142,7 +142,7 @@ pub mod config;
 mod error;
 pub mod events;
 mod fault;
-mod pipeline;
+pub mod pipeline;
 pub mod presets;
 pub mod rate_limit;
 #[cfg(feature = "redis")]

@@ -6,6 +6,17 @@
 //! retried, and a `RateLimited` rejection is retried after its suggested wait. This is the
 //! hand-written equivalent of `#[resilient(...)]`.
 //!
+//! Whether there is a timeout layer is part of the type: a blocking call cannot be cut
+//! short where it runs, so only a [`Pipeline<Untimed>`](Untimed) has the in-place
+//! blocking driver [`call`](Pipeline::call). A [`Pipeline<Timed>`](Timed) (every preset
+//! sets a timeout) runs blocking attempts on a worker thread with
+//! [`call_blocking`](Pipeline::call_blocking); [`call_async`](Pipeline::call_async) works
+//! for both.
+//!
+//! [`layer`] has each layer as a function around one attempt, for another order or a
+//! layer a `Pipeline` does not hold (a keyed rate limit); the attribute macros expand to
+//! these functions.
+//!
 //! ```
 //! use resilience::{Pipeline, Error, presets::Preset};
 //!
@@ -32,6 +43,7 @@
 //! ```
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,18 +54,109 @@ use crate::rate_limit::RateLimiter;
 use crate::retry::{DefaultHooks, RetryHooks, RetryPolicy};
 use crate::{ConfigError, Error, Fault, registry};
 
+/// Marks a [`Pipeline`] without a timeout layer: the blocking driver
+/// [`call`](Pipeline::call) runs each attempt in place, on the calling thread, and the
+/// operation may borrow from the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Untimed;
+
+/// Marks a [`Pipeline`] with a per-attempt timeout layer: the blocking driver is
+/// [`call_blocking`](Pipeline::call_blocking), which runs each attempt on a worker thread
+/// so that the deadline can end it, and [`call_async`](Pipeline::call_async) works as for
+/// any pipeline.
+///
+/// A pipeline built by [`Pipeline::from_config`] is `Timed` whether or not the config
+/// sets a timeout (presets all do); without one, `call_blocking` runs attempts on the
+/// calling thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timed;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Untimed {}
+    impl Sealed for super::Timed {}
+}
+
+/// The pipelines whose blocking attempts can run in place: those without a timeout
+/// layer ([`Untimed`]). A blocking call cannot be cut short where it runs, so a timed
+/// pipeline runs blocking attempts with [`Pipeline::call_blocking`] instead. Sealed.
+#[diagnostic::on_unimplemented(
+    message = "a pipeline with a timeout cannot run a blocking operation in place",
+    label = "this pipeline has a timeout layer (`Pipeline<Timed>`)",
+    note = "a blocking call cannot be cut short where it runs: use `call_blocking`, which runs each attempt on a worker thread, or `call_async`",
+    note = "or drop the timeout layer with `.without_timeout()` to call in place"
+)]
+pub trait InPlace: sealed::Sealed {}
+
+impl InPlace for Untimed {}
+
 /// Retry, circuit breaker, rate limiter, bulkhead and timeout around one operation.
-#[derive(Clone, Default)]
-pub struct Pipeline {
+///
+/// The type parameter says whether there is a timeout layer: [`Untimed`] (the default,
+/// so `Pipeline` alone names it) or [`Timed`]. [`with_timeout`](Self::with_timeout) and
+/// [`from_config`](Self::from_config) make a `Pipeline<Timed>`,
+/// [`without_timeout`](Self::without_timeout) a `Pipeline<Untimed>`.
+///
+/// | driver | `Pipeline<Untimed>` | `Pipeline<Timed>` |
+/// |---|---|---|
+/// | [`call`](Self::call): blocking, in place, `op` may borrow | yes | no (compile error) |
+/// | [`call_blocking`](Self::call_blocking): blocking, attempts on a worker | yes | yes |
+/// | [`call_async`](Self::call_async) | yes | yes |
+///
+/// ```
+/// use resilience::{Error, Pipeline, Preset};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), resilience::ConfigError> {
+/// let api = Pipeline::from_config("docs-both-drivers", &Preset::Api.config())?;
+/// // Blocking code: each attempt runs on a worker thread, cut short at the deadline.
+/// let sync: Result<u32, Error> = api.call_blocking(|| Ok(1));
+/// assert_eq!(sync, Ok(1));
+/// // Async code: the attempt's future is dropped at the deadline.
+/// let r: Result<u32, Error> = api.call_async(|| async { Ok(2) }).await;
+/// assert_eq!(r, Ok(2));
+/// // In place, borrowing from the caller: only without the timeout layer.
+/// let mut seen = Vec::new();
+/// let r: Result<(), Error> = api.clone().without_timeout().call(|| {
+///     seen.push(3);
+///     Ok(())
+/// });
+/// assert_eq!((r, seen), (Ok(()), vec![3]));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Pipeline<L = Untimed> {
     retry: Option<RetryPolicy>,
     breaker: Option<Arc<CircuitBreaker>>,
     limiter: Option<Arc<RateLimiter>>,
     bulkhead: Option<Arc<Bulkhead>>,
+    /// Always `None` in a `Pipeline<Untimed>`.
     timeout: Option<Duration>,
     cost: u32,
+    layer: PhantomData<L>,
 }
 
-impl fmt::Debug for Pipeline {
+impl<L> Clone for Pipeline<L> {
+    fn clone(&self) -> Self {
+        Pipeline {
+            retry: self.retry.clone(),
+            breaker: self.breaker.clone(),
+            limiter: self.limiter.clone(),
+            bulkhead: self.bulkhead.clone(),
+            timeout: self.timeout,
+            cost: self.cost,
+            layer: PhantomData,
+        }
+    }
+}
+
+impl Default for Pipeline<Untimed> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<L> fmt::Debug for Pipeline<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("retry", &self.retry.as_ref().map(|r| r.max_attempts()))
@@ -65,18 +168,32 @@ impl fmt::Debug for Pipeline {
     }
 }
 
-impl Pipeline {
+impl Pipeline<Untimed> {
     /// A pipeline with no layer; add them with the `with_*` methods.
     pub fn new() -> Self {
-        Pipeline { cost: 1, ..Self::default() }
+        Pipeline {
+            retry: None,
+            breaker: None,
+            limiter: None,
+            bulkhead: None,
+            timeout: None,
+            cost: 1,
+            layer: PhantomData,
+        }
     }
+}
 
+impl Pipeline<Timed> {
     /// Every layer of `config`, with the named instances (circuit, limiter, bulkhead called
-    /// `name`) taken from the global [`registry()`](crate::registry()).
+    /// `name`) taken from the global [`registry()`].
+    ///
+    /// The pipeline is [`Timed`] whatever the config says, so one type serves every
+    /// config: run it with [`call_blocking`](Self::call_blocking) or
+    /// [`call_async`](Self::call_async).
     pub fn from_config(name: &str, config: &ResilienceConfig) -> Result<Self, ConfigError> {
         let reg = registry();
         let config = &reg.bind_budget(config.clone());
-        let mut p = Pipeline::new();
+        let mut p = Pipeline::new().retype::<Timed>();
         if let Some(r) = &config.retry {
             p.retry = Some(reg.resolve_retry(name, || Ok(r.clone()))?);
         }
@@ -91,6 +208,28 @@ impl Pipeline {
         }
         p.timeout = config.timeout;
         Ok(p)
+    }
+
+    /// This pipeline without its timeout layer, for blocking code that must run in place
+    /// (it borrows from the caller, or is not `Send`).
+    pub fn without_timeout(self) -> Pipeline<Untimed> {
+        let mut p = self.retype::<Untimed>();
+        p.timeout = None;
+        p
+    }
+}
+
+impl<L> Pipeline<L> {
+    fn retype<M>(self) -> Pipeline<M> {
+        Pipeline {
+            retry: self.retry,
+            breaker: self.breaker,
+            limiter: self.limiter,
+            bulkhead: self.bulkhead,
+            timeout: self.timeout,
+            cost: self.cost,
+            layer: PhantomData,
+        }
     }
 
     /// With this retry policy (outermost).
@@ -123,10 +262,12 @@ impl Pipeline {
         self
     }
 
-    /// With a time limit on each attempt (innermost). Blocking code: see [`call`](Self::call).
-    pub fn with_timeout(mut self, limit: Duration) -> Self {
-        self.timeout = Some(limit);
-        self
+    /// With a time limit on each attempt (innermost). The pipeline becomes [`Timed`]:
+    /// blocking code runs through [`call_blocking`](Self::call_blocking).
+    pub fn with_timeout(self, limit: Duration) -> Pipeline<Timed> {
+        let mut p = self.retype::<Timed>();
+        p.timeout = Some(limit);
+        p
     }
 
     /// The circuit breaker, if any.
@@ -139,17 +280,22 @@ impl Pipeline {
         self.limiter.as_ref()
     }
 
+    /// The per-attempt time limit, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     // ----- blocking ------------------------------------------------------------------
 
-    /// Run `op` through every layer, blocking the thread for waits and backoff.
+    /// Run `op` through every layer on the calling thread, blocking it for waits and
+    /// backoff. `op` may borrow from the caller.
     ///
-    /// A blocking call cannot be cut short in place, so this driver applies no timeout:
-    /// when the pipeline has one (every preset does), it returns `Error::Config` without
-    /// calling `op`. Use [`call_timed`](Self::call_timed), which runs each attempt on a
-    /// worker thread, drop the layer with [`without_timeout`](Self::without_timeout), or
-    /// use the async driver.
+    /// Only for a pipeline without a timeout layer ([`Untimed`]): a blocking call cannot
+    /// be cut short where it runs. A [`Timed`] pipeline runs blocking code with
+    /// [`call_blocking`](Self::call_blocking).
     pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
+        L: InPlace,
         E: From<Error> + fmt::Debug,
         F: FnMut() -> Result<T, E>,
     {
@@ -159,50 +305,48 @@ impl Pipeline {
     /// [`call`](Self::call) with retry hooks (which errors to retry, server hints, ...).
     pub fn call_with<T, E, H, F>(&self, hooks: &H, mut op: F) -> Result<T, E>
     where
+        L: InPlace,
         E: From<Error> + fmt::Debug,
         H: RetryHooks<T, E>,
         F: FnMut() -> Result<T, E>,
     {
-        if let Some(limit) = self.timeout {
-            return Err(E::from(Error::Config(ConfigError::new(
-                "timeout",
-                format!(
-                    "a blocking call cannot be cut short in place ({limit:?} set); use Pipeline::call_timed, \
-                     Pipeline::without_timeout or the async driver"
-                ),
-            ))));
-        }
         self.drive(hooks, &mut || op().map_err(Fault::Inner))
     }
 
-    /// Run `op` through every layer, each attempt on a worker thread so that the timeout
-    /// layer can return `Error::Timeout` at the deadline.
+    /// Run `op` through every layer, each attempt on a worker thread when there is a
+    /// timeout, so that the timeout layer returns `Error::Timeout` at the deadline.
     ///
     /// As with [`timeout::call_blocking`](crate::timeout::call_blocking): a timed-out
     /// attempt keeps running on its thread until it returns, and its result is dropped.
     /// Hence `op` is cloned into each attempt and must be `Send + 'static`, and so must its
-    /// result. Without a timeout layer, attempts run on the calling thread.
-    pub fn call_timed<T, E, F>(&self, op: F) -> Result<T, E>
+    /// result. Without a timeout layer, attempts run on the calling thread. Waits and
+    /// backoff block the calling thread.
+    pub fn call_blocking<T, E, F>(&self, op: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<Error> + fmt::Debug + Send + 'static,
         F: Fn() -> Result<T, E> + Clone + Send + 'static,
     {
+        self.call_blocking_with(&DefaultHooks, op)
+    }
+
+    /// [`call_blocking`](Self::call_blocking) with retry hooks (they run on the calling
+    /// thread).
+    pub fn call_blocking_with<T, E, H, F>(&self, hooks: &H, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + fmt::Debug + Send + 'static,
+        H: RetryHooks<T, E>,
+        F: Fn() -> Result<T, E> + Clone + Send + 'static,
+    {
         let limit = self.timeout;
-        self.drive(&DefaultHooks, &mut || match limit {
+        self.drive(hooks, &mut || match limit {
             Some(limit) => {
                 let op = op.clone();
                 crate::timeout::run_blocking(limit, move || op().map_err(Fault::Inner))
             }
             None => op().map_err(Fault::Inner),
         })
-    }
-
-    /// This pipeline without its timeout layer (for blocking code that cannot move to a
-    /// worker thread).
-    pub fn without_timeout(mut self) -> Self {
-        self.timeout = None;
-        self
     }
 
     fn drive<T, E, H, F>(&self, hooks: &H, op: &mut F) -> Result<T, E>
@@ -222,23 +366,11 @@ impl Pipeline {
     where
         F: FnMut() -> Result<T, Fault<E>>,
     {
-        match &self.breaker {
-            Some(breaker) => breaker.run(&AllErrors, || self.limited(op)),
-            None => self.limited(op),
-        }
-    }
-
-    fn limited<T, E, F>(&self, op: &mut F) -> Result<T, Fault<E>>
-    where
-        F: FnMut() -> Result<T, Fault<E>>,
-    {
-        if let Some(limiter) = &self.limiter {
-            limiter.acquire(self.cost)?;
-        }
-        match &self.bulkhead {
-            Some(bulkhead) => bulkhead.run(op),
-            None => op(),
-        }
+        layer::circuit(self.breaker.as_deref(), &AllErrors, || {
+            layer::rate_limit(self.limiter.as_deref(), self.cost, || {
+                layer::bulkhead(self.bulkhead.as_deref(), op)
+            })
+        })
     }
 
     // ----- async ---------------------------------------------------------------------
@@ -280,31 +412,280 @@ impl Pipeline {
         M: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        match &self.breaker {
-            Some(breaker) => breaker.run_async(&AllErrors, || self.limited_async(make)).await,
-            None => self.limited_async(make).await,
+        let attempt = async { make().await.map_err(Fault::Inner) };
+        layer::circuit_async(
+            self.breaker.as_deref(),
+            &AllErrors,
+            layer::rate_limit_async(
+                self.limiter.as_deref(),
+                self.cost,
+                layer::bulkhead_async(
+                    self.bulkhead.as_deref(),
+                    layer::timeout_async(self.timeout, attempt),
+                ),
+            ),
+        )
+        .await
+    }
+}
+
+/// The layers of a pipeline one at a time, each around an attempt that yields
+/// `Result<T, Fault<E>>` (an operation error stays [`Fault::Inner`], a rejection by a layer
+/// is [`Fault::Rejected`]). Each takes its layer's [`Instance`](layer::Instance): an
+/// `Option` (`None`: the layer is absent and the attempt runs as it is).
+///
+/// [`Pipeline`] nests them in its fixed order, and so does the code the attribute macros
+/// generate; nest them yourself for another order or for a layer a `Pipeline` does not
+/// have (a keyed rate limit).
+///
+/// ```
+/// use resilience::circuit::AllErrors;
+/// use resilience::pipeline::layer;
+/// use resilience::{Bulkhead, BulkheadConfig, Error, Fault};
+///
+/// let bulkhead = Bulkhead::new("docs-layer", BulkheadConfig::builder().max_concurrent(2).build()?);
+/// let r: Result<u32, Fault<Error>> = layer::circuit(None, &AllErrors, || {
+///     layer::bulkhead(Some(&bulkhead), || Ok(7))
+/// });
+/// assert_eq!(r.map_err(Fault::into_error), Ok(7));
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+pub mod layer {
+    use std::borrow::Borrow;
+    use std::fmt;
+    use std::hash::Hash;
+    use std::ops::Deref;
+    use std::time::Duration;
+
+    use crate::bulkhead::Bulkhead;
+    use crate::circuit::{CircuitBreaker, FailureClassifier};
+    use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
+    use crate::{Error, Fault};
+
+    /// What a layer runs with: its instance `R` (a `&CircuitBreaker`, a `Duration`, ...),
+    /// none (the layer is absent), or the error that kept it from being built (each
+    /// attempt is then rejected with it).
+    ///
+    /// An `Option<R>` is an instance that is there or not; the code the attribute macros
+    /// generate passes its call site's resolved instance, which may have failed.
+    pub trait Instance<'a, R> {
+        /// The instance, `None`, or why there is none.
+        fn get(self) -> Result<Option<R>, &'a Error>;
+    }
+
+    impl<'a, R> Instance<'a, R> for Option<R> {
+        #[inline(always)]
+        fn get(self) -> Result<Option<R>, &'a Error> {
+            Ok(self)
         }
     }
 
-    #[cfg(feature = "tokio")]
-    async fn limited_async<T, E, M, Fut>(&self, make: &M) -> Result<T, Fault<E>>
+    /// The attempt of an absent layer, out of line: the attempt is inlined once, on the
+    /// path through the layer, which keeps the caller small.
+    #[inline(never)]
+    fn absent<T, E, F>(attempt: F) -> Result<T, Fault<E>>
     where
-        M: Fn() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: FnOnce() -> Result<T, Fault<E>>,
     {
-        if let Some(limiter) = &self.limiter {
-            limiter.acquire_async(self.cost).await?;
+        attempt()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
+        Err(Fault::Rejected(e.clone()))
+    }
+
+    /// The attempt through `breaker` (see [`CircuitBreaker::run`]).
+    #[inline(always)]
+    pub fn circuit<'a, T, E, C, F>(
+        breaker: impl Instance<'a, &'a CircuitBreaker>,
+        classifier: &C,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        C: FailureClassifier<E>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match breaker.get() {
+            Ok(Some(breaker)) => breaker.run(classifier, attempt),
+            Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
         }
-        let timed = async {
-            let fut = async { make().await.map_err(Fault::Inner) };
-            match self.timeout {
-                Some(limit) => crate::timeout::run_async(limit, fut).await,
-                None => fut.await,
+    }
+
+    /// The attempt once `limiter` grants `cost` permits (see [`RateLimiter::acquire`]).
+    #[inline(always)]
+    pub fn rate_limit<'a, T, E, F>(
+        limiter: impl Instance<'a, &'a RateLimiter>,
+        cost: u32,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match limiter.get() {
+            Ok(Some(limiter)) => limiter.acquire(cost)?,
+            Ok(None) => {}
+            Err(e) => return rejected(e),
+        }
+        attempt()
+    }
+
+    /// The attempt once `key`'s bucket of `limiter` grants `cost` permits (see
+    /// [`KeyedRateLimiter::acquire`]). The key is anything that dereferences to the
+    /// limiter's borrowed key type: a `&str` or a `Cow<str>` for a `String` key.
+    #[inline(always)]
+    pub fn keyed_rate_limit<'a, K, Q, D, T, E, F>(
+        limiter: impl Instance<'a, &'a KeyedRateLimiter<K>>,
+        key: D,
+        cost: u32,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        D: Deref<Target = Q>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match limiter.get() {
+            Ok(Some(limiter)) => limiter.acquire(&*key, cost)?,
+            Ok(None) => {}
+            Err(e) => return rejected(e),
+        }
+        attempt()
+    }
+
+    /// The attempt inside `bulkhead` (see [`Bulkhead::run`]).
+    #[inline(always)]
+    pub fn bulkhead<'a, T, E, F>(
+        bulkhead: impl Instance<'a, &'a Bulkhead>,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match bulkhead.get() {
+            Ok(Some(bulkhead)) => bulkhead.run(attempt),
+            Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// The attempt on a worker thread, cut short at `limit` (see
+    /// [`timeout::run_blocking`](crate::timeout::run_blocking)); on the calling thread
+    /// without a limit.
+    #[inline(always)]
+    pub fn timeout_blocking<'a, T, E, F>(
+        limit: impl Instance<'a, Duration>,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Result<T, Fault<E>> + Send + 'static,
+    {
+        match limit.get() {
+            Ok(Some(limit)) => crate::timeout::run_blocking(limit, attempt),
+            Ok(None) => attempt(),
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// [`circuit`] for a future (see [`CircuitBreaker::run_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn circuit_async<'a, T, E, C, Fut>(
+        breaker: impl Instance<'a, &'a CircuitBreaker>,
+        classifier: &C,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        C: FailureClassifier<E>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match breaker.get() {
+            Ok(Some(breaker)) => breaker.run_async(classifier, move || attempt).await,
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// [`rate_limit`] for a future, waiting on tokio's timer (see
+    /// [`RateLimiter::acquire_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn rate_limit_async<'a, T, E, Fut>(
+        limiter: impl Instance<'a, &'a RateLimiter>,
+        cost: u32,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match limiter.get() {
+            Ok(Some(limiter)) => {
+                limiter.acquire_async(cost).await?;
+                attempt.await
             }
-        };
-        match &self.bulkhead {
-            Some(bulkhead) => bulkhead.run_async(|| timed).await,
-            None => timed.await,
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// [`keyed_rate_limit`] for a future (see [`KeyedRateLimiter::acquire_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn keyed_rate_limit_async<'a, K, Q, D, T, E, Fut>(
+        limiter: impl Instance<'a, &'a KeyedRateLimiter<K>>,
+        key: D,
+        cost: u32,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        D: Deref<Target = Q>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug + Sync,
+        K: Borrow<Q>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match limiter.get() {
+            Ok(Some(limiter)) => {
+                limiter.acquire_async(&*key, cost).await?;
+                attempt.await
+            }
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// [`bulkhead`] for a future (see [`Bulkhead::run_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn bulkhead_async<'a, T, E, Fut>(
+        bulkhead: impl Instance<'a, &'a Bulkhead>,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match bulkhead.get() {
+            Ok(Some(bulkhead)) => bulkhead.run_async(move || attempt).await,
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// The future, dropped at `limit` (see [`timeout::run_async`](crate::timeout::run_async)).
+    #[cfg(feature = "tokio")]
+    pub async fn timeout_async<'a, T, E, Fut>(
+        limit: impl Instance<'a, Duration>,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match limit.get() {
+            Ok(Some(limit)) => crate::timeout::run_async(limit, attempt).await,
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
         }
     }
 }

@@ -2,10 +2,14 @@
 //! is covered by semver; it changes with `resilience-macros`, which `resilience` pins to
 //! an exact version.
 //!
-//! Generated code calls these items by absolute path (`::resilience::__private::...`).
-//! Each layer resolves its named instance once per call site into a [`Site`] (a `static`
+//! Glue only: generated code runs its layers with `crate::pipeline::layer`, its retry
+//! hooks are a `crate::retry::Hooks` and its circuit classifier a
+//! `crate::circuit::Predicates`. What stays here is what a call site needs around them:
+//! each layer resolves its named instance once per call site into a [`Site`] (a `static`
 //! in the expansion), so a call costs one atomic load per layer on top of the runtime
-//! call it makes; every hook is a zero-sized type, so dispatch is static.
+//! call it makes; the return type's plumbing; the retry loop's adapter to the policy's
+//! stepper; and the probe that picks default hooks, each a zero-sized function, so
+//! dispatch is static.
 
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -13,10 +17,10 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::circuit::{CallOutcome, FailureClassifier};
 use crate::classify::{Classify, RetryAfter};
 use crate::config::LayerConfig;
-use crate::retry::{RetryEvent, RetryHooks, Stepper};
+use crate::pipeline::layer::Instance;
+use crate::retry::{RetryHooks, Stepper};
 use crate::{ConfigError, Error, Fault, ResilienceConfig, registry};
 
 pub use crate::bulkhead::Bulkhead;
@@ -353,195 +357,34 @@ pub fn cost(cost: u32) -> u32 {
 }
 
 // ----- layers ------------------------------------------------------------------------
+//
+// The layers themselves are `crate::pipeline::layer`; a call site passes its resolved
+// handle as the layer's instance.
 
-fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
-    Err(Fault::Rejected(e.clone()))
-}
-
-/// Sync circuit breaker layer (not public API).
-#[inline]
-pub fn circuit<T, E, C, F>(
-    handle: &Handle<CircuitBreaker>,
-    classifier: &C,
-    op: F,
-) -> Result<T, Fault<E>>
-where
-    C: FailureClassifier<E>,
-    F: FnOnce() -> Result<T, Fault<E>>,
-{
-    if let Ok(Some(breaker)) = handle {
-        return breaker.run(classifier, op);
-    }
-    absent(handle, op)
-}
-
-/// A sync layer whose instance is absent (`Ok(None)`) or failed to resolve.
-#[inline(never)]
-fn absent<L, T, E, F>(handle: &Handle<L>, op: F) -> Result<T, Fault<E>>
-where
-    F: FnOnce() -> Result<T, Fault<E>>,
-{
-    match handle {
-        Err(e) => rejected(e),
-        Ok(_) => op(),
-    }
-}
-
-/// Sync rate limit layer (not public API).
-#[inline]
-pub fn rate_limit<T, E, F>(handle: &Handle<RateLimiter>, cost: u32, op: F) -> Result<T, Fault<E>>
-where
-    F: FnOnce() -> Result<T, Fault<E>>,
-{
-    match handle {
-        Ok(Some(limiter)) => {
-            limiter.acquire(cost)?;
-            op()
+impl<'a, X> Instance<'a, &'a X> for &'a Handle<X> {
+    #[inline(always)]
+    fn get(self) -> Result<Option<&'a X>, &'a Error> {
+        match self {
+            Ok(instance) => Ok(instance.map(|arc| &**arc)),
+            Err(e) => Err(e),
         }
-        Ok(None) => op(),
-        Err(e) => rejected(e),
     }
 }
 
-/// Sync keyed rate limit layer (not public API).
-pub fn keyed_rate_limit<T, E, K, F>(
-    handle: &Handle<KeyedRateLimiter>,
-    key: &K,
-    cost: u32,
-    op: F,
-) -> Result<T, Fault<E>>
-where
-    K: RateKey + ?Sized,
-    F: FnOnce() -> Result<T, Fault<E>>,
-{
-    match handle {
-        Ok(Some(limiter)) => {
-            limiter.acquire(&*key.key_str(), cost)?;
-            op()
+impl<'a> Instance<'a, Duration> for &'a Handle<Duration> {
+    #[inline(always)]
+    fn get(self) -> Result<Option<Duration>, &'a Error> {
+        match self {
+            Ok(limit) => Ok(limit.map(|arc| **arc)),
+            Err(e) => Err(e),
         }
-        Ok(None) => op(),
-        Err(e) => rejected(e),
     }
 }
 
-/// Sync bulkhead layer (not public API).
-#[inline]
-pub fn bulkhead<T, E, F>(handle: &Handle<Bulkhead>, op: F) -> Result<T, Fault<E>>
-where
-    F: FnOnce() -> Result<T, Fault<E>>,
-{
-    match handle {
-        Ok(Some(bulkhead)) => bulkhead.run(op),
-        Ok(None) => op(),
-        Err(e) => rejected(e),
-    }
-}
-
-/// Sync timeout layer: the body runs on a worker thread (not public API).
-pub fn timeout_blocking<T, E, F>(handle: &Handle<Duration>, op: F) -> Result<T, Fault<E>>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    F: FnOnce() -> Result<T, Fault<E>> + Send + 'static,
-{
-    match handle {
-        Ok(Some(limit)) => crate::timeout::run_blocking(***limit, op),
-        Ok(None) => op(),
-        Err(e) => rejected(e),
-    }
-}
-
-/// Async circuit breaker layer (not public API).
-#[cfg(feature = "tokio")]
-pub async fn circuit_async<T, E, C, Fut>(
-    handle: &Handle<CircuitBreaker>,
-    classifier: &C,
-    attempt: Fut,
-) -> Result<T, Fault<E>>
-where
-    C: FailureClassifier<E>,
-    Fut: Future<Output = Result<T, Fault<E>>>,
-{
-    match handle {
-        Ok(Some(breaker)) => breaker.run_async(classifier, move || attempt).await,
-        Ok(None) => attempt.await,
-        Err(e) => rejected(e),
-    }
-}
-
-/// Async rate limit layer (not public API).
-#[cfg(feature = "tokio")]
-pub async fn rate_limit_async<T, E, Fut>(
-    handle: &Handle<RateLimiter>,
-    cost: u32,
-    attempt: Fut,
-) -> Result<T, Fault<E>>
-where
-    Fut: Future<Output = Result<T, Fault<E>>>,
-{
-    match handle {
-        Ok(Some(limiter)) => {
-            limiter.acquire_async(cost).await?;
-            attempt.await
-        }
-        Ok(None) => attempt.await,
-        Err(e) => rejected(e),
-    }
-}
-
-/// Async keyed rate limit layer (not public API).
-#[cfg(feature = "tokio")]
-pub async fn keyed_rate_limit_async<T, E, K, Fut>(
-    handle: &Handle<KeyedRateLimiter>,
-    key: &K,
-    cost: u32,
-    attempt: Fut,
-) -> Result<T, Fault<E>>
-where
-    K: RateKey + ?Sized,
-    Fut: Future<Output = Result<T, Fault<E>>>,
-{
-    match handle {
-        Ok(Some(limiter)) => {
-            let key = key.key_str();
-            limiter.acquire_async(&*key, cost).await?;
-            attempt.await
-        }
-        Ok(None) => attempt.await,
-        Err(e) => rejected(e),
-    }
-}
-
-/// Async bulkhead layer (not public API).
-#[cfg(feature = "tokio")]
-pub async fn bulkhead_async<T, E, Fut>(
-    handle: &Handle<Bulkhead>,
-    attempt: Fut,
-) -> Result<T, Fault<E>>
-where
-    Fut: Future<Output = Result<T, Fault<E>>>,
-{
-    match handle {
-        Ok(Some(bulkhead)) => bulkhead.run_async(move || attempt).await,
-        Ok(None) => attempt.await,
-        Err(e) => rejected(e),
-    }
-}
-
-/// Async timeout layer (not public API).
-#[cfg(feature = "tokio")]
-pub async fn timeout_async<T, E, Fut>(
-    handle: &Handle<Duration>,
-    attempt: Fut,
-) -> Result<T, Fault<E>>
-where
-    Fut: Future<Output = Result<T, Fault<E>>>,
-{
-    match handle {
-        Ok(Some(limit)) => crate::timeout::run_async(***limit, attempt).await,
-        Ok(None) => attempt.await,
-        Err(e) => rejected(e),
-    }
+/// `key = expr` of `#[rate_limit]` as a string (not public API).
+#[inline(always)]
+pub fn rate_key<K: RateKey + ?Sized>(key: &K) -> std::borrow::Cow<'_, str> {
+    key.key_str()
 }
 
 /// The retry loop's sleep (not public API).
@@ -673,174 +516,11 @@ impl<'h, H> RetryLoop<'h, H> {
     }
 }
 
-// ----- hooks: zero-sized, statically dispatched ---------------------------------------
-
-/// A user predicate or hook (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct Hook<F>(F);
-
-/// `retry_if = f` (not public API).
-pub fn retry_if<E, F: Fn(&E) -> bool>(f: F) -> Hook<F> {
-    Hook(f)
-}
-
-/// `retry_on_result = f` (not public API).
-pub fn retry_on_result<T, F: Fn(&T) -> bool>(f: F) -> Hook<F> {
-    Hook(f)
-}
-
-/// `on_retry = f` (not public API).
-pub fn on_retry<T, E, F: Fn(&RetryEvent<'_, T, E>)>(f: F) -> Hook<F> {
-    Hook(f)
-}
-
-/// `failure_if = f` / `ignore_if = f` (not public API).
-pub fn predicate<E, F: Fn(&E) -> bool>(f: F) -> Hook<F> {
-    Hook(f)
-}
-
-/// Which errors a retry retries (not public API).
-pub trait RetryIf<E> {
-    /// Whether to retry `error`.
-    fn retry_if(&self, error: &E) -> bool;
-}
-
-impl<E, F: Fn(&E) -> bool> RetryIf<E> for Hook<F> {
-    fn retry_if(&self, error: &E) -> bool {
-        (self.0)(error)
-    }
-}
-
-/// Retry every error (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct EveryError;
-
-impl<E> RetryIf<E> for EveryError {
-    fn retry_if(&self, _: &E) -> bool {
-        true
-    }
-}
-
-/// Retry transient errors, for an `E: Classify` (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct TransientErrors;
-
-impl<E: Classify> RetryIf<E> for TransientErrors {
-    fn retry_if(&self, error: &E) -> bool {
-        error.is_transient()
-    }
-}
-
-/// Which values a retry retries (not public API).
-pub trait RetryOnResult<T> {
-    /// Whether `value` is a soft failure.
-    fn retry_on_result(&self, value: &T) -> bool;
-}
-
-impl<T, F: Fn(&T) -> bool> RetryOnResult<T> for Hook<F> {
-    fn retry_on_result(&self, value: &T) -> bool {
-        (self.0)(value)
-    }
-}
-
-/// No soft failures (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct NoResultRetry;
-
-impl<T> RetryOnResult<T> for NoResultRetry {
-    fn retry_on_result(&self, _: &T) -> bool {
-        false
-    }
-}
-
-/// Told about each retry (not public API).
-pub trait OnRetry<T, E> {
-    /// Before the sleep of a retry.
-    fn on_retry(&self, event: &RetryEvent<'_, T, E>);
-}
-
-impl<T, E, F: Fn(&RetryEvent<'_, T, E>)> OnRetry<T, E> for Hook<F> {
-    fn on_retry(&self, event: &RetryEvent<'_, T, E>) {
-        (self.0)(event)
-    }
-}
-
-/// No `on_retry` hook (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct NoOnRetry;
-
-impl<T, E> OnRetry<T, E> for NoOnRetry {
-    fn on_retry(&self, _: &RetryEvent<'_, T, E>) {}
-}
-
-/// The server hint of an error (not public API).
-pub trait HintOf<E> {
-    /// The hint.
-    fn hint(&self, error: &E) -> Option<Duration>;
-}
-
-/// No hint (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct NoHint;
-
-impl<E> HintOf<E> for NoHint {
-    fn hint(&self, _: &E) -> Option<Duration> {
-        None
-    }
-}
-
-/// The hint of an `E: RetryAfter` (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct HintByRetryAfter;
-
-impl<E: RetryAfter> HintOf<E> for HintByRetryAfter {
-    fn hint(&self, error: &E) -> Option<Duration> {
-        error.retry_after()
-    }
-}
-
-/// A call site's retry hooks (not public API).
-pub struct MacroHooks<T, E, R, V, O, A> {
-    retry_if: R,
-    retry_on_result: V,
-    on_retry: O,
-    hint: A,
-    types: PhantomData<fn(&T, &E)>,
-}
-
-impl<T, E, R, V, O, A> MacroHooks<T, E, R, V, O, A> {
-    /// The hooks.
-    pub fn new(retry_if: R, retry_on_result: V, on_retry: O, hint: A) -> Self {
-        MacroHooks { retry_if, retry_on_result, on_retry, hint, types: PhantomData }
-    }
-}
-
-impl<T, E, R, V, O, A> RetryHooks<T, E> for MacroHooks<T, E, R, V, O, A>
-where
-    R: RetryIf<E>,
-    V: RetryOnResult<T>,
-    O: OnRetry<T, E>,
-    A: HintOf<E>,
-{
-    fn should_retry(&self, error: &E) -> bool {
-        self.retry_if.retry_if(error)
-    }
-
-    fn should_retry_result(&self, value: &T) -> bool {
-        self.retry_on_result.retry_on_result(value)
-    }
-
-    fn retry_after(&self, error: &E) -> Option<Duration> {
-        self.hint.hint(error)
-    }
-
-    fn on_retry(&self, event: &RetryEvent<'_, T, E>) {
-        self.on_retry.on_retry(event);
-    }
-}
+// ----- default hooks: zero-sized, statically dispatched ------------------------------
 
 /// Autoref specialization probe: picks the `Classify` / `RetryAfter` behaviour of a
-/// concrete error type, or the default (not public API).
+/// concrete error type, or the default, as a zero-sized function for
+/// `resilience::retry::Hooks` (not public API).
 pub struct Probe<E>(PhantomData<fn() -> E>);
 
 impl<E> Probe<E> {
@@ -848,98 +528,41 @@ impl<E> Probe<E> {
     pub const NEW: Self = Probe(PhantomData);
 }
 
-/// Chosen for `E: Classify` (not public API).
-pub trait ByClassify {
-    /// Retry transient errors.
-    fn default_retry_if(&self) -> TransientErrors {
-        TransientErrors
+/// Chosen for `E: Classify`: retry transient errors (not public API).
+pub trait ByClassify<E> {
+    /// `Classify::is_transient`.
+    fn default_retry_if(&self) -> impl Fn(&E) -> bool;
+}
+
+impl<E: Classify> ByClassify<E> for &Probe<E> {
+    fn default_retry_if(&self) -> impl Fn(&E) -> bool {
+        E::is_transient
     }
 }
 
-impl<E: Classify> ByClassify for &Probe<E> {}
+/// Chosen for `E: RetryAfter`: honour the error's hint (not public API).
+pub trait ByRetryAfter<E> {
+    /// `RetryAfter::retry_after`.
+    fn default_retry_after(&self) -> impl Fn(&E) -> Option<Duration>;
+}
 
-/// Chosen for `E: RetryAfter` (not public API).
-pub trait ByRetryAfter {
-    /// Honour the error's hint.
-    fn default_retry_after(&self) -> HintByRetryAfter {
-        HintByRetryAfter
+impl<E: RetryAfter> ByRetryAfter<E> for &Probe<E> {
+    fn default_retry_after(&self) -> impl Fn(&E) -> Option<Duration> {
+        E::retry_after
     }
 }
 
-impl<E: RetryAfter> ByRetryAfter for &Probe<E> {}
-
-/// The fallback of both probes (not public API).
-pub trait ByDefault {
+/// The fallback of both probes: retry every error, no hint (not public API).
+pub trait ByDefault<E> {
     /// Retry every error.
-    fn default_retry_if(&self) -> EveryError {
-        EveryError
+    fn default_retry_if(&self) -> impl Fn(&E) -> bool {
+        |_| true
     }
 
     /// No hint.
-    fn default_retry_after(&self) -> NoHint {
-        NoHint
+    fn default_retry_after(&self) -> impl Fn(&E) -> Option<Duration> {
+        |_| None
     }
 }
 
-impl<E> ByDefault for Probe<E> {}
-
-/// Which errors count against a circuit (not public API).
-pub trait ErrorPredicate<E> {
-    /// Whether `error` matches.
-    fn test(&self, error: &E) -> bool;
-}
-
-impl<E, F: Fn(&E) -> bool> ErrorPredicate<E> for Hook<F> {
-    fn test(&self, error: &E) -> bool {
-        (self.0)(error)
-    }
-}
-
-/// Every error matches (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct AllErrors;
-
-impl<E> ErrorPredicate<E> for AllErrors {
-    fn test(&self, _: &E) -> bool {
-        true
-    }
-}
-
-/// No error matches (not public API).
-#[derive(Debug, Clone, Copy)]
-pub struct NoErrors;
-
-impl<E> ErrorPredicate<E> for NoErrors {
-    fn test(&self, _: &E) -> bool {
-        false
-    }
-}
-
-/// A call site's failure classifier: `ignore_if` first, then `failure_if` (an error it
-/// does not match counts as a success) (not public API).
-pub struct MacroClassifier<E, F, I> {
-    failure_if: F,
-    ignore_if: I,
-    types: PhantomData<fn(&E)>,
-}
-
-impl<E, F, I> MacroClassifier<E, F, I> {
-    /// The classifier.
-    pub fn new(failure_if: F, ignore_if: I) -> Self {
-        MacroClassifier { failure_if, ignore_if, types: PhantomData }
-    }
-}
-
-impl<E, F: ErrorPredicate<E>, I: ErrorPredicate<E>> FailureClassifier<E>
-    for MacroClassifier<E, F, I>
-{
-    fn classify(&self, error: &E) -> CallOutcome {
-        if self.ignore_if.test(error) {
-            CallOutcome::Ignored
-        } else if self.failure_if.test(error) {
-            CallOutcome::Failure
-        } else {
-            CallOutcome::Success
-        }
-    }
-}
+impl<E> ByDefault<E> for Probe<E> {}

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use resilience::chaos::{FaultConfig, FaultInjector, InjectedFault};
 use resilience::circuit::CircuitBreakerConfig;
+use resilience::pipeline::Timed;
 use resilience::presets::Preset;
 use resilience::registry::Registry;
 use resilience::retry::{RetryBudget, RetryPolicy};
@@ -54,7 +55,7 @@ struct Layers {
     limiter: bool,
 }
 
-fn api_pipeline(name: &str, layers: &Layers) -> (Pipeline, Option<Arc<CircuitBreaker>>) {
+fn api_pipeline(name: &str, layers: &Layers) -> (Pipeline<Timed>, Option<Arc<CircuitBreaker>>) {
     let api = Registry::new().preset("api").expect("built-in");
     let mut p = Pipeline::new();
     if layers.retry {
@@ -71,10 +72,8 @@ fn api_pipeline(name: &str, layers: &Layers) -> (Pipeline, Option<Arc<CircuitBre
         let c = api.rate_limit.clone().expect("api preset rate limits");
         p = p.with_rate_limiter(Arc::new(RateLimiter::new(name, c)));
     }
-    if let Some(t) = api.timeout {
-        p = p.with_timeout(t);
-    }
-    (p, breaker)
+    let timeout = api.timeout.expect("api preset has a timeout");
+    (p.with_timeout(timeout), breaker)
 }
 
 #[derive(Debug, Default)]
@@ -99,7 +98,12 @@ impl Run {
 
 /// `calls` callers arriving every `gap`, each running one call through `pipeline` against
 /// `service`, as concurrent tasks on tokio's paused clock.
-async fn simulate(pipeline: Pipeline, service: FaultInjector, calls: u64, gap: Duration) -> Run {
+async fn simulate(
+    pipeline: Pipeline<Timed>,
+    service: FaultInjector,
+    calls: u64,
+    gap: Duration,
+) -> Run {
     let pipeline = Arc::new(pipeline);
     let service = Arc::new(service);
     let start = tokio::time::Instant::now();

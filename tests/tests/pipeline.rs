@@ -9,7 +9,7 @@ use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
 use resilience::clock::ManualClock;
 use resilience::rate_limit::{OnLimit, RateLimitConfig, RateLimiter};
 use resilience::retry::RetryPolicy;
-use resilience::{Error, Pipeline};
+use resilience::{Error, Pipeline, Preset};
 
 #[derive(Debug, PartialEq)]
 enum AppError {
@@ -91,16 +91,6 @@ fn a_rate_limited_attempt_is_retried_after_its_suggested_wait() {
     assert_eq!(clock.sleeps(), [Duration::from_secs(1)]);
 }
 
-#[test]
-fn a_blocking_pipeline_with_a_timeout_refuses_clearly() {
-    let p = Pipeline::new().with_timeout(Duration::from_secs(1));
-    let r: Result<(), AppError> = p.call(|| Ok(()));
-    match r {
-        Err(AppError::Resilience(Error::Config(e))) => assert_eq!(e.field(), "timeout"),
-        other => panic!("expected a config error, got {other:?}"),
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn async_timeout_applies_per_attempt_inside_the_retry() {
     let policy = RetryPolicy::builder()
@@ -138,14 +128,14 @@ async fn pipeline_futures_are_send() {
 }
 
 #[test]
-fn call_timed_applies_the_timeout_to_blocking_attempts() {
+fn call_blocking_applies_the_timeout_to_blocking_attempts() {
     let clock = ManualClock::new();
     let p = Pipeline::new().with_retry(retry(&clock, 2)).with_timeout(Duration::from_millis(1));
     // Each attempt blocks on its own channel, whose sender the test keeps: only the
     // deadline can end it. Dropping the senders at the end lets the workers finish.
     let senders = Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = senders.clone();
-    let r: Result<u32, AppError> = p.call_timed(move || {
+    let r: Result<u32, AppError> = p.call_blocking(move || {
         let (tx, rx) = std::sync::mpsc::channel::<u32>();
         keep.lock().expect("not poisoned").push(tx);
         rx.recv().map_err(|_| AppError::Down)
@@ -155,19 +145,82 @@ fn call_timed_applies_the_timeout_to_blocking_attempts() {
 }
 
 #[test]
-fn call_timed_returns_fast_results_and_call_refuses_with_a_pointer_to_it() {
+fn a_timed_pipeline_runs_blocking_code_on_workers_and_in_place_without_its_timeout() {
     let p = resilience::Pipeline::from_config(
         "timed-preset",
         &resilience::Preset::Development.config(),
     )
     .expect("valid preset");
-    let r: Result<u32, AppError> = p.call_timed(|| Ok(7));
+    assert_eq!(p.timeout(), Some(Duration::from_secs(10)));
+    let r: Result<u32, AppError> = p.call_blocking(|| Ok(7));
     assert_eq!(r, Ok(7));
-    let refused: Result<u32, AppError> = p.call(|| Ok(7));
-    match refused {
-        Err(AppError::Resilience(Error::Config(e))) => assert!(e.message().contains("call_timed")),
-        other => panic!("expected a config error, got {other:?}"),
+    // In place, `op` may borrow from the caller.
+    let mut borrowed = 0;
+    let untimed: Pipeline = p.clone().without_timeout();
+    assert_eq!(untimed.timeout(), None);
+    let r: Result<u32, AppError> = untimed.call(|| {
+        borrowed += 1;
+        Ok(8)
+    });
+    assert_eq!((r, borrowed), (Ok(8), 1));
+}
+
+#[test]
+fn presets_work_with_both_drivers() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    for preset in Preset::ALL {
+        let config = preset.config();
+        assert!(config.timeout.is_some(), "{preset:?} sets a timeout");
+        let p = Pipeline::from_config(&format!("both-drivers-{preset:?}"), &config)
+            .expect("every preset is valid");
+        let sync: Result<u32, AppError> = p.call_blocking(|| Ok(1));
+        assert_eq!(sync, Ok(1), "{preset:?}: blocking driver");
+        let calls = AtomicU32::new(0);
+        let r: Result<u32, AppError> = runtime.block_on(p.call_async(|| {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { if n < 2 { Err(AppError::Down) } else { Ok(n) } }
+        }));
+        assert_eq!(r, Ok(2), "{preset:?}: async driver, retried once");
     }
-    let r: Result<u32, AppError> = p.clone().without_timeout().call(|| Ok(8));
-    assert_eq!(r, Ok(8));
+}
+
+#[test]
+fn layers_nest_by_hand_and_absent_layers_pass_the_attempt_through() {
+    use resilience::circuit::AllErrors;
+    use resilience::pipeline::layer;
+    use resilience::{Fault, KeyedRateLimiter};
+
+    let clock = ManualClock::new();
+    let cfg = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(1)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .expect("valid");
+    let per_shop: KeyedRateLimiter =
+        KeyedRateLimiter::with_clock("pipeline-layers-keyed", cfg, clock.shared());
+    let cb = breaker("pipeline-layers", &clock, 5);
+    let calls = AtomicU32::new(0);
+    let call = |shop: &str| -> Result<u32, Fault<AppError>> {
+        layer::circuit(Some(&*cb), &AllErrors, || {
+            layer::keyed_rate_limit(Some(&per_shop), shop, 1, || {
+                layer::bulkhead(None, || Ok(calls.fetch_add(1, Ordering::SeqCst) + 1))
+            })
+        })
+    };
+    assert_eq!(call("a").map_err(Fault::into_error), Ok(1));
+    assert!(
+        matches!(call("a"), Err(Fault::Rejected(Error::RateLimited { .. }))),
+        "shop a's bucket is empty"
+    );
+    assert_eq!(call("b").map_err(Fault::into_error), Ok(2), "shop b has its own");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cb.stats().failures, 0, "a rate-limit rejection is not the service failing");
+    let untouched: Result<u32, Fault<AppError>> =
+        layer::circuit(None, &AllErrors, || layer::rate_limit(None, 1, || Ok(9)));
+    assert_eq!(untouched.map_err(Fault::into_error), Ok(9));
 }

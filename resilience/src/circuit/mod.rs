@@ -54,7 +54,7 @@ mod window;
 mod word;
 
 pub use breaker::CircuitBreaker;
-pub use classifier::{AllErrors, CallOutcome, FailureClassifier};
+pub use classifier::{AllErrors, CallOutcome, FailureClassifier, Predicates};
 pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, Window};
 pub use permit::CallPermit;
 pub use state::CircuitState;
