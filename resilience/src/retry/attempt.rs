@@ -80,16 +80,6 @@ impl<'p> Attempts<'p> {
         }
     }
 
-    #[cold]
-    #[inline(never)]
-    fn report_attempt(&self, succeeded: bool) {
-        let attempt = self.attempt;
-        self.report(Interest::ATTEMPTS, tracing::Level::TRACE, || EventKind::Attempt {
-            attempt,
-            succeeded,
-        });
-    }
-
     fn give_up(&self, reason: GiveUpReason) {
         let attempts = self.attempt;
         self.report(Interest::RETRIES, tracing::Level::DEBUG, || EventKind::GaveUp {
@@ -112,7 +102,8 @@ impl<'p> Attempts<'p> {
     {
         // Attempts are not logged: one relaxed load when nobody subscribed to them.
         if self.policy.hub.wants(Interest::ATTEMPTS) {
-            self.report_attempt(result.is_ok());
+            // By value: a call taking `&self` would keep this state out of registers.
+            report_attempt(self.policy, self.attempt, result.is_ok());
         }
         // Hot path: a success the hooks accept is returned as is.
         if let Ok(value) = &result {
@@ -227,4 +218,14 @@ impl<'p> Attempts<'p> {
         self.attempt = self.attempt.saturating_add(1);
         Next::Retry(delay)
     }
+}
+
+/// Reports attempt `attempt` of a call through `policy` to the observers of attempts.
+#[cold]
+#[inline(never)]
+fn report_attempt(policy: &PolicyInner, attempt: u32, succeeded: bool) {
+    let name = policy.name.as_ref().unwrap_or_else(|| crate::events::unnamed());
+    policy.hub.emit_built(Layer::Retry, name, || {
+        (policy.clock.now(), EventKind::Attempt { attempt, succeeded })
+    });
 }
