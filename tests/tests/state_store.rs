@@ -392,3 +392,23 @@ fn two_keyed_limiters_share_each_keys_bucket() {
     b.pause_for("c.myshopify.com", Duration::from_secs(5));
     assert_eq!(retry_after(a.try_acquire("c.myshopify.com", 1)), Duration::from_secs(5));
 }
+
+#[test]
+fn a_registry_keeps_its_shared_instances_in_its_own_store() {
+    use resilience::registry::Registry;
+    let store = Arc::new(MemoryStore::default());
+    let shared = circuit(2).to_builder().backend(Backend::Redis(FailMode::Open)).build().unwrap();
+    let (a, b) = (Registry::new(), Registry::new());
+    a.set_store(store.clone());
+    b.set_store(store.clone());
+    let in_a = a.circuit_breakers().get_or_create("registry-inventory", shared.clone()).unwrap();
+    let in_b = b.circuit_breakers().get_or_create("registry-inventory", shared).unwrap();
+    assert!(in_a.is_shared() && in_b.is_shared(), "both in the registries' store");
+    assert!(fail(&in_a).is_err() && fail(&in_b).is_err());
+    assert!(matches!(in_a.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
+    assert!(matches!(in_b.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
+
+    // A local config in the same registry stays local.
+    let local = a.circuit_breakers().get_or_create("registry-local", circuit(2)).unwrap();
+    assert!(!local.is_shared());
+}

@@ -32,7 +32,8 @@ pub(crate) fn load(registry: &Registry, text: &str) -> Result<(), ConfigError> {
     }
     #[cfg(feature = "redis")]
     if let Some(config) = redis {
-        crate::redis::configure(config)?;
+        let backend = std::sync::Arc::new(crate::redis::RedisBackend::new(config)?);
+        registry.set_store(std::sync::Arc::new(crate::redis::RedisStore::new(backend)));
     }
     #[cfg(not(feature = "redis"))]
     let _: Option<()> = redis;
@@ -42,7 +43,7 @@ pub(crate) fn load(registry: &Registry, text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The `[redis]` table: the backend shared instances use (`url` falls back to
+/// The `[redis]` table: the backend the registry's shared instances use (`url` falls back to
 /// `RESILIENCE_REDIS_URL`).
 #[cfg(feature = "redis")]
 fn redis_backend(raw: &Raw) -> Result<crate::redis::RedisConfig, ConfigError> {

@@ -33,7 +33,7 @@ struct Inner {
 /// (subscribe with [`Registry::subscribe`](crate::registry::Registry::subscribe)), plus
 /// the process default that instances built by hand use. Cloning shares it.
 #[derive(Clone)]
-pub struct Hub(Arc<Inner>);
+pub(crate) struct Hub(Arc<Inner>);
 
 impl Hub {
     /// A hub with no observer.

@@ -119,9 +119,10 @@ use crate::ConfigError;
 
 static GLOBAL: ArcSwapOption<RedisBackend> = ArcSwapOption::const_empty();
 
-/// Sets the process-wide Redis backend that `Backend::Redis` instances use (the TOML
-/// `[redis]` table calls this). Instances already connected keep theirs; set it before
-/// the first call.
+/// Sets the process-wide Redis backend that `Backend::Redis` instances use, unless their
+/// registry has a store of its own (a TOML `[redis]` table sets one for the registry it
+/// is loaded into: [`Registry::set_store`](crate::registry::Registry::set_store)).
+/// Instances already connected keep theirs; set it before the first call.
 ///
 /// ```
 /// use resilience::redis::{self, RedisConfig};

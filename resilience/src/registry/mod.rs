@@ -44,6 +44,7 @@
 //! # Ok::<(), resilience::ConfigError>(())
 //! ```
 
+mod env;
 mod named;
 mod slots;
 mod snapshot;
@@ -61,6 +62,8 @@ use crate::presets::{Preset, ResilienceConfig};
 use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
 use crate::retry::{RetryBudget, RetryBudgetConfig, RetryPolicy};
 
+#[doc(hidden)]
+pub use env::Env;
 pub use named::{Instances, Named};
 use slots::Slots;
 pub use snapshot::RegistrySnapshot;
@@ -83,7 +86,7 @@ pub struct Registry {
     budgets: Slots<RetryBudget>,
     retries: RwLock<HashMap<Arc<str>, RetryPolicy>>,
     presets: RwLock<HashMap<Arc<str>, ResilienceConfig>>,
-    hub: Hub,
+    env: Arc<Env>,
 }
 
 impl Default for Registry {
@@ -110,15 +113,16 @@ impl Registry {
     }
 
     fn with_hub(hub: Hub) -> Self {
+        let env = Arc::new(Env::new(hub));
         Registry {
-            circuits: Slots::new(hub.clone()),
-            limiters: Slots::new(hub.clone()),
-            keyed: Slots::new(hub.clone()),
-            bulkheads: Slots::new(hub.clone()),
-            budgets: Slots::new(hub.clone()),
+            circuits: Slots::new(env.clone()),
+            limiters: Slots::new(env.clone()),
+            keyed: Slots::new(env.clone()),
+            bulkheads: Slots::new(env.clone()),
+            budgets: Slots::new(env.clone()),
             retries: RwLock::default(),
             presets: RwLock::default(),
-            hub,
+            env,
         }
     }
 
@@ -170,9 +174,9 @@ impl Registry {
         attribute: impl FnOnce() -> Result<RetryPolicy, ConfigError>,
     ) -> Result<RetryPolicy, ConfigError> {
         if let Some(p) = self.retries.read().get(name) {
-            return Ok(p.with_hub(&self.hub));
+            return Ok(p.with_hub(&self.env.hub));
         }
-        attribute().map(|p| p.with_hub(&self.hub))
+        attribute().map(|p| p.with_hub(&self.env.hub))
     }
 
     // ----- configs set by operators --------------------------------------------------
@@ -276,7 +280,17 @@ impl Registry {
     /// The registry's event hub.
     #[cfg(feature = "toml")]
     pub(crate) fn hub(&self) -> &Hub {
-        &self.hub
+        &self.env.hub
+    }
+
+    /// Keep the shared state of this registry's instances whose config has a shared
+    /// [`Backend`](crate::Backend) (`backend = "redis"`) in `store`, instead of the
+    /// process store of their backend (for Redis: the one its `configure` function sets, or
+    /// `RESILIENCE_REDIS_URL`). Applies to instances created from now on; a config file's
+    /// `[redis]` table sets it. An instance whose config the store cannot keep is created
+    /// local, with an error in the log.
+    pub fn set_store(&self, store: Arc<dyn crate::backend::StateStore>) {
+        self.env.set_store(store);
     }
 
     // ----- operator actions ----------------------------------------------------------
@@ -317,7 +331,7 @@ impl Registry {
         interest: Interest,
         f: impl Fn(&Event) + Send + Sync + 'static,
     ) -> Subscription {
-        self.hub.subscribe(interest, f)
+        self.env.hub.subscribe(interest, f)
     }
 
     // ----- stats ---------------------------------------------------------------------

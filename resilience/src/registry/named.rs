@@ -4,11 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::env::{Env, in_store};
 use super::slots::Slots;
 use crate::ConfigError;
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadStats};
 use crate::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitStats};
-use crate::events::Hub;
 use crate::rate_limit::{KeyedRateLimiter, RateLimitConfig, RateLimiter, RateLimiterStats};
 use crate::retry::{RetryBudget, RetryBudgetConfig, RetryBudgetStats};
 
@@ -27,9 +27,10 @@ pub trait Named: sealed::Sealed + Send + Sync + Sized + 'static {
     /// `"circuit breaker"`, `"rate limiter"`, ... for messages.
     const KIND: &'static str;
 
-    /// A new instance reporting its events to `hub` (not public API).
+    /// A new instance reporting its events to the registry's hub, its shared state (if
+    /// any) in the registry's store (not public API).
     #[doc(hidden)]
-    fn create(name: &str, config: Self::Config, hub: &Hub) -> Self;
+    fn create(name: &str, config: Self::Config, env: &Env) -> Self;
     /// The instance's config now (not public API).
     #[doc(hidden)]
     fn current_config(&self) -> Self::Config;
@@ -48,9 +49,9 @@ macro_rules! named {
             type Config = $config;
             type Stats = $stats;
             const KIND: &'static str = $kind;
-            fn create(name: &str, config: Self::Config, hub: &Hub) -> Self {
-                let create: fn(&str, Self::Config, &Hub) -> Self = $create;
-                create(name, config, hub)
+            fn create(name: &str, config: Self::Config, env: &Env) -> Self {
+                let create: fn(&str, Self::Config, &Env) -> Self = $create;
+                create(name, config, env)
             }
             fn current_config(&self) -> Self::Config {
                 self.config()
@@ -65,23 +66,30 @@ macro_rules! named {
     };
 }
 
-named!(CircuitBreaker, CircuitBreakerConfig, CircuitStats, "circuit breaker", |n, c, hub| {
-    CircuitBreaker::new(n, c).with_hub(hub.clone())
+named!(CircuitBreaker, CircuitBreakerConfig, CircuitStats, "circuit breaker", |n, c, env| {
+    let shared = c.backend().is_shared();
+    in_store(env, n, c, shared, CircuitBreaker::with_store, CircuitBreaker::new)
+        .with_hub(env.hub.clone())
 });
-named!(RateLimiter, RateLimitConfig, RateLimiterStats, "rate limiter", |n, c, hub| {
-    RateLimiter::new(n, c).with_hub(hub.clone())
+named!(RateLimiter, RateLimitConfig, RateLimiterStats, "rate limiter", |n, c, env| {
+    let shared = c.backend().is_shared();
+    in_store(env, n, c, shared, RateLimiter::with_store, RateLimiter::new).with_hub(env.hub.clone())
 });
 named!(
     KeyedRateLimiter<String>,
     RateLimitConfig,
     RateLimiterStats,
     "keyed rate limiter",
-    |n, c, hub| { KeyedRateLimiter::new(n, c).with_hub(hub.clone()) }
+    |n, c, env| {
+        let shared = c.backend().is_shared();
+        in_store(env, n, c, shared, KeyedRateLimiter::with_store, KeyedRateLimiter::new)
+            .with_hub(env.hub.clone())
+    }
 );
-named!(Bulkhead, BulkheadConfig, BulkheadStats, "bulkhead", |n, c, hub| {
-    Bulkhead::new(n, c).with_hub(hub.clone())
+named!(Bulkhead, BulkheadConfig, BulkheadStats, "bulkhead", |n, c, env| {
+    Bulkhead::new(n, c).with_hub(env.hub.clone())
 });
-named!(RetryBudget, RetryBudgetConfig, RetryBudgetStats, "retry budget", |n, c, _hub| {
+named!(RetryBudget, RetryBudgetConfig, RetryBudgetStats, "retry budget", |n, c, _env| {
     RetryBudget::new(n, c)
 });
 

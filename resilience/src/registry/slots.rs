@@ -5,25 +5,25 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::env::Env;
 use super::named::Named;
 use crate::ConfigError;
-use crate::events::Hub;
 
 pub(crate) struct Slots<T: Named> {
     instances: RwLock<HashMap<Arc<str>, Arc<T>>>,
     configured: RwLock<HashMap<Arc<str>, T::Config>>,
     warned: Mutex<HashSet<Arc<str>>>,
-    /// The registry's event hub, given to every instance created here.
-    hub: Hub,
+    /// The registry's hub and store, given to every instance created here.
+    env: Arc<Env>,
 }
 
 impl<T: Named> Slots<T> {
-    pub(crate) fn new(hub: Hub) -> Self {
+    pub(crate) fn new(env: Arc<Env>) -> Self {
         Slots {
             instances: RwLock::new(HashMap::new()),
             configured: RwLock::new(HashMap::new()),
             warned: Mutex::new(HashSet::new()),
-            hub,
+            env,
         }
     }
 
@@ -40,7 +40,7 @@ impl<T: Named> Slots<T> {
         if let Some(existing) = map.get(name) {
             return existing.clone();
         }
-        let instance = Arc::new(T::create(name, config, &self.hub));
+        let instance = Arc::new(T::create(name, config, &self.env));
         map.insert(Arc::from(name), instance.clone());
         instance
     }
@@ -77,7 +77,7 @@ impl<T: Named> Slots<T> {
         if let Some(existing) = map.get(name) {
             return check(existing);
         }
-        let instance = Arc::new(T::create(name, effective, &self.hub));
+        let instance = Arc::new(T::create(name, effective, &self.env));
         map.insert(Arc::from(name), instance.clone());
         Ok(instance)
     }
