@@ -107,6 +107,15 @@
 //! [`StateStore`](backend::StateStore): another store plugs in through their
 //! `with_store` constructors.
 //!
+//! # Events, the registry and config files
+//!
+//! Every layer reports what happens (transitions, rejections, waits, attempts, retries,
+//! timeouts, config reloads) to one [event interface](events): subscribe by topic on a
+//! [`Registry`](registry::Registry); the `tracing` output is one consumer of it. A
+//! registry reaches each kind of instance the same way ([`Instances`](registry::Instances)),
+//! and each layer's config is defined once ([`config`]): the attributes, TOML files,
+//! `Deserialize` and hot reload all go through it.
+//!
 //! # Time in tests
 //!
 //! Every timing decision reads a [`Clock`](clock::Clock). Async code follows tokio's
@@ -121,6 +130,7 @@
 //! | `tokio` | yes | async drivers, async waits and timeouts |
 //! | `serde` | no | `Serialize` on stats snapshots, `Deserialize` on configs ([`config`]) |
 //! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) in the keys of [`config`] |
+//! | `watch` | no | `Registry::watch_toml`: a TOML file applied again whenever it changes (implies `toml`) |
 //! | `chaos` | no | a seedable fault injector for your own tests (`chaos`) |
 //! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
