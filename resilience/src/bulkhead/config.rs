@@ -78,17 +78,13 @@ pub struct BulkheadConfigBuilder {
 }
 
 impl BulkheadConfigBuilder {
-    /// The most calls in flight at once, between 1 and 1 000 000 (default 10).
-    pub fn max_concurrent(mut self, max_concurrent: u32) -> Self {
-        self.config.max_concurrent = max_concurrent;
-        self
-    }
+    setters! {
+        /// The most calls in flight at once, between 1 and 1 000 000 (default 10).
+        pub fn max_concurrent(max_concurrent: u32) => self.config.max_concurrent = max_concurrent;
 
-    /// How long a caller may wait for a free slot, at most one day (default zero: a
-    /// caller that finds the bulkhead full is rejected at once).
-    pub fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.config.max_wait = max_wait;
-        self
+        /// How long a caller may wait for a free slot, at most one day (default zero: a
+        /// caller that finds the bulkhead full is rejected at once).
+        pub fn max_wait(max_wait: Duration) => self.config.max_wait = max_wait;
     }
 
     /// The configuration, or the first invalid field.

@@ -227,18 +227,14 @@ pub struct CircuitBreakerConfigBuilder {
 }
 
 impl CircuitBreakerConfigBuilder {
-    /// Trip after `n` consecutive failures (in `1..=100_000`). Exclusive with
-    /// [`failure_rate`](Self::failure_rate) on one builder.
-    pub fn failure_threshold(mut self, n: u32) -> Self {
-        self.threshold = Some(n);
-        self
-    }
+    setters! {
+        /// Trip after `n` consecutive failures (in `1..=100_000`). Exclusive with
+        /// [`failure_rate`](Self::failure_rate) on one builder.
+        pub fn failure_threshold(n: u32) => self.threshold = Some(n);
 
-    /// Trip when the failure rate of the window reaches `rate` (in `(0, 1]`). Exclusive
-    /// with [`failure_threshold`](Self::failure_threshold) on one builder.
-    pub fn failure_rate(mut self, rate: f64) -> Self {
-        self.rate = Some(rate);
-        self
+        /// Trip when the failure rate of the window reaches `rate` (in `(0, 1]`). Exclusive
+        /// with [`failure_threshold`](Self::failure_threshold) on one builder.
+        pub fn failure_rate(rate: f64) => self.rate = Some(rate);
     }
 
     /// The window the failure rate is measured over (default: the last 100 calls).
@@ -256,43 +252,27 @@ impl CircuitBreakerConfigBuilder {
         self
     }
 
-    /// How long the circuit stays open before probing (default 60 s, at most 365 days).
-    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
-        self.base.recovery_timeout = timeout;
-        self
-    }
+    setters! {
+        /// How long the circuit stays open before probing (default 60 s, at most 365 days).
+        pub fn recovery_timeout(timeout: Duration) => self.base.recovery_timeout = timeout;
 
-    /// Shorten each open period by a random fraction of at most `jitter` (in `[0, 1]`).
-    pub fn recovery_jitter(mut self, jitter: f64) -> Self {
-        self.base.recovery_jitter = jitter;
-        self
-    }
+        /// Shorten each open period by a random fraction of at most `jitter` (in `[0, 1]`).
+        pub fn recovery_jitter(jitter: f64) => self.base.recovery_jitter = jitter;
 
-    /// Probe calls allowed at once while half-open (default 1, in `1..=10_000`).
-    pub fn half_open_max_calls(mut self, n: u32) -> Self {
-        self.base.half_open_max_calls = n;
-        self
-    }
+        /// Probe calls allowed at once while half-open (default 1, in `1..=10_000`).
+        pub fn half_open_max_calls(n: u32) => self.base.half_open_max_calls = n;
 
-    /// Successful probes that close the circuit (default 2, in `1..=10_000`).
-    pub fn success_threshold(mut self, n: u32) -> Self {
-        self.base.success_threshold = n;
-        self
-    }
+        /// Successful probes that close the circuit (default 2, in `1..=10_000`).
+        pub fn success_threshold(n: u32) => self.base.success_threshold = n;
 
-    /// Count a successful call slower than `threshold` as a failure.
-    pub fn slow_call(mut self, threshold: Duration) -> Self {
-        self.base.slow_call = Some(threshold);
-        self
-    }
+        /// Count a successful call slower than `threshold` as a failure.
+        pub fn slow_call(threshold: Duration) => self.base.slow_call = Some(threshold);
 
-    /// Keep the circuit's state in this process ([`Backend::Local`], the default) or in
-    /// Redis, shared by every process using the same circuit name ([`Backend::Redis`],
-    /// crate feature `redis`). The backend is chosen when the instance is created:
-    /// reconfiguring an instance keeps the one it has.
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.base.backend = backend;
-        self
+        /// Keep the circuit's state in this process ([`Backend::Local`], the default) or in
+        /// Redis, shared by every process using the same circuit name ([`Backend::Redis`],
+        /// crate feature `redis`). The backend is chosen when the instance is created:
+        /// reconfiguring an instance keeps the one it has.
+        pub fn backend(backend: Backend) => self.base.backend = backend;
     }
 
     /// Validate and build the config.

@@ -75,22 +75,15 @@ pub struct RetryBudgetConfigBuilder {
 }
 
 impl RetryBudgetConfigBuilder {
-    /// Retries allowed per call, in `(0, 1]` (default 0.1: 10 % extra load at most).
-    pub fn ratio(mut self, ratio: f64) -> Self {
-        self.config.ratio = ratio;
-        self
-    }
+    setters! {
+        /// Retries allowed per call, in `(0, 1]` (default 0.1: 10 % extra load at most).
+        pub fn ratio(ratio: f64) => self.config.ratio = ratio;
 
-    /// Retries per second always allowed, `0..=1_000_000` (default 10).
-    pub fn min_retries_per_sec(mut self, n: u32) -> Self {
-        self.config.min_retries_per_sec = n;
-        self
-    }
+        /// Retries per second always allowed, `0..=1_000_000` (default 10).
+        pub fn min_retries_per_sec(n: u32) => self.config.min_retries_per_sec = n;
 
-    /// The window, from 1 s to 60 s (default 10 s).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.config.ttl = ttl;
-        self
+        /// The window, from 1 s to 60 s (default 10 s).
+        pub fn ttl(ttl: Duration) => self.config.ttl = ttl;
     }
 
     /// Validates and builds.

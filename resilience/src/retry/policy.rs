@@ -210,57 +210,35 @@ impl Default for RetryPolicyBuilder {
 }
 
 impl RetryPolicyBuilder {
-    /// Attempts in total, **the first call included**: `1` disables retrying, `3` (the
-    /// default) is one call plus up to two retries. Accepted: `1..=10_000`.
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
-        self
-    }
+    setters! {
+        /// Attempts in total, **the first call included**: `1` disables retrying, `3` (the
+        /// default) is one call plus up to two retries. Accepted: `1..=10_000`.
+        pub fn max_attempts(n: u32) => self.max_attempts = n;
 
-    /// The delays between attempts (validated by `build`).
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
+        /// The delays between attempts (validated by `build`).
+        pub fn backoff(backoff: Backoff) => self.backoff = backoff;
 
-    /// A total time budget from the start of the first attempt: a retry whose sleep
-    /// would end past it is not taken, and the last error is returned.
-    pub fn max_elapsed(mut self, limit: Duration) -> Self {
-        self.max_elapsed = Some(limit);
-        self
-    }
+        /// A total time budget from the start of the first attempt: a retry whose sleep
+        /// would end past it is not taken, and the last error is returned.
+        pub fn max_elapsed(limit: Duration) => self.max_elapsed = Some(limit);
 
-    /// A retry budget shared with other policies or call sites.
-    pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
-        self.budget = Some(budget);
-        self
-    }
+        /// A retry budget shared with other policies or call sites.
+        pub fn budget(budget: Arc<RetryBudget>) => self.budget = Some(budget);
 
-    /// Whether an error's server hint replaces the computed delay (default `true`). A
-    /// rate limiter's `RateLimited` rejection is always waited out, whatever this says.
-    pub fn honor_retry_after(mut self, honor: bool) -> Self {
-        self.honor_retry_after = honor;
-        self
-    }
+        /// Whether an error's server hint replaces the computed delay (default `true`). A
+        /// rate limiter's `RateLimited` rejection is always waited out, whatever this says.
+        pub fn honor_retry_after(honor: bool) => self.honor_retry_after = honor;
 
-    /// Fix the jitter seed: every call then sees the same delay sequence. Without a
-    /// seed, each call draws a fresh one.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
+        /// Fix the jitter seed: every call then sees the same delay sequence. Without a
+        /// seed, each call draws a fresh one.
+        pub fn seed(seed: u64) => self.seed = Some(seed);
 
-    /// The clock for blocking sleeps and for `max_elapsed` (default: the monotonic
-    /// clock). Async drivers always sleep on tokio's timer.
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
+        /// The clock for blocking sleeps and for `max_elapsed` (default: the monotonic
+        /// clock). Async drivers always sleep on tokio's timer.
+        pub fn clock(clock: SharedClock) => self.clock = Some(clock);
 
-    /// The operation name for events and logs.
-    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = Some(name.into());
-        self
+        /// The operation name for events and logs.
+        pub fn name(name: impl Into<Arc<str>>) => self.name = Some(name.into());
     }
 
     /// Validates and builds.
