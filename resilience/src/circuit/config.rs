@@ -389,37 +389,36 @@ impl LayerConfig for CircuitBreakerConfig {
         _: &Registry,
     ) -> Result<Self, ConfigError> {
         let inherited = base.as_ref().map(CircuitBreakerConfig::backend);
-        let mut b = base.map_or_else(CircuitBreakerConfig::builder, |c| c.to_builder());
-        let mut shared = BackendKeys::default();
-        for &(key, value) in entries {
-            if shared.take(key, value) {
-                continue;
-            }
-            b = match key {
-                "failure_threshold" => b.failure_threshold(value.count(key)?),
-                "failure_rate" => b.failure_rate(value.float(key)?),
-                // `window_calls` / `window_duration`: the former file names.
-                "window" | "window_calls" | "window_duration" => b.window(match value {
-                    Value::Int(_) => Window::calls(value.count(key)?),
-                    _ => Window::duration(value.duration(key).map_err(|_| {
-                        ConfigError::new(
-                            key.to_owned(),
-                            format!("is a number of calls (`{key} = 100`) or a duration (`{key} = \"60s\"`), not {value}"),
-                        )
-                    })?),
-                }),
-                "min_calls" => b.min_calls(value.count(key)?),
-                "recovery_timeout" => b.recovery_timeout(value.duration(key)?),
-                "recovery_jitter" => b.recovery_jitter(value.float(key)?),
-                "half_open_max_calls" => b.half_open_max_calls(value.count(key)?),
-                "success_threshold" => b.success_threshold(value.count(key)?),
-                "slow_call" => b.slow_call(value.duration(key)?),
-                _ => return Err(config::unknown(key, Self::KEYS)),
-            };
-        }
-        if let Some(backend) = shared.backend(inherited)? {
-            b = b.backend(backend);
-        }
+        let b = base.map_or_else(CircuitBreakerConfig::builder, |c| c.to_builder());
+        let b = BackendKeys::read(
+            entries,
+            b,
+            inherited,
+            CircuitBreakerConfigBuilder::backend,
+            |b, key, value| {
+                Ok(match key {
+                    "failure_threshold" => b.failure_threshold(value.count(key)?),
+                    "failure_rate" => b.failure_rate(value.float(key)?),
+                    // `window_calls` / `window_duration`: the former file names.
+                    "window" | "window_calls" | "window_duration" => b.window(match value {
+                        Value::Int(_) => Window::calls(value.count(key)?),
+                        _ => Window::duration(value.duration(key).map_err(|_| {
+                            ConfigError::new(
+                                key.to_owned(),
+                                format!("is a number of calls (`{key} = 100`) or a duration (`{key} = \"60s\"`), not {value}"),
+                            )
+                        })?),
+                    }),
+                    "min_calls" => b.min_calls(value.count(key)?),
+                    "recovery_timeout" => b.recovery_timeout(value.duration(key)?),
+                    "recovery_jitter" => b.recovery_jitter(value.float(key)?),
+                    "half_open_max_calls" => b.half_open_max_calls(value.count(key)?),
+                    "success_threshold" => b.success_threshold(value.count(key)?),
+                    "slow_call" => b.slow_call(value.duration(key)?),
+                    _ => return Err(config::unknown(key, Self::KEYS)),
+                })
+            },
+        )?;
         b.build()
     }
 }

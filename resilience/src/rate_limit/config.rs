@@ -299,35 +299,34 @@ impl LayerConfig for RateLimitConfig {
         _: &Registry,
     ) -> Result<Self, ConfigError> {
         let inherited = base.as_ref().map(RateLimitConfig::backend);
-        let mut b = base.map_or_else(RateLimitConfig::builder, |c| c.to_builder());
-        let mut shared = BackendKeys::default();
-        for &(key, value) in entries {
-            if shared.take(key, value) {
-                continue;
-            }
-            b = match key {
-                "per_second" => b.per_second(value.count(key)?),
-                "per_minute" => b.per_minute(value.count(key)?),
-                "burst" => b.burst(value.count(key)?),
-                "on_limit" => b.on_limit(value.choice(
-                    key,
-                    &[
-                        ("wait", OnLimit::Wait),
-                        ("reject", OnLimit::Reject),
-                        ("queue", OnLimit::Queue),
-                    ],
-                )?),
-                "max_wait" => b.max_wait(value.duration(key)?),
-                "max_queue" => {
-                    b.max_queue(usize::try_from(value.count(key)?).unwrap_or(usize::MAX))
-                }
-                "idle_timeout" => b.idle_timeout(value.duration(key)?),
-                _ => return Err(config::unknown(key, Self::KEYS)),
-            };
-        }
-        if let Some(backend) = shared.backend(inherited)? {
-            b = b.backend(backend);
-        }
+        let b = base.map_or_else(RateLimitConfig::builder, |c| c.to_builder());
+        let b = BackendKeys::read(
+            entries,
+            b,
+            inherited,
+            RateLimitConfigBuilder::backend,
+            |b, key, value| {
+                Ok(match key {
+                    "per_second" => b.per_second(value.count(key)?),
+                    "per_minute" => b.per_minute(value.count(key)?),
+                    "burst" => b.burst(value.count(key)?),
+                    "on_limit" => b.on_limit(value.choice(
+                        key,
+                        &[
+                            ("wait", OnLimit::Wait),
+                            ("reject", OnLimit::Reject),
+                            ("queue", OnLimit::Queue),
+                        ],
+                    )?),
+                    "max_wait" => b.max_wait(value.duration(key)?),
+                    "max_queue" => {
+                        b.max_queue(usize::try_from(value.count(key)?).unwrap_or(usize::MAX))
+                    }
+                    "idle_timeout" => b.idle_timeout(value.duration(key)?),
+                    _ => return Err(config::unknown(key, Self::KEYS)),
+                })
+            },
+        )?;
         b.build()
     }
 }
