@@ -166,17 +166,21 @@ impl RetryPolicy {
 
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let i = &self.inner;
-        f.debug_struct("RetryPolicy")
-            .field("name", &i.name)
-            .field("max_attempts", &i.max_attempts)
-            .field("backoff", &i.backoff)
-            .field("max_elapsed", &i.max_elapsed)
-            .field("budget", &i.budget.as_ref().map(|b| b.name().to_owned()))
-            .field("honor_retry_after", &i.honor_retry_after)
-            .field("seed", &i.seed)
-            .finish_non_exhaustive()
+        debug_settings(f, "RetryPolicy", &self.inner)
     }
+}
+
+/// The settings a policy and its builder show in `Debug`, under `type_name`.
+fn debug_settings(f: &mut fmt::Formatter<'_>, type_name: &str, i: &PolicyInner) -> fmt::Result {
+    f.debug_struct(type_name)
+        .field("name", &i.name)
+        .field("max_attempts", &i.max_attempts)
+        .field("backoff", &i.backoff)
+        .field("max_elapsed", &i.max_elapsed)
+        .field("budget", &i.budget.as_ref().map(|b| b.name().to_owned()))
+        .field("honor_retry_after", &i.honor_retry_after)
+        .field("seed", &i.seed)
+        .finish_non_exhaustive()
 }
 
 /// Builds a [`RetryPolicy`]; [`build`](RetryPolicyBuilder::build) validates.
@@ -285,15 +289,11 @@ impl RetryPolicyBuilder {
 
 impl fmt::Debug for RetryPolicyBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryPolicyBuilder")
-            .field("name", &self.name)
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff", &self.backoff)
-            .field("max_elapsed", &self.max_elapsed)
-            .field("budget", &self.budget.as_ref().map(|b| b.name().to_owned()))
-            .field("honor_retry_after", &self.honor_retry_after)
-            .field("seed", &self.seed)
-            .finish_non_exhaustive()
+        // A stand-in for an unset clock, which `Debug` does not show: reading the
+        // process default here would fix it (see `clock::set_default_clock`).
+        let mut b = self.clone();
+        b.clock.get_or_insert_with(|| Arc::new(crate::clock::MonotonicClock));
+        debug_settings(f, "RetryPolicyBuilder", &b.into_inner())
     }
 }
 
