@@ -62,6 +62,19 @@ mod grammar;
 mod stack;
 mod validate;
 
+/// Items the unit tests expand.
+#[cfg(test)]
+mod fixtures {
+    /// `fn f() -> Result<(), E> { Ok(()) }`: a plain fallible function.
+    pub(crate) fn fallible_fn() -> proc_macro2::TokenStream {
+        quote::quote!(
+            fn f() -> Result<(), E> {
+                Ok(())
+            }
+        )
+    }
+}
+
 use proc_macro::TokenStream;
 
 use stack::Kind;
