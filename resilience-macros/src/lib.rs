@@ -62,19 +62,6 @@ mod grammar;
 mod stack;
 mod validate;
 
-/// Items the unit tests expand.
-#[cfg(test)]
-mod fixtures {
-    /// `fn f() -> Result<(), E> { Ok(()) }`: a plain fallible function.
-    pub(crate) fn fallible_fn() -> proc_macro2::TokenStream {
-        quote::quote!(
-            fn f() -> Result<(), E> {
-                Ok(())
-            }
-        )
-    }
-}
-
 use proc_macro::TokenStream;
 
 use stack::Kind;
@@ -497,4 +484,17 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn resilient(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::Resilient, args.into(), item.into()).into()
+}
+
+/// Items the unit tests expand.
+#[cfg(test)]
+mod fixtures {
+    /// `fn f() -> Result<(), E> { Ok(()) }`: a plain fallible function.
+    pub(crate) fn fallible_fn() -> proc_macro2::TokenStream {
+        quote::quote!(
+            fn f() -> Result<(), E> {
+                Ok(())
+            }
+        )
+    }
 }
