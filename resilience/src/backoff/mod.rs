@@ -186,12 +186,7 @@ impl Backoff {
                 format!("must be a finite number of at least 1 (got {})", self.multiplier),
             ));
         }
-        if self.max_delay > LIMIT {
-            return Err(ConfigError::new(
-                "max_delay",
-                format!("must be at most {LIMIT:?} (got {:?})", self.max_delay),
-            ));
-        }
+        crate::error::check::at_most("max_delay", self.max_delay, LIMIT)?;
         if self.max_delay < self.initial {
             return Err(ConfigError::new(
                 "max_delay",

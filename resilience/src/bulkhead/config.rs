@@ -91,12 +91,7 @@ impl BulkheadConfigBuilder {
     pub fn build(self) -> Result<BulkheadConfig, ConfigError> {
         let c = self.config;
         check::at_least_one("max_concurrent", u64::from(c.max_concurrent))?;
-        if c.max_concurrent > MAX_CONCURRENT_LIMIT {
-            return Err(ConfigError::new(
-                "max_concurrent",
-                format!("must be between 1 and {MAX_CONCURRENT_LIMIT} (got {})", c.max_concurrent),
-            ));
-        }
+        check::between("max_concurrent", c.max_concurrent, 1, MAX_CONCURRENT_LIMIT)?;
         if c.max_wait > MAX_WAIT_LIMIT {
             return Err(ConfigError::new(
                 "max_wait",

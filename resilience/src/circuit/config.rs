@@ -349,20 +349,11 @@ impl CircuitBreakerConfigBuilder {
 
 fn count(field: &'static str, value: u32, max: u32) -> Result<(), ConfigError> {
     check::at_least_one(field, u64::from(value))?;
-    if value > max {
-        return Err(ConfigError::new(field, format!("must be at most {max} (got {value})")));
-    }
-    Ok(())
+    check::at_most(field, value, max)
 }
 
 fn max_duration(field: &'static str, value: Duration) -> Result<(), ConfigError> {
-    if value > MAX_DURATION {
-        return Err(ConfigError::new(
-            field,
-            format!("must be at most {MAX_DURATION:?} (got {value:?})"),
-        ));
-    }
-    Ok(())
+    check::at_most(field, value, MAX_DURATION)
 }
 
 /// The circuit breaker's keys, for attributes (`#[circuit_breaker(failure_rate = 0.5)]`),

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::ConfigError;
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::config::{self, LayerConfig, Value};
+use crate::error::check;
 use crate::registry::Registry;
 
 /// Buckets per window.
@@ -95,21 +96,8 @@ impl RetryBudgetConfigBuilder {
                 format!("must be greater than 0 and at most 1 (got {})", c.ratio),
             ));
         }
-        if c.min_retries_per_sec > MAX_MIN_RETRIES_PER_SEC {
-            return Err(ConfigError::new(
-                "min_retries_per_sec",
-                format!(
-                    "must be at most {MAX_MIN_RETRIES_PER_SEC} (got {})",
-                    c.min_retries_per_sec
-                ),
-            ));
-        }
-        if c.ttl < MIN_TTL || c.ttl > MAX_TTL {
-            return Err(ConfigError::new(
-                "ttl",
-                format!("must be between {MIN_TTL:?} and {MAX_TTL:?} (got {:?})", c.ttl),
-            ));
-        }
+        check::at_most("min_retries_per_sec", c.min_retries_per_sec, MAX_MIN_RETRIES_PER_SEC)?;
+        check::between("ttl", c.ttl, MIN_TTL, MAX_TTL)?;
         Ok(c)
     }
 }

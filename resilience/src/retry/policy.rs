@@ -9,6 +9,7 @@ use crate::ConfigError;
 use crate::backoff::{Backoff, Jitter, Strategy};
 use crate::clock::{SharedClock, default_clock};
 use crate::config::{self, LayerConfig, Value};
+use crate::error::check;
 use crate::events::Hub;
 use crate::registry::Registry;
 
@@ -253,20 +254,10 @@ impl RetryPolicyBuilder {
     /// assert_eq!(err.to_string(), "invalid `max_attempts`: must be between 1 and 10000 (got 0)");
     /// ```
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
-        if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS_LIMIT {
-            return Err(ConfigError::new(
-                "max_attempts",
-                format!("must be between 1 and {MAX_ATTEMPTS_LIMIT} (got {})", self.max_attempts),
-            ));
-        }
+        check::between("max_attempts", self.max_attempts, 1, MAX_ATTEMPTS_LIMIT)?;
         if let Some(limit) = self.max_elapsed {
-            crate::error::check::positive("max_elapsed", limit)?;
-            if limit > ELAPSED_LIMIT {
-                return Err(ConfigError::new(
-                    "max_elapsed",
-                    format!("must be at most {ELAPSED_LIMIT:?} (got {limit:?})"),
-                ));
-            }
+            check::positive("max_elapsed", limit)?;
+            check::at_most("max_elapsed", limit, ELAPSED_LIMIT)?;
         }
         self.backoff.validate()?;
         Ok(RetryPolicy { inner: Arc::new(self.into_inner()) })
