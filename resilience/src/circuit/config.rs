@@ -425,6 +425,18 @@ mod tests {
         }
     }
 
+    /// A fraction setter refuses each of `bad` naming `field`, and accepts 1.0.
+    fn fraction_bounds(
+        field: &str,
+        set: fn(CircuitBreakerConfigBuilder, f64) -> CircuitBreakerConfigBuilder,
+        bad: &[f64],
+    ) {
+        for &v in bad {
+            assert_eq!(err(set(CircuitBreakerConfig::builder(), v)).field(), field, "{v}");
+        }
+        assert!(set(CircuitBreakerConfig::builder(), 1.0).build().is_ok());
+    }
+
     #[test]
     fn defaults_match_the_spec() {
         let c = CircuitBreakerConfig::default();
@@ -504,13 +516,8 @@ mod tests {
 
     #[test]
     fn rates_outside_zero_one_are_errors() {
-        for r in [0.0, -0.1, 1.01, f64::NAN, f64::INFINITY] {
-            assert_eq!(
-                err(CircuitBreakerConfig::builder().failure_rate(r)).field(),
-                "failure_rate"
-            );
-        }
-        assert!(CircuitBreakerConfig::builder().failure_rate(1.0).build().is_ok());
+        let bad = [0.0, -0.1, 1.01, f64::NAN, f64::INFINITY];
+        fraction_bounds("failure_rate", CircuitBreakerConfigBuilder::failure_rate, &bad);
     }
 
     #[test]
@@ -530,13 +537,8 @@ mod tests {
 
     #[test]
     fn jitter_outside_zero_one_is_an_error() {
-        for j in [-0.1, 1.5, f64::NAN] {
-            assert_eq!(
-                err(CircuitBreakerConfig::builder().recovery_jitter(j)).field(),
-                "recovery_jitter"
-            );
-        }
-        assert!(CircuitBreakerConfig::builder().recovery_jitter(1.0).build().is_ok());
+        let bad = [-0.1, 1.5, f64::NAN];
+        fraction_bounds("recovery_jitter", CircuitBreakerConfigBuilder::recovery_jitter, &bad);
     }
 
     #[test]
