@@ -39,15 +39,6 @@ pub(crate) struct Core {
     pub(crate) hub: Hub,
 }
 
-impl fmt::Debug for Core {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Core")
-            .field("name", &self.name)
-            .field("config", &*self.config.lock())
-            .finish_non_exhaustive()
-    }
-}
-
 impl Core {
     pub(crate) fn new(name: Arc<str>, config: RateLimitConfig, clock: SharedClock) -> Core {
         Core {
