@@ -76,11 +76,7 @@ mod tests {
 
     #[test]
     fn an_absorbed_attribute_passes_the_item_through() {
-        let item = quote!(
-            fn f() -> Result<(), E> {
-                Ok(())
-            }
-        );
+        let item = crate::fixtures::fallible_fn();
         let out = expand(Kind::Timeout, quote!(__resilience_absorbed), item.clone());
         assert_eq!(out.to_string(), item.to_string());
     }
@@ -101,16 +97,9 @@ mod tests {
 
     #[test]
     fn valid_input_expands() {
-        let out = expand(
-            Kind::Bulkhead,
-            quote!(max_concurrent = 2),
-            quote!(
-                fn f() -> Result<(), E> {
-                    Ok(())
-                }
-            ),
-        )
-        .to_string();
+        let out =
+            expand(Kind::Bulkhead, quote!(max_concurrent = 2), crate::fixtures::fallible_fn())
+                .to_string();
         assert!(
             out.contains(
                 ":: resilience :: pipeline :: layer :: bulkhead (& __resilience_bulkhead_0"

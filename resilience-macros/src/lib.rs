@@ -485,3 +485,16 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn resilient(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::Resilient, args.into(), item.into()).into()
 }
+
+/// Items the unit tests expand.
+#[cfg(test)]
+mod fixtures {
+    /// `fn f() -> Result<(), E> { Ok(()) }`: a plain fallible function.
+    pub(crate) fn fallible_fn() -> proc_macro2::TokenStream {
+        quote::quote!(
+            fn f() -> Result<(), E> {
+                Ok(())
+            }
+        )
+    }
+}

@@ -205,70 +205,36 @@ mod tests {
         let errs = messages(
             Kind::CircuitBreaker,
             quote!(failure_threshold = 3, failure_rate = 0.5),
-            quote!(
-                fn f() -> Result<(), E> {
-                    Ok(())
-                }
-            ),
+            crate::fixtures::fallible_fn(),
         );
         assert_eq!(errs.len(), 1);
         assert!(errs[0].contains("two ways to trip the circuit; choose one"));
         let errs = messages(
             Kind::RateLimit,
             quote!(per_second = 3, per_minute = 100),
-            quote!(
-                fn f() -> Result<(), E> {
-                    Ok(())
-                }
-            ),
+            crate::fixtures::fallible_fn(),
         );
         assert!(errs[0].contains("both set the rate; choose one"));
     }
 
     #[test]
     fn rate_limit_needs_a_rate_source() {
-        let errs = messages(
-            Kind::RateLimit,
-            quote!(burst = 3),
-            quote!(
-                fn f() -> Result<(), E> {
-                    Ok(())
-                }
-            ),
-        );
+        let errs = messages(Kind::RateLimit, quote!(burst = 3), crate::fixtures::fallible_fn());
         assert!(errs[0].contains("needs a rate"));
-        let errs = messages(
-            Kind::RateLimit,
-            quote!(name = "configured"),
-            quote!(
-                fn f() -> Result<(), E> {
-                    Ok(())
-                }
-            ),
-        );
+        let errs =
+            messages(Kind::RateLimit, quote!(name = "configured"), crate::fixtures::fallible_fn());
         assert!(errs.is_empty());
     }
 
     #[test]
     fn window_without_rate_and_small_window() {
-        let errs = messages(
-            Kind::CircuitBreaker,
-            quote!(window = 10),
-            quote!(
-                fn f() -> Result<(), E> {
-                    Ok(())
-                }
-            ),
-        );
+        let errs =
+            messages(Kind::CircuitBreaker, quote!(window = 10), crate::fixtures::fallible_fn());
         assert!(errs[0].contains("applies only with `failure_rate`"));
         let errs = messages(
             Kind::CircuitBreaker,
             quote!(failure_rate = 0.5, window = 5, min_calls = 10),
-            quote!(
-                fn f() -> Result<(), E> {
-                    Ok(())
-                }
-            ),
+            crate::fixtures::fallible_fn(),
         );
         assert!(errs[0].contains("fewer than `min_calls = 10`"));
     }
@@ -303,11 +269,7 @@ mod tests {
         let errs = messages(
             Kind::Retry,
             quote!(initial_delay = 2s, max_delay = 1s, backoff = constant, multiplier = 2.0),
-            quote!(
-                fn f() -> Result<(), E> {
-                    Ok(())
-                }
-            ),
+            crate::fixtures::fallible_fn(),
         );
         assert_eq!(errs.len(), 2);
         assert!(errs[0].contains("must be at least `initial_delay`"));

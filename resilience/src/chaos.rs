@@ -206,12 +206,7 @@ impl FaultConfigBuilder {
         let c = self.config;
         check::in_range("error_rate", c.error_rate, 0.0, 1.0)?;
         check::in_range("spike_rate", c.spike_rate, 0.0, 1.0)?;
-        if c.spike > MAX_DURATION {
-            return Err(ConfigError::new(
-                "spike",
-                format!("must be at most {MAX_DURATION:?} (got {:?})", c.spike),
-            ));
-        }
+        check::at_most("spike", c.spike, MAX_DURATION)?;
         for o in &c.outages {
             if o.start >= o.end || o.end > MAX_DURATION {
                 return Err(ConfigError::new(

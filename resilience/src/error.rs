@@ -187,6 +187,7 @@ impl ConfigError {
 /// Shared validation helpers for builders.
 pub(crate) mod check {
     use super::ConfigError;
+    use std::fmt;
     use std::time::Duration;
 
     /// `value >= 1`.
@@ -201,6 +202,37 @@ pub(crate) mod check {
     pub(crate) fn positive(field: &'static str, value: Duration) -> Result<(), ConfigError> {
         if value.is_zero() {
             return Err(ConfigError::new(field, "must be a positive duration (got 0s)"));
+        }
+        Ok(())
+    }
+
+    /// `value <= max`; the bounds are shown as `Debug` shows them (`10000`, `60s`).
+    pub(crate) fn at_most<T: PartialOrd + fmt::Debug>(
+        field: &'static str,
+        value: T,
+        max: T,
+    ) -> Result<(), ConfigError> {
+        if value > max {
+            return Err(ConfigError::new(
+                field,
+                format!("must be at most {max:?} (got {value:?})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `value` in `lo..=hi`; the bounds are shown as `Debug` shows them.
+    pub(crate) fn between<T: PartialOrd + fmt::Debug>(
+        field: &'static str,
+        value: T,
+        lo: T,
+        hi: T,
+    ) -> Result<(), ConfigError> {
+        if value < lo || value > hi {
+            return Err(ConfigError::new(
+                field,
+                format!("must be between {lo:?} and {hi:?} (got {value:?})"),
+            ));
         }
         Ok(())
     }

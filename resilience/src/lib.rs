@@ -136,6 +136,9 @@
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod setters;
+
 #[cfg(feature = "macros")]
 #[doc(hidden)]
 #[path = "private.rs"]

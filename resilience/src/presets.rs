@@ -78,40 +78,24 @@ impl ResilienceConfig {
         Self::default()
     }
 
-    /// With this retry policy.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = Some(retry);
-        self
-    }
+    setters! {
+        /// With this retry policy.
+        pub fn with_retry(retry: RetryPolicy) => self.retry = Some(retry);
 
-    /// With this circuit breaker.
-    pub fn with_circuit_breaker(mut self, config: CircuitBreakerConfig) -> Self {
-        self.circuit_breaker = Some(config);
-        self
-    }
+        /// With this circuit breaker.
+        pub fn with_circuit_breaker(config: CircuitBreakerConfig) => self.circuit_breaker = Some(config);
 
-    /// With this rate limit.
-    pub fn with_rate_limit(mut self, config: RateLimitConfig) -> Self {
-        self.rate_limit = Some(config);
-        self
-    }
+        /// With this rate limit.
+        pub fn with_rate_limit(config: RateLimitConfig) => self.rate_limit = Some(config);
 
-    /// With this per-attempt timeout.
-    pub fn with_timeout(mut self, limit: Duration) -> Self {
-        self.timeout = Some(limit);
-        self
-    }
+        /// With this per-attempt timeout.
+        pub fn with_timeout(limit: Duration) => self.timeout = Some(limit);
 
-    /// With this bulkhead.
-    pub fn with_bulkhead(mut self, config: BulkheadConfig) -> Self {
-        self.bulkhead = Some(config);
-        self
-    }
+        /// With this bulkhead.
+        pub fn with_bulkhead(config: BulkheadConfig) => self.bulkhead = Some(config);
 
-    /// With the retry policy drawing on the registry's retry budget `name`.
-    pub fn with_retry_budget(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.retry_budget = Some(name.into());
-        self
+        /// With the retry policy drawing on the registry's retry budget `name`.
+        pub fn with_retry_budget(name: impl Into<Arc<str>>) => self.retry_budget = Some(name.into());
     }
 }
 

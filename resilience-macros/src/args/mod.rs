@@ -1,22 +1,17 @@
-//! Parsing of attribute arguments into typed structs, one file per attribute.
+//! Parsing of attribute arguments into typed structs: the four layer attributes in
+//! `layer`, `#[timeout]` and `#[resilient]` in files of their own.
 //!
 //! Every value keeps the span of the user's token so that errors point at it. Parsing
 //! goes on after an error, so one compile reports every bad argument at once.
 
-mod bulkhead;
-mod circuit;
 pub(crate) mod keys;
-mod rate_limit;
+mod layer;
 mod resilient;
-mod retry;
 mod timeout;
 
-pub(crate) use bulkhead::BulkheadArgs;
-pub(crate) use circuit::CircuitArgs;
 pub(crate) use keys::{FloatRange, Kind};
-pub(crate) use rate_limit::RateLimitArgs;
+pub(crate) use layer::{BulkheadArgs, CircuitArgs, RateLimitArgs, RetryArgs};
 pub(crate) use resilient::ResilientArgs;
-pub(crate) use retry::RetryArgs;
 pub(crate) use timeout::TimeoutArgs;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -410,7 +405,7 @@ pub(crate) fn key_value<'e>(
     attr: &str,
     entry: &'e Entry,
     layer: &[(&str, Kind, &'static str)],
-    example: fn(&str) -> &'static str,
+    example: impl FnOnce(&str) -> &'static str,
 ) -> syn::Result<(String, &'e Expr)> {
     if let Some(err) = no_list(attr, entry) {
         return Err(err);

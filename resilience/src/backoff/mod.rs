@@ -148,29 +148,19 @@ impl Backoff {
         Self::with_strategy(Strategy::Decorrelated, base)
     }
 
-    /// The growth factor of [`Backoff::exponential`] (finite, at least 1; ignored by the
-    /// other strategies). Huge factors are fine: the delay saturates at `max_delay`.
-    pub fn with_multiplier(mut self, multiplier: f64) -> Self {
-        self.multiplier = multiplier;
-        self
-    }
+    setters! {
+        /// The growth factor of [`Backoff::exponential`] (finite, at least 1; ignored by the
+        /// other strategies). Huge factors are fine: the delay saturates at `max_delay`.
+        pub fn with_multiplier(multiplier: f64) => self.multiplier = multiplier;
 
-    /// The increment of [`Backoff::linear`] (ignored by the other strategies).
-    pub fn with_step(mut self, step: Duration) -> Self {
-        self.step = step;
-        self
-    }
+        /// The increment of [`Backoff::linear`] (ignored by the other strategies).
+        pub fn with_step(step: Duration) => self.step = step;
 
-    /// The largest delay ever produced, applied after jitter.
-    pub fn with_max_delay(mut self, cap: Duration) -> Self {
-        self.max_delay = cap;
-        self
-    }
+        /// The largest delay ever produced, applied after jitter.
+        pub fn with_max_delay(cap: Duration) => self.max_delay = cap;
 
-    /// How each delay is randomised.
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = jitter;
-        self
+        /// How each delay is randomised.
+        pub fn with_jitter(jitter: Jitter) => self.jitter = jitter;
     }
 
     /// Checks the parameters: a positive `initial` (zero is accepted for
@@ -196,12 +186,7 @@ impl Backoff {
                 format!("must be a finite number of at least 1 (got {})", self.multiplier),
             ));
         }
-        if self.max_delay > LIMIT {
-            return Err(ConfigError::new(
-                "max_delay",
-                format!("must be at most {LIMIT:?} (got {:?})", self.max_delay),
-            ));
-        }
+        crate::error::check::at_most("max_delay", self.max_delay, LIMIT)?;
         if self.max_delay < self.initial {
             return Err(ConfigError::new(
                 "max_delay",

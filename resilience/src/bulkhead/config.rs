@@ -78,29 +78,20 @@ pub struct BulkheadConfigBuilder {
 }
 
 impl BulkheadConfigBuilder {
-    /// The most calls in flight at once, between 1 and 1 000 000 (default 10).
-    pub fn max_concurrent(mut self, max_concurrent: u32) -> Self {
-        self.config.max_concurrent = max_concurrent;
-        self
-    }
+    setters! {
+        /// The most calls in flight at once, between 1 and 1 000 000 (default 10).
+        pub fn max_concurrent(max_concurrent: u32) => self.config.max_concurrent = max_concurrent;
 
-    /// How long a caller may wait for a free slot, at most one day (default zero: a
-    /// caller that finds the bulkhead full is rejected at once).
-    pub fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.config.max_wait = max_wait;
-        self
+        /// How long a caller may wait for a free slot, at most one day (default zero: a
+        /// caller that finds the bulkhead full is rejected at once).
+        pub fn max_wait(max_wait: Duration) => self.config.max_wait = max_wait;
     }
 
     /// The configuration, or the first invalid field.
     pub fn build(self) -> Result<BulkheadConfig, ConfigError> {
         let c = self.config;
         check::at_least_one("max_concurrent", u64::from(c.max_concurrent))?;
-        if c.max_concurrent > MAX_CONCURRENT_LIMIT {
-            return Err(ConfigError::new(
-                "max_concurrent",
-                format!("must be between 1 and {MAX_CONCURRENT_LIMIT} (got {})", c.max_concurrent),
-            ));
-        }
+        check::between("max_concurrent", c.max_concurrent, 1, MAX_CONCURRENT_LIMIT)?;
         if c.max_wait > MAX_WAIT_LIMIT {
             return Err(ConfigError::new(
                 "max_wait",

@@ -635,15 +635,18 @@ mod tests {
             }
         }
 
+        /// A task waiting for a slot of `b`: when it got one (released at once).
+        fn spawn_waiter(b: &Arc<Bulkhead>) -> tokio::task::JoinHandle<Result<Instant, Error>> {
+            let b = Arc::clone(b);
+            tokio::spawn(async move { b.acquire_async().await.map(|_permit| Instant::now()) })
+        }
+
         #[tokio::test(start_paused = true)]
         async fn async_waiter_gets_the_permit_when_one_is_released() {
             let b = Arc::new(bulkhead(1, Duration::from_secs(10)));
             let held = b.try_acquire().unwrap();
             let start = Instant::now();
-            let waiter = tokio::spawn({
-                let b = b.clone();
-                async move { b.acquire_async().await.map(|_permit| Instant::now()) }
-            });
+            let waiter = spawn_waiter(&b);
             until_waiting(&b, 1).await;
             advance(Duration::from_secs(4)).await;
             drop(held);
@@ -661,10 +664,7 @@ mod tests {
             let b = Arc::new(bulkhead(1, Duration::from_secs(10)));
             let _held = b.try_acquire().unwrap();
             let start = Instant::now();
-            let waiter = tokio::spawn({
-                let b = b.clone();
-                async move { b.acquire_async().await.map(drop) }
-            });
+            let waiter = spawn_waiter(&b);
             until_waiting(&b, 1).await;
             advance(Duration::from_millis(9_999)).await;
             for _ in 0..10 {
@@ -691,10 +691,7 @@ mod tests {
         async fn cancelled_async_waiter_leaves_counts_right() {
             let b = Arc::new(bulkhead(1, Duration::from_secs(10)));
             let held = b.try_acquire().unwrap();
-            let waiter = tokio::spawn({
-                let b = b.clone();
-                async move { b.acquire_async().await.map(drop) }
-            });
+            let waiter = spawn_waiter(&b);
             until_waiting(&b, 1).await;
             waiter.abort();
             assert!(waiter.await.unwrap_err().is_cancelled());
@@ -709,12 +706,9 @@ mod tests {
         async fn a_notified_then_cancelled_waiter_passes_the_slot_on() {
             let b = Arc::new(bulkhead(1, Duration::from_secs(10)));
             let held = b.try_acquire().unwrap();
-            let spawn_waiter = |b: Arc<Bulkhead>| {
-                tokio::spawn(async move { b.acquire_async().await.map(|_p| Instant::now()) })
-            };
-            let first = spawn_waiter(b.clone());
+            let first = spawn_waiter(&b);
             until_waiting(&b, 1).await;
-            let second = spawn_waiter(b.clone());
+            let second = spawn_waiter(&b);
             until_waiting(&b, 2).await;
             let released_at = Instant::now();
             // The release notifies `first` (the oldest waiter), which is cancelled before

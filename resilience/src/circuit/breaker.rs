@@ -756,6 +756,25 @@ mod tests {
         assert_eq!(b.state(), CircuitState::Open);
     }
 
+    /// Records each outcome through a permit of `b`, for the calls `b` admits.
+    fn record_each(b: &CircuitBreaker, outcomes: &[CallOutcome]) {
+        for &outcome in outcomes {
+            if let Ok(p) = b.try_acquire() {
+                p.record(outcome);
+            }
+        }
+    }
+
+    /// Trip at a 50 % failure rate over the last 4 calls, once `min_calls` ran.
+    fn half_of_four(min_calls: u32) -> CircuitBreakerConfig {
+        let config = CircuitBreakerConfig::builder()
+            .failure_rate(0.5)
+            .window(Window::Count(4))
+            .min_calls(min_calls)
+            .build();
+        config.unwrap_or_default()
+    }
+
     /// Open periods drawn with jitter, relative to the trip time.
     fn open_periods(b: &CircuitBreaker, clock: &ManualClock, n: usize) -> Vec<Duration> {
         (0..n)
@@ -772,11 +791,7 @@ mod tests {
     fn success_fast_path_still_ends_a_run_of_failures() {
         let config = CircuitBreakerConfig::builder().failure_threshold(2).build();
         let b = CircuitBreaker::new("breaker-fast-path", config.unwrap_or_default());
-        for outcome in [CallOutcome::Failure, CallOutcome::Success, CallOutcome::Failure] {
-            if let Ok(p) = b.try_acquire() {
-                p.record(outcome);
-            }
-        }
+        record_each(&b, &[CallOutcome::Failure, CallOutcome::Success, CallOutcome::Failure]);
         // Failure, success, failure: never two in a row, so still closed.
         assert_eq!(b.state(), CircuitState::Closed);
         assert_eq!(b.stats().consecutive_failures, 1);
@@ -785,17 +800,8 @@ mod tests {
     #[test]
     fn successes_reach_the_window_after_reconfiguring_to_a_rate() {
         let b = CircuitBreaker::new("breaker-fast-path-rate", CircuitBreakerConfig::default());
-        let rate = CircuitBreakerConfig::builder()
-            .failure_rate(0.5)
-            .window(Window::Count(4))
-            .min_calls(4)
-            .build();
-        b.reconfigure(rate.unwrap_or_default());
-        for outcome in [CallOutcome::Success, CallOutcome::Success, CallOutcome::Success] {
-            if let Ok(p) = b.try_acquire() {
-                p.record(outcome);
-            }
-        }
+        b.reconfigure(half_of_four(4));
+        record_each(&b, &[CallOutcome::Success, CallOutcome::Success, CallOutcome::Success]);
         if let Ok(p) = b.try_acquire() {
             p.failure();
         }
@@ -808,12 +814,7 @@ mod tests {
     fn a_success_in_flight_across_a_reconfigure_reaches_the_new_window() {
         let b = CircuitBreaker::new("breaker-in-flight", CircuitBreakerConfig::default());
         let in_flight = b.try_acquire();
-        let rate = CircuitBreakerConfig::builder()
-            .failure_rate(0.5)
-            .window(Window::Count(4))
-            .min_calls(1)
-            .build();
-        b.reconfigure(rate.unwrap_or_default());
+        b.reconfigure(half_of_four(1));
         if let Ok(p) = in_flight {
             p.success(); // admitted before, reported after: counted in the new window
         }
@@ -973,11 +974,25 @@ mod loom_tests {
         (clock, Arc::new(b))
     }
 
-    /// Trips `b` (threshold 1) and lets its open period pass.
-    fn half_open_soon(clock: &ManualClock, b: &CircuitBreaker) {
+    /// One call through `b` that fails, if `b` admits it.
+    fn fail_once(b: &CircuitBreaker) {
         if let Ok(p) = b.try_acquire() {
             p.failure();
         }
+    }
+
+    /// Runs `f` on a new model thread with its own handle on `b`.
+    fn spawn_on<T: 'static>(
+        b: &Arc<CircuitBreaker>,
+        f: impl FnOnce(&CircuitBreaker) -> T + 'static,
+    ) -> thread::JoinHandle<T> {
+        let b = Arc::clone(b);
+        thread::spawn(move || f(&b))
+    }
+
+    /// Trips `b` (threshold 1) and lets its open period pass.
+    fn half_open_soon(clock: &ManualClock, b: &CircuitBreaker) {
+        fail_once(b);
         assert_eq!(b.state(), CircuitState::Open);
         clock.advance(RECOVERY);
     }
@@ -986,16 +1001,7 @@ mod loom_tests {
     fn loom_concurrent_failures_open_the_circuit_once() {
         loom::model(|| {
             let (_clock, b) = breaker(2, 1, 1);
-            let handles: Vec<_> = (0..2)
-                .map(|_| {
-                    let b = b.clone();
-                    thread::spawn(move || {
-                        if let Ok(p) = b.try_acquire() {
-                            p.failure();
-                        }
-                    })
-                })
-                .collect();
+            let handles: Vec<_> = (0..2).map(|_| spawn_on(&b, fail_once)).collect();
             for h in handles {
                 let _ = h.join();
             }
@@ -1012,8 +1018,7 @@ mod loom_tests {
         half_open_soon(&clock, &b);
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let b = b.clone();
-                thread::spawn(move || match b.try_acquire() {
+                spawn_on(&b, |b| match b.try_acquire() {
                     Ok(p) => {
                         let probe = p.is_probe();
                         std::mem::forget(p); // keep the slot taken
@@ -1048,18 +1053,12 @@ mod loom_tests {
         loom::model(|| {
             let (clock, b) = breaker(1, 1, 1);
             half_open_soon(&clock, &b);
-            let dropper = {
-                let b = b.clone();
-                thread::spawn(move || {
-                    if let Ok(p) = b.try_acquire() {
-                        drop(p); // cancelled: counts as ignored, frees the slot
-                    }
-                })
-            };
-            let other = {
-                let b = b.clone();
-                thread::spawn(move || b.try_acquire().map(std::mem::forget).is_ok())
-            };
+            let dropper = spawn_on(&b, |b| {
+                if let Ok(p) = b.try_acquire() {
+                    drop(p); // cancelled: counts as ignored, frees the slot
+                }
+            });
+            let other = spawn_on(&b, |b| b.try_acquire().map(std::mem::forget).is_ok());
             let _ = dropper.join();
             let other_holds = other.join().unwrap_or(false);
             let w = b.load();
@@ -1082,18 +1081,11 @@ mod loom_tests {
             std::mem::forget(good);
             std::mem::forget(bad);
             let generation = b.load().generation();
-            let ok = {
-                let b = b.clone();
-                thread::spawn(move || {
-                    b.on_outcome(generation, PermitKind::Probe, None, CallOutcome::Success)
-                })
+            let report = |outcome| {
+                spawn_on(&b, move |b| b.on_outcome(generation, PermitKind::Probe, None, outcome))
             };
-            let failed = {
-                let b = b.clone();
-                thread::spawn(move || {
-                    b.on_outcome(generation, PermitKind::Probe, None, CallOutcome::Failure)
-                })
-            };
+            let ok = report(CallOutcome::Success);
+            let failed = report(CallOutcome::Failure);
             let _ = ok.join();
             let _ = failed.join();
             let w = b.load();
@@ -1111,14 +1103,7 @@ mod loom_tests {
         loom::model(|| {
             let (clock, b) = breaker(1, 1, 1);
             half_open_soon(&clock, &b);
-            let prober = {
-                let b = b.clone();
-                thread::spawn(move || {
-                    if let Ok(p) = b.try_acquire() {
-                        p.failure();
-                    }
-                })
-            };
+            let prober = spawn_on(&b, fail_once);
             b.reset();
             let _ = prober.join();
             let w = b.load();

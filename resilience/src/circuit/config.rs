@@ -227,18 +227,14 @@ pub struct CircuitBreakerConfigBuilder {
 }
 
 impl CircuitBreakerConfigBuilder {
-    /// Trip after `n` consecutive failures (in `1..=100_000`). Exclusive with
-    /// [`failure_rate`](Self::failure_rate) on one builder.
-    pub fn failure_threshold(mut self, n: u32) -> Self {
-        self.threshold = Some(n);
-        self
-    }
+    setters! {
+        /// Trip after `n` consecutive failures (in `1..=100_000`). Exclusive with
+        /// [`failure_rate`](Self::failure_rate) on one builder.
+        pub fn failure_threshold(n: u32) => self.threshold = Some(n);
 
-    /// Trip when the failure rate of the window reaches `rate` (in `(0, 1]`). Exclusive
-    /// with [`failure_threshold`](Self::failure_threshold) on one builder.
-    pub fn failure_rate(mut self, rate: f64) -> Self {
-        self.rate = Some(rate);
-        self
+        /// Trip when the failure rate of the window reaches `rate` (in `(0, 1]`). Exclusive
+        /// with [`failure_threshold`](Self::failure_threshold) on one builder.
+        pub fn failure_rate(rate: f64) => self.rate = Some(rate);
     }
 
     /// The window the failure rate is measured over (default: the last 100 calls).
@@ -256,43 +252,27 @@ impl CircuitBreakerConfigBuilder {
         self
     }
 
-    /// How long the circuit stays open before probing (default 60 s, at most 365 days).
-    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
-        self.base.recovery_timeout = timeout;
-        self
-    }
+    setters! {
+        /// How long the circuit stays open before probing (default 60 s, at most 365 days).
+        pub fn recovery_timeout(timeout: Duration) => self.base.recovery_timeout = timeout;
 
-    /// Shorten each open period by a random fraction of at most `jitter` (in `[0, 1]`).
-    pub fn recovery_jitter(mut self, jitter: f64) -> Self {
-        self.base.recovery_jitter = jitter;
-        self
-    }
+        /// Shorten each open period by a random fraction of at most `jitter` (in `[0, 1]`).
+        pub fn recovery_jitter(jitter: f64) => self.base.recovery_jitter = jitter;
 
-    /// Probe calls allowed at once while half-open (default 1, in `1..=10_000`).
-    pub fn half_open_max_calls(mut self, n: u32) -> Self {
-        self.base.half_open_max_calls = n;
-        self
-    }
+        /// Probe calls allowed at once while half-open (default 1, in `1..=10_000`).
+        pub fn half_open_max_calls(n: u32) => self.base.half_open_max_calls = n;
 
-    /// Successful probes that close the circuit (default 2, in `1..=10_000`).
-    pub fn success_threshold(mut self, n: u32) -> Self {
-        self.base.success_threshold = n;
-        self
-    }
+        /// Successful probes that close the circuit (default 2, in `1..=10_000`).
+        pub fn success_threshold(n: u32) => self.base.success_threshold = n;
 
-    /// Count a successful call slower than `threshold` as a failure.
-    pub fn slow_call(mut self, threshold: Duration) -> Self {
-        self.base.slow_call = Some(threshold);
-        self
-    }
+        /// Count a successful call slower than `threshold` as a failure.
+        pub fn slow_call(threshold: Duration) => self.base.slow_call = Some(threshold);
 
-    /// Keep the circuit's state in this process ([`Backend::Local`], the default) or in
-    /// Redis, shared by every process using the same circuit name ([`Backend::Redis`],
-    /// crate feature `redis`). The backend is chosen when the instance is created:
-    /// reconfiguring an instance keeps the one it has.
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.base.backend = backend;
-        self
+        /// Keep the circuit's state in this process ([`Backend::Local`], the default) or in
+        /// Redis, shared by every process using the same circuit name ([`Backend::Redis`],
+        /// crate feature `redis`). The backend is chosen when the instance is created:
+        /// reconfiguring an instance keeps the one it has.
+        pub fn backend(backend: Backend) => self.base.backend = backend;
     }
 
     /// Validate and build the config.
@@ -369,20 +349,11 @@ impl CircuitBreakerConfigBuilder {
 
 fn count(field: &'static str, value: u32, max: u32) -> Result<(), ConfigError> {
     check::at_least_one(field, u64::from(value))?;
-    if value > max {
-        return Err(ConfigError::new(field, format!("must be at most {max} (got {value})")));
-    }
-    Ok(())
+    check::at_most(field, value, max)
 }
 
 fn max_duration(field: &'static str, value: Duration) -> Result<(), ConfigError> {
-    if value > MAX_DURATION {
-        return Err(ConfigError::new(
-            field,
-            format!("must be at most {MAX_DURATION:?} (got {value:?})"),
-        ));
-    }
-    Ok(())
+    check::at_most(field, value, MAX_DURATION)
 }
 
 /// The circuit breaker's keys, for attributes (`#[circuit_breaker(failure_rate = 0.5)]`),
@@ -409,37 +380,36 @@ impl LayerConfig for CircuitBreakerConfig {
         _: &Registry,
     ) -> Result<Self, ConfigError> {
         let inherited = base.as_ref().map(CircuitBreakerConfig::backend);
-        let mut b = base.map_or_else(CircuitBreakerConfig::builder, |c| c.to_builder());
-        let mut shared = BackendKeys::default();
-        for &(key, value) in entries {
-            if shared.take(key, value) {
-                continue;
-            }
-            b = match key {
-                "failure_threshold" => b.failure_threshold(value.count(key)?),
-                "failure_rate" => b.failure_rate(value.float(key)?),
-                // `window_calls` / `window_duration`: the former file names.
-                "window" | "window_calls" | "window_duration" => b.window(match value {
-                    Value::Int(_) => Window::calls(value.count(key)?),
-                    _ => Window::duration(value.duration(key).map_err(|_| {
-                        ConfigError::new(
-                            key.to_owned(),
-                            format!("is a number of calls (`{key} = 100`) or a duration (`{key} = \"60s\"`), not {value}"),
-                        )
-                    })?),
-                }),
-                "min_calls" => b.min_calls(value.count(key)?),
-                "recovery_timeout" => b.recovery_timeout(value.duration(key)?),
-                "recovery_jitter" => b.recovery_jitter(value.float(key)?),
-                "half_open_max_calls" => b.half_open_max_calls(value.count(key)?),
-                "success_threshold" => b.success_threshold(value.count(key)?),
-                "slow_call" => b.slow_call(value.duration(key)?),
-                _ => return Err(config::unknown(key, Self::KEYS)),
-            };
-        }
-        if let Some(backend) = shared.backend(inherited)? {
-            b = b.backend(backend);
-        }
+        let b = base.map_or_else(CircuitBreakerConfig::builder, |c| c.to_builder());
+        let b = BackendKeys::read(
+            entries,
+            b,
+            inherited,
+            CircuitBreakerConfigBuilder::backend,
+            |b, key, value| {
+                Ok(match key {
+                    "failure_threshold" => b.failure_threshold(value.count(key)?),
+                    "failure_rate" => b.failure_rate(value.float(key)?),
+                    // `window_calls` / `window_duration`: the former file names.
+                    "window" | "window_calls" | "window_duration" => b.window(match value {
+                        Value::Int(_) => Window::calls(value.count(key)?),
+                        _ => Window::duration(value.duration(key).map_err(|_| {
+                            ConfigError::new(
+                                key.to_owned(),
+                                format!("is a number of calls (`{key} = 100`) or a duration (`{key} = \"60s\"`), not {value}"),
+                            )
+                        })?),
+                    }),
+                    "min_calls" => b.min_calls(value.count(key)?),
+                    "recovery_timeout" => b.recovery_timeout(value.duration(key)?),
+                    "recovery_jitter" => b.recovery_jitter(value.float(key)?),
+                    "half_open_max_calls" => b.half_open_max_calls(value.count(key)?),
+                    "success_threshold" => b.success_threshold(value.count(key)?),
+                    "slow_call" => b.slow_call(value.duration(key)?),
+                    _ => return Err(config::unknown(key, Self::KEYS)),
+                })
+            },
+        )?;
         b.build()
     }
 }
@@ -453,6 +423,18 @@ mod tests {
             Err(e) => e,
             Ok(c) => unreachable!("expected an error, built {c:?}"),
         }
+    }
+
+    /// A fraction setter refuses each of `bad` naming `field`, and accepts 1.0.
+    fn fraction_bounds(
+        field: &str,
+        set: fn(CircuitBreakerConfigBuilder, f64) -> CircuitBreakerConfigBuilder,
+        bad: &[f64],
+    ) {
+        for &v in bad {
+            assert_eq!(err(set(CircuitBreakerConfig::builder(), v)).field(), field, "{v}");
+        }
+        assert!(set(CircuitBreakerConfig::builder(), 1.0).build().is_ok());
     }
 
     #[test]
@@ -534,13 +516,8 @@ mod tests {
 
     #[test]
     fn rates_outside_zero_one_are_errors() {
-        for r in [0.0, -0.1, 1.01, f64::NAN, f64::INFINITY] {
-            assert_eq!(
-                err(CircuitBreakerConfig::builder().failure_rate(r)).field(),
-                "failure_rate"
-            );
-        }
-        assert!(CircuitBreakerConfig::builder().failure_rate(1.0).build().is_ok());
+        let bad = [0.0, -0.1, 1.01, f64::NAN, f64::INFINITY];
+        fraction_bounds("failure_rate", CircuitBreakerConfigBuilder::failure_rate, &bad);
     }
 
     #[test]
@@ -560,13 +537,8 @@ mod tests {
 
     #[test]
     fn jitter_outside_zero_one_is_an_error() {
-        for j in [-0.1, 1.5, f64::NAN] {
-            assert_eq!(
-                err(CircuitBreakerConfig::builder().recovery_jitter(j)).field(),
-                "recovery_jitter"
-            );
-        }
-        assert!(CircuitBreakerConfig::builder().recovery_jitter(1.0).build().is_ok());
+        let bad = [-0.1, 1.5, f64::NAN];
+        fraction_bounds("recovery_jitter", CircuitBreakerConfigBuilder::recovery_jitter, &bad);
     }
 
     #[test]

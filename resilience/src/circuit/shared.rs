@@ -4,9 +4,11 @@
 #[cfg(feature = "tokio")]
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::breaker::CircuitBreaker;
 use super::classifier::CallOutcome;
+use super::permit::CallPermit;
 use super::state::CircuitState;
 use crate::backend::{Admission, CircuitCall, SharedCircuit, StoreError, Ticket};
 use crate::{Error, FailMode};
@@ -38,6 +40,43 @@ impl CircuitBreaker {
         }
     }
 
+    /// Whether a call asks the shared circuit: an operator's `disable` on this process's
+    /// breaker lets calls through unasked.
+    fn asks_shared(&self) -> bool {
+        self.state() != CircuitState::Disabled
+    }
+
+    /// The ticket and the local permit of a call, given the shared circuit's `answer`
+    /// (`None`: not asked); or the rejection, with a ticket the call will not use (to
+    /// give back, so that a shared probe slot is not lost).
+    fn admit_shared(
+        &self,
+        shared: &Shared,
+        answer: Option<Result<Admission, StoreError>>,
+    ) -> Result<(Option<Ticket>, CallPermit<'_>), (Error, Option<Ticket>)> {
+        let ticket = match answer {
+            Some(answer) => self.settle(shared, answer).map_err(|e| (e, None))?,
+            None => None,
+        };
+        match self.try_acquire() {
+            Ok(permit) => Ok((ticket, permit)),
+            Err(e) => Err((e, ticket)),
+        }
+    }
+
+    /// Records a finished call through its local `permit`; what to report to the shared
+    /// circuit for `ticket` (a success slower than the slow-call threshold is a failure).
+    fn finish_shared(
+        &self,
+        permit: CallPermit<'_>,
+        ticket: Option<Ticket>,
+        started: Option<Duration>,
+        raw: CallOutcome,
+    ) -> Option<(Ticket, CallOutcome)> {
+        permit.record(raw);
+        ticket.map(|ticket| (ticket, self.slow_adjusted(started, raw)))
+    }
+
     /// Runs `op` through the shared circuit and the local breaker (both must admit; the
     /// shared circuit first, so that the local slow-call timer starts with the call).
     pub(super) fn run_shared<T, E>(
@@ -49,31 +88,20 @@ impl CircuitBreaker {
     ) -> Result<T, E> {
         let config = self.config();
         let call = CircuitCall::new(self.name(), &config, self.clock());
-        // An operator's `disable` on this process's breaker lets calls through unasked.
-        let ticket = if self.state() == CircuitState::Disabled {
-            None
-        } else {
-            match self.settle(shared, shared.circuit.admit(&call)) {
-                Ok(t) => t,
-                Err(e) => return Err(rejected(e)),
-            }
-        };
-        let permit = match self.try_acquire() {
-            Ok(p) => p,
-            Err(e) => {
-                // Give back a shared probe slot this call will not use.
-                if let Some(ticket) = ticket {
-                    shared.circuit.report(&call, ticket, CallOutcome::Ignored);
-                }
+        let answer = self.asks_shared().then(|| shared.circuit.admit(&call));
+        let (ticket, permit) = match self.admit_shared(shared, answer) {
+            Ok(admitted) => admitted,
+            Err((e, None)) => return Err(rejected(e)),
+            Err((e, Some(unused))) => {
+                shared.circuit.report(&call, unused, CallOutcome::Ignored);
                 return Err(rejected(e));
             }
         };
         let started = self.slow_call_start();
         let result = op();
-        let raw = outcome_of(&result);
-        permit.record(raw);
-        if let Some(ticket) = ticket {
-            shared.circuit.report(&call, ticket, self.slow_adjusted(started, raw));
+        let report = self.finish_shared(permit, ticket, started, outcome_of(&result));
+        if let Some((ticket, outcome)) = report {
+            shared.circuit.report(&call, ticket, outcome);
         }
         result
     }
@@ -92,29 +120,20 @@ impl CircuitBreaker {
     {
         let config = self.config();
         let call = CircuitCall::new(self.name(), &config, self.clock());
-        let ticket = if self.state() == CircuitState::Disabled {
-            None
-        } else {
-            match self.settle(shared, shared.circuit.admit_async(call).await) {
-                Ok(t) => t,
-                Err(e) => return Err(rejected(e)),
-            }
-        };
-        let permit = match self.try_acquire() {
-            Ok(p) => p,
-            Err(e) => {
-                if let Some(ticket) = ticket {
-                    shared.circuit.report_async(call, ticket, CallOutcome::Ignored).await;
-                }
+        let answer =
+            if self.asks_shared() { Some(shared.circuit.admit_async(call).await) } else { None };
+        let (ticket, permit) = match self.admit_shared(shared, answer) {
+            Ok(admitted) => admitted,
+            Err((e, None)) => return Err(rejected(e)),
+            Err((e, Some(unused))) => {
+                shared.circuit.report_async(call, unused, CallOutcome::Ignored).await;
                 return Err(rejected(e));
             }
         };
         let started = self.slow_call_start();
         let result = op().await;
-        let raw = outcome_of(&result);
-        permit.record(raw);
-        if let Some(ticket) = ticket {
-            let outcome = self.slow_adjusted(started, raw);
+        let report = self.finish_shared(permit, ticket, started, outcome_of(&result));
+        if let Some((ticket, outcome)) = report {
             shared.circuit.report_async(call, ticket, outcome).await;
         }
         result

@@ -244,6 +244,27 @@ pub(crate) struct BackendKeys<'a> {
 }
 
 impl<'a> BackendKeys<'a> {
+    /// Reads a layer's `entries` into its builder `b`: every key but these two with
+    /// `set`, then the backend they choose over the `inherited` one with `set_backend`.
+    pub(crate) fn read<B>(
+        entries: &[(&str, Value<'a>)],
+        mut b: B,
+        inherited: Option<Backend>,
+        set_backend: fn(B, Backend) -> B,
+        mut set: impl FnMut(B, &str, Value<'a>) -> Result<B, ConfigError>,
+    ) -> Result<B, ConfigError> {
+        let mut shared = BackendKeys::default();
+        for &(key, value) in entries {
+            if !shared.take(key, value) {
+                b = set(b, key, value)?;
+            }
+        }
+        if let Some(backend) = shared.backend(inherited)? {
+            b = set_backend(b, backend);
+        }
+        Ok(b)
+    }
+
     /// Keeps `value` if `key` is one of the two; `false` otherwise.
     pub(crate) fn take(&mut self, key: &str, value: Value<'a>) -> bool {
         match key {

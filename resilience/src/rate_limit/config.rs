@@ -171,57 +171,35 @@ impl RateLimitConfigBuilder {
         self
     }
 
-    /// `n` permits per second (replaces a rate from `rate` or `to_builder`; conflicts
-    /// with `per_minute`).
-    pub fn per_second(mut self, n: u32) -> Self {
-        self.per_second = Some(n);
-        self
-    }
+    setters! {
+        /// `n` permits per second (replaces a rate from `rate` or `to_builder`; conflicts
+        /// with `per_minute`).
+        pub fn per_second(n: u32) => self.per_second = Some(n);
 
-    /// `n` permits per minute (replaces a rate from `rate` or `to_builder`; conflicts
-    /// with `per_second`).
-    pub fn per_minute(mut self, n: u32) -> Self {
-        self.per_minute = Some(n);
-        self
-    }
+        /// `n` permits per minute (replaces a rate from `rate` or `to_builder`; conflicts
+        /// with `per_second`).
+        pub fn per_minute(n: u32) => self.per_minute = Some(n);
 
-    /// Bucket capacity (default: the rate's permits per period).
-    pub fn burst(mut self, burst: u32) -> Self {
-        self.burst = Some(burst);
-        self
-    }
+        /// Bucket capacity (default: the rate's permits per period).
+        pub fn burst(burst: u32) => self.burst = Some(burst);
 
-    /// Policy when empty (default [`OnLimit::Wait`]).
-    pub fn on_limit(mut self, on_limit: OnLimit) -> Self {
-        self.on_limit = on_limit;
-        self
-    }
+        /// Policy when empty (default [`OnLimit::Wait`]).
+        pub fn on_limit(on_limit: OnLimit) => self.on_limit = on_limit;
 
-    /// Longest accepted wait (default: unbounded).
-    pub fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.max_wait = Some(max_wait);
-        self
-    }
+        /// Longest accepted wait (default: unbounded).
+        pub fn max_wait(max_wait: Duration) => self.max_wait = Some(max_wait);
 
-    /// Most concurrent waiters under [`OnLimit::Queue`] (default 128).
-    pub fn max_queue(mut self, max_queue: usize) -> Self {
-        self.max_queue = max_queue;
-        self
-    }
+        /// Most concurrent waiters under [`OnLimit::Queue`] (default 128).
+        pub fn max_queue(max_queue: usize) => self.max_queue = max_queue;
 
-    /// Keyed limiters drop a bucket this long after it became full again (default 60 s).
-    pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
-        self.idle_timeout = idle_timeout;
-        self
-    }
+        /// Keyed limiters drop a bucket this long after it became full again (default 60 s).
+        pub fn idle_timeout(idle_timeout: Duration) => self.idle_timeout = idle_timeout;
 
-    /// Keep the bucket in this process ([`Backend::Local`], the default) or in Redis,
-    /// shared by every process using the same limiter name ([`Backend::Redis`], crate
-    /// feature `redis`). The backend is chosen when the instance is created:
-    /// reconfiguring an instance keeps the one it has.
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = backend;
-        self
+        /// Keep the bucket in this process ([`Backend::Local`], the default) or in Redis,
+        /// shared by every process using the same limiter name ([`Backend::Redis`], crate
+        /// feature `redis`). The backend is chosen when the instance is created:
+        /// reconfiguring an instance keeps the one it has.
+        pub fn backend(backend: Backend) => self.backend = backend;
     }
 
     /// Validates and builds.
@@ -321,35 +299,34 @@ impl LayerConfig for RateLimitConfig {
         _: &Registry,
     ) -> Result<Self, ConfigError> {
         let inherited = base.as_ref().map(RateLimitConfig::backend);
-        let mut b = base.map_or_else(RateLimitConfig::builder, |c| c.to_builder());
-        let mut shared = BackendKeys::default();
-        for &(key, value) in entries {
-            if shared.take(key, value) {
-                continue;
-            }
-            b = match key {
-                "per_second" => b.per_second(value.count(key)?),
-                "per_minute" => b.per_minute(value.count(key)?),
-                "burst" => b.burst(value.count(key)?),
-                "on_limit" => b.on_limit(value.choice(
-                    key,
-                    &[
-                        ("wait", OnLimit::Wait),
-                        ("reject", OnLimit::Reject),
-                        ("queue", OnLimit::Queue),
-                    ],
-                )?),
-                "max_wait" => b.max_wait(value.duration(key)?),
-                "max_queue" => {
-                    b.max_queue(usize::try_from(value.count(key)?).unwrap_or(usize::MAX))
-                }
-                "idle_timeout" => b.idle_timeout(value.duration(key)?),
-                _ => return Err(config::unknown(key, Self::KEYS)),
-            };
-        }
-        if let Some(backend) = shared.backend(inherited)? {
-            b = b.backend(backend);
-        }
+        let b = base.map_or_else(RateLimitConfig::builder, |c| c.to_builder());
+        let b = BackendKeys::read(
+            entries,
+            b,
+            inherited,
+            RateLimitConfigBuilder::backend,
+            |b, key, value| {
+                Ok(match key {
+                    "per_second" => b.per_second(value.count(key)?),
+                    "per_minute" => b.per_minute(value.count(key)?),
+                    "burst" => b.burst(value.count(key)?),
+                    "on_limit" => b.on_limit(value.choice(
+                        key,
+                        &[
+                            ("wait", OnLimit::Wait),
+                            ("reject", OnLimit::Reject),
+                            ("queue", OnLimit::Queue),
+                        ],
+                    )?),
+                    "max_wait" => b.max_wait(value.duration(key)?),
+                    "max_queue" => {
+                        b.max_queue(usize::try_from(value.count(key)?).unwrap_or(usize::MAX))
+                    }
+                    "idle_timeout" => b.idle_timeout(value.duration(key)?),
+                    _ => return Err(config::unknown(key, Self::KEYS)),
+                })
+            },
+        )?;
         b.build()
     }
 }

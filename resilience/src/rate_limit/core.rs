@@ -39,15 +39,6 @@ pub(crate) struct Core {
     pub(crate) hub: Hub,
 }
 
-impl fmt::Debug for Core {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Core")
-            .field("name", &self.name)
-            .field("config", &*self.config.lock())
-            .finish_non_exhaustive()
-    }
-}
-
 impl Core {
     pub(crate) fn new(name: Arc<str>, config: RateLimitConfig, clock: SharedClock) -> Core {
         Core {
@@ -143,7 +134,7 @@ impl Core {
         let l = self.params.load();
         let inc = l.cost(cost);
         if inc > l.tau {
-            return self.too_costly(tally, cost, l, key);
+            return Plan::Reject(self.cost_error(tally, cost, l.burst(), key));
         }
         let now = self.now();
         match bucket.take(now, inc, l.tau, 0) {
@@ -225,18 +216,8 @@ impl Core {
         Error::rate_limited(self.name.clone(), wait)
     }
 
-    #[cold]
-    fn too_costly(
-        &self,
-        tally: Tally<'_>,
-        cost: u32,
-        l: Limits,
-        key: Option<&dyn fmt::Debug>,
-    ) -> Plan {
-        Plan::Reject(self.cost_error(tally, cost, l.burst(), key))
-    }
-
     /// A `cost` above the burst: counted, logged, and a `Config` error.
+    #[cold]
     pub(crate) fn cost_error(
         &self,
         tally: Tally<'_>,

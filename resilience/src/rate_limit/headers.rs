@@ -286,40 +286,55 @@ mod tests {
     #[test]
     fn bad_values_are_errors_naming_header_reason_and_value() {
         type Parser = fn(&str) -> Option<HeaderError>;
-        let table: &[(&str, Parser, &str)] = &[
-            ("", |v| parse_retry_after(v, now()).err(), "empty value"),
-            ("-5", |v| parse_retry_after(v, now()).err(), "negative value"),
-            ("1.5", |v| parse_retry_after(v, now()).err(), "expected a non-negative integer"),
-            ("+5", |v| parse_retry_after(v, now()).err(), "expected a non-negative integer"),
-            ("99999999999999999999999", |v| parse_retry_after(v, now()).err(), "number too large"),
+        let retry_after: Parser = |v| parse_retry_after(v, now()).err();
+        let call_limit: Parser = |v| parse_shopify_call_limit(v).err();
+        let remaining: Parser = |v| parse_ratelimit_remaining(v).err();
+        let reset: Parser = |v| parse_ratelimit_reset(v).err();
+        let http_date =
+            "expected delta-seconds or an HTTP date, e.g. `120` or `Wed, 21 Oct 2015 07:28:00 GMT`";
+        let integer = "expected a non-negative integer";
+        let cases: &[(Parser, &[(&str, &str)])] = &[
             (
-                "soon",
-                |v| parse_retry_after(v, now()).err(),
-                "expected delta-seconds or an HTTP date, e.g. `120` or `Wed, 21 Oct 2015 07:28:00 GMT`",
+                retry_after,
+                &[
+                    ("", "empty value"),
+                    ("-5", "negative value"),
+                    ("1.5", integer),
+                    ("+5", integer),
+                    ("99999999999999999999999", "number too large"),
+                    ("soon", http_date),
+                    ("Wed, 32 Oct 2015 07:28:00 GMT", http_date),
+                ],
             ),
             (
-                "Wed, 32 Oct 2015 07:28:00 GMT",
-                |v| parse_retry_after(v, now()).err(),
-                "expected delta-seconds or an HTTP date, e.g. `120` or `Wed, 21 Oct 2015 07:28:00 GMT`",
+                call_limit,
+                &[
+                    ("32", "expected `used/capacity`, e.g. `32/40`"),
+                    ("32/0", "capacity must be at least 1"),
+                    ("/40", "empty value"),
+                    ("32/40/50", integer),
+                    ("-1/40", "negative value"),
+                    ("1/4294967296", "number too large"),
+                    ("３２/40", integer),
+                ],
             ),
-            ("32", |v| parse_shopify_call_limit(v).err(), "expected `used/capacity`, e.g. `32/40`"),
-            ("32/0", |v| parse_shopify_call_limit(v).err(), "capacity must be at least 1"),
-            ("/40", |v| parse_shopify_call_limit(v).err(), "empty value"),
-            ("32/40/50", |v| parse_shopify_call_limit(v).err(), "expected a non-negative integer"),
-            ("-1/40", |v| parse_shopify_call_limit(v).err(), "negative value"),
-            ("1/4294967296", |v| parse_shopify_call_limit(v).err(), "number too large"),
-            ("３２/40", |v| parse_shopify_call_limit(v).err(), "expected a non-negative integer"),
-            ("", |v| parse_ratelimit_remaining(v).err(), "empty value"),
-            ("-1", |v| parse_ratelimit_remaining(v).err(), "negative value"),
-            ("ten", |v| parse_ratelimit_remaining(v).err(), "expected a non-negative integer"),
-            ("18446744073709551616", |v| parse_ratelimit_remaining(v).err(), "number too large"),
-            ("1e3", |v| parse_ratelimit_reset(v).err(), "expected a non-negative integer"),
-            ("\u{0}", |v| parse_ratelimit_reset(v).err(), "expected a non-negative integer"),
+            (
+                remaining,
+                &[
+                    ("", "empty value"),
+                    ("-1", "negative value"),
+                    ("ten", integer),
+                    ("18446744073709551616", "number too large"),
+                ],
+            ),
+            (reset, &[("1e3", integer), ("\u{0}", integer)]),
         ];
-        for (value, parse, reason) in table {
-            let err = parse(value);
-            assert_eq!(err.as_ref().map(HeaderError::reason), Some(*reason), "value {value:?}");
-            assert_eq!(err.as_ref().map(HeaderError::value), Some(*value), "value {value:?}");
+        for (parse, table) in cases {
+            for (value, reason) in *table {
+                let err = parse(value);
+                assert_eq!(err.as_ref().map(HeaderError::reason), Some(*reason), "value {value:?}");
+                assert_eq!(err.as_ref().map(HeaderError::value), Some(*value), "value {value:?}");
+            }
         }
     }
 

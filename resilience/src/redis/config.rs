@@ -109,40 +109,27 @@ pub struct RedisConfigBuilder {
 }
 
 impl RedisConfigBuilder {
-    /// The longest a call waits on Redis (default 100 ms).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
+    setters! {
+        /// The longest a call waits on Redis (default 100 ms).
+        pub fn timeout(timeout: Duration) => self.config.timeout = timeout;
 
-    /// How long calls skip Redis after a failure (default 1 s).
-    pub fn retry_interval(mut self, interval: Duration) -> Self {
-        self.config.retry_interval = interval;
-        self
-    }
+        /// How long calls skip Redis after a failure (default 1 s).
+        pub fn retry_interval(interval: Duration) => self.config.retry_interval = interval;
 
-    /// How old a process's view of a *closed* shared circuit may get before a call
-    /// re-reads it (default zero: every call asks Redis first, so a circuit opened by
-    /// another process rejects the very next call here). A positive interval saves that
-    /// round trip on calls made within it of the last answer, at a price: every call
-    /// started in that interval goes through, even after another process opened the
-    /// circuit, and even into a half-open circuit.
-    pub fn sync_interval(mut self, interval: Duration) -> Self {
-        self.config.sync_interval = interval;
-        self
-    }
+        /// How old a process's view of a *closed* shared circuit may get before a call
+        /// re-reads it (default zero: every call asks Redis first, so a circuit opened by
+        /// another process rejects the very next call here). A positive interval saves that
+        /// round trip on calls made within it of the last answer, at a price: every call
+        /// started in that interval goes through, even after another process opened the
+        /// circuit, and even into a half-open circuit.
+        pub fn sync_interval(interval: Duration) => self.config.sync_interval = interval;
 
-    /// The key prefix (default `resilience`): processes share state only under the same
-    /// prefix.
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.config.key_prefix = prefix.into();
-        self
-    }
+        /// The key prefix (default `resilience`): processes share state only under the same
+        /// prefix.
+        pub fn key_prefix(prefix: impl Into<String>) => self.config.key_prefix = prefix.into();
 
-    /// Idle connections kept for blocking callers (default 8).
-    pub fn pool_size(mut self, n: usize) -> Self {
-        self.config.pool_size = n;
-        self
+        /// Idle connections kept for blocking callers (default 8).
+        pub fn pool_size(n: usize) => self.config.pool_size = n;
     }
 
     /// Validates and builds: the URL must parse as a Redis URL, the timeout and the retry

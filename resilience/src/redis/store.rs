@@ -92,37 +92,42 @@ pub(crate) fn process_store() -> &'static RedisStore {
     STORE.get_or_init(RedisStore::process)
 }
 
+/// The `with_redis` constructor of a breaker or limiter whose config type is `$config`:
+/// `with_store` on a [`RedisStore`] of `backend`, with the config's backend set to Redis.
+/// The docs given come first.
+macro_rules! with_redis {
+    ($config:ty, $(#[$doc:meta])*) => {
+        $(#[$doc])*
+        ///
+        /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
+        pub fn with_redis(
+            name: impl Into<Arc<str>>,
+            config: $config,
+            backend: Arc<RedisBackend>,
+        ) -> Result<Self, ConfigError> {
+            let config = config.to_builder().backend(redis_backend(config.backend())).build()?;
+            Self::with_store(name, config, &RedisStore::new(backend))
+        }
+    };
+}
+
 impl CircuitBreaker {
-    /// A breaker whose state is shared through `backend`'s Redis with every process
-    /// using the same name there: [`with_store`](Self::with_store) on a
-    /// [`RedisStore`], with `config.backend()` set to `Backend::Redis` (failing open
-    /// unless it already says otherwise).
-    ///
-    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
-    pub fn with_redis(
-        name: impl Into<Arc<str>>,
-        config: CircuitBreakerConfig,
-        backend: Arc<RedisBackend>,
-    ) -> Result<Self, ConfigError> {
-        let config = config.to_builder().backend(redis_backend(config.backend())).build()?;
-        Self::with_store(name, config, &RedisStore::new(backend))
+    with_redis! {
+        CircuitBreakerConfig,
+        /// A breaker whose state is shared through `backend`'s Redis with every process
+        /// using the same name there: [`with_store`](Self::with_store) on a
+        /// [`RedisStore`], with `config.backend()` set to `Backend::Redis` (failing open
+        /// unless it already says otherwise).
     }
 }
 
 impl RateLimiter {
-    /// A limiter whose bucket lives in `backend`'s Redis, shared by every process using
-    /// the same name there: [`with_store`](Self::with_store) on a [`RedisStore`], with
-    /// `config.backend()` set to `Backend::Redis` (failing open unless it already says
-    /// otherwise).
-    ///
-    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
-    pub fn with_redis(
-        name: impl Into<Arc<str>>,
-        config: RateLimitConfig,
-        backend: Arc<RedisBackend>,
-    ) -> Result<Self, ConfigError> {
-        let config = config.to_builder().backend(redis_backend(config.backend())).build()?;
-        Self::with_store(name, config, &RedisStore::new(backend))
+    with_redis! {
+        RateLimitConfig,
+        /// A limiter whose bucket lives in `backend`'s Redis, shared by every process using
+        /// the same name there: [`with_store`](Self::with_store) on a [`RedisStore`], with
+        /// `config.backend()` set to `Backend::Redis` (failing open unless it already says
+        /// otherwise).
     }
 }
 
@@ -130,17 +135,10 @@ impl<K> KeyedRateLimiter<K>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
 {
-    /// A keyed limiter whose buckets live in `backend`'s Redis (key
-    /// `{prefix}:rl:{name}:{key:?}`), shared by every process using the same name there;
-    /// see [`RateLimiter::with_redis`].
-    ///
-    /// Errors: a config Redis cannot keep (see [`crate::redis`] for the limits).
-    pub fn with_redis(
-        name: impl Into<Arc<str>>,
-        config: RateLimitConfig,
-        backend: Arc<RedisBackend>,
-    ) -> Result<Self, ConfigError> {
-        let config = config.to_builder().backend(redis_backend(config.backend())).build()?;
-        Self::with_store(name, config, &RedisStore::new(backend))
+    with_redis! {
+        RateLimitConfig,
+        /// A keyed limiter whose buckets live in `backend`'s Redis (key
+        /// `{prefix}:rl:{name}:{key:?}`), shared by every process using the same name there;
+        /// see [`RateLimiter::with_redis`].
     }
 }

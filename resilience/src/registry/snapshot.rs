@@ -24,15 +24,21 @@ pub struct RegistrySnapshot {
     pub retry_budgets: Vec<RetryBudgetStats>,
 }
 
-/// Write `rows` under `header` with every column as wide as its widest cell.
-fn table(
+/// Write one row of cells per item under `header`, with every column as wide as its
+/// widest cell; nothing at all when there are no items.
+fn table<T>(
     f: &mut fmt::Formatter<'_>,
     title: &str,
     header: &[&str],
-    rows: &[Vec<String>],
+    items: &[T],
+    cells: impl Fn(&T) -> Vec<String>,
 ) -> fmt::Result {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(cells).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -51,10 +57,15 @@ fn table(
         writeln!(f)
     };
     line(f, &mut header.iter().copied())?;
-    for row in rows {
+    for row in &rows {
         line(f, &mut row.iter().map(String::as_str))?;
     }
     Ok(())
+}
+
+/// The cells of a row, each value as it displays.
+fn cells<'a>(values: &'a [&'a dyn fmt::Display]) -> impl Iterator<Item = String> + 'a {
+    values.iter().map(|v| v.to_string())
 }
 
 fn rate(r: Option<f64>) -> String {
@@ -66,86 +77,53 @@ impl fmt::Display for RegistrySnapshot {
         if self.circuits.is_empty() && self.rate_limiters.is_empty() && self.bulkheads.is_empty() {
             return writeln!(f, "(the registry is empty)");
         }
-        if !self.circuits.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .circuits
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.name.clone(),
-                        c.state.to_string(),
-                        c.calls.to_string(),
-                        c.successes.to_string(),
-                        c.failures.to_string(),
-                        c.rejections.to_string(),
-                        rate(c.failure_rate),
-                        c.consecutive_failures.to_string(),
-                        c.transitions.to_string(),
-                    ]
-                })
-                .collect();
-            let header = [
-                "circuit",
-                "state",
-                "calls",
-                "ok",
-                "failed",
-                "rejected",
-                "fail rate",
-                "consec",
-                "transitions",
+        let header = [
+            "circuit",
+            "state",
+            "calls",
+            "ok",
+            "failed",
+            "rejected",
+            "fail rate",
+            "consec",
+            "transitions",
+        ];
+        table(f, "Circuit breakers", &header, &self.circuits, |c| {
+            let failure_rate = rate(c.failure_rate);
+            let row: [&dyn fmt::Display; 9] = [
+                &c.name,
+                &c.state,
+                &c.calls,
+                &c.successes,
+                &c.failures,
+                &c.rejections,
+                &failure_rate,
+                &c.consecutive_failures,
+                &c.transitions,
             ];
-            table(f, "Circuit breakers", &header, &rows)?;
-        }
-        if !self.rate_limiters.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .rate_limiters
-                .iter()
-                .map(|l| {
-                    vec![
-                        l.name.clone(),
-                        format!("{:.2}/s", l.rate_per_second),
-                        format!("{}/{}", l.available, l.capacity),
-                        l.granted.to_string(),
-                        l.waited.to_string(),
-                        l.rejected.to_string(),
-                        l.keys.map_or_else(|| "-".to_string(), |k| k.to_string()),
-                    ]
-                })
-                .collect();
-            let header = ["limiter", "rate", "available", "granted", "waited", "rejected", "keys"];
-            table(f, "Rate limiters", &header, &rows)?;
-        }
-        if !self.bulkheads.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .bulkheads
-                .iter()
-                .map(|b| {
-                    vec![
-                        b.name.clone(),
-                        format!("{}/{}", b.in_flight, b.max_concurrent),
-                        b.completed.to_string(),
-                        b.rejected.to_string(),
-                    ]
-                })
-                .collect();
-            table(f, "Bulkheads", &["bulkhead", "in flight", "completed", "rejected"], &rows)?;
-        }
-        if !self.retry_budgets.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .retry_budgets
-                .iter()
-                .map(|b| {
-                    vec![
-                        b.name.clone(),
-                        b.calls.to_string(),
-                        b.retries.to_string(),
-                        b.exhausted.to_string(),
-                    ]
-                })
-                .collect();
-            table(f, "Retry budgets", &["budget", "calls", "retries", "refused"], &rows)?;
-        }
+            cells(&row).collect()
+        })?;
+        let header = ["limiter", "rate", "available", "granted", "waited", "rejected", "keys"];
+        table(f, "Rate limiters", &header, &self.rate_limiters, |l| {
+            vec![
+                l.name.clone(),
+                format!("{:.2}/s", l.rate_per_second),
+                format!("{}/{}", l.available, l.capacity),
+                l.granted.to_string(),
+                l.waited.to_string(),
+                l.rejected.to_string(),
+                l.keys.map_or_else(|| "-".to_string(), |k| k.to_string()),
+            ]
+        })?;
+        let header = ["bulkhead", "in flight", "completed", "rejected"];
+        table(f, "Bulkheads", &header, &self.bulkheads, |b| {
+            let in_flight = format!("{}/{}", b.in_flight, b.max_concurrent);
+            cells(&[&b.name, &in_flight, &b.completed, &b.rejected]).collect()
+        })?;
+        let header = ["budget", "calls", "retries", "refused"];
+        table(f, "Retry budgets", &header, &self.retry_budgets, |b| {
+            cells(&[&b.name, &b.calls, &b.retries, &b.exhausted]).collect()
+        })?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::ConfigError;
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::config::{self, LayerConfig, Value};
+use crate::error::check;
 use crate::registry::Registry;
 
 /// Buckets per window.
@@ -75,22 +76,15 @@ pub struct RetryBudgetConfigBuilder {
 }
 
 impl RetryBudgetConfigBuilder {
-    /// Retries allowed per call, in `(0, 1]` (default 0.1: 10 % extra load at most).
-    pub fn ratio(mut self, ratio: f64) -> Self {
-        self.config.ratio = ratio;
-        self
-    }
+    setters! {
+        /// Retries allowed per call, in `(0, 1]` (default 0.1: 10 % extra load at most).
+        pub fn ratio(ratio: f64) => self.config.ratio = ratio;
 
-    /// Retries per second always allowed, `0..=1_000_000` (default 10).
-    pub fn min_retries_per_sec(mut self, n: u32) -> Self {
-        self.config.min_retries_per_sec = n;
-        self
-    }
+        /// Retries per second always allowed, `0..=1_000_000` (default 10).
+        pub fn min_retries_per_sec(n: u32) => self.config.min_retries_per_sec = n;
 
-    /// The window, from 1 s to 60 s (default 10 s).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.config.ttl = ttl;
-        self
+        /// The window, from 1 s to 60 s (default 10 s).
+        pub fn ttl(ttl: Duration) => self.config.ttl = ttl;
     }
 
     /// Validates and builds.
@@ -102,21 +96,8 @@ impl RetryBudgetConfigBuilder {
                 format!("must be greater than 0 and at most 1 (got {})", c.ratio),
             ));
         }
-        if c.min_retries_per_sec > MAX_MIN_RETRIES_PER_SEC {
-            return Err(ConfigError::new(
-                "min_retries_per_sec",
-                format!(
-                    "must be at most {MAX_MIN_RETRIES_PER_SEC} (got {})",
-                    c.min_retries_per_sec
-                ),
-            ));
-        }
-        if c.ttl < MIN_TTL || c.ttl > MAX_TTL {
-            return Err(ConfigError::new(
-                "ttl",
-                format!("must be between {MIN_TTL:?} and {MAX_TTL:?} (got {:?})", c.ttl),
-            ));
-        }
+        check::at_most("min_retries_per_sec", c.min_retries_per_sec, MAX_MIN_RETRIES_PER_SEC)?;
+        check::between("ttl", c.ttl, MIN_TTL, MAX_TTL)?;
         Ok(c)
     }
 }

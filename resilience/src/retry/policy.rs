@@ -9,6 +9,7 @@ use crate::ConfigError;
 use crate::backoff::{Backoff, Jitter, Strategy};
 use crate::clock::{SharedClock, default_clock};
 use crate::config::{self, LayerConfig, Value};
+use crate::error::check;
 use crate::events::Hub;
 use crate::registry::Registry;
 
@@ -166,17 +167,21 @@ impl RetryPolicy {
 
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let i = &self.inner;
-        f.debug_struct("RetryPolicy")
-            .field("name", &i.name)
-            .field("max_attempts", &i.max_attempts)
-            .field("backoff", &i.backoff)
-            .field("max_elapsed", &i.max_elapsed)
-            .field("budget", &i.budget.as_ref().map(|b| b.name().to_owned()))
-            .field("honor_retry_after", &i.honor_retry_after)
-            .field("seed", &i.seed)
-            .finish_non_exhaustive()
+        debug_settings(f, "RetryPolicy", &self.inner)
     }
+}
+
+/// The settings a policy and its builder show in `Debug`, under `type_name`.
+fn debug_settings(f: &mut fmt::Formatter<'_>, type_name: &str, i: &PolicyInner) -> fmt::Result {
+    f.debug_struct(type_name)
+        .field("name", &i.name)
+        .field("max_attempts", &i.max_attempts)
+        .field("backoff", &i.backoff)
+        .field("max_elapsed", &i.max_elapsed)
+        .field("budget", &i.budget.as_ref().map(|b| b.name().to_owned()))
+        .field("honor_retry_after", &i.honor_retry_after)
+        .field("seed", &i.seed)
+        .finish_non_exhaustive()
 }
 
 /// Builds a [`RetryPolicy`]; [`build`](RetryPolicyBuilder::build) validates.
@@ -210,57 +215,35 @@ impl Default for RetryPolicyBuilder {
 }
 
 impl RetryPolicyBuilder {
-    /// Attempts in total, **the first call included**: `1` disables retrying, `3` (the
-    /// default) is one call plus up to two retries. Accepted: `1..=10_000`.
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
-        self
-    }
+    setters! {
+        /// Attempts in total, **the first call included**: `1` disables retrying, `3` (the
+        /// default) is one call plus up to two retries. Accepted: `1..=10_000`.
+        pub fn max_attempts(n: u32) => self.max_attempts = n;
 
-    /// The delays between attempts (validated by `build`).
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
+        /// The delays between attempts (validated by `build`).
+        pub fn backoff(backoff: Backoff) => self.backoff = backoff;
 
-    /// A total time budget from the start of the first attempt: a retry whose sleep
-    /// would end past it is not taken, and the last error is returned.
-    pub fn max_elapsed(mut self, limit: Duration) -> Self {
-        self.max_elapsed = Some(limit);
-        self
-    }
+        /// A total time budget from the start of the first attempt: a retry whose sleep
+        /// would end past it is not taken, and the last error is returned.
+        pub fn max_elapsed(limit: Duration) => self.max_elapsed = Some(limit);
 
-    /// A retry budget shared with other policies or call sites.
-    pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
-        self.budget = Some(budget);
-        self
-    }
+        /// A retry budget shared with other policies or call sites.
+        pub fn budget(budget: Arc<RetryBudget>) => self.budget = Some(budget);
 
-    /// Whether an error's server hint replaces the computed delay (default `true`). A
-    /// rate limiter's `RateLimited` rejection is always waited out, whatever this says.
-    pub fn honor_retry_after(mut self, honor: bool) -> Self {
-        self.honor_retry_after = honor;
-        self
-    }
+        /// Whether an error's server hint replaces the computed delay (default `true`). A
+        /// rate limiter's `RateLimited` rejection is always waited out, whatever this says.
+        pub fn honor_retry_after(honor: bool) => self.honor_retry_after = honor;
 
-    /// Fix the jitter seed: every call then sees the same delay sequence. Without a
-    /// seed, each call draws a fresh one.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
+        /// Fix the jitter seed: every call then sees the same delay sequence. Without a
+        /// seed, each call draws a fresh one.
+        pub fn seed(seed: u64) => self.seed = Some(seed);
 
-    /// The clock for blocking sleeps and for `max_elapsed` (default: the monotonic
-    /// clock). Async drivers always sleep on tokio's timer.
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
+        /// The clock for blocking sleeps and for `max_elapsed` (default: the monotonic
+        /// clock). Async drivers always sleep on tokio's timer.
+        pub fn clock(clock: SharedClock) => self.clock = Some(clock);
 
-    /// The operation name for events and logs.
-    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = Some(name.into());
-        self
+        /// The operation name for events and logs.
+        pub fn name(name: impl Into<Arc<str>>) => self.name = Some(name.into());
     }
 
     /// Validates and builds.
@@ -271,20 +254,10 @@ impl RetryPolicyBuilder {
     /// assert_eq!(err.to_string(), "invalid `max_attempts`: must be between 1 and 10000 (got 0)");
     /// ```
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
-        if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS_LIMIT {
-            return Err(ConfigError::new(
-                "max_attempts",
-                format!("must be between 1 and {MAX_ATTEMPTS_LIMIT} (got {})", self.max_attempts),
-            ));
-        }
+        check::between("max_attempts", self.max_attempts, 1, MAX_ATTEMPTS_LIMIT)?;
         if let Some(limit) = self.max_elapsed {
-            crate::error::check::positive("max_elapsed", limit)?;
-            if limit > ELAPSED_LIMIT {
-                return Err(ConfigError::new(
-                    "max_elapsed",
-                    format!("must be at most {ELAPSED_LIMIT:?} (got {limit:?})"),
-                ));
-            }
+            check::positive("max_elapsed", limit)?;
+            check::at_most("max_elapsed", limit, ELAPSED_LIMIT)?;
         }
         self.backoff.validate()?;
         Ok(RetryPolicy { inner: Arc::new(self.into_inner()) })
@@ -307,15 +280,11 @@ impl RetryPolicyBuilder {
 
 impl fmt::Debug for RetryPolicyBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryPolicyBuilder")
-            .field("name", &self.name)
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff", &self.backoff)
-            .field("max_elapsed", &self.max_elapsed)
-            .field("budget", &self.budget.as_ref().map(|b| b.name().to_owned()))
-            .field("honor_retry_after", &self.honor_retry_after)
-            .field("seed", &self.seed)
-            .finish_non_exhaustive()
+        // A stand-in for an unset clock, which `Debug` does not show: reading the
+        // process default here would fix it (see `clock::set_default_clock`).
+        let mut b = self.clone();
+        b.clock.get_or_insert_with(|| Arc::new(crate::clock::MonotonicClock));
+        debug_settings(f, "RetryPolicyBuilder", &b.into_inner())
     }
 }
 

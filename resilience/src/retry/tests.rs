@@ -21,14 +21,32 @@ fn secs(n: u64) -> Duration {
 
 /// A policy on a fresh manual clock with exponential 100 ms, x2, no jitter.
 fn policy(max_attempts: u32) -> (RetryPolicy, ManualClock) {
+    policy_with(max_attempts, Backoff::exponential(ms(100)))
+}
+
+/// A policy on a fresh manual clock with this backoff.
+fn policy_with(max_attempts: u32, backoff: Backoff) -> (RetryPolicy, ManualClock) {
     let clock = ManualClock::new();
     let p = RetryPolicy::builder()
         .max_attempts(max_attempts)
-        .backoff(Backoff::exponential(ms(100)))
+        .backoff(backoff)
         .clock(clock.shared())
         .build()
         .unwrap();
     (p, clock)
+}
+
+/// A budget on `clock` allowing retries for 10 % of the calls, with no per-second floor.
+fn ten_percent_budget(name: &str, clock: &ManualClock) -> Arc<RetryBudget> {
+    let config = RetryBudgetConfig::builder().ratio(0.1).min_retries_per_sec(0).build().unwrap();
+    Arc::new(RetryBudget::with_clock(name, config, clock.shared()))
+}
+
+/// Three attempts without delays, spending a [`ten_percent_budget`].
+fn budgeted_policy() -> (RetryPolicy, Arc<RetryBudget>) {
+    let (p, clock) = policy_with(3, Backoff::constant(Duration::ZERO));
+    let budget = ten_percent_budget("svc", &clock);
+    (p.to_builder().budget(budget.clone()).build().unwrap(), budget)
 }
 
 /// Fails `failures` times with `"boom"`, then returns the attempt number.
@@ -39,38 +57,43 @@ fn flaky(failures: u32, calls: &AtomicU32) -> impl FnMut() -> Result<u32, &'stat
     }
 }
 
+/// Runs [`flaky`] failing `failures` times under [`policy`]`(max_attempts)`: the
+/// result, the calls made and the clock that recorded the sleeps.
+fn run_flaky(max_attempts: u32, failures: u32) -> (Result<u32, &'static str>, u32, ManualClock) {
+    let (p, clock) = policy(max_attempts);
+    let calls = AtomicU32::new(0);
+    let r = p.call(flaky(failures, &calls));
+    (r, calls.load(Ordering::Relaxed), clock)
+}
+
 #[test]
 fn max_attempts_one_means_no_retry() {
-    let (p, clock) = policy(1);
-    let calls = AtomicU32::new(0);
-    assert_eq!(p.call(flaky(5, &calls)), Err("boom"));
-    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    let (r, calls, clock) = run_flaky(1, 5);
+    assert_eq!(r, Err("boom"));
+    assert_eq!(calls, 1);
     assert!(clock.sleeps().is_empty());
 }
 
 #[test]
 fn max_attempts_three_means_three_calls_and_two_exact_sleeps() {
-    let (p, clock) = policy(3);
-    let calls = AtomicU32::new(0);
-    assert_eq!(p.call(flaky(5, &calls)), Err("boom"));
-    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    let (r, calls, clock) = run_flaky(3, 5);
+    assert_eq!(r, Err("boom"));
+    assert_eq!(calls, 3);
     assert_eq!(clock.sleeps(), [ms(100), ms(200)]);
     assert_eq!(clock.now(), ms(300));
 }
 
 #[test]
 fn success_after_failures_returns_the_value() {
-    let (p, clock) = policy(5);
-    let calls = AtomicU32::new(0);
-    assert_eq!(p.call(flaky(3, &calls)), Ok(4));
+    let (r, _, clock) = run_flaky(5, 3);
+    assert_eq!(r, Ok(4));
     assert_eq!(clock.sleeps(), [ms(100), ms(200), ms(400)]);
 }
 
 #[test]
 fn first_attempt_success_does_not_sleep() {
-    let (p, clock) = policy(3);
-    let calls = AtomicU32::new(0);
-    assert_eq!(p.call(flaky(0, &calls)), Ok(1));
+    let (r, _, clock) = run_flaky(3, 0);
+    assert_eq!(r, Ok(1));
     assert!(clock.sleeps().is_empty());
 }
 
@@ -142,13 +165,7 @@ fn event_carries_the_policy_name() {
 
 #[test]
 fn retry_after_hint_replaces_the_delay_and_is_capped() {
-    let clock = ManualClock::new();
-    let p = RetryPolicy::builder()
-        .max_attempts(4)
-        .backoff(Backoff::exponential(ms(100)).with_max_delay(secs(10)))
-        .clock(clock.shared())
-        .build()
-        .unwrap();
+    let (p, clock) = policy_with(4, Backoff::exponential(ms(100)).with_max_delay(secs(10)));
     // Hints: 3 s (replaces 100 ms), none (the computed 200 ms), 60 s (capped at 10 s).
     let hooks = Hooks::new().retry_after(|e: &Option<u64>| e.map(secs));
     let mut errors = [Some(3), None, Some(60), None].into_iter();
@@ -173,14 +190,8 @@ fn classified_hooks_honour_rate_limit_hints_from_crate_errors() {
 
 #[test]
 fn max_elapsed_stops_before_a_sleep_that_would_pass_it() {
-    let clock = ManualClock::new();
-    let p = RetryPolicy::builder()
-        .max_attempts(10)
-        .backoff(Backoff::constant(secs(1)))
-        .max_elapsed(ms(2500))
-        .clock(clock.shared())
-        .build()
-        .unwrap();
+    let (p, clock) = policy_with(10, Backoff::constant(secs(1)));
+    let p = p.to_builder().max_elapsed(ms(2500)).build().unwrap();
     let calls = AtomicU32::new(0);
     assert_eq!(p.call(flaky(100, &calls)), Err("boom"));
     // Sleeps end at 1 s and 2 s; a third would end at 3 s > 2.5 s.
@@ -200,14 +211,8 @@ fn max_elapsed_stops_before_a_sleep_that_would_pass_it() {
 
 #[test]
 fn a_sleep_ending_exactly_at_max_elapsed_is_taken() {
-    let clock = ManualClock::new();
-    let p = RetryPolicy::builder()
-        .max_attempts(10)
-        .backoff(Backoff::constant(secs(1)))
-        .max_elapsed(secs(2))
-        .clock(clock.shared())
-        .build()
-        .unwrap();
+    let (p, clock) = policy_with(10, Backoff::constant(secs(1)));
+    let p = p.to_builder().max_elapsed(secs(2)).build().unwrap();
     let _ = p.call(|| Err::<(), _>(()));
     assert_eq!(clock.sleeps(), [secs(1), secs(1)]);
 }
@@ -246,15 +251,9 @@ fn the_clock_is_read_only_when_max_elapsed_is_set() {
 
 #[test]
 fn seeded_policy_repeats_its_jittered_delays_on_every_call() {
-    let clock = ManualClock::new();
     let backoff = Backoff::exponential(ms(100)).with_jitter(Jitter::Full);
-    let p = RetryPolicy::builder()
-        .max_attempts(5)
-        .backoff(backoff)
-        .seed(77)
-        .clock(clock.shared())
-        .build()
-        .unwrap();
+    let (p, clock) = policy_with(5, backoff);
+    let p = p.to_builder().seed(77).build().unwrap();
     let expected: Vec<_> = backoff.iter_seeded(77).take(4).collect();
     let _ = p.call(|| Err::<(), _>(()));
     assert_eq!(clock.sleeps(), expected);
@@ -265,16 +264,7 @@ fn seeded_policy_repeats_its_jittered_delays_on_every_call() {
 
 #[test]
 fn budget_limits_amplification_to_ten_percent() {
-    let clock = ManualClock::new();
-    let config = RetryBudgetConfig::builder().ratio(0.1).min_retries_per_sec(0).build().unwrap();
-    let budget = Arc::new(RetryBudget::with_clock("svc", config, clock.shared()));
-    let p = RetryPolicy::builder()
-        .max_attempts(3)
-        .backoff(Backoff::constant(Duration::ZERO))
-        .budget(budget.clone())
-        .clock(clock.shared())
-        .build()
-        .unwrap();
+    let (p, budget) = budgeted_policy();
     let service_calls = AtomicU32::new(0);
     for _ in 0..100 {
         let r = p.call(|| {
@@ -291,16 +281,7 @@ fn budget_limits_amplification_to_ten_percent() {
 
 #[test]
 fn budget_is_shared_by_threads() {
-    let config = RetryBudgetConfig::builder().ratio(0.1).min_retries_per_sec(0).build().unwrap();
-    let clock = ManualClock::new();
-    let budget = Arc::new(RetryBudget::with_clock("svc", config, clock.shared()));
-    let p = RetryPolicy::builder()
-        .max_attempts(3)
-        .backoff(Backoff::constant(Duration::ZERO))
-        .budget(budget.clone())
-        .clock(clock.shared())
-        .build()
-        .unwrap();
+    let (p, budget) = budgeted_policy();
     let service_calls = AtomicU32::new(0);
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -345,13 +326,7 @@ fn circuit_open_and_config_rejections_are_never_retried() {
 
 #[test]
 fn rate_limited_waits_at_least_its_hint_uncapped() {
-    let clock = ManualClock::new();
-    let p = RetryPolicy::builder()
-        .max_attempts(5)
-        .backoff(Backoff::constant(ms(100)).with_max_delay(secs(1)))
-        .clock(clock.shared())
-        .build()
-        .unwrap();
+    let (p, clock) = policy_with(5, Backoff::constant(ms(100)).with_max_delay(secs(1)));
     let limited = |d| Fault::Rejected(Error::rate_limited("rl", d));
     let r = run_with(&p, vec![limited(secs(2)), limited(ms(10)), limited(secs(120))]);
     assert_eq!(r, Ok(()));
@@ -408,11 +383,12 @@ mod async_tests {
     use tokio::time::Instant;
 
     fn async_policy(max_attempts: u32) -> RetryPolicy {
-        RetryPolicy::builder()
-            .max_attempts(max_attempts)
-            .backoff(Backoff::exponential(ms(100)))
-            .build()
-            .unwrap()
+        async_policy_with(max_attempts, Backoff::exponential(ms(100)))
+    }
+
+    /// A policy sleeping on tokio's timer (no clock set) with this backoff.
+    fn async_policy_with(max_attempts: u32, backoff: Backoff) -> RetryPolicy {
+        RetryPolicy::builder().max_attempts(max_attempts).backoff(backoff).build().unwrap()
     }
 
     #[tokio::test(start_paused = true)]
@@ -479,12 +455,8 @@ mod async_tests {
 
     #[tokio::test(start_paused = true)]
     async fn max_elapsed_follows_tokio_time() {
-        let p = RetryPolicy::builder()
-            .max_attempts(100)
-            .backoff(Backoff::constant(secs(1)))
-            .max_elapsed(ms(3500))
-            .build()
-            .unwrap();
+        let p = async_policy_with(100, Backoff::constant(secs(1)));
+        let p = p.to_builder().max_elapsed(ms(3500)).build().unwrap();
         let start = Instant::now();
         let mut calls = 0;
         let r: Result<(), ()> = p
@@ -500,11 +472,7 @@ mod async_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn call_async_future_is_send_and_can_be_spawned() {
-        let p = RetryPolicy::builder()
-            .max_attempts(3)
-            .backoff(Backoff::constant(Duration::ZERO))
-            .build()
-            .unwrap();
+        let p = async_policy_with(3, Backoff::constant(Duration::ZERO));
         let calls = Arc::new(AtomicU32::new(0));
         let mut handles = Vec::new();
         for _ in 0..16 {
@@ -611,10 +579,7 @@ mod tracing_events {
     #[test]
     fn an_exhausted_budget_warns_with_the_budget_name() {
         let capture = Capture::default();
-        let clock = ManualClock::new();
-        let config =
-            RetryBudgetConfig::builder().ratio(0.1).min_retries_per_sec(0).build().unwrap();
-        let budget = Arc::new(RetryBudget::with_clock("payments", config, clock.shared()));
+        let budget = ten_percent_budget("payments", &ManualClock::new());
         let (p, _) = policy(3);
         let p = p.to_builder().name("charge").budget(budget).build().unwrap();
         tracing::subscriber::with_default(capture.clone(), || {
