@@ -164,6 +164,8 @@ pub mod registry;
 pub mod retry;
 mod striped;
 mod sync;
+#[cfg(test)]
+mod test_support;
 pub mod timeout;
 
 pub use backend::{Backend, FailMode};

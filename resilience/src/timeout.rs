@@ -226,17 +226,7 @@ mod tests {
         use std::sync::atomic::{AtomicBool, Ordering};
         use tokio::time::{Instant, sleep};
 
-        #[derive(Debug, PartialEq)]
-        enum AppError {
-            Resilience(Error),
-            Own(&'static str),
-        }
-
-        impl From<Error> for AppError {
-            fn from(e: Error) -> Self {
-                AppError::Resilience(e)
-            }
-        }
+        use crate::test_support::AppError;
 
         struct SetOnDrop(Arc<AtomicBool>);
 

@@ -436,17 +436,7 @@ mod tests {
         Bulkhead::new("test", config)
     }
 
-    #[derive(Debug, PartialEq)]
-    enum AppError {
-        Resilience(Error),
-        Own(&'static str),
-    }
-
-    impl From<Error> for AppError {
-        fn from(e: Error) -> Self {
-            AppError::Resilience(e)
-        }
-    }
+    use crate::test_support::AppError;
 
     #[test]
     fn bulkhead_is_send_and_sync() {
