@@ -4,6 +4,23 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::circuit::CircuitState;
+
+/// What a rejection by a circuit says, by the state that refused the call.
+fn circuit_open_message(name: &str, retry_after: Duration, state: CircuitState) -> String {
+    match state {
+        CircuitState::ForcedOpen => format!(
+            "circuit `{name}` is forced open by an operator: the call was not attempted; it stays open until the circuit is reset"
+        ),
+        CircuitState::HalfOpen => format!(
+            "circuit `{name}` is half-open and every probe slot is taken: the call was not attempted; try again when a probe finishes"
+        ),
+        _ => format!(
+            "circuit `{name}` is open: the call was not attempted; next probe allowed in {retry_after:?}"
+        ),
+    }
+}
+
 /// A call that a resilience layer refused or cut short.
 ///
 /// Wrapped functions return `Result<T, E>` where `E: From<resilience::Error>`, so these
@@ -30,11 +47,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The circuit breaker `name` is open (or forced open) and rejected the call without
-    /// running it.
-    #[error(
-        "circuit `{name}` is open: the call was not attempted; next probe allowed in {retry_after:?}"
-    )]
+    /// The circuit breaker `name` is open (or forced open, or half-open with every probe
+    /// slot taken) and rejected the call without running it.
+    #[error("{}", circuit_open_message(name, *retry_after, *state))]
     #[non_exhaustive]
     CircuitOpen {
         /// Name of the circuit.
@@ -42,6 +57,9 @@ pub enum Error {
         /// Time until the circuit lets a probe call through (zero when forced open: it
         /// stays open until an operator acts).
         retry_after: Duration,
+        /// Why it refused: `Open`, `ForcedOpen` (by an operator) or `HalfOpen` (every
+        /// probe slot taken).
+        state: CircuitState,
     },
     /// The rate limiter `name` had no permit and its policy was to reject (or the wait
     /// would have exceeded `max_wait`, or its queue was full).
@@ -94,9 +112,18 @@ pub enum Error {
 }
 
 impl Error {
-    /// A [`Error::CircuitOpen`] for circuit `name`.
+    /// A [`Error::CircuitOpen`] for circuit `name`, open for `retry_after` more.
     pub fn circuit_open(name: impl Into<Arc<str>>, retry_after: Duration) -> Self {
-        Error::CircuitOpen { name: name.into(), retry_after }
+        Error::circuit_rejected(name, retry_after, CircuitState::Open)
+    }
+
+    /// A [`Error::CircuitOpen`] for circuit `name` refusing calls in `state`.
+    pub fn circuit_rejected(
+        name: impl Into<Arc<str>>,
+        retry_after: Duration,
+        state: CircuitState,
+    ) -> Self {
+        Error::CircuitOpen { name: name.into(), retry_after, state }
     }
 
     /// A [`Error::RateLimited`] for limiter `name`.

@@ -162,6 +162,8 @@ pub mod rate_limit;
 pub mod redis;
 pub mod registry;
 pub mod retry;
+#[cfg(feature = "serde")]
+mod secs;
 mod striped;
 mod sync;
 #[cfg(test)]

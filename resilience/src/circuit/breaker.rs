@@ -292,13 +292,17 @@ impl CircuitBreaker {
 
     pub(super) fn reject(&self, retry_after: Duration) -> Error {
         self.rejections.fetch_add(1, Ordering::Relaxed);
+        // A closed local view under an open shared circuit counts as open.
+        let state = match self.load().state() {
+            s @ (CircuitState::ForcedOpen | CircuitState::HalfOpen) => s,
+            _ => CircuitState::Open,
+        };
         self.hub.report(
             Layer::CircuitBreaker,
             &self.name,
             Interest::REJECTIONS,
             tracing::Level::DEBUG,
             || {
-                let state = self.load().state();
                 let reason = match state {
                     CircuitState::ForcedOpen => "forced open",
                     CircuitState::HalfOpen => "half-open, every probe slot taken",
@@ -308,7 +312,7 @@ impl CircuitBreaker {
                 (self.clock.now(), EventKind::Rejected { retry_after, reason })
             },
         );
-        Error::circuit_open(self.name.clone(), retry_after)
+        Error::circuit_rejected(self.name.clone(), retry_after, state)
     }
 
     /// Apply the outcome of a call admitted at `generation` (called by the permit).

@@ -43,9 +43,11 @@ pub struct CircuitStats {
     pub failure_rate: Option<f64>,
     /// Failures since the last success.
     pub consecutive_failures: u32,
-    /// Time since the last transition (or since creation).
+    /// Time since the last transition (or since creation); serialized as seconds.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::secs::secs"))]
     pub time_in_state: Duration,
-    /// Clock time of the last transition, if any.
+    /// Clock time of the last transition, if any; serialized as seconds.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::secs::opt_secs"))]
     pub last_transition: Option<Duration>,
     /// Number of state transitions so far.
     pub transitions: u64,

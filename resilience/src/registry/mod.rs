@@ -85,6 +85,8 @@ pub struct Registry {
     bulkheads: Slots<Bulkhead>,
     budgets: Slots<RetryBudget>,
     retries: RwLock<HashMap<Arc<str>, RetryPolicy>>,
+    /// Names looked up as a preset or a configured retry policy (for `unused_configs`).
+    used: parking_lot::Mutex<std::collections::HashSet<Arc<str>>>,
     presets: RwLock<HashMap<Arc<str>, ResilienceConfig>>,
     env: Arc<Env>,
 }
@@ -121,6 +123,7 @@ impl Registry {
             bulkheads: Slots::new(env.clone()),
             budgets: Slots::new(env.clone()),
             retries: RwLock::default(),
+            used: parking_lot::Mutex::default(),
             presets: RwLock::default(),
             env,
         }
@@ -174,6 +177,7 @@ impl Registry {
         attribute: impl FnOnce() -> Result<RetryPolicy, ConfigError>,
     ) -> Result<RetryPolicy, ConfigError> {
         if let Some(p) = self.retries.read().get(name) {
+            self.used.lock().insert(Arc::from(name));
             return Ok(p.with_hub(&self.env.hub));
         }
         attribute().map(|p| p.with_hub(&self.env.hub))
@@ -197,7 +201,10 @@ impl Registry {
     /// policy drawing on this registry's budget named by the preset's `retry_budget`.
     pub fn preset(&self, name: &str) -> Option<ResilienceConfig> {
         let preset = match self.presets.read().get(name) {
-            Some(c) => c.clone(),
+            Some(c) => {
+                self.used.lock().insert(Arc::from(name));
+                c.clone()
+            }
             None => Preset::from_name(name).map(Preset::config)?,
         };
         Some(self.bind_budget(preset))
@@ -346,6 +353,31 @@ impl Registry {
             rate_limiters,
             bulkheads: self.bulkheads().all_stats(),
             retry_budgets: self.retry_budgets().all_stats(),
+            unused_configs: self.unused_configs(),
         }
+    }
+
+    /// Names with a config that nothing has used: no instance, no resolved retry policy,
+    /// no preset lookup.
+    fn unused_configs(&self) -> Vec<String> {
+        let mut configured: Vec<Arc<str>> = self.circuits.configured_names();
+        configured.extend(self.limiters.configured_names());
+        configured.extend(self.bulkheads.configured_names());
+        configured.extend(self.budgets.configured_names());
+        configured.extend(self.retries.read().keys().cloned());
+        let used = self.used.lock();
+        let exists = |name: &str| {
+            used.contains(name)
+                || self.circuits.get(name).is_some()
+                || self.limiters.get(name).is_some()
+                || self.keyed.get(name).is_some()
+                || self.bulkheads.get(name).is_some()
+                || self.budgets.get(name).is_some()
+        };
+        let mut unused: Vec<String> =
+            configured.iter().filter(|n| !exists(n)).map(|n| n.to_string()).collect();
+        unused.sort();
+        unused.dedup();
+        unused
     }
 }

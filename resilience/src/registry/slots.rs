@@ -31,6 +31,11 @@ impl<T: Named> Slots<T> {
         self.instances.read().get(name).cloned()
     }
 
+    /// The names with a config set for them.
+    pub(crate) fn configured_names(&self) -> Vec<Arc<str>> {
+        self.configured.read().keys().cloned().collect()
+    }
+
     pub(crate) fn configured(&self, name: &str) -> Option<T::Config> {
         self.configured.read().get(name).cloned()
     }

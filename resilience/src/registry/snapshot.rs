@@ -22,6 +22,10 @@ pub struct RegistrySnapshot {
     pub bulkheads: Vec<BulkheadStats>,
     /// Retry budgets, by name.
     pub retry_budgets: Vec<RetryBudgetStats>,
+    /// Names that have a config in the registry (set with `configure` or loaded from a
+    /// file) but that nothing has used yet: no instance of that name, no call site
+    /// resolving it, no attribute taking it as a preset. Often a typo.
+    pub unused_configs: Vec<String>,
 }
 
 /// Write one row of cells per item under `header`, with every column as wide as its
@@ -74,6 +78,13 @@ fn rate(r: Option<f64>) -> String {
 
 impl fmt::Display for RegistrySnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.unused_configs.is_empty() {
+            writeln!(
+                f,
+                "Configured but not used (yet): {} (a typo in a name?)",
+                self.unused_configs.join(", ")
+            )?;
+        }
         if self.circuits.is_empty() && self.rate_limiters.is_empty() && self.bulkheads.is_empty() {
             return writeln!(f, "(the registry is empty)");
         }
