@@ -310,8 +310,9 @@ fn parse_limit(header: &'static str, value: &str) -> Result<u64, HeaderError> {
     parse_uint(header, item).map_err(|e| HeaderError::new(header, e.reason, value))
 }
 
-/// Splits `s` at `sep` outside double-quoted strings (with `\` escapes inside them).
-fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
+/// Splits `s` at `sep` outside double-quoted strings (with `\` escapes inside them);
+/// `None` when a string is not terminated.
+fn split_outside_quotes(s: &str, sep: char) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
     for (i, c) in s.char_indices() {
@@ -327,7 +328,7 @@ fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
         }
     }
     parts.push(&s[start..]);
-    parts
+    (!quoted).then_some(parts)
 }
 
 /// The policies of a structured-field list (`"name";k=v;k=v, ...`), each as its
@@ -340,12 +341,10 @@ fn policies<'v>(
     if value.trim().is_empty() {
         return Err(HeaderError::new(header, "empty value", value));
     }
-    if value.chars().filter(|&c| c == '"').count() % 2 == 1 {
-        return Err(HeaderError::new(header, "unterminated string", value));
-    }
+    let unterminated = || HeaderError::new(header, "unterminated string", value);
     let mut out = Vec::new();
-    for member in split_outside_quotes(value, ',') {
-        let mut parts = split_outside_quotes(member, ';').into_iter();
+    for member in split_outside_quotes(value, ',').ok_or_else(unterminated)? {
+        let mut parts = split_outside_quotes(member, ';').ok_or_else(unterminated)?.into_iter();
         if parts.next().is_none_or(|name| name.trim().is_empty()) {
             return Err(HeaderError::new(
                 header,
@@ -660,6 +659,9 @@ mod tests {
         assert_eq!(reason(""), Some("empty value"));
         assert_eq!(reason("\"default\";t=30"), Some("policy without `r` (remaining)"));
         assert_eq!(reason("\"default;r=1"), Some("unterminated string"));
+        assert_eq!(reason("\"a\\\";r=1"), Some("unterminated string"));
+        let escaped = parse_ratelimit("\"a\\\"b;c\";r=4, \"d\\\\\";r=6", now());
+        assert_eq!(escaped, Ok(Quota { remaining: 4, reset: None }));
         assert_eq!(reason("a;r=1,,b;r=2"), Some("expected a policy, e.g. `\"default\";r=50;t=30`"));
         assert_eq!(reason("a;r=-1"), Some("negative value"));
         assert_eq!(
