@@ -254,6 +254,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `max_wait` | refuse at once a wait longer than this | none |
 /// | `max_queue` | waiters allowed with `on_limit = queue` | — |
 /// | `idle_timeout` | with `key`: drop a key's bucket this long after it refilled | `60s` |
+/// | `max_pause` | the longest pause a server's headers can impose via `sync_from_headers` | `15min` |
 /// | `preset` | start from the preset's limit | none |
 /// | `backend` | `"local"`, or `"redis"` to share the bucket with every process using this name (feature `redis`) | `"local"` |
 /// | `fail_mode` | with `backend = "redis"`: `"open"` (fall back to the local bucket while Redis is unreachable) or `"closed"` (reject) | `"open"` |

@@ -62,7 +62,8 @@ fn toml_value(key: &str) -> &'static str {
             || k.contains("wait")
             || k == "max_elapsed"
             || k == "slow_call"
-            || k == "duration" =>
+            || k == "duration"
+            || k == "max_pause" =>
         {
             "\"2s\""
         }

@@ -16,7 +16,7 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use resilience::backoff::{Backoff, Jitter};
 use resilience::circuit::CircuitBreakerConfig;
 use resilience::clock::ManualClock;
-use resilience::rate_limit::headers::{self, CallLimit, HeaderError};
+use resilience::rate_limit::headers::{self, CallLimit, HeaderError, Quota};
 use resilience::rate_limit::{Rate, RateLimitConfig, RateLimiter};
 use resilience::registry::Registry;
 use resilience::retry::RetryPolicy;
@@ -134,6 +134,49 @@ fn reference_uint(s: &str) -> Option<u64> {
     t.parse().ok()
 }
 
+/// Reference reading of non-negative decimal seconds: trimmed, `digits` or
+/// `digits.digits`, the fraction cut at the nanosecond.
+fn reference_seconds(s: &str) -> Option<Duration> {
+    let t = s.trim();
+    let (int, frac) = t.split_once('.').map_or((t, None), |(i, f)| (i, Some(f)));
+    let secs = reference_uint(int)?;
+    let nanos = match frac {
+        None => 0,
+        Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{:0<9}", &f[..f.len().min(9)]).parse().ok()?
+        }
+        Some(_) => return None,
+    };
+    Some(Duration::new(secs, nanos))
+}
+
+/// Reference reading of a reset: seconds from now below ten years of seconds, an epoch
+/// time within a day of `now()` from there on (a past one meaning now).
+fn reference_reset(s: &str) -> Option<Duration> {
+    let secs = reference_seconds(s.split(';').next().unwrap_or(""))?;
+    if secs < Duration::from_secs(315_360_000) {
+        return Some(secs);
+    }
+    let at = SystemTime::UNIX_EPOCH.checked_add(secs)?;
+    let day = Duration::from_secs(86_400);
+    match at.duration_since(now()) {
+        Ok(d) => (d <= day).then_some(d),
+        Err(e) => (e.duration() <= day).then_some(Duration::ZERO),
+    }
+}
+
+/// Reset values near `now()`: epochs a few days either side, with fractions and junk.
+fn resetish() -> impl Strategy<Value = String> {
+    let base = 1_445_412_480i64;
+    prop_oneof![
+        (-300_000i64..300_000).prop_map(move |d| (base + d).to_string()),
+        (-300_000i64..300_000, 0u32..1000).prop_map(move |(d, f)| format!("{}.{f}", base + d)),
+        (0u64..400_000_000).prop_map(|n| n.to_string()),
+        numberish(),
+        anything(),
+    ]
+}
+
 fn clear(e: &HeaderError, header: &str, value: &str) -> Result<(), TestCaseError> {
     prop_assert_eq!(e.header(), header);
     prop_assert!(!e.reason().is_empty());
@@ -154,7 +197,7 @@ fn fuzz_retry_after() {
         let r = headers::parse_retry_after(&s, now());
         let t = s.trim();
         if t.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'-' || b == b'+') {
-            prop_assert_eq!(r.clone().ok(), reference_uint(&s).map(Duration::from_secs), "{:?}", s);
+            prop_assert_eq!(r.clone().ok(), reference_seconds(&s), "{:?}", s);
         } else if let Ok(at) = httpdate::parse_http_date(t) {
             prop_assert_eq!(
                 r.clone().ok(),
@@ -202,12 +245,74 @@ fn fuzz_ratelimit_remaining() {
 
 #[test]
 fn fuzz_ratelimit_reset() {
-    fuzz("RateLimit-Reset", anything(), |s| {
-        let r = headers::parse_ratelimit_reset(&s);
-        let want = reference_uint(s.split(';').next().unwrap_or("")).map(Duration::from_secs);
-        prop_assert_eq!(r.clone().ok(), want, "{:?}", s);
+    fuzz("RateLimit-Reset (seconds and epochs)", resetish(), |s| {
+        let r = headers::parse_ratelimit_reset(&s, now());
+        prop_assert_eq!(r.clone().ok(), reference_reset(&s), "{:?}", s);
         if let Err(e) = &r {
             clear(e, headers::RATELIMIT_RESET, &s)?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn fuzz_x_ratelimit_headers() {
+    fuzz("X-RateLimit-Remaining / X-RateLimit-Reset", resetish(), |s| {
+        let r = headers::parse_x_ratelimit_reset(&s, now());
+        prop_assert_eq!(r.clone().ok(), reference_reset(&s), "{:?}", s);
+        if let Err(e) = &r {
+            clear(e, headers::X_RATELIMIT_RESET, &s)?;
+        }
+        let r = headers::parse_x_ratelimit_remaining(&s);
+        prop_assert_eq!(r.clone().ok(), reference_uint(&s), "{:?}", s);
+        if let Err(e) = &r {
+            clear(e, headers::X_RATELIMIT_REMAINING, &s)?;
+        }
+        Ok(())
+    });
+}
+
+/// IETF `RateLimit` / `RateLimit-Policy` lists: well-formed policies (with the expected
+/// most restrictive `(r, t)`), mangled ones, and anything.
+fn policy_list() -> impl Strategy<Value = (String, Option<(u64, Option<u64>)>)> {
+    let policy = ("[a-z]{1,6}", any::<bool>(), 0u64..1000, prop::option::of(0u64..100_000));
+    let well_formed = prop::collection::vec(policy, 1..4).prop_map(|ps| {
+        let text: Vec<String> = ps
+            .iter()
+            .map(|(name, quoted, r, t)| {
+                let name = if *quoted { format!("\"{name}\"") } else { name.clone() };
+                let t = t.map(|t| format!(";t={t}")).unwrap_or_default();
+                format!("{name};r={r}{t};pk=:YWJj:")
+            })
+            .collect();
+        let best = ps
+            .iter()
+            .map(|(_, _, r, t)| (*r, *t))
+            .min_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
+        (text.join(", "), best)
+    });
+    let mangled =
+        (well_formed.clone(), any::<usize>(), "[ -~]{0,3}").prop_map(|((t, _), at, junk)| {
+            let cut = at % (t.len() + 1);
+            (format!("{}{junk}{}", &t[..cut], &t[cut..]), None)
+        });
+    prop_oneof![well_formed, mangled, anything().prop_map(|s| (s, None))]
+}
+
+#[test]
+fn fuzz_ietf_ratelimit_fields() {
+    fuzz("RateLimit / RateLimit-Policy", policy_list(), |(s, want)| {
+        let r = headers::parse_ratelimit(&s, now());
+        if let Some((remaining, t)) = want {
+            let want = Quota { remaining, reset: t.map(Duration::from_secs) };
+            prop_assert_eq!(r.clone().ok(), Some(want), "{:?}", s);
+        }
+        if let Err(e) = &r {
+            clear(e, headers::RATELIMIT, &s)?;
+        }
+        let policy = s.replace("r=", "q=").replace("t=", "w=");
+        if let Err(e) = headers::parse_ratelimit_policy(&policy) {
+            clear(&e, headers::RATELIMIT_POLICY, &policy)?;
         }
         Ok(())
     });
@@ -220,6 +325,12 @@ fn header_name() -> impl Strategy<Value = String> {
         Just(headers::RATELIMIT_REMAINING.to_ascii_uppercase()),
         Just(headers::RATELIMIT_RESET.to_string()),
         Just(format!(" {} ", headers::RATELIMIT_RESET)),
+        Just(headers::RATELIMIT_LIMIT.to_string()),
+        Just(headers::RATELIMIT.to_string()),
+        Just(headers::RATELIMIT_POLICY.to_string()),
+        Just(headers::X_RATELIMIT_REMAINING.to_string()),
+        Just(headers::X_RATELIMIT_RESET.to_ascii_lowercase()),
+        Just(headers::X_RATELIMIT_LIMIT.to_string()),
         any::<String>(),
     ]
 }
@@ -242,6 +353,7 @@ fn fuzz_sync_from_headers() {
         for e in &report.errors {
             prop_assert!(e.to_string().starts_with("invalid `"), "{}", e);
         }
+        prop_assert!(report.paused_for.is_none_or(|d| d <= limiter.config().max_pause()));
         // The limiter stays usable and within its (possibly adopted) burst.
         clock.advance(Duration::from_micros(advance));
         let _ = limiter.try_acquire(1);
@@ -301,6 +413,7 @@ fn toml_doc() -> impl Strategy<Value = String> {
         Just("max_wait"),
         Just("max_queue"),
         Just("idle_timeout"),
+        Just("max_pause"),
         Just("max_concurrent"),
         Just("base"),
         Just("timeout"),

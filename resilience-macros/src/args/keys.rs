@@ -101,6 +101,7 @@ pub(crate) const RATE_LIMIT: &[(&str, Kind, &str)] = &[
     ("max_wait", Kind::Duration, "5s"),
     ("max_queue", Kind::Count, "100"),
     ("idle_timeout", Kind::Duration, "10min"),
+    ("max_pause", Kind::Duration, "15min"),
     ("backend", Kind::Choice(BACKENDS), "\"redis\""),
     ("fail_mode", Kind::Choice(FAIL_MODES), "\"closed\""),
 ];

@@ -53,6 +53,7 @@ pub struct RateLimitConfig {
     max_wait: Option<Duration>,
     max_queue: usize,
     idle_timeout: Duration,
+    max_pause: Duration,
     backend: Backend,
 }
 
@@ -64,6 +65,8 @@ pub(crate) const MIN_SHARED_INTERVAL: Duration = Duration::from_micros(100);
 pub const DEFAULT_MAX_QUEUE: usize = 128;
 /// Default `idle_timeout` of keyed buckets.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `max_pause`: the longest pause a server's headers can impose (15 minutes).
+pub const DEFAULT_MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
 
 impl RateLimitConfig {
     /// A builder with no rate set (a rate is required).
@@ -82,6 +85,7 @@ impl RateLimitConfig {
             max_wait: self.max_wait,
             max_queue: self.max_queue,
             idle_timeout: self.idle_timeout,
+            max_pause: self.max_pause,
             backend: self.backend,
         }
     }
@@ -116,6 +120,22 @@ impl RateLimitConfig {
         self.idle_timeout
     }
 
+    /// The longest pause a server's headers (`Retry-After`, a reset with nothing
+    /// remaining) can impose through `sync_from_headers`; a longer one is cut to this and
+    /// reported in [`SyncReport::errors`](super::SyncReport::errors).
+    ///
+    /// ```
+    /// use resilience::rate_limit::RateLimitConfig;
+    /// use std::time::Duration;
+    ///
+    /// let c = RateLimitConfig::builder().per_second(2).build()?;
+    /// assert_eq!(c.max_pause(), Duration::from_secs(15 * 60));
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn max_pause(&self) -> Duration {
+        self.max_pause
+    }
+
     /// Where the bucket lives: in this process (default) or in Redis, shared by every
     /// process using the same name.
     pub fn backend(&self) -> Backend {
@@ -143,6 +163,7 @@ pub struct RateLimitConfigBuilder {
     max_wait: Option<Duration>,
     max_queue: usize,
     idle_timeout: Duration,
+    max_pause: Duration,
     backend: Backend,
 }
 
@@ -157,6 +178,7 @@ impl Default for RateLimitConfigBuilder {
             max_wait: None,
             max_queue: DEFAULT_MAX_QUEUE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_pause: DEFAULT_MAX_PAUSE,
             backend: Backend::Local,
         }
     }
@@ -195,6 +217,20 @@ impl RateLimitConfigBuilder {
         /// Keyed limiters drop a bucket this long after it became full again (default 60 s).
         pub fn idle_timeout(idle_timeout: Duration) => self.idle_timeout = idle_timeout;
 
+        /// The longest pause a server's headers can impose through `sync_from_headers`
+        /// (default 15 minutes, at most 365 days); a longer `Retry-After` or reset is cut
+        /// to this and reported.
+        ///
+        /// ```
+        /// use resilience::rate_limit::RateLimitConfig;
+        /// use std::time::Duration;
+        ///
+        /// let c = RateLimitConfig::builder().per_second(2).max_pause(Duration::from_secs(60)).build()?;
+        /// assert_eq!(c.max_pause(), Duration::from_secs(60));
+        /// # Ok::<(), resilience::ConfigError>(())
+        /// ```
+        pub fn max_pause(max_pause: Duration) => self.max_pause = max_pause;
+
         /// Keep the bucket in this process ([`Backend::Local`], the default) or in Redis,
         /// shared by every process using the same limiter name ([`Backend::Redis`], crate
         /// feature `redis`). The backend is chosen when the instance is created:
@@ -206,7 +242,7 @@ impl RateLimitConfigBuilder {
     ///
     /// Errors: `Backend::Redis` without the `redis` feature, no rate, a zero or too fast rate, `per_second` and `per_minute` both set,
     /// `burst` 0 or `burst × interval` over 365 days, `max_queue` 0 with `Queue`, zero
-    /// or over-365-day `max_wait` / `idle_timeout`.
+    /// or over-365-day `max_wait` / `idle_timeout` / `max_pause`.
     pub fn build(self) -> Result<RateLimitConfig, ConfigError> {
         let rate = match (self.per_second, self.per_minute) {
             (Some(_), Some(_)) => {
@@ -251,6 +287,7 @@ impl RateLimitConfigBuilder {
             check_span("max_wait", w)?;
         }
         check_span("idle_timeout", self.idle_timeout)?;
+        check_span("max_pause", self.max_pause)?;
         if self.on_limit == OnLimit::Queue && self.max_queue == 0 {
             return Err(ConfigError::new(
                 "max_queue",
@@ -264,6 +301,7 @@ impl RateLimitConfigBuilder {
             max_wait: self.max_wait,
             max_queue: self.max_queue,
             idle_timeout: self.idle_timeout,
+            max_pause: self.max_pause,
             backend: self.backend,
         })
     }
@@ -289,6 +327,7 @@ impl LayerConfig for RateLimitConfig {
         "max_wait",
         "max_queue",
         "idle_timeout",
+        "max_pause",
         "backend",
         "fail_mode",
     ];
@@ -323,6 +362,7 @@ impl LayerConfig for RateLimitConfig {
                         b.max_queue(usize::try_from(value.count(key)?).unwrap_or(usize::MAX))
                     }
                     "idle_timeout" => b.idle_timeout(value.duration(key)?),
+                    "max_pause" => b.max_pause(value.duration(key)?),
                     _ => return Err(config::unknown(key, Self::KEYS)),
                 })
             },
@@ -363,6 +403,10 @@ mod tests {
             err(b().per_second(1).idle_timeout(Duration::ZERO))
                 .starts_with("invalid `idle_timeout`")
         );
+        assert!(
+            err(b().per_second(1).max_pause(Duration::ZERO)).starts_with("invalid `max_pause`")
+        );
+        assert!(err(b().per_second(1).max_pause(Duration::MAX)).starts_with("invalid `max_pause`"));
         assert_eq!(
             err(b().per_second(1).on_limit(OnLimit::Queue).max_queue(0)),
             "invalid `max_queue`: must be at least 1 when on_limit is Queue (got 0)"
@@ -387,6 +431,7 @@ mod tests {
             .max_queue(3)
             .max_wait(Duration::from_secs(5))
             .idle_timeout(Duration::from_secs(9))
+            .max_pause(Duration::from_secs(90))
             .build();
         assert_eq!(c.clone().and_then(|c| c.to_builder().build()), c);
     }

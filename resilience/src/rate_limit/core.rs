@@ -367,12 +367,22 @@ impl Core {
             report.remaining = Some(r);
         }
         report.reset = parsed.reset;
-        let reset_pause = parsed.reset.filter(|_| parsed.remaining == Some(0));
-        let pause = match (parsed.retry_after, reset_pause) {
-            (Some(a), Some(b)) => Some(a.max(b)),
+        report.limit = parsed.limit;
+        let retry_after = parsed.retry_after.map(|d| (d, super::headers::RETRY_AFTER));
+        let pause = match (retry_after, parsed.reset_pause) {
+            (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
             (a, b) => a.or(b),
         };
-        if let Some(d) = pause {
+        if let Some((mut d, header)) = pause {
+            let max_pause = self.config.lock().max_pause();
+            if d > max_pause {
+                report.errors.push(HeaderError::unusable(
+                    header,
+                    "pause longer than this limiter's `max_pause`: cut to `max_pause`",
+                    format_args!("{d:?}"),
+                ));
+                d = max_pause;
+            }
             self.pause_for(bucket, d);
             report.paused_for = Some(d);
         }

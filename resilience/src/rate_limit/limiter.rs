@@ -304,12 +304,24 @@ impl RateLimiter {
     ///
     /// * `X-Shopify-Shop-Api-Call-Limit: used/capacity`: adopts `capacity` as the burst
     ///   if it differs, then sets the bucket to `capacity - used` available permits.
-    /// * `RateLimit-Remaining: n`: sets the bucket to `n` available (at most the burst).
-    /// * `RateLimit-Reset: s` with `RateLimit-Remaining: 0`: pauses for `s` seconds.
-    /// * `Retry-After`: seconds or an HTTP date (read against the clock's wall time):
-    ///   pauses that long.
+    /// * `RateLimit-Remaining: n`, `X-RateLimit-Remaining: n` (GitHub and others), the
+    ///   IETF `RateLimit: "default";r=n;t=s` field (of several policies, the most
+    ///   restrictive): sets the bucket to `n` available (at most the burst; the fewest
+    ///   when several are sent).
+    /// * `RateLimit-Reset: s`, `X-RateLimit-Reset: s`, the `RateLimit` field's `t=s`,
+    ///   with nothing remaining in the same family: pauses until the reset. A reset is
+    ///   seconds from now (decimals allowed) or, from about 10 years of seconds on
+    ///   ([`EPOCH_THRESHOLD`](super::headers::EPOCH_THRESHOLD)), an epoch time read
+    ///   against the clock's wall time; an epoch more than a day away is refused.
+    /// * `Retry-After`: seconds (`120`, or decimal like `2.0`) or an HTTP date (read
+    ///   against the clock's wall time): pauses that long.
+    /// * `RateLimit-Limit`, `X-RateLimit-Limit`, `RateLimit-Policy: "default";q=n;w=s`:
+    ///   the quota is reported in [`SyncReport::limit`], not applied.
     ///
-    /// Bad values are reported in [`SyncReport::errors`] and change nothing.
+    /// A pause longer than the config's
+    /// [`max_pause`](super::RateLimitConfig::max_pause) (default 15 minutes) is cut to
+    /// it and reported in [`SyncReport::errors`]. Bad values are reported there too and
+    /// change nothing.
     ///
     /// A server's count only ever **lowers** the local level: the server has not yet
     /// counted our own requests still in flight, so a higher figure would hand back

@@ -38,7 +38,8 @@ mod shared;
 pub(crate) mod stats;
 
 pub use config::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUE, OnLimit, RateLimitConfig, RateLimitConfigBuilder,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PAUSE, DEFAULT_MAX_QUEUE, OnLimit, RateLimitConfig,
+    RateLimitConfigBuilder,
 };
 pub use headers::{CallLimit, HeaderError, SyncReport};
 pub use keyed::KeyedRateLimiter;
