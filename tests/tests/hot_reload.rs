@@ -152,7 +152,7 @@ fn a_watched_file_is_applied_on_every_change_while_threads_call_through_it() {
     let generous = |threshold: u32| {
         format!(
             "[watched.circuit_breaker]\nfailure_threshold = {threshold}\n\
-             [watched.rate_limit]\nper_second = 1000000\nburst = 1000000\non_limit = \"reject\"\n"
+             [watched.rate_limit]\nper_second = 1000000000\nburst = 1000000000\non_limit = \"reject\"\n"
         )
     };
     write(&path, &generous(10));
