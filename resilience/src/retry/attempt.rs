@@ -106,10 +106,10 @@ impl<'p> Attempts<'p> {
             report_attempt(self.policy, self.attempt, result.is_ok());
         }
         // Hot path: a success the hooks accept is returned as is.
-        if let Ok(value) = &result {
-            if !hooks.should_retry_result(value) {
-                return Next::Done(result);
-            }
+        if let Ok(value) = &result
+            && !hooks.should_retry_result(value)
+        {
+            return Next::Done(result);
         }
         self.after_failure(hooks, result, view)
     }
@@ -185,15 +185,15 @@ impl<'p> Attempts<'p> {
             }
         }
 
-        if let Some(budget) = &p.budget {
-            if !budget.try_withdraw() {
-                let attempt = self.attempt;
-                self.report(Interest::REJECTIONS, tracing::Level::WARN, || {
-                    EventKind::BudgetExhausted { budget: budget.name().into(), attempt }
-                });
-                self.give_up(GiveUpReason::BudgetExhausted);
-                return Next::Done(result);
-            }
+        if let Some(budget) = &p.budget
+            && !budget.try_withdraw()
+        {
+            let attempt = self.attempt;
+            self.report(Interest::REJECTIONS, tracing::Level::WARN, || {
+                EventKind::BudgetExhausted { budget: budget.name().into(), attempt }
+            });
+            self.give_up(GiveUpReason::BudgetExhausted);
+            return Next::Done(result);
         }
 
         let event = RetryEvent {

@@ -516,7 +516,7 @@ mod async_tests {
                     async move {
                         let n = calls.fetch_add(1, Ordering::Relaxed);
                         tokio::task::yield_now().await;
-                        if n % 2 == 0 {
+                        if n.is_multiple_of(2) {
                             Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
                         } else {
                             Ok(n)
