@@ -82,10 +82,12 @@ impl<'p> Attempts<'p> {
 
     fn give_up(&self, reason: GiveUpReason) {
         let attempts = self.attempt;
-        self.report(Interest::RETRIES, tracing::Level::DEBUG, || EventKind::GaveUp {
-            attempts,
-            reason,
-        });
+        // Giving up is a warning, except after an exhausted budget, which has warned already.
+        let level = match reason {
+            GiveUpReason::BudgetExhausted => tracing::Level::DEBUG,
+            _ => tracing::Level::WARN,
+        };
+        self.report(Interest::RETRIES, level, || EventKind::GaveUp { attempts, reason });
     }
 
     /// Decides what to do with the result of the current attempt.
@@ -204,7 +206,7 @@ impl<'p> Attempts<'p> {
             reason,
         };
         let (attempt, max_attempts) = (self.attempt, p.max_attempts);
-        self.report(Interest::RETRIES, tracing::Level::WARN, || EventKind::RetryScheduled {
+        self.report(Interest::RETRIES, tracing::Level::DEBUG, || EventKind::RetryScheduled {
             attempt,
             max_attempts,
             delay,
