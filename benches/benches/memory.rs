@@ -141,9 +141,9 @@ fn main() {
     rows.extend(keyed_rows());
 
     print!("{}", render(&[], &rows));
-    if let Some(dir) = target_dir() {
-        if let Err(e) = std::fs::write(dir.join(MEMORY_FILE), memory_json(&rows)) {
-            eprintln!("memory: cannot write {}: {e}", dir.join(MEMORY_FILE).display());
-        }
+    if let Some(dir) = target_dir()
+        && let Err(e) = std::fs::write(dir.join(MEMORY_FILE), memory_json(&rows))
+    {
+        eprintln!("memory: cannot write {}: {e}", dir.join(MEMORY_FILE).display());
     }
 }

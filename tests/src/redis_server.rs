@@ -2,8 +2,11 @@
 //! `redis-server` started here on a free 127.0.0.1 port, which a test can kill and
 //! restart.
 //!
-//! With neither, tests that need Redis are skipped with a loud message, unless
-//! `RESILIENCE_REDIS_REQUIRED=1` (set by CI), which makes a missing Redis a failure.
+//! With neither, [`RedisServer::shared`] and [`RedisServer::own`] say why and return
+//! `None` (a failure with `RESILIENCE_REDIS_REQUIRED=1`, set by CI). The tests never get
+//! there silently: the build script of this crate finds out whether a Redis is available
+//! and the tests that need one are then reported as ignored, with the reason; a test that
+//! runs and gets `None` fails. The benchmarks skip their Redis groups.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -29,7 +32,7 @@ fn unavailable(why: &str) -> Option<RedisServer> {
     assert!(!required, "RESILIENCE_REDIS_REQUIRED=1 but {why}");
     eprintln!(
         "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         SKIPPED: {why}.\n\
+         NO REDIS: {why}.\n\
          Install redis-server (apt-get install redis-server) or set RESILIENCE_REDIS_URL\n\
          to run the Redis backend tests.\n\
          !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"

@@ -227,11 +227,11 @@ impl Model {
     }
 
     fn outcome(&mut self, permit: ModelPermit, mut outcome: Outcome, now: u64) {
-        if let (Outcome::Success, Some(slow)) = (outcome, self.p.slow_ms) {
-            if now - permit.started > slow {
-                self.c.slow_calls += 1;
-                outcome = Outcome::Failure;
-            }
+        if let (Outcome::Success, Some(slow)) = (outcome, self.p.slow_ms)
+            && now - permit.started > slow
+        {
+            self.c.slow_calls += 1;
+            outcome = Outcome::Failure;
         }
         match outcome {
             Outcome::Success => self.c.successes += 1,

@@ -59,9 +59,13 @@ fn is_unavailable(r: &Result<(), Error>, name: &str) -> bool {
 
 /// Two "processes" (backends of their own) share a limit while Redis runs, fall back or
 /// reject while it is down, and share again once it is back.
+#[cfg_attr(
+    resilience_no_redis_server,
+    ignore = "needs redis-server on PATH (starts, kills and restarts its own)"
+)]
 #[test]
 fn killing_redis_fails_open_or_closed_and_restarting_restores_sharing() {
-    let Some(mut server) = RedisServer::own() else { return };
+    let mut server = RedisServer::own().unwrap_or_else(|| panic!("no redis-server started"));
     let prefix = unique_prefix("faults");
     let (clock_a, clock_b) = (ManualClock::new(), ManualClock::new());
     let (a, b) =
@@ -161,9 +165,13 @@ fn an_unreachable_redis_is_an_error_or_a_local_fallback() {
 /// waits past the timeout, on a fresh or a pooled connection, blocking or async. The
 /// pause (2 s) is twenty timeouts long, so an `Err` saying "no answer within 100ms" is
 /// the timeout at work, not the pause ending.
+#[cfg_attr(
+    resilience_no_redis_server,
+    ignore = "needs redis-server on PATH (starts, kills and restarts its own)"
+)]
 #[test]
 fn a_redis_that_does_not_answer_is_cut_off_at_the_timeout() {
-    let Some(server) = RedisServer::own() else { return };
+    let server = RedisServer::own().unwrap_or_else(|| panic!("no redis-server started"));
     let prefix = unique_prefix("paused");
     let make = || {
         let config = RedisConfig::builder(server.url())

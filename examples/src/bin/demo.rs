@@ -4,11 +4,15 @@
 //! `cargo run -p resilience-examples --bin demo -- --calls 500 --failure-rate 0.2 --seed 42`
 //!
 //! The program runs on tokio's paused clock: backoff sleeps, the limiter's waits and the
-//! breaker's recovery take simulated time only, so minutes pass in milliseconds.
+//! breaker's recovery take simulated time only, so minutes pass in milliseconds. Every
+//! random choice (the service's failures, the retry jitter) comes from `--seed`: one seed
+//! prints one result.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use resilience::backoff::{Backoff, Jitter};
+use resilience::retry::RetryPolicy;
 use resilience::{Error, circuit_breaker, rate_limit, registry, retry, timeout};
 use resilience_examples::{Args, FlakyService, ServiceError};
 use tokio::sync::Mutex;
@@ -22,6 +26,28 @@ use tokio::sync::Mutex;
 async fn check_stock(service: &Mutex<FlakyService>, sku: u64) -> Result<u64, ServiceError> {
     let _ = sku;
     service.lock().await.request().await
+}
+
+/// The name `#[retry]` gives `check_stock`'s policy (`module::fn`).
+const CHECK_STOCK: &str = concat!(module_path!(), "::check_stock");
+
+/// `check_stock`'s retry policy as its attribute writes it, with the backoff jitter drawn
+/// from `seed`: every random choice of a seeded run comes from the seed, so one seed
+/// prints one result. Set before the first call (a call site resolves its policy once).
+fn seed_retry_jitter(seed: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let policy = RetryPolicy::builder()
+        .name(CHECK_STOCK)
+        .max_attempts(4)
+        .backoff(
+            Backoff::exponential(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(2))
+                .with_jitter(Jitter::Full),
+        )
+        .budget(registry().retry_budget("inventory"))
+        .seed(seed)
+        .build()?;
+    registry().configure_retry(CHECK_STOCK, policy);
+    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -52,6 +78,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("simulated time: backoffs, waits and recovery cost no real time\n");
 
+    seed_retry_jitter(seed)?;
     let service = Mutex::new(FlakyService::new(seed, failure_rate, outage.clone()));
     let started = tokio::time::Instant::now();
     let (mut ok, mut failed, mut rejected) = (0u64, 0u64, 0u64);

@@ -32,7 +32,7 @@ async fn search(_q: &str) -> Result<u32, AppError> {
 #[retry(max_attempts = 3, initial_delay = 100ms, budget = "inventory")]
 #[bulkhead(name = "inventory", max_concurrent = 4)]
 async fn stock(n: u32) -> Result<u32, AppError> {
-    if n % 4 == 0 { Err(AppError::Unavailable) } else { Ok(n) }
+    if n.is_multiple_of(4) { Err(AppError::Unavailable) } else { Ok(n) }
 }
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]

@@ -938,10 +938,11 @@ mod tests {
         let target = Arc::downgrade(&breaker);
         let _sub = crate::events::subscribe(Interest::TRANSITIONS, move |e| {
             let EventKind::Transition(t) = &e.kind else { return };
-            if t.name == name && t.to == CircuitState::Open {
-                if let Some(b) = target.upgrade() {
-                    b.reset(); // a transition from inside a subscriber must not deadlock
-                }
+            if t.name == name
+                && t.to == CircuitState::Open
+                && let Some(b) = target.upgrade()
+            {
+                b.reset(); // a transition from inside a subscriber must not deadlock
             }
         });
         let r = breaker.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));

@@ -326,13 +326,13 @@ impl CircuitBreakerConfigBuilder {
         }
         c.window.validate()?;
         count("min_calls", c.min_calls, MAX_CALLS)?;
-        if let (Window::Count(n), Trip::Rate(_)) = (c.window, c.trip) {
-            if c.min_calls > n {
-                return Err(ConfigError::new(
-                    "min_calls",
-                    format!("must be at most the window size {n} (got {})", c.min_calls),
-                ));
-            }
+        if let (Window::Count(n), Trip::Rate(_)) = (c.window, c.trip)
+            && c.min_calls > n
+        {
+            return Err(ConfigError::new(
+                "min_calls",
+                format!("must be at most the window size {n} (got {})", c.min_calls),
+            ));
         }
         check::positive("recovery_timeout", c.recovery_timeout)?;
         max_duration("recovery_timeout", c.recovery_timeout)?;

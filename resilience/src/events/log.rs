@@ -1,8 +1,8 @@
 //! The `tracing` output: one consumer of the events, at the levels the module docs state.
 
-use tracing::{Level, debug, error, info, warn};
+use tracing::{Level, debug, info, warn};
 
-use super::{Event, EventKind};
+use super::{Event, EventKind, GiveUpReason};
 
 /// Whether `tracing` may record an event at `level` (the cheap, global check).
 #[inline(always)]
@@ -18,7 +18,7 @@ pub(super) fn record(event: &Event) {
         EventKind::Transition(t) => {
             let (from, to, failures, open_for) = (t.from, t.to, t.consecutive_failures, t.open_for);
             if to.is_open() {
-                error!(target: "resilience", name, %from, %to, failures, ?open_for, "circuit opened");
+                warn!(target: "resilience", name, %from, %to, failures, ?open_for, "circuit opened");
             } else {
                 warn!(target: "resilience", name, %from, %to, failures, ?open_for, "circuit state changed");
             }
@@ -40,10 +40,14 @@ pub(super) fn record(event: &Event) {
             None => debug!(target: "resilience", name, layer = %event.layer, ?waited, "waiting"),
         },
         EventKind::RetryScheduled { attempt, max_attempts, delay, error } => {
-            warn!(target: "resilience", name, attempt, max_attempts, error = %error, ?delay, "retrying after a failure");
+            debug!(target: "resilience", name, attempt, max_attempts, error = %error, ?delay, "retrying after a failure");
+        }
+        // An exhausted budget has already warned (`BudgetExhausted`): one warning per call.
+        EventKind::GaveUp { attempts, reason: reason @ GiveUpReason::BudgetExhausted } => {
+            debug!(target: "resilience", name, attempts, reason = reason.as_str(), "retry: giving up, returning the last outcome");
         }
         EventKind::GaveUp { attempts, reason } => {
-            debug!(target: "resilience", name, attempts, reason = reason.as_str(), "retry: giving up, returning the last outcome");
+            warn!(target: "resilience", name, attempts, reason = reason.as_str(), "retry: giving up, returning the last outcome");
         }
         EventKind::BudgetExhausted { budget, attempt } => {
             warn!(target: "resilience", name, budget = &**budget, attempt, "retry budget exhausted: not retrying, returning the last outcome");

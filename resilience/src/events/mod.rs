@@ -42,11 +42,17 @@
 //! # Logging
 //!
 //! Every event is also a `tracing` event (target `resilience`) when that level is
-//! enabled: a circuit opening at `ERROR`; other transitions, retries after a failure, an
-//! exhausted retry budget, timeouts and a refused config file at `WARN`; an applied
-//! config file at `INFO`; rejections, waits and retries giving up
-//! at `DEBUG`. Counted calls and attempts are numbers for observers (metrics), not log
-//! lines.
+//! enabled. The levels follow one policy: `WARN` says an operator may need to act, once
+//! per incident or per failed call, never once per attempt, so a service running at 20 %
+//! failures does not flood its logs.
+//!
+//! | Level   | Events |
+//! |---------|--------|
+//! | `WARN`  | a circuit opening and other circuit transitions; a retry giving up after the last failure; an exhausted retry budget (the one warning of that call: its give-up is at `DEBUG`); a timeout; a refused config file |
+//! | `INFO`  | an applied config file |
+//! | `DEBUG` | each scheduled retry (attempt, error, delay); rejections; limiter and bulkhead waits |
+//!
+//! Counted calls and attempts are numbers for observers (metrics), not log lines.
 
 mod hub;
 mod kind;

@@ -66,7 +66,7 @@ impl Params {
             let tau = self.tau.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             let s2 = self.seq.load(Ordering::Relaxed);
-            if s1 == s2 && s1 % 2 == 0 {
+            if s1 == s2 && s1.is_multiple_of(2) {
                 return Limits { interval, tau };
             }
             spin_loop();

@@ -124,12 +124,11 @@ impl RateLimiter {
     /// fails with [`Error::Config`] (field `cost`), which retries do not retry.
     #[inline]
     pub fn try_acquire(&self, cost: u32) -> Result<(), Error> {
-        if let Some(remote) = &self.remote {
-            if let Remote::Done(r) =
+        if let Some(remote) = &self.remote
+            && let Remote::Done(r) =
                 remote.acquire_blocking(&self.core, self.tally(), None, cost, May::NotWait)
-            {
-                return r;
-            }
+        {
+            return r;
         }
         match self.core.take_now(&self.bucket, self.tally(), cost) {
             Ok(()) => Ok(()),
@@ -151,12 +150,11 @@ impl RateLimiter {
     /// sleep until it (callers are served in arrival order); `Reject` fails at once.
     #[inline]
     pub fn acquire(&self, cost: u32) -> Result<(), Error> {
-        if let Some(remote) = &self.remote {
-            if let Remote::Done(r) =
+        if let Some(remote) = &self.remote
+            && let Remote::Done(r) =
                 remote.acquire_blocking(&self.core, self.tally(), None, cost, May::Wait)
-            {
-                return r;
-            }
+        {
+            return r;
         }
         // Hot path: permits available now. Otherwise the full decision (which takes
         // nothing from a bucket that cannot serve the call at once).
@@ -185,12 +183,11 @@ impl RateLimiter {
     /// its slot stays consumed, so that the waiters behind it keep their times and order.
     #[cfg(feature = "tokio")]
     pub async fn acquire_async(&self, cost: u32) -> Result<(), Error> {
-        if let Some(remote) = &self.remote {
-            if let Remote::Done(r) =
+        if let Some(remote) = &self.remote
+            && let Remote::Done(r) =
                 remote.acquire_async(&self.core, self.tally(), None, cost).await
-            {
-                return r;
-            }
+        {
+            return r;
         }
         if self.core.take_now(&self.bucket, self.tally(), cost).is_ok() {
             return Ok(());

@@ -82,10 +82,12 @@ impl<'p> Attempts<'p> {
 
     fn give_up(&self, reason: GiveUpReason) {
         let attempts = self.attempt;
-        self.report(Interest::RETRIES, tracing::Level::DEBUG, || EventKind::GaveUp {
-            attempts,
-            reason,
-        });
+        // Giving up is a warning, except after an exhausted budget, which has warned already.
+        let level = match reason {
+            GiveUpReason::BudgetExhausted => tracing::Level::DEBUG,
+            _ => tracing::Level::WARN,
+        };
+        self.report(Interest::RETRIES, level, || EventKind::GaveUp { attempts, reason });
     }
 
     /// Decides what to do with the result of the current attempt.
@@ -106,10 +108,10 @@ impl<'p> Attempts<'p> {
             report_attempt(self.policy, self.attempt, result.is_ok());
         }
         // Hot path: a success the hooks accept is returned as is.
-        if let Ok(value) = &result {
-            if !hooks.should_retry_result(value) {
-                return Next::Done(result);
-            }
+        if let Ok(value) = &result
+            && !hooks.should_retry_result(value)
+        {
+            return Next::Done(result);
         }
         self.after_failure(hooks, result, view)
     }
@@ -185,15 +187,15 @@ impl<'p> Attempts<'p> {
             }
         }
 
-        if let Some(budget) = &p.budget {
-            if !budget.try_withdraw() {
-                let attempt = self.attempt;
-                self.report(Interest::REJECTIONS, tracing::Level::WARN, || {
-                    EventKind::BudgetExhausted { budget: budget.name().into(), attempt }
-                });
-                self.give_up(GiveUpReason::BudgetExhausted);
-                return Next::Done(result);
-            }
+        if let Some(budget) = &p.budget
+            && !budget.try_withdraw()
+        {
+            let attempt = self.attempt;
+            self.report(Interest::REJECTIONS, tracing::Level::WARN, || {
+                EventKind::BudgetExhausted { budget: budget.name().into(), attempt }
+            });
+            self.give_up(GiveUpReason::BudgetExhausted);
+            return Next::Done(result);
         }
 
         let event = RetryEvent {
@@ -204,7 +206,7 @@ impl<'p> Attempts<'p> {
             reason,
         };
         let (attempt, max_attempts) = (self.attempt, p.max_attempts);
-        self.report(Interest::RETRIES, tracing::Level::WARN, || EventKind::RetryScheduled {
+        self.report(Interest::RETRIES, tracing::Level::DEBUG, || EventKind::RetryScheduled {
             attempt,
             max_attempts,
             delay,

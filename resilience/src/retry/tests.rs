@@ -484,7 +484,7 @@ mod async_tests {
                     async move {
                         let n = calls.fetch_add(1, Ordering::Relaxed);
                         tokio::task::yield_now().await;
-                        if n % 2 == 0 {
+                        if n.is_multiple_of(2) {
                             Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
                         } else {
                             Ok(n)
@@ -552,28 +552,75 @@ mod tracing_events {
         fn exit(&self, _: &Id) {}
     }
 
-    fn warnings(capture: &Capture) -> Vec<Fields> {
+    fn at_level(capture: &Capture, level: Level) -> Vec<Fields> {
         let events = capture.0.lock().unwrap();
-        events.iter().filter(|(l, _)| *l == Level::WARN).map(|(_, f)| f.clone()).collect()
+        events.iter().filter(|(l, _)| *l == level).map(|(_, f)| f.clone()).collect()
+    }
+
+    fn warnings(capture: &Capture) -> Vec<Fields> {
+        at_level(capture, Level::WARN)
     }
 
     #[test]
-    fn every_retry_is_a_warning_with_name_attempt_error_and_delay() {
+    fn each_retry_is_a_debug_event_and_giving_up_is_the_one_warning() {
         let capture = Capture::default();
         let (p, _) = policy(3);
         let p = p.to_builder().name("fetch-orders").build().unwrap();
         tracing::subscriber::with_default(capture.clone(), || {
             let _ = p.call(|| Err::<(), _>("boom"));
         });
-        let warns = warnings(&capture);
-        assert_eq!(warns.len(), 2);
-        for (w, (attempt, delay)) in warns.iter().zip([("1", "100ms"), ("2", "200ms")]) {
-            assert_eq!(w["name"], "fetch-orders");
-            assert_eq!(w["attempt"], attempt);
-            assert_eq!(w["max_attempts"], "3");
-            assert_eq!(w["error"], "\"boom\"");
-            assert_eq!(w["delay"], delay);
+        let retries: Vec<Fields> = at_level(&capture, Level::DEBUG)
+            .into_iter()
+            .filter(|f| f["message"] == "retrying after a failure")
+            .collect();
+        assert_eq!(retries.len(), 2, "{retries:?}");
+        for (r, (attempt, delay)) in retries.iter().zip([("1", "100ms"), ("2", "200ms")]) {
+            assert_eq!(r["name"], "fetch-orders");
+            assert_eq!(r["attempt"], attempt);
+            assert_eq!(r["max_attempts"], "3");
+            assert_eq!(r["error"], "\"boom\"");
+            assert_eq!(r["delay"], delay);
         }
+        let warns = warnings(&capture);
+        assert_eq!(warns.len(), 1, "one warning per failed call, none per attempt: {warns:?}");
+        assert_eq!(warns[0]["name"], "fetch-orders");
+        assert_eq!(warns[0]["attempts"], "3");
+        assert_eq!(warns[0]["reason"], "attempts_exhausted");
+        assert!(warns[0]["message"].contains("giving up"));
+    }
+
+    #[test]
+    fn a_success_after_retries_warns_nothing() {
+        let capture = Capture::default();
+        let (p, _) = policy(3);
+        let calls = AtomicU32::new(0);
+        tracing::subscriber::with_default(capture.clone(), || {
+            let r = p.call(|| {
+                if calls.fetch_add(1, Ordering::Relaxed) < 2 { Err("flaky") } else { Ok(()) }
+            });
+            assert_eq!(r, Ok(()));
+        });
+        assert_eq!(warnings(&capture), Vec::<Fields>::new());
+        assert_eq!(at_level(&capture, Level::DEBUG).len(), 2);
+    }
+
+    #[test]
+    fn a_circuit_opening_is_a_warning() {
+        use crate::circuit::{CircuitBreaker, CircuitBreakerConfig};
+        let capture = Capture::default();
+        let config = CircuitBreakerConfig::builder().failure_threshold(1).build().unwrap();
+        let breaker = CircuitBreaker::new("payments-api", config);
+        tracing::subscriber::with_default(capture.clone(), || {
+            let _ = breaker.call(|| Err::<(), Error>(Error::timeout(ms(10))));
+        });
+        let events = capture.0.lock().unwrap();
+        let opened: Vec<&(Level, Fields)> =
+            events.iter().filter(|(_, f)| f["message"] == "circuit opened").collect();
+        assert_eq!(opened.len(), 1, "{events:?}");
+        assert_eq!(opened[0].0, Level::WARN);
+        assert_eq!(opened[0].1["name"], "payments-api");
+        assert_eq!(opened[0].1["to"], "open");
+        assert!(events.iter().all(|(l, _)| *l != Level::ERROR), "{events:?}");
     }
 
     #[test]

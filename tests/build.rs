@@ -1,0 +1,64 @@
+//! Finds out once, at build time, whether the Redis tests can run, so a test that cannot
+//! do its work is reported as ignored (with the reason) instead of passing.
+//!
+//! - `resilience_no_redis`: neither `RESILIENCE_REDIS_URL` is set nor a `redis-server`
+//!   binary is on `PATH`: no test that needs a Redis can run.
+//! - `resilience_no_redis_server`: no `redis-server` binary on `PATH`: tests that start,
+//!   kill and restart a server of their own cannot run (a `RESILIENCE_REDIS_URL` alone is
+//!   not enough for them).
+//!
+//! With `RESILIENCE_REDIS_REQUIRED=1` (set by CI) a missing Redis fails the build, so
+//! those tests can never be skipped there.
+
+use std::path::Path;
+
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=RESILIENCE_REDIS_URL");
+    println!("cargo::rerun-if-env-changed=RESILIENCE_REDIS_REQUIRED");
+    println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rustc-check-cfg=cfg(resilience_no_redis)");
+    println!("cargo::rustc-check-cfg=cfg(resilience_no_redis_server)");
+
+    let url = std::env::var_os("RESILIENCE_REDIS_URL").is_some_and(|u| !u.is_empty());
+    let binary = redis_server_on_path();
+    let required = std::env::var("RESILIENCE_REDIS_REQUIRED").is_ok_and(|v| v == "1");
+
+    if required && !binary {
+        panic!(
+            "RESILIENCE_REDIS_REQUIRED=1 but there is no `redis-server` binary on PATH: \
+             the Redis tests would be skipped (install redis-server)"
+        );
+    }
+    if !binary {
+        println!("cargo::rustc-cfg=resilience_no_redis_server");
+        println!(
+            "cargo::warning=no `redis-server` on PATH: the Redis tests that run a server of \
+             their own are ignored"
+        );
+    }
+    if !binary && !url {
+        println!("cargo::rustc-cfg=resilience_no_redis");
+        println!(
+            "cargo::warning=no `redis-server` on PATH and RESILIENCE_REDIS_URL is unset: \
+             the Redis tests are ignored"
+        );
+    }
+}
+
+/// Whether an executable file named `redis-server` is in a directory of `PATH`.
+fn redis_server_on_path() -> bool {
+    let Some(path) = std::env::var_os("PATH") else { return false };
+    std::env::split_paths(&path).any(|dir| is_executable(&dir.join("redis-server")))
+}
+
+#[cfg(unix)]
+fn is_executable(file: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    file.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(file: &Path) -> bool {
+    file.is_file() || file.with_extension("exe").is_file()
+}
