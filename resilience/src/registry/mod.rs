@@ -303,7 +303,7 @@ impl Registry {
     // ----- operator actions ----------------------------------------------------------
     //
     // They act on this process's breaker; a shared breaker's circuit in its store is
-    // reset with `CircuitBreaker::reset_shared` (see `get_circuit_breaker`).
+    // reset with `CircuitBreaker::reset_shared` (reached with `circuit_breakers().get(name)`).
 
     /// Close circuit `name` and clear its window (this process's breaker only; see
     /// [`CircuitBreaker::reset_shared`] for a shared one).
