@@ -3,9 +3,11 @@
 //! A *transient* failure (a timeout, a dropped connection, HTTP 503) may well succeed if
 //! tried again; a *permanent* one (HTTP 404, a malformed request, a permission error)
 //! will fail the same way every time, and retrying it only adds load. Implement
-//! [`Classify`] (and [`RetryAfter`] for server hints) on your error type and retry with
-//! [`Classified`](crate::retry::Classified) hooks, or use the tables here:
-//! [`http_status`] and [`io_error_kind`].
+//! [`Classify`] (and [`RetryAfter`] for server hints) on your error type: the attribute
+//! macros and [`Pipeline`](crate::Pipeline)'s `call`, `call_blocking` and `call_async`
+//! then retry its transient errors only, and a [`RetryPolicy`](crate::retry::RetryPolicy)
+//! does with [`Classified`](crate::retry::Classified) hooks. The tables here classify
+//! common errors: [`http_status`] and [`io_error_kind`].
 //!
 //! ```
 //! use resilience::classify::{http_status, Classify, ErrorClass, RetryAfter};
