@@ -466,18 +466,22 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// The same by hand, with [`Pipeline`](https://docs.rs/resilience/latest/resilience/struct.Pipeline.html)
-/// (which keeps one limiter rather than one bucket per shop):
+/// (which keeps one limiter rather than one bucket per shop). `ShopError` does not
+/// implement `Classify`, so the attribute retries every error, and so do
+/// `DefaultHooks`; for an error type that implements `Classify` and `RetryAfter`,
+/// `pipeline.call_async(op)` retries transient errors only and honours their hints, as
+/// the attribute does:
 ///
 /// ```
 /// # use resilience::Error;
 /// # #[derive(Debug)] enum ShopError { Resilience(Error) }
 /// # impl From<Error> for ShopError { fn from(e: Error) -> Self { ShopError::Resilience(e) } }
-/// use resilience::{presets::Preset, Pipeline};
+/// use resilience::{presets::Preset, retry::DefaultHooks, Pipeline};
 ///
 /// async fn products(shop: &str) -> Result<u32, ShopError> {
 ///     let pipeline = Pipeline::from_config("docs-products", &Preset::Shopify.config())
 ///         .map_err(Error::Config)?;
-///     pipeline.call_async(|| async { let _ = shop; Ok(250) }).await
+///     pipeline.call_async_with(&DefaultHooks, || async { let _ = shop; Ok(250) }).await
 /// }
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() { assert_eq!(products("a").await.ok(), Some(250)); }

@@ -3,9 +3,11 @@
 //! A *transient* failure (a timeout, a dropped connection, HTTP 503) may well succeed if
 //! tried again; a *permanent* one (HTTP 404, a malformed request, a permission error)
 //! will fail the same way every time, and retrying it only adds load. Implement
-//! [`Classify`] (and [`RetryAfter`] for server hints) on your error type and retry with
-//! [`Classified`](crate::retry::Classified) hooks, or use the tables here:
-//! [`http_status`] and [`io_error_kind`].
+//! [`Classify`] (and [`RetryAfter`] for server hints) on your error type: the attribute
+//! macros and [`Pipeline`](crate::Pipeline)'s `call`, `call_blocking` and `call_async`
+//! then retry its transient errors only, and a [`RetryPolicy`](crate::retry::RetryPolicy)
+//! does with [`Classified`](crate::retry::Classified) hooks. The tables here classify
+//! common errors: [`http_status`] and [`io_error_kind`].
 //!
 //! ```
 //! use resilience::classify::{http_status, Classify, ErrorClass, RetryAfter};
@@ -48,6 +50,19 @@ pub enum ErrorClass {
 }
 
 /// An error that knows whether it is worth retrying.
+///
+/// [`Pipeline::call`](crate::Pipeline::call), [`call_async`](crate::Pipeline::call_async)
+/// and [`call_blocking`](crate::Pipeline::call_blocking) require it (with [`RetryAfter`]):
+/// they retry transient errors only, as the attribute macros do for an error type that
+/// implements it. For an error type that cannot say, retry every error with
+/// `call_with(&DefaultHooks, ..)` ([`DefaultHooks`](crate::retry::DefaultHooks)), or
+/// choose with [`Hooks`](crate::retry::Hooks).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not say which errors are worth retrying: it does not implement `resilience::Classify`",
+    label = "the error type needs `impl resilience::Classify for {Self}`",
+    note = "implement `Classify` (and `RetryAfter`, empty when the error carries no hint) so that only transient errors are retried, as the attributes do",
+    note = "or retry every error: `pipeline.call_with(&resilience::retry::DefaultHooks, ..)` (`call_async_with`, `call_blocking_with`)"
+)]
 pub trait Classify {
     /// The class of this error.
     fn class(&self) -> ErrorClass;
@@ -60,9 +75,20 @@ pub trait Classify {
 
 /// An error that may carry the server's "try again in ..." hint (an HTTP `Retry-After`
 /// header, a gRPC `RetryInfo`, a rate limiter's estimate).
+///
+/// The method defaults to no hint, so an error type that [classifies](Classify) itself
+/// but carries no hint implements it with an empty `impl RetryAfter for MyError {}`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not say whether it carries a server hint: it does not implement `resilience::RetryAfter`",
+    label = "the error type needs `impl resilience::RetryAfter for {Self}`",
+    note = "an error without a \"retry after\" hint implements it empty: `impl resilience::RetryAfter for {Self} {{}}`",
+    note = "or retry every error: `pipeline.call_with(&resilience::retry::DefaultHooks, ..)` (`call_async_with`, `call_blocking_with`)"
+)]
 pub trait RetryAfter {
-    /// How long to wait before the next attempt, when known.
-    fn retry_after(&self) -> Option<Duration>;
+    /// How long to wait before the next attempt, when known (default: never known).
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The class of an HTTP status code, or `None` for a status that is not an error

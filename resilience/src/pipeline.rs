@@ -17,13 +17,37 @@
 //! layer a `Pipeline` does not hold (a keyed rate limit); the attribute macros expand to
 //! these functions.
 //!
+//! Errors are classified as the attributes classify them: `call`, `call_blocking` and
+//! `call_async` take an error type that implements [`Classify`] and [`RetryAfter`],
+//! retry only its transient errors and honour its server hints. The `*_with` drivers
+//! take any error type and the [`RetryHooks`] to decide with
+//! ([`DefaultHooks`] retries every error).
+//!
 //! ```
-//! use resilience::{Pipeline, Error, presets::Preset};
+//! use resilience::{Classify, Error, ErrorClass, Pipeline, RetryAfter, presets::Preset};
+//! use std::time::Duration;
 //!
 //! #[derive(Debug)]
-//! enum AppError { Flaky, Resilience(Error) }
+//! enum AppError { Flaky, NotFound, Resilience(Error) }
 //! impl From<Error> for AppError {
 //!     fn from(e: Error) -> Self { AppError::Resilience(e) }
+//! }
+//! impl Classify for AppError {
+//!     fn class(&self) -> ErrorClass {
+//!         match self {
+//!             AppError::Flaky => ErrorClass::Transient,
+//!             AppError::NotFound => ErrorClass::Permanent,
+//!             AppError::Resilience(e) => e.class(),
+//!         }
+//!     }
+//! }
+//! impl RetryAfter for AppError {
+//!     fn retry_after(&self) -> Option<Duration> {
+//!         match self {
+//!             AppError::Resilience(e) => e.retry_after(),
+//!             _ => None,
+//!         }
+//!     }
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -37,7 +61,17 @@
 //!         async move { if n < 3 { Err(AppError::Flaky) } else { Ok(n) } }
 //!     })
 //!     .await;
-//! assert_eq!(value.ok(), Some(3));
+//! assert_eq!(value.ok(), Some(3), "transient: retried");
+//!
+//! let mut calls = 0;
+//! let missing: Result<(), AppError> = pipeline
+//!     .call_async(|| {
+//!         calls += 1;
+//!         async { Err(AppError::NotFound) }
+//!     })
+//!     .await;
+//! assert!(matches!(missing, Err(AppError::NotFound)));
+//! assert_eq!(calls, 1, "permanent: tried once");
 //! # Ok(())
 //! # }
 //! ```
@@ -51,8 +85,10 @@ use crate::bulkhead::Bulkhead;
 use crate::circuit::{AllErrors, CircuitBreaker};
 use crate::presets::ResilienceConfig;
 use crate::rate_limit::RateLimiter;
-use crate::retry::{DefaultHooks, RetryHooks, RetryPolicy};
-use crate::{ConfigError, Error, Fault, registry};
+#[cfg(doc)]
+use crate::retry::DefaultHooks;
+use crate::retry::{Classified, RetryHooks, RetryPolicy};
+use crate::{Classify, ConfigError, Error, Fault, RetryAfter, registry};
 
 /// Marks a [`Pipeline`] without a timeout layer: the blocking driver
 /// [`call`](Pipeline::call) runs each attempt in place, on the calling thread, and the
@@ -290,19 +326,26 @@ impl<L> Pipeline<L> {
     /// Run `op` through every layer on the calling thread, blocking it for waits and
     /// backoff. `op` may borrow from the caller.
     ///
+    /// Only transient errors are retried, each after the wait its [`RetryAfter`] hint
+    /// asks for, if any (the [`Classified`] hooks), as the attribute macros do for an
+    /// error type that implements [`Classify`]. For an error type that does not, or to
+    /// decide otherwise, use [`call_with`](Self::call_with): `call_with(&DefaultHooks, op)`
+    /// retries every error.
+    ///
     /// Only for a pipeline without a timeout layer ([`Untimed`]): a blocking call cannot
     /// be cut short where it runs. A [`Timed`] pipeline runs blocking code with
     /// [`call_blocking`](Self::call_blocking).
     pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
         L: InPlace,
-        E: From<Error> + fmt::Debug,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug,
         F: FnMut() -> Result<T, E>,
     {
-        self.call_with(&DefaultHooks, op)
+        self.call_with(&Classified, op)
     }
 
-    /// [`call`](Self::call) with retry hooks (which errors to retry, server hints, ...).
+    /// [`call`](Self::call) with retry hooks (which errors to retry, server hints, ...),
+    /// for any error type: [`DefaultHooks`] retries every error.
     pub fn call_with<T, E, H, F>(&self, hooks: &H, mut op: F) -> Result<T, E>
     where
         L: InPlace,
@@ -321,17 +364,20 @@ impl<L> Pipeline<L> {
     /// Hence `op` is cloned into each attempt and must be `Send + 'static`, and so must its
     /// result. Without a timeout layer, attempts run on the calling thread. Waits and
     /// backoff block the calling thread.
+    ///
+    /// Errors are classified as by [`call`](Self::call): only transient ones are retried,
+    /// honouring their [`RetryAfter`] hint.
     pub fn call_blocking<T, E, F>(&self, op: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<Error> + fmt::Debug + Send + 'static,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug + Send + 'static,
         F: Fn() -> Result<T, E> + Clone + Send + 'static,
     {
-        self.call_blocking_with(&DefaultHooks, op)
+        self.call_blocking_with(&Classified, op)
     }
 
     /// [`call_blocking`](Self::call_blocking) with retry hooks (they run on the calling
-    /// thread).
+    /// thread), for any error type: [`DefaultHooks`] retries every error.
     pub fn call_blocking_with<T, E, H, F>(&self, hooks: &H, op: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -376,17 +422,21 @@ impl<L> Pipeline<L> {
     // ----- async ---------------------------------------------------------------------
 
     /// Run the future `op()` makes through every layer; each attempt calls `op` again.
+    ///
+    /// Errors are classified as by [`call`](Self::call): only transient ones are retried,
+    /// honouring their [`RetryAfter`] hint.
     #[cfg(feature = "tokio")]
     pub async fn call_async<T, E, F, Fut>(&self, op: F) -> Result<T, E>
     where
-        E: From<Error> + fmt::Debug,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.call_async_with(&DefaultHooks, op).await
+        self.call_async_with(&Classified, op).await
     }
 
-    /// [`call_async`](Self::call_async) with retry hooks.
+    /// [`call_async`](Self::call_async) with retry hooks, for any error type:
+    /// [`DefaultHooks`] retries every error.
     #[cfg(feature = "tokio")]
     pub async fn call_async_with<T, E, H, F, Fut>(&self, hooks: &H, op: F) -> Result<T, E>
     where

@@ -17,7 +17,7 @@ use resilience::circuit::CircuitBreakerConfig;
 use resilience::pipeline::Timed;
 use resilience::presets::Preset;
 use resilience::registry::Registry;
-use resilience::retry::{RetryBudget, RetryPolicy};
+use resilience::retry::{DefaultHooks, RetryBudget, RetryPolicy};
 use resilience::{CircuitBreaker, Error, Pipeline, RateLimiter};
 
 fn full() -> bool {
@@ -112,7 +112,7 @@ async fn simulate(
         tokio::time::sleep_until(start + gap * i as u32).await;
         let (p, s) = (pipeline.clone(), service.clone());
         tasks.push(tokio::spawn(async move {
-            p.call_async(|| {
+            p.call_async_with(&DefaultHooks, || {
                 let s = s.clone();
                 async move { s.call_async(|| async { Ok::<_, CallError>(()) }).await }
             })

@@ -9,7 +9,7 @@ use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
 use resilience::clock::ManualClock;
 use resilience::rate_limit::{OnLimit, RateLimitConfig, RateLimiter};
 use resilience::retry::RetryPolicy;
-use resilience::{Error, Pipeline, Preset};
+use resilience::{Classify, Error, ErrorClass, Pipeline, Preset, RetryAfter};
 
 #[derive(Debug, PartialEq)]
 enum AppError {
@@ -20,6 +20,25 @@ enum AppError {
 impl From<Error> for AppError {
     fn from(e: Error) -> Self {
         AppError::Resilience(e)
+    }
+}
+
+/// `Down` is transient, so `call*` retry it; a rejection keeps its own class and hint.
+impl Classify for AppError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            AppError::Down => ErrorClass::Transient,
+            AppError::Resilience(e) => e.class(),
+        }
+    }
+}
+
+impl RetryAfter for AppError {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AppError::Down => None,
+            AppError::Resilience(e) => e.retry_after(),
+        }
     }
 }
 
