@@ -232,3 +232,18 @@ async fn overload_at_ten_times_the_rate_keeps_every_wait_within_the_bound() {
         })
         .await;
 }
+
+#[resilience::rate_limit(name = "bounded-waits-attribute", per_minute = 1, burst = 1)]
+async fn limited_by_attribute() -> Result<(), Error> {
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attribute_without_max_wait_refuses_a_wait_past_the_default_bound_at_once() {
+    assert_eq!(limited_by_attribute().await, Ok(()));
+    let start = Instant::now();
+    // The next permit is a minute away: past the default 10 s, refused without sleeping.
+    let r = limited_by_attribute().await;
+    assert_eq!(retry_after(&r), Some(Duration::from_secs(60)));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
