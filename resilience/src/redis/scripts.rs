@@ -12,7 +12,8 @@ use redis::Script;
 /// now; the limiter always sends a bound, -1 would mean none), ttl (ms; the key's
 /// lifetime after a grant without a wait: the capacity plus 1 ms, computed by the
 /// caller). Returns one integer: `>= 0` granted, after a wait of that many µs (the
-/// caller holds a reservation and must sleep first); `< 0` refused, the permits would be there in `-reply` µs.
+/// caller holds a reservation and must sleep first); `< 0` refused, the permits would
+/// be there in `-reply` µs.
 ///
 /// Written for the cost of a call inside Redis, which is most of an acquire's cost above
 /// a bare round trip: three commands (the fewest GCRA can do with Redis's clock), few
