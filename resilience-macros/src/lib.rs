@@ -251,7 +251,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `cost` | expression over the arguments: permits this call takes (`u32`) | `1` |
 /// | `key` | expression over the arguments: one bucket per key (per shop, per host): a string or an integer | none |
 /// | `on_limit` | `wait` (sleep for the next slot), `reject` (fail fast), `queue` (wait, at most `max_queue` at once) | `wait` |
-/// | `max_wait` | refuse at once a wait longer than this | none |
+/// | `max_wait` | refuse at once a wait longer than this (every wait is bounded) | `10s` |
 /// | `max_queue` | waiters allowed with `on_limit = queue` | — |
 /// | `idle_timeout` | with `key`: drop a key's bucket this long after it refilled | `60s` |
 /// | `max_pause` | the longest pause a server's headers can impose via `sync_from_headers` | `15min` |

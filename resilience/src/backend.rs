@@ -321,9 +321,9 @@ pub struct BucketRequest<'a> {
     /// How far ahead of now the arrival time may run (the refill interval times the
     /// burst).
     pub capacity: Duration,
-    /// How long the caller may wait for a reserved slot: zero for "now or never",
-    /// `None` for as long as it takes.
-    pub max_wait: Option<Duration>,
+    /// How long the caller may wait for a reserved slot: zero for "now or never". Every
+    /// wait is bounded: a slot further away than this is refused, nothing reserved.
+    pub max_wait: Duration,
 }
 
 /// A shared bucket's answer to a [`BucketRequest`].

@@ -1,21 +1,24 @@
 //! Per-connector presets and [`ResilienceConfig`], the bundle of every layer.
 //!
-//! | preset | retry | circuit breaker | rate limit | timeout per attempt |
-//! |---|---|---|---|---|
-//! | `database` | 3 attempts, 1 s initial, ×2, 60 s cap, budget | 5 failures, 30 s recovery | 300/min, burst 50 | 30 s |
-//! | `api` (HTTP) | 5 attempts, 2 s initial, ×2, 60 s cap, budget | 10 failures, 60 s recovery | 60/min, burst 10 | 30 s |
-//! | `file` (object store) | 4 attempts, 0.5 s initial, ×2, 60 s cap, budget | 10 failures, 15 s recovery | 1000/min, burst 100 | 60 s |
-//! | `postgres` | as `database` | as `database` | as `database` | as `database` |
-//! | `shopify` | 5 attempts, 2 s initial, honours `Retry-After`, budget | 3 failures, 60 s recovery | bucket of 40 refilling at 2/s | 30 s |
-//! | `development` | 5 attempts, 0.5 s initial, no budget | 10 failures, 30 s recovery | 30/min, burst 5 | 10 s |
+//! | preset | retry | circuit breaker | rate limit | max wait for a permit | timeout per attempt |
+//! |---|---|---|---|---|---|
+//! | `database` | 3 attempts, 1 s initial, ×2, 60 s cap, budget | 5 failures, 30 s recovery | 300/min, burst 50 | 5 s | 30 s |
+//! | `api` (HTTP) | 5 attempts, 2 s initial, ×2, 60 s cap, budget | 10 failures, 60 s recovery | 60/min, burst 10 | 10 s | 30 s |
+//! | `file` (object store) | 4 attempts, 0.5 s initial, ×2, 60 s cap, budget | 10 failures, 15 s recovery | 1000/min, burst 100 | 10 s | 60 s |
+//! | `postgres` | as `database` | as `database` | as `database` | as `database` | as `database` |
+//! | `shopify` | 5 attempts, 2 s initial, honours `Retry-After`, budget | 3 failures, 60 s recovery | bucket of 40 refilling at 2/s | 30 s | 30 s |
+//! | `development` | 5 attempts, 0.5 s initial, no budget | 10 failures, 30 s recovery | 30/min, burst 5 | 5 s | 10 s |
 //!
 //! Every retry uses exponential backoff with full jitter; presets for remote calls share a
 //! [retry budget](crate::retry::RetryBudget) named after the preset (10 % of recent calls,
 //! floor 10 retries per second), so a failing dependency sees about 1.1× its normal load.
 //! The budget is named in the bundle ([`ResilienceConfig::retry_budget`]) and bound to the
 //! budget of that name in the registry that builds the call site.
-//! The rate limit waits for a permit (`OnLimit::Wait`), breakers close after 2 successful
-//! probes.
+//! The rate limit waits for a permit (`OnLimit::Wait`), never longer than the preset's
+//! max wait: a call whose permit is further away is refused at once with
+//! [`Error::RateLimited`](crate::Error::RateLimited) and its `retry_after`, so under
+//! overload calls fail fast instead of queueing without limit. Breakers close after 2
+//! successful probes.
 //!
 //! Breakers trip on *consecutive* failures, counted per attempt. The `api` breaker needs
 //! 10 (two whole calls of 5 failed attempts): with 3, a service failing 20 % of calls at
@@ -167,6 +170,7 @@ struct Values {
     recovery: Duration,
     rate: Rate,
     burst: u32,
+    max_wait: Duration,
     timeout: Duration,
 }
 
@@ -182,6 +186,7 @@ fn values(p: Preset) -> Values {
             recovery: s(30),
             rate: Rate::per_minute(300),
             burst: 50,
+            max_wait: s(5),
             timeout: s(30),
         },
         Preset::Api => Values {
@@ -193,6 +198,7 @@ fn values(p: Preset) -> Values {
             recovery: s(60),
             rate: Rate::per_minute(60),
             burst: 10,
+            max_wait: s(10),
             timeout: s(30),
         },
         Preset::File => Values {
@@ -203,6 +209,7 @@ fn values(p: Preset) -> Values {
             recovery: s(15),
             rate: Rate::per_minute(1000),
             burst: 100,
+            max_wait: s(10),
             timeout: s(60),
         },
         Preset::Shopify => Values {
@@ -213,6 +220,7 @@ fn values(p: Preset) -> Values {
             recovery: s(60),
             rate: Rate::per_second(2),
             burst: 40,
+            max_wait: s(30),
             timeout: s(30),
         },
         Preset::Development => Values {
@@ -223,6 +231,7 @@ fn values(p: Preset) -> Values {
             recovery: s(30),
             rate: Rate::per_minute(30),
             burst: 5,
+            max_wait: s(5),
             timeout: s(10),
         },
     }
@@ -239,7 +248,8 @@ fn built(p: Preset) -> Result<ResilienceConfig, ConfigError> {
         .recovery_timeout(v.recovery)
         .success_threshold(2)
         .build()?;
-    let limit = RateLimitConfig::builder().rate(v.rate).burst(v.burst).build()?;
+    let limit =
+        RateLimitConfig::builder().rate(v.rate).burst(v.burst).max_wait(v.max_wait).build()?;
     let config = ResilienceConfig::new()
         .with_retry(retry.build()?)
         .with_circuit_breaker(breaker)
@@ -266,16 +276,16 @@ mod tests {
     fn preset_values_match_the_table() {
         let s = Duration::from_secs;
         let ms = Duration::from_millis;
-        // (preset, attempts, initial, budget, failures, recovery, rate, burst)
+        // (preset, attempts, initial, budget, failures, recovery, rate, burst, max wait)
         let table = [
-            (Preset::Database, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50),
-            (Preset::Api, 5, s(2), true, 10, s(60), Rate::per_minute(60), 10),
-            (Preset::File, 4, ms(500), true, 10, s(15), Rate::per_minute(1000), 100),
-            (Preset::Postgres, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50),
-            (Preset::Shopify, 5, s(2), true, 3, s(60), Rate::per_second(2), 40),
-            (Preset::Development, 5, ms(500), false, 10, s(30), Rate::per_minute(30), 5),
+            (Preset::Database, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50, s(5)),
+            (Preset::Api, 5, s(2), true, 10, s(60), Rate::per_minute(60), 10, s(10)),
+            (Preset::File, 4, ms(500), true, 10, s(15), Rate::per_minute(1000), 100, s(10)),
+            (Preset::Postgres, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50, s(5)),
+            (Preset::Shopify, 5, s(2), true, 3, s(60), Rate::per_second(2), 40, s(30)),
+            (Preset::Development, 5, ms(500), false, 10, s(30), Rate::per_minute(30), 5, s(5)),
         ];
-        for (p, attempts, initial, budget, failures, recovery, rate, burst) in table {
+        for (p, attempts, initial, budget, failures, recovery, rate, burst, max_wait) in table {
             let c = p.config();
             let retry = c.retry.as_ref().unwrap_or_else(|| panic!("{p}: no retry"));
             assert_eq!(retry.max_attempts(), attempts, "{p}");
@@ -294,6 +304,7 @@ mod tests {
             assert_eq!(cb.success_threshold(), 2, "{p}");
             let rl = c.rate_limit.as_ref().unwrap_or_else(|| panic!("{p}: no rate limit"));
             assert_eq!((rl.rate(), rl.burst()), (rate, burst), "{p}");
+            assert_eq!(rl.max_wait(), max_wait, "{p}: the wait for a permit is bounded");
         }
         assert_eq!(Preset::Postgres.config().timeout, Preset::Database.config().timeout);
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, Window};
-use resilience::clock::ManualClock;
+use resilience::clock::{Clock, ManualClock};
 use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
 use resilience::redis::{RedisBackend, RedisConfig, SharedState};
 use resilience::{Backend, Error, FailMode};
@@ -58,6 +58,13 @@ fn limit(per_minute: u32, burst: u32, on: OnLimit, fail: FailMode) -> RateLimitC
         .on_limit(on)
         .backend(Backend::Redis(fail));
     let b = if on == OnLimit::Queue { b.max_queue(1) } else { b };
+    b.build().unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// `config` accepting waits of up to a minute (one slot at 1/min), longer than the
+/// default bound: for tests whose point is the reservation, not the bound.
+fn waiting_a_minute(config: RateLimitConfig) -> RateLimitConfig {
+    let b = config.to_builder().max_wait(Duration::from_secs(60));
     b.build().unwrap_or_else(|e| unreachable!("{e}"))
 }
 
@@ -122,7 +129,7 @@ fn two_instances_share_one_bucket() {
 fn wait_reserves_the_next_shared_slot_and_sleeps_on_the_limiter_clock() {
     need_redis!(other);
     let clock = ManualClock::new();
-    let config = limit(1, 2, OnLimit::Wait, FailMode::Closed);
+    let config = waiting_a_minute(limit(1, 2, OnLimit::Wait, FailMode::Closed));
     // The process-wide backend, configured from `server()`.
     let waiting = RateLimiter::with_clock("wait-slot", config.clone(), clock.shared());
     assert_eq!(waiting.acquire(1), Ok(()));
@@ -170,13 +177,30 @@ fn queue_reserves_like_wait() {
     let clock = ManualClock::new();
     let l = RateLimiter::with_clock(
         "queue",
-        limit(1, 1, OnLimit::Queue, FailMode::Closed),
+        waiting_a_minute(limit(1, 1, OnLimit::Queue, FailMode::Closed)),
         clock.shared(),
     );
     drop(a);
     assert_eq!(l.acquire(1), Ok(()));
     assert_eq!(l.acquire(1), Ok(()));
     assert_eq!(clock.sleeps().len(), 1);
+}
+
+#[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
+#[test]
+fn a_default_shared_limiter_refuses_a_slot_past_the_default_bound_at_once() {
+    need_redis!(a);
+    let clock = ManualClock::new();
+    let config = limit(1, 1, OnLimit::Wait, FailMode::Closed);
+    assert_eq!(config.max_wait(), Duration::from_secs(10));
+    let l = RateLimiter::with_clock("default-bound", config, clock.shared());
+    drop(a);
+    assert_eq!(l.acquire(1), Ok(()));
+    // The next slot is about a minute away in Redis: refused, nothing reserved or slept.
+    let r = l.acquire(1);
+    assert!(retry_after(&r).is_some_and(|w| w > Duration::from_secs(55)), "{r:?}");
+    assert!(clock.sleeps().is_empty(), "{:?}", clock.sleeps());
+    assert_eq!(clock.now(), Duration::ZERO);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]

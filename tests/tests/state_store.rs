@@ -166,13 +166,11 @@ impl SharedBucket for MemoryBucket {
             *tat = next;
             return Ok(Grant::Now);
         }
-        match request.max_wait {
-            Some(max) if wait > max => Ok(Grant::Refused { retry_after: wait }),
-            _ => {
-                *tat = next;
-                Ok(Grant::After(wait))
-            }
+        if wait > request.max_wait {
+            return Ok(Grant::Refused { retry_after: wait });
         }
+        *tat = next;
+        Ok(Grant::After(wait))
     }
 
     fn acquire_async<'a>(

@@ -13,13 +13,16 @@ use crate::{Backend, ConfigError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum OnLimit {
-    /// Reserve the next free slot and sleep until it (at most `max_wait`, when set: a
-    /// longer wait is refused at once, without consuming anything).
+    /// Reserve the next free slot and sleep until it, at most `max_wait` (default
+    /// [`DEFAULT_MAX_WAIT`]): a longer wait is refused at once with
+    /// [`Error::RateLimited`](crate::Error::RateLimited) carrying the wait, without
+    /// consuming anything or sleeping.
     #[default]
     Wait,
     /// Fail fast with [`Error::RateLimited`](crate::Error::RateLimited) carrying the wait.
     Reject,
-    /// Like `Wait`, but at most `max_queue` callers wait at once; the next is rejected.
+    /// Like `Wait` (each wait bounded by `max_wait`), but at most `max_queue` callers wait
+    /// at once; the next is rejected.
     Queue,
 }
 
@@ -50,7 +53,7 @@ pub struct RateLimitConfig {
     rate: Rate,
     burst: u32,
     on_limit: OnLimit,
-    max_wait: Option<Duration>,
+    max_wait: Duration,
     max_queue: usize,
     idle_timeout: Duration,
     max_pause: Duration,
@@ -61,6 +64,9 @@ pub struct RateLimitConfig {
 /// Redis keeps the bucket's time in whole microseconds, so the rounding stays under 0.5 %.
 pub(crate) const MIN_SHARED_INTERVAL: Duration = Duration::from_micros(100);
 
+/// Default `max_wait`: the longest a call waits for a permit under `Wait` or `Queue`
+/// (10 seconds). Every wait is bounded; a wait that would be longer is refused at once.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);
 /// Default `max_queue`.
 pub const DEFAULT_MAX_QUEUE: usize = 128;
 /// Default `idle_timeout` of keyed buckets.
@@ -105,8 +111,18 @@ impl RateLimitConfig {
         self.on_limit
     }
 
-    /// The longest wait `Wait`/`Queue` accept (`None`: unbounded).
-    pub fn max_wait(&self) -> Option<Duration> {
+    /// The longest wait `Wait`/`Queue` accept (default [`DEFAULT_MAX_WAIT`]); a call whose
+    /// wait would be longer is refused at once with its `retry_after`.
+    ///
+    /// ```
+    /// use resilience::rate_limit::RateLimitConfig;
+    /// use std::time::Duration;
+    ///
+    /// let c = RateLimitConfig::builder().per_second(2).build()?;
+    /// assert_eq!(c.max_wait(), Duration::from_secs(10));
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn max_wait(&self) -> Duration {
         self.max_wait
     }
 
@@ -160,7 +176,7 @@ pub struct RateLimitConfigBuilder {
     per_minute: Option<u32>,
     burst: Option<u32>,
     on_limit: OnLimit,
-    max_wait: Option<Duration>,
+    max_wait: Duration,
     max_queue: usize,
     idle_timeout: Duration,
     max_pause: Duration,
@@ -175,7 +191,7 @@ impl Default for RateLimitConfigBuilder {
             per_minute: None,
             burst: None,
             on_limit: OnLimit::Wait,
-            max_wait: None,
+            max_wait: DEFAULT_MAX_WAIT,
             max_queue: DEFAULT_MAX_QUEUE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_pause: DEFAULT_MAX_PAUSE,
@@ -208,8 +224,9 @@ impl RateLimitConfigBuilder {
         /// Policy when empty (default [`OnLimit::Wait`]).
         pub fn on_limit(on_limit: OnLimit) => self.on_limit = on_limit;
 
-        /// Longest accepted wait (default: unbounded).
-        pub fn max_wait(max_wait: Duration) => self.max_wait = Some(max_wait);
+        /// Longest accepted wait under `Wait`/`Queue` (default 10 s, at most 365 days): a
+        /// call whose wait would be longer is refused at once, never slept through.
+        pub fn max_wait(max_wait: Duration) => self.max_wait = max_wait;
 
         /// Most concurrent waiters under [`OnLimit::Queue`] (default 128).
         pub fn max_queue(max_queue: usize) => self.max_queue = max_queue;
@@ -283,9 +300,7 @@ impl RateLimitConfigBuilder {
                 ),
             ));
         }
-        if let Some(w) = self.max_wait {
-            check_span("max_wait", w)?;
-        }
+        check_span("max_wait", self.max_wait)?;
         check_span("idle_timeout", self.idle_timeout)?;
         check_span("max_pause", self.max_pause)?;
         if self.on_limit == OnLimit::Queue && self.max_queue == 0 {

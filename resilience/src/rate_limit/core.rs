@@ -176,7 +176,7 @@ impl Core {
         if !tally.enter_wait(limit) {
             return Plan::Reject(self.rejection(tally, wait, key, "wait queue full"));
         }
-        match bucket.take(now, inc, l.tau, max_wait.map_or(u64::MAX, as_nanos)) {
+        match bucket.take(now, inc, l.tau, as_nanos(max_wait)) {
             Take::Granted { wait: 0, .. } => {
                 tally.leave_wait();
                 tally.granted();

@@ -526,10 +526,23 @@ mod tests {
 
     #[test]
     fn pause_for_makes_waiters_sleep_past_it() {
-        let (l, clock) = limiter(2, 10, OnLimit::Wait);
+        let clock = ManualClock::new();
+        // A 30 s pause is longer than the default bound of a wait: this limiter accepts it.
+        let config =
+            RateLimitConfig::builder().per_second(2).burst(10).max_wait(Duration::from_secs(60));
+        let config = config.build().unwrap_or_else(|e| unreachable!("{e}"));
+        let l = RateLimiter::with_clock("t", config, clock.shared());
         l.pause_for(Duration::from_secs(30));
         assert_eq!(l.acquire(1), Ok(()));
         assert_eq!(clock.sleeps(), vec![Duration::from_secs(30)]);
+    }
+
+    #[test]
+    fn a_pause_longer_than_max_wait_refuses_waiters_at_once() {
+        let (l, clock) = limiter(2, 10, OnLimit::Wait);
+        l.pause_for(Duration::from_secs(30));
+        assert_eq!(retry_after(l.acquire(1)), Some(Duration::from_secs(30)));
+        assert_eq!(clock.sleeps(), Vec::<Duration>::new());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! A [`RateLimiter`] is one bucket of `burst` permits refilling at a [`Rate`]; a call may
 //! cost several permits (e.g. GraphQL cost points). The bucket is GCRA in one
 //! `AtomicU64`: a call that finds permits takes them with one compare-and-swap. When the
-//! bucket is empty, [`OnLimit`] decides: wait for the next slot (bounded by `max_wait`),
-//! reject at once, or queue (at most `max_queue` waiters). Servers' rate-limit headers
+//! bucket is empty, [`OnLimit`] decides: wait for the next slot (never longer than
+//! `max_wait`, 10 s by default: a longer wait is refused at once), reject at once, or
+//! queue (at most `max_queue` waiters). Servers' rate-limit headers
 //! re-sync the bucket ([`RateLimiter::sync_from_headers`]), and a
 //! [`KeyedRateLimiter`] keeps one bucket per key (per host, per shop), dropping idle
 //! ones on its own.
@@ -38,8 +39,8 @@ mod shared;
 pub(crate) mod stats;
 
 pub use config::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PAUSE, DEFAULT_MAX_QUEUE, OnLimit, RateLimitConfig,
-    RateLimitConfigBuilder,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PAUSE, DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT, OnLimit,
+    RateLimitConfig, RateLimitConfigBuilder,
 };
 pub use headers::{CallLimit, HeaderError, SyncReport};
 pub use keyed::KeyedRateLimiter;

@@ -145,7 +145,7 @@ impl SharedLimit {
             key: shown.as_deref(),
             increment: interval,
             capacity,
-            max_wait: Some(Duration::ZERO),
+            max_wait: Duration::ZERO,
         };
         if let Err(e) = self.bucket.hold(&request, ahead) {
             tracing::warn!(name = %core.name, key = ?shown, reason = %e, "the shared bucket could not be re-synced: only this process's bucket was");
@@ -184,7 +184,7 @@ struct Ask<'a> {
     tally: Tally<'a>,
     increment: Duration,
     capacity: Duration,
-    max_wait: Option<Duration>,
+    max_wait: Duration,
     /// The process's queue was full: the call was refused a reservation.
     queue_full: bool,
 }
@@ -219,9 +219,9 @@ impl<'a> Ask<'a> {
             && config.on_limit() == OnLimit::Queue
             && tally.waiting() >= u64::try_from(config.max_queue()).unwrap_or(u64::MAX);
         let max_wait = match (may, config.on_limit()) {
-            _ if queue_full => Some(Duration::ZERO),
-            (May::NotWait, _) | (_, OnLimit::Reject) => Some(Duration::ZERO),
-            (May::Wait, _) => config.max_wait().map(|w| w.max(Duration::from_micros(1))),
+            _ if queue_full => Duration::ZERO,
+            (May::NotWait, _) | (_, OnLimit::Reject) => Duration::ZERO,
+            (May::Wait, _) => config.max_wait().max(Duration::from_micros(1)),
         };
         let interval = config.rate().interval();
         Ok(Ask {

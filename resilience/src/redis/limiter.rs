@@ -49,14 +49,13 @@ impl RedisBucket {
 }
 
 /// The limiter script's ARGV: increment (ns), capacity (ns), max_wait (µs; 0 = now or
-/// never, -1 = unbounded), ttl (ms).
+/// never), ttl (ms).
 fn args(request: &BucketRequest<'_>) -> [i64; 4] {
     let inc = u128::from(as_nanos(request.increment));
     let cap = u128::from(as_nanos(request.capacity));
     let max_wait = match request.max_wait {
-        None => -1,
-        Some(w) if w.is_zero() => 0,
-        Some(w) => i64::try_from(w.as_micros()).unwrap_or(i64::MAX).max(1),
+        w if w.is_zero() => 0,
+        w => i64::try_from(w.as_micros()).unwrap_or(i64::MAX).max(1),
     };
     // The key outlives a grant without a wait by at most one burst's refill time (plus
     // a millisecond for rounding): long enough to keep the reservation.

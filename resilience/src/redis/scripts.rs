@@ -9,10 +9,11 @@ use redis::Script;
 ///
 /// KEYS[1] the bucket. ARGV: increment (ns: the interval per permit × the cost),
 /// capacity (ns: the interval × the burst), max_wait (µs; 0 = reject when not available
-/// now; -1 = unbounded), ttl (ms; the key's lifetime after a grant without a wait: the
-/// capacity plus 1 ms, computed by the caller). Returns one integer: `>= 0` granted,
-/// after a wait of that many µs (the caller holds a reservation and must sleep first);
-/// `< 0` refused, the permits would be there in `-reply` µs.
+/// now; the limiter always sends a bound, -1 would mean none), ttl (ms; the key's
+/// lifetime after a grant without a wait: the capacity plus 1 ms, computed by the
+/// caller). Returns one integer: `>= 0` granted, after a wait of that many µs (the
+/// caller holds a reservation and must sleep first); `< 0` refused, the permits would
+/// be there in `-reply` µs.
 ///
 /// Written for the cost of a call inside Redis, which is most of an acquire's cost above
 /// a bare round trip: three commands (the fewest GCRA can do with Redis's clock), few
