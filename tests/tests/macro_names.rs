@@ -249,3 +249,27 @@ fn a_free_function_keeps_its_module_path_and_name() {
     let stats = registry().circuit_breakers().stats("macro_names::free_lookup");
     assert_eq!(stats.map(|s| s.successes), Some(1));
 }
+
+// ----- a trait's default method body: one call site for every implementing type --------
+
+trait Ping {
+    #[circuit_breaker]
+    fn ping(&self) -> Result<u32, ApiError> {
+        Ok(0)
+    }
+}
+
+struct Alpha;
+struct Beta;
+
+impl Ping for Alpha {}
+impl Ping for Beta {}
+
+#[test]
+fn a_default_method_body_is_one_call_site_named_after_the_first_type_calling_it() {
+    assert_eq!(Alpha.ping().unwrap(), 0);
+    assert_eq!(Beta.ping().unwrap(), 0);
+    let stats = registry().circuit_breakers().stats("macro_names::Alpha::ping");
+    assert_eq!(stats.map(|s| s.successes), Some(2), "as documented: name it to tell them apart");
+    assert!(registry().circuit_breakers().get("macro_names::Beta::ping").is_none());
+}
