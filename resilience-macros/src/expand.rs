@@ -40,9 +40,31 @@ impl Ctx<'_> {
         quote!(#p::ErrOf<#rr>)
     }
 
+    /// Whether the function has a receiver: its default names start with `Self`'s path.
+    fn is_method(&self) -> bool {
+        self.info.args.iter().any(|a| matches!(a, ArgName::SelfValue { .. }))
+    }
+
+    /// The default instance name: `module::fn` for a free function; for a method, its
+    /// name alone, which the resolver prefixes with `Self`'s path (see [`owner`]).
     fn default_name(&self) -> TokenStream {
         let name = &self.fn_name;
-        quote!(::core::concat!(::core::module_path!(), "::", #name))
+        if self.is_method() {
+            quote!(#name)
+        } else {
+            quote!(::core::concat!(::core::module_path!(), "::", #name))
+        }
+    }
+}
+
+/// The owner a call site passes to its resolver: `Self`'s type name for a method whose
+/// layer takes the default name (evaluated once, when the call site resolves), else none.
+fn owner(ctx: &Ctx<'_>, written: bool) -> TokenStream {
+    let p = &ctx.p;
+    if ctx.is_method() && !written {
+        quote!(|| ::core::option::Option::Some(::core::any::type_name::<Self>()))
+    } else {
+        quote!(#p::no_owner)
     }
 }
 
@@ -297,6 +319,7 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
     let args_item = item_ident("ARGS", index);
     let timeout_settings;
     // (handle, instance type, resolver, instance name, own preset, layer keys, hooks)
+    let mut written = false;
     let (handle, instance, resolver, name, own_preset, settings, extra) = match &planned.layer {
         Layer::Retry(args) => {
             let hooks = ident("hooks", index);
@@ -312,6 +335,7 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             )
         }
         Layer::Circuit(args) => {
+            written = args.name.is_some();
             let classifier = ident("classifier", index);
             let classifier_value = classifier_value(ctx, args);
             (
@@ -325,6 +349,7 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             )
         }
         Layer::RateLimit(args) => {
+            written = args.name.is_some();
             let (instance, resolver) = if args.key.is_some() {
                 (quote!(#p::KeyedRateLimiter), quote!(resolve_keyed_rate_limiter))
             } else {
@@ -333,21 +358,25 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             let name = self::name(ctx, args.name.as_ref());
             ("limiter", instance, resolver, name, args.preset.as_ref(), &args.settings, quote!())
         }
-        Layer::Bulkhead(args) => (
-            "bulkhead",
-            quote!(#p::Bulkhead),
-            quote!(resolve_bulkhead),
-            self::name(ctx, args.name.as_ref()),
-            args.preset.as_ref(),
-            &args.settings,
-            quote!(),
-        ),
+        Layer::Bulkhead(args) => {
+            written = args.name.is_some();
+            (
+                "bulkhead",
+                quote!(#p::Bulkhead),
+                quote!(resolve_bulkhead),
+                self::name(ctx, args.name.as_ref()),
+                args.preset.as_ref(),
+                &args.settings,
+                quote!(),
+            )
+        }
         Layer::Timeout(args) => {
             let mut settings = LayerSettings::default();
             if let Some(d) = args.duration {
                 settings.0.push(("duration".to_owned(), Setting::Duration(d.nanos), d.span));
             }
             timeout_settings = settings;
+            written = true; // a timeout is not a named instance
             (
                 "timeout",
                 quote!(::core::time::Duration),
@@ -361,15 +390,16 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
     };
     let handle = ident(handle, index);
     let spec = layer_args(ctx, name, preset(own_preset, planned), planned.optional, settings);
+    let owner = owner(ctx, written);
     quote!(
         static #site: #p::Site<#instance> = #p::Site::new();
         const #args_item: #p::LayerArgs = #spec;
-        let #handle = #p::#resolver(&#site, &#args_item);
+        let #handle = #p::#resolver(&#site, &#args_item, #owner);
         #extra
     )
 }
 
-/// The instance name: the one written, else `module::fn`.
+/// The instance name: the one written, else the default (see [`Ctx::default_name`]).
 fn name(ctx: &Ctx<'_>, written: Option<&syn::LitStr>) -> TokenStream {
     written.map(|n| n.to_token_stream()).unwrap_or_else(|| ctx.default_name())
 }
@@ -680,6 +710,28 @@ mod tests {
         );
         assert!(out.contains(":: resilience :: pipeline :: layer :: circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
         assert!(out.contains("concat ! (:: core :: module_path ! () , \"::\" , \"f\")"));
+    }
+
+    #[test]
+    fn methods_are_named_after_self_unless_named() {
+        let out = expand(
+            Kind::CircuitBreaker,
+            quote!(),
+            quote!(
+                #[rate_limit(name = "shared", requests_per_second = 1)]
+                #[timeout(1s)]
+                async fn get(&self) -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        let by_self =
+            "| | :: core :: option :: Option :: Some (:: core :: any :: type_name :: < Self > ())";
+        assert_eq!(out.matches(by_self).count(), 1, "{out}");
+        assert!(out.contains("name : \"get\""), "{out}");
+        assert!(out.contains("name : \"shared\""), "{out}");
+        assert_eq!(out.matches(":: resilience :: __private :: no_owner").count(), 2, "{out}");
+        assert!(!out.contains("module_path"), "{out}");
     }
 
     #[test]

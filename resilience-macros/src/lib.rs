@@ -31,8 +31,20 @@
 //!   breaker outside it counts one call. A timeout inside a breaker counts as a failure;
 //!   other rejections from inside are ignored by the breaker.
 //! * **Named instances.** Circuits, limiters and bulkheads live in the process-wide
-//!   registry under their `name` (default: the function's module path and name,
-//!   `my_crate::shopify::get_orders`); functions naming the same instance share it.
+//!   registry under their `name`; functions naming the same instance share it. The
+//!   **default name** identifies the call site: a free function's is its module path and
+//!   name (`my_crate::shopify::get_orders`); a method's (any receiver: `self`, `&self`,
+//!   `&mut self`, `self: Arc<Self>`, `#[async_trait]` methods included) is the path of
+//!   `Self` without generic arguments, then the method (`my_crate::clients::GitlabClient::get`,
+//!   also for `Client<T>`: every `T` shares one instance), so `GitlabClient::get` and
+//!   `BitbucketClient::get`, or two `impl Connector for X` blocks, never share a circuit
+//!   or a limiter unless they write the same `name`. It is read from
+//!   `core::any::type_name::<Self>()` once, when the call site resolves. An associated
+//!   function without a receiver cannot see its `impl`, so its default is the module path
+//!   and name (`my_crate::clients::new`): give it a `name` if two types define one. A
+//!   trait's default method body is one call site for every implementing type, so its
+//!   instance is shared by all of them (named after the first `Self` that calls it):
+//!   name it, or put the attribute on the impls' methods.
 //!   Each call site resolves its instance once (a `static` cell), never by string per
 //!   call. **Precedence: registry > attribute > preset > defaults**: a config set in code
 //!   (`registry().circuit_breakers().configure(..)`, `configure_retry(..)`, ...) or loaded
@@ -96,7 +108,8 @@ use stack::Kind;
 /// compile with "value moved here, in previous iteration of loop": clone inside the body
 /// (`send(body.clone())`) or take a reference.
 ///
-/// The policy is named after the function (`module::fn`); a policy set with
+/// The policy is named after the function (`module::fn`, `module::Type::method` for a
+/// method: see "Named instances" above); a policy set with
 /// `registry().configure_retry(name, policy)` wins over the attribute (that is also how a
 /// test injects a `ManualClock` or a seed).
 ///
@@ -166,7 +179,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// | argument | value | default |
 /// |---|---|---|
-/// | `name` | the circuit's name; the same name on several functions shares one circuit | `module::fn` |
+/// | `name` | the circuit's name; the same name on several functions shares one circuit | `module::fn` (`module::Type::method` for a method) |
 /// | `failure_threshold` | consecutive failures that open the circuit | `5` |
 /// | `failure_rate` + `window` + `min_calls` | open on a failure share over the last `window` calls (`100`) or time (`60s`), once `min_calls` ran | none |
 /// | `recovery_timeout` | how long it stays open before a probe | `60s` |
@@ -245,7 +258,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// | argument | value | default |
 /// |---|---|---|
-/// | `name` | the limiter's name (shared by functions naming it) | `module::fn` |
+/// | `name` | the limiter's name (shared by functions naming it) | `module::fn` (`module::Type::method` for a method) |
 /// | `per_second` / `per_minute` | refill rate (one of them) | required, unless `preset` or a registry config |
 /// | `burst` | bucket capacity | `1` |
 /// | `cost` | expression over the arguments: permits this call takes (`u32`) | `1` |
@@ -376,7 +389,7 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// | argument | value | default |
 /// |---|---|---|
-/// | `name` | the bulkhead's name (shared by functions naming it) | `module::fn` |
+/// | `name` | the bulkhead's name (shared by functions naming it) | `module::fn` (`module::Type::method` for a method) |
 /// | `max_concurrent` | calls allowed in flight | `10` |
 /// | `max_wait` | how long a call may wait for a free slot | no wait |
 /// | `preset` | start from the preset's bulkhead | none |
@@ -440,7 +453,7 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// → rate limit → bulkhead → timeout (per attempt)**. So each attempt passes the breaker
 /// and takes a permit, an open circuit is not retried, and a `RateLimited` attempt is
 /// retried after its wait. Every named instance is called after the function
-/// (`module::fn`) unless a layer names it.
+/// (`module::fn`, `module::Type::method` for a method) unless a layer names it.
 ///
 /// ```
 /// use resilience::{resilient, registry, Error};

@@ -111,6 +111,10 @@ fn present<C, T>(
 /// A call site's attribute literals (not public API): the instance name, the preset, and
 /// the layer's `key = value` entries, read by the layer's config type
 /// ([`LayerConfig::from_entries`]), the one place that validates them.
+///
+/// `name` is the name written (`name = ".."`) or the default `module_path!()::fn`; for a
+/// method without a written name it is the method's name alone, and the call site passes
+/// its [`Owner`] (`Self`'s type name) to the resolver, which prefixes it.
 #[derive(Debug)]
 pub struct LayerArgs {
     pub name: &'static str,
@@ -119,11 +123,49 @@ pub struct LayerArgs {
     pub entries: &'static [(&'static str, Value<'static>)],
 }
 
+/// The type owning a call site (not public API): `|| type_name::<Self>()` for a method
+/// without a written name, [`no_owner`] otherwise. Called only when the call site
+/// resolves, never on a call.
+pub trait Owner: FnOnce() -> Option<&'static str> {}
+
+impl<F: FnOnce() -> Option<&'static str>> Owner for F {}
+
+/// A call site that is not a method, or names its instance (not public API).
+#[inline(always)]
+pub fn no_owner() -> Option<&'static str> {
+    None
+}
+
 impl LayerArgs {
     /// The layer's config: the entries over the preset's config (if any).
     fn config<C: LayerConfig>(&self, base: Option<C>) -> Result<C, ConfigError> {
         C::from_entries(base, self.entries, registry())
     }
+
+    /// The instance name: `name`, prefixed with the owner's path for a method.
+    fn instance_name(&self, owner: impl Owner) -> std::borrow::Cow<'static, str> {
+        match owner() {
+            Some(ty) => format!("{}::{}", type_path(ty), self.name).into(),
+            None => self.name.into(),
+        }
+    }
+}
+
+/// A type name as `core::any::type_name` spells it, without generic arguments:
+/// `app::Client<alloc::string::String>` → `app::Client`, so that every instantiation of a
+/// generic type shares the call site's one instance under one name (not public API).
+pub fn type_path(ty: &str) -> String {
+    let mut path = String::with_capacity(ty.len());
+    let mut depth = 0usize;
+    for c in ty.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            c if depth == 0 => path.push(c),
+            _ => {}
+        }
+    }
+    path
 }
 
 /// Resolves a `#[circuit_breaker]` call site: registry config > attribute > preset >
@@ -132,10 +174,11 @@ impl LayerArgs {
 pub fn resolve_circuit_breaker(
     site: &'static Site<CircuitBreaker>,
     args: &LayerArgs,
+    owner: impl Owner,
 ) -> Handle<CircuitBreaker> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
-            registry().circuit_breakers().resolve(args.name, || args.config(base))
+            registry().circuit_breakers().resolve(&args.instance_name(owner), || args.config(base))
         })
     })
 }
@@ -145,10 +188,11 @@ pub fn resolve_circuit_breaker(
 pub fn resolve_rate_limiter(
     site: &'static Site<RateLimiter>,
     args: &LayerArgs,
+    owner: impl Owner,
 ) -> Handle<RateLimiter> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.rate_limit), |base| {
-            registry().rate_limiters().resolve(args.name, || args.config(base))
+            registry().rate_limiters().resolve(&args.instance_name(owner), || args.config(base))
         })
     })
 }
@@ -158,20 +202,27 @@ pub fn resolve_rate_limiter(
 pub fn resolve_keyed_rate_limiter(
     site: &'static Site<KeyedRateLimiter>,
     args: &LayerArgs,
+    owner: impl Owner,
 ) -> Handle<KeyedRateLimiter> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.rate_limit), |base| {
-            registry().keyed_rate_limiters().resolve(args.name, || args.config(base))
+            registry()
+                .keyed_rate_limiters()
+                .resolve(&args.instance_name(owner), || args.config(base))
         })
     })
 }
 
 /// Resolves a `#[bulkhead]` call site (not public API).
 #[inline]
-pub fn resolve_bulkhead(site: &'static Site<Bulkhead>, args: &LayerArgs) -> Handle<Bulkhead> {
+pub fn resolve_bulkhead(
+    site: &'static Site<Bulkhead>,
+    args: &LayerArgs,
+    owner: impl Owner,
+) -> Handle<Bulkhead> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.bulkhead), |base| {
-            registry().bulkheads().resolve(args.name, || args.config(base))
+            registry().bulkheads().resolve(&args.instance_name(owner), || args.config(base))
         })
     })
 }
@@ -179,7 +230,11 @@ pub fn resolve_bulkhead(site: &'static Site<Bulkhead>, args: &LayerArgs) -> Hand
 /// Resolves a `#[timeout]` call site: the literal, else the preset's timeout (not public
 /// API).
 #[inline]
-pub fn resolve_timeout(site: &'static Site<Duration>, args: &LayerArgs) -> Handle<Duration> {
+pub fn resolve_timeout(
+    site: &'static Site<Duration>,
+    args: &LayerArgs,
+    _owner: impl Owner,
+) -> Handle<Duration> {
     site.get_or_resolve(|| {
         if let Some(limit) = crate::config::timeout_from_entries(args.entries)? {
             return Ok(Some(Arc::new(limit)));
@@ -202,12 +257,17 @@ pub fn resolve_timeout(site: &'static Site<Duration>, args: &LayerArgs) -> Handl
 /// Resolves a `#[retry]` call site: a policy set with `Registry::configure_retry` for the
 /// operation's name > attribute > preset > defaults (not public API).
 #[inline]
-pub fn resolve_retry(site: &'static Site<RetryPolicy>, args: &LayerArgs) -> Handle<RetryPolicy> {
+pub fn resolve_retry(
+    site: &'static Site<RetryPolicy>,
+    args: &LayerArgs,
+    owner: impl Owner,
+) -> Handle<RetryPolicy> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.retry), |base| {
+            let name = args.instance_name(owner);
             registry()
-                .resolve_retry(args.name, || {
-                    args.config::<RetryPolicy>(base)?.to_builder().name(args.name).build()
+                .resolve_retry(&name, || {
+                    args.config::<RetryPolicy>(base)?.to_builder().name(&*name).build()
                 })
                 .map(Arc::new)
         })

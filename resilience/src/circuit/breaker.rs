@@ -562,6 +562,29 @@ impl CircuitBreaker {
         self.force(CircuitState::Closed);
     }
 
+    /// Back to new: [`reset`](Self::reset), then every stats counter zeroed and the time
+    /// in state read again from the clock (for `Registry::reset_all`).
+    pub(crate) fn renew(&self) {
+        let _transition = self.transition.lock();
+        let w = self.load();
+        let policy = self.policy.load();
+        self.consecutive.store(0, Ordering::Release);
+        if let Some(win) = &policy.window {
+            win.clear();
+        }
+        let next =
+            Word::new(CircuitState::Closed, w.generation().wrapping_add(1)).with_slow(w.is_slow());
+        self.word.store(next.0, Ordering::Release);
+        self.successes.reset();
+        for counter in [&self.failures, &self.ignored, &self.rejections, &self.slow_calls] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.transitions.store(0, Ordering::Relaxed);
+        self.open_until.store(0, Ordering::Release);
+        self.state_since.store(as_nanos(self.clock.now()), Ordering::Relaxed);
+        self.last_transition.store(NONE, Ordering::Relaxed);
+    }
+
     /// Open the circuit until [`reset`](Self::reset): every call is rejected with
     /// `retry_after` zero.
     ///

@@ -312,6 +312,46 @@ impl Registry {
         Ok(())
     }
 
+    /// Every instance of this registry back to new, keeping their configs: circuits
+    /// closed with their counters at zero, limiters' buckets full, keyed limiters with no
+    /// key, bulkheads' and retry budgets' counters at zero and budgets' windows empty.
+    /// Times are read again from each instance's clock, so a test that runs on a fresh
+    /// paused tokio clock after another one advanced its own sees no open period, wait or
+    /// window left over from it. Instances are kept (call sites that resolved them keep
+    /// using them), as are configs, presets and subscribers; no event is emitted. Calls in
+    /// flight finish against the reset state (a bulkhead's permits in flight stay taken
+    /// until they drop). A shared breaker's circuit in its store is not touched (see
+    /// [`CircuitBreaker::reset_shared`]).
+    ///
+    /// Meant for tests that share the global [`registry()`]: call it at the start of
+    /// each test.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use resilience::Error;
+    /// use resilience::circuit::{CircuitBreakerConfig, CircuitState};
+    /// use resilience::registry::Registry;
+    ///
+    /// let registry = Registry::new();
+    /// let config = CircuitBreakerConfig::builder().failure_threshold(1).build()?;
+    /// let breaker = registry.circuit_breakers().get_or_create("payments", config)?;
+    /// let r: Result<(), Error> = breaker.call(|| Err(Error::timeout(Duration::from_secs(1))));
+    /// assert!(r.is_err());
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    ///
+    /// registry.reset_all();
+    /// let stats = registry.circuit_breakers().stats("payments").map(|s| (s.state, s.calls));
+    /// assert_eq!(stats, Some((CircuitState::Closed, 0)));
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn reset_all(&self) {
+        self.circuit_breakers().reset_all();
+        self.rate_limiters().reset_all();
+        self.keyed_rate_limiters().reset_all();
+        self.bulkheads().reset_all();
+        self.retry_budgets().reset_all();
+    }
+
     /// Force circuit `name` open: every call is rejected until [`reset`](Self::reset).
     pub fn force_open(&self, name: &str) -> Result<(), ConfigError> {
         self.circuit(name)?.force_open();

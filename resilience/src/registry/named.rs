@@ -40,10 +40,14 @@ pub trait Named: sealed::Sealed + Send + Sync + Sized + 'static {
     /// The instance's stats now (not public API: use [`Instances::stats`]).
     #[doc(hidden)]
     fn stats_now(&self) -> Self::Stats;
+    /// Back to new, keeping the config (not public API: use
+    /// [`Registry::reset_all`](super::Registry::reset_all)).
+    #[doc(hidden)]
+    fn reset_all(&self);
 }
 
 macro_rules! named {
-    ($ty:ty, $config:ty, $stats:ty, $kind:literal, $create:expr) => {
+    ($ty:ty, $config:ty, $stats:ty, $kind:literal, $reset:ident, $create:expr) => {
         impl sealed::Sealed for $ty {}
         impl Named for $ty {
             type Config = $config;
@@ -62,16 +66,26 @@ macro_rules! named {
             fn stats_now(&self) -> Self::Stats {
                 self.stats()
             }
+            fn reset_all(&self) {
+                self.$reset();
+            }
         }
     };
 }
 
-named!(CircuitBreaker, CircuitBreakerConfig, CircuitStats, "circuit breaker", |n, c, env| {
-    let shared = c.backend().is_shared();
-    in_store(env, n, c, shared, CircuitBreaker::with_store, CircuitBreaker::new)
-        .with_hub(env.hub.clone())
-});
-named!(RateLimiter, RateLimitConfig, RateLimiterStats, "rate limiter", |n, c, env| {
+named!(
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitStats,
+    "circuit breaker",
+    renew,
+    |n, c, env| {
+        let shared = c.backend().is_shared();
+        in_store(env, n, c, shared, CircuitBreaker::with_store, CircuitBreaker::new)
+            .with_hub(env.hub.clone())
+    }
+);
+named!(RateLimiter, RateLimitConfig, RateLimiterStats, "rate limiter", reset, |n, c, env| {
     let shared = c.backend().is_shared();
     in_store(env, n, c, shared, RateLimiter::with_store, RateLimiter::new).with_hub(env.hub.clone())
 });
@@ -80,16 +94,17 @@ named!(
     RateLimitConfig,
     RateLimiterStats,
     "keyed rate limiter",
+    reset,
     |n, c, env| {
         let shared = c.backend().is_shared();
         in_store(env, n, c, shared, KeyedRateLimiter::with_store, KeyedRateLimiter::new)
             .with_hub(env.hub.clone())
     }
 );
-named!(Bulkhead, BulkheadConfig, BulkheadStats, "bulkhead", |n, c, env| {
+named!(Bulkhead, BulkheadConfig, BulkheadStats, "bulkhead", reset, |n, c, env| {
     Bulkhead::new(n, c).with_hub(env.hub.clone())
 });
-named!(RetryBudget, RetryBudgetConfig, RetryBudgetStats, "retry budget", |n, c, _env| {
+named!(RetryBudget, RetryBudgetConfig, RetryBudgetStats, "retry budget", reset, |n, c, _env| {
     RetryBudget::new(n, c)
 });
 
@@ -172,6 +187,13 @@ impl<'r, T: Named> Instances<'r, T> {
     /// The names of every instance, sorted.
     pub fn names(&self) -> Vec<Arc<str>> {
         self.slots.all().into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// Every instance back to new (see [`Registry::reset_all`](super::Registry::reset_all)).
+    pub(super) fn reset_all(&self) {
+        for (_, instance) in self.slots.all() {
+            instance.reset_all();
+        }
     }
 
     /// An error for an unknown `name`, listing the known ones.
