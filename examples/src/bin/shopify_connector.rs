@@ -11,11 +11,12 @@
 //! clock: the minutes of pacing cost no real time.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use resilience::classify::{self, Classify, ErrorClass, RetryAfter};
-use resilience::{Error, registry, resilient};
+use resilience::rate_limit::headers;
+use resilience::{Error, KeyedRateLimiter, registry, resilient};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -122,6 +123,16 @@ impl ShopifyError {
     }
 }
 
+/// The per-shop limiter `#[resilient]` created for `products_page`, looked up once.
+fn shopify_limiter() -> Option<&'static Arc<KeyedRateLimiter>> {
+    static LIMITER: OnceLock<Arc<KeyedRateLimiter>> = OnceLock::new();
+    if let Some(limiter) = LIMITER.get() {
+        return Some(limiter);
+    }
+    let limiter = registry().keyed_rate_limiters().get("shopify")?;
+    Some(LIMITER.get_or_init(|| limiter))
+}
+
 /// One page of products: the connector function. Throttling is handled by the retry
 /// (which waits the server's `Retry-After`) and the per-shop bucket, never by opening
 /// the circuit that every shop shares.
@@ -133,19 +144,21 @@ impl ShopifyError {
 async fn products_page(server: &Mutex<Server>, shop: &str) -> Result<u32, ShopifyError> {
     tokio::time::sleep(Duration::from_millis(80)).await; // network round trip
     let response = server.lock().await.handle(shop);
-    // Keep our bucket for this shop in step with the server's view.
-    if let Some(limiter) = registry().keyed_rate_limiters().get("shopify") {
+    // Keep our bucket for this shop in step with the server's view (the limiter is looked
+    // up once; the attribute created it on this function's first call).
+    if let Some(limiter) = shopify_limiter() {
         limiter.sync_from_headers(shop, response.headers.iter().map(|(k, v)| (*k, v.as_str())));
     }
     match response.status {
         200 => Ok(50),
         429 => {
+            // The crate's parser: delta or decimal seconds, or an HTTP date.
             let retry_after = response
                 .headers
                 .iter()
-                .find(|(k, _)| *k == "Retry-After")
-                .and_then(|(_, v)| v.parse::<f64>().ok())
-                .map_or(Duration::from_secs(1), Duration::from_secs_f64);
+                .find(|(k, _)| k.eq_ignore_ascii_case(headers::RETRY_AFTER))
+                .and_then(|(_, v)| headers::parse_retry_after(v, SystemTime::now()).ok())
+                .unwrap_or(Duration::from_secs(1));
             Err(ShopifyError::Throttled { retry_after })
         }
         code => Err(ShopifyError::Status(code)),
