@@ -10,17 +10,21 @@
 //! With `RESILIENCE_REDIS_REQUIRED=1` (set by CI) a missing Redis fails the build, so
 //! those tests can never be skipped there.
 
-use std::path::Path;
+#[path = "src/redis_probe.rs"]
+mod redis_probe;
+
+use redis_probe::{redis_server_on_path, url_set};
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=src/redis_probe.rs");
     println!("cargo::rerun-if-env-changed=RESILIENCE_REDIS_URL");
     println!("cargo::rerun-if-env-changed=RESILIENCE_REDIS_REQUIRED");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rustc-check-cfg=cfg(resilience_no_redis)");
     println!("cargo::rustc-check-cfg=cfg(resilience_no_redis_server)");
 
-    let url = std::env::var_os("RESILIENCE_REDIS_URL").is_some_and(|u| !u.is_empty());
+    let url = url_set();
     let binary = redis_server_on_path();
     let required = std::env::var("RESILIENCE_REDIS_REQUIRED").is_ok_and(|v| v == "1");
 
@@ -44,21 +48,4 @@ fn main() {
              the Redis tests are ignored"
         );
     }
-}
-
-/// Whether an executable file named `redis-server` is in a directory of `PATH`.
-fn redis_server_on_path() -> bool {
-    let Some(path) = std::env::var_os("PATH") else { return false };
-    std::env::split_paths(&path).any(|dir| is_executable(&dir.join("redis-server")))
-}
-
-#[cfg(unix)]
-fn is_executable(file: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    file.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(file: &Path) -> bool {
-    file.is_file() || file.with_extension("exe").is_file()
 }

@@ -2,29 +2,12 @@
 //! none is available, so a test that could not do its work never reports `ok`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-
+use resilience_tests::redis_probe::{redis_server_on_path, url_set};
 use resilience_tests::redis_server::RedisServer;
-
-fn redis_server_on_path() -> bool {
-    let Some(path) = std::env::var_os("PATH") else { return false };
-    std::env::split_paths(&path).any(|dir| is_executable(&dir.join("redis-server")))
-}
-
-#[cfg(unix)]
-fn is_executable(file: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    file.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(file: &Path) -> bool {
-    file.is_file() || file.with_extension("exe").is_file()
-}
 
 #[test]
 fn the_redis_tests_are_ignored_exactly_when_no_redis_is_available() {
-    let url = std::env::var_os("RESILIENCE_REDIS_URL").is_some_and(|u| !u.is_empty());
+    let url = url_set();
     let binary = redis_server_on_path();
     assert_eq!(
         cfg!(resilience_no_redis),
