@@ -155,16 +155,27 @@ pub fn io_error_kind(kind: ErrorKind) -> ErrorClass {
     }
 }
 
+/// By kind ([`io_error_kind`]); an `io::Error` made from a resilience [`Error`] (a
+/// rejection reaching an `io::Result` function) is classified as that `Error`.
 impl Classify for std::io::Error {
     fn class(&self) -> ErrorClass {
-        io_error_kind(self.kind())
+        match rejection(self) {
+            Some(e) => e.class(),
+            None => io_error_kind(self.kind()),
+        }
     }
 }
 
+/// No hint, unless the `io::Error` carries a resilience [`Error`] with one.
 impl RetryAfter for std::io::Error {
     fn retry_after(&self) -> Option<Duration> {
-        None
+        rejection(self).and_then(Error::retry_after)
     }
+}
+
+/// The resilience [`Error`] an `io::Error` was made from, if any.
+fn rejection(e: &std::io::Error) -> Option<&Error> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<Error>())
 }
 
 /// `Timeout`, `RateLimited`, `BulkheadFull` and `BackendUnavailable` are transient; `CircuitOpen` (the breaker

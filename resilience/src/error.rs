@@ -178,6 +178,30 @@ impl From<ConfigError> for Error {
     }
 }
 
+/// So that a function returning `std::io::Result<T>` can carry rejections (the standard
+/// library's error type cannot get an impl in your crate): the [`Error`] becomes the
+/// source of an `io::Error` of kind `TimedOut` for a timeout, `Other` for the rest.
+/// [`Classify`](crate::Classify) and [`RetryAfter`](crate::RetryAfter) for `io::Error`
+/// look through to it, so an outer retry treats it as it treats the `Error` itself.
+///
+/// ```
+/// use std::io;
+/// use resilience::Error;
+///
+/// let e = io::Error::from(Error::timeout(std::time::Duration::from_secs(5)));
+/// assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+/// assert!(e.get_ref().and_then(|e| e.downcast_ref::<Error>()).is_some());
+/// ```
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match e {
+            Error::Timeout { .. } => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 /// A configuration value that a builder, the registry or a config file refused.
 ///
 /// The message names the field and the accepted range:

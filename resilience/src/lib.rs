@@ -26,6 +26,13 @@
 //! }
 //! ```
 //!
+//! `std::io::Result<T>` follows the convention as is (a rejection becomes an `io::Error`
+//! carrying it). An error type of another crate cannot get the impl in yours: wrap it in
+//! an error type of your own, as `ShopError` does. Without `retry_if`, a retry classifies
+//! errors through [`Classify`] and [`RetryAfter`], detected from the concrete error type;
+//! a function generic over its error type `E` must name them in its bounds
+//! (`E: Classify + RetryAfter`) or pass `retry_if`, which the attributes enforce.
+//!
 //! # Retry
 //!
 //! [`RetryPolicy`]: `max_attempts` counts **every** call, the first

@@ -33,7 +33,7 @@
 //! assert_eq!(api.retry.as_ref().map(|r| r.max_attempts()), Some(5));
 //! assert_eq!(Preset::from_name("postgres"), Some(Preset::Postgres));
 //!
-//! // Your own bundle, registered under a name for `preset = "billing"` in attributes:
+//! // Your own bundle, registered under a name for `preset = "user:billing"` in attributes:
 //! let billing = ResilienceConfig::new().with_timeout(std::time::Duration::from_secs(5));
 //! resilience::registry().register_preset("billing", billing);
 //! assert!(resilience::registry().preset("billing").is_some());
@@ -44,6 +44,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ConfigError;
+
+/// The built-in names, shared with the attribute macros (one source file). The list and
+/// the `user:` prefix serve the macros' call sites (feature `macros`).
+#[path = "preset_names.rs"]
+#[cfg_attr(not(feature = "macros"), allow(dead_code))]
+pub(crate) mod names;
 use crate::backoff::{Backoff, Jitter};
 use crate::bulkhead::BulkheadConfig;
 use crate::circuit::CircuitBreakerConfig;
@@ -134,12 +140,12 @@ impl Preset {
     /// The preset's name as written in attributes and config files.
     pub fn name(self) -> &'static str {
         match self {
-            Preset::Database => "database",
-            Preset::Api => "api",
-            Preset::File => "file",
-            Preset::Postgres => "postgres",
-            Preset::Shopify => "shopify",
-            Preset::Development => "development",
+            Preset::Database => names::DATABASE,
+            Preset::Api => names::API,
+            Preset::File => names::FILE,
+            Preset::Postgres => names::POSTGRES,
+            Preset::Shopify => names::SHOPIFY,
+            Preset::Development => names::DEVELOPMENT,
         }
     }
 
@@ -270,6 +276,12 @@ mod tests {
             assert!(c.timeout.is_some());
             assert_eq!(Preset::from_name(p.name()), Some(p));
         }
+    }
+
+    #[test]
+    fn the_macros_check_presets_against_the_same_names() {
+        let all: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(all, names::BUILT_IN);
     }
 
     #[test]

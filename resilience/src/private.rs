@@ -73,12 +73,40 @@ impl<T> Site<T> {
 /// with a trivial drop on the resolved path.
 pub type Handle<T> = Result<Option<&'static Arc<T>>, Box<Error>>;
 
+/// The preset an attribute names: a built-in name (checked at compile time), or
+/// `user:NAME` for a preset registered at run time. A missing registered preset fails
+/// every call that resolves it with `Error::Config`, and is logged once.
 fn preset(name: Option<&str>) -> Result<Option<ResilienceConfig>, ConfigError> {
-    match name {
-        None => Ok(None),
-        Some(name) => registry().preset(name).map(Some).ok_or_else(|| {
-            ConfigError::new("preset", format!("no preset named `{name}` (built-in: database, api, file, postgres, shopify, development; or one registered with Registry::register_preset)"))
-        }),
+    use crate::presets::names::{BUILT_IN, USER_PREFIX};
+    let Some(written) = name else { return Ok(None) };
+    let name = written.strip_prefix(USER_PREFIX).unwrap_or(written);
+    if let Some(config) = registry().preset(name) {
+        return Ok(Some(config));
+    }
+    let message = if written.starts_with(USER_PREFIX) {
+        format!(
+            "no preset registered as `{name}` (`preset = \"{written}\"`): register it at startup, before the first call, with `registry().register_preset(\"{name}\", config)` or a `[{name}]` table in a loaded config file"
+        )
+    } else {
+        format!(
+            "no preset named `{name}`: the built-in presets are {}; name a preset registered at run time `preset = \"{USER_PREFIX}{name}\"`",
+            BUILT_IN.join(", ")
+        )
+    };
+    let error = ConfigError::new("preset", message);
+    log_once(name, &error);
+    Err(error)
+}
+
+/// Logs a missing preset the first time a call site fails to find it; later calls fail
+/// with the same error, silently.
+#[cold]
+fn log_once(name: &str, error: &ConfigError) {
+    static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut logged = LOGGED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !logged.iter().any(|n| n == name) {
+        logged.push(name.to_owned());
+        tracing::error!(target: "resilience", preset = name, error = %error, "preset not found: every call naming it fails with Error::Config");
     }
 }
 
@@ -314,8 +342,9 @@ pub type ErrOf<R> = <R as ResilientReturn>::Err;
 /// An error type that rejections convert into (not public API).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot carry a resilience rejection: it does not implement `From<resilience::Error>`",
-    label = "the error type of this return type needs `impl From<resilience::Error> for {Self}`",
-    note = "an open circuit, a rate limit, a full bulkhead or a timeout reaches the caller as `E::from(resilience::Error)`: add `impl From<resilience::Error> for {Self}` (with thiserror: a `#[from] resilience::Error` variant)"
+    label = "the error type of this return type cannot carry an open circuit, a rate limit, a full bulkhead or a timeout",
+    note = "a rejection reaches the caller as `E::from(resilience::Error)`; if `{Self}` is your own type, add `impl From<resilience::Error> for {Self}` (with thiserror: a `#[from] resilience::Error` variant)",
+    note = "if `{Self}` belongs to another crate, that impl is not yours to write (the orphan rule): return an error type of your own with a variant for `{Self}` and one for `resilience::Error`, or a type that already converts from any error (`Box<dyn std::error::Error + Send + Sync>`, `anyhow::Error`); `std::io::Result<T>` works as is"
 )]
 pub trait FromResilienceError: Sized {
     /// `E::from(e)`.
@@ -626,3 +655,78 @@ pub trait ByDefault<E> {
 }
 
 impl<E> ByDefault<E> for Probe<E> {}
+
+// ----- the fallback's shape ----------------------------------------------------------
+
+/// Autoref specialization probe on the value a fallback call produced: a future for an
+/// `async fn`'s fallback, a value for a sync fn's. The wrong shape is one error naming
+/// the rule, at the fallback (not public API).
+pub struct FallbackProbe<V>(PhantomData<fn() -> V>);
+
+/// The probe of `value`'s type (not public API).
+#[inline(always)]
+pub fn fallback_probe<V>(_value: &V) -> FallbackProbe<V> {
+    FallbackProbe(PhantomData)
+}
+
+/// An `async fn`'s fallback returned a value: the fallback must be `async` (not public
+/// API; nothing implements it).
+#[diagnostic::on_unimplemented(
+    message = "the fallback of an `async fn` must be an `async fn` too: it returned `{Self}`, not a future",
+    label = "this fallback is a sync fn",
+    note = "the fallback runs in place of the call and is awaited: declare it `async fn` with the same arguments and return type as the function it stands in for"
+)]
+pub trait AsyncFallbackMustBeAsync {
+    /// Never called: nothing implements the trait.
+    fn never<R>(self) -> R;
+}
+
+/// A sync fn's fallback returned a future: the fallback must be sync (not public API;
+/// nothing implements it).
+#[diagnostic::on_unimplemented(
+    message = "the fallback of a sync fn must be a sync fn too: it returned the future `{Self}`",
+    label = "this fallback is async",
+    note = "a sync fn cannot await: make the fallback a plain `fn` with the same arguments and return type, or make the function `async`"
+)]
+pub trait SyncFallbackMustBeSync {
+    /// Never called: nothing implements the trait.
+    fn never<R>(self) -> R;
+}
+
+/// Chosen when the fallback returned a future (not public API).
+pub trait FallbackIsFuture<V> {
+    /// An `async fn`'s fallback: the future, to await.
+    #[inline(always)]
+    fn async_fallback(&self, value: V) -> V {
+        value
+    }
+
+    /// A sync fn's fallback returned a future: refused.
+    fn sync_fallback<R>(&self, value: V) -> R
+    where
+        V: SyncFallbackMustBeSync,
+    {
+        value.never()
+    }
+}
+
+impl<V: Future> FallbackIsFuture<V> for &FallbackProbe<V> {}
+
+/// Chosen when the fallback returned a value (not public API).
+pub trait FallbackIsValue<V> {
+    /// An `async fn`'s fallback returned a value: refused.
+    fn async_fallback(&self, value: V) -> std::future::Ready<V>
+    where
+        V: AsyncFallbackMustBeAsync,
+    {
+        value.never()
+    }
+
+    /// A sync fn's fallback: the value.
+    #[inline(always)]
+    fn sync_fallback(&self, value: V) -> V {
+        value
+    }
+}
+
+impl<V> FallbackIsValue<V> for FallbackProbe<V> {}

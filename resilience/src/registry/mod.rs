@@ -191,8 +191,8 @@ impl Registry {
         self.retries.write().insert(Arc::from(name), policy);
     }
 
-    /// Register (or replace) a named preset usable as `preset = "name"` in attributes and
-    /// as `base = "name"` in config files. Registered names shadow built-in ones.
+    /// Register (or replace) a named preset usable as `preset = "user:name"` in attributes
+    /// and as `base = "name"` in config files. Registered names shadow built-in ones.
     pub fn register_preset(&self, name: &str, config: ResilienceConfig) {
         self.presets.write().insert(Arc::from(name), config);
     }
