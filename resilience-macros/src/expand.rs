@@ -287,10 +287,20 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
         ArgName::Pattern(_) => TokenStream::new(),
     });
     let span = syn::spanned::Spanned::span(fallback);
+    // The probe refuses, at the fallback, a sync fallback for an async fn and an async one
+    // for a sync fn, with one error naming the rule.
+    let value = ident("fallback", 0);
+    let probe = quote!(
+        #[allow(unused_imports)]
+        use #p::{FallbackIsFuture as _, FallbackIsValue as _};
+    );
+    let run = quote_spanned!(span=> #fallback(#(#args),*));
     let call = if ctx.info.is_async() {
-        quote_spanned!(span=> #fallback(#(#args),*).await)
+        let check = at(span, quote!((&&#p::fallback_probe(&#value)).async_fallback(#value)));
+        quote!({ let #value = #run; #probe #check.await })
     } else {
-        quote_spanned!(span=> #fallback(#(#args),*))
+        let check = at(span, quote!((&&#p::fallback_probe(&#value)).sync_fallback(#value)));
+        quote!({ let #value = #run; #probe #check })
     };
     let done = ident("done", 0);
     if value_mode {
@@ -305,6 +315,24 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
             #p::Outcome::Fallback => #call,
         })
     }
+}
+
+/// `tokens` located at `span` (resolving as before: `mixed_site` hygiene), so that an
+/// error in them points at the user's token and nowhere else.
+fn at(span: Span, tokens: TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), at(span, group.stream()));
+                inner.set_span(Span::mixed_site().located_at(span));
+                return proc_macro2::TokenTree::Group(inner);
+            }
+            tree.set_span(Span::mixed_site().located_at(span));
+            tree
+        })
+        .collect()
 }
 
 fn preset<'a>(own: Option<&'a syn::LitStr>, planned: &'a Planned) -> TokenStream {
@@ -375,6 +403,14 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             if let Some(d) = args.duration {
                 settings.0.push(("duration".to_owned(), Setting::Duration(d.nanos), d.span));
             }
+            if let Some(path) = &args.constant {
+                let span = syn::spanned::Spanned::span(path);
+                settings.0.push((
+                    "duration".to_owned(),
+                    Setting::DurationConst(path.clone()),
+                    span,
+                ));
+            }
             timeout_settings = settings;
             written = true; // a timeout is not a named instance
             (
@@ -424,6 +460,11 @@ fn layer_args(
             Setting::Duration(nanos) => {
                 quote!(#p::Value::Duration(::core::time::Duration::from_nanos(#nanos)))
             }
+            Setting::DurationConst(path) => {
+                // Spanned at the path: a `const` of another type is reported there.
+                let span = syn::spanned::Spanned::span(path);
+                quote_spanned!(span=> #p::Value::Duration(#path))
+            }
             Setting::Bool(b) => quote!(#p::Value::Bool(#b)),
             Setting::Text(t) => quote!(#p::Value::Str(#t)),
         };
@@ -441,7 +482,7 @@ fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
     let (p, krate) = (&ctx.p, &ctx.krate);
     let (ok, err) = (ctx.ok_ty(), ctx.err_ty());
     let retry_if = match &args.retry_if {
-        Some(f) => quote!(#f),
+        Some(f) => predicate(f, &err),
         None => quote!({
             #[allow(unused_imports)]
             use #p::{ByClassify as _, ByDefault as _};
@@ -449,7 +490,7 @@ fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
         }),
     };
     let on_result = match &args.retry_on_result {
-        Some(f) => quote!(#f),
+        Some(f) => predicate(f, &ok),
         None => quote!(|_: &#ok| false),
     };
     let on_retry = match &args.on_retry {
@@ -468,15 +509,35 @@ fn retry_hooks(ctx: &Ctx<'_>, args: &RetryArgs) -> TokenStream {
         .on_retry(#on_retry))
 }
 
+/// A predicate hook (`retry_if`, `failure_if`, ...) over `&#arg`. A path is coerced to
+/// `fn(&Arg) -> bool` first, so a function taking its argument by value is one type error
+/// at the path, showing the expected signature, instead of several inside the pipeline.
+/// A closure is passed as written (its argument type is inferred from the hook's bound;
+/// the parser refuses one that takes the argument by value).
+fn predicate(f: &syn::Expr, arg: &TokenStream) -> TokenStream {
+    match f {
+        syn::Expr::Path(_) => {
+            let span = syn::spanned::Spanned::span(f);
+            let checked = format_ident!("__resilience_predicate", span = Span::mixed_site());
+            let ty = quote_spanned!(span=> fn(&#arg) -> bool);
+            quote!({
+                let #checked: #ty = #f;
+                #checked
+            })
+        }
+        _ => quote!(#f),
+    }
+}
+
 fn classifier_value(ctx: &Ctx<'_>, args: &CircuitArgs) -> TokenStream {
     let krate = &ctx.krate;
     let err = ctx.err_ty();
     let failure_if = match &args.failure_if {
-        Some(f) => quote!(#f),
+        Some(f) => predicate(f, &err),
         None => quote!(|_: &#err| true),
     };
     let ignore_if = match &args.ignore_if {
-        Some(f) => quote!(#f),
+        Some(f) => predicate(f, &err),
         None => quote!(|_: &#err| false),
     };
     quote!(#krate::circuit::Predicates::<#err, _, _>::new(#failure_if, #ignore_if))
@@ -746,8 +807,50 @@ mod tests {
             ),
         );
         assert!(out.contains("value_or_fallback"), "{out}");
-        assert!(out.contains("Self :: cached (self , id) . await"), "{out}");
+        assert!(
+            out.contains("let __resilience_fallback_0 = Self :: cached (self , id) ;"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "(& & :: resilience :: __private :: fallback_probe (& __resilience_fallback_0)) . async_fallback (__resilience_fallback_0) . await"
+            ),
+            "{out}"
+        );
         assert!(!out.contains("finisher"));
+    }
+
+    #[test]
+    fn a_timeout_const_is_read_by_path() {
+        let out = expand(
+            Kind::Timeout,
+            quote!(config::TIMEOUT),
+            quote!(
+                async fn f() -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(
+            out.contains(
+                "(\"duration\" , :: resilience :: __private :: Value :: Duration (config :: TIMEOUT))"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn predicate_paths_are_coerced_to_fn_pointers() {
+        let out = expand(
+            Kind::Retry,
+            quote!(retry_if = is_busy),
+            quote!(
+                fn f() -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(out.contains("let __resilience_predicate : fn (& :: resilience :: __private :: ErrOf < Result < u8 , E > >) -> bool = is_busy ;"), "{out}");
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub(crate) struct FnInfo {
     pub(crate) args: Vec<ArgName>,
     /// Argument types, for the `'static` rule of a sync `#[timeout]`.
     pub(crate) arg_types: Vec<Type>,
+    /// The error type `E` of `Result<T, E>` when it is a type parameter of the function
+    /// without `Classify` among its bounds: a retry cannot classify its errors.
+    pub(crate) unclassified_error: Option<syn::Ident>,
 }
 
 impl FnInfo {
@@ -111,7 +114,52 @@ pub(crate) fn analyze(item: &ItemFn, attr: &str) -> syn::Result<FnInfo> {
             }
         }
     }
-    Ok(FnInfo { shape, ret, ret_span, ret_is_result, ret_not_result, args, arg_types })
+    let unclassified_error = unclassified_error(&ret, &item.sig.generics);
+    Ok(FnInfo {
+        shape,
+        ret,
+        ret_span,
+        ret_is_result,
+        ret_not_result,
+        args,
+        arg_types,
+        unclassified_error,
+    })
+}
+
+/// `E` in `Result<T, E>` when `E` is one of `generics`' type parameters and no bound on
+/// it (in the parameter list or the `where` clause) names `Classify`. The attribute reads
+/// the bounds as written: a bound through another trait is not seen.
+fn unclassified_error(ret: &TokenStream, generics: &syn::Generics) -> Option<syn::Ident> {
+    let Ok(Type::Path(ty)) = syn::parse2::<Type>(ret.clone()) else { return None };
+    let last = ty.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let (Some(_), Some(Type::Path(err)), None) = (types.next(), types.next(), types.next()) else {
+        return None;
+    };
+    let ident = err.path.get_ident().filter(|_| err.qself.is_none())?;
+    let param = generics.type_params().find(|p| p.ident == *ident)?;
+    let names_classify = |bounds: &syn::punctuated::Punctuated<TypeParamBound, syn::Token![+]>| {
+        bounds.iter().any(|b| {
+            matches!(b, TypeParamBound::Trait(t) if t.path.segments.last().is_some_and(|s| s.ident == "Classify"))
+        })
+    };
+    if names_classify(&param.bounds) {
+        return None;
+    }
+    let in_where = generics.where_clause.iter().flat_map(|w| &w.predicates).any(|p| {
+        matches!(p, syn::WherePredicate::Type(t)
+            if matches!(&t.bounded_ty, Type::Path(b) if b.qself.is_none() && b.path.is_ident(ident))
+                && names_classify(&t.bounds))
+    });
+    if in_where { None } else { Some(ident.clone()) }
 }
 
 fn declared(output: &ReturnType, fallback: Span) -> (TokenStream, Span) {
@@ -370,6 +418,24 @@ mod tests {
             info("fn f() -> Response { Response::default() }")
                 .is_ok_and(|i| !i.ret_not_result && !i.ret_is_result)
         );
+    }
+
+    #[test]
+    fn a_generic_error_type_needs_classify_among_its_bounds() {
+        let e = |src: &str| info(src).map(|i| i.unclassified_error.map(|e| e.to_string()));
+        assert_eq!(e("fn f<E: Debug>() -> Result<u8, E> { todo() }"), Ok(Some("E".to_owned())));
+        assert_eq!(
+            e("async fn f<T, Err>() -> Result<T, Err> where Err: Send { todo() }"),
+            Ok(Some("Err".to_owned()))
+        );
+        assert_eq!(e("fn f<E: resilience::Classify>() -> Result<u8, E> { todo() }"), Ok(None));
+        assert_eq!(
+            e("fn f<E>() -> Result<u8, E> where E: Classify + RetryAfter { todo() }"),
+            Ok(None)
+        );
+        assert_eq!(e("fn f<E>() -> Result<u8, MyError> { todo() }"), Ok(None));
+        assert_eq!(e("fn f<T>() -> Result<T, MyError> { todo() }"), Ok(None));
+        assert_eq!(e("fn f<E>() -> Result<u8, Box<E>> { todo() }"), Ok(None));
     }
 
     #[test]

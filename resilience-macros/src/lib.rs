@@ -18,7 +18,10 @@
 //!   an open circuit, a rate limit, a full bulkhead or a timeout reaches the caller as
 //!   `Err(E::from(resilience::Error::..))`. Anything else is a compile error at the return
 //!   type saying which impl to add (only `#[circuit_breaker(fallback = ..)]` accepts other
-//!   return types).
+//!   return types). `std::io::Result<T>` works as is (a rejection becomes an `io::Error`
+//!   carrying it); for an error type of another crate, which cannot get that impl in
+//!   yours, return an error type of your own wrapping it, or
+//!   `Box<dyn std::error::Error + Send + Sync>`.
 //! * **Stacking.** Several attributes compose and **the written order is the runtime
 //!   order**: the top attribute is the outermost layer, as with Python decorators.
 //!   `#[retry] #[circuit_breaker] #[timeout(2s)]` is a retry around a breaker around a
@@ -50,12 +53,25 @@
 //!   (`registry().circuit_breakers().configure(..)`, `configure_retry(..)`, ...) or loaded
 //!   from TOML for that name wins over the attribute's literals, which win over the
 //!   `preset`'s values, which win over the defaults. Set registry configs at startup:
-//!   call sites resolve on their first call. An instance that cannot be built (unknown
-//!   preset, invalid value) makes each call return `E::from(Error::Config(..))`.
+//!   call sites resolve on their first call. An instance that cannot be built (a preset
+//!   registered at run time that is missing, an invalid value) makes each call return
+//!   `E::from(Error::Config(..))`.
+//! * **Presets.** `preset = "api"` names a built-in preset (`database`, `api`, `file`,
+//!   `postgres`, `shopify`, `development`), checked at compile time: a typo is a compile
+//!   error with the nearest name. A preset registered at run time
+//!   (`registry().register_preset("billing", ..)`, a TOML table) is written with the
+//!   `user:` prefix, `preset = "user:billing"`, and looked up when the call site first
+//!   runs: missing, it fails each call with `Error::Config` and is logged once.
 //! * **Literals** are checked at compile time: durations are written `250ms`, `2s`,
 //!   `1.5s`, `5min`, `1h` (units `ns us ms s min h`, `m` for `min`; a number without a
 //!   unit is an error), counts must be at least 1, factors in range, and conflicting
-//!   options are refused.
+//!   options are refused. An unknown key is an error listing the accepted ones, with the
+//!   nearest key or the attribute's spelling of a common synonym (`rate = "10/s"` →
+//!   `per_second = 10`, `max_retries = 3` → `max_attempts = 4`).
+//! * **Predicates** (`retry_if`, `retry_on_result`, `failure_if`, `ignore_if`) receive
+//!   their argument by reference: `fn is_transient(e: &MyError) -> bool` or
+//!   `|e: &MyError| ..` (`|e| ..` infers it). A function or closure taking it by value is
+//!   one compile error at the argument, showing the expected `fn(&MyError) -> bool`.
 //! * **One key set.** A layer's keys (everything but `name`, `preset`, `crate` and the
 //!   function-valued arguments) are the keys of its config type in
 //!   `resilience::config`, the same in a TOML table (`[orders.retry]`) and through
@@ -71,6 +87,10 @@ mod func;
 #[path = "../../resilience/src/config/grammar.rs"]
 #[allow(dead_code)]
 mod grammar;
+mod preset;
+/// The built-in preset names, shared with the runtime's presets (one source file).
+#[path = "../../resilience/src/preset_names.rs"]
+mod preset_names;
 mod stack;
 mod validate;
 
@@ -94,7 +114,7 @@ use stack::Kind;
 /// | `retry_on_result` | `fn(&T) -> bool`: `Ok` values to retry ("soft failures") | none |
 /// | `on_retry` | `fn(&RetryEvent<T, E>)`: told before each retry's sleep | none |
 /// | `budget` | name of a shared [retry budget] in the registry | none |
-/// | `preset` | `"api"`, `"database"`, ...: start from the preset's retry policy | none |
+/// | `preset` | `"api"`, `"database"`, ... (`"user:name"` for one registered at run time): start from the preset's retry policy | none |
 ///
 /// Without `retry_if`, every error is retried, unless `E` implements
 /// [`Classify`](https://docs.rs/resilience/latest/resilience/classify/trait.Classify.html):
@@ -102,6 +122,17 @@ use stack::Kind;
 /// replaces the computed delay (capped by `max_delay`). Both are picked up without being
 /// asked, for concrete error types. `E` must implement `Debug` (retries are logged). When
 /// the attempts run out, the last error (or the last soft-failure value) is returned.
+///
+/// **Generic error types.** The traits are detected where the function is compiled, so
+/// a function generic over its error type sees them only through its bounds. When `E` in
+/// `Result<T, E>` is a type parameter of the function without `Classify` among its bounds
+/// (in `<..>` or the `where` clause), the attribute refuses it, as `#[resilient]` does
+/// with a retry layer, rather than retry every error: add `E: resilience::Classify +
+/// resilience::RetryAfter` (then the caller's type classifies its errors), or pass
+/// `retry_if = ..` to choose (`retry_if = |_| true` retries every error). The bound is
+/// read as written: one implied by another trait is not seen, and a parameter of the
+/// enclosing `impl` is not visible to the attribute (name `Classify` on the method, or use
+/// `retry_if`).
 ///
 /// The body runs once per attempt: it may borrow and mutate its arguments (`&mut self`
 /// included) but cannot move out of them. A body that consumes an argument fails to
@@ -189,8 +220,8 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `slow_call` | a success slower than this counts as a failure | none |
 /// | `failure_if` | `fn(&E) -> bool`: errors that count as failures (others count as successes) | every error |
 /// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither | none |
-/// | `fallback` | a function taking the same arguments and returning the same type | none |
-/// | `preset` | start from the preset's breaker settings | none |
+/// | `fallback` | a function taking the same arguments and returning the same type, `async` exactly when the function is | none |
+/// | `preset` | start from the preset's breaker settings (see "Presets" above) | none |
 /// | `backend` | `"local"`, or `"redis"` to share the circuit with every process using this name (feature `redis`) | `"local"` |
 /// | `fail_mode` | with `backend = "redis"`: `"open"` (fall back to the local breaker while Redis is unreachable) or `"closed"` (reject) | `"open"` |
 ///
@@ -262,7 +293,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `per_second` / `per_minute` | refill rate (one of them) | required, unless `preset` or a registry config |
 /// | `burst` | bucket capacity | `1` |
 /// | `cost` | expression over the arguments: permits this call takes (`u32`) | `1` |
-/// | `key` | expression over the arguments: one bucket per key (per shop, per host): a string or an integer | none |
+/// | `key` | expression over the arguments: one bucket per key (per shop, per host): a string or an integer; a literal (`key = "shop"`, one bucket for all) is refused | none |
 /// | `on_limit` | `wait` (sleep for the next slot), `reject` (fail fast), `queue` (wait, at most `max_queue` at once) | `wait` |
 /// | `max_wait` | refuse at once a wait longer than this (every wait is bounded) | `10s` |
 /// | `max_queue` | waiters allowed with `on_limit = queue` | — |
@@ -329,6 +360,32 @@ pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Bounds the duration of each call: `#[timeout(5s)]` or `#[timeout(duration = 5s)]`.
+///
+/// The duration is a literal, or the path of a `const` of type `std::time::Duration`
+/// (`#[timeout(TIMEOUT)]`, `#[timeout(duration = config::TIMEOUT)]`), read when the call
+/// site first runs; a `const` of another type is a type error at the path. An expression
+/// (`#[timeout(Duration::from_secs(5))]`) is refused: declare it as a `const`. An
+/// associated `const` of `Self` cannot be named (the duration is read in an item of its
+/// own inside the function); use one outside the `impl`.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience::{timeout, Error};
+/// # #[derive(Debug, PartialEq)] enum AppError { Resilience(Error) }
+/// # impl From<Error> for AppError { fn from(e: Error) -> Self { AppError::Resilience(e) } }
+///
+/// const REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+///
+/// #[timeout(REPORT_TIMEOUT)]
+/// async fn report() -> Result<u32, AppError> {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     Ok(1)
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// assert_eq!(report().await, Err(AppError::Resilience(Error::timeout(REPORT_TIMEOUT))));
+/// # }
+/// ```
 ///
 /// An `async fn` is cancelled (its future dropped) at the deadline and returns
 /// `Err(E::from(Error::Timeout { limit }))`. A sync `fn` runs on a worker thread while
@@ -443,7 +500,7 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The whole stack in one attribute, in a fixed order.
 ///
 /// Either `preset = "shopify"` (every layer that preset defines: `database`, `api`,
-/// `file`, `postgres`, `shopify`, `development`, or one registered with
+/// `file`, `postgres`, `shopify`, `development`, or `"user:name"` for one registered with
 /// `Registry::register_preset`), or nested layers — `retry(..)`, `circuit_breaker(..)`,
 /// `rate_limit(..)`, `bulkhead(..)`, `timeout(..)` with the arguments of the attributes of
 /// the same names — or both: nested layers then refine the preset's (`#[resilient(preset =

@@ -21,6 +21,7 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
         match &planned.layer {
             Layer::Retry(args) => {
                 retry(args, errors);
+                generic_error(args, info, attr, errors);
                 retry_outside = true;
             }
             Layer::Circuit(args) => {
@@ -66,6 +67,22 @@ fn retry(args: &RetryArgs, errors: &mut Errors) {
             "`multiplier` in `#[retry]` applies only to `backoff = exponential`; remove it or switch the backoff",
         ));
     }
+}
+
+/// A retry without `retry_if` classifies errors through `Classify`, detected from the
+/// error type where the function is compiled: for a type parameter without the bound,
+/// that is never, whatever type the caller picks. Refused, naming the two ways out.
+fn generic_error(args: &RetryArgs, info: &FnInfo, attr: &str, errors: &mut Errors) {
+    let Some(e) = &info.unclassified_error else { return };
+    if args.retry_if.is_some() {
+        return;
+    }
+    errors.push(syn::Error::new(
+        e.span(),
+        format!(
+            "`#[{attr}]` cannot classify the errors of `{e}`: it is a type parameter without a `Classify` bound, so every error would be retried, even when the caller's `{e}` implements `Classify`; add the bound `{e}: resilience::Classify + resilience::RetryAfter` (transient errors retried, server hints honoured), or choose with `retry_if = ..` (`retry_if = |_| true` retries every error)"
+        ),
+    ));
 }
 
 fn circuit(args: &CircuitArgs, errors: &mut Errors) {

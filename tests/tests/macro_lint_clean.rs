@@ -52,6 +52,23 @@ pub async fn preset_stack(x: u32) -> Result<u32, LintError> {
     Ok(x)
 }
 
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn is_failed(e: &LintError) -> bool {
+    matches!(e, LintError::Failed)
+}
+
+async fn cached(x: u32) -> Result<u32, LintError> {
+    Ok(x + 1)
+}
+
+#[retry(max_attempts = 2, initial_delay = 1ms, retry_if = is_failed)]
+#[circuit_breaker(failure_if = is_failed, fallback = cached)]
+#[timeout(LIMIT)]
+pub async fn paths_and_consts(x: u32) -> Result<u32, LintError> {
+    Ok(x)
+}
+
 pub struct Service;
 
 impl Service {
@@ -81,6 +98,7 @@ async fn lint_clean_expansions_run() {
     assert_eq!(every_layer_sync("k", 3).ok(), Some(3));
     assert_eq!(sync_timeout(Arc::new(4)).ok(), Some(4));
     assert_eq!(preset_stack(5).await.ok(), Some(5));
+    assert_eq!(paths_and_consts(7).await.ok(), Some(7));
     assert_eq!(Service.value(6), 6);
     assert!(Service.diverges().await.is_err());
     assert!(Service.diverges_sync().is_err());

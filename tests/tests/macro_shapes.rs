@@ -95,8 +95,9 @@ async fn futures_are_send() {
     assert_eq!(handle.await.unwrap(), Ok(1));
 }
 
-/// Generic functions: type and lifetime parameters, `where` clauses, `impl Trait`.
-#[retry(max_attempts = 3, initial_delay = 1ms)]
+/// Generic functions: type and lifetime parameters, `where` clauses, `impl Trait`. An
+/// error type parameter without a `Classify` bound says which errors to retry.
+#[retry(max_attempts = 3, initial_delay = 1ms, retry_if = |_| true)]
 async fn generic<'a, T, E>(items: &'a [T], calls: &AtomicU32) -> Result<&'a T, E>
 where
     T: Sync,

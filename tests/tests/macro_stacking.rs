@@ -189,12 +189,12 @@ async fn attributes_written_with_full_paths_stack_too() {
     assert_eq!(registry().circuit_breakers().stats("macro-stack-paths").unwrap().failures, 2);
 }
 
-#[resilient(preset = "no-such-preset")]
+#[resilient(preset = "user:no-such-preset")]
 async fn unknown_preset(calls: &AtomicU32) -> Result<u32, AppError> {
     Ok(calls.fetch_add(1, Ordering::SeqCst))
 }
 
-#[retry(preset = "no-such-preset")]
+#[retry(preset = "user:no-such-preset")]
 fn unknown_retry_preset(calls: &AtomicU32) -> Result<u32, AppError> {
     Ok(calls.fetch_add(1, Ordering::SeqCst))
 }

@@ -68,7 +68,7 @@ fn set<A: LayerArgs>(args: &mut A, entry: &Entry) -> syn::Result<()> {
     }
     match (key.as_str(), shared.name) {
         ("name", Some(name)) => *name = Some(super::string(attr, &key, value)?),
-        ("preset", _) => *shared.preset = Some(super::string(attr, &key, value)?),
+        ("preset", _) => *shared.preset = Some(super::preset(attr, value)?),
         ("crate", _) => *shared.krate = Some(super::crate_path(attr, value)?),
         _ => args.set_own(&key, value)?,
     }
@@ -120,11 +120,11 @@ impl LayerArgs for RetryArgs {
     }
 
     fn set_own(&mut self, key: &str, value: &Expr) -> syn::Result<()> {
-        let hook = Some(super::path_or_closure(Self::SPEC.attr, key, value)?);
+        let attr = Self::SPEC.attr;
         match key {
-            "retry_if" => self.retry_if = hook,
-            "retry_on_result" => self.retry_on_result = hook,
-            _ => self.on_retry = hook,
+            "retry_if" => self.retry_if = Some(super::predicate(attr, key, value)?),
+            "retry_on_result" => self.retry_on_result = Some(super::predicate(attr, key, value)?),
+            _ => self.on_retry = Some(super::path_or_closure(attr, key, value)?),
         }
         Ok(())
     }
@@ -177,8 +177,8 @@ impl LayerArgs for CircuitArgs {
     fn set_own(&mut self, key: &str, value: &Expr) -> syn::Result<()> {
         let attr = Self::SPEC.attr;
         match key {
-            "failure_if" => self.failure_if = Some(super::path_or_closure(attr, key, value)?),
-            "ignore_if" => self.ignore_if = Some(super::path_or_closure(attr, key, value)?),
+            "failure_if" => self.failure_if = Some(super::predicate(attr, key, value)?),
+            "ignore_if" => self.ignore_if = Some(super::predicate(attr, key, value)?),
             _ => self.fallback = Some(super::path(attr, key, value)?),
         }
         Ok(())
@@ -224,7 +224,7 @@ impl LayerArgs for RateLimitArgs {
 
     fn set_own(&mut self, key: &str, value: &Expr) -> syn::Result<()> {
         if key == "key" {
-            self.key = Some(value.clone());
+            self.key = Some(rate_key(value)?);
             return Ok(());
         }
         if let Expr::Lit(ExprLit { lit: Lit::Int(_), .. }) | Expr::Unary(_) = value {
@@ -233,6 +233,21 @@ impl LayerArgs for RateLimitArgs {
         self.cost = Some(value.clone());
         Ok(())
     }
+}
+
+/// `key = shop`: an expression naming the tenant. A literal would put every call in the
+/// same bucket, which is what leaving `key` out does.
+fn rate_key(value: &Expr) -> syn::Result<Expr> {
+    if let Expr::Lit(ExprLit { lit, .. }) = value {
+        let shown = quote::ToTokens::to_token_stream(lit).to_string();
+        return Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`key` in `#[rate_limit]` is the expression that tells tenants apart, and the constant {shown} puts every call in one bucket: key by the tenant (`key = shop`, `key = shop.domain`, `key = user.id`) or remove `key` for one limiter shared by all calls"
+            ),
+        ));
+    }
+    Ok(value.clone())
 }
 
 /// Parsed `#[bulkhead(...)]`.

@@ -7,6 +7,7 @@
 pub(crate) mod keys;
 mod layer;
 mod resilient;
+mod suggest;
 mod timeout;
 
 pub(crate) use keys::{FloatRange, Kind};
@@ -14,7 +15,7 @@ pub(crate) use layer::{BulkheadArgs, CircuitArgs, RateLimitArgs, RetryArgs};
 pub(crate) use resilient::ResilientArgs;
 pub(crate) use timeout::TimeoutArgs;
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
@@ -169,47 +170,19 @@ impl Seen {
     }
 }
 
-/// The "unknown argument" error, with the valid keys and the closest one.
+/// The "unknown argument" error, with the valid keys and the closest one (see
+/// [`suggest`]).
 pub(crate) fn unknown(attr: &str, entry: &Entry, valid: &[&str]) -> syn::Error {
     let name = entry.name();
     let list = valid.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
-    let hint = closest(&name, valid).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
+    let hint = suggest::hint(attr, entry, valid);
     syn::Error::new(
         entry.key.span(),
         format!("unknown argument `{name}` in `#[{attr}]`; expected one of: {list}{hint}"),
     )
 }
 
-fn closest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
-    valid
-        .iter()
-        .map(|v| (edit_distance(name, v), *v))
-        .filter(|(d, v)| *d <= 2.max(v.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, v)| v)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row.first().copied().unwrap_or(0);
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
-        for (j, cb) in b.iter().enumerate() {
-            let above = row.get(j + 1).copied().unwrap_or(0);
-            let left = row.get(j).copied().unwrap_or(0);
-            let cost = usize::from(ca != *cb);
-            let value = (prev + cost).min(above + 1).min(left + 1);
-            prev = above;
-            if let Some(cell) = row.get_mut(j + 1) {
-                *cell = value;
-            }
-        }
-    }
-    row.last().copied().unwrap_or(0)
-}
+pub(crate) use suggest::closest;
 
 fn literal(expr: &Expr) -> Option<&Lit> {
     match expr {
@@ -351,6 +324,14 @@ pub(crate) fn choice(
     Err(syn::Error::new_spanned(expr, format!("`{key}` in `#[{attr}]` must be one of: {list}")))
 }
 
+/// `preset = "shopify"` (a built-in name, checked here) or `preset = "user:billing"` (a
+/// preset registered at run time).
+pub(crate) fn preset(attr: &str, expr: &Expr) -> syn::Result<LitStr> {
+    let lit = string(attr, "preset", expr)?;
+    crate::preset::check(attr, &lit)?;
+    Ok(lit)
+}
+
 /// A path to a function, e.g. `on_retry = log_retry`.
 pub(crate) fn path(attr: &str, key: &str, expr: &Expr) -> syn::Result<Expr> {
     match expr {
@@ -373,6 +354,28 @@ pub(crate) fn path_or_closure(attr: &str, key: &str, expr: &Expr) -> syn::Result
             ),
         )),
     }
+}
+
+/// A predicate over the error (or the `Ok` value): a path to a function, or a closure
+/// taking its argument by reference. A closure whose argument is written by value is
+/// refused here, with the corrected signature.
+pub(crate) fn predicate(attr: &str, key: &str, expr: &Expr) -> syn::Result<Expr> {
+    let expr = path_or_closure(attr, key, expr)?;
+    if let Expr::Closure(closure) = &expr
+        && let Some(syn::Pat::Type(typed)) = closure.inputs.first()
+        && !matches!(&*typed.ty, syn::Type::Reference(_) | syn::Type::Infer(_))
+    {
+        let ty = &typed.ty;
+        let pat = &typed.pat;
+        let shown = quote::quote!(|#pat: &#ty|).to_string().replace(" :", ":").replace("& ", "&");
+        return Err(syn::Error::new_spanned(
+            &typed.ty,
+            format!(
+                "`{key}` in `#[{attr}]` receives its argument by reference, so that the value stays available after the check: write `{shown} ..`"
+            ),
+        ));
+    }
+    Ok(expr)
 }
 
 /// `crate = "path"`, for facades that re-export `resilience`.
@@ -417,12 +420,6 @@ pub(crate) fn key_value<'e>(
     Ok((key, value))
 }
 
-/// Whether a token stream starts with a literal (`#[timeout(5s)]`) rather than a key.
-pub(crate) fn starts_with_literal(tokens: &TokenStream) -> bool {
-    matches!(tokens.clone().into_iter().next(), Some(TokenTree::Literal(_)))
-        || matches!(tokens.clone().into_iter().next(), Some(TokenTree::Punct(p)) if p.as_char() == '-')
-}
-
 /// A layer key's value, as the runtime's `resilience::config::Value` receives it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Setting {
@@ -430,6 +427,8 @@ pub(crate) enum Setting {
     Float(f64),
     /// Nanoseconds.
     Duration(u64),
+    /// The path of a `const` of type `Duration` (`#[timeout(TIMEOUT)]`).
+    DurationConst(syn::Path),
     Bool(bool),
     Text(String),
 }
@@ -577,12 +576,6 @@ mod tests {
         assert!(matches!(entries.get(1).map(|e| &e.value), Some(EntryValue::List(_))));
         assert!(matches!(entries.get(2).map(|e| &e.value), Some(EntryValue::Flag)));
         Ok(())
-    }
-
-    #[test]
-    fn closest_suggests_a_typo_fix() {
-        assert_eq!(closest("max_attemps", &["max_attempts", "backoff"]), Some("max_attempts"));
-        assert_eq!(closest("zzz", &["max_attempts", "backoff"]), None);
     }
 
     #[test]

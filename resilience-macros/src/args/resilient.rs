@@ -31,7 +31,7 @@ impl ResilientArgs {
         let Some(entries) = errors.ok(super::parse_entries(tokens)) else { return args };
         args.preset = entries.iter().find(|e| e.name() == "preset").and_then(|e| {
             let value = errors.ok(e.assigned(ATTR, "\"shopify\""))?;
-            errors.ok(super::string(ATTR, "preset", value))
+            errors.ok(super::preset(ATTR, value))
         });
         let has_preset = args.preset.is_some();
         let mut seen = Seen::default();
