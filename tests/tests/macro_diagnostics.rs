@@ -207,6 +207,37 @@ fn a_user_preset_is_looked_up_by_the_name_after_its_prefix() {
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the registered preset's two attempts");
 }
 
+#[retry(preset = "user:macro-diagnostics-never-registered")]
+fn with_a_missing_user_preset(calls: &AtomicU32) -> Result<u32, AppError> {
+    Ok(calls.fetch_add(1, Ordering::SeqCst))
+}
+
+#[test]
+fn a_missing_user_preset_fails_each_call_saying_how_to_register_it() {
+    let calls = AtomicU32::new(0);
+    for _ in 0..2 {
+        match with_a_missing_user_preset(&calls) {
+            Err(AppError::Resilience(Error::Config(e))) => {
+                assert_eq!(e.field(), "preset");
+                assert!(
+                    e.message().starts_with(
+                        "no preset registered as `macro-diagnostics-never-registered`"
+                    ),
+                    "{e}"
+                );
+                assert!(
+                    e.message().contains(
+                        "registry().register_preset(\"macro-diagnostics-never-registered\", config)"
+                    ),
+                    "{e}"
+                );
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the body never ran");
+}
+
 // ----- `std::io::Result` ----------------------------------------------------------------
 
 #[timeout(1s)]

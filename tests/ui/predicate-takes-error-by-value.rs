@@ -27,4 +27,9 @@ fn guarded() -> Result<u8, MyError> {
     Ok(1)
 }
 
+#[retry(retry_if = |e: MyError| matches!(e, MyError::Busy))]
+fn retried_by_closure() -> Result<u8, MyError> {
+    Ok(1)
+}
+
 fn main() {}

@@ -465,6 +465,29 @@ mod tests {
     }
 
     #[test]
+    fn a_literal_rate_limit_key_is_refused() {
+        let messages = errors_of::<RateLimitArgs>(quote!(per_second = 1, key = "shop"));
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].starts_with("`key` in `#[rate_limit]` is the expression that tells tenants apart, and the constant \"shop\" puts every call in one bucket"), "{messages:?}");
+        assert!(errors_of::<RateLimitArgs>(quote!(per_second = 1, key = shop.id)).is_empty());
+    }
+
+    #[test]
+    fn a_predicate_closure_taking_its_argument_by_value_is_refused() {
+        let messages = errors_of::<RetryArgs>(quote!(retry_if = |e: MyError| e.busy));
+        assert_eq!(
+            messages,
+            [
+                "`retry_if` in `#[retry]` receives its argument by reference, so that the value stays available after the check: write `|e: &MyError| ..`"
+            ]
+        );
+        let messages = errors_of::<CircuitArgs>(quote!(ignore_if = |e: &MyError| e.busy));
+        assert!(messages.is_empty(), "{messages:?}");
+        assert!(errors_of::<RetryArgs>(quote!(retry_if = |e| e.busy)).is_empty());
+        assert!(errors_of::<RetryArgs>(quote!(retry_if = |_: &MyError| true)).is_empty());
+    }
+
+    #[test]
     fn bulkhead_parses_every_argument() {
         let mut errors = Errors::default();
         let args = BulkheadArgs::parse(

@@ -365,9 +365,12 @@ pub(crate) fn predicate(attr: &str, key: &str, expr: &Expr) -> syn::Result<Expr>
         && let Some(syn::Pat::Type(typed)) = closure.inputs.first()
         && !matches!(&*typed.ty, syn::Type::Reference(_) | syn::Type::Infer(_))
     {
-        let ty = &typed.ty;
-        let pat = &typed.pat;
-        let shown = quote::quote!(|#pat: &#ty|).to_string().replace(" :", ":").replace("& ", "&");
+        let tidy = |t: String| {
+            t.replace(" :: ", "::").replace(" <", "<").replace("< ", "<").replace(" >", ">")
+        };
+        let ty = tidy(quote::ToTokens::to_token_stream(&typed.ty).to_string());
+        let pat = tidy(quote::ToTokens::to_token_stream(&typed.pat).to_string());
+        let shown = format!("|{pat}: &{ty}|");
         return Err(syn::Error::new_spanned(
             &typed.ty,
             format!(
