@@ -173,7 +173,7 @@ pub mod timeout;
 pub use backend::{Backend, FailMode};
 pub use backoff::{Backoff, Jitter};
 pub use bulkhead::{Bulkhead, BulkheadConfig};
-pub use circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+pub use circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState, KeyedCircuitBreaker};
 pub use classify::{Classify, ErrorClass, RetryAfter};
 pub use error::{ConfigError, Error};
 pub use fault::Fault;

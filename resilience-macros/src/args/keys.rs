@@ -45,6 +45,18 @@ const FRACTION: Kind = Kind::Float(FloatRange {
 const BACKENDS: &[&str] = &["local", "redis"];
 const FAIL_MODES: &[&str] = &["open", "closed"];
 
+/// The built-in presets, each with what its service sets its limits per when that is a
+/// tenant (`Preset::tenant` in the runtime): a preset with a tenant needs a key in the
+/// attribute (`key = shop`, or `key = none` for one instance shared by every tenant).
+pub(crate) const PRESETS: &[(&str, Option<&str>)] = &[
+    ("database", None),
+    ("api", None),
+    ("file", None),
+    ("postgres", None),
+    ("shopify", Some("shop")),
+    ("development", None),
+];
+
 pub(crate) const RETRY: &[(&str, Kind, &str)] = &[
     ("max_attempts", Kind::Count, "3"),
     (

@@ -12,6 +12,7 @@ mod timeout;
 pub(crate) use keys::{FloatRange, Kind};
 pub(crate) use layer::{BulkheadArgs, CircuitArgs, RateLimitArgs, RetryArgs};
 pub(crate) use resilient::ResilientArgs;
+
 pub(crate) use timeout::TimeoutArgs;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -59,6 +60,54 @@ impl Errors {
     pub(crate) fn into_error(self) -> Option<syn::Error> {
         self.0
     }
+}
+
+/// `key = expr` of a keyable layer (`#[circuit_breaker]`, `#[rate_limit]`) or of
+/// `#[resilient]`: one instance per value of `expr`, or `key = none`, one instance for
+/// every tenant, written out.
+#[derive(Clone)]
+pub(crate) enum KeyArg {
+    /// `key = expr`.
+    Expr(Expr),
+    /// `key = none`.
+    None,
+}
+
+impl KeyArg {
+    pub(crate) fn parse(value: &Expr) -> KeyArg {
+        match value {
+            Expr::Path(p) if p.qself.is_none() && p.path.is_ident("none") => KeyArg::None,
+            _ => KeyArg::Expr(value.clone()),
+        }
+    }
+
+    /// The key expression, `None` for `key = none`.
+    pub(crate) fn expr(&self) -> Option<&Expr> {
+        match self {
+            KeyArg::Expr(e) => Some(e),
+            KeyArg::None => None,
+        }
+    }
+}
+
+/// The tenant a built-in preset sets its limits per (`Some("shop")` for `shopify`).
+pub(crate) fn preset_tenant(preset: &str) -> Option<&'static str> {
+    keys::PRESETS.iter().find(|(name, _)| *name == preset).and_then(|(_, tenant)| *tenant)
+}
+
+/// The error for a per-tenant preset used without a key.
+pub(crate) fn missing_key(attr: &str, preset: &LitStr, tenant: &str) -> syn::Error {
+    let name = preset.value();
+    let written = match attr {
+        "resilient" => format!("#[resilient(preset = \"{name}\", key = {tenant})]"),
+        _ => format!("#[{attr}(preset = \"{name}\", key = {tenant})]"),
+    };
+    syn::Error::new(
+        preset.span(),
+        format!(
+            "preset `{name}` sets its limits per {tenant}: `#[{attr}]` needs a key, or one {tenant}'s failures open the circuit of every {tenant}; write `{written}` (the expression naming the {tenant}), or `key = none` for one circuit and one rate limit shared by every {tenant}"
+        ),
+    )
 }
 
 /// One argument: `key`, `key = value` or `key(...)`.
