@@ -45,6 +45,15 @@ fn the_attributes_accept_exactly_the_keys_of_each_layer_config() {
     assert_eq!(attribute(attribute_keys::TIMEOUT), set(TIMEOUT_KEYS), "timeout");
 }
 
+#[test]
+fn the_attributes_know_every_built_in_preset_and_which_are_per_tenant() {
+    let attribute: Vec<(&str, Option<&str>)> = attribute_keys::PRESETS.to_vec();
+    let runtime: Vec<(&str, Option<&str>)> =
+        resilience::Preset::ALL.iter().map(|p| (p.name(), p.tenant())).collect();
+    assert_eq!(attribute, runtime);
+    assert_eq!(resilience::Preset::Shopify.tenant(), Some("shop"), "Shopify limits per shop");
+}
+
 /// A value of the right kind for `key`, as a TOML file writes it.
 fn toml_value(key: &str) -> &'static str {
     match key {

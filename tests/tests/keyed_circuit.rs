@@ -205,13 +205,13 @@ impl Client {
     #[circuit_breaker(failure_threshold = 1, key = self.tenant(id))]
     fn get(&self, id: u64) -> Result<u64, ShopError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if id % 2 == 0 { Err(ShopError::PaymentRequired) } else { Ok(id) }
+        if id.is_multiple_of(2) { Err(ShopError::PaymentRequired) } else { Ok(id) }
     }
 
     #[circuit_breaker(failure_threshold = 1, key = id)]
     async fn get_async(&self, id: u64) -> Result<u64, ShopError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if id % 2 == 0 { Err(ShopError::PaymentRequired) } else { Ok(id) }
+        if id.is_multiple_of(2) { Err(ShopError::PaymentRequired) } else { Ok(id) }
     }
 
     fn tenant(&self, id: u64) -> String {

@@ -98,14 +98,22 @@ pub(crate) fn preset_tenant(preset: &str) -> Option<&'static str> {
 /// The error for a per-tenant preset used without a key.
 pub(crate) fn missing_key(attr: &str, preset: &LitStr, tenant: &str) -> syn::Error {
     let name = preset.value();
-    let written = match attr {
-        "resilient" => format!("#[resilient(preset = \"{name}\", key = {tenant})]"),
-        _ => format!("#[{attr}(preset = \"{name}\", key = {tenant})]"),
+    let (shared, it) = match attr {
+        "circuit_breaker" => {
+            (format!("one circuit (one {tenant}'s failures would open it for all)"), "it")
+        }
+        "rate_limit" => ("one bucket".to_owned(), "it"),
+        _ => (
+            format!(
+                "one circuit and one bucket (one {tenant}'s failures would open the circuit for all)"
+            ),
+            "them",
+        ),
     };
     syn::Error::new(
         preset.span(),
         format!(
-            "preset `{name}` sets its limits per {tenant}: `#[{attr}]` needs a key, or one {tenant}'s failures open the circuit of every {tenant}; write `{written}` (the expression naming the {tenant}), or `key = none` for one circuit and one rate limit shared by every {tenant}"
+            "preset `{name}` sets its limits per {tenant}: without a key, `#[{attr}]` gives every {tenant} {shared}; write `#[{attr}(preset = \"{name}\", key = {tenant})]` (the expression naming the {tenant}), or `key = none` to share {it} on purpose"
         ),
     )
 }
