@@ -147,6 +147,45 @@ fn operators_act_per_name_and_per_key() {
 }
 
 #[test]
+fn a_registry_config_reconfigures_every_key_of_a_live_keyed_breaker() {
+    let registry = Registry::new();
+    let b = registry.keyed_circuit_breakers().get_or_create("reconfigured", config(5)).unwrap();
+    assert!(fail(&b, "a").is_err());
+    let bundle = resilience::ResilienceConfig::new().with_circuit_breaker(config(1));
+    registry.configure("reconfigured", bundle);
+    assert_eq!(b.config().failure_threshold(), Some(1));
+    assert!(fail(&b, "a").is_err());
+    assert_eq!(b.state("a"), CircuitState::Open, "the live key takes the new threshold");
+    assert!(fail(&b, "new").is_err());
+    assert_eq!(b.state("new"), CircuitState::Open, "so does a key seen later");
+}
+
+#[test]
+fn threads_on_many_keys_open_exactly_the_failing_ones() {
+    let b: KeyedCircuitBreaker = KeyedCircuitBreaker::new("threads", config(3));
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let b = &b;
+            s.spawn(move || {
+                for i in 0..400u32 {
+                    let key = format!("k{}", (i + t) % 16);
+                    let failing = (i + t) % 16 < 4;
+                    let _ = b.call(key.as_str(), || {
+                        if failing { Err(Error::timeout(Duration::from_secs(1))) } else { Ok(()) }
+                    });
+                }
+            });
+        }
+    });
+    let stats = b.stats();
+    assert_eq!((stats.keys, stats.open_keys), (16, 4));
+    assert_eq!(stats.calls + stats.rejections, 1_600, "every call counted once");
+    for k in 4..16 {
+        assert_eq!(b.state(format!("k{k}").as_str()), CircuitState::Closed);
+    }
+}
+
+#[test]
 fn the_pipeline_layer_keys_the_circuit() {
     let b: KeyedCircuitBreaker = KeyedCircuitBreaker::new("pipeline-keyed", config(1));
     let down: Result<(), Fault<Error>> = layer::keyed_circuit(Some(&b), "a", &AllErrors, || {

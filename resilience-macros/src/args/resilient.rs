@@ -90,6 +90,14 @@ impl ResilientArgs {
             && args.rate_limit.is_none()
             && args.bulkhead.is_none()
             && args.timeout.is_none();
+        if let (Some(KeyArg::Expr(key)), false, None, None) =
+            (&args.key, has_preset, &args.circuit, &args.rate_limit)
+        {
+            errors.push(syn::Error::new_spanned(
+                key,
+                "`key` in `#[resilient]` keys the circuit breaker and the rate limit, and there is neither: add a preset or a layer, like `#[resilient(key = shop, circuit_breaker(failure_threshold = 5))]`",
+            ));
+        }
         if let (Some(preset), true) = (&args.preset, errors.is_empty()) {
             let keyed = args.key.is_some()
                 || args.circuit.as_ref().is_some_and(|c| c.key.is_some())
@@ -170,6 +178,15 @@ mod tests {
         }
         let (args, _) = parse(quote!(preset = "shopify", key = none));
         assert!(args.key.is_some_and(|k| k.expr().is_none()));
+    }
+
+    #[test]
+    fn a_key_with_nothing_to_key_is_an_error() {
+        let (_, errs) = parse(quote!(key = shop, retry(max_attempts = 3)));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("keys the circuit breaker and the rate limit"));
+        let (_, errs) = parse(quote!(key = shop, circuit_breaker(failure_threshold = 3)));
+        assert!(errs.is_empty(), "{errs:?}");
     }
 
     #[test]
