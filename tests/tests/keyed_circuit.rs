@@ -72,7 +72,9 @@ fn the_number_of_keys_never_exceeds_the_bound_and_idle_keys_are_evicted() {
         KeyedCircuitBreaker::with_clock("bounded", config(2), clock.shared());
     b.set_max_keys(100).unwrap();
     b.set_idle_timeout(Duration::from_secs(30));
+    // A full map is swept at most once a second: 100 new tenants a second.
     for i in 0..1_000 {
+        clock.advance(Duration::from_millis(10));
         let key = format!("tenant-{i}");
         assert_eq!(b.call(key.as_str(), || Ok::<_, Error>(i)), Ok(i));
         assert!(b.len() <= 100, "{} keys after {i}", b.len());
@@ -80,10 +82,12 @@ fn the_number_of_keys_never_exceeds_the_bound_and_idle_keys_are_evicted() {
     // Failing tenants are kept while clean ones make room; a full map of failing
     // tenants sends a new tenant through one shared overflow circuit.
     for i in 0..150 {
+        clock.advance(Duration::from_millis(10));
         let _ = fail(&b, &format!("failing-{i}"));
         assert!(b.len() <= 100);
     }
     assert_eq!(b.len(), 100);
+    assert!(b.get("failing-99").is_some() && b.get("failing-100").is_none());
     // The 50 failing tenants beyond the bound shared the overflow circuit and opened it.
     match b.call("latecomer", || Ok::<_, Error>(7)) {
         Err(Error::CircuitOpen { name, .. }) => assert_eq!(&*name, "bounded[overflow]"),

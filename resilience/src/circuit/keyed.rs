@@ -28,6 +28,13 @@ pub const DEFAULT_MAX_KEYS: usize = 10_000;
 /// Default [`idle_timeout`](KeyedCircuitBreaker::idle_timeout).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The least clock time between two sweeps forced by a full map (each visits every
+/// key), unless an operator reset made room in between.
+const FORCED_SWEEP_EVERY: u64 = 1_000_000_000;
+
+/// `forced_at` when a forced sweep may run at once.
+const NEVER: u64 = u64::MAX;
+
 /// How many keys [`KeyedCircuitStats::worst`] lists.
 pub const WORST_KEYS: usize = 5;
 
@@ -77,8 +84,8 @@ impl Retired {
 ///
 /// Memory stays bounded without help: at most [`max_keys`](Self::max_keys) keys are
 /// kept (a new key beyond it first evicts every closed circuit with no failure
-/// pending, then, if none can go, runs through one shared *overflow* circuit, never an
-/// unbounded map), and a closed circuit with no failure pending that saw no call for
+/// pending, at most once a second; if none can go, it runs through one shared
+/// *overflow* circuit, named `name[overflow]`, never an unbounded map), and a closed circuit with no failure pending that saw no call for
 /// [`idle_timeout`](Self::idle_timeout) is dropped (such a circuit is a fresh one, but
 /// for its stats). Sweeps run each time the map doubles past 1024 keys (amortised O(1)
 /// per insert); [`evict_idle`](Self::evict_idle) sweeps on demand. A key is idle once
@@ -88,6 +95,10 @@ impl Retired {
 /// borrowed form: `&str` for `String` keys), then runs through that key's breaker
 /// exactly as through a [`CircuitBreaker`], with the same classifier. Each key's breaker
 /// is named `name[key]`, so its rejections and events say which tenant is failing.
+///
+/// Eviction drops only circuits that are as good as fresh ones: closed, with no failure
+/// pending. A call in flight on a key while it is evicted reports its outcome to the
+/// dropped circuit (the key's next call starts a fresh one).
 ///
 /// ```
 /// use std::time::Duration;
@@ -119,6 +130,8 @@ where
     max_keys: AtomicUsize,
     idle: AtomicU64,
     sweep_at: AtomicUsize,
+    /// Clock time (nanos) of the last sweep forced by a full map, or [`NEVER`].
+    forced_at: AtomicU64,
     mode: AtomicU8,
     /// The circuit of the keys that found the map full.
     overflow: ArcSwap<KeyCircuit>,
@@ -196,6 +209,7 @@ where
             max_keys: AtomicUsize::new(DEFAULT_MAX_KEYS),
             idle: AtomicU64::new(as_nanos(DEFAULT_IDLE_TIMEOUT)),
             sweep_at: AtomicUsize::new(MIN_SWEEP),
+            forced_at: AtomicU64::new(NEVER),
             mode: AtomicU8::new(MODE_NONE),
             retired: Retired::default(),
             hub,
@@ -305,7 +319,9 @@ where
         self.maybe_sweep();
         if !self.reserve() {
             // Full: clean circuits make way (they are fresh ones but for their stats).
-            self.sweep(true);
+            if self.may_force_sweep() {
+                self.sweep(true);
+            }
             if !self.reserve() {
                 return KeyRef::Overflow(self.overflow.load_full());
             }
@@ -327,6 +343,18 @@ where
             self.reserved.fetch_sub(1, Ordering::AcqRel);
         }
         KeyRef::Key(kc)
+    }
+
+    /// Whether a full map may be swept now: at most once a second of clock time (a
+    /// sweep visits every key, and a map full of failing tenants would otherwise be
+    /// swept on every call of a new one), or at once after an operator reset.
+    fn may_force_sweep(&self) -> bool {
+        let now = as_nanos(self.clock.now());
+        let last = self.forced_at.load(Ordering::Acquire);
+        if last != NEVER && now.saturating_sub(last) < FORCED_SWEEP_EVERY {
+            return false;
+        }
+        self.forced_at.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Takes a place for one more key, if there is one.
@@ -539,6 +567,8 @@ where
     {
         if let Some(kc) = self.map.pin().get(key) {
             kc.breaker.reset();
+            // A clean circuit can make room for a new key at once.
+            self.forced_at.store(NEVER, Ordering::Release);
         }
     }
 
@@ -562,6 +592,7 @@ where
 
     fn set_mode(&self, mode: u8, apply: fn(&CircuitBreaker)) {
         self.mode.store(mode, Ordering::Release);
+        self.forced_at.store(NEVER, Ordering::Release);
         for kc in self.map.pin().values() {
             apply(&kc.breaker);
         }
@@ -581,6 +612,7 @@ where
         self.retired.reset();
         self.overflow.load().breaker.renew();
         self.sweep_at.store(MIN_SWEEP, Ordering::Release);
+        self.forced_at.store(NEVER, Ordering::Release);
     }
 
     /// Installs a new configuration for every key (each keeps its state, as with
@@ -825,6 +857,24 @@ mod tests {
         assert_eq!(b.call("newer", || Ok::<_, Error>(2)), Ok(2));
         assert_eq!(b.len(), 3);
         assert!(b.get("newer").is_some() && b.get("bad-0").is_none());
+    }
+
+    #[test]
+    fn a_full_map_is_swept_at_most_once_a_second() {
+        let (b, clock) = keyed(3);
+        assert_eq!(b.set_max_keys(2), Ok(()));
+        let _ = fail(&b, "a");
+        let _ = fail(&b, "b");
+        // Full of failing keys: the first new key sweeps, in vain, and overflows.
+        assert_eq!(b.call("c", || Ok::<_, Error>(1)), Ok(1));
+        assert!(b.get("c").is_none());
+        // "a" recovers, but the map is not swept again within the second.
+        assert_eq!(b.call("a", || Ok::<_, Error>(1)), Ok(1));
+        assert_eq!(b.call("d", || Ok::<_, Error>(1)), Ok(1));
+        assert!(b.get("d").is_none() && b.get("a").is_some());
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(b.call("d", || Ok::<_, Error>(1)), Ok(1));
+        assert!(b.get("d").is_some() && b.get("a").is_none());
     }
 
     #[test]
