@@ -94,7 +94,9 @@ fn the_number_of_keys_never_exceeds_the_bound_and_idle_keys_are_evicted() {
         other => panic!("expected the overflow circuit's rejection, got {other:?}"),
     }
     assert!(b.get("latecomer").is_none(), "the map is full of failing tenants");
-    assert_eq!(b.stats().worst.len(), 5);
+    let stats = b.stats();
+    assert_eq!((stats.keys, stats.worst.len()), (100, 5));
+    assert_eq!(stats.worst[0].key, "overflow", "the open overflow circuit is listed first");
 
     // Idle: two sweeps 30 s apart see no call for a closed, clean circuit.
     let b: KeyedCircuitBreaker = KeyedCircuitBreaker::with_clock("idle", config(2), clock.shared());

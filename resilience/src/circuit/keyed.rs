@@ -655,16 +655,19 @@ where
         let mut all: Vec<KeyCircuitStats> = Vec::new();
         let map = self.map.pin();
         let overflow = self.overflow.load();
-        let entries = map.iter().map(|(k, kc)| (label(k), kc)).chain(
-            // The overflow circuit counts only once it was used.
-            Some(("overflow".to_owned(), &*overflow)).filter(|(_, kc)| kc.seen_any()),
+        let entries = map.iter().map(|(k, kc)| (Some(label(k)), kc)).chain(
+            // The overflow circuit is no key; it is listed once it was used.
+            Some((None, &*overflow)).filter(|(_, kc)| kc.seen_any()),
         );
         for (key, kc) in entries {
             let s = kc.breaker.stats();
-            totals.keys += 1;
-            if matches!(s.state, CircuitState::Open | CircuitState::ForcedOpen) {
-                totals.open_keys += 1;
+            if key.is_some() {
+                totals.keys += 1;
+                if matches!(s.state, CircuitState::Open | CircuitState::ForcedOpen) {
+                    totals.open_keys += 1;
+                }
             }
+            let key = key.unwrap_or_else(|| "overflow".to_owned());
             totals.successes = totals.successes.saturating_add(s.successes);
             totals.failures = totals.failures.saturating_add(s.failures);
             totals.ignored = totals.ignored.saturating_add(s.ignored);
@@ -756,7 +759,7 @@ pub struct KeyCircuitStats {
 pub struct KeyedCircuitStats {
     /// The name shared by every key.
     pub name: String,
-    /// Keys in memory.
+    /// Keys in memory (the overflow circuit is not one).
     pub keys: u64,
     /// Keys whose circuit is open or forced open.
     pub open_keys: u64,

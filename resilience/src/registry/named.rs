@@ -94,7 +94,7 @@ named!(
     KeyedCircuitStats,
     "keyed circuit breaker",
     renew,
-    |n, c, _env| KeyedCircuitBreaker::new(n, c).with_hub(_env.hub.clone())
+    |n, c, env| KeyedCircuitBreaker::new(n, c).with_hub(env.hub.clone())
 );
 named!(RateLimiter, RateLimitConfig, RateLimiterStats, "rate limiter", reset, |n, c, env| {
     let shared = c.backend().is_shared();
