@@ -56,8 +56,13 @@
 //!   `1.5s`, `5min`, `1h` (units `ns us ms s min h`, `m` for `min`; a number without a
 //!   unit is an error), counts must be at least 1, factors in range, and conflicting
 //!   options are refused.
-//! * **One key set.** A layer's keys (everything but `name`, `preset`, `crate` and the
-//!   function-valued arguments) are the keys of its config type in
+//! * **Keys per tenant.** `key = expr` on `#[circuit_breaker]` and `#[rate_limit]` (or
+//!   once on `#[resilient]` for both) gives each value of `expr` its own circuit and
+//!   bucket under the one name: one tenant's failures never open another tenant's
+//!   circuit. A preset whose limits are per tenant (`shopify`) requires a key, or
+//!   `key = none` for one instance shared by every tenant.
+//! * **One key set.** A layer's keys (everything but `name`, `preset`, `key`, `crate` and
+//!   the function-valued arguments) are the keys of its config type in
 //!   `resilience::config`, the same in a TOML table (`[orders.retry]`) and through
 //!   `Deserialize`; the runtime reads them through that one definition.
 //! * **`crate = "path"`** names the `resilience` crate for facades that re-export it.
