@@ -1,5 +1,5 @@
-//! Zero heap allocations per call on the hot paths: a call through a closed breaker, a
-//! rate limiter with permits available (direct, and keyed with an existing key), and a
+//! Zero heap allocations per call on the hot paths: a call through a closed breaker
+//! (direct, and keyed with an existing key), a rate limiter with permits available (direct, and keyed with an existing key), and a
 //! retry whose first attempt succeeds (sync, and async after warm-up).
 //!
 //! A counting global allocator counts allocations per thread, so tests running in
@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use resilience::Error;
-use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, KeyedCircuitBreaker};
 use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
 use resilience::retry::RetryPolicy;
 use resilience_benches::alloc::{CountingAllocator, allocations_during};
@@ -47,6 +47,20 @@ fn closed_breaker_call_allocates_nothing() {
     });
     assert_eq!(ok, CALLS);
     assert_eq!(n, 0, "{n} allocations in {CALLS} calls through a closed breaker");
+}
+
+#[test]
+fn keyed_closed_breaker_call_for_an_existing_key_allocates_nothing() {
+    let breaker: KeyedCircuitBreaker =
+        KeyedCircuitBreaker::new("alloc-keyed-closed", CircuitBreakerConfig::default());
+    let _ = breaker.call("a.myshopify.com", || Ok::<u64, Error>(1));
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS)
+            .filter(|_| breaker.call("a.myshopify.com", || Ok::<u64, Error>(black_box(1))).is_ok())
+            .count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} calls through an existing key's closed circuit");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::{Block, ItemFn, Stmt};
 
-use crate::args::{CircuitArgs, LayerSettings, RetryArgs, Setting};
+use crate::args::{CircuitArgs, KeyArg, LayerSettings, RetryArgs, Setting};
 use crate::func::{ArgName, FnInfo, Shape};
 use crate::stack::{Layer, Planned, Stack};
 
@@ -366,10 +366,15 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             written = args.name.is_some();
             let classifier = ident("classifier", index);
             let classifier_value = classifier_value(ctx, args);
+            let (instance, resolver) = if key_of(args.key.as_ref()).is_some() {
+                (quote!(#p::KeyedCircuitBreaker), quote!(resolve_keyed_circuit_breaker))
+            } else {
+                (quote!(#p::CircuitBreaker), quote!(resolve_circuit_breaker))
+            };
             (
                 "circuit",
-                quote!(#p::CircuitBreaker),
-                quote!(resolve_circuit_breaker),
+                instance,
+                resolver,
                 self::name(ctx, args.name.as_ref()),
                 args.preset.as_ref(),
                 &args.settings,
@@ -378,7 +383,7 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
         }
         Layer::RateLimit(args) => {
             written = args.name.is_some();
-            let (instance, resolver) = if args.key.is_some() {
+            let (instance, resolver) = if key_of(args.key.as_ref()).is_some() {
                 (quote!(#p::KeyedRateLimiter), quote!(resolve_keyed_rate_limiter))
             } else {
                 (quote!(#p::RateLimiter), quote!(resolve_rate_limiter))
@@ -433,6 +438,11 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
         let #handle = #p::#resolver(&#site, &#args_item, #owner);
         #extra
     )
+}
+
+/// The key expression of a keyable layer; none for `key = none` or no key.
+fn key_of(key: Option<&KeyArg>) -> Option<&syn::Expr> {
+    key.and_then(KeyArg::expr)
 }
 
 /// The instance name: the one written, else the default (see [`Ctx::default_name`]).
@@ -586,13 +596,24 @@ fn wrap(
             });
             if is_async { quote!(async #body) } else { body }
         }
-        Layer::Circuit(_) => {
+        Layer::Circuit(args) => {
             let handle = ident("circuit", index);
             let classifier = ident("classifier", index);
-            if is_async {
-                quote!(#layer::circuit_async(&#handle, &#classifier, #inner))
-            } else {
-                quote!(#layer::circuit(&#handle, &#classifier, || #inner))
+            match (key_of(args.key.as_ref()), is_async) {
+                (Some(key), true) => quote!(#layer::keyed_circuit_async(
+                    &#handle,
+                    #p::circuit_key(&(#key)),
+                    &#classifier,
+                    #inner
+                )),
+                (Some(key), false) => quote!(#layer::keyed_circuit(
+                    &#handle,
+                    #p::circuit_key(&(#key)),
+                    &#classifier,
+                    || #inner
+                )),
+                (None, true) => quote!(#layer::circuit_async(&#handle, &#classifier, #inner)),
+                (None, false) => quote!(#layer::circuit(&#handle, &#classifier, || #inner)),
             }
         }
         Layer::RateLimit(args) => {
@@ -601,7 +622,7 @@ fn wrap(
                 Some(cost) => quote!(#p::cost(#cost)),
                 None => quote!(1),
             };
-            match (&args.key, is_async) {
+            match (key_of(args.key.as_ref()), is_async) {
                 (Some(key), true) => quote!(#layer::keyed_rate_limit_async(
                     &#handle,
                     #p::rate_key(&(#key)),

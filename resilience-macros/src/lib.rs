@@ -72,8 +72,13 @@
 //!   their argument by reference: `fn is_transient(e: &MyError) -> bool` or
 //!   `|e: &MyError| ..` (`|e| ..` infers it). A function or closure taking it by value is
 //!   one compile error at the argument, showing the expected `fn(&MyError) -> bool`.
-//! * **One key set.** A layer's keys (everything but `name`, `preset`, `crate` and the
-//!   function-valued arguments) are the keys of its config type in
+//! * **Keys per tenant.** `key = expr` on `#[circuit_breaker]` and `#[rate_limit]` (or
+//!   once on `#[resilient]` for both) gives each value of `expr` its own circuit and
+//!   bucket under the one name: one tenant's failures never open another tenant's
+//!   circuit. A preset whose limits are per tenant (`shopify`) requires a key, or
+//!   `key = none` for one instance shared by every tenant. A literal key is refused.
+//! * **One key set.** A layer's keys (everything but `name`, `preset`, `key`, `crate` and
+//!   the function-valued arguments) are the keys of its config type in
 //!   `resilience::config`, the same in a TOML table (`[orders.retry]`) and through
 //!   `Deserialize`; the runtime reads them through that one definition.
 //! * **`crate = "path"`** names the `resilience` crate for facades that re-export it.
@@ -221,6 +226,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `failure_if` | `fn(&E) -> bool`: errors that count as failures (others count as successes) | every error |
 /// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither | none |
 /// | `fallback` | a function taking the same arguments and returning the same type, `async` exactly when the function is | none |
+/// | `key` | expression over the arguments: one circuit per key (per tenant, per shop): a string or an integer; `none` for one circuit for every tenant; a literal is refused | none |
 /// | `preset` | start from the preset's breaker settings (see "Presets" above) | none |
 /// | `backend` | `"local"`, or `"redis"` to share the circuit with every process using this name (feature `redis`) | `"local"` |
 /// | `fail_mode` | with `backend = "redis"`: `"open"` (fall back to the local breaker while Redis is unreachable) or `"closed"` (reject) | `"open"` |
@@ -280,6 +286,35 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// # assert!(matches!(load_order(1), Err(DbError::Down)));
 /// ```
+///
+/// With `key`, each key has its own circuit (a `KeyedCircuitBreaker` in the registry's
+/// `keyed_circuit_breakers()`, idle keys evicted, the number of keys bounded): one
+/// tenant's failures open that tenant's circuit only.
+///
+/// ```
+/// use resilience::{circuit_breaker, registry, Error};
+/// use resilience::circuit::CircuitState;
+///
+/// #[derive(Debug)]
+/// enum ShopError { Frozen, Resilience(Error) }
+/// impl From<Error> for ShopError {
+///     fn from(e: Error) -> Self { ShopError::Resilience(e) }
+/// }
+///
+/// #[circuit_breaker(name = "docs-shops", failure_threshold = 1, key = shop)]
+/// fn orders(shop: &str) -> Result<u32, ShopError> {
+///     if shop == "frozen" { Err(ShopError::Frozen) } else { Ok(3) }
+/// }
+///
+/// assert!(matches!(orders("frozen"), Err(ShopError::Frozen)));
+/// assert!(matches!(orders("frozen"), Err(ShopError::Resilience(Error::CircuitOpen { .. }))));
+/// assert!(matches!(orders("healthy"), Ok(3)));
+/// let shops = registry().keyed_circuit_breakers().get("docs-shops").unwrap();
+/// assert_eq!(shops.state("frozen"), CircuitState::Open);
+/// ```
+///
+/// By hand: `registry().keyed_circuit_breakers().resolve(name, || config)` and
+/// `breaker.call(shop, || ..)`.
 #[proc_macro_attribute]
 pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::CircuitBreaker, args.into(), item.into()).into()
@@ -293,7 +328,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `per_second` / `per_minute` | refill rate (one of them) | required, unless `preset` or a registry config |
 /// | `burst` | bucket capacity | `1` |
 /// | `cost` | expression over the arguments: permits this call takes (`u32`) | `1` |
-/// | `key` | expression over the arguments: one bucket per key (per shop, per host): a string or an integer; a literal (`key = "shop"`, one bucket for all) is refused | none |
+/// | `key` | expression over the arguments: one bucket per key (per shop, per host): a string or an integer; `none` for one bucket for every tenant; a literal (`key = "shop"`, one bucket for all) is refused | none |
 /// | `on_limit` | `wait` (sleep for the next slot), `reject` (fail fast), `queue` (wait, at most `max_queue` at once) | `wait` |
 /// | `max_wait` | refuse at once a wait longer than this (every wait is bounded) | `10s` |
 /// | `max_queue` | waiters allowed with `on_limit = queue` | — |
@@ -504,7 +539,15 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `Registry::register_preset`), or nested layers — `retry(..)`, `circuit_breaker(..)`,
 /// `rate_limit(..)`, `bulkhead(..)`, `timeout(..)` with the arguments of the attributes of
 /// the same names — or both: nested layers then refine the preset's (`#[resilient(preset =
-/// "shopify", rate_limit(key = shop))]`) and may add layers it lacks.
+/// "shopify", key = shop, retry(max_attempts = 3))]`) and may add layers it lacks.
+///
+/// `key = expr` keys every keyable layer at once: one circuit and one rate-limit bucket
+/// per value (per shop, per tenant), so one tenant's failures never open another
+/// tenant's circuit; a layer's own `key` overrides it, and `key = none` says explicitly
+/// that one circuit and one bucket serve every tenant. A preset whose limits are per
+/// tenant (`shopify`: per shop) needs one of them: `#[resilient(preset = "shopify")]`
+/// alone does not compile. With such a preset, a key written on one keyable layer
+/// (`rate_limit(key = shop)`) keys the other too.
 ///
 /// Whatever the written order, the layers run **outermost first: retry → circuit breaker
 /// → rate limit → bulkhead → timeout (per attempt)**. So each attempt passes the breaker
@@ -521,7 +564,7 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     fn from(e: Error) -> Self { ShopError::Resilience(e) }
 /// }
 ///
-/// #[resilient(preset = "shopify", rate_limit(key = shop))]
+/// #[resilient(preset = "shopify", key = shop)]
 /// async fn products(shop: &str) -> Result<u32, ShopError> {
 ///     let _ = shop;
 ///     Ok(250)
@@ -531,12 +574,14 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # async fn main() {
 /// assert_eq!(products("a.myshopify.com").await.ok(), Some(250));
 /// let name = concat!(module_path!(), "::products");
-/// assert_eq!(registry().circuit_breakers().stats(name).map(|s| s.successes), Some(1));
+/// let per_shop = registry().keyed_circuit_breakers().get(name).unwrap();
+/// assert_eq!(per_shop.stats_for("a.myshopify.com").map(|s| s.successes), Some(1));
 /// # }
 /// ```
 ///
 /// The same by hand, with [`Pipeline`](https://docs.rs/resilience/latest/resilience/struct.Pipeline.html)
-/// (which keeps one limiter rather than one bucket per shop). `ShopError` does not
+/// (which keeps one breaker and one limiter rather than one per shop: nest the
+/// `pipeline::layer` functions `keyed_circuit` and `keyed_rate_limit` for those). `ShopError` does not
 /// implement `Classify`, so the attribute retries every error, and so do
 /// `DefaultHooks`; for an error type that implements `Classify` and `RetryAfter`,
 /// `pipeline.call_async(op)` retries transient errors only and honours their hints, as

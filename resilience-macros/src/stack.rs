@@ -14,6 +14,7 @@ use syn::{Attribute, Meta};
 
 use crate::args::{
     BulkheadArgs, CircuitArgs, Errors, RateLimitArgs, ResilientArgs, RetryArgs, TimeoutArgs,
+    preset_tenant,
 };
 
 /// Which attribute.
@@ -195,6 +196,30 @@ fn push(stack: &mut Stack, kind: Kind, tokens: TokenStream, span: Span, errors: 
             set_crate(stack, args.krate.as_ref());
             let preset = args.preset;
             let optional = preset.is_some();
+            // The key of every keyable layer that names none: `key = ..`, or, for a preset
+            // whose limits are per tenant, the key written on the other keyable layer (the
+            // tenant's circuit goes with its bucket).
+            let per_tenant = preset.as_ref().is_some_and(|p| preset_tenant(&p.value()).is_some());
+            let written = |c: &Option<CircuitArgs>, r: &Option<RateLimitArgs>| {
+                let rate = r.as_ref().and_then(|r| r.key.clone());
+                rate.or_else(|| c.as_ref().and_then(|c| c.key.clone()))
+            };
+            let key = args
+                .key
+                .clone()
+                .or_else(|| per_tenant.then(|| written(&args.circuit, &args.rate_limit)).flatten());
+            let keyed_circuit = |mut c: CircuitArgs| {
+                if c.key.is_none() {
+                    c.key.clone_from(&key);
+                }
+                Layer::Circuit(c)
+            };
+            let keyed_limit = |mut r: RateLimitArgs| {
+                if r.key.is_none() {
+                    r.key.clone_from(&key);
+                }
+                Layer::RateLimit(r)
+            };
             let mut add = |layer: Option<Layer>, implied: Layer| {
                 let (layer, optional) = match layer {
                     Some(layer) => (layer, false),
@@ -210,8 +235,8 @@ fn push(stack: &mut Stack, kind: Kind, tokens: TokenStream, span: Span, errors: 
             };
             // The documented fixed order, outermost first.
             add(args.retry.map(Layer::Retry), Layer::Retry(RetryArgs::default()));
-            add(args.circuit.map(Layer::Circuit), Layer::Circuit(CircuitArgs::default()));
-            add(args.rate_limit.map(Layer::RateLimit), Layer::RateLimit(RateLimitArgs::default()));
+            add(args.circuit.map(keyed_circuit), keyed_circuit(CircuitArgs::default()));
+            add(args.rate_limit.map(keyed_limit), keyed_limit(RateLimitArgs::default()));
             add(args.bulkhead.map(Layer::Bulkhead), Layer::Bulkhead(BulkheadArgs::default()));
             add(args.timeout.map(Layer::Timeout), Layer::Timeout(TimeoutArgs::default()));
         }
@@ -330,6 +355,44 @@ mod tests {
         let optional: Vec<bool> = stack.layers.iter().map(|l| l.optional).collect();
         assert_eq!(optional, [true, true, false, true, true]);
         assert!(stack.layers.iter().all(|l| l.inherited_preset.is_some()));
+    }
+
+    /// `(circuit key, rate-limit key)` of a `#[resilient]` stack, as written tokens
+    /// (`none` for `key = none`, `-` for no key).
+    fn keys(args: TokenStream) -> (String, String) {
+        let mut errors = Errors::default();
+        let stack = collect(Kind::Resilient, args, &mut Vec::new(), &mut errors);
+        assert!(errors.finish().is_ok());
+        let show = |k: Option<&crate::args::KeyArg>| match k {
+            Some(crate::args::KeyArg::Expr(e)) => quote::ToTokens::to_token_stream(e).to_string(),
+            Some(crate::args::KeyArg::None) => "none".to_owned(),
+            None => "-".to_owned(),
+        };
+        let mut out = ("-".to_owned(), "-".to_owned());
+        for l in &stack.layers {
+            match &l.layer {
+                Layer::Circuit(c) => out.0 = show(c.key.as_ref()),
+                Layer::RateLimit(r) => out.1 = show(r.key.as_ref()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_top_level_key_keys_every_keyable_layer_and_a_layer_key_overrides_it() {
+        let k = |c: &str, r: &str| (c.to_owned(), r.to_owned());
+        assert_eq!(keys(quote!(preset = "shopify", key = shop)), k("shop", "shop"));
+        assert_eq!(keys(quote!(preset = "api", key = host)), k("host", "host"));
+        assert_eq!(keys(quote!(preset = "shopify", key = none)), k("none", "none"));
+        assert_eq!(
+            keys(quote!(preset = "shopify", key = shop, rate_limit(key = token))),
+            k("shop", "token")
+        );
+        // A per-tenant preset keys its breaker like its limiter.
+        assert_eq!(keys(quote!(preset = "shopify", rate_limit(key = shop))), k("shop", "shop"));
+        // Other presets key only what is written.
+        assert_eq!(keys(quote!(preset = "api", rate_limit(key = host))), k("-", "host"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
             }
             Layer::Circuit(args) => {
                 circuit(args, errors);
+                tenant_key("circuit_breaker", args.preset.as_ref(), args.key.is_some(), errors);
                 if let Some(fallback) = &args.fallback {
                     if fallback_seen {
                         errors.push(syn::Error::new_spanned(
@@ -37,7 +38,10 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
                     fallback_args(info, errors);
                 }
             }
-            Layer::RateLimit(args) => rate_limit(args, planned, errors),
+            Layer::RateLimit(args) => {
+                rate_limit(args, planned, errors);
+                tenant_key("rate_limit", args.preset.as_ref(), args.key.is_some(), errors);
+            }
             Layer::Bulkhead(_) => {}
             Layer::Timeout(_) => {
                 if matches!(info.shape, Shape::Sync) {
@@ -45,6 +49,16 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
                 }
             }
         }
+    }
+}
+
+/// A layer's own preset whose limits are per tenant needs a key (`#[resilient]` checks
+/// the preset it hands down when it parses).
+fn tenant_key(attr: &str, preset: Option<&syn::LitStr>, keyed: bool, errors: &mut Errors) {
+    if let (Some(preset), false) = (preset, keyed)
+        && let Some(tenant) = crate::args::preset_tenant(&preset.value())
+    {
+        errors.push(crate::args::missing_key(attr, preset, tenant));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Make fallible calls (HTTP APIs, databases, object stores, queues) survive the real
 //! world: **retries** with backoff and a retry budget, **circuit breakers** kept in a
-//! process-global registry of named circuits, token-bucket **rate limiters** (per key,
+//! process-global registry of named circuits (per key for multi-tenant APIs:
+//! [`KeyedCircuitBreaker`]), token-bucket **rate limiters** (per key,
 //! wait / reject / queue, re-synced from server headers), **bulkheads**, **timeouts**, and
 //! per-connector **presets** — as plain runtime types, or as attribute macros
 //! (`#[retry]`, `#[circuit_breaker]`, `#[rate_limit]`, `#[timeout]`, `#[bulkhead]`,
@@ -104,6 +105,40 @@
 //! ([`presets`]) give every layer values suited to a connector: `database`, `api`, `file`,
 //! `postgres`, `shopify`, `development`.
 //!
+//! # Multi-tenant APIs: one circuit per tenant
+//!
+//! Where a service's limits are per tenant (Shopify's are per shop), key the call by
+//! tenant: each tenant gets its own rate-limit bucket and its own circuit, so one frozen
+//! or throttled shop never opens a healthy shop's circuit. The `shopify` preset requires
+//! it (`key = none` says one circuit and one bucket serve every shop):
+//!
+//! ```
+//! use resilience::{Error, registry, resilient};
+//! use resilience::circuit::CircuitState;
+//!
+//! #[derive(Debug)]
+//! enum ShopError { PaymentRequired, Resilience(Error) }
+//! impl From<Error> for ShopError {
+//!     fn from(e: Error) -> Self { ShopError::Resilience(e) }
+//! }
+//!
+//! #[resilient(preset = "shopify", key = shop, retry(max_attempts = 1))]
+//! async fn orders(shop: &str) -> Result<u32, ShopError> {
+//!     if shop == "frozen.myshopify.com" { Err(ShopError::PaymentRequired) } else { Ok(3) }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! for _ in 0..3 {
+//!     let _ = orders("frozen.myshopify.com").await;
+//! }
+//! assert!(matches!(orders("frozen.myshopify.com").await, Err(ShopError::Resilience(Error::CircuitOpen { .. }))));
+//! assert!(matches!(orders("healthy.myshopify.com").await, Ok(3)));
+//! let per_shop = registry().keyed_circuit_breakers().get(concat!(module_path!(), "::orders")).unwrap();
+//! assert_eq!(per_shop.state("frozen.myshopify.com"), CircuitState::Open);
+//! # }
+//! ```
+//!
 //! # One limit and one circuit across processes
 //!
 //! With the `redis` feature, `backend = "redis"` (in an attribute, a TOML table or
@@ -180,7 +215,7 @@ pub mod timeout;
 pub use backend::{Backend, FailMode};
 pub use backoff::{Backoff, Jitter};
 pub use bulkhead::{Bulkhead, BulkheadConfig};
-pub use circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+pub use circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState, KeyedCircuitBreaker};
 pub use classify::{Classify, ErrorClass, RetryAfter};
 pub use error::{ConfigError, Error};
 pub use fault::Fault;

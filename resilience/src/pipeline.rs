@@ -14,7 +14,8 @@
 //! for both.
 //!
 //! [`layer`] has each layer as a function around one attempt, for another order or a
-//! layer a `Pipeline` does not hold (a keyed rate limit); the attribute macros expand to
+//! layer a `Pipeline` does not hold (a keyed circuit breaker, a keyed rate limit); the
+//! attribute macros expand to
 //! these functions.
 //!
 //! Errors are classified as the attributes classify them: `call`, `call_blocking` and
@@ -486,7 +487,7 @@ impl<L> Pipeline<L> {
 ///
 /// [`Pipeline`] nests them in its fixed order, and so does the code the attribute macros
 /// generate; nest them yourself for another order or for a layer a `Pipeline` does not
-/// have (a keyed rate limit).
+/// have (a keyed circuit breaker, a keyed rate limit).
 ///
 /// ```
 /// use resilience::circuit::AllErrors;
@@ -508,7 +509,7 @@ pub mod layer {
     use std::time::Duration;
 
     use crate::bulkhead::Bulkhead;
-    use crate::circuit::{CircuitBreaker, FailureClassifier};
+    use crate::circuit::{CircuitBreaker, FailureClassifier, KeyedCircuitBreaker};
     use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
     use crate::{Error, Fault};
 
@@ -559,6 +560,43 @@ pub mod layer {
     {
         match breaker.get() {
             Ok(Some(breaker)) => breaker.run(classifier, attempt),
+            Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// The attempt through `key`'s circuit of `breaker` (see [`KeyedCircuitBreaker::run`]).
+    /// The key is anything that dereferences to the breaker's borrowed key type: a `&str`
+    /// or a `Cow<str>` for a `String` key.
+    ///
+    /// ```
+    /// use resilience::circuit::{AllErrors, CircuitBreakerConfig, KeyedCircuitBreaker};
+    /// use resilience::pipeline::layer;
+    /// use resilience::{Error, Fault};
+    ///
+    /// let per_shop: KeyedCircuitBreaker = KeyedCircuitBreaker::new("docs-shops", CircuitBreakerConfig::default());
+    /// let shop = "a.myshopify.com";
+    /// let r: Result<u32, Fault<Error>> = layer::keyed_circuit(Some(&per_shop), shop, &AllErrors, || Ok(7));
+    /// assert_eq!(r.map_err(Fault::into_error), Ok(7));
+    /// assert_eq!(per_shop.len(), 1);
+    /// ```
+    #[inline(always)]
+    pub fn keyed_circuit<'a, K, Q, D, T, E, C, F>(
+        breaker: impl Instance<'a, &'a KeyedCircuitBreaker<K>>,
+        key: D,
+        classifier: &C,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+        D: Deref<Target = Q>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+        C: FailureClassifier<E>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match breaker.get() {
+            Ok(Some(breaker)) => breaker.run(&*key, classifier, attempt),
             Ok(None) => absent(attempt),
             Err(e) => rejected(e),
         }
@@ -656,6 +694,29 @@ pub mod layer {
     {
         match breaker.get() {
             Ok(Some(breaker)) => breaker.run_async(classifier, move || attempt).await,
+            Ok(None) => attempt.await,
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// [`keyed_circuit`] for a future (see [`KeyedCircuitBreaker::run_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn keyed_circuit_async<'a, K, Q, D, T, E, C, Fut>(
+        breaker: impl Instance<'a, &'a KeyedCircuitBreaker<K>>,
+        key: D,
+        classifier: &C,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+        D: Deref<Target = Q>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+        C: FailureClassifier<E>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match breaker.get() {
+            Ok(Some(breaker)) => breaker.run_async(&*key, classifier, move || attempt).await,
             Ok(None) => attempt.await,
             Err(e) => rejected(e),
         }

@@ -19,6 +19,11 @@ pub(crate) const DEVELOPMENT: &str = "development";
 /// Every built-in preset's name, in the order of `Preset::ALL`.
 pub(crate) const BUILT_IN: &[&str] = &[DATABASE, API, FILE, POSTGRES, SHOPIFY, DEVELOPMENT];
 
+/// The built-in presets whose service sets its limits per tenant, with the tenant
+/// (`Preset::tenant`): the attributes require a key with them (`key = shop`, or
+/// `key = none` for one instance shared by every tenant).
+pub(crate) const PER_TENANT: &[(&str, &str)] = &[(SHOPIFY, "shop")];
+
 /// How an attribute names a preset registered at run time (`Registry::register_preset`,
 /// a TOML table): `preset = "user:billing"` looks up the preset registered as `billing`.
 /// The macros check every other name against [`BUILT_IN`] at compile time.

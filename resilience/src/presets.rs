@@ -1,13 +1,21 @@
 //! Per-connector presets and [`ResilienceConfig`], the bundle of every layer.
 //!
-//! | preset | retry | circuit breaker | rate limit | max wait for a permit | timeout per attempt |
-//! |---|---|---|---|---|---|
-//! | `database` | 3 attempts, 1 s initial, ×2, 60 s cap, budget | 5 failures, 30 s recovery | 300/min, burst 50 | 5 s | 30 s |
-//! | `api` (HTTP) | 5 attempts, 2 s initial, ×2, 60 s cap, budget | 10 failures, 60 s recovery | 60/min, burst 10 | 10 s | 30 s |
-//! | `file` (object store) | 4 attempts, 0.5 s initial, ×2, 60 s cap, budget | 10 failures, 15 s recovery | 1000/min, burst 100 | 10 s | 60 s |
-//! | `postgres` | as `database` | as `database` | as `database` | as `database` | as `database` |
-//! | `shopify` | 5 attempts, 2 s initial, honours `Retry-After`, budget | 3 failures, 60 s recovery | bucket of 40 refilling at 2/s | 30 s | 30 s |
-//! | `development` | 5 attempts, 0.5 s initial, no budget | 10 failures, 30 s recovery | 30/min, burst 5 | 5 s | 10 s |
+//! | preset | retry | circuit breaker | rate limit | max wait for a permit | timeout per attempt | limits per tenant |
+//! |---|---|---|---|---|---|---|
+//! | `database` | 3 attempts, 1 s initial, ×2, 60 s cap, budget | 5 failures, 30 s recovery | 300/min, burst 50 | 5 s | 30 s | no |
+//! | `api` (HTTP) | 5 attempts, 2 s initial, ×2, 60 s cap, budget | 10 failures, 60 s recovery | 60/min, burst 10 | 10 s | 30 s | no |
+//! | `file` (object store) | 4 attempts, 0.5 s initial, ×2, 60 s cap, budget | 10 failures, 15 s recovery | 1000/min, burst 100 | 10 s | 60 s | no |
+//! | `postgres` | as `database` | as `database` | as `database` | as `database` | as `database` | no |
+//! | `shopify` | 5 attempts, 2 s initial, honours `Retry-After`, budget | 3 failures, 60 s recovery, **per shop** | bucket of 40 refilling at 2/s, **per shop** | 30 s | 30 s | per shop |
+//! | `development` | 5 attempts, 0.5 s initial, no budget | 10 failures, 30 s recovery | 30/min, burst 5 | 5 s | 10 s | no |
+//!
+//! **Limits per tenant.** Where a service sets its limits per tenant (Shopify's are per
+//! shop: each shop has its own 40-request bucket, and one frozen or throttled shop says
+//! nothing about the others), the preset says so ([`Preset::tenant`]) and the attributes
+//! require a key with it: `#[resilient(preset = "shopify", key = shop)]` gives every shop
+//! its own bucket *and* its own circuit ([`KeyedCircuitBreaker`](crate::KeyedCircuitBreaker)),
+//! and `key = none` says explicitly that one bucket and one circuit serve every tenant.
+//! Without either, the attribute does not compile.
 //!
 //! Every retry uses exponential backoff with full jitter; presets for remote calls share a
 //! [retry budget](crate::retry::RetryBudget) named after the preset (10 % of recent calls,
@@ -120,7 +128,8 @@ pub enum Preset {
     File,
     /// PostgreSQL (the `database` values).
     Postgres,
-    /// Shopify's Admin API: 40-request bucket at 2/s, `Retry-After` honoured.
+    /// Shopify's Admin API: 40-request bucket at 2/s, `Retry-After` honoured; limits
+    /// are per shop ([`tenant`](Preset::tenant)), so it is used keyed by shop.
     Shopify,
     /// Local development: fast retries, generous breaker.
     Development,
@@ -147,6 +156,23 @@ impl Preset {
             Preset::Shopify => names::SHOPIFY,
             Preset::Development => names::DEVELOPMENT,
         }
+    }
+
+    /// What the service sets its limits per, when it sets them per tenant: `Some("shop")`
+    /// for [`Shopify`](Preset::Shopify) (each shop has its own bucket, and one shop's
+    /// errors say nothing about another's), `None` for a preset whose limits are the
+    /// service's as a whole. A preset with a tenant is used keyed: one rate-limit bucket
+    /// and one circuit per tenant.
+    ///
+    /// ```
+    /// use resilience::Preset;
+    ///
+    /// assert_eq!(Preset::Shopify.tenant(), Some("shop"));
+    /// assert_eq!(Preset::Api.tenant(), None);
+    /// ```
+    pub fn tenant(self) -> Option<&'static str> {
+        let name = self.name();
+        names::PER_TENANT.iter().find(|(preset, _)| *preset == name).map(|(_, tenant)| *tenant)
     }
 
     /// The preset called `name`, if it is built in.

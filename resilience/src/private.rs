@@ -29,6 +29,9 @@ pub use crate::config::Value;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
 
+/// The keyed breaker the attributes use (not public API).
+pub type KeyedCircuitBreaker = crate::circuit::KeyedCircuitBreaker<String>;
+
 /// The keyed limiter the attributes use (not public API).
 pub type KeyedRateLimiter = crate::rate_limit::KeyedRateLimiter<String>;
 
@@ -207,6 +210,22 @@ pub fn resolve_circuit_breaker(
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
             registry().circuit_breakers().resolve(&args.instance_name(owner), || args.config(base))
+        })
+    })
+}
+
+/// Resolves a `#[circuit_breaker(key = ..)]` call site (not public API).
+#[inline]
+pub fn resolve_keyed_circuit_breaker(
+    site: &'static Site<KeyedCircuitBreaker>,
+    args: &LayerArgs,
+    owner: impl Owner,
+) -> Handle<KeyedCircuitBreaker> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
+            registry()
+                .keyed_circuit_breakers()
+                .resolve(&args.instance_name(owner), || args.config(base))
         })
     })
 }
@@ -473,6 +492,12 @@ impl<'a> Instance<'a, Duration> for &'a Handle<Duration> {
 /// `key = expr` of `#[rate_limit]` as a string (not public API).
 #[inline(always)]
 pub fn rate_key<K: RateKey + ?Sized>(key: &K) -> std::borrow::Cow<'_, str> {
+    key.key_str()
+}
+
+/// `key = expr` of `#[circuit_breaker]` as a string (not public API).
+#[inline(always)]
+pub fn circuit_key<K: RateKey + ?Sized>(key: &K) -> std::borrow::Cow<'_, str> {
     key.key_str()
 }
 

@@ -45,6 +45,16 @@ fn the_attributes_accept_exactly_the_keys_of_each_layer_config() {
     assert_eq!(attribute(attribute_keys::TIMEOUT), set(TIMEOUT_KEYS), "timeout");
 }
 
+#[test]
+fn only_shopify_sets_its_limits_per_tenant() {
+    // The attributes read the same list (the runtime's `preset_names` file) to require a key.
+    let per_tenant: Vec<(&str, &str)> = resilience::Preset::ALL
+        .iter()
+        .filter_map(|p| p.tenant().map(|tenant| (p.name(), tenant)))
+        .collect();
+    assert_eq!(per_tenant, [("shopify", "shop")], "Shopify limits per shop");
+}
+
 /// A value of the right kind for `key`, as a TOML file writes it.
 fn toml_value(key: &str) -> &'static str {
     match key {

@@ -166,8 +166,10 @@ async fn a_preset_brings_every_layer_it_defines() {
     assert_eq!(start.elapsed(), Duration::ZERO, "another shop has its own bucket");
 
     let name = concat!(module_path!(), "::shopify");
-    let circuit = registry().circuit_breakers().stats(name).unwrap();
+    // The preset's limits are per shop: its breaker is keyed like its limiter.
+    let circuit = registry().keyed_circuit_breakers().stats(name).unwrap();
     assert_eq!(circuit.successes, 42);
+    assert_eq!(circuit.keys, 2);
     let limiter = registry().keyed_rate_limiters().get(name).unwrap();
     assert_eq!(limiter.len(), 2);
     assert_eq!(limiter.config().burst(), 40);

@@ -1,5 +1,6 @@
-//! A Shopify-style connector: `#[resilient(preset = "shopify")]` with one bucket per
-//! shop, `Retry-After` honoured, and the local bucket re-synced from
+//! A Shopify-style connector: `#[resilient(preset = "shopify", key = shop)]` with one
+//! bucket and one circuit per shop (one shop's errors never open another shop's
+//! circuit), `Retry-After` honoured, and the local bucket re-synced from
 //! `X-Shopify-Shop-Api-Call-Limit` after every response.
 //!
 //! `cargo run -p resilience-examples --bin shopify_connector`
@@ -133,13 +134,14 @@ fn shopify_limiter() -> Option<&'static Arc<KeyedRateLimiter>> {
     Some(LIMITER.get_or_init(|| limiter))
 }
 
-/// One page of products: the connector function. Throttling is handled by the retry
-/// (which waits the server's `Retry-After`) and the per-shop bucket, never by opening
-/// the circuit that every shop shares.
+/// One page of products: the connector function. `key = shop` gives each shop its own
+/// bucket and its own circuit. Throttling is handled by the retry (which waits the
+/// server's `Retry-After`) and the per-shop bucket, never by opening a circuit.
 #[resilient(
     preset = "shopify",
+    key = shop,
     circuit_breaker(name = "shopify", ignore_if = ShopifyError::is_throttled),
-    rate_limit(name = "shopify", key = shop)
+    rate_limit(name = "shopify")
 )]
 async fn products_page(server: &Mutex<Server>, shop: &str) -> Result<u32, ShopifyError> {
     tokio::time::sleep(Duration::from_millis(80)).await; // network round trip

@@ -8,7 +8,7 @@
 use proc_macro2::TokenStream;
 use syn::{Expr, ExprLit, Lit, LitStr};
 
-use super::{Entry, Errors, Kind, LayerSettings, keys};
+use super::{Entry, Errors, KeyArg, Kind, LayerSettings, keys};
 
 /// `crate = "..."`, the last key of every layer attribute, with its example.
 const CRATE: (&str, &str) = ("crate", "\"my_facade::resilience\"");
@@ -140,6 +140,8 @@ pub(crate) struct CircuitArgs {
     pub(crate) failure_if: Option<Expr>,
     pub(crate) ignore_if: Option<Expr>,
     pub(crate) fallback: Option<Expr>,
+    /// `key = ..`: one circuit per key.
+    pub(crate) key: Option<KeyArg>,
     pub(crate) preset: Option<LitStr>,
 }
 
@@ -159,6 +161,7 @@ impl LayerArgs for CircuitArgs {
             ("failure_if", "is_outage"),
             ("ignore_if", "is_not_found"),
             ("fallback", "cached_value"),
+            ("key", "shop"),
             ("preset", "\"api\""),
             CRATE,
         ],
@@ -179,6 +182,7 @@ impl LayerArgs for CircuitArgs {
         match key {
             "failure_if" => self.failure_if = Some(super::predicate(attr, key, value)?),
             "ignore_if" => self.ignore_if = Some(super::predicate(attr, key, value)?),
+            "key" => self.key = Some(KeyArg::parse(attr, value)?),
             _ => self.fallback = Some(super::path(attr, key, value)?),
         }
         Ok(())
@@ -193,7 +197,8 @@ pub(crate) struct RateLimitArgs {
     /// The layer keys (`per_second`, `burst`, ...), for the runtime's config.
     pub(crate) settings: LayerSettings,
     pub(crate) cost: Option<Expr>,
-    pub(crate) key: Option<Expr>,
+    /// `key = ..`: one bucket per key.
+    pub(crate) key: Option<KeyArg>,
     pub(crate) preset: Option<LitStr>,
 }
 
@@ -224,7 +229,7 @@ impl LayerArgs for RateLimitArgs {
 
     fn set_own(&mut self, key: &str, value: &Expr) -> syn::Result<()> {
         if key == "key" {
-            self.key = Some(rate_key(value)?);
+            self.key = Some(KeyArg::parse(Self::SPEC.attr, value)?);
             return Ok(());
         }
         if let Expr::Lit(ExprLit { lit: Lit::Int(_), .. }) | Expr::Unary(_) = value {
@@ -233,21 +238,6 @@ impl LayerArgs for RateLimitArgs {
         self.cost = Some(value.clone());
         Ok(())
     }
-}
-
-/// `key = shop`: an expression naming the tenant. A literal would put every call in the
-/// same bucket, which is what leaving `key` out does.
-fn rate_key(value: &Expr) -> syn::Result<Expr> {
-    if let Expr::Lit(ExprLit { lit, .. }) = value {
-        let shown = quote::ToTokens::to_token_stream(lit).to_string();
-        return Err(syn::Error::new_spanned(
-            value,
-            format!(
-                "`key` in `#[rate_limit]` is the expression that tells tenants apart, and the constant {shown} puts every call in one bucket: key by the tenant (`key = shop`, `key = shop.domain`, `key = user.id`) or remove `key` for one limiter shared by all calls"
-            ),
-        ));
-    }
-    Ok(value.clone())
 }
 
 /// Parsed `#[bulkhead(...)]`.

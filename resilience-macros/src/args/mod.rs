@@ -13,6 +13,7 @@ mod timeout;
 pub(crate) use keys::{FloatRange, Kind};
 pub(crate) use layer::{BulkheadArgs, CircuitArgs, RateLimitArgs, RetryArgs};
 pub(crate) use resilient::ResilientArgs;
+
 pub(crate) use timeout::TimeoutArgs;
 
 use proc_macro2::{Span, TokenStream};
@@ -60,6 +61,81 @@ impl Errors {
     pub(crate) fn into_error(self) -> Option<syn::Error> {
         self.0
     }
+}
+
+/// `key = expr` of a keyable layer (`#[circuit_breaker]`, `#[rate_limit]`) or of
+/// `#[resilient]`: one instance per value of `expr`, or `key = none`, one instance for
+/// every tenant, written out.
+#[derive(Clone)]
+pub(crate) enum KeyArg {
+    /// `key = expr`.
+    Expr(Expr),
+    /// `key = none`.
+    None,
+}
+
+impl KeyArg {
+    /// Reads `key = ..` of `#[attr]`: `none`, or an expression over the arguments. A
+    /// literal is refused: a constant key puts every tenant in one circuit or bucket.
+    pub(crate) fn parse(attr: &str, value: &Expr) -> syn::Result<KeyArg> {
+        match value {
+            Expr::Path(p) if p.qself.is_none() && p.path.is_ident("none") => Ok(KeyArg::None),
+            Expr::Lit(syn::ExprLit { lit, .. }) => {
+                let shown = quote::ToTokens::to_token_stream(lit).to_string();
+                Err(syn::Error::new_spanned(
+                    value,
+                    format!(
+                        "`key` in `#[{attr}]` is the expression that tells tenants apart, and the constant {shown} puts every call in one {}: key by the tenant (`key = shop`, `key = shop.domain`, `key = user.id`), or write `key = none` for one instance shared by all calls",
+                        match attr {
+                            "rate_limit" => "bucket",
+                            "circuit_breaker" => "circuit",
+                            _ => "circuit and one bucket",
+                        }
+                    ),
+                ))
+            }
+            _ => Ok(KeyArg::Expr(value.clone())),
+        }
+    }
+
+    /// The key expression, `None` for `key = none`.
+    pub(crate) fn expr(&self) -> Option<&Expr> {
+        match self {
+            KeyArg::Expr(e) => Some(e),
+            KeyArg::None => None,
+        }
+    }
+}
+
+/// The tenant a built-in preset sets its limits per (`Some("shop")` for `shopify`).
+pub(crate) fn preset_tenant(preset: &str) -> Option<&'static str> {
+    crate::preset_names::PER_TENANT
+        .iter()
+        .find(|(name, _)| *name == preset)
+        .map(|(_, tenant)| *tenant)
+}
+
+/// The error for a per-tenant preset used without a key.
+pub(crate) fn missing_key(attr: &str, preset: &LitStr, tenant: &str) -> syn::Error {
+    let name = preset.value();
+    let (shared, it) = match attr {
+        "circuit_breaker" => {
+            (format!("one circuit (one {tenant}'s failures would open it for all)"), "it")
+        }
+        "rate_limit" => ("one bucket".to_owned(), "it"),
+        _ => (
+            format!(
+                "one circuit and one bucket (one {tenant}'s failures would open the circuit for all)"
+            ),
+            "them",
+        ),
+    };
+    syn::Error::new(
+        preset.span(),
+        format!(
+            "preset `{name}` sets its limits per {tenant}: without a key, `#[{attr}]` gives every {tenant} {shared}; write `#[{attr}(preset = \"{name}\", key = {tenant})]` (the expression naming the {tenant}), or `key = none` to share {it} on purpose"
+        ),
+    )
 }
 
 /// One argument: `key`, `key = value` or `key(...)`.

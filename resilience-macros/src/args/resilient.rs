@@ -4,19 +4,23 @@ use proc_macro2::{Span, TokenStream};
 use syn::LitStr;
 
 use super::{
-    BulkheadArgs, CircuitArgs, EntryValue, Errors, RateLimitArgs, RetryArgs, Seen, TimeoutArgs,
+    BulkheadArgs, CircuitArgs, EntryValue, Errors, KeyArg, RateLimitArgs, RetryArgs, Seen,
+    TimeoutArgs,
 };
 
 const ATTR: &str = "resilient";
 
 pub(crate) const KEYS: &[&str] =
-    &["preset", "retry", "circuit_breaker", "rate_limit", "bulkhead", "timeout", "crate"];
+    &["preset", "key", "retry", "circuit_breaker", "rate_limit", "bulkhead", "timeout", "crate"];
 
 /// Parsed `#[resilient(...)]`.
 #[derive(Default)]
 pub(crate) struct ResilientArgs {
     pub(crate) krate: Option<syn::Path>,
     pub(crate) preset: Option<LitStr>,
+    /// `key = ..`: the key of every keyable layer (circuit breaker, rate limit) that
+    /// names none itself.
+    pub(crate) key: Option<KeyArg>,
     pub(crate) retry: Option<RetryArgs>,
     pub(crate) circuit: Option<CircuitArgs>,
     pub(crate) rate_limit: Option<RateLimitArgs>,
@@ -50,6 +54,12 @@ impl ResilientArgs {
                 }
                 continue;
             }
+            if name == "key" {
+                if let Some(value) = errors.ok(entry.assigned(ATTR, "shop")) {
+                    args.key = errors.ok(KeyArg::parse(ATTR, value));
+                }
+                continue;
+            }
             let tokens = match &entry.value {
                 EntryValue::List(tokens) => tokens.clone(),
                 EntryValue::Flag => TokenStream::new(),
@@ -80,6 +90,22 @@ impl ResilientArgs {
             && args.rate_limit.is_none()
             && args.bulkhead.is_none()
             && args.timeout.is_none();
+        if let (Some(KeyArg::Expr(key)), false, None, None) =
+            (&args.key, has_preset, &args.circuit, &args.rate_limit)
+        {
+            errors.push(syn::Error::new_spanned(
+                key,
+                "`key` in `#[resilient]` keys the circuit breaker and the rate limit, and there is neither: add a preset or a layer, like `#[resilient(key = shop, circuit_breaker(failure_threshold = 5))]`",
+            ));
+        }
+        if let (Some(preset), true) = (&args.preset, errors.is_empty()) {
+            let keyed = args.key.is_some()
+                || args.circuit.as_ref().is_some_and(|c| c.key.is_some())
+                || args.rate_limit.as_ref().is_some_and(|r| r.key.is_some());
+            if let (Some(tenant), false) = (super::preset_tenant(&preset.value()), keyed) {
+                errors.push(super::missing_key(ATTR, preset, tenant));
+            }
+        }
         if !has_preset && no_layer && errors.is_empty() {
             errors.push(syn::Error::new(
                 span,
@@ -132,6 +158,35 @@ mod tests {
         assert!(errs[0].contains("must be at least 1 (got 0)"));
         assert!(errs[1].contains("`#[timeout]` needs a duration"));
         assert!(errs[2].contains("is a layer: write `circuit_breaker(...)`"));
+    }
+
+    #[test]
+    fn a_per_tenant_preset_needs_a_key() {
+        let (_, errs) = parse(quote!(preset = "shopify"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("write `#[resilient(preset = \"shopify\", key = shop)]`"));
+        assert!(errs[0].contains("or `key = none`"));
+        for ok in [
+            quote!(preset = "shopify", key = shop),
+            quote!(preset = "shopify", key = none),
+            quote!(preset = "shopify", rate_limit(key = shop)),
+            quote!(preset = "shopify", circuit_breaker(key = shop.id)),
+            quote!(preset = "api"),
+        ] {
+            let (_, errs) = parse(ok.clone());
+            assert!(errs.is_empty(), "{ok}: {errs:?}");
+        }
+        let (args, _) = parse(quote!(preset = "shopify", key = none));
+        assert!(args.key.is_some_and(|k| k.expr().is_none()));
+    }
+
+    #[test]
+    fn a_key_with_nothing_to_key_is_an_error() {
+        let (_, errs) = parse(quote!(key = shop, retry(max_attempts = 3)));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("keys the circuit breaker and the rate limit"));
+        let (_, errs) = parse(quote!(key = shop, circuit_breaker(failure_threshold = 3)));
+        assert!(errs.is_empty(), "{errs:?}");
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! transition, rejection and (for subscribers of [`Interest::CALLS`](crate::events::Interest::CALLS))
 //! counted call is an [event](crate::events), logged with `tracing`.
 //!
+//! A [`KeyedCircuitBreaker`] keeps one circuit per key (per tenant, per shop), so that
+//! one tenant's failures open that tenant's circuit only, in bounded memory.
+//!
 //! ```
 //! use std::time::Duration;
 //! use resilience::Error;
@@ -46,6 +49,7 @@ mod breaker;
 mod call;
 mod classifier;
 mod config;
+mod keyed;
 mod permit;
 mod shared;
 mod state;
@@ -56,6 +60,10 @@ mod word;
 pub use breaker::CircuitBreaker;
 pub use classifier::{AllErrors, CallOutcome, FailureClassifier, Predicates};
 pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, Window};
+pub use keyed::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_KEYS, KeyBreaker, KeyCircuitStats, KeyedCircuitBreaker,
+    KeyedCircuitStats, WORST_KEYS,
+};
 pub use permit::CallPermit;
 pub use state::CircuitState;
 pub use stats::CircuitStats;

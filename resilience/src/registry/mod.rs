@@ -7,6 +7,7 @@
 //!
 //! Every kind is reached the same way, through its [`Instances`]:
 //! [`circuit_breakers()`](Registry::circuit_breakers),
+//! [`keyed_circuit_breakers()`](Registry::keyed_circuit_breakers),
 //! [`rate_limiters()`](Registry::rate_limiters),
 //! [`keyed_rate_limiters()`](Registry::keyed_rate_limiters),
 //! [`bulkheads()`](Registry::bulkheads) and [`retry_budgets()`](Registry::retry_budgets),
@@ -56,7 +57,7 @@ use parking_lot::RwLock;
 
 use crate::ConfigError;
 use crate::bulkhead::Bulkhead;
-use crate::circuit::CircuitBreaker;
+use crate::circuit::{CircuitBreaker, KeyedCircuitBreaker};
 use crate::events::{Event, Hub, Interest, Subscription};
 use crate::presets::{Preset, ResilienceConfig};
 use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
@@ -80,6 +81,7 @@ pub fn registry() -> &'static Registry {
 /// it owns its instances, configs, presets, budgets and event subscribers.
 pub struct Registry {
     circuits: Slots<CircuitBreaker>,
+    keyed_circuits: Slots<KeyedCircuitBreaker<String>>,
     limiters: Slots<RateLimiter>,
     keyed: Slots<KeyedRateLimiter<String>>,
     bulkheads: Slots<Bulkhead>,
@@ -118,6 +120,7 @@ impl Registry {
         let env = Arc::new(Env::new(hub));
         Registry {
             circuits: Slots::new(env.clone()),
+            keyed_circuits: Slots::new(env.clone()),
             limiters: Slots::new(env.clone()),
             keyed: Slots::new(env.clone()),
             bulkheads: Slots::new(env.clone()),
@@ -134,6 +137,11 @@ impl Registry {
     /// The circuit breakers.
     pub fn circuit_breakers(&self) -> Instances<'_, CircuitBreaker> {
         Instances::new(&self.circuits)
+    }
+
+    /// The keyed circuit breakers (one circuit per key).
+    pub fn keyed_circuit_breakers(&self) -> Instances<'_, KeyedCircuitBreaker<String>> {
+        Instances::new(&self.keyed_circuits)
     }
 
     /// The (direct) rate limiters.
@@ -221,13 +229,14 @@ impl Registry {
         config
     }
 
-    /// Apply a whole bundle to `name`: circuit breaker, rate limiters (direct and keyed),
+    /// Apply a whole bundle to `name`: circuit breakers and rate limiters (direct and keyed),
     /// bulkhead and retry policy called `name` take the bundle's layers, and the bundle
     /// becomes preset `name`.
     pub fn configure(&self, name: &str, config: ResilienceConfig) {
         let config = self.bind_budget(config);
         if let Some(c) = &config.circuit_breaker {
             self.circuits.configure(name, c.clone());
+            self.keyed_circuits.configure(name, c.clone());
         }
         if let Some(c) = &config.rate_limit {
             self.limiters.configure(name, c.clone());
@@ -306,10 +315,10 @@ impl Registry {
     // reset with `CircuitBreaker::reset_shared` (reached with `circuit_breakers().get(name)`).
 
     /// Close circuit `name` and clear its window (this process's breaker only; see
-    /// [`CircuitBreaker::reset_shared`] for a shared one).
+    /// [`CircuitBreaker::reset_shared`] for a shared one); for a keyed circuit `name`,
+    /// every key's.
     pub fn reset(&self, name: &str) -> Result<(), ConfigError> {
-        self.circuit(name)?.reset();
-        Ok(())
+        self.circuit_action(name, CircuitBreaker::reset, KeyedCircuitBreaker::reset)
     }
 
     /// Every instance of this registry back to new, keeping their configs: circuits
@@ -346,27 +355,76 @@ impl Registry {
     /// ```
     pub fn reset_all(&self) {
         self.circuit_breakers().reset_all();
+        self.keyed_circuit_breakers().reset_all();
         self.rate_limiters().reset_all();
         self.keyed_rate_limiters().reset_all();
         self.bulkheads().reset_all();
         self.retry_budgets().reset_all();
     }
 
-    /// Force circuit `name` open: every call is rejected until [`reset`](Self::reset).
+    /// Force circuit `name` open: every call is rejected until [`reset`](Self::reset)
+    /// (for a keyed circuit, every key's, keys seen later included).
     pub fn force_open(&self, name: &str) -> Result<(), ConfigError> {
-        self.circuit(name)?.force_open();
-        Ok(())
+        self.circuit_action(name, CircuitBreaker::force_open, KeyedCircuitBreaker::force_open)
     }
 
-    /// Disable circuit `name`: every call flows, nothing trips it, until [`reset`](Self::reset).
+    /// Disable circuit `name`: every call flows, nothing trips it, until
+    /// [`reset`](Self::reset) (for a keyed circuit, every key's).
     pub fn disable(&self, name: &str) -> Result<(), ConfigError> {
-        self.circuit(name)?.disable();
+        self.circuit_action(name, CircuitBreaker::disable, KeyedCircuitBreaker::disable)
+    }
+
+    /// Force the circuit of one `key` of keyed circuit `name` open, until
+    /// [`reset_key`](Self::reset_key).
+    ///
+    /// ```
+    /// use resilience::circuit::{CircuitBreakerConfig, CircuitState};
+    /// use resilience::registry::Registry;
+    ///
+    /// let registry = Registry::new();
+    /// let shops = registry.keyed_circuit_breakers().get_or_create("shops", CircuitBreakerConfig::default())?;
+    /// registry.force_open_key("shops", "frozen.myshopify.com")?;
+    /// assert_eq!(shops.state("frozen.myshopify.com"), CircuitState::ForcedOpen);
+    /// assert_eq!(shops.state("other.myshopify.com"), CircuitState::Closed);
+    /// registry.reset_key("shops", "frozen.myshopify.com")?;
+    /// assert_eq!(shops.state("frozen.myshopify.com"), CircuitState::Closed);
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn force_open_key(&self, name: &str, key: &str) -> Result<(), ConfigError> {
+        self.keyed_circuit(name)?.force_open_key(key);
         Ok(())
     }
 
-    fn circuit(&self, name: &str) -> Result<Arc<CircuitBreaker>, ConfigError> {
-        let circuits = self.circuit_breakers();
+    /// Close the circuit of one `key` of keyed circuit `name`.
+    pub fn reset_key(&self, name: &str, key: &str) -> Result<(), ConfigError> {
+        self.keyed_circuit(name)?.reset_key(key);
+        Ok(())
+    }
+
+    fn keyed_circuit(&self, name: &str) -> Result<Arc<KeyedCircuitBreaker<String>>, ConfigError> {
+        let circuits = self.keyed_circuit_breakers();
         circuits.get(name).ok_or_else(|| circuits.unknown(name))
+    }
+
+    /// Runs an operator action on circuit `name`: the breaker, the keyed breaker, or both
+    /// when both kinds use the name.
+    fn circuit_action(
+        &self,
+        name: &str,
+        plain: fn(&CircuitBreaker),
+        keyed: fn(&KeyedCircuitBreaker<String>),
+    ) -> Result<(), ConfigError> {
+        let (one, per_key) = (self.circuits.get(name), self.keyed_circuits.get(name));
+        if one.is_none() && per_key.is_none() {
+            return Err(self.circuit_breakers().unknown(name));
+        }
+        if let Some(b) = one {
+            plain(&b);
+        }
+        if let Some(b) = per_key {
+            keyed(&b);
+        }
+        Ok(())
     }
 
     /// Call `f` on every event of the topics in `interest` reported by this registry's
@@ -390,6 +448,7 @@ impl Registry {
         rate_limiters.sort_by(|a, b| a.name.cmp(&b.name));
         RegistrySnapshot {
             circuits: self.circuit_breakers().all_stats(),
+            keyed_circuits: self.keyed_circuit_breakers().all_stats(),
             rate_limiters,
             bulkheads: self.bulkheads().all_stats(),
             retry_budgets: self.retry_budgets().all_stats(),
@@ -409,6 +468,7 @@ impl Registry {
         let exists = |name: &str| {
             used.contains(name)
                 || self.circuits.get(name).is_some()
+                || self.keyed_circuits.get(name).is_some()
                 || self.limiters.get(name).is_some()
                 || self.keyed.get(name).is_some()
                 || self.bulkheads.get(name).is_some()

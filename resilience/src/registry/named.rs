@@ -8,7 +8,9 @@ use super::env::{Env, in_store};
 use super::slots::Slots;
 use crate::ConfigError;
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadStats};
-use crate::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitStats};
+use crate::circuit::{
+    CircuitBreaker, CircuitBreakerConfig, CircuitStats, KeyedCircuitBreaker, KeyedCircuitStats,
+};
 use crate::rate_limit::{KeyedRateLimiter, RateLimitConfig, RateLimiter, RateLimiterStats};
 use crate::retry::{RetryBudget, RetryBudgetConfig, RetryBudgetStats};
 
@@ -17,7 +19,8 @@ mod sealed {
 }
 
 /// A kind of named instance a [`Registry`](super::Registry) keeps: [`CircuitBreaker`],
-/// [`RateLimiter`], [`KeyedRateLimiter<String>`](KeyedRateLimiter), [`Bulkhead`] and
+/// [`KeyedCircuitBreaker<String>`](KeyedCircuitBreaker), [`RateLimiter`],
+/// [`KeyedRateLimiter<String>`](KeyedRateLimiter), [`Bulkhead`] and
 /// [`RetryBudget`]. Sealed: the registry knows how to create and reconfigure each.
 pub trait Named: sealed::Sealed + Send + Sync + Sized + 'static {
     /// The kind's config.
@@ -85,6 +88,14 @@ named!(
             .with_hub(env.hub.clone())
     }
 );
+named!(
+    KeyedCircuitBreaker<String>,
+    CircuitBreakerConfig,
+    KeyedCircuitStats,
+    "keyed circuit breaker",
+    renew,
+    |n, c, env| KeyedCircuitBreaker::new(n, c).with_hub(env.hub.clone())
+);
 named!(RateLimiter, RateLimitConfig, RateLimiterStats, "rate limiter", reset, |n, c, env| {
     let shared = c.backend().is_shared();
     in_store(env, n, c, shared, RateLimiter::with_store, RateLimiter::new).with_hub(env.hub.clone())
@@ -109,7 +120,7 @@ named!(RetryBudget, RetryBudgetConfig, RetryBudgetStats, "retry budget", reset, 
 });
 
 /// The instances of one kind in a registry: `registry().circuit_breakers()`,
-/// `.rate_limiters()`, `.keyed_rate_limiters()`, `.bulkheads()`, `.retry_budgets()`.
+/// `.keyed_circuit_breakers()`, `.rate_limiters()`, `.keyed_rate_limiters()`, `.bulkheads()`, `.retry_budgets()`.
 ///
 /// ```
 /// use resilience::circuit::{CircuitBreakerConfig, CircuitState};

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::bulkhead::BulkheadStats;
-use crate::circuit::CircuitStats;
+use crate::circuit::{CircuitStats, KeyedCircuitStats};
 use crate::rate_limit::RateLimiterStats;
 use crate::retry::RetryBudgetStats;
 
@@ -16,6 +16,8 @@ use crate::retry::RetryBudgetStats;
 pub struct RegistrySnapshot {
     /// Circuit breakers, by name.
     pub circuits: Vec<CircuitStats>,
+    /// Keyed circuit breakers, by name: totals and the worst keys.
+    pub keyed_circuits: Vec<KeyedCircuitStats>,
     /// Rate limiters (direct and keyed), by name.
     pub rate_limiters: Vec<RateLimiterStats>,
     /// Bulkheads, by name.
@@ -85,7 +87,11 @@ impl fmt::Display for RegistrySnapshot {
                 self.unused_configs.join(", ")
             )?;
         }
-        if self.circuits.is_empty() && self.rate_limiters.is_empty() && self.bulkheads.is_empty() {
+        if self.circuits.is_empty()
+            && self.keyed_circuits.is_empty()
+            && self.rate_limiters.is_empty()
+            && self.bulkheads.is_empty()
+        {
             return writeln!(f, "(the registry is empty)");
         }
         let header = [
@@ -113,6 +119,17 @@ impl fmt::Display for RegistrySnapshot {
                 &c.transitions,
             ];
             cells(&row).collect()
+        })?;
+        let header = ["keyed circuit", "keys", "open", "calls", "failed", "rejected", "worst keys"];
+        table(f, "Keyed circuit breakers", &header, &self.keyed_circuits, |c| {
+            let worst: Vec<String> = c
+                .worst
+                .iter()
+                .map(|w| format!("{} ({}, {} failed)", w.key, w.stats.state, w.stats.failures))
+                .collect();
+            let worst = if worst.is_empty() { "-".to_string() } else { worst.join(", ") };
+            cells(&[&c.name, &c.keys, &c.open_keys, &c.calls, &c.failures, &c.rejections, &worst])
+                .collect()
         })?;
         let header = ["limiter", "rate", "available", "granted", "waited", "rejected", "keys"];
         table(f, "Rate limiters", &header, &self.rate_limiters, |l| {
