@@ -167,15 +167,17 @@ impl RetryAfter for std::io::Error {
     }
 }
 
-/// `Timeout`, `RateLimited`, `BulkheadFull` and `BackendUnavailable` are transient; `CircuitOpen` (the breaker
-/// decides when to try again, not the retry loop) and `Config` are permanent.
+/// `Timeout`, `RateLimited`, `BulkheadFull`, `BackendUnavailable` and `BlockingPoolFull` are
+/// transient; `CircuitOpen` (the breaker decides when to try again, not the retry loop) and
+/// `Config` are permanent.
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
             Error::Timeout { .. }
             | Error::RateLimited { .. }
             | Error::BulkheadFull { .. }
-            | Error::BackendUnavailable { .. } => ErrorClass::Transient,
+            | Error::BackendUnavailable { .. }
+            | Error::BlockingPoolFull { .. } => ErrorClass::Transient,
             Error::CircuitOpen { .. } | Error::Config(_) => ErrorClass::Permanent,
         }
     }
