@@ -187,8 +187,9 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `success_threshold` | probe successes that close it again | `2` |
 /// | `half_open_max_calls` | probes allowed at once | `1` |
 /// | `slow_call` | a success slower than this counts as a failure | none |
-/// | `failure_if` | `fn(&E) -> bool`: errors that count as failures (others count as successes) | every error |
-/// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither | none |
+/// | `failure_if` | `fn(&E) -> bool`: errors that count as failures (others count as successes) | for `E: Classify`, transient errors (permanent ones count as successes, throttled ones as neither); else every error |
+/// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither (checked first) | none |
+/// | `failure_if_ok` | `fn(&T) -> bool`: `Ok` values that count as failures (the caller still gets them), like resilience4j's `recordResult` | none |
 /// | `fallback` | a function taking the same arguments and returning the same type | none |
 /// | `preset` | start from the preset's breaker settings | none |
 /// | `backend` | `"local"`, or `"redis"` to share the circuit with every process using this name (feature `redis`) | `"local"` |
@@ -202,6 +203,14 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// itself is returned as it is. With a fallback the function may return a plain value
 /// (`-> String`); then any rejection goes to the fallback. The arguments are borrowed by
 /// the body so the fallback can still receive them.
+///
+/// Which errors count: for an error type that implements `resilience::Classify`, only
+/// what is the service's fault. A transient error (a 503, a reset connection) is a
+/// failure, a permanent one (a 404, a 400: the service answered) a success, a throttled
+/// one (a 429) neither; the hand-written form is `breaker.call_classified(..)`. An error
+/// type without `Classify` has every error counted as a failure (`breaker.call(..)`).
+/// `failure_if` / `ignore_if` take precedence over the class; `failure_if_ok` is
+/// `breaker.call_with(&FailureIfOk::new(classifier, predicate), ..)`.
 ///
 /// ```
 /// use resilience::{circuit_breaker, registry, Error};

@@ -139,6 +139,7 @@ pub(crate) struct CircuitArgs {
     pub(crate) settings: LayerSettings,
     pub(crate) failure_if: Option<Expr>,
     pub(crate) ignore_if: Option<Expr>,
+    pub(crate) failure_if_ok: Option<Expr>,
     pub(crate) fallback: Option<Expr>,
     pub(crate) preset: Option<LitStr>,
 }
@@ -158,6 +159,7 @@ impl LayerArgs for CircuitArgs {
         own: &[
             ("failure_if", "is_outage"),
             ("ignore_if", "is_not_found"),
+            ("failure_if_ok", "is_degraded"),
             ("fallback", "cached_value"),
             ("preset", "\"api\""),
             CRATE,
@@ -179,6 +181,9 @@ impl LayerArgs for CircuitArgs {
         match key {
             "failure_if" => self.failure_if = Some(super::path_or_closure(attr, key, value)?),
             "ignore_if" => self.ignore_if = Some(super::path_or_closure(attr, key, value)?),
+            "failure_if_ok" => {
+                self.failure_if_ok = Some(super::path_or_closure(attr, key, value)?);
+            }
             _ => self.fallback = Some(super::path(attr, key, value)?),
         }
         Ok(())

@@ -54,7 +54,9 @@ mod window;
 mod word;
 
 pub use breaker::CircuitBreaker;
-pub use classifier::{AllErrors, CallOutcome, FailureClassifier, Predicates};
+pub use classifier::{
+    AllErrors, ByClass, CallOutcome, FailureClassifier, FailureIfOk, Predicates, ResultClassifier,
+};
 pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, Window};
 pub use permit::CallPermit;
 pub use state::CircuitState;
