@@ -340,10 +340,11 @@ pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Bounds the duration of each call: `#[timeout(5s)]` or `#[timeout(duration = 5s)]`.
 ///
 /// An `async fn` is cancelled (its future dropped) at the deadline and returns
-/// `Err(E::from(Error::Timeout { limit }))`. A sync `fn` runs on a worker thread while
-/// the caller waits at most `limit`; at the deadline the caller gets the timeout and the
-/// worker is left to finish, its result dropped (a panic in the worker is resumed in the
-/// caller). So a sync function under `#[timeout]` must have owned, `'static`, `Send`
+/// `Err(E::from(Error::Timeout { limit }))`. A sync `fn` runs on a worker thread (of a
+/// bounded pool, see `resilience::timeout`) while the caller waits at most `limit`; at the
+/// deadline the caller gets the timeout and the worker is left to finish, its result
+/// dropped (a panic in the worker is resumed in the caller). When every worker of the
+/// pool is still busy, the call is refused at once with `Error::BlockingPoolFull`. So a sync function under `#[timeout]` must have owned, `'static`, `Send`
 /// arguments (a borrowed argument is a compile error that says so); under a `#[retry]`,
 /// each attempt gets its own clone of the arguments.
 ///
