@@ -32,8 +32,8 @@ fn hand_written() -> Result<u64, BenchError> {
     }
 }
 
-// Every layer except the timeout: a timeout on a synchronous function runs it on a worker
-// thread per call, which no target of a few nanoseconds can include.
+// Every layer except the timeout: a timeout on a synchronous function hands each call to a
+// worker thread, which no target of a few nanoseconds can include.
 #[resilient(
     retry(max_attempts = 3),
     circuit_breaker(name = "bench-resilient", failure_threshold = 5),

@@ -3,7 +3,7 @@
 //! The signature, attributes, docs and visibility come out as written; only the body is
 //! rewritten. Generated code calls by absolute path, nothing from the user's scope: the
 //! layers of `<crate>::pipeline::layer`, the hooks of `<crate>::retry::Hooks` and the
-//! classifier `<crate>::circuit::Predicates`, with `<crate>::__private` as the glue
+//! classifiers of `<crate>::circuit` (`Predicates`, `FailureIfOk`), with `<crate>::__private` as the glue
 //! (call-site caching, the return type's plumbing). Each layer resolves its named
 //! instance once per call site (a `static` cell) and all hooks are zero-sized types, so a
 //! call costs what the hand-written runtime call costs.
@@ -540,17 +540,33 @@ fn predicate(f: &syn::Expr, arg: &TokenStream) -> TokenStream {
 }
 
 fn classifier_value(ctx: &Ctx<'_>, args: &CircuitArgs) -> TokenStream {
-    let krate = &ctx.krate;
+    let (p, krate) = (&ctx.p, &ctx.krate);
     let err = ctx.err_ty();
-    let failure_if = match &args.failure_if {
-        Some(f) => predicate(f, &err),
-        None => quote!(|_: &#err| true),
-    };
     let ignore_if = match &args.ignore_if {
         Some(f) => predicate(f, &err),
         None => quote!(|_: &#err| false),
     };
-    quote!(#krate::circuit::Predicates::<#err, _, _>::new(#failure_if, #ignore_if))
+    // `failure_if` decides alone; without it, an error type that implements `Classify`
+    // counts by its class, any other counts every error.
+    let errors = match &args.failure_if {
+        Some(f) => {
+            let f = predicate(f, &err);
+            quote!(#krate::circuit::Predicates::<#err, _, _>::new(#f, #ignore_if))
+        }
+        None => quote!(#p::ignore_then::<#err>(#ignore_if, {
+            #[allow(unused_imports)]
+            use #p::{ByClassOutcome as _, ByDefault as _};
+            (&&#p::Probe::<#err>::NEW).default_breaker_outcome()
+        })),
+    };
+    match &args.failure_if_ok {
+        Some(f) => {
+            let ok = ctx.ok_ty();
+            let f = predicate(f, &ok);
+            quote!(#p::failure_if_ok::<#ok, #err, _>(#errors, #f))
+        }
+        None => errors,
+    }
 }
 
 /// Wraps `inner` (a future in async code, a value expression in sync code) in a layer.

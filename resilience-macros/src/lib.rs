@@ -223,8 +223,9 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `success_threshold` | probe successes that close it again | `2` |
 /// | `half_open_max_calls` | probes allowed at once | `1` |
 /// | `slow_call` | a success slower than this counts as a failure | none |
-/// | `failure_if` | `fn(&E) -> bool`: errors that count as failures (others count as successes) | every error |
-/// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither | none |
+/// | `failure_if` | `fn(&E) -> bool`: errors that count as failures (others count as successes) | for `E: Classify`, transient errors (permanent ones count as successes, throttled ones as neither); else every error |
+/// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither (checked first) | none |
+/// | `failure_if_ok` | `fn(&T) -> bool`: `Ok` values that count as failures (the caller still gets them), like resilience4j's `recordResult` | none |
 /// | `fallback` | a function taking the same arguments and returning the same type, `async` exactly when the function is | none |
 /// | `key` | expression over the arguments: one circuit per key (per tenant, per shop): a string or an integer; `none` for one circuit for every tenant; a literal is refused | none |
 /// | `preset` | start from the preset's breaker settings (see "Presets" above) | none |
@@ -239,6 +240,14 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// itself is returned as it is. With a fallback the function may return a plain value
 /// (`-> String`); then any rejection goes to the fallback. The arguments are borrowed by
 /// the body so the fallback can still receive them.
+///
+/// Which errors count: for an error type that implements `resilience::Classify`, only
+/// what is the service's fault. A transient error (a 503, a reset connection) is a
+/// failure, a permanent one (a 404, a 400: the service answered) a success, a throttled
+/// one (a 429) neither; the hand-written form is `breaker.call_classified(..)`. An error
+/// type without `Classify` has every error counted as a failure (`breaker.call(..)`).
+/// `failure_if` / `ignore_if` take precedence over the class; `failure_if_ok` is
+/// `breaker.call_with(&FailureIfOk::new(classifier, predicate), ..)`.
 ///
 /// ```
 /// use resilience::{circuit_breaker, registry, Error};
@@ -423,10 +432,11 @@ pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// An `async fn` is cancelled (its future dropped) at the deadline and returns
-/// `Err(E::from(Error::Timeout { limit }))`. A sync `fn` runs on a worker thread while
-/// the caller waits at most `limit`; at the deadline the caller gets the timeout and the
-/// worker is left to finish, its result dropped (a panic in the worker is resumed in the
-/// caller). So a sync function under `#[timeout]` must have owned, `'static`, `Send`
+/// `Err(E::from(Error::Timeout { limit }))`. A sync `fn` runs on a worker thread (of a
+/// bounded pool, see `resilience::timeout`) while the caller waits at most `limit`; at the
+/// deadline the caller gets the timeout and the worker is left to finish, its result
+/// dropped (a panic in the worker is resumed in the caller). When every worker of the
+/// pool is still busy, the call is refused at once with `Error::BlockingPoolFull`. So a sync function under `#[timeout]` must have owned, `'static`, `Send`
 /// arguments (a borrowed argument is a compile error that says so); under a `#[retry]`,
 /// each attempt gets its own clone of the arguments.
 ///

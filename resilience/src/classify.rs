@@ -1,13 +1,24 @@
-//! Error classification: is a failure worth retrying?
+//! Error classification: is a failure worth retrying, and is it the service's fault?
 //!
 //! A *transient* failure (a timeout, a dropped connection, HTTP 503) may well succeed if
 //! tried again; a *permanent* one (HTTP 404, a malformed request, a permission error)
-//! will fail the same way every time, and retrying it only adds load. Implement
+//! will fail the same way every time, and retrying it only adds load; a *throttled* one
+//! (HTTP 429) is the service asking the caller to slow down: retried after its hint,
+//! but no sign that the service is failing. Implement
 //! [`Classify`] (and [`RetryAfter`] for server hints) on your error type: the attribute
 //! macros and [`Pipeline`](crate::Pipeline)'s `call`, `call_blocking` and `call_async`
 //! then retry its transient errors only, and a [`RetryPolicy`](crate::retry::RetryPolicy)
 //! does with [`Classified`](crate::retry::Classified) hooks. The tables here classify
 //! common errors: [`http_status`] and [`io_error_kind`].
+//!
+//! The class also decides how a circuit breaker counts the error
+//! ([`Classify::breaker_outcome`]): a transient error is the service failing, a permanent
+//! one is the service answering (the caller's request was wrong: it counts as a
+//! success), a throttled one counts as neither. The attribute macros, `Pipeline` and
+//! [`CircuitBreaker::call_classified`](crate::CircuitBreaker::call_classified) count this
+//! way for an error type that implements [`Classify`]; explicit `failure_if` /
+//! `ignore_if` predicates take precedence. An error type without `Classify` has every
+//! error counted as a failure.
 //!
 //! ```
 //! use resilience::classify::{http_status, Classify, ErrorClass, RetryAfter};
@@ -38,15 +49,53 @@
 use std::io::ErrorKind;
 use std::time::Duration;
 
+use crate::circuit::CallOutcome;
 use crate::{Error, Fault};
 
-/// Whether a failure may go away if the call is tried again.
+/// Whether a failure may go away if the call is tried again, and whether it is the
+/// service's fault.
+///
+/// | class | retried | a circuit breaker counts it as |
+/// |---|---|---|
+/// | `Transient` | yes | a failure |
+/// | `Permanent` | no | a success (the service answered) |
+/// | `Throttled` | yes, after its hint | neither ([`CallOutcome::Ignored`]) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
-    /// May succeed on a later attempt: retry it.
+    /// May succeed on a later attempt: retry it. The service is failing.
     Transient,
-    /// Will fail the same way again: do not retry.
+    /// Will fail the same way again: do not retry. The request was wrong, not the
+    /// service.
     Permanent,
+    /// The service (or a rate limiter) asked the caller to slow down, like HTTP 429:
+    /// retry it after its [`RetryAfter`] hint, but it says nothing about the service's
+    /// health.
+    Throttled,
+}
+
+impl ErrorClass {
+    /// Whether the retry loop retries this class: `Transient` and `Throttled`.
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, ErrorClass::Permanent)
+    }
+
+    /// How a circuit breaker counts an error of this class: `Transient` is a failure,
+    /// `Permanent` a success (the service answered), `Throttled` neither.
+    ///
+    /// ```
+    /// use resilience::ErrorClass;
+    /// use resilience::circuit::CallOutcome;
+    /// assert_eq!(ErrorClass::Transient.breaker_outcome(), CallOutcome::Failure);
+    /// assert_eq!(ErrorClass::Permanent.breaker_outcome(), CallOutcome::Success);
+    /// assert_eq!(ErrorClass::Throttled.breaker_outcome(), CallOutcome::Ignored);
+    /// ```
+    pub fn breaker_outcome(self) -> CallOutcome {
+        match self {
+            ErrorClass::Transient => CallOutcome::Failure,
+            ErrorClass::Permanent => CallOutcome::Success,
+            ErrorClass::Throttled => CallOutcome::Ignored,
+        }
+    }
 }
 
 /// An error that knows whether it is worth retrying.
@@ -67,9 +116,18 @@ pub trait Classify {
     /// The class of this error.
     fn class(&self) -> ErrorClass;
 
-    /// `self.class() == ErrorClass::Transient`.
+    /// Whether the retry loop retries this error: its class is `Transient` or `Throttled`
+    /// ([`ErrorClass::is_retryable`]).
     fn is_transient(&self) -> bool {
-        self.class() == ErrorClass::Transient
+        self.class().is_retryable()
+    }
+
+    /// How a circuit breaker counts this error when no `failure_if` / `ignore_if` says
+    /// otherwise: by default from its class ([`ErrorClass::breaker_outcome`]: transient
+    /// is a failure, permanent a success, throttled neither). Override it for an error
+    /// whose class and effect on the breaker differ.
+    fn breaker_outcome(&self) -> CallOutcome {
+        self.class().breaker_outcome()
     }
 }
 
@@ -94,7 +152,9 @@ pub trait RetryAfter {
 /// The class of an HTTP status code, or `None` for a status that is not an error
 /// (1xx, 2xx, 3xx) or not a status at all (below 100, 600 and above).
 ///
-/// * Transient: 408 Request Timeout, 425 Too Early, 429 Too Many Requests, and every
+/// * Throttled: 429 Too Many Requests (retried after its hint; a circuit breaker ignores
+///   it).
+/// * Transient: 408 Request Timeout, 425 Too Early, and every
 ///   5xx (500, 502, 503, 504 and the rest: a server error says nothing about the
 ///   request being wrong) **except** 501 Not Implemented, 505 HTTP Version Not Supported
 ///   and 511 Network Authentication Required, which will not change on their own.
@@ -105,11 +165,13 @@ pub trait RetryAfter {
 /// use resilience::classify::{http_status, ErrorClass};
 /// assert_eq!(http_status(503), Some(ErrorClass::Transient));
 /// assert_eq!(http_status(422), Some(ErrorClass::Permanent));
+/// assert_eq!(http_status(429), Some(ErrorClass::Throttled));
 /// assert_eq!(http_status(200), None);
 /// ```
 pub fn http_status(code: u16) -> Option<ErrorClass> {
     match code {
-        408 | 425 | 429 => Some(ErrorClass::Transient),
+        429 => Some(ErrorClass::Throttled),
+        408 | 425 => Some(ErrorClass::Transient),
         501 | 505 | 511 => Some(ErrorClass::Permanent),
         400..=499 => Some(ErrorClass::Permanent),
         500..=599 => Some(ErrorClass::Transient),
@@ -178,15 +240,17 @@ fn rejection(e: &std::io::Error) -> Option<&Error> {
     e.get_ref().and_then(|inner| inner.downcast_ref::<Error>())
 }
 
-/// `Timeout`, `RateLimited`, `BulkheadFull` and `BackendUnavailable` are transient; `CircuitOpen` (the breaker
-/// decides when to try again, not the retry loop) and `Config` are permanent.
+/// `Timeout`, `BulkheadFull`, `BackendUnavailable` and `BlockingPoolFull` are transient;
+/// `RateLimited` is throttled; `CircuitOpen` (the breaker decides when to try again, not
+/// the retry loop) and `Config` are permanent.
 impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
+            Error::RateLimited { .. } => ErrorClass::Throttled,
             Error::Timeout { .. }
-            | Error::RateLimited { .. }
             | Error::BulkheadFull { .. }
-            | Error::BackendUnavailable { .. } => ErrorClass::Transient,
+            | Error::BackendUnavailable { .. }
+            | Error::BlockingPoolFull { .. } => ErrorClass::Transient,
             Error::CircuitOpen { .. } | Error::Config(_) => ErrorClass::Permanent,
         }
     }
@@ -223,13 +287,16 @@ impl<E: RetryAfter> RetryAfter for Fault<E> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ErrorClass::{Permanent, Transient};
+    use ErrorClass::{Permanent, Throttled, Transient};
 
     #[test]
     fn http_table() {
-        for code in [408, 425, 429, 500, 502, 503, 504, 507, 520, 599] {
+        for code in [408, 425, 500, 502, 503, 504, 507, 520, 599] {
             assert_eq!(http_status(code), Some(Transient), "{code}");
         }
+        // Retried like a transient error, ignored by a circuit breaker.
+        assert_eq!(http_status(429), Some(Throttled));
+        assert!(Throttled.is_retryable());
         for code in [400, 401, 403, 404, 405, 409, 410, 422, 451, 499, 501, 505, 511] {
             assert_eq!(http_status(code), Some(Permanent), "{code}");
         }
@@ -282,7 +349,8 @@ mod tests {
     fn resilience_errors() {
         let s = Duration::from_secs(1);
         assert_eq!(Error::timeout(s).class(), Transient);
-        assert_eq!(Error::rate_limited("r", s).class(), Transient);
+        assert_eq!(Error::rate_limited("r", s).class(), Throttled);
+        assert!(Error::rate_limited("r", s).is_transient(), "retried");
         assert_eq!(Error::bulkhead_full("b", 4).class(), Transient);
         assert_eq!(Error::circuit_open("c", s).class(), Permanent);
         let cfg = Error::Config(crate::ConfigError::new("x", "bad"));
@@ -297,9 +365,21 @@ mod tests {
         let inner: Fault<std::io::Error> = Fault::Inner(ErrorKind::ConnectionReset.into());
         assert_eq!(inner.class(), Transient);
         let rejected: Fault<std::io::Error> = Fault::Rejected(Error::rate_limited("r", s));
-        assert_eq!(rejected.class(), Transient);
+        assert_eq!(rejected.class(), Throttled);
+        assert!(rejected.is_transient());
         assert_eq!(rejected.retry_after(), Some(s));
         let open: Fault<std::io::Error> = Fault::Rejected(Error::circuit_open("c", s));
         assert!(!open.is_transient());
+    }
+
+    #[test]
+    fn breaker_counts_by_class() {
+        assert_eq!(Transient.breaker_outcome(), CallOutcome::Failure);
+        assert_eq!(Permanent.breaker_outcome(), CallOutcome::Success);
+        assert_eq!(Throttled.breaker_outcome(), CallOutcome::Ignored);
+        let reset = std::io::Error::from(ErrorKind::ConnectionReset);
+        assert_eq!(reset.breaker_outcome(), CallOutcome::Failure);
+        let denied = std::io::Error::from(ErrorKind::PermissionDenied);
+        assert_eq!(denied.breaker_outcome(), CallOutcome::Success);
     }
 }

@@ -105,6 +105,18 @@ pub enum Error {
         /// What went wrong (connection refused, timed out after 50ms, ...).
         reason: Arc<str>,
     },
+    /// Every worker thread of the pool that runs timed blocking calls
+    /// ([`timeout::call_blocking`](crate::timeout::call_blocking)) is busy, most likely
+    /// with calls that timed out and are still running: the call was not attempted. The
+    /// pool's size is [`timeout::set_max_blocking_workers`](crate::timeout::set_max_blocking_workers).
+    #[error(
+        "the blocking-timeout worker pool is exhausted: all {workers} workers are busy (calls that timed out keep running until they return); the call was not attempted; raise the limit with `resilience::timeout::set_max_blocking_workers` or give the blocking work its own deadline"
+    )]
+    #[non_exhaustive]
+    BlockingPoolFull {
+        /// Workers busy, the pool's maximum.
+        workers: usize,
+    },
     /// A named instance could not be built from its configuration (an unknown preset, an
     /// invalid value loaded from a config file). Never retried.
     #[error("resilience configuration error: {0}")]
@@ -141,6 +153,11 @@ impl Error {
         Error::BulkheadFull { name: name.into(), max_concurrent }
     }
 
+    /// A [`Error::BlockingPoolFull`] with `workers` busy workers.
+    pub fn blocking_pool_full(workers: usize) -> Self {
+        Error::BlockingPoolFull { workers }
+    }
+
     /// A [`Error::BackendUnavailable`] for instance `name`.
     pub fn backend_unavailable(name: impl Into<Arc<str>>, reason: impl Into<Arc<str>>) -> Self {
         Error::BackendUnavailable { name: name.into(), reason: reason.into() }
@@ -161,12 +178,13 @@ impl Error {
             Error::Timeout { .. }
             | Error::BulkheadFull { .. }
             | Error::BackendUnavailable { .. }
+            | Error::BlockingPoolFull { .. }
             | Error::Config(_) => None,
         }
     }
 
     /// Whether this is a rejection before the call ran (open circuit, rate limit, full
-    /// bulkhead, unavailable backend, bad configuration), as opposed to a timeout of a call that did run.
+    /// bulkhead, unavailable backend, exhausted blocking pool, bad configuration), as opposed to a timeout of a call that did run.
     pub fn is_rejection(&self) -> bool {
         !matches!(self, Error::Timeout { .. })
     }

@@ -20,9 +20,11 @@
 //!
 //! Errors are classified as the attributes classify them: `call`, `call_blocking` and
 //! `call_async` take an error type that implements [`Classify`] and [`RetryAfter`],
-//! retry only its transient errors and honour its server hints. The `*_with` drivers
-//! take any error type and the [`RetryHooks`] to decide with
-//! ([`DefaultHooks`] retries every error).
+//! retry only its transient (and throttled) errors and honour its server hints, and the
+//! circuit breaker counts only its transient errors as failures ([`ByClass`]: a permanent
+//! error is the service answering, a throttled one counts as neither). The `*_with`
+//! drivers take any error type and the [`RetryHooks`] to decide with
+//! ([`DefaultHooks`] retries every error); their breaker counts every error as a failure.
 //!
 //! ```
 //! use resilience::{Classify, Error, ErrorClass, Pipeline, RetryAfter, presets::Preset};
@@ -83,7 +85,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bulkhead::Bulkhead;
-use crate::circuit::{AllErrors, CircuitBreaker};
+use crate::circuit::{AllErrors, ByClass, CircuitBreaker, FailureIfOk, ResultClassifier};
 use crate::presets::ResilienceConfig;
 use crate::rate_limit::RateLimiter;
 #[cfg(doc)]
@@ -322,6 +324,32 @@ impl<L> Pipeline<L> {
         self.timeout
     }
 
+    /// This pipeline's drivers with a circuit breaker that also counts the `Ok` values
+    /// `failure_if_ok` matches as failures, like resilience4j's `recordResult` (and
+    /// `#[resilient(circuit_breaker(failure_if_ok = ..))]`). The caller still gets the
+    /// value, and the retry layer does not look at it; errors count as with
+    /// [`call`](Self::call).
+    ///
+    /// ```
+    /// use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+    /// use resilience::{Error, Pipeline};
+    /// use std::sync::Arc;
+    ///
+    /// let config = CircuitBreakerConfig::builder().failure_threshold(2).build()?;
+    /// let breaker = Arc::new(CircuitBreaker::new("docs-pipeline-failure-if-ok", config));
+    /// let pipeline = Pipeline::new().with_circuit_breaker(breaker.clone());
+    /// let empty_pages = pipeline.failure_if_ok(|page: &Vec<u32>| page.is_empty());
+    /// for _ in 0..2 {
+    ///     let page: Result<Vec<u32>, Error> = empty_pages.call(|| Ok(Vec::new()));
+    ///     assert_eq!(page, Ok(vec![]));
+    /// }
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn failure_if_ok<P>(&self, failure_if_ok: P) -> FailureIfOkCalls<'_, L, P> {
+        FailureIfOkCalls { pipeline: self, failure_if_ok }
+    }
+
     // ----- blocking ------------------------------------------------------------------
 
     /// Run `op` through every layer on the calling thread, blocking it for waits and
@@ -342,7 +370,8 @@ impl<L> Pipeline<L> {
         E: From<Error> + Classify + RetryAfter + fmt::Debug,
         F: FnMut() -> Result<T, E>,
     {
-        self.call_with(&Classified, op)
+        let mut op = op;
+        self.drive(&Classified, &ByClass, &mut || op().map_err(Fault::Inner))
     }
 
     /// [`call`](Self::call) with retry hooks (which errors to retry, server hints, ...),
@@ -354,7 +383,7 @@ impl<L> Pipeline<L> {
         H: RetryHooks<T, E>,
         F: FnMut() -> Result<T, E>,
     {
-        self.drive(hooks, &mut || op().map_err(Fault::Inner))
+        self.drive(hooks, &AllErrors, &mut || op().map_err(Fault::Inner))
     }
 
     /// Run `op` through every layer, each attempt on a worker thread when there is a
@@ -374,7 +403,7 @@ impl<L> Pipeline<L> {
         E: From<Error> + Classify + RetryAfter + fmt::Debug + Send + 'static,
         F: Fn() -> Result<T, E> + Clone + Send + 'static,
     {
-        self.call_blocking_with(&Classified, op)
+        self.blocking(&Classified, &ByClass, op)
     }
 
     /// [`call_blocking`](Self::call_blocking) with retry hooks (they run on the calling
@@ -386,8 +415,19 @@ impl<L> Pipeline<L> {
         H: RetryHooks<T, E>,
         F: Fn() -> Result<T, E> + Clone + Send + 'static,
     {
+        self.blocking(hooks, &AllErrors, op)
+    }
+
+    fn blocking<T, E, H, C, F>(&self, hooks: &H, classifier: &C, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + fmt::Debug + Send + 'static,
+        H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
+        F: Fn() -> Result<T, E> + Clone + Send + 'static,
+    {
         let limit = self.timeout;
-        self.drive(hooks, &mut || match limit {
+        self.drive(hooks, classifier, &mut || match limit {
             Some(limit) => {
                 let op = op.clone();
                 crate::timeout::run_blocking(limit, move || op().map_err(Fault::Inner))
@@ -396,24 +436,26 @@ impl<L> Pipeline<L> {
         })
     }
 
-    fn drive<T, E, H, F>(&self, hooks: &H, op: &mut F) -> Result<T, E>
+    fn drive<T, E, H, C, F>(&self, hooks: &H, classifier: &C, op: &mut F) -> Result<T, E>
     where
         E: From<Error> + fmt::Debug,
         H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
         F: FnMut() -> Result<T, Fault<E>>,
     {
         let result = match &self.retry {
-            Some(retry) => retry.run(hooks, || self.attempt(op)),
-            None => self.attempt(op),
+            Some(retry) => retry.run(hooks, || self.attempt(classifier, op)),
+            None => self.attempt(classifier, op),
         };
         result.map_err(Fault::into_error)
     }
 
-    fn attempt<T, E, F>(&self, op: &mut F) -> Result<T, Fault<E>>
+    fn attempt<T, E, C, F>(&self, classifier: &C, op: &mut F) -> Result<T, Fault<E>>
     where
+        C: ResultClassifier<T, E>,
         F: FnMut() -> Result<T, Fault<E>>,
     {
-        layer::circuit(self.breaker.as_deref(), &AllErrors, || {
+        layer::circuit(self.breaker.as_deref(), classifier, || {
             layer::rate_limit(self.limiter.as_deref(), self.cost, || {
                 layer::bulkhead(self.bulkhead.as_deref(), op)
             })
@@ -433,7 +475,7 @@ impl<L> Pipeline<L> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.call_async_with(&Classified, op).await
+        self.run_async(&Classified, &ByClass, op).await
     }
 
     /// [`call_async`](Self::call_async) with retry hooks, for any error type:
@@ -446,27 +488,40 @@ impl<L> Pipeline<L> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.run_async(hooks, &AllErrors, op).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn run_async<T, E, H, C, F, Fut>(&self, hooks: &H, classifier: &C, op: F) -> Result<T, E>
+    where
+        E: From<Error> + fmt::Debug,
+        H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         // A shared cell lets every attempt call `op` without the retry closure lending out a
         // mutable borrow of it across an await.
         let op = parking_lot::Mutex::new(op);
         let make = || (op.lock())();
         let result = match &self.retry {
-            Some(retry) => retry.run_async(hooks, || self.attempt_async(&make)).await,
-            None => self.attempt_async(&make).await,
+            Some(retry) => retry.run_async(hooks, || self.attempt_async(classifier, &make)).await,
+            None => self.attempt_async(classifier, &make).await,
         };
         result.map_err(Fault::into_error)
     }
 
     #[cfg(feature = "tokio")]
-    async fn attempt_async<T, E, M, Fut>(&self, make: &M) -> Result<T, Fault<E>>
+    async fn attempt_async<T, E, C, M, Fut>(&self, classifier: &C, make: &M) -> Result<T, Fault<E>>
     where
+        C: ResultClassifier<T, E>,
         M: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         let attempt = async { make().await.map_err(Fault::Inner) };
         layer::circuit_async(
             self.breaker.as_deref(),
-            &AllErrors,
+            classifier,
             layer::rate_limit_async(
                 self.limiter.as_deref(),
                 self.cost,
@@ -477,6 +532,59 @@ impl<L> Pipeline<L> {
             ),
         )
         .await
+    }
+}
+
+/// A [`Pipeline`]'s drivers with a circuit breaker that also counts some `Ok` values as
+/// failures: see [`Pipeline::failure_if_ok`]. Each driver is the pipeline's driver of the
+/// same name.
+pub struct FailureIfOkCalls<'p, L, P> {
+    pipeline: &'p Pipeline<L>,
+    failure_if_ok: P,
+}
+
+impl<L, P> fmt::Debug for FailureIfOkCalls<'_, L, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailureIfOkCalls").field("pipeline", self.pipeline).finish_non_exhaustive()
+    }
+}
+
+impl<L, P> FailureIfOkCalls<'_, L, P> {
+    /// [`Pipeline::call`].
+    pub fn call<T, E, F>(&self, mut op: F) -> Result<T, E>
+    where
+        L: InPlace,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug,
+        P: Fn(&T) -> bool,
+        F: FnMut() -> Result<T, E>,
+    {
+        let classifier = FailureIfOk::new(ByClass, &self.failure_if_ok);
+        self.pipeline.drive(&Classified, &classifier, &mut || op().map_err(Fault::Inner))
+    }
+
+    /// [`Pipeline::call_blocking`].
+    pub fn call_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug + Send + 'static,
+        P: Fn(&T) -> bool,
+        F: Fn() -> Result<T, E> + Clone + Send + 'static,
+    {
+        let classifier = FailureIfOk::new(ByClass, &self.failure_if_ok);
+        self.pipeline.blocking(&Classified, &classifier, op)
+    }
+
+    /// [`Pipeline::call_async`].
+    #[cfg(feature = "tokio")]
+    pub async fn call_async<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    where
+        E: From<Error> + Classify + RetryAfter + fmt::Debug,
+        P: Fn(&T) -> bool,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let classifier = FailureIfOk::new(ByClass, &self.failure_if_ok);
+        self.pipeline.run_async(&Classified, &classifier, op).await
     }
 }
 
@@ -509,7 +617,7 @@ pub mod layer {
     use std::time::Duration;
 
     use crate::bulkhead::Bulkhead;
-    use crate::circuit::{CircuitBreaker, FailureClassifier, KeyedCircuitBreaker};
+    use crate::circuit::{CircuitBreaker, KeyedCircuitBreaker, ResultClassifier};
     use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
     use crate::{Error, Fault};
 
@@ -555,7 +663,7 @@ pub mod layer {
         attempt: F,
     ) -> Result<T, Fault<E>>
     where
-        C: FailureClassifier<E>,
+        C: ResultClassifier<T, E>,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
         match breaker.get() {
@@ -592,7 +700,7 @@ pub mod layer {
         D: Deref<Target = Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
-        C: FailureClassifier<E>,
+        C: ResultClassifier<T, E>,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
         match breaker.get() {
@@ -689,7 +797,7 @@ pub mod layer {
         attempt: Fut,
     ) -> Result<T, Fault<E>>
     where
-        C: FailureClassifier<E>,
+        C: ResultClassifier<T, E>,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
         match breaker.get() {
@@ -712,7 +820,7 @@ pub mod layer {
         D: Deref<Target = Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
-        C: FailureClassifier<E>,
+        C: ResultClassifier<T, E>,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
         match breaker.get() {

@@ -28,6 +28,13 @@
 //! overload calls fail fast instead of queueing without limit. Breakers close after 2
 //! successful probes.
 //!
+//! What a breaker counts as a failure is the error type's to say: for one that implements
+//! [`Classify`](crate::Classify), only transient errors (a 503, a reset connection); a
+//! permanent error (400, 402, 403, 404: the service answered) counts as a success and a
+//! throttled one (429, [`Error::RateLimited`](crate::Error::RateLimited)) as neither, so
+//! a shop that throttles calls or refuses a payment does not trip the `shopify` breaker.
+//! An error type without `Classify` has every error counted.
+//!
 //! Breakers trip on *consecutive* failures, counted per attempt. The `api` breaker needs
 //! 10 (two whole calls of 5 failed attempts): with 3, a service failing 20 % of calls at
 //! random gives three failures in a row on 0.8 % of calls, each trip then rejects a

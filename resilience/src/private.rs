@@ -4,7 +4,8 @@
 //!
 //! Glue only: generated code runs its layers with `crate::pipeline::layer`, its retry
 //! hooks are a `crate::retry::Hooks` and its circuit classifier a
-//! `crate::circuit::Predicates`. What stays here is what a call site needs around them:
+//! `crate::circuit::Predicates` (or, without `failure_if`, the error's `Classify` outcome
+//! behind `ignore_if`, wrapped in a `crate::circuit::FailureIfOk` for `failure_if_ok`). What stays here is what a call site needs around them:
 //! each layer resolves its named instance once per call site into a [`Site`] (a `static`
 //! in the expansion), so a call costs one atomic load per layer on top of the runtime
 //! call it makes; the return type's plumbing; the retry loop's adapter to the policy's
@@ -17,6 +18,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::circuit::{CallOutcome, FailureClassifier, FailureIfOk, ResultClassifier};
 use crate::classify::{Classify, RetryAfter};
 use crate::config::LayerConfig;
 use crate::pipeline::layer::Instance;
@@ -654,6 +656,18 @@ impl<E: Classify> ByClassify<E> for &Probe<E> {
     }
 }
 
+/// Chosen for `E: Classify`: the breaker counts the error by its class (not public API).
+pub trait ByClassOutcome<E> {
+    /// `Classify::breaker_outcome`.
+    fn default_breaker_outcome(&self) -> impl Fn(&E) -> CallOutcome;
+}
+
+impl<E: Classify> ByClassOutcome<E> for &Probe<E> {
+    fn default_breaker_outcome(&self) -> impl Fn(&E) -> CallOutcome {
+        E::breaker_outcome
+    }
+}
+
 /// Chosen for `E: RetryAfter`: honour the error's hint (not public API).
 pub trait ByRetryAfter<E> {
     /// `RetryAfter::retry_after`.
@@ -677,6 +691,30 @@ pub trait ByDefault<E> {
     fn default_retry_after(&self) -> impl Fn(&E) -> Option<Duration> {
         |_| None
     }
+
+    /// Every error is a breaker failure.
+    fn default_breaker_outcome(&self) -> impl Fn(&E) -> CallOutcome {
+        |_| CallOutcome::Failure
+    }
+}
+
+/// The breaker's classifier at a call site without `failure_if`: an error `ignore_if`
+/// matches is ignored, any other counts as `default` says (not public API).
+#[inline(always)]
+pub fn ignore_then<E>(
+    ignore_if: impl Fn(&E) -> bool,
+    default: impl Fn(&E) -> CallOutcome,
+) -> impl Fn(&E) -> CallOutcome {
+    move |e| if ignore_if(e) { CallOutcome::Ignored } else { default(e) }
+}
+
+/// `failure_if_ok = ..` around the call site's error classifier (not public API).
+#[inline(always)]
+pub fn failure_if_ok<T, E, C: FailureClassifier<E>>(
+    errors: C,
+    failure_if_ok: impl Fn(&T) -> bool,
+) -> impl ResultClassifier<T, E> {
+    FailureIfOk::new(errors, failure_if_ok)
 }
 
 impl<E> ByDefault<E> for Probe<E> {}

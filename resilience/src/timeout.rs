@@ -27,8 +27,8 @@
 //! # Blocking
 //!
 //! A blocking function cannot be cancelled from outside, so [`call_blocking`] and
-//! [`run_blocking`] run it on a **new worker thread** and wait for its result up to the
-//! limit. At the deadline the caller gets [`Error::Timeout`] and goes on; the worker is
+//! [`run_blocking`] run it on a **worker thread** of a bounded pool and wait for its
+//! result up to the limit. At the deadline the caller gets [`Error::Timeout`] and goes on; the worker is
 //! **not stopped**: it runs to the end and its result is dropped. Use a blocking timeout
 //! to bound how long the *caller* waits, not to stop the work (give the work its own
 //! deadline, such as a socket timeout, to stop it).
@@ -43,6 +43,18 @@
 //! after the deadline is not seen by the caller (the panic hook still reports it). If
 //! the worker thread cannot be spawned, the call fails with [`Error::Config`] naming the
 //! reason, and the function does not run.
+//!
+//! # The worker pool
+//!
+//! The workers are a pool shared by the process: a call goes to an idle worker, or to a
+//! new one while there are fewer than [`max_blocking_workers`] (64 unless
+//! [`set_max_blocking_workers`] says otherwise); a worker left without calls for 60 s
+//! exits. A timed-out call keeps its worker busy until it returns, so calls that hang
+//! forever use the workers up one by one; then every further call is refused at once with
+//! [`Error::BlockingPoolFull`] (not retried, and ignored by a circuit breaker) instead of
+//! starting yet another thread. Thus 10 000 timed-out calls that never return leave 64
+//! threads behind, not 10 000 (a test checks this); [`blocking_workers`] says how many are
+//! alive.
 //!
 //! ```
 //! use resilience::Error;
@@ -65,6 +77,8 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
+
+mod pool;
 
 use crate::events::{EventKind, Interest, Layer};
 use crate::{ConfigError, Error, Fault};
@@ -103,35 +117,77 @@ where
     timeout(limit, fut).await?
 }
 
-/// Runs `f` on a worker thread and returns its value, or [`Error::Timeout`] once `limit`
-/// has passed. See [Blocking](self#blocking) for what happens to the worker.
+/// Runs `f` on a worker thread of the [pool](self#the-worker-pool) and returns its value,
+/// or [`Error::Timeout`] once `limit` has passed. See [Blocking](self#blocking) for what
+/// happens to the worker, and [`Error::BlockingPoolFull`] for a call refused because
+/// every worker is busy.
 pub fn call_blocking<T, F>(limit: Duration, f: F) -> Result<T, Error>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
     // Capacity 1: the worker's send never blocks, even after the caller has gone.
-    let (tx, rx) = mpsc::sync_channel(1);
-    let worker = std::thread::Builder::new()
-        .name("resilience-timeout".into())
-        .spawn(move || {
-            // Fails only if the caller timed out and dropped the receiver.
-            let _ = tx.send(f());
-        })
-        .map_err(|e| {
-            worker_error(format!("could not start the worker thread for a blocking call: {e}"))
-        })?;
+    let (tx, rx) = mpsc::sync_channel::<std::thread::Result<T>>(1);
+    let job = Box::new(move || {
+        // The worker outlives a panic of `f`; the caller resumes it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        // Fails only if the caller timed out and dropped the receiver.
+        let _ = tx.send(result);
+    });
+    POOL.submit(job).map_err(|refused| match refused {
+        pool::Refused::Full(workers) => Error::blocking_pool_full(workers),
+        pool::Refused::Spawn(e) => {
+            worker_error(format!("could not start a worker thread for a blocking call: {e}"))
+        }
+    })?;
     // `recv_timeout` falls back to an unbounded wait when `now + limit` overflows.
     match rx.recv_timeout(limit) {
-        Ok(value) => Ok(value),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
         Err(RecvTimeoutError::Timeout) => Err(timed_out(limit)),
-        // The sender was dropped without sending: `f` panicked.
-        Err(RecvTimeoutError::Disconnected) => match worker.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => Err(worker_error("the worker thread ended without a result".into())),
-        },
+        // Never: the job always sends before it drops the sender.
+        Err(RecvTimeoutError::Disconnected) => {
+            Err(worker_error("the worker thread ended without a result".into()))
+        }
     }
 }
+
+/// The pool's maximum of worker threads: the default (64) unless
+/// [`set_max_blocking_workers`] changed it.
+pub fn max_blocking_workers() -> usize {
+    POOL.max()
+}
+
+/// Sets the pool's maximum of worker threads, for the whole process (at least 1; default
+/// 64). Raising it lets more calls run (or hang) at once; lowering it below the threads
+/// alive lets the extra ones exit as they finish their calls, none is stopped.
+///
+/// ```
+/// use resilience::timeout;
+/// timeout::set_max_blocking_workers(128)?;
+/// assert_eq!(timeout::max_blocking_workers(), 128);
+/// assert!(timeout::set_max_blocking_workers(0).is_err());
+/// # timeout::set_max_blocking_workers(64)?;
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+pub fn set_max_blocking_workers(max: usize) -> Result<(), ConfigError> {
+    if max == 0 {
+        return Err(ConfigError::new(
+            "max_blocking_workers",
+            "must be at least 1 (got 0): with no worker no timed blocking call could run",
+        ));
+    }
+    POOL.set_max(max);
+    Ok(())
+}
+
+/// The worker threads alive now, busy (including with calls that timed out and still
+/// run) or waiting for a call; at most [`max_blocking_workers`].
+pub fn blocking_workers() -> usize {
+    POOL.workers()
+}
+
+static POOL: pool::Pool = pool::Pool::new(pool::DEFAULT_MAX_WORKERS, pool::IDLE_TIMEOUT);
 
 /// [`call_blocking`] for pipelines: a timeout is [`Fault::Rejected`], `f`'s own faults
 /// pass through.

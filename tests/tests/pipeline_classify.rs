@@ -198,14 +198,22 @@ async fn call_async_classifies_errors_as_the_attribute_does() {
             assert_eq!(waited, wait, "{}: #[resilient]", s.what);
         }
     }
-    // The breaker layer counts the same attempts as failures in both: every error.
+    // The breaker layer counts the same attempts in both, by class: the 503s are
+    // failures, the 404s and the values successes, the 429 neither.
     let by_hand = p.circuit_breaker().expect("the api preset has a breaker").stats();
     let attribute = registry()
         .circuit_breakers()
         .stats(concat!(module_path!(), "::fetch_async"))
         .expect("the attribute's breaker");
-    assert_eq!(by_hand.failures, 6, "1 + 2 + 1 + 2 failed attempts");
-    assert_eq!((attribute.failures, attribute.successes), (by_hand.failures, by_hand.successes));
+    assert_eq!(
+        (by_hand.failures, by_hand.successes, by_hand.ignored),
+        (3, 4, 1),
+        "503s: 0 + 2 + 0 + 1; 404s and values: 1 + 1 + 1 + 1; the 429"
+    );
+    assert_eq!(
+        (attribute.failures, attribute.successes, attribute.ignored),
+        (by_hand.failures, by_hand.successes, by_hand.ignored)
+    );
 }
 
 /// The `api` preset's retry policy, its blocking sleeps on `clock`.
@@ -252,6 +260,13 @@ fn call_blocking_classifies_errors_as_the_attribute_does() {
         .circuit_breakers()
         .stats(concat!(module_path!(), "::fetch_blocking"))
         .expect("the attribute's breaker");
-    assert_eq!(by_hand.failures, 6, "1 + 2 + 1 + 2 failed attempts");
-    assert_eq!((attribute.failures, attribute.successes), (by_hand.failures, by_hand.successes));
+    assert_eq!(
+        (by_hand.failures, by_hand.successes, by_hand.ignored),
+        (3, 4, 1),
+        "503s: 0 + 2 + 0 + 1; 404s and values: 1 + 1 + 1 + 1; the 429"
+    );
+    assert_eq!(
+        (attribute.failures, attribute.successes, attribute.ignored),
+        (by_hand.failures, by_hand.successes, by_hand.ignored)
+    );
 }

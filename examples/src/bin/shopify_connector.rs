@@ -38,11 +38,13 @@ impl From<Error> for ShopifyError {
     }
 }
 
-/// Picked up by `#[resilient]` without being asked: only transient errors are retried.
+/// Picked up by `#[resilient]` without being asked: only transient and throttled errors
+/// are retried, and the circuit breaker counts only transient ones (a 402 or 403 is the
+/// shop's answer, a 429 asks to slow down: neither means Shopify is failing).
 impl Classify for ShopifyError {
     fn class(&self) -> ErrorClass {
         match self {
-            ShopifyError::Throttled { .. } => ErrorClass::Transient,
+            ShopifyError::Throttled { .. } => ErrorClass::Throttled,
             ShopifyError::Status(code) => {
                 classify::http_status(*code).unwrap_or(ErrorClass::Permanent)
             }

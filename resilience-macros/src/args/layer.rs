@@ -139,6 +139,7 @@ pub(crate) struct CircuitArgs {
     pub(crate) settings: LayerSettings,
     pub(crate) failure_if: Option<Expr>,
     pub(crate) ignore_if: Option<Expr>,
+    pub(crate) failure_if_ok: Option<Expr>,
     pub(crate) fallback: Option<Expr>,
     /// `key = ..`: one circuit per key.
     pub(crate) key: Option<KeyArg>,
@@ -160,6 +161,7 @@ impl LayerArgs for CircuitArgs {
         own: &[
             ("failure_if", "is_outage"),
             ("ignore_if", "is_not_found"),
+            ("failure_if_ok", "is_degraded"),
             ("fallback", "cached_value"),
             ("key", "shop"),
             ("preset", "\"api\""),
@@ -183,6 +185,7 @@ impl LayerArgs for CircuitArgs {
             "failure_if" => self.failure_if = Some(super::predicate(attr, key, value)?),
             "ignore_if" => self.ignore_if = Some(super::predicate(attr, key, value)?),
             "key" => self.key = Some(KeyArg::parse(attr, value)?),
+            "failure_if_ok" => self.failure_if_ok = Some(super::predicate(attr, key, value)?),
             _ => self.fallback = Some(super::path(attr, key, value)?),
         }
         Ok(())

@@ -5,30 +5,31 @@
 use std::future::Future;
 
 use super::breaker::CircuitBreaker;
-use super::classifier::{AllErrors, CallOutcome, FailureClassifier};
+use super::classifier::{AllErrors, ByClass, CallOutcome, ResultClassifier};
+use crate::classify::Classify;
 use crate::{Error, Fault};
 
 #[inline(always)]
-fn outcome_of<T, E, C: FailureClassifier<E> + ?Sized>(
+fn outcome_of<T, E, C: ResultClassifier<T, E> + ?Sized>(
     result: &Result<T, E>,
     classifier: &C,
 ) -> CallOutcome {
     match result {
-        Ok(_) => CallOutcome::Success,
-        Err(e) => classifier.classify(e),
+        Ok(value) => classifier.classify_ok(value),
+        Err(e) => classifier.classify_err(e),
     }
 }
 
 /// How a pipeline error counts: the classifier decides for the operation's own errors,
 /// an inner timeout is a failure, other inner rejections say nothing about the service.
 #[inline(always)]
-fn fault_outcome<T, E, C: FailureClassifier<E> + ?Sized>(
+fn fault_outcome<T, E, C: ResultClassifier<T, E> + ?Sized>(
     result: &Result<T, Fault<E>>,
     classifier: &C,
 ) -> CallOutcome {
     match result {
-        Ok(_) => CallOutcome::Success,
-        Err(Fault::Inner(e)) => classifier.classify(e),
+        Ok(value) => classifier.classify_ok(value),
+        Err(Fault::Inner(e)) => classifier.classify_err(e),
         Err(Fault::Rejected(Error::Timeout { .. })) => CallOutcome::Failure,
         Err(Fault::Rejected(_)) => CallOutcome::Ignored,
     }
@@ -37,7 +38,9 @@ fn fault_outcome<T, E, C: FailureClassifier<E> + ?Sized>(
 impl CircuitBreaker {
     /// Run `op` if the circuit admits it, counting every error as a failure.
     ///
-    /// A rejection reaches the caller as `E::from(Error::CircuitOpen { .. })`.
+    /// A rejection reaches the caller as `E::from(Error::CircuitOpen { .. })`. For an error
+    /// type that implements [`Classify`], [`call_classified`](Self::call_classified)
+    /// counts only the errors that are the service's fault.
     #[inline]
     pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
@@ -47,7 +50,51 @@ impl CircuitBreaker {
         self.call_with(&AllErrors, op)
     }
 
-    /// Run `op` if the circuit admits it, classifying its errors with `classifier`.
+    /// Run `op` if the circuit admits it, counting its errors by their [`Classify`] class
+    /// ([`ByClass`]): a transient error is a failure, a permanent one (the request was
+    /// wrong) a success, a throttled one neither. This is how the attribute macros and
+    /// [`Pipeline`](crate::Pipeline) count such errors.
+    ///
+    /// ```
+    /// use resilience::classify::{http_status, Classify, ErrorClass};
+    /// use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, CircuitState};
+    ///
+    /// #[derive(Debug)]
+    /// enum ApiError { Status(u16), Resilience(resilience::Error) }
+    /// impl From<resilience::Error> for ApiError {
+    ///     fn from(e: resilience::Error) -> Self { ApiError::Resilience(e) }
+    /// }
+    /// impl Classify for ApiError {
+    ///     fn class(&self) -> ErrorClass {
+    ///         match self {
+    ///             ApiError::Status(code) => http_status(*code).unwrap_or(ErrorClass::Permanent),
+    ///             ApiError::Resilience(e) => e.class(),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let config = CircuitBreakerConfig::builder().failure_threshold(1).build()?;
+    /// let breaker = CircuitBreaker::new("docs-call-classified", config);
+    /// let _ = breaker.call_classified(|| Err::<(), _>(ApiError::Status(404)));
+    /// let _ = breaker.call_classified(|| Err::<(), _>(ApiError::Status(429)));
+    /// assert_eq!(breaker.state(), CircuitState::Closed, "the caller's fault, and throttling");
+    /// let _ = breaker.call_classified(|| Err::<(), _>(ApiError::Status(503)));
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn call_classified<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        E: From<Error> + Classify,
+        F: FnOnce() -> Result<T, E>,
+    {
+        self.call_with(&ByClass, op)
+    }
+
+    /// Run `op` if the circuit admits it, classifying its result with `classifier`: any
+    /// [`FailureClassifier`](super::FailureClassifier) (a closure `Fn(&E) -> CallOutcome`,
+    /// [`Predicates`](super::Predicates), [`ByClass`]), or a
+    /// [`FailureIfOk`](super::FailureIfOk) that also counts some `Ok` values as failures.
     ///
     /// ```
     /// use resilience::Error;
@@ -72,7 +119,7 @@ impl CircuitBreaker {
     pub fn call_with<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, E>
     where
         E: From<Error>,
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
         // One local returned on both paths, so the result is built in place.
@@ -92,7 +139,7 @@ impl CircuitBreaker {
     fn call_with_permit<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, E>
     where
         E: From<Error>,
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
         // A shared breaker always takes this path (its word has the slow bit).
@@ -112,7 +159,7 @@ impl CircuitBreaker {
     #[inline]
     pub fn run<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
     where
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
         if let Some(call) = self.admit_fast() {
@@ -127,7 +174,7 @@ impl CircuitBreaker {
     #[inline(never)]
     fn run_with_permit<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
     where
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
         if let Some(shared) = self.shared() {
@@ -164,12 +211,23 @@ impl CircuitBreaker {
         self.call_async_with(&AllErrors, op).await
     }
 
+    /// Async [`call_classified`](Self::call_classified).
+    #[cfg(feature = "tokio")]
+    pub async fn call_classified_async<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    where
+        E: From<Error> + Classify,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_async_with(&ByClass, op).await
+    }
+
     /// Async [`call_with`](Self::call_with).
     #[cfg(feature = "tokio")]
     pub async fn call_async_with<T, E, C, F, Fut>(&self, classifier: &C, op: F) -> Result<T, E>
     where
         E: From<Error>,
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -192,7 +250,7 @@ impl CircuitBreaker {
     #[cfg(feature = "tokio")]
     pub async fn run_async<T, E, C, F, Fut>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
     where
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {

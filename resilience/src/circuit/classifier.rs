@@ -1,7 +1,13 @@
 //! Deciding whether a call's error counts against the circuit.
+//!
+//! A [`FailureClassifier`] decides for errors; a [`ResultClassifier`] for the whole result,
+//! `Ok` values included: the classifiers here count every `Ok` as a success, except
+//! [`FailureIfOk`], which adds a predicate on `Ok` values.
 
 use std::fmt;
 use std::marker::PhantomData;
+
+use crate::classify::Classify;
 
 /// How a finished call counts toward tripping the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,13 +41,155 @@ pub trait FailureClassifier<E> {
     fn classify(&self, error: &E) -> CallOutcome;
 }
 
-/// The default classifier: every error is a failure.
+/// The classifier for an error type that does not say what went wrong: every error is a
+/// failure. [`CircuitBreaker::call`](super::CircuitBreaker::call) uses it, and the
+/// attribute macros for an error type without [`Classify`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AllErrors;
 
 impl<E> FailureClassifier<E> for AllErrors {
     fn classify(&self, _error: &E) -> CallOutcome {
         CallOutcome::Failure
+    }
+}
+
+/// The classifier for an error type that implements [`Classify`]: each error counts as
+/// its [`Classify::breaker_outcome`] says. By default a transient error is a failure, a
+/// permanent one (a 404, a malformed request: the service answered) a success, and a
+/// throttled one (a 429) neither.
+///
+/// The attribute macros, [`Pipeline`](crate::Pipeline)'s `call`, `call_blocking` and
+/// `call_async`, and [`CircuitBreaker::call_classified`](super::CircuitBreaker::call_classified)
+/// use it when no `failure_if` / `ignore_if` is given.
+///
+/// ```
+/// use resilience::classify::{http_status, Classify, ErrorClass};
+/// use resilience::circuit::{ByClass, CallOutcome, FailureClassifier};
+///
+/// struct Status(u16);
+/// impl Classify for Status {
+///     fn class(&self) -> ErrorClass {
+///         http_status(self.0).unwrap_or(ErrorClass::Permanent)
+///     }
+/// }
+/// assert_eq!(ByClass.classify(&Status(503)), CallOutcome::Failure);
+/// assert_eq!(ByClass.classify(&Status(404)), CallOutcome::Success);
+/// assert_eq!(ByClass.classify(&Status(429)), CallOutcome::Ignored);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByClass;
+
+impl<E: Classify> FailureClassifier<E> for ByClass {
+    #[inline]
+    fn classify(&self, error: &E) -> CallOutcome {
+        error.breaker_outcome()
+    }
+}
+
+/// Classifies a call's whole result: its `Ok` value as well as its error.
+///
+/// The classifiers of this module are all `ResultClassifier`s, and so are closures
+/// `Fn(&E) -> CallOutcome` and `dyn FailureClassifier<E>`: those count every `Ok` value
+/// as a success. [`FailureIfOk`] counts the `Ok` values its predicate matches as
+/// failures. The breaker's `call_with`, `run` and their async forms take any
+/// `ResultClassifier`; a type of your own that implements [`FailureClassifier`] passes as
+/// `&my_classifier as &dyn FailureClassifier<E>`, or wrapped in a `FailureIfOk`.
+pub trait ResultClassifier<T, E> {
+    /// How the `Ok` value `value` counts.
+    fn classify_ok(&self, value: &T) -> CallOutcome;
+    /// How the error `error` counts.
+    fn classify_err(&self, error: &E) -> CallOutcome;
+}
+
+/// A [`ResultClassifier`] from a [`FailureClassifier`] that counts every `Ok` value as a
+/// success.
+macro_rules! errors_only {
+    ($(impl<$($g:ident),*> for $ty:ty $(where [$($bound:tt)*])?;)*) => {$(
+        impl<T, E, $($g),*> ResultClassifier<T, E> for $ty $(where $($bound)*)? {
+            #[inline(always)]
+            fn classify_ok(&self, _value: &T) -> CallOutcome {
+                CallOutcome::Success
+            }
+
+            #[inline(always)]
+            fn classify_err(&self, error: &E) -> CallOutcome {
+                FailureClassifier::classify(self, error)
+            }
+        }
+    )*};
+}
+
+errors_only! {
+    impl<> for AllErrors;
+    impl<> for ByClass where [E: Classify];
+    impl<F, I> for Predicates<E, F, I> where [F: Fn(&E) -> bool, I: Fn(&E) -> bool];
+    impl<F> for F where [F: Fn(&E) -> CallOutcome];
+}
+
+impl<T, E> ResultClassifier<T, E> for dyn FailureClassifier<E> + '_ {
+    #[inline]
+    fn classify_ok(&self, _value: &T) -> CallOutcome {
+        CallOutcome::Success
+    }
+
+    #[inline]
+    fn classify_err(&self, error: &E) -> CallOutcome {
+        self.classify(error)
+    }
+}
+
+/// A classifier that also counts some `Ok` values as failures, like resilience4j's
+/// `recordResult`: an `Ok` value `failure_if_ok` matches counts as a failure (the caller
+/// still gets the value), other `Ok` values are successes, and errors go to `errors`.
+/// This is what `#[circuit_breaker(failure_if_ok = ..)]` uses.
+///
+/// ```
+/// use resilience::Error;
+/// use resilience::circuit::{AllErrors, CircuitBreaker, CircuitBreakerConfig, CircuitState, FailureIfOk};
+///
+/// struct Reply { status: u16 }
+///
+/// let config = CircuitBreakerConfig::builder().failure_threshold(2).build()?;
+/// let breaker = CircuitBreaker::new("docs-failure-if-ok", config);
+/// let degraded = FailureIfOk::new(AllErrors, |r: &Reply| r.status >= 500);
+/// for _ in 0..2 {
+///     let reply: Result<Reply, Error> = breaker.call_with(&degraded, || Ok(Reply { status: 503 }));
+///     assert!(reply.is_ok(), "the value still reaches the caller");
+/// }
+/// assert_eq!(breaker.state(), CircuitState::Open);
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+pub struct FailureIfOk<C, P> {
+    errors: C,
+    failure_if_ok: P,
+}
+
+impl<C, P> FailureIfOk<C, P> {
+    /// Errors classified by `errors`; `Ok` values matching `failure_if_ok` are failures.
+    pub fn new(errors: C, failure_if_ok: P) -> Self {
+        FailureIfOk { errors, failure_if_ok }
+    }
+}
+
+impl<C: fmt::Debug, P> fmt::Debug for FailureIfOk<C, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailureIfOk").field("errors", &self.errors).finish_non_exhaustive()
+    }
+}
+
+impl<T, E, C, P> ResultClassifier<T, E> for FailureIfOk<C, P>
+where
+    C: FailureClassifier<E>,
+    P: Fn(&T) -> bool,
+{
+    #[inline]
+    fn classify_ok(&self, value: &T) -> CallOutcome {
+        if (self.failure_if_ok)(value) { CallOutcome::Failure } else { CallOutcome::Success }
+    }
+
+    #[inline]
+    fn classify_err(&self, error: &E) -> CallOutcome {
+        self.errors.classify(error)
     }
 }
 
@@ -120,6 +268,29 @@ mod tests {
         assert_eq!(c.classify(&1), CallOutcome::Failure);
         assert_eq!(c.classify(&0), CallOutcome::Success);
         assert_eq!(std::mem::size_of_val(&c), 0, "capture-free predicates are zero-sized");
+    }
+
+    #[test]
+    fn by_class_counts_transient_only() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(ByClass.classify(&reset), CallOutcome::Failure);
+        assert_eq!(ByClass.classify(&missing), CallOutcome::Success);
+        let limited = crate::Error::rate_limited("r", std::time::Duration::from_secs(1));
+        assert_eq!(ByClass.classify(&limited), CallOutcome::Ignored);
+    }
+
+    #[test]
+    fn failure_if_ok_counts_matching_values() {
+        let c = FailureIfOk::new(AllErrors, |v: &i32| *v < 0);
+        assert_eq!(ResultClassifier::<i32, &str>::classify_ok(&c, &-1), CallOutcome::Failure);
+        assert_eq!(ResultClassifier::<i32, &str>::classify_ok(&c, &1), CallOutcome::Success);
+        assert_eq!(ResultClassifier::<i32, &str>::classify_err(&c, &"x"), CallOutcome::Failure);
+        // A plain error classifier counts every value as a success.
+        assert_eq!(
+            ResultClassifier::<i32, &str>::classify_ok(&AllErrors, &-1),
+            CallOutcome::Success
+        );
     }
 
     #[test]

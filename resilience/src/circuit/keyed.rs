@@ -11,7 +11,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::breaker::CircuitBreaker;
-use super::classifier::FailureClassifier;
+use super::classifier::ResultClassifier;
 use super::config::CircuitBreakerConfig;
 use super::state::CircuitState;
 use super::stats::CircuitStats;
@@ -440,7 +440,7 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
         E: From<Error>,
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
         let map = self.map.pin();
@@ -453,7 +453,7 @@ where
     where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, Fault<E>>,
     {
         let map = self.map.pin();
@@ -486,7 +486,7 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
         E: From<Error>,
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -505,7 +505,7 @@ where
     where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
-        C: FailureClassifier<E> + ?Sized,
+        C: ResultClassifier<T, E> + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {

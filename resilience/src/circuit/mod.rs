@@ -58,7 +58,9 @@ mod window;
 mod word;
 
 pub use breaker::CircuitBreaker;
-pub use classifier::{AllErrors, CallOutcome, FailureClassifier, Predicates};
+pub use classifier::{
+    AllErrors, ByClass, CallOutcome, FailureClassifier, FailureIfOk, Predicates, ResultClassifier,
+};
 pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, Window};
 pub use keyed::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_KEYS, KeyBreaker, KeyCircuitStats, KeyedCircuitBreaker,

@@ -146,8 +146,10 @@ impl<'p> Attempts<'p> {
                 View::Rejected(r) => match r {
                     // A fail-closed backend re-checks Redis on its own schedule: an
                     // immediate retry would only be rejected again.
+                    // Likewise a blocking pool whose workers are all stuck.
                     Error::CircuitOpen { .. }
                     | Error::BackendUnavailable { .. }
+                    | Error::BlockingPoolFull { .. }
                     | Error::Config(_) => return Next::Done(result),
                     Error::RateLimited { retry_after, .. } => {
                         (RetryReason::Rejected(r), Hint::AtLeast(*retry_after))
