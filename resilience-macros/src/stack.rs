@@ -195,8 +195,10 @@ fn push(stack: &mut Stack, kind: Kind, tokens: TokenStream, span: Span, errors: 
             set_crate(stack, args.krate.as_ref());
             let preset = args.preset;
             let optional = preset.is_some();
+            let implied_retry = args.implied_retry;
             let mut add = |layer: Option<Layer>, implied: Layer| {
                 let (layer, optional) = match layer {
+                    Some(layer @ Layer::Retry(_)) if implied_retry => (layer, true),
                     Some(layer) => (layer, false),
                     None if optional => (implied, true),
                     None => return,
