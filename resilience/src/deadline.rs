@@ -10,7 +10,7 @@
 //! its wait with the time left on that one clock.
 
 use std::cell::Cell;
-use std::future::Future;
+#[cfg(feature = "tokio")]
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -71,6 +71,7 @@ pub(crate) fn scope<R>(deadline: &Deadline, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+#[cfg(feature = "tokio")]
 /// Awaits `fut` with `deadline` as the deadline of the call in progress: the deadline is
 /// set around each poll, so it follows the future across threads and never leaks to
 /// other tasks. Allocates nothing; the future is pinned by the caller, so that it is
