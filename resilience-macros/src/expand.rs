@@ -592,10 +592,17 @@ fn wrap(
                 ident("delay", index),
                 ident("failed", index),
             );
+            let attempt = ident("attempt", index);
             let (run, sleep) = if is_async {
-                (quote!(#inner.await), quote!(#p::sleep(#delay).await))
+                (
+                    quote!({
+                        let #attempt = ::core::pin::pin!(#inner);
+                        #state.attempt_async(#attempt).await
+                    }),
+                    quote!(#p::sleep(#delay).await),
+                )
             } else {
-                (inner, quote!(#state.sleep_blocking(#delay)))
+                (quote!(#state.attempt(|| #inner)), quote!(#state.sleep_blocking(#delay)))
             };
             let body = quote!({
                 let mut #state = #p::RetryLoop::new(&#handle, &#hooks);

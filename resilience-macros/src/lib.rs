@@ -113,12 +113,12 @@ use stack::Kind;
 /// | `max_delay` | cap on every delay, jitter included | `60s` |
 /// | `multiplier` | growth of `exponential`, at least `1.0` | `2.0` |
 /// | `jitter` | `none`, `full`, `equal`, `proportional(0.2)` (±20 %), `ratio(0.5)` (`U(0.5, 1)·d`) | `full` |
-/// | `max_elapsed` | no sleep that would end past this total | none |
+/// | `deadline` | the whole call: no sleep ends past it, no wait below outlasts it, each timeout is cut to the time left (`max_elapsed` is an alias) | none (a preset's) |
 /// | `honor_retry_after` | `false` to ignore an error's server hint ([`RetryAfter`]) | `true` |
 /// | `retry_if` | `fn(&E) -> bool` path or closure: which errors to retry | see below |
 /// | `retry_on_result` | `fn(&T) -> bool`: `Ok` values to retry ("soft failures") | none |
 /// | `on_retry` | `fn(&RetryEvent<T, E>)`: told before each retry's sleep | none |
-/// | `budget` | name of a shared [retry budget] in the registry | none |
+/// | `budget` | name of a [retry budget] shared by every call site naming it | none; with a preset, the call site's own budget |
 /// | `preset` | `"api"`, `"database"`, ... (`"user:name"` for one registered at run time): start from the preset's retry policy | none |
 ///
 /// Without `retry_if`, every error is retried, unless `E` implements
@@ -564,6 +564,13 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// and takes a permit, an open circuit is not retried, and a `RateLimited` attempt is
 /// retried after its wait. Every named instance is called after the function
 /// (`module::fn`, `module::Type::method` for a method) unless a layer names it.
+///
+/// `deadline = 10s` bounds the whole call: every attempt, backoff sleep, rate-limit and
+/// bulkhead wait, and each attempt's timeout (cut to the time left). It is a key of the
+/// retry layer, written once here: with a preset it refines the preset's retry (each
+/// preset sets one); without a retry layer or preset, the call runs one attempt within
+/// it. `budget = "name"` is the retry layer's `budget`: call sites naming the same
+/// budget share it, while by default a preset's call site draws on its own.
 ///
 /// ```
 /// use resilience::{resilient, registry, Error};

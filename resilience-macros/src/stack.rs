@@ -220,8 +220,10 @@ fn push(stack: &mut Stack, kind: Kind, tokens: TokenStream, span: Span, errors: 
                 }
                 Layer::RateLimit(r)
             };
+            let implied_retry = args.implied_retry;
             let mut add = |layer: Option<Layer>, implied: Layer| {
                 let (layer, optional) = match layer {
+                    Some(layer @ Layer::Retry(_)) if implied_retry => (layer, true),
                     Some(layer) => (layer, false),
                     None if optional => (implied, true),
                     None => return,

@@ -4,7 +4,9 @@
 //! timeout applies to each attempt). So each attempt passes the breaker and takes a
 //! permit, a retried attempt counts once in the breaker's window, an open circuit is not
 //! retried, and a `RateLimited` rejection is retried after its suggested wait. This is the
-//! hand-written equivalent of `#[resilient(...)]`.
+//! hand-written equivalent of `#[resilient(...)]`. A deadline
+//! ([`with_deadline`](Pipeline::with_deadline), or the retry policy's) bounds the whole
+//! call: no layer waits past it, and each attempt's timeout is cut to the time left.
 //!
 //! Whether there is a timeout layer is part of the type: a blocking call cannot be cut
 //! short where it runs, so only a [`Pipeline<Untimed>`](Untimed) has the in-place
@@ -171,6 +173,8 @@ pub struct Pipeline<L = Untimed> {
     bulkhead: Option<Arc<Bulkhead>>,
     /// Always `None` in a `Pipeline<Untimed>`.
     timeout: Option<Duration>,
+    /// Set with `with_deadline`: kept across a later `with_retry`.
+    deadline: Option<Duration>,
     cost: u32,
     layer: PhantomData<L>,
 }
@@ -183,6 +187,7 @@ impl<L> Clone for Pipeline<L> {
             limiter: self.limiter.clone(),
             bulkhead: self.bulkhead.clone(),
             timeout: self.timeout,
+            deadline: self.deadline,
             cost: self.cost,
             layer: PhantomData,
         }
@@ -203,6 +208,7 @@ impl<L> fmt::Debug for Pipeline<L> {
             .field("rate_limiter", &self.limiter.as_ref().map(|l| l.name().clone()))
             .field("bulkhead", &self.bulkhead.as_ref().map(|b| b.name().clone()))
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline())
             .finish()
     }
 }
@@ -216,6 +222,7 @@ impl Pipeline<Untimed> {
             limiter: None,
             bulkhead: None,
             timeout: None,
+            deadline: None,
             cost: 1,
             layer: PhantomData,
         }
@@ -231,7 +238,7 @@ impl Pipeline<Timed> {
     /// [`call_async`](Self::call_async).
     pub fn from_config(name: &str, config: &ResilienceConfig) -> Result<Self, ConfigError> {
         let reg = registry();
-        let config = &reg.bind_budget(config.clone());
+        let config = &reg.bind_budget(config.clone(), name);
         let mut p = Pipeline::new().retype::<Timed>();
         if let Some(r) = &config.retry {
             p.retry = Some(reg.resolve_retry(name, || Ok(r.clone()))?);
@@ -266,15 +273,66 @@ impl<L> Pipeline<L> {
             limiter: self.limiter,
             bulkhead: self.bulkhead,
             timeout: self.timeout,
+            deadline: self.deadline,
             cost: self.cost,
             layer: PhantomData,
         }
     }
 
-    /// With this retry policy (outermost).
+    /// With this retry policy (outermost). A deadline set with
+    /// [`with_deadline`](Self::with_deadline) replaces the policy's.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        let policy = match self.deadline {
+            // The deadline was validated by `with_deadline`.
+            Some(limit) => policy.to_builder().deadline(limit).build().unwrap_or(policy),
+            None => policy,
+        };
         self.retry = Some(policy);
         self
+    }
+
+    /// With a deadline for the whole call: every attempt, backoff sleep, rate-limit and
+    /// bulkhead wait, and each attempt's timeout (cut to the time left) end by it. A wait
+    /// that would end past it is refused at once, and the retry never starts a sleep that
+    /// would end past it (see [`RetryPolicy`]). It is the retry policy's
+    /// [`deadline`](crate::retry::RetryPolicyBuilder::deadline); without a retry policy,
+    /// the pipeline gets one of a single attempt. A zero deadline is refused.
+    ///
+    /// ```
+    /// use resilience::{Error, Pipeline};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), resilience::ConfigError> {
+    /// let pipeline = Pipeline::new()
+    ///     .with_timeout(Duration::from_secs(30))
+    ///     .with_deadline(Duration::from_secs(2))?;
+    /// // The 30 s timeout of the attempt is cut to the 2 s left.
+    /// let start = tokio::time::Instant::now();
+    /// let r: Result<(), Error> = pipeline
+    ///     .call_async(|| async {
+    ///         tokio::time::sleep(Duration::from_secs(60)).await;
+    ///         Ok(())
+    ///     })
+    ///     .await;
+    /// assert!(matches!(r, Err(Error::Timeout { .. })));
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_deadline(mut self, limit: Duration) -> Result<Self, ConfigError> {
+        let policy = match self.retry.take() {
+            Some(policy) => policy.to_builder(),
+            None => RetryPolicy::builder().max_attempts(1),
+        };
+        self.retry = Some(policy.deadline(limit).build()?);
+        self.deadline = Some(limit);
+        Ok(self)
+    }
+
+    /// The deadline of the whole call, if any (the retry policy's).
+    pub fn deadline(&self) -> Option<Duration> {
+        self.retry.as_ref().and_then(RetryPolicy::deadline)
     }
 
     /// With this circuit breaker.
@@ -430,6 +488,7 @@ impl<L> Pipeline<L> {
         self.drive(hooks, classifier, &mut || match limit {
             Some(limit) => {
                 let op = op.clone();
+                let limit = crate::deadline::cap(limit);
                 crate::timeout::run_blocking(limit, move || op().map_err(Fault::Inner))
             }
             None => op().map_err(Fault::Inner),
@@ -769,7 +828,8 @@ pub mod layer {
         }
     }
 
-    /// The attempt on a worker thread, cut short at `limit` (see
+    /// The attempt on a worker thread, cut short at `limit`, or sooner when the deadline of
+    /// the call (a retry's) leaves less time (see
     /// [`timeout::run_blocking`](crate::timeout::run_blocking)); on the calling thread
     /// without a limit.
     #[inline(always)]
@@ -783,7 +843,7 @@ pub mod layer {
         F: FnOnce() -> Result<T, Fault<E>> + Send + 'static,
     {
         match limit.get() {
-            Ok(Some(limit)) => crate::timeout::run_blocking(limit, attempt),
+            Ok(Some(limit)) => crate::timeout::run_blocking(crate::deadline::cap(limit), attempt),
             Ok(None) => attempt(),
             Err(e) => rejected(e),
         }
@@ -892,7 +952,8 @@ pub mod layer {
         }
     }
 
-    /// The future, dropped at `limit` (see [`timeout::run_async`](crate::timeout::run_async)).
+    /// The future, dropped at `limit` (see [`timeout::run_async`](crate::timeout::run_async)),
+    /// or sooner when the deadline of the call (a retry's) leaves less time.
     #[cfg(feature = "tokio")]
     pub async fn timeout_async<'a, T, E, Fut>(
         limit: impl Instance<'a, Duration>,
@@ -902,7 +963,9 @@ pub mod layer {
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
         match limit.get() {
-            Ok(Some(limit)) => crate::timeout::run_async(limit, attempt).await,
+            Ok(Some(limit)) => {
+                crate::timeout::run_async(crate::deadline::cap(limit), attempt).await
+            }
             Ok(None) => attempt.await,
             Err(e) => rejected(e),
         }

@@ -1,13 +1,13 @@
 //! Per-connector presets and [`ResilienceConfig`], the bundle of every layer.
 //!
-//! | preset | retry | circuit breaker | rate limit | max wait for a permit | timeout per attempt | limits per tenant |
-//! |---|---|---|---|---|---|---|
-//! | `database` | 3 attempts, 1 s initial, ×2, 60 s cap, budget | 5 failures, 30 s recovery | 300/min, burst 50 | 5 s | 30 s | no |
-//! | `api` (HTTP) | 5 attempts, 2 s initial, ×2, 60 s cap, budget | 10 failures, 60 s recovery | 60/min, burst 10 | 10 s | 30 s | no |
-//! | `file` (object store) | 4 attempts, 0.5 s initial, ×2, 60 s cap, budget | 10 failures, 15 s recovery | 1000/min, burst 100 | 10 s | 60 s | no |
-//! | `postgres` | as `database` | as `database` | as `database` | as `database` | as `database` | no |
-//! | `shopify` | 5 attempts, 2 s initial, honours `Retry-After`, budget | 3 failures, 60 s recovery, **per shop** | bucket of 40 refilling at 2/s, **per shop** | 30 s | 30 s | per shop |
-//! | `development` | 5 attempts, 0.5 s initial, no budget | 10 failures, 30 s recovery | 30/min, burst 5 | 5 s | 10 s | no |
+//! | preset | retry | circuit breaker | rate limit | max wait for a permit | timeout per attempt | deadline of the call | retry budget | limits per tenant |
+//! |---|---|---|---|---|---|---|---|---|
+//! | `database` | 3 attempts, 1 s initial, ×2, 60 s cap | 5 failures, 30 s recovery | 300/min, burst 50 | 5 s | 30 s | 60 s | per call site | no |
+//! | `api` (HTTP) | 5 attempts, 2 s initial, ×2, 60 s cap | 10 failures, 60 s recovery | 60/min, burst 10 | 10 s | 30 s | 60 s | per call site | no |
+//! | `file` (object store) | 4 attempts, 0.5 s initial, ×2, 60 s cap | 10 failures, 15 s recovery | 1000/min, burst 100 | 10 s | 60 s | 120 s | per call site | no |
+//! | `postgres` | as `database` | as `database` | as `database` | as `database` | as `database` | as `database` | per call site | no |
+//! | `shopify` | 5 attempts, 2 s initial, honours `Retry-After` | 3 failures, 60 s recovery, **per shop** | bucket of 40 refilling at 2/s, **per shop** | 30 s | 30 s | 60 s | per call site | per shop |
+//! | `development` | 5 attempts, 0.5 s initial | 10 failures, 30 s recovery | 30/min, burst 5 | 5 s | 10 s | 30 s | none | no |
 //!
 //! **Limits per tenant.** Where a service sets its limits per tenant (Shopify's are per
 //! shop: each shop has its own 40-request bucket, and one frozen or throttled shop says
@@ -17,11 +17,19 @@
 //! and `key = none` says explicitly that one bucket and one circuit serve every tenant.
 //! Without either, the attribute does not compile.
 //!
-//! Every retry uses exponential backoff with full jitter; presets for remote calls share a
-//! [retry budget](crate::retry::RetryBudget) named after the preset (10 % of recent calls,
-//! floor 10 retries per second), so a failing dependency sees about 1.1× its normal load.
-//! The budget is named in the bundle ([`ResilienceConfig::retry_budget`]) and bound to the
-//! budget of that name in the registry that builds the call site.
+//! Every retry uses exponential backoff with full jitter. The **deadline** bounds the
+//! whole call (every attempt, backoff sleep, permit wait, bulkhead wait, and each
+//! attempt's timeout, cut to the time left); each preset's is at least its timeout and
+//! its max wait, so a single slow attempt still fits.
+//!
+//! Presets for remote calls give each call site (each named instance: `module::fn`, or
+//! the name a `Pipeline` or attribute is given) a [retry budget](crate::retry::RetryBudget)
+//! of its own, named like it (10 % of recent calls, floor 10 retries per second), so a
+//! failing dependency sees about 1.1× its normal load and spends only its own retries:
+//! two call sites using `preset = "api"` against different services do not starve each
+//! other. To bound retries across call sites together, name one budget for all of them:
+//! `budget = "name"` in the attribute or the `[name.retry]` table, or
+//! [`ResilienceConfig::with_retry_budget`] (see [`BudgetScope`]).
 //! The rate limit waits for a permit (`OnLimit::Wait`), never longer than the preset's
 //! max wait: a call whose permit is further away is refused at once with
 //! [`Error::RateLimited`](crate::Error::RateLimited) and its `retry_after`, so under
@@ -72,7 +80,8 @@ use crate::rate_limit::{Rate, RateLimitConfig};
 use crate::retry::RetryPolicy;
 
 /// Every layer of a resilient call, each optional: retry, circuit breaker, rate limit,
-/// bulkhead and a per-attempt timeout.
+/// bulkhead and a per-attempt timeout, and the deadline of the whole call (held by the
+/// retry policy, see [`with_deadline`](Self::with_deadline)).
 ///
 /// Layers run in a fixed order, outermost first: retry, circuit breaker, rate limit,
 /// bulkhead, timeout (per attempt). See [`Pipeline`](crate::Pipeline).
@@ -89,11 +98,37 @@ pub struct ResilienceConfig {
     pub timeout: Option<Duration>,
     /// Concurrency limit.
     pub bulkhead: Option<BulkheadConfig>,
-    /// The retry budget the retry policy draws on, by name, when the policy has none of
-    /// its own: the registry that builds a call site from this bundle binds it to its
-    /// budget of that name ([`Registry::preset`](crate::registry::Registry::preset),
-    /// [`Pipeline::from_config`](crate::Pipeline::from_config)).
-    pub retry_budget: Option<Arc<str>>,
+    /// The retry budget the retry policy draws on when the policy has none of its own:
+    /// the named instance's own ([`BudgetScope::Instance`], what presets set) or one
+    /// shared by name ([`BudgetScope::Shared`]). The registry that builds a call site
+    /// from this bundle binds it ([`Pipeline::from_config`](crate::Pipeline::from_config),
+    /// the attributes, [`Registry::configure`](crate::registry::Registry::configure)).
+    pub retry_budget: Option<BudgetScope>,
+}
+
+/// Which [retry budget](crate::retry::RetryBudget) the retry policy of a
+/// [`ResilienceConfig`] draws on.
+///
+/// A budget is shared by every call that draws on it: with [`Instance`](Self::Instance),
+/// each named instance (each attribute call site, each `Pipeline::from_config(name, ..)`)
+/// has its own, so one failing dependency spends only its own retries; with
+/// [`Shared`](Self::Shared), every call site naming the budget draws on one, so retries
+/// across them stay bounded together.
+///
+/// ```
+/// use resilience::presets::{BudgetScope, Preset};
+///
+/// assert_eq!(Preset::Api.config().retry_budget, Some(BudgetScope::Instance));
+/// let shared = Preset::Api.config().with_retry_budget("all-apis");
+/// assert_eq!(shared.retry_budget, Some(BudgetScope::Shared("all-apis".into())));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BudgetScope {
+    /// The named instance's own budget, called like the instance (`orders::fetch`).
+    Instance,
+    /// The registry's budget of this name, shared by every call site that names it.
+    Shared(Arc<str>),
 }
 
 impl ResilienceConfig {
@@ -118,8 +153,45 @@ impl ResilienceConfig {
         /// With this bulkhead.
         pub fn with_bulkhead(config: BulkheadConfig) => self.bulkhead = Some(config);
 
-        /// With the retry policy drawing on the registry's retry budget `name`.
-        pub fn with_retry_budget(name: impl Into<Arc<str>>) => self.retry_budget = Some(name.into());
+        /// With the retry policy drawing on the registry's retry budget `name`, shared by
+        /// every call site built from a bundle naming it.
+        pub fn with_retry_budget(name: impl Into<Arc<str>>) => self.retry_budget = Some(BudgetScope::Shared(name.into()));
+    }
+
+    /// With a deadline for the whole call (every attempt, backoff sleep and wait; see
+    /// [`RetryPolicy`]): the retry policy's
+    /// [`deadline`](crate::retry::RetryPolicyBuilder::deadline), or without one, a retry
+    /// policy of a single attempt within it. A zero deadline is refused.
+    ///
+    /// ```
+    /// use resilience::presets::{Preset, ResilienceConfig};
+    /// use std::time::Duration;
+    ///
+    /// let api = Preset::Api.config().with_deadline(Duration::from_secs(10))?;
+    /// assert_eq!(api.deadline(), Some(Duration::from_secs(10)));
+    /// let one = ResilienceConfig::new().with_deadline(Duration::from_secs(2))?;
+    /// assert_eq!(one.retry.map(|r| r.max_attempts()), Some(1));
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn with_deadline(mut self, limit: Duration) -> Result<Self, ConfigError> {
+        let retry = match self.retry.take() {
+            Some(retry) => retry.to_builder(),
+            None => RetryPolicy::builder().max_attempts(1),
+        };
+        self.retry = Some(retry.deadline(limit).build()?);
+        Ok(self)
+    }
+
+    /// The deadline of the whole call: the retry policy's, if any.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.retry.as_ref().and_then(RetryPolicy::deadline)
+    }
+
+    /// With the retry policy drawing on a budget of each named instance's own (what the
+    /// presets set).
+    pub fn with_instance_budget(mut self) -> Self {
+        self.retry_budget = Some(BudgetScope::Instance);
+        self
     }
 }
 
@@ -211,6 +283,7 @@ struct Values {
     burst: u32,
     max_wait: Duration,
     timeout: Duration,
+    deadline: Duration,
 }
 
 fn values(p: Preset) -> Values {
@@ -227,6 +300,7 @@ fn values(p: Preset) -> Values {
             burst: 50,
             max_wait: s(5),
             timeout: s(30),
+            deadline: s(60),
         },
         Preset::Api => Values {
             attempts: 5,
@@ -239,6 +313,7 @@ fn values(p: Preset) -> Values {
             burst: 10,
             max_wait: s(10),
             timeout: s(30),
+            deadline: s(60),
         },
         Preset::File => Values {
             attempts: 4,
@@ -250,6 +325,7 @@ fn values(p: Preset) -> Values {
             burst: 100,
             max_wait: s(10),
             timeout: s(60),
+            deadline: s(120),
         },
         Preset::Shopify => Values {
             attempts: 5,
@@ -261,6 +337,7 @@ fn values(p: Preset) -> Values {
             burst: 40,
             max_wait: s(30),
             timeout: s(30),
+            deadline: s(60),
         },
         Preset::Development => Values {
             attempts: 5,
@@ -272,6 +349,7 @@ fn values(p: Preset) -> Values {
             burst: 5,
             max_wait: s(5),
             timeout: s(10),
+            deadline: s(30),
         },
     }
 }
@@ -281,7 +359,11 @@ fn built(p: Preset) -> Result<ResilienceConfig, ConfigError> {
     let backoff = Backoff::exponential(v.initial)
         .with_max_delay(Duration::from_secs(60))
         .with_jitter(Jitter::Full);
-    let retry = RetryPolicy::builder().max_attempts(v.attempts).backoff(backoff).name(p.name());
+    let retry = RetryPolicy::builder()
+        .max_attempts(v.attempts)
+        .backoff(backoff)
+        .deadline(v.deadline)
+        .name(p.name());
     let breaker = CircuitBreakerConfig::builder()
         .failure_threshold(v.failures)
         .recovery_timeout(v.recovery)
@@ -294,7 +376,7 @@ fn built(p: Preset) -> Result<ResilienceConfig, ConfigError> {
         .with_circuit_breaker(breaker)
         .with_rate_limit(limit)
         .with_timeout(v.timeout);
-    Ok(if v.budget { config.with_retry_budget(p.name()) } else { config })
+    Ok(if v.budget { config.with_instance_budget() } else { config })
 }
 
 #[cfg(test)]
@@ -321,16 +403,30 @@ mod tests {
     fn preset_values_match_the_table() {
         let s = Duration::from_secs;
         let ms = Duration::from_millis;
-        // (preset, attempts, initial, budget, failures, recovery, rate, burst, max wait)
+        // (preset, attempts, initial, budget, failures, recovery, rate, burst, max wait,
+        // deadline)
         let table = [
-            (Preset::Database, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50, s(5)),
-            (Preset::Api, 5, s(2), true, 10, s(60), Rate::per_minute(60), 10, s(10)),
-            (Preset::File, 4, ms(500), true, 10, s(15), Rate::per_minute(1000), 100, s(10)),
-            (Preset::Postgres, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50, s(5)),
-            (Preset::Shopify, 5, s(2), true, 3, s(60), Rate::per_second(2), 40, s(30)),
-            (Preset::Development, 5, ms(500), false, 10, s(30), Rate::per_minute(30), 5, s(5)),
+            (Preset::Database, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50, s(5), s(60)),
+            (Preset::Api, 5, s(2), true, 10, s(60), Rate::per_minute(60), 10, s(10), s(60)),
+            (Preset::File, 4, ms(500), true, 10, s(15), Rate::per_minute(1000), 100, s(10), s(120)),
+            (Preset::Postgres, 3, s(1), true, 5, s(30), Rate::per_minute(300), 50, s(5), s(60)),
+            (Preset::Shopify, 5, s(2), true, 3, s(60), Rate::per_second(2), 40, s(30), s(60)),
+            (
+                Preset::Development,
+                5,
+                ms(500),
+                false,
+                10,
+                s(30),
+                Rate::per_minute(30),
+                5,
+                s(5),
+                s(30),
+            ),
         ];
-        for (p, attempts, initial, budget, failures, recovery, rate, burst, max_wait) in table {
+        for (p, attempts, initial, budget, failures, recovery, rate, burst, max_wait, deadline) in
+            table
+        {
             let c = p.config();
             let retry = c.retry.as_ref().unwrap_or_else(|| panic!("{p}: no retry"));
             assert_eq!(retry.max_attempts(), attempts, "{p}");
@@ -338,10 +434,13 @@ mod tests {
             assert_eq!(retry.backoff().multiplier(), 2.0, "{p}");
             assert_eq!(retry.backoff().max_delay(), s(60), "{p}");
             assert_eq!(retry.backoff().jitter(), Jitter::Full, "{p}: jitter is on");
-            assert_eq!(c.retry_budget.as_deref(), budget.then(|| p.name()), "{p}");
-            let bound = crate::registry::Registry::new().preset(p.name()).and_then(|c| c.retry);
+            assert_eq!(c.retry_budget, budget.then_some(BudgetScope::Instance), "{p}");
+            let registry = crate::registry::Registry::new();
+            let unbound = registry.preset(p.name()).and_then(|c| c.retry);
+            assert!(unbound.is_some_and(|r| r.budget().is_none()), "{p}: bound per call site");
+            let bound = registry.bind_budget(c.clone(), "app::site").retry;
             let bound = bound.and_then(|r| r.budget().map(|b| b.name().to_owned()));
-            assert_eq!(bound.as_deref(), budget.then(|| p.name()), "{p}: bound by the registry");
+            assert_eq!(bound.as_deref(), budget.then_some("app::site"), "{p}: the site's own");
             assert!(retry.honors_retry_after(), "{p}");
             let cb = c.circuit_breaker.as_ref().unwrap_or_else(|| panic!("{p}: no breaker"));
             assert_eq!(cb.failure_threshold(), Some(failures), "{p}");
@@ -350,6 +449,9 @@ mod tests {
             let rl = c.rate_limit.as_ref().unwrap_or_else(|| panic!("{p}: no rate limit"));
             assert_eq!((rl.rate(), rl.burst()), (rate, burst), "{p}");
             assert_eq!(rl.max_wait(), max_wait, "{p}: the wait for a permit is bounded");
+            assert_eq!(retry.deadline(), Some(deadline), "{p}: the call is bounded");
+            let timeout = c.timeout.unwrap_or_else(|| panic!("{p}: no timeout"));
+            assert!(timeout <= deadline && max_wait <= deadline, "{p}: fits in the deadline");
         }
         assert_eq!(Preset::Postgres.config().timeout, Preset::Database.config().timeout);
     }

@@ -312,13 +312,21 @@ pub fn resolve_retry(
     owner: impl Owner,
 ) -> Handle<RetryPolicy> {
     site.get_or_resolve(|| {
-        present(base(args.preset, args.optional, |p| p.retry), |base| {
+        let base = base(args.preset, args.optional, |p| {
+            let scope = p.retry_budget;
+            p.retry.map(|retry| (retry, scope))
+        });
+        present(base, |base| {
+            let (base, scope) = base.map_or((None, None), |(retry, scope)| (Some(retry), scope));
             let name = args.instance_name(owner);
-            registry()
-                .resolve_retry(&name, || {
-                    args.config::<RetryPolicy>(base)?.to_builder().name(&*name).build()
-                })
-                .map(Arc::new)
+            let reg = registry();
+            reg.resolve_retry(&name, || {
+                let policy = args.config::<RetryPolicy>(base)?.to_builder().name(&*name).build()?;
+                // The preset's budget: the call site's own unless the preset shares one
+                // (an attribute's `budget = ".."` has bound one already).
+                Ok(reg.bind_retry_budget(&policy, scope.as_ref(), &name))
+            })
+            .map(Arc::new)
         })
     })
 }
@@ -621,6 +629,25 @@ impl<'h, H> RetryLoop<'h, H> {
                 Err(delay) => Step::Sleep(delay),
             },
             None => Step::Done(result),
+        }
+    }
+
+    /// Runs one blocking attempt, inside the call's deadline if the policy has one.
+    #[inline(always)]
+    pub fn attempt<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.stepper {
+            Some(stepper) => stepper.attempt(f),
+            None => f(),
+        }
+    }
+
+    /// Awaits one attempt, inside the call's deadline if the policy has one. The attempt is
+    /// pinned by the caller, so that it is stored once, in the caller's future.
+    #[cfg(feature = "tokio")]
+    pub async fn attempt_async<F: Future>(&self, fut: std::pin::Pin<&mut F>) -> F::Output {
+        match &self.stepper {
+            Some(stepper) => stepper.attempt_async(fut).await,
+            None => fut.await,
         }
     }
 

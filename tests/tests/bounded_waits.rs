@@ -4,15 +4,18 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use resilience::Error;
-use resilience::bulkhead::BulkheadConfig;
+use resilience::backoff::{Backoff, Jitter};
+use resilience::bulkhead::{Bulkhead, BulkheadConfig};
 use resilience::clock::{Clock, ManualClock};
 use resilience::presets::Preset;
 use resilience::rate_limit::{
     DEFAULT_MAX_WAIT, OnLimit, RateLimitConfig, RateLimitConfigBuilder, RateLimiter,
 };
+use resilience::retry::{DefaultHooks, RetryPolicy};
+use resilience::{Error, Pipeline};
 use tokio::time::Instant;
 
 fn retry_after(r: &Result<(), Error>) -> Option<Duration> {
@@ -246,4 +249,88 @@ async fn an_attribute_without_max_wait_refuses_a_wait_past_the_default_bound_at_
     let r = limited_by_attribute().await;
     assert_eq!(retry_after(&r), Some(Duration::from_secs(60)));
     assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+/// The whole stack under ten times its rate for a minute (tokio's paused clock): callers
+/// arrive at 100 per second against a limiter of 10 per second, through a pipeline with a
+/// 4 s deadline (retry of up to 3 attempts, 500 ms apart; 2 s max wait for a permit; a
+/// bulkhead of 5 slots with 1 s max wait; 1 s timeout per attempt) around a service
+/// taking 100 ms. No caller waits longer than its deadline, and the callers waiting at
+/// once stay bounded: at most `rate × max_wait` for a permit. As in the presets, the max
+/// wait for a permit is well below the deadline, so that a caller that waited still has
+/// time for its attempt.
+#[tokio::test(start_paused = true)]
+async fn ten_times_overload_for_a_minute_keeps_every_caller_within_its_deadline() {
+    let deadline = Duration::from_secs(4);
+    let limit =
+        RateLimitConfig::builder().per_second(10).burst(10).max_wait(Duration::from_secs(2));
+    let limiter = Arc::new(RateLimiter::new("overload-deadline", built(limit)));
+    let slots = BulkheadConfig::builder().max_concurrent(5).max_wait(Duration::from_secs(1));
+    let slots = slots.build().unwrap_or_else(|e| unreachable!("{e}"));
+    let bulkhead = Arc::new(Bulkhead::new("overload-deadline", slots));
+    let retry = RetryPolicy::builder()
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::from_millis(500)).with_jitter(Jitter::None))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let pipeline = Rc::new(
+        Pipeline::new()
+            .with_retry(retry)
+            .with_rate_limiter(limiter.clone())
+            .with_bulkhead(bulkhead.clone())
+            .with_timeout(Duration::from_secs(1))
+            .with_deadline(deadline)
+            .unwrap_or_else(|e| unreachable!("{e}")),
+    );
+    let in_flight = Rc::new(Cell::new(0u64));
+    let (mut peak_callers, mut peak_permit, mut peak_slot) = (0u64, 0u64, 0u64);
+    let local = tokio::task::LocalSet::new();
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    local
+        .run_until(async {
+            for _ in 0..6000 {
+                let (p, n) = (pipeline.clone(), in_flight.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    n.set(n.get() + 1);
+                    let arrived = Instant::now();
+                    let r: Result<(), Error> = p
+                        .call_async_with(&DefaultHooks, || async {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            Ok(())
+                        })
+                        .await;
+                    n.set(n.get() - 1);
+                    (r.is_ok(), arrived.elapsed())
+                }));
+                tokio::task::yield_now().await;
+                peak_callers = peak_callers.max(in_flight.get());
+                peak_permit = peak_permit.max(limiter.stats().waiting);
+                peak_slot = peak_slot.max(bulkhead.stats().waiting);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let mut longest = Duration::ZERO;
+            let mut ok = 0u32;
+            for t in tasks {
+                let (succeeded, waited) = t.await.unwrap_or_else(|e| unreachable!("{e}"));
+                longest = longest.max(waited);
+                ok += u32::from(succeeded);
+            }
+            println!(
+                "10x overload, 60 s: {ok} of 6000 succeeded, longest caller {longest:?} (deadline \
+                 {deadline:?}), peak callers {peak_callers}, peak waiting for a permit \
+                 {peak_permit}, for a slot {peak_slot}, ended at {:?}",
+                start.elapsed()
+            );
+            assert!(longest <= deadline, "no caller waits past its deadline: {longest:?}");
+            assert_eq!(longest, deadline, "the longest caller gives up at its deadline");
+            // The burst, 10 permits a second for the minute and the waits ahead: the
+            // limiter's rate, not a collapse (a caller that waited has time left).
+            assert_eq!(ok, 629);
+            // Memory for waiters: at most rate × max_wait wait for a permit (10/s × 2 s),
+            // the callers alive at once stay well under arrivals × deadline (400).
+            assert_eq!((peak_permit, peak_slot), (20, 5));
+            assert_eq!(peak_callers, 210);
+        })
+        .await;
 }

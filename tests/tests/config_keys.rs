@@ -71,6 +71,7 @@ fn toml_value(key: &str) -> &'static str {
             || k.contains("timeout")
             || k.contains("wait")
             || k == "max_elapsed"
+            || k == "deadline"
             || k == "slow_call"
             || k == "duration"
             || k == "max_pause" =>

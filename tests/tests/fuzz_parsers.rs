@@ -462,8 +462,8 @@ fn builders_refuse_extreme_values() {
     let s = Duration::from_secs;
     refused(RetryPolicy::builder().max_attempts(u32::MAX).build(), "max_attempts");
     refused(RetryPolicy::builder().max_attempts(0).build(), "max_attempts");
-    refused(RetryPolicy::builder().max_elapsed(Duration::MAX).build(), "max_elapsed");
-    refused(RetryPolicy::builder().max_elapsed(Duration::ZERO).build(), "max_elapsed");
+    refused(RetryPolicy::builder().deadline(Duration::MAX).build(), "deadline");
+    refused(RetryPolicy::builder().deadline(Duration::ZERO).build(), "deadline");
     for m in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -1.0, 0.999] {
         let b = Backoff::exponential(s(1)).with_multiplier(m);
         refused(b.validate().map(|_| b), "multiplier");

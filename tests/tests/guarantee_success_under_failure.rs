@@ -15,7 +15,7 @@ use std::time::Duration;
 use resilience::chaos::{FaultConfig, FaultInjector, InjectedFault};
 use resilience::circuit::CircuitBreakerConfig;
 use resilience::pipeline::Timed;
-use resilience::presets::Preset;
+use resilience::presets::{BudgetScope, Preset};
 use resilience::registry::Registry;
 use resilience::retry::{DefaultHooks, RetryBudget, RetryPolicy};
 use resilience::{CircuitBreaker, Error, Pipeline, RateLimiter};
@@ -47,8 +47,8 @@ impl From<Error> for CallError {
     }
 }
 
-/// The layers of the `api` preset, as runtime types with names of their own (the preset's
-/// shared `api` budget would mix runs; a fresh budget with the same config replaces it).
+/// The layers of the `api` preset, as runtime types with names of their own (a fresh
+/// budget per run, with the config of the budget the preset gives each call site).
 struct Layers {
     retry: bool,
     breaker: Option<CircuitBreakerConfig>,
@@ -60,7 +60,9 @@ fn api_pipeline(name: &str, layers: &Layers) -> (Pipeline<Timed>, Option<Arc<Cir
     let mut p = Pipeline::new();
     if layers.retry {
         let preset_retry: RetryPolicy = api.retry.clone().expect("api preset retries");
-        let budget_config = preset_retry.budget().expect("api preset has a budget").config();
+        // The preset gives each call site a budget of its own: the registry's default.
+        assert_eq!(api.retry_budget, Some(BudgetScope::Instance), "api preset has a budget");
+        let budget_config = Registry::new().retry_budget(name).config();
         let budget = Arc::new(RetryBudget::new(format!("{name}-budget"), budget_config));
         p = p.with_retry(preset_retry.to_builder().budget(budget).build().unwrap());
     }
@@ -231,8 +233,8 @@ async fn during_an_outage_the_retry_budget_keeps_amplification_near_1_1() {
     let (pipeline, _) = api_pipeline("guarantee-outage-budget", &layers);
     let calls = outage_calls();
     let run = simulate(pipeline, dead_service("dead-budget", seed), calls, OUTAGE_GAP).await;
-    let api = Registry::new().preset("api").expect("built-in");
-    let budget = api.retry.unwrap().budget().unwrap().config();
+    // The config of the budget the `api` preset gives a call site.
+    let budget = Registry::new().retry_budget("guarantee-outage-budget").config();
     // Retries ≤ ratio · calls + the floor's reserve (min_retries_per_sec · ttl, available
     // at once) for every window the callers span (a window slides in 9 to 10 s).
     let span = OUTAGE_GAP * calls as u32;

@@ -172,6 +172,36 @@ fn max_wait_refuses_a_slot_further_away() {
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
+fn a_shared_limiter_refuses_a_slot_past_the_deadline_of_the_call() {
+    use resilience::Pipeline;
+    use resilience::retry::{DefaultHooks, RetryPolicy};
+    need_redis!(a);
+    // One slot per 10 s: within the limiter's own 30 s bound, past the call's 3 s deadline.
+    let config = RateLimitConfig::builder()
+        .per_minute(6)
+        .burst(1)
+        .max_wait(Duration::from_secs(30))
+        .backend(Backend::Redis(FailMode::Closed))
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let clock = ManualClock::new();
+    let l = Arc::new(RateLimiter::with_clock("deadline-shared", config, clock.shared()));
+    drop(a);
+    let policy = RetryPolicy::builder()
+        .max_attempts(1)
+        .deadline(Duration::from_secs(3))
+        .clock(clock.shared())
+        .build()
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let pipeline = Pipeline::new().with_retry(policy).with_rate_limiter(l);
+    assert_eq!(pipeline.call_with(&DefaultHooks, || Ok::<_, Error>(())), Ok(()));
+    let r: Result<(), Error> = pipeline.call_with(&DefaultHooks, || Ok(()));
+    assert!(retry_after(&r).is_some_and(|w| w > Duration::from_secs(3)), "{r:?}");
+    assert!(clock.sleeps().is_empty(), "refused at once, nothing reserved or slept");
+}
+
+#[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
+#[test]
 fn queue_reserves_like_wait() {
     need_redis!(a);
     let clock = ManualClock::new();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use resilience::circuit::CircuitBreakerConfig;
 use resilience::events::Interest;
-use resilience::presets::ResilienceConfig;
+use resilience::presets::{Preset, ResilienceConfig};
 use resilience::registry::{Registry, registry};
 use resilience::retry::RetryBudgetConfig;
 
@@ -37,11 +37,22 @@ fn presets_and_budgets_belong_to_their_registry() {
     assert!(a.preset("iso-billing").is_some());
     assert!(b.preset("iso-billing").is_none());
 
-    // A built-in preset's retry draws on the budget of the registry that resolves it.
-    let in_a = a.preset("api").unwrap().retry.unwrap();
-    let in_b = b.preset("api").unwrap().retry.unwrap();
+    // A preset sharing a budget by name draws on the budget of the registry that resolves
+    // it.
+    let shared = Preset::Api.config().with_retry_budget("iso-api");
+    a.register_preset("iso-shared", shared.clone());
+    b.register_preset("iso-shared", shared);
+    let in_a = a.preset("iso-shared").unwrap().retry.unwrap();
+    let in_b = b.preset("iso-shared").unwrap().retry.unwrap();
     assert!(!Arc::ptr_eq(in_a.budget().unwrap(), in_b.budget().unwrap()));
-    assert!(Arc::ptr_eq(in_a.budget().unwrap(), &a.retry_budget("api")));
+    assert!(Arc::ptr_eq(in_a.budget().unwrap(), &a.retry_budget("iso-api")));
+    // A built-in preset's budget is each call site's own, bound when one is built: a
+    // bundle configured for a name draws on that registry's budget of the name.
+    assert!(a.preset("api").unwrap().retry.unwrap().budget().is_none());
+    a.configure("iso-site", Preset::Api.config());
+    let site = a.resolve_retry("iso-site", || unreachable!("configured")).unwrap();
+    assert!(Arc::ptr_eq(site.budget().unwrap(), &a.retry_budget("iso-site")));
+    assert!(b.retry_budgets().stats("iso-site").is_none());
 
     let tight = RetryBudgetConfig::builder().ratio(0.01).build().unwrap();
     a.retry_budgets().configure("iso-budget", tight.clone());

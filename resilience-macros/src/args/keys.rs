@@ -65,7 +65,8 @@ pub(crate) const RETRY: &[(&str, Kind, &str)] = &[
         "2.0",
     ),
     ("jitter", Kind::Jitter, "full"),
-    ("max_elapsed", Kind::Duration, "30s"),
+    ("deadline", Kind::Duration, "10s"),
+    ("max_elapsed", Kind::Duration, "10s"),
     ("honor_retry_after", Kind::Bool, "false"),
     ("budget", Kind::Text, "\"shopify\""),
 ];

@@ -4,14 +4,24 @@ use proc_macro2::{Span, TokenStream};
 use syn::LitStr;
 
 use super::{
-    BulkheadArgs, CircuitArgs, EntryValue, Errors, KeyArg, RateLimitArgs, RetryArgs, Seen,
+    BulkheadArgs, CircuitArgs, EntryValue, Errors, KeyArg, RateLimitArgs, RetryArgs, Seen, Setting,
     TimeoutArgs,
 };
 
 const ATTR: &str = "resilient";
 
-pub(crate) const KEYS: &[&str] =
-    &["preset", "key", "retry", "circuit_breaker", "rate_limit", "bulkhead", "timeout", "crate"];
+pub(crate) const KEYS: &[&str] = &[
+    "preset",
+    "key",
+    "deadline",
+    "budget",
+    "retry",
+    "circuit_breaker",
+    "rate_limit",
+    "bulkhead",
+    "timeout",
+    "crate",
+];
 
 /// Parsed `#[resilient(...)]`.
 #[derive(Default)]
@@ -21,7 +31,14 @@ pub(crate) struct ResilientArgs {
     /// `key = ..`: the key of every keyable layer (circuit breaker, rate limit) that
     /// names none itself.
     pub(crate) key: Option<KeyArg>,
+    /// `deadline = 10s`: a key of the retry layer, written once for the whole call.
+    pub(crate) deadline: Option<(u64, Span)>,
+    /// `budget = "name"`: the retry budget, a key of the retry layer.
+    pub(crate) budget: Option<LitStr>,
     pub(crate) retry: Option<RetryArgs>,
+    /// The retry layer was not written: it holds the forwarded keys over the preset's
+    /// retry layer, present only if the preset has one.
+    pub(crate) implied_retry: bool,
     pub(crate) circuit: Option<CircuitArgs>,
     pub(crate) rate_limit: Option<RateLimitArgs>,
     pub(crate) bulkhead: Option<BulkheadArgs>,
@@ -46,6 +63,20 @@ impl ResilientArgs {
                 continue;
             }
             if !seen.first(ATTR, entry, errors) || name == "preset" {
+                continue;
+            }
+            if name == "deadline" {
+                if let Some(value) = errors.ok(entry.assigned(ATTR, "10s")) {
+                    args.deadline = errors
+                        .ok(super::duration(ATTR, "deadline", value))
+                        .map(|d| (d.nanos, d.span));
+                }
+                continue;
+            }
+            if name == "budget" {
+                if let Some(value) = errors.ok(entry.assigned(ATTR, "\"orders\"")) {
+                    args.budget = errors.ok(super::string(ATTR, "budget", value));
+                }
                 continue;
             }
             if name == "crate" {
@@ -106,6 +137,7 @@ impl ResilientArgs {
                 errors.push(super::missing_key(ATTR, preset, tenant));
             }
         }
+        args.forward_to_retry(errors);
         if !has_preset && no_layer && errors.is_empty() {
             errors.push(syn::Error::new(
                 span,
@@ -113,6 +145,62 @@ impl ResilientArgs {
             ));
         }
         args
+    }
+}
+
+impl ResilientArgs {
+    /// Hands `deadline` and `budget` to the retry layer, the outermost, which owns them:
+    /// the written one, else the preset's (if the preset has none, the call has no
+    /// deadline), else a retry layer of one attempt, so that a deadline without retries
+    /// still bounds every wait below it.
+    fn forward_to_retry(&mut self, errors: &mut Errors) {
+        if self.deadline.is_none() && self.budget.is_none() {
+            return;
+        }
+        if self.retry.is_none() {
+            if self.budget.is_some() && self.preset.is_none() {
+                if let Some(budget) = &self.budget {
+                    errors.push(syn::Error::new(
+                        budget.span(),
+                        "`budget` in `#[resilient]` belongs to a retry layer: add one, like `#[resilient(retry(max_attempts = 3), budget = \"orders\")]`",
+                    ));
+                }
+                return;
+            }
+            let mut retry = RetryArgs::default();
+            if self.preset.is_none() {
+                retry.settings.0.push(("max_attempts".into(), Setting::Int(1), Span::call_site()));
+            }
+            self.retry = Some(retry);
+            self.implied_retry = self.preset.is_some();
+        }
+        let Some(retry) = &mut self.retry else { return };
+        if let Some((nanos, span)) = self.deadline {
+            if retry.settings.get("deadline").is_some()
+                || retry.settings.get("max_elapsed").is_some()
+            {
+                errors.push(syn::Error::new(
+                    span,
+                    "`deadline` is given twice: keep `#[resilient(deadline = ..)]` and remove it from `retry(...)`",
+                ));
+            } else {
+                retry.settings.0.push(("deadline".into(), Setting::Duration(nanos), span));
+            }
+        }
+        if let Some(budget) = &self.budget {
+            if retry.settings.get("budget").is_some() {
+                errors.push(syn::Error::new(
+                    budget.span(),
+                    "`budget` is given twice: keep `#[resilient(budget = ..)]` and remove it from `retry(...)`",
+                ));
+            } else {
+                retry.settings.0.push((
+                    "budget".into(),
+                    Setting::Text(budget.value()),
+                    budget.span(),
+                ));
+            }
+        }
     }
 }
 

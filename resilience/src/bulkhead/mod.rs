@@ -39,6 +39,10 @@
 //!   without real time passing for the deadline. Do not call the blocking methods from
 //!   async code with a non-zero `max_wait`: they would block the executor thread.
 //!
+//! Under a retry with a [deadline](crate::retry::RetryPolicyBuilder::deadline), a wait
+//! never outlasts the deadline of the call: the wait is cut to the time left, and a
+//! caller with no time left is refused at once with [`Error::BulkheadFull`].
+//!
 //! A released slot wakes the longest-waiting caller, but the bulkhead is not strictly
 //! fair: a caller that arrives while a slot is free takes it without queueing.
 //!
@@ -181,7 +185,7 @@ impl Bulkhead {
     #[cold]
     #[inline(never)]
     fn acquire_slow(&self) -> Result<BulkheadPermit<'_>, Error> {
-        let max_wait = self.max_wait();
+        let max_wait = crate::deadline::cap(self.max_wait());
         if max_wait.is_zero() {
             return Err(self.reject());
         }
@@ -199,7 +203,7 @@ impl Bulkhead {
         if let Some(permit) = self.try_permit() {
             return Ok(permit);
         }
-        let max_wait = self.max_wait();
+        let max_wait = crate::deadline::cap(self.max_wait());
         if max_wait.is_zero() {
             return Err(self.reject());
         }

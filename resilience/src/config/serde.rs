@@ -84,7 +84,7 @@ fn entries(table: &[(String, Raw)]) -> Result<Vec<(&str, Value<'_>)>, ConfigErro
 /// The keys of a named bundle ([`ResilienceConfig`]): `base`, `timeout` and one table per
 /// layer.
 pub(crate) const SECTION_KEYS: &[&str] =
-    &["base", "timeout", "retry", "circuit_breaker", "rate_limit", "bulkhead"];
+    &["base", "timeout", "deadline", "retry", "circuit_breaker", "rate_limit", "bulkhead"];
 
 /// The `base` a bundle's table names, if any.
 pub(crate) fn base_name<'t>(
@@ -120,6 +120,11 @@ pub(crate) fn section(
                 if let Some(limit) = limit {
                     c.timeout = Some(limit);
                 }
+            }
+            "deadline" => {
+                let limit = value.value(key).and_then(|v| v.duration(key));
+                let with = |limit| c.clone().with_deadline(limit);
+                c = limit.and_then(with).map_err(|e| ConfigError::new(sub(key), e.message()))?;
             }
             "retry" => c.retry = Some(layer(&sub(key), value, c.retry.take(), registry)?),
             "circuit_breaker" => {

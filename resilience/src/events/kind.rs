@@ -53,18 +53,20 @@ impl fmt::Display for Layer {
 pub enum GiveUpReason {
     /// Every attempt the policy allows was made.
     AttemptsExhausted,
-    /// The next sleep would pass the policy's `max_elapsed`.
-    ElapsedLimit,
+    /// The next sleep would end past the deadline of the whole call (the policy's
+    /// `deadline`, or an enclosing call's if that one comes first).
+    Deadline,
     /// The retry budget refused the retry (see [`EventKind::BudgetExhausted`]).
     BudgetExhausted,
 }
 
 impl GiveUpReason {
-    /// `"attempts_exhausted"`, `"elapsed_limit"` or `"budget_exhausted"`.
+    /// `"attempts_exhausted"`, `"deadline"` (the deadline of the whole call would pass
+    /// before the next attempt) or `"budget_exhausted"`.
     pub fn as_str(self) -> &'static str {
         match self {
             GiveUpReason::AttemptsExhausted => "attempts_exhausted",
-            GiveUpReason::ElapsedLimit => "elapsed_limit",
+            GiveUpReason::Deadline => "deadline",
             GiveUpReason::BudgetExhausted => "budget_exhausted",
         }
     }

@@ -46,6 +46,9 @@ pub(super) fn record(event: &Event) {
         EventKind::GaveUp { attempts, reason: reason @ GiveUpReason::BudgetExhausted } => {
             debug!(target: "resilience", name, attempts, reason = reason.as_str(), "retry: giving up, returning the last outcome");
         }
+        EventKind::GaveUp { attempts, reason: reason @ GiveUpReason::Deadline } => {
+            warn!(target: "resilience", name, attempts, reason = reason.as_str(), "retry: the deadline of the call would pass before the next attempt; giving up, returning the last outcome");
+        }
         EventKind::GaveUp { attempts, reason } => {
             warn!(target: "resilience", name, attempts, reason = reason.as_str(), "retry: giving up, returning the last outcome");
         }

@@ -166,6 +166,12 @@ impl Core {
             let c = self.config.lock();
             (c.on_limit(), c.max_wait(), c.max_queue())
         };
+        // A wait that would end past the deadline of the call is refused like one past
+        // `max_wait`: at once, with the time until the permit as `retry_after`.
+        let (max_wait, refusal) = match crate::deadline::remaining() {
+            Some(left) if left < max_wait => (left, "wait would pass the deadline of the call"),
+            _ => (max_wait, "wait would exceed max_wait"),
+        };
         let limit = match on_limit {
             OnLimit::Reject => {
                 return Plan::Reject(self.rejection(tally, wait, key, "no permit"));
@@ -190,7 +196,7 @@ impl Core {
             }
             Take::Denied { wait } => {
                 tally.leave_wait();
-                Plan::Reject(self.rejection(tally, wait, key, "wait would exceed max_wait"))
+                Plan::Reject(self.rejection(tally, wait, key, refusal))
             }
             Take::Evicted => {
                 tally.leave_wait();

@@ -4,7 +4,8 @@
 //! cost several permits (e.g. GraphQL cost points). The bucket is GCRA in one
 //! `AtomicU64`: a call that finds permits takes them with one compare-and-swap. When the
 //! bucket is empty, [`OnLimit`] decides: wait for the next slot (never longer than
-//! `max_wait`, 10 s by default: a longer wait is refused at once), reject at once, or
+//! `max_wait`, 10 s by default, nor past the deadline of the call when a retry sets one:
+//! a longer wait is refused at once), reject at once, or
 //! queue (at most `max_queue` waiters). Servers' rate-limit headers
 //! re-sync the bucket ([`RateLimiter::sync_from_headers`]), and a
 //! [`KeyedRateLimiter`] keeps one bucket per key (per host, per shop), dropping idle

@@ -221,7 +221,8 @@ impl<'a> Ask<'a> {
         let max_wait = match (may, config.on_limit()) {
             _ if queue_full => Duration::ZERO,
             (May::NotWait, _) | (_, OnLimit::Reject) => Duration::ZERO,
-            (May::Wait, _) => config.max_wait().max(Duration::from_micros(1)),
+            // Never past the deadline of the call in progress (a retry's), if any.
+            (May::Wait, _) => crate::deadline::cap(config.max_wait()).max(Duration::from_micros(1)),
         };
         let interval = config.rate().interval();
         Ok(Ask {

@@ -59,7 +59,7 @@ use crate::ConfigError;
 use crate::bulkhead::Bulkhead;
 use crate::circuit::{CircuitBreaker, KeyedCircuitBreaker};
 use crate::events::{Event, Hub, Interest, Subscription};
-use crate::presets::{Preset, ResilienceConfig};
+use crate::presets::{BudgetScope, Preset, ResilienceConfig};
 use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
 use crate::retry::{RetryBudget, RetryBudgetConfig, RetryPolicy};
 
@@ -205,8 +205,11 @@ impl Registry {
         self.presets.write().insert(Arc::from(name), config);
     }
 
-    /// The preset `name`: a registered one, else a built-in ([`Preset`]), with its retry
-    /// policy drawing on this registry's budget named by the preset's `retry_budget`.
+    /// The preset `name`: a registered one, else a built-in ([`Preset`]). A retry policy
+    /// whose budget is [shared](BudgetScope::Shared) draws on this registry's budget of
+    /// that name; one with a budget [per instance](BudgetScope::Instance) (the built-in
+    /// presets) gets it when a call site is built from the preset, named after the call
+    /// site.
     pub fn preset(&self, name: &str) -> Option<ResilienceConfig> {
         let preset = match self.presets.read().get(name) {
             Some(c) => {
@@ -215,25 +218,56 @@ impl Registry {
             }
             None => Preset::from_name(name).map(Preset::config)?,
         };
-        Some(self.bind_budget(preset))
+        let mut preset = preset;
+        if let Some(retry) = &preset.retry
+            && let Some(BudgetScope::Shared(_)) = &preset.retry_budget
+        {
+            preset.retry = Some(self.bind_retry_budget(retry, preset.retry_budget.as_ref(), name));
+        }
+        Some(preset)
     }
 
-    /// `config` with its retry policy drawing on this registry's budget named by
-    /// `config.retry_budget`, unless the policy has a budget of its own.
-    pub(crate) fn bind_budget(&self, mut config: ResilienceConfig) -> ResilienceConfig {
-        if let (Some(retry), Some(budget)) = (&config.retry, &config.retry_budget)
-            && retry.budget().is_none()
-        {
-            config.retry = Some(retry.with_budget(self.retry_budget(budget)));
+    /// `config` with its retry policy drawing on its budget (see
+    /// [`bind_retry_budget`](Self::bind_retry_budget)) for the named instance `instance`.
+    pub(crate) fn bind_budget(
+        &self,
+        mut config: ResilienceConfig,
+        instance: &str,
+    ) -> ResilienceConfig {
+        if let Some(retry) = &config.retry {
+            config.retry =
+                Some(self.bind_retry_budget(retry, config.retry_budget.as_ref(), instance));
         }
         config
+    }
+
+    /// `policy` drawing on this registry's budget that `scope` names for the named
+    /// instance `instance`: its own (called `instance`), or the shared one; unchanged if
+    /// the policy has a budget of its own or there is no scope.
+    pub(crate) fn bind_retry_budget(
+        &self,
+        policy: &RetryPolicy,
+        scope: Option<&BudgetScope>,
+        instance: &str,
+    ) -> RetryPolicy {
+        if policy.budget().is_some() {
+            return policy.clone();
+        }
+        match scope {
+            Some(BudgetScope::Instance) => policy.with_budget(self.retry_budget(instance)),
+            Some(BudgetScope::Shared(name)) => policy.with_budget(self.retry_budget(name)),
+            None => policy.clone(),
+        }
     }
 
     /// Apply a whole bundle to `name`: circuit breakers and rate limiters (direct and keyed),
     /// bulkhead and retry policy called `name` take the bundle's layers, and the bundle
     /// becomes preset `name`.
     pub fn configure(&self, name: &str, config: ResilienceConfig) {
-        let config = self.bind_budget(config);
+        // The preset keeps the budget scope unbound: a call site built from it later
+        // draws on its own budget (or the shared one), not on `name`'s.
+        let preset = config.clone();
+        let config = self.bind_budget(config, name);
         if let Some(c) = &config.circuit_breaker {
             self.circuits.configure(name, c.clone());
             self.keyed_circuits.configure(name, c.clone());
@@ -248,7 +282,7 @@ impl Registry {
         if let Some(r) = &config.retry {
             self.configure_retry(name, r.clone());
         }
-        self.register_preset(name, config);
+        self.register_preset(name, preset);
     }
 
     /// Load named configs from TOML text (see [`config`](crate::config) for the format)

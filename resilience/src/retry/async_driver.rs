@@ -84,7 +84,13 @@ impl RetryPolicy {
     {
         let mut attempts = Attempts::start(&self.inner);
         loop {
-            let result = op().await;
+            let result = match attempts.deadline() {
+                None => op().await,
+                Some(deadline) => {
+                    let attempt = std::pin::pin!(op());
+                    crate::deadline::scope_async(deadline.clone(), attempt).await
+                }
+            };
             match attempts.next(hooks, result, view) {
                 Next::Done(result) => return result,
                 Next::Retry(delay) => tokio::time::sleep(delay).await,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::hooks::{RetryEvent, RetryHooks, RetryReason};
 use super::policy::PolicyInner;
 use crate::backoff::BackoffIter;
+use crate::deadline::Deadline;
 use crate::events::{EventKind, GiveUpReason, Interest, Layer};
 use crate::{Error, Fault};
 
@@ -53,8 +54,8 @@ pub(super) struct Attempts<'p> {
     policy: &'p PolicyInner,
     /// The attempt running now, 1-based.
     attempt: u32,
-    /// Clock reading at the start (only when `max_elapsed` is set).
-    start: Option<Duration>,
+    /// The end of the whole call (only when the policy has a deadline).
+    deadline: Option<Deadline>,
     /// Created at the first failure, so a first-attempt success draws no seed.
     delays: Option<BackoffIter>,
 }
@@ -66,8 +67,15 @@ impl<'p> Attempts<'p> {
         if let Some(budget) = &policy.budget {
             budget.deposit();
         }
-        let start = policy.max_elapsed.map(|_| policy.clock.now());
-        Attempts { policy, attempt: 1, start, delays: None }
+        let deadline =
+            policy.deadline.map(|limit| Deadline::after(policy.clock.now(), limit, &policy.clock));
+        Attempts { policy, attempt: 1, deadline, delays: None }
+    }
+
+    /// The deadline the attempts run under, if the policy has one.
+    #[inline(always)]
+    pub(super) fn deadline(&self) -> Option<&Deadline> {
+        self.deadline.as_ref()
     }
 
     /// Report an event of this call's policy.
@@ -181,12 +189,11 @@ impl<'p> Attempts<'p> {
             Hint::AtLeast(h) => computed.max(h),
         };
 
-        if let (Some(limit), Some(start)) = (p.max_elapsed, self.start) {
-            let elapsed = p.clock.now().saturating_sub(start);
-            if elapsed.saturating_add(delay) > limit {
-                self.give_up(GiveUpReason::ElapsedLimit);
-                return Next::Done(result);
-            }
+        if let Some(deadline) = &self.deadline
+            && delay > deadline.remaining()
+        {
+            self.give_up(GiveUpReason::Deadline);
+            return Next::Done(result);
         }
 
         if let Some(budget) = &p.budget

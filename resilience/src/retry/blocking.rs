@@ -12,7 +12,8 @@ impl RetryPolicy {
     /// limits; returns the last error when they run out.
     ///
     /// The first attempt takes no lock and allocates nothing; the clock is read only when
-    /// `max_elapsed` is set.
+    /// a deadline is set. With a deadline, each attempt runs inside it: the layers below
+    /// (rate limiter, bulkhead, timeout) never wait past it.
     pub fn call<T, E, F>(&self, op: F) -> Result<T, E>
     where
         E: Debug,
@@ -38,7 +39,7 @@ impl RetryPolicy {
     /// * `Fault::Rejected(CircuitOpen | Config)`: returned at once, never retried.
     /// * `Fault::Rejected(RateLimited { retry_after })`: retried after
     ///   `max(computed delay, retry_after)` (waiting less is pointless; if that wait
-    ///   would pass `max_elapsed`, the rejection is returned). Counts as an attempt and
+    ///   would pass the deadline, the rejection is returned). Counts as an attempt and
     ///   against the budget.
     /// * `Fault::Rejected(Timeout | BulkheadFull)`: retried like a transient error.
     ///
@@ -66,7 +67,11 @@ impl RetryPolicy {
     {
         let mut attempts = Attempts::start(&self.inner);
         loop {
-            match attempts.next(hooks, op(), view) {
+            let result = match attempts.deadline() {
+                None => op(),
+                Some(deadline) => crate::deadline::scope(deadline, &mut op),
+            };
+            match attempts.next(hooks, result, view) {
                 Next::Done(result) => return result,
                 Next::Retry(delay) => self.inner.clock.sleep(delay),
             }

@@ -3,8 +3,12 @@
 //! A [`RetryPolicy`] calls an operation again when it fails, waiting the delays of its
 //! [`Backoff`](crate::backoff::Backoff) in between, until it succeeds or a limit is
 //! reached: `max_attempts` (**the first call included**: 3 means up to two retries),
-//! `max_elapsed` (no sleep that would end past it), or a shared [`RetryBudget`]. When a
-//! limit is reached the last error (or, for soft failures, the last value) is returned.
+//! the `deadline` of the whole call (no sleep that would end past it; the layers below
+//! never wait past it either), or a shared [`RetryBudget`]. When a limit is reached the
+//! last error (or, for soft failures, the last value) is returned.
+//!
+//! A policy built from a preset draws on a retry budget of its own named instance (the
+//! call site's name); `budget = "name"` makes call sites share one budget.
 //!
 //! [`RetryHooks`] decide what is retried and are told about each retry:
 //! [`DefaultHooks`] retries every error, [`Classified`] retries

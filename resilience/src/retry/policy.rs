@@ -14,13 +14,20 @@ use crate::events::Hub;
 use crate::registry::Registry;
 
 /// The largest accepted `max_attempts`. With a 60 s cap that is about a week of
-/// retrying; bound the total with [`RetryPolicyBuilder::max_elapsed`] instead.
+/// retrying; bound the total with [`RetryPolicyBuilder::deadline`] instead.
 pub(super) const MAX_ATTEMPTS_LIMIT: u32 = 10_000;
-/// The largest accepted `max_elapsed`: `u64::MAX` nanoseconds (about 584 years).
-const ELAPSED_LIMIT: Duration = Duration::from_nanos(u64::MAX);
+/// The largest accepted `deadline`: `u64::MAX` nanoseconds (about 584 years).
+const DEADLINE_LIMIT: Duration = Duration::from_nanos(u64::MAX);
 
-/// How to retry a fallible call: how many attempts, how long to wait between them, for
-/// how long in total, and under which shared [`RetryBudget`].
+/// How to retry a fallible call: how many attempts, how long to wait between them, the
+/// deadline of the whole call, and under which shared [`RetryBudget`].
+///
+/// The **deadline** covers the whole protected call, measured from the start of the
+/// first attempt on the policy's clock: every attempt, every backoff sleep, and every
+/// wait of the layers below (a rate limiter or bulkhead whose wait would end past it
+/// refuses at once; a per-attempt timeout is cut to the time left). The retry never
+/// starts a sleep that would end past it: it gives up with the last outcome and reports
+/// [`GiveUpReason::Deadline`](crate::events::GiveUpReason::Deadline).
 ///
 /// **`max_attempts` counts every call of the operation, the first one included**:
 /// `max_attempts(3)` means one call and at most two retries, and `max_attempts(1)` means
@@ -58,7 +65,7 @@ pub(super) struct PolicyInner {
     pub(super) name: Option<Arc<str>>,
     pub(super) max_attempts: u32,
     pub(super) backoff: Backoff,
-    pub(super) max_elapsed: Option<Duration>,
+    pub(super) deadline: Option<Duration>,
     pub(super) budget: Option<Arc<RetryBudget>>,
     pub(super) honor_retry_after: bool,
     pub(super) seed: Option<u64>,
@@ -69,7 +76,7 @@ pub(super) struct PolicyInner {
 
 impl Default for RetryPolicy {
     /// 3 attempts, [`Backoff::default()`] (exponential from 1 s, ×2, 60 s cap, full
-    /// jitter), no elapsed limit, no budget, server hints honoured.
+    /// jitter), no deadline, no budget, server hints honoured.
     fn default() -> Self {
         RetryPolicy { inner: Arc::new(RetryPolicyBuilder::default().into_inner()) }
     }
@@ -97,7 +104,7 @@ impl RetryPolicy {
             name: i.name.clone(),
             max_attempts: i.max_attempts,
             backoff: i.backoff,
-            max_elapsed: i.max_elapsed,
+            deadline: i.deadline,
             budget: i.budget.clone(),
             honor_retry_after: i.honor_retry_after,
             seed: i.seed,
@@ -138,9 +145,15 @@ impl RetryPolicy {
         &self.inner.backoff
     }
 
-    /// The total time budget measured from the start of the first attempt, if any.
+    /// The deadline of the whole call, measured from the start of the first attempt, if
+    /// any.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.inner.deadline
+    }
+
+    /// The former name of [`deadline`](Self::deadline), kept as an alias.
     pub fn max_elapsed(&self) -> Option<Duration> {
-        self.inner.max_elapsed
+        self.inner.deadline
     }
 
     /// The shared retry budget, if any.
@@ -159,7 +172,7 @@ impl RetryPolicy {
         self.inner.seed
     }
 
-    /// The clock for blocking sleeps and the elapsed budget.
+    /// The clock for blocking sleeps and the deadline.
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock
     }
@@ -177,7 +190,7 @@ fn debug_settings(f: &mut fmt::Formatter<'_>, type_name: &str, i: &PolicyInner) 
         .field("name", &i.name)
         .field("max_attempts", &i.max_attempts)
         .field("backoff", &i.backoff)
-        .field("max_elapsed", &i.max_elapsed)
+        .field("deadline", &i.deadline)
         .field("budget", &i.budget.as_ref().map(|b| b.name().to_owned()))
         .field("honor_retry_after", &i.honor_retry_after)
         .field("seed", &i.seed)
@@ -190,7 +203,7 @@ pub struct RetryPolicyBuilder {
     name: Option<Arc<str>>,
     max_attempts: u32,
     backoff: Backoff,
-    max_elapsed: Option<Duration>,
+    deadline: Option<Duration>,
     budget: Option<Arc<RetryBudget>>,
     honor_retry_after: bool,
     seed: Option<u64>,
@@ -204,7 +217,7 @@ impl Default for RetryPolicyBuilder {
             name: None,
             max_attempts: 3,
             backoff: Backoff::default(),
-            max_elapsed: None,
+            deadline: None,
             budget: None,
             honor_retry_after: true,
             seed: None,
@@ -223,9 +236,14 @@ impl RetryPolicyBuilder {
         /// The delays between attempts (validated by `build`).
         pub fn backoff(backoff: Backoff) => self.backoff = backoff;
 
-        /// A total time budget from the start of the first attempt: a retry whose sleep
-        /// would end past it is not taken, and the last error is returned.
-        pub fn max_elapsed(limit: Duration) => self.max_elapsed = Some(limit);
+        /// The deadline of the whole call, from the start of the first attempt: a retry
+        /// whose sleep would end past it is not taken (the last outcome is returned), and
+        /// the layers below never wait past it (see [`RetryPolicy`]).
+        pub fn deadline(limit: Duration) => self.deadline = Some(limit);
+
+        /// The former name of [`deadline`](Self::deadline), kept as an alias (config
+        /// files and attributes also accept `max_elapsed` for `deadline`).
+        pub fn max_elapsed(limit: Duration) => self.deadline = Some(limit);
 
         /// A retry budget shared with other policies or call sites.
         pub fn budget(budget: Arc<RetryBudget>) => self.budget = Some(budget);
@@ -238,7 +256,7 @@ impl RetryPolicyBuilder {
         /// seed, each call draws a fresh one.
         pub fn seed(seed: u64) => self.seed = Some(seed);
 
-        /// The clock for blocking sleeps and for `max_elapsed` (default: the monotonic
+        /// The clock for blocking sleeps and for the deadline (default: the monotonic
         /// clock). Async drivers always sleep on tokio's timer.
         pub fn clock(clock: SharedClock) => self.clock = Some(clock);
 
@@ -255,9 +273,9 @@ impl RetryPolicyBuilder {
     /// ```
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
         check::between("max_attempts", self.max_attempts, 1, MAX_ATTEMPTS_LIMIT)?;
-        if let Some(limit) = self.max_elapsed {
-            check::positive("max_elapsed", limit)?;
-            check::at_most("max_elapsed", limit, ELAPSED_LIMIT)?;
+        if let Some(limit) = self.deadline {
+            check::positive("deadline", limit)?;
+            check::at_most("deadline", limit, DEADLINE_LIMIT)?;
         }
         self.backoff.validate()?;
         Ok(RetryPolicy { inner: Arc::new(self.into_inner()) })
@@ -268,7 +286,7 @@ impl RetryPolicyBuilder {
             name: self.name,
             max_attempts: self.max_attempts,
             backoff: self.backoff,
-            max_elapsed: self.max_elapsed,
+            deadline: self.deadline,
             budget: self.budget,
             honor_retry_after: self.honor_retry_after,
             seed: self.seed,
@@ -303,6 +321,7 @@ impl LayerConfig for RetryPolicy {
         "max_delay",
         "multiplier",
         "jitter",
+        "deadline",
         "max_elapsed",
         "honor_retry_after",
         "budget",
@@ -335,7 +354,7 @@ impl LayerConfig for RetryPolicy {
                 "max_delay" => shape.max_delay = Some(value.duration(key)?),
                 "multiplier" => shape.multiplier = Some(value.float(key)?),
                 "jitter" => shape.jitter = Some(value.text(key)?.parse().map_err(config::at(key))?),
-                "max_elapsed" => b = b.max_elapsed(value.duration(key)?),
+                "deadline" | "max_elapsed" => b = b.deadline(value.duration(key)?),
                 "honor_retry_after" => b = b.honor_retry_after(value.boolean(key)?),
                 "budget" => b = b.budget(registry.retry_budget(value.text(key)?)),
                 _ => return Err(config::unknown(key, Self::KEYS)),
@@ -401,7 +420,7 @@ mod tests {
         let p = RetryPolicy::default();
         assert_eq!(p.max_attempts(), 3);
         assert_eq!(p.backoff(), &Backoff::default());
-        assert_eq!(p.max_elapsed(), None);
+        assert_eq!(p.deadline(), None);
         assert!(p.budget().is_none());
         assert!(p.honors_retry_after());
         assert_eq!(p.name(), None);
@@ -414,7 +433,8 @@ mod tests {
             assert_eq!(field(RetryPolicy::builder().max_attempts(n)), "max_attempts");
         }
         for d in [Duration::ZERO, Duration::MAX] {
-            assert_eq!(field(RetryPolicy::builder().max_elapsed(d)), "max_elapsed");
+            assert_eq!(field(RetryPolicy::builder().deadline(d)), "deadline");
+            assert_eq!(field(RetryPolicy::builder().max_elapsed(d)), "deadline", "the alias");
         }
         let bad = Backoff::default().with_jitter(Jitter::Ratio(f64::NAN));
         assert_eq!(field(RetryPolicy::builder().backoff(bad)), "jitter");
@@ -426,7 +446,7 @@ mod tests {
         let p = RetryPolicy::builder()
             .name("op")
             .max_attempts(5)
-            .max_elapsed(Duration::from_secs(9))
+            .deadline(Duration::from_secs(9))
             .honor_retry_after(false)
             .seed(4)
             .build()

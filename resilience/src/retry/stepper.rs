@@ -20,7 +20,7 @@ pub(crate) struct Stepper<'p> {
 }
 
 impl<'p> Stepper<'p> {
-    /// Starts a call (deposits in the budget, reads the clock if `max_elapsed` is set).
+    /// Starts a call (deposits in the budget, reads the clock if a deadline is set).
     #[inline]
     pub(crate) fn start(policy: &'p RetryPolicy) -> Self {
         Stepper { policy, attempts: Attempts::start(&policy.inner) }
@@ -40,6 +40,28 @@ impl<'p> Stepper<'p> {
         match self.attempts.next(hooks, result, View::of_fault) {
             Next::Done(result) => Ok(result),
             Next::Retry(delay) => Err(delay),
+        }
+    }
+
+    /// Runs one blocking attempt inside the call's deadline, if any.
+    #[inline]
+    pub(crate) fn attempt<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self.attempts.deadline() {
+            None => f(),
+            Some(deadline) => crate::deadline::scope(deadline, f),
+        }
+    }
+
+    /// Awaits one attempt inside the call's deadline, if any.
+    #[cfg(feature = "tokio")]
+    #[inline]
+    pub(crate) async fn attempt_async<F: std::future::Future>(
+        &self,
+        fut: std::pin::Pin<&mut F>,
+    ) -> F::Output {
+        match self.attempts.deadline() {
+            None => fut.await,
+            Some(deadline) => crate::deadline::scope_async(deadline.clone(), fut).await,
         }
     }
 
