@@ -54,6 +54,10 @@ impl Kind {
 }
 
 /// One layer of the pipeline.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed arguments, a handful per function at compile time: boxing buys nothing"
+)]
 pub(crate) enum Layer {
     Retry(RetryArgs),
     Circuit(CircuitArgs),
