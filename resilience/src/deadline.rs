@@ -30,12 +30,24 @@ thread_local! {
 impl Deadline {
     /// The deadline `limit` after `start` (a reading of `clock`), or the enclosing
     /// call's deadline if that one comes first.
+    #[cfg(test)]
     pub(crate) fn after(start: Duration, limit: Duration, clock: &SharedClock) -> Deadline {
+        Deadline::at(Deadline::end_after(start, limit), clock)
+    }
+
+    /// The reading of the clock `limit` after `start`, or sooner if the enclosing call's
+    /// deadline comes first.
+    pub(crate) fn end_after(start: Duration, limit: Duration) -> Duration {
         let limit = match remaining() {
             Some(outer) => limit.min(outer),
             None => limit,
         };
-        Deadline { at: start.saturating_add(limit), clock: clock.clone() }
+        start.saturating_add(limit)
+    }
+
+    /// The deadline at the reading `end` of `clock`.
+    pub(crate) fn at(end: Duration, clock: &SharedClock) -> Deadline {
+        Deadline { at: end, clock: clock.clone() }
     }
 
     /// The time left before the deadline (zero once it has passed).

@@ -88,7 +88,7 @@ impl RetryPolicy {
                 None => op().await,
                 Some(deadline) => {
                     let attempt = std::pin::pin!(op());
-                    crate::deadline::scope_async(deadline.clone(), attempt).await
+                    crate::deadline::scope_async(deadline, attempt).await
                 }
             };
             match attempts.next(hooks, result, view) {

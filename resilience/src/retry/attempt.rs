@@ -54,8 +54,10 @@ pub(super) struct Attempts<'p> {
     policy: &'p PolicyInner,
     /// The attempt running now, 1-based.
     attempt: u32,
-    /// The end of the whole call (only when the policy has a deadline).
-    deadline: Option<Deadline>,
+    /// The reading of the policy's clock at which the whole call ends (only when the
+    /// policy has a deadline). A plain reading, not a [`Deadline`]: `Attempts` stays free
+    /// of drop glue, so a first-attempt success keeps it in registers.
+    end: Option<Duration>,
     /// Created at the first failure, so a first-attempt success draws no seed.
     delays: Option<BackoffIter>,
 }
@@ -67,15 +69,28 @@ impl<'p> Attempts<'p> {
         if let Some(budget) = &policy.budget {
             budget.deposit();
         }
-        let deadline =
-            policy.deadline.map(|limit| Deadline::after(policy.clock.now(), limit, &policy.clock));
-        Attempts { policy, attempt: 1, deadline, delays: None }
+        let end = policy.deadline.map(|limit| Deadline::end_after(policy.clock.now(), limit));
+        Attempts { policy, attempt: 1, end, delays: None }
     }
 
-    /// The deadline the attempts run under, if the policy has one.
+    /// The deadline the attempts run under, if the policy has one. Built on demand: the
+    /// check is on a plain `Option<Duration>`, so a call without a deadline pays one branch.
     #[inline(always)]
-    pub(super) fn deadline(&self) -> Option<&Deadline> {
-        self.deadline.as_ref()
+    pub(super) fn deadline(&self) -> Option<Deadline> {
+        match self.end {
+            None => None,
+            Some(end) => Some(Deadline::at(end, &self.policy.clock)),
+        }
+    }
+
+    /// Runs one blocking attempt, inside the call's deadline when the policy has one.
+    #[inline(always)]
+    pub(super) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self.end {
+            None => f(),
+            // By value: a call taking `&self` would keep this state out of registers.
+            Some(end) => run_within(end, &self.policy.clock, f),
+        }
     }
 
     /// Report an event of this call's policy.
@@ -189,8 +204,8 @@ impl<'p> Attempts<'p> {
             Hint::AtLeast(h) => computed.max(h),
         };
 
-        if let Some(deadline) = &self.deadline
-            && delay > deadline.remaining()
+        if let Some(end) = self.end
+            && delay > end.saturating_sub(p.clock.now())
         {
             self.give_up(GiveUpReason::Deadline);
             return Next::Done(result);
@@ -239,4 +254,11 @@ fn report_attempt(policy: &PolicyInner, attempt: u32, succeeded: bool) {
     policy.hub.emit_built(Layer::Retry, name, || {
         (policy.clock.now(), EventKind::Attempt { attempt, succeeded })
     });
+}
+
+/// [`Attempts::run`] with a deadline, out of line: the scope's drop glue stays off the
+/// path of calls without one.
+#[inline(never)]
+fn run_within<R>(end: Duration, clock: &crate::clock::SharedClock, f: impl FnOnce() -> R) -> R {
+    crate::deadline::scope(&Deadline::at(end, clock), f)
 }

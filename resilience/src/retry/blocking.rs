@@ -65,12 +65,35 @@ impl RetryPolicy {
         H: RetryHooks<T, E> + ?Sized,
         F: FnMut() -> Result<T, X>,
     {
+        if self.inner.deadline.is_some() {
+            return self.drive_within_deadline(hooks, op, view);
+        }
         let mut attempts = Attempts::start(&self.inner);
         loop {
-            let result = match attempts.deadline() {
-                None => op(),
-                Some(deadline) => crate::deadline::scope(deadline, &mut op),
-            };
+            match attempts.next(hooks, op(), view) {
+                Next::Done(result) => return result,
+                Next::Retry(delay) => self.inner.clock.sleep(delay),
+            }
+        }
+    }
+
+    /// [`drive`](Self::drive) for a policy with a deadline: each attempt runs inside it.
+    /// Out of line, so that a call without a deadline keeps its state in registers.
+    #[inline(never)]
+    fn drive_within_deadline<T, X, E, H, F>(
+        &self,
+        hooks: &H,
+        mut op: F,
+        view: fn(&X) -> View<'_, E>,
+    ) -> Result<T, X>
+    where
+        E: Debug,
+        H: RetryHooks<T, E> + ?Sized,
+        F: FnMut() -> Result<T, X>,
+    {
+        let mut attempts = Attempts::start(&self.inner);
+        loop {
+            let result = attempts.run(&mut op);
             match attempts.next(hooks, result, view) {
                 Next::Done(result) => return result,
                 Next::Retry(delay) => self.inner.clock.sleep(delay),

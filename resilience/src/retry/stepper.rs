@@ -46,10 +46,7 @@ impl<'p> Stepper<'p> {
     /// Runs one blocking attempt inside the call's deadline, if any.
     #[inline]
     pub(crate) fn attempt<R>(&self, f: impl FnOnce() -> R) -> R {
-        match self.attempts.deadline() {
-            None => f(),
-            Some(deadline) => crate::deadline::scope(deadline, f),
-        }
+        self.attempts.run(f)
     }
 
     /// Awaits one attempt inside the call's deadline, if any.
@@ -61,7 +58,7 @@ impl<'p> Stepper<'p> {
     ) -> F::Output {
         match self.attempts.deadline() {
             None => fut.await,
-            Some(deadline) => crate::deadline::scope_async(deadline.clone(), fut).await,
+            Some(deadline) => crate::deadline::scope_async(deadline, fut).await,
         }
     }
 
