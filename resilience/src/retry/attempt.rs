@@ -77,10 +77,7 @@ impl<'p> Attempts<'p> {
     /// check is on a plain `Option<Duration>`, so a call without a deadline pays one branch.
     #[inline(always)]
     pub(super) fn deadline(&self) -> Option<Deadline> {
-        match self.end {
-            None => None,
-            Some(end) => Some(Deadline::at(end, &self.policy.clock)),
-        }
+        self.end.map(|end| Deadline::at(end, &self.policy.clock))
     }
 
     /// Runs one blocking attempt, inside the call's deadline when the policy has one.
