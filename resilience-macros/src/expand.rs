@@ -141,13 +141,22 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
         };
     }
     let result = ident("result", 0);
+    // The call's span and whole-call event: named after the function, with its layers.
+    let call = item_ident("CALL", 0);
+    let (p, fn_name) = (&ctx.p, &ctx.fn_name);
+    let layers = stack.layers.iter().map(|l| layer_name(&l.layer)).collect::<Vec<_>>().join(",");
+    let call_site = quote!(
+        static #call: #p::CallSite =
+            #p::CallSite::new(::core::concat!(::core::module_path!(), "::", #fn_name), #layers);
+    );
     let run = if is_async {
-        quote!(let #result = #pipeline.await;)
+        quote!(let #result = #p::traced_async(&#call, #pipeline).await;)
     } else {
-        quote!(let #result = #pipeline;)
+        quote!(let #result = #p::traced(&#call, || #pipeline);)
     };
     let new_body = quote!({
         #(#hoisted)*
+        #call_site
         #top
         #run
         #finish
@@ -162,6 +171,17 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     };
     *item.block = block;
     Ok(item.into_token_stream())
+}
+
+/// A layer's name in the call span's `layers` field.
+fn layer_name(layer: &Layer) -> &'static str {
+    match layer {
+        Layer::Retry(_) => "retry",
+        Layer::Circuit(_) => "circuit_breaker",
+        Layer::RateLimit(_) => "rate_limiter",
+        Layer::Bulkhead(_) => "bulkhead",
+        Layer::Timeout(_) => "timeout",
+    }
 }
 
 fn has_fallback(stack: &Stack) -> bool {
@@ -505,10 +525,17 @@ fn wrap(
                 ident("delay", index),
                 ident("failed", index),
             );
+            // Each attempt runs in its own `resilience.attempt` span.
             let (run, sleep) = if is_async {
-                (quote!(#inner.await), quote!(#p::sleep(#delay).await))
+                (
+                    quote!(#p::attempt_async(#state.attempt_span(), #inner).await),
+                    quote!(#p::sleep(#delay).await),
+                )
             } else {
-                (inner, quote!(#state.sleep_blocking(#delay)))
+                (
+                    quote!(#p::attempt(#state.attempt_span(), || #inner)),
+                    quote!(#state.sleep_blocking(#delay)),
+                )
             };
             let body = quote!({
                 let mut #state = #p::RetryLoop::new(&#handle, &#hooks);

@@ -155,6 +155,8 @@ pub mod config;
 mod error;
 pub mod events;
 mod fault;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod pipeline;
 pub mod presets;
 pub mod rate_limit;
@@ -169,6 +171,8 @@ mod sync;
 #[cfg(test)]
 mod test_support;
 pub mod timeout;
+#[cfg(feature = "macros")]
+mod trace;
 
 pub use backend::{Backend, FailMode};
 pub use backoff::{Backoff, Jitter};

@@ -28,6 +28,7 @@ pub use crate::circuit::CircuitBreaker;
 pub use crate::config::Value;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
+pub use crate::trace::{CallSite, attempt, attempt_async, traced, traced_async};
 
 /// The keyed limiter the attributes use (not public API).
 pub type KeyedRateLimiter = crate::rate_limit::KeyedRateLimiter<String>;
@@ -526,6 +527,8 @@ pub enum Step<T, E> {
 /// The state of one call through `#[retry]` (not public API).
 pub struct RetryLoop<'h, H> {
     stepper: Option<Stepper<'static>>,
+    /// The attempt running now, 1-based (for its span).
+    attempt: u32,
     /// Boxed, so that dropping a loop that resolved is a null check.
     failed: Option<Box<Error>>,
     hooks: &'h H,
@@ -537,9 +540,10 @@ impl<'h, H> RetryLoop<'h, H> {
     pub fn new(handle: &Handle<RetryPolicy>, hooks: &'h H) -> Self {
         match handle {
             Ok(policy) => {
-                RetryLoop { stepper: policy.map(|p| Stepper::start(p)), failed: None, hooks }
+                let stepper = policy.map(|p| Stepper::start(p));
+                RetryLoop { stepper, attempt: 0, failed: None, hooks }
             }
-            Err(e) => RetryLoop { stepper: None, failed: Some(e.clone()), hooks },
+            Err(e) => RetryLoop { stepper: None, attempt: 0, failed: Some(e.clone()), hooks },
         }
     }
 
@@ -550,6 +554,13 @@ impl<'h, H> RetryLoop<'h, H> {
             Some(e) => Begin::Fail(Err(Fault::Rejected(*e))),
             None => Begin::Run,
         }
+    }
+
+    /// The `resilience.attempt` span of the next attempt.
+    #[inline(always)]
+    pub fn attempt_span(&mut self) -> tracing::Span {
+        self.attempt = self.attempt.saturating_add(1);
+        crate::trace::attempt_span(self.attempt)
     }
 
     /// What to do with an attempt's result.

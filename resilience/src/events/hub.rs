@@ -154,6 +154,7 @@ impl Hub {
     }
 
     /// The topics some observer wants.
+    #[inline(always)]
     pub(crate) fn interest(&self) -> Interest {
         Interest::from_bits(self.0.interest.load(Ordering::Relaxed))
     }

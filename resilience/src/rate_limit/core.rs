@@ -68,6 +68,22 @@ impl Core {
         );
     }
 
+    /// Counts a call granted without waiting and reports it to the observers of
+    /// [`Interest::CALLS`] (one relaxed load when nobody listens; grants are not logged).
+    #[inline(always)]
+    pub(crate) fn granted(&self, tally: Tally<'_>, key: Option<&dyn fmt::Debug>) {
+        tally.granted();
+        if self.hub.wants(Interest::CALLS) {
+            self.report_granted(key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_granted(&self, key: Option<&dyn fmt::Debug>) {
+        self.report(key, Interest::CALLS, || EventKind::Granted);
+    }
+
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         as_nanos(self.clock.now())
@@ -95,7 +111,7 @@ impl Core {
         }
         match bucket.take(self.now(), inc, l.tau, 0) {
             Take::Granted { .. } => {
-                tally.granted();
+                self.granted(tally, None);
                 Ok(())
             }
             Take::Denied { wait } => Err(Some(wait)),
@@ -128,7 +144,7 @@ impl Core {
         key: Option<&dyn fmt::Debug>,
     ) -> Plan {
         if cost == 0 {
-            tally.granted();
+            self.granted(tally, key);
             return Plan::Go;
         }
         let l = self.params.load();
@@ -139,7 +155,7 @@ impl Core {
         let now = self.now();
         match bucket.take(now, inc, l.tau, 0) {
             Take::Granted { .. } => {
-                tally.granted();
+                self.granted(tally, key);
                 Plan::Go
             }
             Take::Evicted => Plan::Evicted,
@@ -179,7 +195,7 @@ impl Core {
         match bucket.take(now, inc, l.tau, as_nanos(max_wait)) {
             Take::Granted { wait: 0, .. } => {
                 tally.leave_wait();
-                tally.granted();
+                self.granted(tally, key);
                 Plan::Go
             }
             Take::Granted { wait, tat } => {

@@ -1,0 +1,196 @@
+//! The spans of a protected call and its whole-call event, for the code the attribute
+//! macros generate (re-exported by `__private`; not public API).
+//!
+//! Every call gets a `resilience.call` span (fields `name`, `layers`) and every attempt of
+//! a retried call a child `resilience.attempt` span (field `attempt`); a failed call or
+//! attempt records `error.type` and `otel.status_code = "ERROR"`, the fields
+//! `tracing-opentelemetry` maps to OpenTelemetry's error conventions. The spans are built
+//! with a level (`INFO`), so with no subscriber, or one that filters them out, `span!`
+//! returns a disabled span after the level check and the callsite's cached interest:
+//! nothing is allocated and entering it is a null check.
+//!
+//! A call reports [`EventKind::CallFinished`] (its outcome and duration) to the process
+//! default hub when an observer wants [`Interest::CALLS`]; otherwise it reads no clock.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tracing::{Instrument, Level, Span, field};
+
+use crate::clock::default_clock_ref;
+use crate::events::{CallEnd, EventKind, Hub, Interest, Layer};
+use crate::{Error, Fault};
+
+/// One protected function: its name and its layers, a `static` in the expansion (not
+/// public API).
+#[derive(Debug)]
+pub struct CallSite {
+    name: &'static str,
+    layers: &'static str,
+    /// The name events carry, made once.
+    event_name: OnceLock<Arc<str>>,
+}
+
+impl CallSite {
+    /// A call site: `name` is the function's path, `layers` its layers, outermost first,
+    /// comma-separated (`"retry,circuit_breaker"`).
+    pub const fn new(name: &'static str, layers: &'static str) -> Self {
+        CallSite { name, layers, event_name: OnceLock::new() }
+    }
+
+    #[inline(always)]
+    fn span(&self) -> Span {
+        tracing::span!(
+            target: "resilience",
+            Level::INFO,
+            "resilience.call",
+            name = self.name,
+            layers = self.layers,
+            "error.type" = field::Empty,
+            otel.status_code = field::Empty,
+        )
+    }
+}
+
+/// The start of a call: a clock reading when an observer wants whole calls.
+#[inline(always)]
+fn start() -> Option<Duration> {
+    Hub::global().wants(Interest::CALLS).then(|| default_clock_ref().now())
+}
+
+/// Runs a sync call inside its `resilience.call` span (not public API).
+#[inline(always)]
+pub fn traced<T, E>(
+    site: &'static CallSite,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
+    let span = site.span();
+    let started = start();
+    let result = {
+        let _entered = span.enter();
+        body()
+    };
+    finish(site, &span, started, &result);
+    result
+}
+
+/// Runs an async call inside its `resilience.call` span (not public API).
+pub async fn traced_async<T, E>(
+    site: &'static CallSite,
+    body: impl Future<Output = Result<T, Fault<E>>>,
+) -> Result<T, Fault<E>> {
+    let span = site.span();
+    let started = start();
+    let result = if span.is_disabled() { body.await } else { body.instrument(span.clone()).await };
+    finish(site, &span, started, &result);
+    result
+}
+
+/// The span of attempt `attempt` (1-based) of a retried call (not public API).
+#[inline(always)]
+pub(crate) fn attempt_span(attempt: u32) -> Span {
+    tracing::span!(
+        target: "resilience",
+        Level::INFO,
+        "resilience.attempt",
+        attempt,
+        error.r#type = field::Empty,
+        otel.status_code = field::Empty,
+    )
+}
+
+/// Runs a sync attempt inside `span` (not public API).
+#[inline(always)]
+pub fn attempt<T, E>(span: Span, run: impl FnOnce() -> Result<T, Fault<E>>) -> Result<T, Fault<E>> {
+    let result = {
+        let _entered = span.enter();
+        run()
+    };
+    if !span.is_disabled() {
+        record_error(&span, &result);
+    }
+    result
+}
+
+/// Runs an async attempt inside `span` (not public API).
+pub async fn attempt_async<T, E>(
+    span: Span,
+    run: impl Future<Output = Result<T, Fault<E>>>,
+) -> Result<T, Fault<E>> {
+    if span.is_disabled() {
+        return run.await;
+    }
+    let result = run.instrument(span.clone()).await;
+    record_error(&span, &result);
+    result
+}
+
+#[inline(always)]
+fn finish<T, E>(
+    site: &'static CallSite,
+    span: &Span,
+    started: Option<Duration>,
+    result: &Result<T, Fault<E>>,
+) {
+    if started.is_some() || !span.is_disabled() {
+        finish_slow(site, span, started, end(result), error_type(result));
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn finish_slow(
+    site: &'static CallSite,
+    span: &Span,
+    started: Option<Duration>,
+    outcome: CallEnd,
+    error: Option<&'static str>,
+) {
+    if let Some(error) = error {
+        span.record("error.type", error);
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Some(start) = started {
+        let now = default_clock_ref().now();
+        let name = site.event_name.get_or_init(|| Arc::from(site.name));
+        let duration = now.saturating_sub(start);
+        Hub::global()
+            .emit_built(Layer::Call, name, || (now, EventKind::CallFinished { outcome, duration }));
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record_error<T, E>(span: &Span, result: &Result<T, Fault<E>>) {
+    if let Some(error) = error_type(result) {
+        span.record("error.type", error);
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+fn end<T, E>(result: &Result<T, Fault<E>>) -> CallEnd {
+    match result {
+        Ok(_) => CallEnd::Success,
+        Err(Fault::Inner(_)) => CallEnd::Failure,
+        Err(Fault::Rejected(Error::Timeout { .. })) => CallEnd::Timeout,
+        Err(Fault::Rejected(_)) => CallEnd::Rejected,
+    }
+}
+
+/// OpenTelemetry's `error.type`: the error type's path for the operation's own error, a
+/// short low-cardinality name for a rejection.
+fn error_type<T, E>(result: &Result<T, Fault<E>>) -> Option<&'static str> {
+    match result {
+        Ok(_) => None,
+        Err(Fault::Inner(_)) => Some(std::any::type_name::<E>()),
+        Err(Fault::Rejected(e)) => Some(match e {
+            Error::CircuitOpen { .. } => "circuit_open",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Timeout { .. } => "timeout",
+            Error::BulkheadFull { .. } => "bulkhead_full",
+            Error::BackendUnavailable { .. } => "backend_unavailable",
+            Error::Config(_) => "config",
+        }),
+    }
+}
