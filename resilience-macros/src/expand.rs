@@ -143,16 +143,14 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     let result = ident("result", 0);
     // The call's span and whole-call event: named after the function, with its layers.
     let call = item_ident("CALL", 0);
-    let (p, fn_name) = (&ctx.p, &ctx.fn_name);
+    let (p, name) = (&ctx.p, ctx.default_name());
     let layers = stack.layers.iter().map(|l| layer_name(&l.layer)).collect::<Vec<_>>().join(",");
-    let call_site = quote!(
-        static #call: #p::CallSite =
-            #p::CallSite::new(::core::concat!(::core::module_path!(), "::", #fn_name), #layers);
-    );
+    let call_site = quote!(static #call: #p::CallSite = #p::CallSite::new(#name, #layers););
+    let owner = if ctx.is_method() { quote!(#p::owner_of::<Self>) } else { quote!(#p::no_owner) };
     let run = if is_async {
-        quote!(let #result = #p::traced_async(&#call, #pipeline).await;)
+        quote!(let #result = #p::traced_async(&#call, #owner, #pipeline).await;)
     } else {
-        quote!(let #result = #p::traced(&#call, || #pipeline);)
+        quote!(let #result = #p::traced(&#call, #owner, || #pipeline);)
     };
     let new_body = quote!({
         #(#hoisted)*

@@ -131,6 +131,13 @@ pub trait Owner: FnOnce() -> Option<&'static str> {}
 
 impl<F: FnOnce() -> Option<&'static str>> Owner for F {}
 
+/// The owner of a method's call (its span and whole-call event): `Self`'s type name
+/// (not public API).
+#[inline(always)]
+pub fn owner_of<T: ?Sized>() -> Option<&'static str> {
+    Some(std::any::type_name::<T>())
+}
+
 /// A call site that is not a method, or names its instance (not public API).
 #[inline(always)]
 pub fn no_owner() -> Option<&'static str> {

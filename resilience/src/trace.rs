@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tracing::{Instrument, Level, Span, field};
 
+use crate::__private::{Owner, type_path};
 use crate::clock::default_clock_ref;
 use crate::events::{CallEnd, EventKind, Hub, Interest, Layer};
 use crate::{Error, Fault};
@@ -28,24 +29,44 @@ use crate::{Error, Fault};
 pub struct CallSite {
     name: &'static str,
     layers: &'static str,
-    /// The name events carry, made once.
+    /// The name spans and events carry, made once.
     event_name: OnceLock<Arc<str>>,
 }
 
 impl CallSite {
-    /// A call site: `name` is the function's path, `layers` its layers, outermost first,
-    /// comma-separated (`"retry,circuit_breaker"`).
+    /// A call site: `name` is the function's path (a method's name alone: the owner passed
+    /// with each call prefixes it with `Self`'s path), `layers` its layers, outermost
+    /// first, comma-separated (`"retry,circuit_breaker"`).
     pub const fn new(name: &'static str, layers: &'static str) -> Self {
         CallSite { name, layers, event_name: OnceLock::new() }
     }
 
+    /// The call's name: `name`, prefixed with the owner's path for a method (read once).
     #[inline(always)]
-    fn span(&self) -> Span {
+    fn name(&'static self, owner: impl Owner) -> &'static Arc<str> {
+        match self.event_name.get() {
+            Some(name) => name,
+            None => self.resolve_name(owner),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve_name(&'static self, owner: impl Owner) -> &'static Arc<str> {
+        let name: Arc<str> = match owner() {
+            Some(ty) => format!("{}::{}", type_path(ty), self.name).into(),
+            None => self.name.into(),
+        };
+        self.event_name.get_or_init(|| name)
+    }
+
+    #[inline(always)]
+    fn span(&self, name: &str) -> Span {
         tracing::span!(
             target: "resilience",
             Level::INFO,
             "resilience.call",
-            name = self.name,
+            name,
             layers = self.layers,
             "error.type" = field::Empty,
             otel.status_code = field::Empty,
@@ -63,27 +84,31 @@ fn start() -> Option<Duration> {
 #[inline(always)]
 pub fn traced<T, E>(
     site: &'static CallSite,
+    owner: impl Owner,
     body: impl FnOnce() -> Result<T, Fault<E>>,
 ) -> Result<T, Fault<E>> {
-    let span = site.span();
+    let name = site.name(owner);
+    let span = site.span(name);
     let started = start();
     let result = {
         let _entered = span.enter();
         body()
     };
-    finish(site, &span, started, &result);
+    finish(name, &span, started, &result);
     result
 }
 
 /// Runs an async call inside its `resilience.call` span (not public API).
 pub async fn traced_async<T, E>(
     site: &'static CallSite,
+    owner: impl Owner,
     body: impl Future<Output = Result<T, Fault<E>>>,
 ) -> Result<T, Fault<E>> {
-    let span = site.span();
+    let name = site.name(owner);
+    let span = site.span(name);
     let started = start();
     let result = if span.is_disabled() { body.await } else { body.instrument(span.clone()).await };
-    finish(site, &span, started, &result);
+    finish(name, &span, started, &result);
     result
 }
 
@@ -128,20 +153,20 @@ pub async fn attempt_async<T, E>(
 
 #[inline(always)]
 fn finish<T, E>(
-    site: &'static CallSite,
+    name: &'static Arc<str>,
     span: &Span,
     started: Option<Duration>,
     result: &Result<T, Fault<E>>,
 ) {
     if started.is_some() || !span.is_disabled() {
-        finish_slow(site, span, started, end(result), error_type(result));
+        finish_slow(name, span, started, end(result), error_type(result));
     }
 }
 
 #[cold]
 #[inline(never)]
 fn finish_slow(
-    site: &'static CallSite,
+    name: &'static Arc<str>,
     span: &Span,
     started: Option<Duration>,
     outcome: CallEnd,
@@ -153,7 +178,6 @@ fn finish_slow(
     }
     if let Some(start) = started {
         let now = default_clock_ref().now();
-        let name = site.event_name.get_or_init(|| Arc::from(site.name));
         let duration = now.saturating_sub(start);
         Hub::global()
             .emit_built(Layer::Call, name, || (now, EventKind::CallFinished { outcome, duration }));
