@@ -15,6 +15,7 @@ use std::hint::black_box;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use resilience::Error;
 use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig};
 use resilience::resilient;
 use resilience_benches::BenchError;
 use resilience_benches::alloc::{CountingAllocator, allocations_during};
@@ -81,6 +82,20 @@ fn calls_recorded_by_the_prometheus_recorder_allocate_only_its_histogram_blocks(
     });
     assert_eq!(ok, CALLS);
     assert_eq!(n, 0, "{n} allocations in {CALLS} closed-breaker calls with metrics recorded");
+
+    let config = RateLimitConfig::builder()
+        .per_second(1_000)
+        .burst(1_000_000)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+    let keyed = KeyedRateLimiter::<String>::new("alloc-metrics-keyed", config);
+    let _ = keyed.try_acquire("shop-1", 1);
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| keyed.try_acquire("shop-1", 1).is_ok()).count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} keyed grants with metrics recorded");
 
     // And they were recorded.
     let text = handle.render();

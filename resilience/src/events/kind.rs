@@ -126,7 +126,7 @@ pub enum EventKind {
     },
     /// A rate limiter granted a call its permits at once, without waiting (topic
     /// [`Interest::CALLS`]). A call granted after a wait reports
-    /// [`Waited`](Self::Waited) instead.
+    /// [`Waited`](Self::Waited) instead. A keyed limiter's grant carries no key.
     Granted,
     /// A call through a retry policy returned its last outcome (topic
     /// [`Interest::CALLS`]).

@@ -70,18 +70,19 @@ impl Core {
 
     /// Counts a call granted without waiting and reports it to the observers of
     /// [`Interest::CALLS`] (one relaxed load when nobody listens; grants are not logged).
+    /// The event carries no key: formatting one would allocate on every grant.
     #[inline(always)]
-    pub(crate) fn granted(&self, tally: Tally<'_>, key: Option<&dyn fmt::Debug>) {
+    pub(crate) fn granted(&self, tally: Tally<'_>) {
         tally.granted();
         if self.hub.wants(Interest::CALLS) {
-            self.report_granted(key);
+            self.report_granted();
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn report_granted(&self, key: Option<&dyn fmt::Debug>) {
-        self.report(key, Interest::CALLS, || EventKind::Granted);
+    fn report_granted(&self) {
+        self.report(None, Interest::CALLS, || EventKind::Granted);
     }
 
     #[inline]
@@ -111,7 +112,7 @@ impl Core {
         }
         match bucket.take(self.now(), inc, l.tau, 0) {
             Take::Granted { .. } => {
-                self.granted(tally, None);
+                self.granted(tally);
                 Ok(())
             }
             Take::Denied { wait } => Err(Some(wait)),
@@ -144,7 +145,7 @@ impl Core {
         key: Option<&dyn fmt::Debug>,
     ) -> Plan {
         if cost == 0 {
-            self.granted(tally, key);
+            self.granted(tally);
             return Plan::Go;
         }
         let l = self.params.load();
@@ -155,7 +156,7 @@ impl Core {
         let now = self.now();
         match bucket.take(now, inc, l.tau, 0) {
             Take::Granted { .. } => {
-                self.granted(tally, key);
+                self.granted(tally);
                 Plan::Go
             }
             Take::Evicted => Plan::Evicted,
@@ -195,7 +196,7 @@ impl Core {
         match bucket.take(now, inc, l.tau, as_nanos(max_wait)) {
             Take::Granted { wait: 0, .. } => {
                 tally.leave_wait();
-                self.granted(tally, key);
+                self.granted(tally);
                 Plan::Go
             }
             Take::Granted { wait, tat } => {

@@ -207,7 +207,7 @@ impl<'a> Ask<'a> {
     ) -> Result<Self, Result<(), Error>> {
         let config = core.config();
         if cost == 0 {
-            core.granted(tally, key);
+            core.granted(tally);
             return Err(Ok(()));
         }
         if cost > config.burst() {
@@ -253,7 +253,7 @@ impl<'a> Ask<'a> {
         let (core, tally) = (self.core, self.tally);
         match answer {
             Ok(Grant::Now) => {
-                core.granted(tally, key);
+                core.granted(tally);
                 Decided::Done(Ok(()))
             }
             Ok(Grant::After(wait)) => {
