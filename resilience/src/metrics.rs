@@ -263,14 +263,65 @@ impl Handles {
     }
 }
 
+/// An instance's handles, with the name they were registered for (kept alive, so the
+/// name's address is never reused for another name while the entry exists).
+struct Entry {
+    _name: Arc<str>,
+    handles: Handles,
+}
+
 /// The handles of every instance seen, keyed by its layer and the address of its name
-/// (each instance shares one `Arc<str>` with its events; the entry keeps it alive, so an
-/// address is never reused for another name).
-type Cache = papaya::HashMap<(Layer, usize), (Arc<str>, Handles)>;
+/// (each instance shares one `Arc<str>` with its events).
+type Key = (Layer, usize);
+type Cache = papaya::HashMap<Key, Arc<Entry>>;
 
 fn cache() -> &'static Cache {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     CACHE.get_or_init(Cache::new)
+}
+
+/// Entries this thread used last: a linear scan of a few keys is cheaper than the shared
+/// map's guard and hash on every event.
+const RECENT: usize = 8;
+
+thread_local! {
+    static RECENT_ENTRIES: std::cell::RefCell<(usize, Vec<(Key, Arc<Entry>)>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// The entry of `event`'s instance: from this thread's recent entries, else the shared
+/// map (registering the instance's handles on its first event).
+fn entry(event: &Event) -> Arc<Entry> {
+    let key = (event.layer, Arc::as_ptr(&event.name) as *const u8 as usize);
+    let recent = RECENT_ENTRIES.try_with(|recent| {
+        let recent = recent.try_borrow().ok()?;
+        recent.1.iter().find(|(k, _)| *k == key).map(|(_, e)| e.clone())
+    });
+    if let Ok(Some(entry)) = recent {
+        return entry;
+    }
+    let map = cache().pin();
+    let entry = match map.get(&key) {
+        Some(entry) => entry.clone(),
+        None => map
+            .get_or_insert_with(key, || {
+                let handles = Handles::new(event.layer, &event.name);
+                Arc::new(Entry { _name: event.name.clone(), handles })
+            })
+            .clone(),
+    };
+    let _ = RECENT_ENTRIES.try_with(|recent| {
+        if let Ok(mut recent) = recent.try_borrow_mut() {
+            let (next, entries) = &mut *recent;
+            if entries.len() < RECENT {
+                entries.push((key, entry.clone()));
+            } else {
+                entries[*next % RECENT] = (key, entry.clone());
+                *next = next.wrapping_add(1);
+            }
+        }
+    });
+    entry
 }
 
 /// Turns one event into metrics.
@@ -293,18 +344,8 @@ fn record(event: &Event) {
         }
         _ => {}
     }
-    let key = (event.layer, Arc::as_ptr(&event.name) as *const u8 as usize);
-    let map = cache().pin();
-    let handles = match map.get(&key) {
-        Some((_, handles)) => handles,
-        None => {
-            &map.get_or_insert_with(key, || {
-                (event.name.clone(), Handles::new(event.layer, &event.name))
-            })
-            .1
-        }
-    };
-    match (handles, &event.kind) {
+    let entry = entry(event);
+    match (&entry.handles, &event.kind) {
         (
             Handles::Circuit { success, failure, ignored, .. },
             EventKind::CallRecorded { outcome, .. },
