@@ -5,9 +5,10 @@
 //! a retried call a child `resilience.attempt` span (field `attempt`); a failed call or
 //! attempt records `error.type` and `otel.status_code = "ERROR"`, the fields
 //! `tracing-opentelemetry` maps to OpenTelemetry's error conventions. The spans are built
-//! with a level (`INFO`), so with no subscriber, or one that filters them out, `span!`
-//! returns a disabled span after the level check and the callsite's cached interest:
-//! nothing is allocated and entering it is a null check.
+//! with a level (`INFO`): with no subscriber at that level (and no observer of whole
+//! calls) a call runs bare after two relaxed loads; with one that filters them out,
+//! `span!` returns a disabled span after the callsite's cached interest: nothing is
+//! allocated and entering it is a null check.
 //!
 //! A call reports [`EventKind::CallFinished`] (its outcome and duration) to the process
 //! default hub when an observer wants [`Interest::CALLS`]; otherwise it reads no clock.
@@ -80,9 +81,28 @@ fn start() -> Option<Duration> {
     Hub::global().wants(Interest::CALLS).then(|| default_clock_ref().now())
 }
 
+/// Whether neither `tracing` (at `INFO`, the spans' level) nor an observer of whole calls
+/// listens: then a call runs bare, after two relaxed loads.
+#[inline(always)]
+fn unobserved() -> bool {
+    !tracing::level_enabled!(Level::INFO) && !Hub::global().wants(Interest::CALLS)
+}
+
 /// Runs a sync call inside its `resilience.call` span (not public API).
 #[inline(always)]
 pub fn traced<T, E>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
+    if unobserved() {
+        return body();
+    }
+    traced_slow(site, owner, body)
+}
+
+#[inline(never)]
+fn traced_slow<T, E>(
     site: &'static CallSite,
     owner: impl Owner,
     body: impl FnOnce() -> Result<T, Fault<E>>,
@@ -104,6 +124,9 @@ pub async fn traced_async<T, E>(
     owner: impl Owner,
     body: impl Future<Output = Result<T, Fault<E>>>,
 ) -> Result<T, Fault<E>> {
+    if unobserved() {
+        return body.await;
+    }
     let name = site.name(owner);
     let span = site.span(name);
     let started = start();
