@@ -5,7 +5,8 @@
 //! The counters and histograms are one more consumer of the [event
 //! interface](crate::events): [`install`] subscribes to a registry's events and turns each
 //! into an increment of a handle registered once per instance, so a call pays the
-//! event's delivery and an atomic add, never a label lookup. The gauges read the
+//! event's delivery and an atomic add, never a label lookup (the events are the cost: a
+//! closed breaker's call reads its clock twice for its duration). The gauges read the
 //! instances' stats: [`record_gauges`] sets them from a [`RegistrySnapshot`], so call it
 //! before each scrape or on a timer (circuit states are also set at every transition).
 //!
