@@ -53,11 +53,14 @@
 //! `metrics-exporter-prometheus` renders histograms as summaries unless it is given
 //! buckets; give it [`DURATION_BUCKETS`] for the `_seconds` metrics:
 //!
-//! ```ignore
+//! ```no_run
+//! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//!
 //! PrometheusBuilder::new()
 //!     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), resilience::metrics::DURATION_BUCKETS)?
 //!     .install()?;
-//! let _metrics = resilience::metrics::install();
+//! resilience::metrics::install().forever();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::sync::Arc;
@@ -285,8 +288,11 @@ fn cache() -> &'static Cache {
 /// map's guard and hash on every event.
 const RECENT: usize = 8;
 
+/// The next slot to replace, and the entries.
+type Recent = (usize, Vec<(Key, Arc<Entry>)>);
+
 thread_local! {
-    static RECENT_ENTRIES: std::cell::RefCell<(usize, Vec<(Key, Arc<Entry>)>)> =
+    static RECENT_ENTRIES: std::cell::RefCell<Recent> =
         const { std::cell::RefCell::new((0, Vec::new())) };
 }
 
