@@ -85,6 +85,7 @@ pub fn target(group: &str, function: &str) -> Option<Target> {
         (g, "bare") if g.starts_with("retry_") => Some(Target::DiffNs(2.0)),
         (g, "backon") if g.starts_with("retry_") => Some(Target::Ratio(1.0)),
         ("macro_circuit_breaker", "hand_written") => Some(Target::Ratio(1.05)),
+        ("metrics_resilient_sync", "metrics_off") => Some(Target::DiffNs(50.0)),
         (g, REDIS_PING) if g.starts_with("redis_acquire") => Some(Target::Ratio(1.5)),
         (g, _) if two_threads && g.starts_with("breaker_closed") => Some(Target::Ratio(1.0)),
         _ => None,

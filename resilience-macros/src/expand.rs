@@ -141,13 +141,20 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
         };
     }
     let result = ident("result", 0);
+    // The call's span and whole-call event: named after the function, with its layers.
+    let call = item_ident("CALL", 0);
+    let (p, name) = (&ctx.p, ctx.default_name());
+    let layers = stack.layers.iter().map(|l| layer_name(&l.layer)).collect::<Vec<_>>().join(",");
+    let call_site = quote!(static #call: #p::CallSite = #p::CallSite::new(#name, #layers););
+    let owner = if ctx.is_method() { quote!(#p::owner_of::<Self>) } else { quote!(#p::no_owner) };
     let run = if is_async {
-        quote!(let #result = #pipeline.await;)
+        quote!(let #result = #p::traced_async(&#call, #owner, #pipeline).await;)
     } else {
-        quote!(let #result = #pipeline;)
+        quote!(let #result = #p::traced(&#call, #owner, || #pipeline);)
     };
     let new_body = quote!({
         #(#hoisted)*
+        #call_site
         #top
         #run
         #finish
@@ -162,6 +169,17 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     };
     *item.block = block;
     Ok(item.into_token_stream())
+}
+
+/// A layer's name in the call span's `layers` field.
+fn layer_name(layer: &Layer) -> &'static str {
+    match layer {
+        Layer::Retry(_) => "retry",
+        Layer::Circuit(_) => "circuit_breaker",
+        Layer::RateLimit(_) => "rate_limiter",
+        Layer::Bulkhead(_) => "bulkhead",
+        Layer::Timeout(_) => "timeout",
+    }
 }
 
 fn has_fallback(stack: &Stack) -> bool {
@@ -592,17 +610,26 @@ fn wrap(
                 ident("delay", index),
                 ident("failed", index),
             );
-            let attempt = ident("attempt", index);
+            let (attempt, span) = (ident("attempt", index), ident("span", index));
+            // Each attempt runs in its own `resilience.attempt` span, inside the call's
+            // deadline if the retry has one.
             let (run, sleep) = if is_async {
                 (
                     quote!({
-                        let #attempt = ::core::pin::pin!(#inner);
+                        let #span = #state.attempt_span();
+                        let #attempt = ::core::pin::pin!(#p::attempt_async(#span, #inner));
                         #state.attempt_async(#attempt).await
                     }),
                     quote!(#p::sleep(#delay).await),
                 )
             } else {
-                (quote!(#state.attempt(|| #inner)), quote!(#state.sleep_blocking(#delay)))
+                (
+                    quote!({
+                        let #span = #state.attempt_span();
+                        #state.attempt(|| #p::attempt(#span, || #inner))
+                    }),
+                    quote!(#state.sleep_blocking(#delay)),
+                )
             };
             let body = quote!({
                 let mut #state = #p::RetryLoop::new(&#handle, &#hooks);

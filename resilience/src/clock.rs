@@ -71,7 +71,12 @@ static DEFAULT: OnceLock<SharedClock> = OnceLock::new();
 ///
 /// Instances created with `new` capture it at creation.
 pub fn default_clock() -> SharedClock {
-    DEFAULT.get_or_init(|| Arc::new(MonotonicClock)).clone()
+    default_clock_ref().clone()
+}
+
+/// [`default_clock`] without the reference count (for per-call readings).
+pub(crate) fn default_clock_ref() -> &'static SharedClock {
+    DEFAULT.get_or_init(|| Arc::new(MonotonicClock))
 }
 
 /// Makes `clock` the process-wide default, for every instance created with `new` from

@@ -174,6 +174,7 @@
 //! | `toml` | no | named configs from TOML ([`Registry::load_toml`](registry::Registry)) in the keys of [`config`] |
 //! | `watch` | no | `Registry::watch_toml`: a TOML file applied again whenever it changes (implies `toml`) |
 //! | `chaos` | no | a seedable fault injector for your own tests (`chaos`) |
+//! | `metrics` | no | counters, gauges and histograms of every layer through the `metrics` facade (`metrics`) |
 //! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -198,6 +199,8 @@ mod deadline;
 mod error;
 pub mod events;
 mod fault;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod pipeline;
 pub mod presets;
 pub mod rate_limit;
@@ -212,6 +215,8 @@ mod sync;
 #[cfg(test)]
 mod test_support;
 pub mod timeout;
+#[cfg(feature = "macros")]
+mod trace;
 
 pub use backend::{Backend, FailMode};
 pub use backoff::{Backoff, Jitter};

@@ -30,6 +30,7 @@ pub use crate::circuit::CircuitBreaker;
 pub use crate::config::Value;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
+pub use crate::trace::{CallSite, attempt, attempt_async, traced, traced_async};
 
 /// The keyed breaker the attributes use (not public API).
 pub type KeyedCircuitBreaker = crate::circuit::KeyedCircuitBreaker<String>;
@@ -162,6 +163,13 @@ pub struct LayerArgs {
 pub trait Owner: FnOnce() -> Option<&'static str> {}
 
 impl<F: FnOnce() -> Option<&'static str>> Owner for F {}
+
+/// The owner of a method's call (its span and whole-call event): `Self`'s type name
+/// (not public API).
+#[inline(always)]
+pub fn owner_of<T: ?Sized>() -> Option<&'static str> {
+    Some(std::any::type_name::<T>())
+}
 
 /// A call site that is not a method, or names its instance (not public API).
 #[inline(always)]
@@ -590,6 +598,8 @@ pub enum Step<T, E> {
 /// The state of one call through `#[retry]` (not public API).
 pub struct RetryLoop<'h, H> {
     stepper: Option<Stepper<'static>>,
+    /// The attempt running now, 1-based (for its span).
+    attempt: u32,
     /// Boxed, so that dropping a loop that resolved is a null check.
     failed: Option<Box<Error>>,
     hooks: &'h H,
@@ -601,9 +611,10 @@ impl<'h, H> RetryLoop<'h, H> {
     pub fn new(handle: &Handle<RetryPolicy>, hooks: &'h H) -> Self {
         match handle {
             Ok(policy) => {
-                RetryLoop { stepper: policy.map(|p| Stepper::start(p)), failed: None, hooks }
+                let stepper = policy.map(|p| Stepper::start(p));
+                RetryLoop { stepper, attempt: 0, failed: None, hooks }
             }
-            Err(e) => RetryLoop { stepper: None, failed: Some(e.clone()), hooks },
+            Err(e) => RetryLoop { stepper: None, attempt: 0, failed: Some(e.clone()), hooks },
         }
     }
 
@@ -614,6 +625,13 @@ impl<'h, H> RetryLoop<'h, H> {
             Some(e) => Begin::Fail(Err(Fault::Rejected(*e))),
             None => Begin::Run,
         }
+    }
+
+    /// The `resilience.attempt` span of the next attempt.
+    #[inline(always)]
+    pub fn attempt_span(&mut self) -> tracing::Span {
+        self.attempt = self.attempt.saturating_add(1);
+        crate::trace::attempt_span(self.attempt)
     }
 
     /// What to do with an attempt's result.

@@ -300,3 +300,47 @@ fn dropping_the_subscription_stops_delivery() {
     let _ = bulkhead.try_acquire();
     assert_eq!(kinds(&seen).len(), 1);
 }
+
+#[test]
+fn a_limiter_reports_grants_without_a_wait_only_to_call_subscribers() {
+    let config = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(2)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .unwrap();
+    let limiter = RateLimiter::with_clock("ev-granted", config, ManualClock::new().shared());
+    let (others, _other_sub) = record(Interest::ALL.without(Interest::CALLS), "ev-granted");
+    let (seen, _sub) = record(Interest::CALLS, "ev-granted");
+    assert!(limiter.try_acquire(1).is_ok());
+    assert!(limiter.try_acquire(1).is_ok());
+    assert!(limiter.try_acquire(1).is_err());
+    assert_eq!(kinds(&seen), [EventKind::Granted, EventKind::Granted]);
+    assert!(matches!(kinds(&others)[..], [EventKind::Rejected { .. }]), "{:?}", kinds(&others));
+}
+
+#[test]
+fn a_retry_reports_its_result_and_attempt_count_to_call_subscribers() {
+    let (seen, _sub) = record(Interest::CALLS, "ev-retry-finished");
+    let policy = RetryPolicy::builder()
+        .name("ev-retry-finished")
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .clock(ManualClock::new().shared())
+        .build()
+        .unwrap();
+    let mut calls = 0;
+    let ok = policy.call(|| {
+        calls += 1;
+        if calls < 3 { Err("down") } else { Ok(calls) }
+    });
+    assert_eq!(ok, Ok(3));
+    let _ = policy.call(|| Err::<u32, _>("down"));
+    assert_eq!(
+        kinds(&seen),
+        [
+            EventKind::RetryFinished { attempts: 3, succeeded: true },
+            EventKind::RetryFinished { attempts: 3, succeeded: false },
+        ]
+    );
+}

@@ -118,8 +118,9 @@ impl Hub {
     pub(crate) fn emit(&self, event: &Event) {
         let topic = event.kind.interest();
         if self.wants(topic) {
-            // A callback may (un)subscribe: it replaces the list, not this copy of it.
-            let observers = self.0.observers.load_full();
+            // A callback may (un)subscribe: it replaces the list, not the one this guard
+            // keeps alive.
+            let observers = self.0.observers.load();
             for o in observers.iter().filter(|o| o.interest.intersects(topic)) {
                 (o.callback)(event);
             }
@@ -154,6 +155,7 @@ impl Hub {
     }
 
     /// The topics some observer wants.
+    #[inline(always)]
     pub(crate) fn interest(&self) -> Interest {
         Interest::from_bits(self.0.interest.load(Ordering::Relaxed))
     }

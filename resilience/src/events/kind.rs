@@ -24,11 +24,14 @@ pub enum Layer {
     Timeout,
     /// A config file loaded into a registry (the event's name is the file's path).
     Config,
+    /// A whole protected call through a stack of layers (a function under the attribute
+    /// macros; the event's name is the function's path, `module::function`).
+    Call,
 }
 
 impl Layer {
-    /// `"circuit_breaker"`, `"rate_limiter"`, `"bulkhead"`, `"retry"`, `"timeout"` or
-    /// `"config"`.
+    /// `"circuit_breaker"`, `"rate_limiter"`, `"bulkhead"`, `"retry"`, `"timeout"`,
+    /// `"config"` or `"call"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::CircuitBreaker => "circuit_breaker",
@@ -37,6 +40,7 @@ impl Layer {
             Layer::Retry => "retry",
             Layer::Timeout => "timeout",
             Layer::Config => "config",
+            Layer::Call => "call",
         }
     }
 }
@@ -72,6 +76,32 @@ impl GiveUpReason {
     }
 }
 
+/// How a whole protected call ended (the payload of [`EventKind::CallFinished`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CallEnd {
+    /// It returned `Ok`.
+    Success,
+    /// The operation's own error reached the caller.
+    Failure,
+    /// A layer refused the call (open circuit, rate limit, full bulkhead, config error).
+    Rejected,
+    /// The call ran past its time limit.
+    Timeout,
+}
+
+impl CallEnd {
+    /// `"success"`, `"failure"`, `"rejected"` or `"timeout"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEnd::Success => "success",
+            CallEnd::Failure => "failure",
+            CallEnd::Rejected => "rejected",
+            CallEnd::Timeout => "timeout",
+        }
+    }
+}
+
 /// What happened. Each kind belongs to one topic ([`interest`](Self::interest)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -95,6 +125,26 @@ pub enum EventKind {
         retry_after: Option<Duration>,
         /// Why, in a few words (`"circuit open"`, `"wait queue full"`, ...).
         reason: &'static str,
+    },
+    /// A rate limiter granted a call its permits at once, without waiting (topic
+    /// [`Interest::CALLS`]). A call granted after a wait reports
+    /// [`Waited`](Self::Waited) instead. A keyed limiter's grant carries no key.
+    Granted,
+    /// A call through a retry policy returned its last outcome (topic
+    /// [`Interest::CALLS`]).
+    RetryFinished {
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// Whether the returned outcome is `Ok`.
+        succeeded: bool,
+    },
+    /// A whole protected call returned (topic [`Interest::CALLS`]; reported by
+    /// [`Layer::Call`]). `duration` is measured on the default clock.
+    CallFinished {
+        /// How it ended.
+        outcome: CallEnd,
+        /// How long the call took, every layer included.
+        duration: Duration,
     },
     /// A call waited for a rate-limiter permit or a bulkhead slot, then went on (topic
     /// [`Interest::WAITS`]).
@@ -157,7 +207,10 @@ impl EventKind {
     pub fn interest(&self) -> Interest {
         match self {
             EventKind::Transition(_) => Interest::TRANSITIONS,
-            EventKind::CallRecorded { .. } => Interest::CALLS,
+            EventKind::CallRecorded { .. }
+            | EventKind::Granted
+            | EventKind::RetryFinished { .. }
+            | EventKind::CallFinished { .. } => Interest::CALLS,
             EventKind::Rejected { .. } | EventKind::BudgetExhausted { .. } => Interest::REJECTIONS,
             EventKind::Waited { .. } => Interest::WAITS,
             EventKind::Attempt { .. } => Interest::ATTEMPTS,
@@ -167,13 +220,17 @@ impl EventKind {
         }
     }
 
-    /// A snake_case name for the kind: `"transition"`, `"call_recorded"`, `"rejected"`,
-    /// `"waited"`, `"attempt"`, `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`,
-    /// `"timed_out"`, `"config_applied"`, `"config_rejected"`.
+    /// A snake_case name for the kind: `"transition"`, `"call_recorded"`, `"granted"`,
+    /// `"retry_finished"`, `"call_finished"`, `"rejected"`, `"waited"`, `"attempt"`,
+    /// `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`, `"timed_out"`,
+    /// `"config_applied"`, `"config_rejected"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventKind::Transition(_) => "transition",
             EventKind::CallRecorded { .. } => "call_recorded",
+            EventKind::Granted => "granted",
+            EventKind::RetryFinished { .. } => "retry_finished",
+            EventKind::CallFinished { .. } => "call_finished",
             EventKind::Rejected { .. } => "rejected",
             EventKind::Waited { .. } => "waited",
             EventKind::Attempt { .. } => "attempt",
@@ -193,6 +250,16 @@ impl fmt::Display for EventKind {
             EventKind::Transition(t) => write!(f, "{} -> {}", t.from, t.to),
             EventKind::CallRecorded { outcome, duration } => {
                 write!(f, "call recorded as {outcome:?} after {duration:?}")
+            }
+            EventKind::Granted => f.write_str("granted"),
+            EventKind::RetryFinished { attempts, succeeded: true } => {
+                write!(f, "succeeded after {attempts} attempts")
+            }
+            EventKind::RetryFinished { attempts, succeeded: false } => {
+                write!(f, "failed after {attempts} attempts")
+            }
+            EventKind::CallFinished { outcome, duration } => {
+                write!(f, "call finished ({}) after {duration:?}", outcome.as_str())
             }
             EventKind::Rejected { retry_after: Some(d), reason } => {
                 write!(f, "rejected ({reason}), retry after {d:?}")
@@ -241,8 +308,11 @@ impl Interest {
     pub const NONE: Interest = Interest(0);
     /// Circuit state transitions ([`EventKind::Transition`]).
     pub const TRANSITIONS: Interest = Interest(1);
-    /// Every call a circuit breaker counts, with its duration ([`EventKind::CallRecorded`]).
-    /// The busiest topic: subscribing makes each breaker call read its clock twice.
+    /// Every call a layer counts: a circuit breaker's outcomes with their durations
+    /// ([`EventKind::CallRecorded`]), a rate limiter's grants ([`EventKind::Granted`]), a
+    /// retry's results ([`EventKind::RetryFinished`]) and whole protected calls
+    /// ([`EventKind::CallFinished`]). The busiest topic: subscribing makes each breaker
+    /// call and each protected call read the clock twice (what metrics subscribe to).
     pub const CALLS: Interest = Interest(1 << 1);
     /// Rejections by breakers, limiters and bulkheads, and retry budget refusals.
     pub const REJECTIONS: Interest = Interest(1 << 2);

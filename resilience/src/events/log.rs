@@ -24,7 +24,11 @@ pub(super) fn record(event: &Event) {
             }
         }
         // Counted calls and attempts are numbers for observers (metrics), not log lines.
-        EventKind::CallRecorded { .. } | EventKind::Attempt { .. } => {}
+        EventKind::CallRecorded { .. }
+        | EventKind::Attempt { .. }
+        | EventKind::Granted
+        | EventKind::RetryFinished { .. }
+        | EventKind::CallFinished { .. } => {}
         EventKind::Rejected { retry_after, reason } => match key {
             Some(key) => {
                 debug!(target: "resilience", name, key, layer = %event.layer, reason, ?retry_after, "call rejected")

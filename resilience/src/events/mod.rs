@@ -66,7 +66,7 @@ use crate::circuit::CircuitState;
 
 pub(crate) use hub::Hub;
 pub use hub::Subscription;
-pub use kind::{EventKind, GiveUpReason, Interest, Layer};
+pub use kind::{CallEnd, EventKind, GiveUpReason, Interest, Layer};
 
 /// One thing that happened in one named instance.
 #[derive(Debug, Clone, PartialEq)]

@@ -68,6 +68,23 @@ impl Core {
         );
     }
 
+    /// Counts a call granted without waiting and reports it to the observers of
+    /// [`Interest::CALLS`] (one relaxed load when nobody listens; grants are not logged).
+    /// The event carries no key: formatting one would allocate on every grant.
+    #[inline(always)]
+    pub(crate) fn granted(&self, tally: Tally<'_>) {
+        tally.granted();
+        if self.hub.wants(Interest::CALLS) {
+            self.report_granted();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_granted(&self) {
+        self.report(None, Interest::CALLS, || EventKind::Granted);
+    }
+
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         as_nanos(self.clock.now())
@@ -95,7 +112,7 @@ impl Core {
         }
         match bucket.take(self.now(), inc, l.tau, 0) {
             Take::Granted { .. } => {
-                tally.granted();
+                self.granted(tally);
                 Ok(())
             }
             Take::Denied { wait } => Err(Some(wait)),
@@ -128,7 +145,7 @@ impl Core {
         key: Option<&dyn fmt::Debug>,
     ) -> Plan {
         if cost == 0 {
-            tally.granted();
+            self.granted(tally);
             return Plan::Go;
         }
         let l = self.params.load();
@@ -139,7 +156,7 @@ impl Core {
         let now = self.now();
         match bucket.take(now, inc, l.tau, 0) {
             Take::Granted { .. } => {
-                tally.granted();
+                self.granted(tally);
                 Plan::Go
             }
             Take::Evicted => Plan::Evicted,
@@ -185,7 +202,7 @@ impl Core {
         match bucket.take(now, inc, l.tau, as_nanos(max_wait)) {
             Take::Granted { wait: 0, .. } => {
                 tally.leave_wait();
-                tally.granted();
+                self.granted(tally);
                 Plan::Go
             }
             Take::Granted { wait, tat } => {

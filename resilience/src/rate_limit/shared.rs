@@ -207,7 +207,7 @@ impl<'a> Ask<'a> {
     ) -> Result<Self, Result<(), Error>> {
         let config = core.config();
         if cost == 0 {
-            tally.granted();
+            core.granted(tally);
             return Err(Ok(()));
         }
         if cost > config.burst() {
@@ -254,7 +254,7 @@ impl<'a> Ask<'a> {
         let (core, tally) = (self.core, self.tally);
         match answer {
             Ok(Grant::Now) => {
-                tally.granted();
+                core.granted(tally);
                 Decided::Done(Ok(()))
             }
             Ok(Grant::After(wait)) => {

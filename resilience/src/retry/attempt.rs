@@ -122,18 +122,26 @@ impl<'p> Attempts<'p> {
         E: Debug,
         H: RetryHooks<T, E> + ?Sized,
     {
-        // Attempts are not logged: one relaxed load when nobody subscribed to them.
-        if self.policy.hub.wants(Interest::ATTEMPTS) {
+        // Attempts and results are not logged: one relaxed load when nobody subscribed.
+        let wanted = self.policy.hub.interest();
+        if wanted.intersects(Interest::ATTEMPTS) {
             // By value: a call taking `&self` would keep this state out of registers.
             report_attempt(self.policy, self.attempt, result.is_ok());
         }
         // Hot path: a success the hooks accept is returned as is.
-        if let Ok(value) = &result
+        let next = if let Ok(value) = &result
             && !hooks.should_retry_result(value)
         {
-            return Next::Done(result);
+            Next::Done(result)
+        } else {
+            self.after_failure(hooks, result, view)
+        };
+        if wanted.intersects(Interest::CALLS)
+            && let Next::Done(result) = &next
+        {
+            report_finished(self.policy, self.attempt, result.is_ok());
         }
-        self.after_failure(hooks, result, view)
+        next
     }
 
     /// [`next`](Self::next) for an error, or a value the hooks asked to retry.
@@ -258,4 +266,15 @@ fn report_attempt(policy: &PolicyInner, attempt: u32, succeeded: bool) {
 #[inline(never)]
 fn run_within<R>(end: Duration, clock: &crate::clock::SharedClock, f: impl FnOnce() -> R) -> R {
     crate::deadline::scope(&Deadline::at(end, clock), f)
+}
+
+/// Reports the end of a call through `policy` after `attempts` attempts to the observers
+/// of calls.
+#[cold]
+#[inline(never)]
+fn report_finished(policy: &PolicyInner, attempts: u32, succeeded: bool) {
+    let name = policy.name.as_ref().unwrap_or_else(|| crate::events::unnamed());
+    policy.hub.emit_built(Layer::Retry, name, || {
+        (policy.clock.now(), EventKind::RetryFinished { attempts, succeeded })
+    });
 }

@@ -1,0 +1,309 @@
+//! The spans of a protected call and its whole-call event, for the code the attribute
+//! macros generate (re-exported by `__private`; not public API).
+//!
+//! Every call gets a `resilience.call` span (fields `name`, `layers`) and every attempt of
+//! a retried call a child `resilience.attempt` span (field `attempt`); a failed call or
+//! attempt records `error.type` and `otel.status_code = "ERROR"`, the fields
+//! `tracing-opentelemetry` maps to OpenTelemetry's error conventions. The spans are built
+//! with a level (`INFO`): with no subscriber at that level (and no observer of whole
+//! calls) a call runs bare after two relaxed loads; with one that filters them out,
+//! `span!` returns a disabled span after the callsite's cached interest: nothing is
+//! allocated and entering it is a null check.
+//!
+//! A call reports [`EventKind::CallFinished`] (its outcome and duration) to the process
+//! default hub when an observer wants [`Interest::CALLS`]; otherwise it reads no clock.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tracing::{Level, Span, field};
+
+use crate::__private::{Owner, type_path};
+use crate::clock::default_clock_ref;
+use crate::events::{CallEnd, EventKind, Hub, Interest, Layer};
+use crate::{Error, Fault};
+
+/// One protected function: its name and its layers, a `static` in the expansion (not
+/// public API).
+#[derive(Debug)]
+pub struct CallSite {
+    name: &'static str,
+    layers: &'static str,
+    /// The name spans and events carry, made once.
+    event_name: OnceLock<Arc<str>>,
+}
+
+impl CallSite {
+    /// A call site: `name` is the function's path (a method's name alone: the owner passed
+    /// with each call prefixes it with `Self`'s path), `layers` its layers, outermost
+    /// first, comma-separated (`"retry,circuit_breaker"`).
+    pub const fn new(name: &'static str, layers: &'static str) -> Self {
+        CallSite { name, layers, event_name: OnceLock::new() }
+    }
+
+    /// The call's name: `name`, prefixed with the owner's path for a method (read once).
+    #[inline(always)]
+    fn name(&'static self, owner: impl Owner) -> &'static Arc<str> {
+        match self.event_name.get() {
+            Some(name) => name,
+            None => self.resolve_name(owner),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve_name(&'static self, owner: impl Owner) -> &'static Arc<str> {
+        let name: Arc<str> = match owner() {
+            Some(ty) => format!("{}::{}", type_path(ty), self.name).into(),
+            None => self.name.into(),
+        };
+        self.event_name.get_or_init(|| name)
+    }
+
+    #[inline(always)]
+    fn span(&self, name: &str) -> Span {
+        tracing::span!(
+            target: "resilience",
+            Level::INFO,
+            "resilience.call",
+            name,
+            layers = self.layers,
+            "error.type" = field::Empty,
+            otel.status_code = field::Empty,
+        )
+    }
+}
+
+/// The start of a call: a clock reading when an observer wants whole calls.
+#[inline(always)]
+fn start() -> Option<Duration> {
+    Hub::global().wants(Interest::CALLS).then(|| default_clock_ref().now())
+}
+
+/// Whether neither `tracing` (at `INFO`, the spans' level) nor an observer of whole calls
+/// listens: then a call runs bare, after two relaxed loads.
+#[inline(always)]
+fn unobserved() -> bool {
+    !tracing::level_enabled!(Level::INFO) && !Hub::global().wants(Interest::CALLS)
+}
+
+/// Runs a sync call inside its `resilience.call` span (not public API).
+#[inline(always)]
+pub fn traced<T, E>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
+    if unobserved() {
+        return body();
+    }
+    traced_slow(site, owner, body)
+}
+
+#[inline(never)]
+fn traced_slow<T, E>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
+    let name = site.name(owner);
+    let span = site.span(name);
+    let started = start();
+    let result = {
+        let _entered = span.enter();
+        body()
+    };
+    finish(name, &span, started, &result);
+    result
+}
+
+/// Runs an async call inside its `resilience.call` span (not public API).
+///
+/// A future of its own rather than an `async fn`: it holds the body once, pinned in
+/// place, so wrapping a call adds a few words to its future, never a second copy of it.
+#[inline(always)]
+pub fn traced_async<T, E, F>(site: &'static CallSite, owner: impl Owner, body: F) -> Traced<F>
+where
+    F: Future<Output = Result<T, Fault<E>>>,
+{
+    let observed = if unobserved() {
+        None
+    } else {
+        let name = site.name(owner);
+        Some(Observed { name, span: site.span(name), started: start() })
+    };
+    Traced { body, observed }
+}
+
+/// What an observed call carries besides its body.
+#[derive(Debug)]
+struct Observed {
+    name: &'static Arc<str>,
+    span: Span,
+    started: Option<Duration>,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`traced_async`] (not public API).
+    #[derive(Debug)]
+    pub struct Traced<F> {
+        #[pin]
+        body: F,
+        observed: Option<Observed>,
+    }
+}
+
+impl<T, E, F: Future<Output = Result<T, Fault<E>>>> Future for Traced<F> {
+    type Output = Result<T, Fault<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(observed) = this.observed.as_ref() else {
+            return this.body.poll(cx);
+        };
+        let result = {
+            let _entered = observed.span.enter();
+            std::task::ready!(this.body.poll(cx))
+        };
+        finish(observed.name, &observed.span, observed.started, &result);
+        Poll::Ready(result)
+    }
+}
+
+/// The span of attempt `attempt` (1-based) of a retried call (not public API).
+#[inline(always)]
+pub(crate) fn attempt_span(attempt: u32) -> Span {
+    tracing::span!(
+        target: "resilience",
+        Level::INFO,
+        "resilience.attempt",
+        attempt,
+        error.r#type = field::Empty,
+        otel.status_code = field::Empty,
+    )
+}
+
+/// Runs a sync attempt inside `span` (not public API).
+#[inline(always)]
+pub fn attempt<T, E>(span: Span, run: impl FnOnce() -> Result<T, Fault<E>>) -> Result<T, Fault<E>> {
+    let result = {
+        let _entered = span.enter();
+        run()
+    };
+    if !span.is_disabled() {
+        record_error(&span, &result);
+    }
+    result
+}
+
+/// Runs an async attempt inside `span` (not public API). A future of its own, like
+/// [`traced_async`]'s: the attempt is held once.
+#[inline(always)]
+pub fn attempt_async<T, E, F>(span: Span, run: F) -> Attempt<F>
+where
+    F: Future<Output = Result<T, Fault<E>>>,
+{
+    Attempt { run, span }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`attempt_async`] (not public API).
+    #[derive(Debug)]
+    pub struct Attempt<F> {
+        #[pin]
+        run: F,
+        span: Span,
+    }
+}
+
+impl<T, E, F: Future<Output = Result<T, Fault<E>>>> Future for Attempt<F> {
+    type Output = Result<T, Fault<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if this.span.is_disabled() {
+            return this.run.poll(cx);
+        }
+        let result = {
+            let _entered = this.span.enter();
+            std::task::ready!(this.run.poll(cx))
+        };
+        record_error(this.span, &result);
+        Poll::Ready(result)
+    }
+}
+
+#[inline(always)]
+fn finish<T, E>(
+    name: &'static Arc<str>,
+    span: &Span,
+    started: Option<Duration>,
+    result: &Result<T, Fault<E>>,
+) {
+    if started.is_some() || !span.is_disabled() {
+        finish_slow(name, span, started, end(result), error_type(result));
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn finish_slow(
+    name: &'static Arc<str>,
+    span: &Span,
+    started: Option<Duration>,
+    outcome: CallEnd,
+    error: Option<&'static str>,
+) {
+    if let Some(error) = error {
+        span.record("error.type", error);
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Some(start) = started {
+        let now = default_clock_ref().now();
+        let duration = now.saturating_sub(start);
+        Hub::global()
+            .emit_built(Layer::Call, name, || (now, EventKind::CallFinished { outcome, duration }));
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record_error<T, E>(span: &Span, result: &Result<T, Fault<E>>) {
+    if let Some(error) = error_type(result) {
+        span.record("error.type", error);
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+fn end<T, E>(result: &Result<T, Fault<E>>) -> CallEnd {
+    match result {
+        Ok(_) => CallEnd::Success,
+        Err(Fault::Inner(_)) => CallEnd::Failure,
+        Err(Fault::Rejected(Error::Timeout { .. })) => CallEnd::Timeout,
+        Err(Fault::Rejected(_)) => CallEnd::Rejected,
+    }
+}
+
+/// OpenTelemetry's `error.type`: the error type's path for the operation's own error, a
+/// short low-cardinality name for a rejection.
+fn error_type<T, E>(result: &Result<T, Fault<E>>) -> Option<&'static str> {
+    match result {
+        Ok(_) => None,
+        Err(Fault::Inner(_)) => Some(std::any::type_name::<E>()),
+        Err(Fault::Rejected(e)) => Some(match e {
+            Error::CircuitOpen { .. } => "circuit_open",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Timeout { .. } => "timeout",
+            Error::BulkheadFull { .. } => "bulkhead_full",
+            Error::BackendUnavailable { .. } => "backend_unavailable",
+            Error::BlockingPoolFull { .. } => "blocking_pool_full",
+            Error::Config(_) => "config",
+        }),
+    }
+}

@@ -1,0 +1,265 @@
+//! The `metrics` feature end to end: the Prometheus exporter on a free loopback port,
+//! calls driven through every layer, `/metrics` scraped over HTTP and parsed with
+//! `prometheus-parse`, each value checked against what was driven and against
+//! `registry().snapshot()`.
+//!
+//! One test in this binary: it installs the process-global recorder.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use prometheus_parse::{Scrape, Value};
+use resilience::bulkhead::BulkheadConfig;
+use resilience::circuit::{CircuitBreakerConfig, CircuitState};
+use resilience::clock::ManualClock;
+use resilience::rate_limit::{OnLimit, RateLimitConfig};
+use resilience::retry::{RetryBudgetConfig, RetryPolicy};
+use resilience::{Error, circuit_breaker, registry, retry, timeout};
+
+#[derive(Debug, PartialEq)]
+enum AppError {
+    Down,
+    Resilience(Error),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError::Resilience(e)
+    }
+}
+
+#[retry(max_attempts = 3, backoff = constant, initial_delay = 10ms, jitter = none)]
+async fn flaky(calls: &AtomicU32) -> Result<u32, AppError> {
+    match calls.fetch_add(1, Ordering::SeqCst) {
+        0 | 1 => Err(AppError::Down),
+        n => Ok(n),
+    }
+}
+
+#[retry(max_attempts = 2, backoff = constant, initial_delay = 10ms, jitter = none)]
+async fn always_down() -> Result<u32, AppError> {
+    Err(AppError::Down)
+}
+
+#[timeout(50ms)]
+async fn slow() -> Result<u32, AppError> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(1)
+}
+
+#[circuit_breaker(name = "metrics-macro-circuit", failure_threshold = 1)]
+fn guarded(fail: bool) -> Result<u32, AppError> {
+    if fail { Err(AppError::Down) } else { Ok(1) }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn scrape(port: u16) -> Scrape {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// The value of the one sample of `metric` whose labels include `labels`.
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+    let sample = found.next()?;
+    assert!(found.next().is_none(), "one sample of {metric} {labels:?}");
+    Some(match &sample.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+        Value::Histogram(buckets) => {
+            // The histogram's count: its `+Inf` bucket.
+            buckets.iter().find(|b| b.less_than.is_infinite()).map(|b| b.count).unwrap()
+        }
+        Value::Summary(_) => panic!("{metric} rendered as a summary: buckets expected"),
+    })
+}
+
+fn counter(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> u64 {
+    let v = value(scrape, metric, labels).unwrap_or_else(|| panic!("no {metric} {labels:?}"));
+    v as u64
+}
+
+#[test]
+fn prometheus_scrape_shows_every_layer_as_driven_and_as_the_registry_counts() {
+    let port = free_port();
+    PrometheusBuilder::new()
+        .with_http_listener(([127, 0, 0, 1], port))
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            resilience::metrics::DURATION_BUCKETS,
+        )
+        .unwrap()
+        .install()
+        .unwrap();
+    resilience::metrics::install().forever();
+
+    // Circuit breaker: 3 successes, 2 failures (it opens), 1 rejection.
+    let config = CircuitBreakerConfig::builder().failure_threshold(2).build().unwrap();
+    let circuit = registry().circuit_breakers().get_or_create("metrics-circuit", config).unwrap();
+    for _ in 0..3 {
+        let _ = circuit.call(|| Ok::<(), Error>(()));
+    }
+    for _ in 0..2 {
+        let _ = circuit.call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+    }
+    assert!(circuit.call(|| Ok::<(), Error>(())).is_err(), "open: rejected");
+
+    // Rate limiter: 2 granted at once, 1 rejected.
+    let config = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(2)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .unwrap();
+    let limiter = registry().rate_limiters().get_or_create("metrics-limiter", config).unwrap();
+    for _ in 0..3 {
+        let _ = limiter.try_acquire(1);
+    }
+
+    // Bulkhead: one call in flight (held through the scrape), one rejected.
+    let config =
+        BulkheadConfig::builder().max_concurrent(1).max_wait(Duration::ZERO).build().unwrap();
+    let bulkhead = registry().bulkheads().get_or_create("metrics-bulkhead", config).unwrap();
+    let held = bulkhead.try_acquire().unwrap();
+    assert!(bulkhead.try_acquire().is_err());
+
+    // A retry budget refusing a retry.
+    let clock = ManualClock::new();
+    let config = RetryBudgetConfig::builder().ratio(0.1).min_retries_per_sec(0).build().unwrap();
+    let budget = registry().retry_budgets().get_or_create("metrics-budget", config).unwrap();
+    let policy = RetryPolicy::builder()
+        .name("metrics-budgeted")
+        .max_attempts(3)
+        .budget(budget)
+        .clock(clock.shared())
+        .build()
+        .unwrap();
+    let _ = policy.call(|| Err::<(), _>("down"));
+
+    // A circuit under the macros: one failure opens it, the next call is rejected.
+    assert_eq!(guarded(true), Err(AppError::Down));
+    assert!(matches!(guarded(false), Err(AppError::Resilience(Error::CircuitOpen { .. }))));
+
+    // Async layers on tokio's paused clock: retries, a limiter wait, a timeout.
+    let config =
+        RateLimitConfig::builder().per_second(10).burst(1).on_limit(OnLimit::Wait).build().unwrap();
+    let waiting = registry().rate_limiters().get_or_create("metrics-waiting", config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let calls = AtomicU32::new(0);
+        assert_eq!(flaky(&calls).await, Ok(2), "third attempt");
+        assert_eq!(flaky(&calls).await, Ok(3), "first attempt");
+        assert_eq!(always_down().await, Err(AppError::Down));
+        assert!(matches!(slow().await, Err(AppError::Resilience(Error::Timeout { .. }))));
+        waiting.acquire_async(1).await.unwrap();
+        waiting.acquire_async(1).await.unwrap();
+    });
+
+    let snapshot = registry().snapshot();
+    resilience::metrics::record_gauges(&snapshot);
+    let scrape = scrape(port);
+
+    // Circuit breaker, as driven and as its stats say.
+    let calls = "resilience_circuit_breaker_calls_total";
+    let name = ("name", "metrics-circuit");
+    let stats = snapshot.circuits.iter().find(|c| c.name == "metrics-circuit").unwrap();
+    assert_eq!(counter(&scrape, calls, &[name, ("outcome", "success")]), 3);
+    assert_eq!(counter(&scrape, calls, &[name, ("outcome", "failure")]), 2);
+    assert_eq!(counter(&scrape, calls, &[name, ("outcome", "ignored")]), 0);
+    assert_eq!(counter(&scrape, calls, &[name, ("outcome", "rejected")]), 1);
+    assert_eq!((stats.successes, stats.failures, stats.ignored, stats.rejections), (3, 2, 0, 1));
+    let transitions = "resilience_circuit_breaker_transitions_total";
+    let opened = [name, ("from", "closed"), ("to", "open")];
+    assert_eq!(counter(&scrape, transitions, &opened), 1);
+    assert_eq!(stats.transitions, 1);
+    assert_eq!(stats.state, CircuitState::Open);
+    let state = "resilience_circuit_breaker_state";
+    for (s, expected) in
+        [("closed", 0), ("open", 1), ("half_open", 0), ("forced_open", 0), ("disabled", 0)]
+    {
+        assert_eq!(counter(&scrape, state, &[name, ("state", s)]), expected, "state {s}");
+    }
+    let rate = value(&scrape, "resilience_circuit_breaker_failure_rate", &[name]);
+    assert_eq!(rate, stats.failure_rate, "the gauge exists exactly when the window has a rate");
+
+    // The circuit under the macros, and the whole-call histogram of its function.
+    let macro_name = ("name", "metrics-macro-circuit");
+    assert_eq!(counter(&scrape, calls, &[macro_name, ("outcome", "failure")]), 1);
+    assert_eq!(counter(&scrape, calls, &[macro_name, ("outcome", "rejected")]), 1);
+    let duration = "resilience_call_duration_seconds";
+    let guarded_fn = ("name", "metrics_prometheus::guarded");
+    assert_eq!(counter(&scrape, duration, &[guarded_fn, ("outcome", "failure")]), 1);
+    assert_eq!(counter(&scrape, duration, &[guarded_fn, ("outcome", "rejected")]), 1);
+
+    // Retries.
+    let retry_calls = "resilience_retry_calls_total";
+    let flaky_name = ("name", "metrics_prometheus::flaky");
+    assert_eq!(counter(&scrape, retry_calls, &[flaky_name, ("result", "success_with_retry")]), 1);
+    assert_eq!(
+        counter(&scrape, retry_calls, &[flaky_name, ("result", "success_without_retry")]),
+        1
+    );
+    assert_eq!(counter(&scrape, retry_calls, &[flaky_name, ("result", "failed_with_retry")]), 0);
+    assert_eq!(counter(&scrape, "resilience_retry_attempts_total", &[flaky_name]), 4);
+    let down = ("name", "metrics_prometheus::always_down");
+    assert_eq!(counter(&scrape, retry_calls, &[down, ("result", "failed_with_retry")]), 1);
+    assert_eq!(counter(&scrape, "resilience_retry_attempts_total", &[down]), 2);
+    assert_eq!(counter(&scrape, duration, &[flaky_name, ("outcome", "success")]), 2);
+    assert_eq!(counter(&scrape, duration, &[down, ("outcome", "failure")]), 1);
+    let budgeted = ("name", "metrics-budgeted");
+    assert_eq!(counter(&scrape, retry_calls, &[budgeted, ("result", "failed_without_retry")]), 1);
+    let budget_stats = snapshot.retry_budgets.iter().find(|b| b.name == "metrics-budget").unwrap();
+    let refused =
+        counter(&scrape, "resilience_retry_budget_refused_total", &[("name", "metrics-budget")]);
+    assert_eq!((refused, budget_stats.exhausted), (1, 1));
+
+    // Rate limiters.
+    let permits = "resilience_rate_limiter_permits_total";
+    let name = ("name", "metrics-limiter");
+    let stats = snapshot.rate_limiters.iter().find(|l| l.name == "metrics-limiter").unwrap();
+    assert_eq!(counter(&scrape, permits, &[name, ("outcome", "granted")]), 2);
+    assert_eq!(counter(&scrape, permits, &[name, ("outcome", "waited")]), 0);
+    assert_eq!(counter(&scrape, permits, &[name, ("outcome", "rejected")]), 1);
+    assert_eq!((stats.granted, stats.waited, stats.rejected), (2, 0, 1));
+    let available = "resilience_rate_limiter_available_permits";
+    assert_eq!(value(&scrape, available, &[name]), Some(f64::from(stats.available)));
+    assert_eq!(value(&scrape, "resilience_rate_limiter_waiting", &[name]), Some(0.0));
+    let name = ("name", "metrics-waiting");
+    let stats = snapshot.rate_limiters.iter().find(|l| l.name == "metrics-waiting").unwrap();
+    assert_eq!(counter(&scrape, permits, &[name, ("outcome", "granted")]), 1);
+    assert_eq!(counter(&scrape, permits, &[name, ("outcome", "waited")]), 1);
+    assert_eq!((stats.granted, stats.waited, stats.rejected), (2, 1, 0));
+    assert_eq!(counter(&scrape, "resilience_rate_limiter_wait_seconds", &[name]), 1);
+
+    // Bulkhead.
+    let name = ("name", "metrics-bulkhead");
+    let stats = snapshot.bulkheads.iter().find(|b| b.name == "metrics-bulkhead").unwrap();
+    assert_eq!(counter(&scrape, "resilience_bulkhead_rejected_total", &[name]), 1);
+    assert_eq!(counter(&scrape, "resilience_bulkhead_in_flight", &[name]), 1);
+    assert_eq!(counter(&scrape, "resilience_bulkhead_max_concurrent", &[name]), 1);
+    assert_eq!((stats.rejected, stats.in_flight, stats.max_concurrent), (1, 1, 1));
+    drop(held);
+
+    // Timeouts: the layer has no name of its own; the whole call carries the function's.
+    assert_eq!(counter(&scrape, "resilience_timeouts_total", &[("name", "<unnamed>")]), 1);
+    let slow_name = ("name", "metrics_prometheus::slow");
+    assert_eq!(counter(&scrape, duration, &[slow_name, ("outcome", "timeout")]), 1);
+}
