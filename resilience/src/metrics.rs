@@ -44,7 +44,10 @@
 //! | `resilience_call_duration_seconds` | histogram of the whole protected call | `name`, `outcome` = `success` \| `failure` \| `rejected` \| `timeout` |
 //!
 //! A limiter's `granted` counts calls granted at once and `waited` calls granted after a
-//! wait (together the stats' `granted`); a circuit's `failure` includes slow calls. The
+//! wait (together the stats' `granted`). `granted` is the one counter set from the
+//! limiter's own count by [`record_gauges`] (call it before each scrape): a grant is the
+//! hottest path of a limiter, so it is counted there rather than reported as an event.
+//! A circuit's `failure` includes slow calls. The
 //! whole-call histogram is reported by functions under the attribute macros, named after
 //! the function (`module::function`).
 //!
@@ -146,6 +149,9 @@ pub fn record_gauges(snapshot: &RegistrySnapshot) {
     }
     for l in &snapshot.rate_limiters {
         let name = Arc::<str>::from(l.name.as_str());
+        // Grants without a wait are counted by the limiter, not reported one by one.
+        counter!(RATE_LIMITER_PERMITS, "name" => name.clone(), "outcome" => "granted")
+            .absolute(l.granted.saturating_sub(l.waited));
         gauge!(RATE_LIMITER_AVAILABLE, "name" => name.clone()).set(f64::from(l.available));
         gauge!(RATE_LIMITER_WAITING, "name" => name).set(l.waiting as f64);
     }
@@ -210,7 +216,7 @@ fn describe() {
 /// One instance's handles.
 enum Handles {
     Circuit { success: Counter, failure: Counter, ignored: Counter, rejected: Counter },
-    Limiter { granted: Counter, waited: Counter, rejected: Counter, wait: Histogram },
+    Limiter { waited: Counter, rejected: Counter, wait: Histogram },
     Bulkhead { rejected: Counter },
     Retry { calls: [Counter; 4], attempts: Counter },
     Timeout { timeouts: Counter },
@@ -234,7 +240,6 @@ impl Handles {
             Layer::RateLimiter => {
                 let c = |outcome: &'static str| counter!(RATE_LIMITER_PERMITS, "name" => name(), "outcome" => outcome);
                 Handles::Limiter {
-                    granted: c("granted"),
                     waited: c("waited"),
                     rejected: c("rejected"),
                     wait: histogram!(RATE_LIMITER_WAIT, "name" => name()),
@@ -365,7 +370,6 @@ fn record(event: &Event) {
             .increment(1);
         }
         (Handles::Circuit { rejected, .. }, EventKind::Rejected { .. }) => rejected.increment(1),
-        (Handles::Limiter { granted, .. }, EventKind::Granted) => granted.increment(1),
         (Handles::Limiter { waited, wait, .. }, EventKind::Waited { waited: d }) => {
             waited.increment(1);
             wait.record(d.as_secs_f64());

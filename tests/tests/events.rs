@@ -302,24 +302,6 @@ fn dropping_the_subscription_stops_delivery() {
 }
 
 #[test]
-fn a_limiter_reports_grants_without_a_wait_only_to_call_subscribers() {
-    let config = RateLimitConfig::builder()
-        .per_second(1)
-        .burst(2)
-        .on_limit(OnLimit::Reject)
-        .build()
-        .unwrap();
-    let limiter = RateLimiter::with_clock("ev-granted", config, ManualClock::new().shared());
-    let (others, _other_sub) = record(Interest::ALL.without(Interest::CALLS), "ev-granted");
-    let (seen, _sub) = record(Interest::CALLS, "ev-granted");
-    assert!(limiter.try_acquire(1).is_ok());
-    assert!(limiter.try_acquire(1).is_ok());
-    assert!(limiter.try_acquire(1).is_err());
-    assert_eq!(kinds(&seen), [EventKind::Granted, EventKind::Granted]);
-    assert!(matches!(kinds(&others)[..], [EventKind::Rejected { .. }]), "{:?}", kinds(&others));
-}
-
-#[test]
 fn a_retry_reports_its_result_and_attempt_count_to_call_subscribers() {
     let (seen, _sub) = record(Interest::CALLS, "ev-retry-finished");
     let policy = RetryPolicy::builder()

@@ -126,10 +126,6 @@ pub enum EventKind {
         /// Why, in a few words (`"circuit open"`, `"wait queue full"`, ...).
         reason: &'static str,
     },
-    /// A rate limiter granted a call its permits at once, without waiting (topic
-    /// [`Interest::CALLS`]). A call granted after a wait reports
-    /// [`Waited`](Self::Waited) instead. A keyed limiter's grant carries no key.
-    Granted,
     /// A call through a retry policy returned its last outcome (topic
     /// [`Interest::CALLS`]).
     RetryFinished {
@@ -208,7 +204,6 @@ impl EventKind {
         match self {
             EventKind::Transition(_) => Interest::TRANSITIONS,
             EventKind::CallRecorded { .. }
-            | EventKind::Granted
             | EventKind::RetryFinished { .. }
             | EventKind::CallFinished { .. } => Interest::CALLS,
             EventKind::Rejected { .. } | EventKind::BudgetExhausted { .. } => Interest::REJECTIONS,
@@ -228,7 +223,6 @@ impl EventKind {
         match self {
             EventKind::Transition(_) => "transition",
             EventKind::CallRecorded { .. } => "call_recorded",
-            EventKind::Granted => "granted",
             EventKind::RetryFinished { .. } => "retry_finished",
             EventKind::CallFinished { .. } => "call_finished",
             EventKind::Rejected { .. } => "rejected",
@@ -251,7 +245,6 @@ impl fmt::Display for EventKind {
             EventKind::CallRecorded { outcome, duration } => {
                 write!(f, "call recorded as {outcome:?} after {duration:?}")
             }
-            EventKind::Granted => f.write_str("granted"),
             EventKind::RetryFinished { attempts, succeeded: true } => {
                 write!(f, "succeeded after {attempts} attempts")
             }
@@ -309,7 +302,7 @@ impl Interest {
     /// Circuit state transitions ([`EventKind::Transition`]).
     pub const TRANSITIONS: Interest = Interest(1);
     /// Every call a layer counts: a circuit breaker's outcomes with their durations
-    /// ([`EventKind::CallRecorded`]), a rate limiter's grants ([`EventKind::Granted`]), a
+    /// ([`EventKind::CallRecorded`]), a
     /// retry's results ([`EventKind::RetryFinished`]) and whole protected calls
     /// ([`EventKind::CallFinished`]). The busiest topic: subscribing makes each breaker
     /// call and each protected call read the clock twice (what metrics subscribe to).

@@ -26,7 +26,6 @@ pub(super) fn record(event: &Event) {
         // Counted calls and attempts are numbers for observers (metrics), not log lines.
         EventKind::CallRecorded { .. }
         | EventKind::Attempt { .. }
-        | EventKind::Granted
         | EventKind::RetryFinished { .. }
         | EventKind::CallFinished { .. } => {}
         EventKind::Rejected { retry_after, reason } => match key {

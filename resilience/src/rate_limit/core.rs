@@ -68,21 +68,12 @@ impl Core {
         );
     }
 
-    /// Counts a call granted without waiting and reports it to the observers of
-    /// [`Interest::CALLS`] (one relaxed load when nobody listens; grants are not logged).
-    /// The event carries no key: formatting one would allocate on every grant.
+    /// Counts a call granted without waiting. Grants are counted, not reported as
+    /// events: the hottest path of a limiter stays a load, a compare-and-swap and a count
+    /// (metrics read the count from the limiter's stats).
     #[inline(always)]
     pub(crate) fn granted(&self, tally: Tally<'_>) {
         tally.granted();
-        if self.hub.wants(Interest::CALLS) {
-            self.report_granted();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn report_granted(&self) {
-        self.report(None, Interest::CALLS, || EventKind::Granted);
     }
 
     #[inline]
