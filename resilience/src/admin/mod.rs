@@ -156,9 +156,14 @@ impl AdminConfig {
     /// Prometheus text format). With the `metrics-exporter-prometheus` crate, pass its
     /// handle's `render`:
     ///
-    /// ```ignore
-    /// let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    /// ```
+    /// # use resilience::admin::AdminConfig;
+    /// # struct PrometheusHandle;
+    /// # impl PrometheusHandle { fn render(&self) -> String { String::new() } }
+    /// # let handle = PrometheusHandle;
+    /// // let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     /// let config = AdminConfig::new().with_metrics(move || handle.render());
+    /// # drop(config);
     /// ```
     pub fn with_metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> Self {
         self.metrics = Some(Arc::new(render));
