@@ -450,3 +450,72 @@ async fn the_router_nests_under_a_prefix_of_the_service() {
     assert_eq!(circuits["circuit_breakers"][0]["name"], "payments");
     assert_eq!(get(addr, "/resilience").await.status, 200, "the dashboard at the prefix");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_delivers_retries_and_budget_refusals() {
+    use resilience::backoff::Backoff;
+    use resilience::clock::ManualClock;
+    use resilience::retry::{RetryBudgetConfig, RetryPolicy};
+
+    let reg = leaked();
+    let empty = RetryBudgetConfig::builder().ratio(0.001).min_retries_per_sec(0).build().unwrap();
+    reg.retry_budgets().configure("orders-budget", empty);
+    let policy = |name: &str, budget: bool| {
+        let mut builder = RetryPolicy::builder()
+            .name(name)
+            .max_attempts(2)
+            .backoff(Backoff::constant(Duration::ZERO))
+            .clock(ManualClock::new().shared());
+        if budget {
+            builder = builder.budget(reg.retry_budget("orders-budget"));
+        }
+        let policy = builder.build().unwrap();
+        reg.resolve_retry(name, || Ok(policy)).unwrap()
+    };
+    let addr = start(reg, AdminConfig::new()).await;
+    let mut events = Events::open(addr).await;
+
+    let _ =
+        policy("search", false).call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+    let _ =
+        policy("orders", true).call(|| Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+    let mut seen = Vec::new();
+    while !seen.iter().any(|(t, _): &(String, String)| t == "budget_exhausted") {
+        let e = events.next().await;
+        seen.push((e["type"].as_str().unwrap().to_owned(), e["name"].as_str().unwrap().to_owned()));
+    }
+    let has = |t: &str, n: &str| seen.iter().any(|(a, b)| a == t && b == n);
+    assert!(has("retry_scheduled", "search"), "{seen:?}");
+    assert!(has("gave_up", "search"), "{seen:?}");
+    assert!(has("budget_exhausted", "orders"), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_circuit_is_operated_over_http_for_every_key() {
+    let reg = leaked();
+    let shops = reg.keyed_circuit_breakers().get_or_create("shops", breaker(5)).unwrap();
+    shops.call("a.myshopify.com", || Ok::<(), Error>(())).unwrap();
+    let addr = start(reg, AdminConfig::new().with_token(TOKEN).health_circuits(["shops"])).await;
+    let opened = set_state(addr, "shops", "forced_open", Some(TOKEN)).await;
+    assert_eq!(opened.json(), json!({ "name": "shops", "state": "forced_open" }));
+    assert_eq!(shops.state("a.myshopify.com"), CircuitState::ForcedOpen);
+    let stats = get(addr, "/circuit-breakers/shops").await.json();
+    assert_eq!(
+        (stats["open_keys"].clone(), stats["operator_state"].clone()),
+        (json!(1), json!("forced_open"))
+    );
+    assert_eq!(shops.state("a key not seen yet"), CircuitState::ForcedOpen);
+    let down = get(addr, "/health").await;
+    assert_eq!((down.status, down.json()["open"].clone()), (503, json!(["shops"])));
+    set_state(addr, "shops", "closed", Some(TOKEN)).await;
+    assert_eq!(shops.state("a.myshopify.com"), CircuitState::Closed);
+    assert_eq!(get(addr, "/health").await.status, 200);
+    assert_eq!(get(addr, "/circuit-breakers/shops").await.json()["operator_state"], Value::Null);
+
+    // Forced open as a whole with no key in memory still counts as down.
+    let empty = reg.keyed_circuit_breakers().get_or_create("tenants", breaker(5)).unwrap();
+    let addr = start(reg, AdminConfig::new().with_token(TOKEN).health_circuits(["tenants"])).await;
+    set_state(addr, "tenants", "forced_open", Some(TOKEN)).await;
+    assert!(empty.is_empty());
+    assert_eq!(get(addr, "/health").await.status, 503);
+}

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{AdminConfig, HealthCircuits};
-use crate::circuit::CircuitState;
+use crate::circuit::{CircuitState, KeyedCircuitBreaker};
 use crate::registry::Registry;
 
 /// What every handler reads: the registry and the config.
@@ -98,12 +98,30 @@ pub(crate) async fn not_found() -> ApiError {
 
 // ----- circuits ---------------------------------------------------------------------
 
+/// A keyed circuit's stats with the state an operator set for every key
+/// (`"operator_state": "forced_open" | "disabled" | null`).
+fn keyed_json(circuit: &KeyedCircuitBreaker<String>) -> Value {
+    let mut value = serde_json::to_value(circuit.stats()).unwrap_or(Value::Null);
+    if let Value::Object(object) = &mut value {
+        object.insert("operator_state".into(), json!(circuit.operator_state()));
+    }
+    value
+}
+
+/// Whether keyed circuit `circuit` counts as open for `/health`: forced open as a whole,
+/// or some key's circuit open.
+fn keyed_open(circuit: &KeyedCircuitBreaker<String>) -> bool {
+    circuit.operator_state() == Some(CircuitState::ForcedOpen) || circuit.stats().open_keys > 0
+}
+
 /// `GET /circuit-breakers`.
 pub(crate) async fn circuit_breakers(Extract(state): Extract<State>) -> Answer {
     let registry = state.inner().registry;
+    let keyed: Vec<Value> =
+        registry.keyed_circuit_breakers().all().iter().map(|(_, c)| keyed_json(c)).collect();
     json_ok(json!({
         "circuit_breakers": registry.circuit_breakers().all_stats(),
-        "keyed_circuit_breakers": registry.keyed_circuit_breakers().all_stats(),
+        "keyed_circuit_breakers": keyed,
     }))
 }
 
@@ -117,8 +135,8 @@ pub(crate) async fn circuit_breaker(
     if let Some(stats) = registry.circuit_breakers().stats(&name) {
         return json_ok(stats);
     }
-    match registry.keyed_circuit_breakers().stats(&name) {
-        Some(stats) => json_ok(stats),
+    match registry.keyed_circuit_breakers().get(&name) {
+        Some(circuit) => json_ok(keyed_json(&circuit)),
         None => Err(unknown("circuit breaker", &name)),
     }
 }
@@ -285,10 +303,7 @@ pub(crate) async fn health(Extract(state): Extract<State>) -> Response {
             .iter()
             .filter(|name| {
                 registry.circuit_breakers().get(name).is_some_and(|b| b.state().is_open())
-                    || registry
-                        .keyed_circuit_breakers()
-                        .stats(name)
-                        .is_some_and(|s| s.open_keys > 0)
+                    || registry.keyed_circuit_breakers().get(name).is_some_and(|c| keyed_open(&c))
             })
             .cloned()
             .collect(),

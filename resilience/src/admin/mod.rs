@@ -27,7 +27,7 @@
 //! |---|---|
 //! | `GET /` | the dashboard: one self-contained page (no CDN, works offline) |
 //! | `GET /circuit-breakers` | `{"circuit_breakers": [..], "keyed_circuit_breakers": [..]}`, sorted by name |
-//! | `GET /circuit-breakers/{name}` | one circuit's stats (plain or keyed), 404 if unknown |
+//! | `GET /circuit-breakers/{name}` | one circuit's stats (plain, or keyed with the `operator_state` set for every key), 404 if unknown |
 //! | `POST /circuit-breakers/{name}/state` | body `{"state": "closed" \| "forced_open" \| "disabled"}`; token required; answers `{"name", "state"}` |
 //! | `GET /rate-limiters`, `/rate-limiters/{name}` | `{"rate_limiters": [..]}` (direct and keyed) / one of them |
 //! | `GET /bulkheads`, `/bulkheads/{name}` | `{"bulkheads": [..]}` / one of them |
