@@ -32,7 +32,7 @@
 //! | `GET /rate-limiters`, `/rate-limiters/{name}` | `{"rate_limiters": [..]}` (direct and keyed) / one of them |
 //! | `GET /bulkheads`, `/bulkheads/{name}` | `{"bulkheads": [..]}` / one of them |
 //! | `GET /retry-budgets`, `/retry-budgets/{name}` | `{"retry_budgets": [..]}` / one of them |
-//! | `GET /events` | Server-Sent Events: each event a JSON object with `type`, `layer`, `name`, `at` (seconds on the instance's clock) and the kind's fields; a `gap` event counts events a slow client missed |
+//! | `GET /events` | Server-Sent Events (transitions, rejections, waits, retries, budget refusals, timeouts, config reloads; see [`AdminConfig::event_interest`]): each event a JSON object with `type`, `layer`, `name`, `at` (seconds on the instance's clock) and the kind's fields; a `gap` event counts events a slow client missed |
 //! | `GET /health` | 200 `{"status": "up"}` when no counted circuit is open, else 503 `{"status": "down", "open": [names]}` |
 //! | `GET /metrics` | the text of [`AdminConfig::with_metrics`]'s renderer as `text/plain; version=0.0.4`, 404 when none is set |
 //!
@@ -130,8 +130,9 @@ impl fmt::Debug for AdminConfig {
 
 impl AdminConfig {
     /// Read-only (no token), no metrics, every circuit counted by `/health`, bodies up
-    /// to 4 KiB, 1024 buffered events per stream client, every event topic but
-    /// [`Interest::CALLS`], bound to `127.0.0.1` by [`serve`].
+    /// to 4 KiB, 1024 buffered events per stream client, every event topic but the two
+    /// reported on every call ([`Interest::CALLS`] and [`Interest::ATTEMPTS`]), bound to
+    /// `127.0.0.1` by [`serve`].
     pub fn new() -> Self {
         AdminConfig {
             token: None,
@@ -139,7 +140,7 @@ impl AdminConfig {
             health: HealthCircuits::All,
             body_limit: 4 * 1024,
             event_buffer: 1024,
-            interest: Interest::ALL.without(Interest::CALLS),
+            interest: Interest::ALL.without(Interest::CALLS | Interest::ATTEMPTS),
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
@@ -199,8 +200,9 @@ impl AdminConfig {
         self
     }
 
-    /// The event topics `/events` delivers. [`Interest::CALLS`] is off by default: it is
-    /// the busiest topic and the stats endpoints count calls already.
+    /// The event topics `/events` delivers. [`Interest::CALLS`] and [`Interest::ATTEMPTS`]
+    /// are off by default: they are reported on every call (not only on trouble), and the
+    /// stats endpoints count calls already.
     pub fn event_interest(mut self, interest: Interest) -> Self {
         self.interest = interest;
         self
