@@ -105,6 +105,18 @@ fn crowd(n: usize) -> Result<(), resilience::ConfigError> {
     let limit =
         RateLimitConfig::builder().per_second(50).burst(100).on_limit(OnLimit::Reject).build()?;
     let bulkhead = BulkheadConfig::builder().max_concurrent(16).build()?;
+    if n > 0 {
+        // One circuit per shop: a few shops failing, one of them open.
+        let shops = registry().keyed_circuit_breakers().get_or_create("shops", breaker.clone())?;
+        for (shop, failures) in [("frozen", 3), ("flaky", 1), ("fine", 0), ("busy", 0)] {
+            let key = format!("{shop}.myshopify.com");
+            for _ in 0..failures {
+                let _ =
+                    shops.call(&key, || Err::<(), Error>(Error::timeout(Duration::from_secs(1))));
+            }
+            let _ = shops.call(&key, || Ok::<(), Error>(()));
+        }
+    }
     for i in 0..n {
         let b = registry()
             .circuit_breakers()
