@@ -177,6 +177,7 @@
 //! | `metrics` | no | counters, gauges and histograms of every layer through the `metrics` facade (`metrics`) |
 //! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
+//! | `admin` | no | an HTTP admin surface on axum (`admin`): JSON stats, operator actions behind a token, an event stream and a live dashboard (implies `serde`, `tokio`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -186,6 +187,8 @@ mod setters;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+#[cfg(feature = "admin")]
+pub mod admin;
 pub mod backend;
 pub mod backoff;
 pub mod bulkhead;

@@ -140,7 +140,7 @@ async fn call_async_future_is_send_and_spawnable() {
         let r = h.await.unwrap_or_else(|e| unreachable!("{e}"));
         sum += r.unwrap_or_else(|e| unreachable!("{e}"));
     }
-    assert_eq!(sum, (0..8).sum());
+    assert_eq!(sum, (0..8).sum::<u32>());
 }
 
 #[tokio::test(start_paused = true)]

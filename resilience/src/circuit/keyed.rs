@@ -590,6 +590,17 @@ where
         self.set_mode(MODE_NONE, CircuitBreaker::reset);
     }
 
+    /// The state an operator set for every key with [`force_open`](Self::force_open) or
+    /// [`disable`](Self::disable) (`ForcedOpen` or `Disabled`), until
+    /// [`reset`](Self::reset); `None` when each key's circuit runs on its own.
+    pub fn operator_state(&self) -> Option<CircuitState> {
+        match self.mode.load(Ordering::Acquire) {
+            MODE_FORCED_OPEN => Some(CircuitState::ForcedOpen),
+            MODE_DISABLED => Some(CircuitState::Disabled),
+            _ => None,
+        }
+    }
+
     fn set_mode(&self, mode: u8, apply: fn(&CircuitBreaker)) {
         self.mode.store(mode, Ordering::Release);
         self.forced_at.store(NEVER, Ordering::Release);
