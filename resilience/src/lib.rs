@@ -176,6 +176,7 @@
 //! | `chaos` | no | a seedable fault injector for your own tests (`chaos`) |
 //! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
+//! | `http` | no | `Classify` / `RetryAfter` for `http` status codes and responses, limiter re-sync from a `HeaderMap` (`http`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -198,6 +199,9 @@ mod deadline;
 mod error;
 pub mod events;
 mod fault;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod pipeline;
 pub mod presets;
 pub mod rate_limit;
