@@ -177,6 +177,7 @@
 //! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
 //! | `http` | no | `Classify` / `RetryAfter` for `http` status codes and responses, limiter re-sync from a `HeaderMap` (`http`) |
+//! | `tower` | no | the layers as tower `Layer`s around any `Service` (`tower`; implies `http` and `tokio`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -216,6 +217,9 @@ mod sync;
 #[cfg(test)]
 mod test_support;
 pub mod timeout;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use backend::{Backend, FailMode};
 pub use backoff::{Backoff, Jitter};
