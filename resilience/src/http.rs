@@ -149,6 +149,7 @@ pub fn header_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 
 /// By status ([`status_class`]); a status that is not an error is
 /// [permanent](ErrorClass::Permanent): never retried, a success for a circuit breaker.
+#[diagnostic::do_not_recommend]
 impl Classify for StatusCode {
     fn class(&self) -> ErrorClass {
         status_class(*self).unwrap_or(ErrorClass::Permanent)
@@ -156,10 +157,12 @@ impl Classify for StatusCode {
 }
 
 /// A bare status carries no hint.
+#[diagnostic::do_not_recommend]
 impl RetryAfter for StatusCode {}
 
 /// By status and headers ([`response_class`]); a response that is not an error is
 /// [permanent](ErrorClass::Permanent): never retried, a success for a circuit breaker.
+#[diagnostic::do_not_recommend]
 impl<B> Classify for Response<B> {
     fn class(&self) -> ErrorClass {
         response_class(self).unwrap_or(ErrorClass::Permanent)
@@ -167,6 +170,7 @@ impl<B> Classify for Response<B> {
 }
 
 /// The response's `Retry-After` header ([`retry_after`]).
+#[diagnostic::do_not_recommend]
 impl<B> RetryAfter for Response<B> {
     fn retry_after(&self) -> Option<Duration> {
         retry_after(self.headers())

@@ -714,6 +714,238 @@ impl<K> RateLimitLayer<K> {
     }
 }
 
+impl<K> RateLimitLayer<K> {
+    /// The server side of the same limit: in front of an axum or hyper server, a request
+    /// over the limit is answered at once with `429 Too Many Requests` (never waiting,
+    /// whatever the limiter's [`OnLimit`](crate::OnLimit)) and never reaches the inner
+    /// service. See [`TooManyRequestsLayer`].
+    pub fn answer_too_many_requests(self) -> TooManyRequestsLayer<K> {
+        TooManyRequestsLayer { stack: self.stack, key: self.key }
+    }
+}
+
+/// A rate limit in front of a server ([`RateLimitLayer::answer_too_many_requests`]),
+/// keyed or not (the key from a closure of the request: a peer address, an API key).
+///
+/// Over the limit, the answer is `429 Too Many Requests` with an empty body and the
+/// headers a client (this crate's among them) re-syncs from:
+///
+/// * `Retry-After`: whole seconds until the permits are back (rounded up);
+/// * `RateLimit: "default";r=0;t=<seconds>` and
+///   `RateLimit-Policy: "default";q=<burst>;w=<seconds to refill the burst>`
+///   (draft-ietf-httpapi-ratelimit-headers).
+///
+/// An admitted request's response gets `RateLimit` (permits left) and
+/// `RateLimit-Policy` too. The inner service's errors pass through unchanged, so the
+/// layer fits axum's `Router::layer`. A limiter that cannot decide (a shared store
+/// down with fail-closed, a cost above the burst) answers `503 Service Unavailable`.
+///
+/// ```
+/// use http::{Request, Response};
+/// use resilience::tower::RateLimitLayer;
+/// use resilience::{KeyedRateLimiter, OnLimit, RateLimitConfig};
+/// use std::convert::Infallible;
+/// use std::sync::Arc;
+/// use tower_layer::Layer;
+/// use tower_service::Service;
+///
+/// #[derive(Clone)]
+/// struct Hello;
+/// impl Service<Request<String>> for Hello {
+///     type Response = Response<String>;
+///     type Error = Infallible;
+///     type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+///     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+///         std::task::Poll::Ready(Ok(()))
+///     }
+///     fn call(&mut self, _: Request<String>) -> Self::Future {
+///         std::future::ready(Ok(Response::new("hello".into())))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let per_key = Arc::new(KeyedRateLimiter::new(
+///     "docs-server-limit",
+///     RateLimitConfig::builder().per_second(1).burst(2).build()?,
+/// ));
+/// let api_key = |r: &Request<String>| {
+///     r.headers().get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or("anonymous").to_owned()
+/// };
+/// let mut server = RateLimitLayer::keyed(per_key, api_key).answer_too_many_requests().layer(Hello);
+/// let request = || Request::builder().header("x-api-key", "k1").body(String::new());
+/// assert_eq!(server.call(request()?).await?.status(), 200);
+/// assert_eq!(server.call(request()?).await?.status(), 200);
+/// let refused = server.call(request()?).await?;
+/// assert_eq!(refused.status(), 429);
+/// assert_eq!(refused.headers()["retry-after"], "1");
+/// assert_eq!(refused.headers()["ratelimit"], "\"default\";r=0;t=1");
+/// assert_eq!(refused.headers()["ratelimit-policy"], "\"default\";q=2;w=2");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TooManyRequestsLayer<K = NoKey> {
+    stack: Arc<Stack>,
+    key: K,
+}
+
+impl<K: Clone> Clone for TooManyRequestsLayer<K> {
+    fn clone(&self) -> Self {
+        TooManyRequestsLayer { stack: self.stack.clone(), key: self.key.clone() }
+    }
+}
+
+impl<S, K: Clone> Layer<S> for TooManyRequestsLayer<K> {
+    type Service = TooManyRequests<S, K>;
+
+    fn layer(&self, inner: S) -> TooManyRequests<S, K> {
+        TooManyRequests { inner, stack: self.stack.clone(), key: self.key.clone() }
+    }
+}
+
+/// The service of a [`TooManyRequestsLayer`].
+pub struct TooManyRequests<S, K = NoKey> {
+    inner: S,
+    stack: Arc<Stack>,
+    key: K,
+}
+
+impl<S: Clone, K: Clone> Clone for TooManyRequests<S, K> {
+    fn clone(&self) -> Self {
+        TooManyRequests {
+            inner: self.inner.clone(),
+            stack: self.stack.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K> fmt::Debug for TooManyRequests<S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TooManyRequests")
+            .field("inner", &self.inner)
+            .field("layers", &self.stack)
+            .finish()
+    }
+}
+
+/// Whole seconds of `d`, rounded up.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// What a server tells its clients about the limit.
+struct Quota {
+    burst: u32,
+    /// Time to refill the whole burst.
+    window: Duration,
+    /// Permits left, and the time until the bucket is full again.
+    left: u32,
+}
+
+impl Quota {
+    fn policy(&self) -> String {
+        format!("\"default\";q={};w={}", self.burst, ceil_secs(self.window).max(1))
+    }
+}
+
+impl Stack {
+    /// The limiter's answer for `key` (server side, never waiting): the quota after
+    /// taking the permits, or the rejection.
+    fn admit(&self, key: Option<&str>) -> Result<Quota, (Error, Option<Quota>)> {
+        let (config, taken, left) = match (&self.keyed_limiter, &self.limiter, key) {
+            (Some(l), _, Some(key)) => {
+                let taken = l.try_acquire(key, self.cost);
+                (l.config(), taken, l.available(key))
+            }
+            (_, Some(l), _) => {
+                let taken = l.try_acquire(self.cost);
+                (l.config(), taken, l.available())
+            }
+            _ => return Ok(Quota { burst: 0, window: Duration::ZERO, left: 0 }),
+        };
+        let burst = config.burst();
+        let window = config.rate().interval().saturating_mul(burst);
+        let quota = Quota { burst, window, left };
+        match taken {
+            Ok(()) => Ok(quota),
+            Err(e) => Err((e, Some(quota))),
+        }
+    }
+}
+
+fn header(value: String) -> Option<::http::HeaderValue> {
+    ::http::HeaderValue::try_from(value).ok()
+}
+
+/// The 429 (or 503) answer to a refused request.
+fn refusal<B: Default>(error: &Error, quota: Option<&Quota>) -> ::http::Response<B> {
+    use ::http::header::RETRY_AFTER;
+    let mut response = ::http::Response::new(B::default());
+    let Error::RateLimited { .. } = error else {
+        *response.status_mut() = ::http::StatusCode::SERVICE_UNAVAILABLE;
+        return response;
+    };
+    *response.status_mut() = ::http::StatusCode::TOO_MANY_REQUESTS;
+    let wait = ceil_secs(error.retry_after().unwrap_or(Duration::ZERO)).max(1);
+    let headers = response.headers_mut();
+    headers.insert(RETRY_AFTER, ::http::HeaderValue::from(wait));
+    if let Some(v) = header(format!("\"default\";r=0;t={wait}")) {
+        headers.insert("ratelimit", v);
+    }
+    if let Some(v) = quota.and_then(|q| header(q.policy())) {
+        headers.insert("ratelimit-policy", v);
+    }
+    response
+}
+
+impl<S, K, ReqB, ResB> Service<::http::Request<ReqB>> for TooManyRequests<S, K>
+where
+    S: Service<::http::Request<ReqB>, Response = ::http::Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send + 'static,
+    ReqB: Send + 'static,
+    ResB: Default + Send + 'static,
+    K: RequestKey<::http::Request<ReqB>>,
+{
+    type Response = ::http::Response<ResB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<::http::Response<ResB>, S::Error>> + Send>>;
+
+    /// Ready at once: an admitted request waits for its own clone of the inner service,
+    /// and the permits are taken when the request arrives, never here.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: ::http::Request<ReqB>) -> Self::Future {
+        let key = self.key.key(&req);
+        let quota = match self.stack.admit(key.as_deref()) {
+            Ok(quota) => quota,
+            Err((e, quota)) => {
+                let answer = refusal(&e, quota.as_ref());
+                return Box::pin(std::future::ready(Ok(answer)));
+            }
+        };
+        let mut svc = self.inner.clone();
+        Box::pin(async move {
+            std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+            let mut response = svc.call(req).await?;
+            if quota.burst > 0 {
+                let headers = response.headers_mut();
+                if let Some(v) = header(format!("\"default\";r={}", quota.left)) {
+                    headers.insert("ratelimit", v);
+                }
+                if let Some(v) = header(quota.policy()) {
+                    headers.insert("ratelimit-policy", v);
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
 single_layer! {
     /// Only a bulkhead: at most its `max_concurrent` calls at once; its service is a
     /// [`Guarded`].
