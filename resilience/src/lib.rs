@@ -178,6 +178,7 @@
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
 //! | `http` | no | `Classify` / `RetryAfter` for `http` status codes and responses, limiter re-sync from a `HeaderMap` (`http`) |
 //! | `tower` | no | the layers as tower `Layer`s around any `Service` (`tower`; implies `http` and `tokio`) |
+//! | `reqwest` | no | a `reqwest-middleware` middleware over the same configs (`reqwest`; implies `tower`; no TLS backend forced) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -209,6 +210,9 @@ pub mod rate_limit;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod registry;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 pub mod retry;
 #[cfg(feature = "serde")]
 mod secs;

@@ -138,7 +138,7 @@ impl<Req, F: Fn(&Req) -> String> RequestKey<Req> for KeyFn<F> {
 
 /// The instances a layer runs with (each absent or not), in the fixed order.
 #[derive(Default, Clone)]
-struct Stack {
+pub(crate) struct Stack {
     retry: Option<RetryPolicy>,
     breaker: Option<Arc<CircuitBreaker>>,
     keyed_breaker: Option<Arc<KeyedCircuitBreaker<String>>>,
@@ -244,9 +244,29 @@ impl Stack {
         Stack { cost: 1, ..Stack::default() }
     }
 
+    /// The retry policy, if any.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn retry(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
+    }
+
+    /// Re-syncs the limiter (`key`'s bucket when keyed) from a response's headers.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn sync_from(&self, key: Option<&str>, headers: &::http::HeaderMap) {
+        match (&self.keyed_limiter, &self.limiter, key) {
+            (Some(limiter), _, Some(key)) => {
+                limiter.sync_from_header_map(key, headers);
+            }
+            (_, Some(limiter), _) => {
+                limiter.sync_from_header_map(headers);
+            }
+            _ => {}
+        }
+    }
+
     /// Every layer of `config`, with the registry's instances called `name` (keyed
     /// breaker and limiter when `keyed`).
-    fn from_config(
+    pub(crate) fn from_config(
         name: &str,
         config: &ResilienceConfig,
         keyed: bool,
@@ -302,6 +322,20 @@ impl Stack {
                 Err(e) => Err(inner_error(e)),
             }
         };
+        self.attempt_with(key, inner).await
+    }
+
+    /// The attempt `inner` through every layer but retry, with `key`'s circuit and
+    /// bucket when the breaker or limiter is keyed.
+    pub(crate) async fn attempt_with<R, E, Fut>(
+        &self,
+        key: Option<&str>,
+        inner: Fut,
+    ) -> Result<R, Fault<E>>
+    where
+        E: Classify,
+        Fut: Future<Output = Result<R, Fault<E>>>,
+    {
         // Each layer awaits the one inside it through a pinned reference: a layer's
         // future then holds its own state only, not copies of every future inside it.
         let inner = pin!(inner);
