@@ -86,6 +86,9 @@ pub fn target(group: &str, function: &str) -> Option<Target> {
         (g, "backon") if g.starts_with("retry_") => Some(Target::Ratio(1.0)),
         ("macro_circuit_breaker", "hand_written") => Some(Target::Ratio(1.05)),
         (g, REDIS_PING) if g.starts_with("redis_acquire") => Some(Target::Ratio(1.5)),
+        ("tower_breaker_limiter", "tower-resilience" | "tower-limit-RateLimit") => {
+            Some(Target::Ratio(1.0))
+        }
         (g, _) if two_threads && g.starts_with("breaker_closed") => Some(Target::Ratio(1.0)),
         _ => None,
     }
