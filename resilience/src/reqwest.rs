@@ -23,6 +23,19 @@
 //!   host ([`one_instance`](ResilienceMiddleware::one_instance)), or keyed by a closure
 //!   of your own ([`key_by`](ResilienceMiddleware::key_by)).
 //!
+//! ```
+//! use resilience::reqwest::ResilienceMiddleware;
+//! use resilience::Preset;
+//!
+//! // One circuit and one bucket per tenant, from the request's `x-tenant` header.
+//! let per_tenant = ResilienceMiddleware::from_preset("docs-reqwest-tenants", Preset::Api)?
+//!     .key_by(|r: &reqwest::Request| {
+//!         r.headers().get("x-tenant").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+//!     })?;
+//! # drop(per_tenant);
+//! # Ok::<(), resilience::ConfigError>(())
+//! ```
+//!
 //! A layer's rejection is a [`reqwest_middleware::Error::Middleware`] holding the
 //! [`resilience::Error`](crate::Error) (`e.downcast_ref::<resilience::Error>()`).
 //!
@@ -158,16 +171,15 @@ impl ResilienceMiddleware {
 
     /// One circuit and one bucket per key that `key` gives a request (a tenant header, a
     /// path prefix) instead of per host.
-    pub fn key_by(self, key: impl Fn(&Request) -> String + Send + Sync + 'static) -> Self {
+    pub fn key_by(
+        self,
+        key: impl Fn(&Request) -> String + Send + Sync + 'static,
+    ) -> Result<Self, ConfigError> {
         let stack = match self.keying {
-            Keying::One => Stack::from_config(&self.name, &self.config, true).map(Arc::new),
-            _ => Ok(self.stack.clone()),
+            Keying::One => Arc::new(Stack::from_config(&self.name, &self.config, true)?),
+            _ => self.stack.clone(),
         };
-        match stack {
-            Ok(stack) => ResilienceMiddleware { stack, keying: Keying::By(Arc::new(key)), ..self },
-            // The same config was resolved once already.
-            Err(_) => self,
-        }
+        Ok(ResilienceMiddleware { stack, keying: Keying::By(Arc::new(key)), ..self })
     }
 
     fn key(&self, request: &Request) -> Option<String> {

@@ -432,8 +432,13 @@ impl ResilienceLayer<NoKey> {
     /// The layers of the config the [`registry()`] holds under `name` (set with
     /// [`Registry::configure`](crate::registry::Registry::configure), a TOML file, or a
     /// registered or built-in preset of that name), sharing its instances with the
-    /// attributes of that name. A name the registry does not know is an error.
+    /// attributes of that name. A name the registry does not know is an error, and so
+    /// is a built-in preset that limits per tenant (key it with
+    /// [`from_config_keyed`](Self::from_config_keyed)).
     pub fn named(name: &str) -> Result<Self, ConfigError> {
+        if let Some(tenant) = Preset::from_name(name).and_then(Preset::tenant) {
+            return Err(unkeyed_tenant(name, tenant));
+        }
         let config = registry().preset(name).ok_or_else(|| {
             ConfigError::new(
                 "name",

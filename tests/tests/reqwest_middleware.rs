@@ -227,3 +227,30 @@ async fn a_refused_connection_is_a_transport_error_not_a_rejection() {
     let e = c.post(format!("http://{addr}/")).send().await.unwrap_err();
     assert!(matches!(&e, reqwest_middleware::Error::Reqwest(r) if r.is_connect()), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuits_keyed_by_a_closure_of_the_request_stay_apart() {
+    let (addr, counts) = upstream().await;
+    let breaker = CircuitBreakerConfig::builder()
+        .failure_threshold(2)
+        .recovery_timeout(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let config = ResilienceConfig::default().with_circuit_breaker(breaker);
+    let per_tenant = ResilienceMiddleware::from_config("reqwest-tenants", &config)
+        .unwrap()
+        .key_by(|r: &reqwest::Request| {
+            r.headers().get("x-tenant").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+        })
+        .unwrap();
+    let c = client(per_tenant);
+    for _ in 0..4 {
+        let _ = c.get(format!("http://{addr}/broken")).header("x-tenant", "a").send().await;
+    }
+    assert_eq!(counts.get("/broken"), 2, "tenant a's circuit opened after 2");
+    let r = c.get(format!("http://{addr}/broken")).header("x-tenant", "b").send().await.unwrap();
+    assert_eq!(r.status(), 502, "tenant b's circuit is its own");
+    let circuits = registry().keyed_circuit_breakers().get("reqwest-tenants").unwrap();
+    assert_eq!(circuits.state("a"), CircuitState::Open);
+    assert_eq!(circuits.state("b"), CircuitState::Closed);
+}

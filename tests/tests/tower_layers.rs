@@ -317,6 +317,8 @@ async fn a_named_layer_shares_the_registrys_instances() {
 async fn a_per_tenant_preset_needs_a_key() {
     let e = ResilienceLayer::from_preset("tower-shopify", resilience::Preset::Shopify).unwrap_err();
     assert!(e.to_string().contains("from_config_keyed"), "{e}");
+    let e = ResilienceLayer::named("shopify").unwrap_err();
+    assert!(e.to_string().contains("per shop"), "{e}");
     let per_shop = ResilienceLayer::from_config_keyed(
         "tower-shopify",
         &resilience::Preset::Shopify.config(),
