@@ -178,6 +178,9 @@
 //! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
 //! | `admin` | no | an HTTP admin surface on axum (`admin`): JSON stats, operator actions behind a token, an event stream and a live dashboard (implies `serde`, `tokio`) |
+//! | `http` | no | `Classify` / `RetryAfter` for `http` status codes and responses, limiter re-sync from a `HeaderMap` (`http`) |
+//! | `tower` | no | the layers as tower `Layer`s around any `Service` (`tower`; implies `http` and `tokio`) |
+//! | `reqwest` | no | a `reqwest-middleware` middleware over the same configs (`reqwest`; implies `tower`; no TLS backend forced) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -202,6 +205,9 @@ mod deadline;
 mod error;
 pub mod events;
 mod fault;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod pipeline;
@@ -210,6 +216,9 @@ pub mod rate_limit;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod registry;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 pub mod retry;
 #[cfg(feature = "serde")]
 mod secs;
@@ -218,6 +227,9 @@ mod sync;
 #[cfg(test)]
 mod test_support;
 pub mod timeout;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 #[cfg(feature = "macros")]
 mod trace;
 

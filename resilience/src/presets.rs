@@ -208,7 +208,13 @@ pub enum Preset {
     /// PostgreSQL (the `database` values).
     Postgres,
     /// Shopify's Admin API: 40-request bucket at 2/s, `Retry-After` honoured; limits
-    /// are per shop ([`tenant`](Preset::tenant)), so it is used keyed by shop.
+    /// are per shop ([`tenant`](Preset::tenant)), so it is used keyed by shop. That is
+    /// the REST call limit (re-sync with
+    /// [`sync_from_headers`](crate::RateLimiter::sync_from_headers) from
+    /// `X-Shopify-Shop-Api-Call-Limit`); the Admin GraphQL API limits by query cost
+    /// instead: take each query's requested cost from a cost-point limiter and re-sync it
+    /// with [`sync_from_query_cost`](crate::RateLimiter::sync_from_query_cost) (see
+    /// [`rate_limit::graphql`](crate::rate_limit::graphql)).
     Shopify,
     /// Local development: fast retries, generous breaker.
     Development,

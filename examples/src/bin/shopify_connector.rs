@@ -3,6 +3,11 @@
 //! circuit), `Retry-After` honoured, and the local bucket re-synced from
 //! `X-Shopify-Shop-Api-Call-Limit` after every response.
 //!
+//! Then the Admin GraphQL API, which limits by calculated query cost instead of
+//! requests: a cost-point limiter takes each query's requested cost, is refunded
+//! `requested − actual` and re-synced from `extensions.cost.throttleStatus` after every
+//! response, and `THROTTLED` is classified as throttled.
+//!
 //! `cargo run -p resilience-examples --bin shopify_connector`
 //!
 //! The server is simulated: Shopify's leaky bucket (40 calls per shop, leaking 2 per
@@ -16,7 +21,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use resilience::classify::{self, Classify, ErrorClass, RetryAfter};
-use resilience::rate_limit::headers;
+use resilience::rate_limit::graphql::{self, QueryCost, ThrottleStatus};
+use resilience::rate_limit::{RateLimitConfig, RateLimiter, headers};
 use resilience::{Error, KeyedRateLimiter, registry, resilient};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -240,4 +246,75 @@ async fn main() {
         (f64::from(pages_per_shop) - CAPACITY) / LEAK_PER_SECOND
     );
     println!("\n{}", registry().snapshot());
+
+    graphql_sync().await;
+}
+
+/// Shopify's GraphQL bucket (1 000 points restored at 50 per second), simulated on the
+/// paused clock.
+struct GraphqlShop {
+    points: f64,
+    at: Instant,
+}
+
+impl GraphqlShop {
+    /// One query: `THROTTLED` when its requested cost is not available, else charged its
+    /// actual cost. Returns the error code, if any, and `extensions.cost`.
+    fn query(&mut self, requested: u32, actual: u32) -> (Option<&'static str>, QueryCost) {
+        let now = Instant::now();
+        self.points = (self.points + (now - self.at).as_secs_f64() * 50.0).min(1000.0);
+        self.at = now;
+        let throttled = self.points + 1e-6 < f64::from(requested);
+        if !throttled {
+            self.points -= f64::from(actual);
+        }
+        let cost = QueryCost {
+            requested,
+            actual: (!throttled).then_some(actual),
+            throttle_status: Some(ThrottleStatus {
+                maximum_available: 1000.0,
+                currently_available: self.points,
+                restore_rate: 50.0,
+            }),
+        };
+        (throttled.then_some("THROTTLED"), cost)
+    }
+}
+
+async fn graphql_sync() {
+    // A first guess of the bucket (a Plus shop's 2 000 points at 100 per second): the
+    // first response corrects it.
+    let limiter = match RateLimitConfig::builder().per_second(100).burst(2000).build() {
+        Ok(config) => RateLimiter::new("shopify-graphql", config),
+        Err(e) => return eprintln!("graphql limiter: {e}"),
+    };
+    let mut shop = GraphqlShop { points: 1000.0, at: Instant::now() };
+    let started = Instant::now();
+    let (mut throttled, mut charged) = (0u32, 0u64);
+    for i in 0..300u32 {
+        // Mixed queries: a product page (requested 112, actual about 40), a bulk
+        // update (requested 250, actual 250), an order lookup (requested 12, actual 3).
+        let (requested, actual) = match i % 3 {
+            0 => (112, 38 + i % 7),
+            1 => (250, 250),
+            _ => (12, 3),
+        };
+        if let Err(e) = limiter.acquire_async(requested).await {
+            eprintln!("graphql query {i}: {e}");
+            continue;
+        }
+        let (code, cost) = shop.query(requested, actual);
+        match code.map(graphql::error_code_class) {
+            Some(ErrorClass::Throttled) => throttled += 1,
+            _ => charged += u64::from(actual),
+        }
+        limiter.sync_from_query_cost(&cost);
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "\nGraphQL: 300 queries, {throttled} THROTTLED, {charged} points charged in {took:.0} s \
+         (the shop restores {:.0} in that time, plus its 1 000-point bucket); bucket adopted: {} points",
+        took * 50.0,
+        limiter.config().burst()
+    );
 }

@@ -179,6 +179,17 @@ impl Bucket {
         });
     }
 
+    /// Adds `permits` back (at most up to a full bucket): permits taken but not used.
+    pub(crate) fn refund(&self, now: u64, permits: u64, l: Limits) {
+        let inc = l.interval.saturating_mul(permits);
+        self.update(|tat| {
+            if tat == EVICTED || tat <= now {
+                return None;
+            }
+            Some(tat.saturating_sub(inc).max(now))
+        });
+    }
+
     /// Full, as if new.
     pub(crate) fn reset(&self) {
         self.update(|_| Some(0));

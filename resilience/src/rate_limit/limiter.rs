@@ -270,6 +270,25 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Gives back `permits` taken but not used (at most up to a full bucket): the part of
+    /// a GraphQL query's requested cost the server did not charge, say. Local only: a
+    /// [shared](Self::is_shared) bucket is re-synced from the server's figures instead.
+    ///
+    /// ```
+    /// use resilience::clock::ManualClock;
+    /// use resilience::rate_limit::{RateLimitConfig, RateLimiter};
+    ///
+    /// let config = RateLimitConfig::builder().per_second(50).burst(1000).build()?;
+    /// let limiter = RateLimiter::with_clock("docs-refund", config, ManualClock::new().shared());
+    /// limiter.try_acquire(300)?;
+    /// limiter.refund(200);
+    /// assert_eq!(limiter.available(), 900);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn refund(&self, permits: u32) {
+        self.bucket.refund(self.core.now(), u64::from(permits), self.core.params.load());
+    }
+
     /// Grants nothing before clock time `at` (as read by [`Clock::now`]); at `at` the
     /// bucket holds one permit and refills from there. A time already past does nothing.
     ///

@@ -32,6 +32,7 @@
 mod bucket;
 mod config;
 pub(crate) mod core;
+pub mod graphql;
 pub mod headers;
 mod keyed;
 mod limiter;

@@ -1,0 +1,101 @@
+//! Tower layers: a circuit breaker and a rate limiter with permits left around a ready
+//! `Service` that answers at once. `resilience`'s `ResilienceLayer` (breaker + limiter)
+//! against tower-resilience's `CircuitBreakerLayer` + `RateLimiterLayer` and against
+//! `tower::limit::RateLimit` alone (a limiter only: the floor of one layer).
+#![allow(missing_docs)]
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use resilience::tower::ResilienceLayer;
+use resilience::{CircuitBreakerConfig, RateLimitConfig, ResilienceConfig};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+type Res = http::Response<()>;
+
+/// The ready service that answers at once.
+fn upstream() -> impl Service<(), Response = Res, Error = Infallible, Future: Send> + Clone + Send {
+    service_fn(|()| std::future::ready(Ok::<_, Infallible>(Res::new(()))))
+}
+
+/// A budget no run uses up.
+const PLENTY: u32 = 1_000_000_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tower bench: no tokio runtime: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// `iters` calls of `svc`, each `ready().await` then `call(())`, as a tower caller
+/// makes them.
+async fn calls<S>(mut svc: S, iters: u64) -> Duration
+where
+    S: Service<(), Response = Res>,
+{
+    let start = Instant::now();
+    for _ in 0..iters {
+        let ready = match svc.ready().await {
+            Ok(svc) => svc,
+            Err(_) => break,
+        };
+        let _ = black_box(ready.call(()).await.is_ok());
+    }
+    start.elapsed()
+}
+
+fn layer_breaker_and_limiter(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("tower_breaker_limiter");
+
+    let limit = match RateLimitConfig::builder().per_second(PLENTY).burst(PLENTY).build() {
+        Ok(limit) => limit,
+        Err(e) => return eprintln!("tower bench: {e}"),
+    };
+    let config = ResilienceConfig::default()
+        .with_circuit_breaker(CircuitBreakerConfig::default())
+        .with_rate_limit(limit);
+    match ResilienceLayer::from_config("bench-tower", &config) {
+        Ok(layer) => {
+            let svc = layer.layer(upstream());
+            g.bench_function("resilience", |b| {
+                b.to_async(&rt).iter_custom(|iters| calls(svc.clone(), iters))
+            });
+        }
+        Err(e) => eprintln!("tower bench: {e}"),
+    }
+
+    let breaker = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_size(100)
+        .build();
+    let limiter = tower_resilience::ratelimiter::RateLimiterLayer::builder()
+        .limit_for_period(PLENTY as usize)
+        .refresh_period(Duration::from_secs(1))
+        .timeout_duration(Duration::ZERO)
+        .build();
+    if let (Ok(breaker), Ok(limiter)) = (breaker, limiter) {
+        let svc = breaker.layer(limiter.layer(upstream()));
+        g.bench_function("tower-resilience", |b| {
+            b.to_async(&rt).iter_custom(|iters| calls(svc.clone(), iters))
+        });
+    }
+
+    g.bench_function("tower-limit-RateLimit", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let limit =
+                tower::limit::RateLimitLayer::new(u64::from(PLENTY), Duration::from_secs(1));
+            calls(limit.layer(upstream()), iters)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, layer_breaker_and_limiter);
+criterion_main!(benches);
