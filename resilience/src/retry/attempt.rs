@@ -75,6 +75,7 @@ impl<'p> Attempts<'p> {
 
     /// The deadline the attempts run under, if the policy has one. Built on demand: the
     /// check is on a plain `Option<Duration>`, so a call without a deadline pays one branch.
+    #[cfg(feature = "tokio")]
     #[inline(always)]
     pub(super) fn deadline(&self) -> Option<Deadline> {
         self.end.map(|end| Deadline::at(end, &self.policy.clock))
