@@ -48,6 +48,7 @@ impl Hub {
 
     /// The process default: the hub of [`registry()`](crate::registry()) and of every
     /// instance built by hand.
+    #[inline]
     pub(crate) fn global() -> &'static Hub {
         static GLOBAL: OnceLock<Hub> = OnceLock::new();
         GLOBAL.get_or_init(Hub::new)
