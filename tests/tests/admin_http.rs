@@ -436,6 +436,32 @@ async fn metrics_serves_the_configured_renderer_as_prometheus_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_refreshes_the_gauges_from_the_routers_registry() {
+    // The only test of this binary that installs a recorder.
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().unwrap();
+    let reg = leaked();
+    let config = RateLimitConfig::builder().per_second(1).burst(5).build().unwrap();
+    let limiter = reg.rate_limiters().get_or_create("scrape-quota", config).unwrap();
+    for _ in 0..3 {
+        limiter.try_acquire(1).unwrap();
+    }
+    let config = AdminConfig::new().with_metrics(move || handle.render());
+    let addr = start(reg, config).await;
+    let text = get(addr, "/metrics").await.text;
+    let line = |metric: &str| {
+        text.lines()
+            .find(|l| l.starts_with(metric) && l.contains("name=\"scrape-quota\""))
+            .unwrap_or_else(|| panic!("{metric} missing from:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(line("resilience_rate_limiter_available_permits"), "2", "5 - 3 taken");
+    assert_eq!(line("resilience_rate_limiter_permits_total"), "3", "granted at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_router_nests_under_a_prefix_of_the_service() {
     let reg = leaked();
     reg.circuit_breakers().get_or_create("payments", breaker(1)).unwrap();

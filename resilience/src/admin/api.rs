@@ -326,6 +326,10 @@ pub(crate) async fn metrics(Extract(state): Extract<State>) -> Answer {
             "no metrics renderer configured (see AdminConfig::with_metrics)",
         ));
     };
+    // The gauges (and the limiters' grant counts) are read from the registry at scrape
+    // time: refresh them before the exporter renders.
+    #[cfg(feature = "metrics")]
+    crate::metrics::record_gauges(&state.inner().registry.snapshot());
     let text = render();
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], text)
         .into_response())
