@@ -155,7 +155,7 @@ impl AdminConfig {
 
     /// Serve `render()`'s text at `GET /metrics` as `text/plain; version=0.0.4` (the
     /// Prometheus text format). With the `metrics` feature, each scrape first refreshes
-    /// the gauges from the router's registry ([`metrics::record_gauges`](crate::metrics::record_gauges)),
+    /// the gauges from the router's registry (`metrics::record_gauges`),
     /// so they are current without a timer. With the `metrics-exporter-prometheus` crate, pass its
     /// handle's `render`:
     ///
