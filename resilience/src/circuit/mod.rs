@@ -12,6 +12,11 @@
 //! transition, rejection and (for subscribers of [`Interest::CALLS`](crate::events::Interest::CALLS))
 //! counted call is an [event](crate::events), logged with `tracing`.
 //!
+//! An [`AdaptiveThrottle`] is the probabilistic alternative: instead of all-or-nothing,
+//! it rejects each call with probability `max(0, (requests − k·accepts) / (requests + 1))`
+//! over a sliding time window (client-side throttling, from the SRE book's "Handling
+//! Overload"), so a partially failing backend keeps getting the traffic it can serve.
+//!
 //! A [`KeyedCircuitBreaker`] keeps one circuit per key (per tenant, per shop), so that
 //! one tenant's failures open that tenant's circuit only, in bounded memory.
 //!
@@ -54,6 +59,7 @@ mod permit;
 mod shared;
 mod state;
 mod stats;
+mod throttle;
 mod window;
 mod word;
 
@@ -69,3 +75,4 @@ pub use keyed::{
 pub use permit::CallPermit;
 pub use state::CircuitState;
 pub use stats::CircuitStats;
+pub use throttle::{AdaptiveThrottle, ThrottleConfig, ThrottleConfigBuilder, ThrottleStats};
