@@ -17,8 +17,10 @@ use super::config::{MAX_BUCKETS, MAX_DURATION, MIN_BUCKET_WIDTH, Window};
 use super::state::CircuitState;
 use super::window::FailureWindow;
 use crate::clock::{SharedClock, default_clock};
+use crate::config::{self, LayerConfig, Value};
 use crate::error::check;
 use crate::events::{EventKind, Hub, Interest, Layer};
+use crate::registry::Registry;
 use crate::{ConfigError, Error};
 
 /// Largest accepted `k`.
@@ -120,6 +122,45 @@ impl ThrottleConfigBuilder {
             ));
         }
         Ok(c)
+    }
+}
+
+/// Reads the keys `k` (a number), `window` (a duration) and `buckets` (a count), in
+/// config files and `Deserialize` alike.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience::circuit::ThrottleConfig;
+/// use resilience::config::{LayerConfig, Value};
+///
+/// let config = ThrottleConfig::from_entries(
+///     None,
+///     &[("k", Value::Float(1.5)), ("window", Value::Str("60s"))],
+///     resilience::registry(),
+/// )?;
+/// assert_eq!((config.k(), config.window()), (1.5, Duration::from_secs(60)));
+/// assert!(ThrottleConfig::from_entries(None, &[("k", Value::Float(0.5))], resilience::registry()).is_err());
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+impl LayerConfig for ThrottleConfig {
+    const LAYER: &'static str = "adaptive_throttle";
+    const KEYS: &'static [&'static str] = &["k", "window", "buckets"];
+
+    fn from_entries(
+        base: Option<Self>,
+        entries: &[(&str, Value<'_>)],
+        _: &Registry,
+    ) -> Result<Self, ConfigError> {
+        let mut b = ThrottleConfigBuilder { base: base.unwrap_or_default() };
+        for &(key, value) in entries {
+            b = match key {
+                "k" => b.k(value.float(key)?),
+                "window" => b.window(value.duration(key)?),
+                "buckets" => b.buckets(value.count(key)?),
+                _ => return Err(config::unknown(key, Self::KEYS)),
+            };
+        }
+        b.build()
     }
 }
 
@@ -516,6 +557,37 @@ mod tests {
             ThrottleConfig::builder().window(Duration::from_millis(5)).buckets(10).build().is_err()
         );
         assert!(ThrottleConfig::builder().k(1.0).build().is_ok());
+    }
+
+    #[test]
+    fn config_keys_are_read_and_checked() {
+        let reg = Registry::new();
+        let c = ThrottleConfig::from_entries(
+            None,
+            &[("k", Value::Int(3)), ("window", Value::Str("30s")), ("buckets", Value::Int(6))],
+            &reg,
+        );
+        let c = c.map_err(|e| e.to_string());
+        assert_eq!(
+            c.as_ref().map(|c| (c.k(), c.window(), c.buckets())),
+            Ok((3.0, Duration::from_secs(30), 6))
+        );
+        for bad in [("k", Value::Str("two")), ("window", Value::Int(5)), ("kk", Value::Int(2))] {
+            let err = ThrottleConfig::from_entries(None, &[bad], &reg).map(|_| ());
+            assert!(err.is_err(), "{bad:?}");
+        }
+        let unknown = ThrottleConfig::from_entries(None, &[("kk", Value::Int(2))], &reg);
+        assert!(unknown.is_err_and(|e| e.to_string().contains("k, window, buckets")));
+    }
+
+    #[cfg(feature = "toml")]
+    #[test]
+    fn config_deserializes_from_toml() {
+        let c: Result<ThrottleConfig, _> = toml::from_str("k = 2.5\nwindow = \"60s\"");
+        let c = c.map_err(|e| e.to_string());
+        assert_eq!(c.map(|c| (c.k(), c.window())), Ok((2.5, Duration::from_secs(60))));
+        let bad: Result<ThrottleConfig, _> = toml::from_str("k = 0.5");
+        assert!(bad.is_err_and(|e| e.to_string().contains("k")));
     }
 
     #[test]

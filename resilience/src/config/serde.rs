@@ -7,6 +7,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, de::Error as _};
 
 use super::{LayerConfig, Value, timeout_from_entries};
+use crate::circuit::ThrottleConfig;
 use crate::presets::ResilienceConfig;
 use crate::registry::Registry;
 use crate::retry::{RetryBudgetConfig, RetryPolicy};
@@ -236,7 +237,8 @@ deserialize_via_keys!(
     RateLimitConfig,
     BulkheadConfig,
     RetryPolicy,
-    RetryBudgetConfig
+    RetryBudgetConfig,
+    ThrottleConfig
 );
 
 /// Reads `base` (a preset of the global registry), `timeout` and one table per layer,
