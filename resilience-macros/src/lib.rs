@@ -318,8 +318,8 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// assert!(matches!(orders("frozen"), Err(ShopError::Frozen)));
 /// assert!(matches!(orders("frozen"), Err(ShopError::Resilience(Error::CircuitOpen { .. }))));
 /// assert!(matches!(orders("healthy"), Ok(3)));
-/// let shops = registry().keyed_circuit_breakers().get("docs-shops").unwrap();
-/// assert_eq!(shops.state("frozen"), CircuitState::Open);
+/// let shops = registry().keyed_circuit_breakers().get("docs-shops");
+/// assert!(shops.is_some_and(|shops| shops.state("frozen") == CircuitState::Open));
 /// ```
 ///
 /// By hand: `registry().keyed_circuit_breakers().resolve(name, || config)` and
@@ -591,8 +591,9 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # async fn main() {
 /// assert_eq!(products("a.myshopify.com").await.ok(), Some(250));
 /// let name = concat!(module_path!(), "::products");
-/// let per_shop = registry().keyed_circuit_breakers().get(name).unwrap();
-/// assert_eq!(per_shop.stats_for("a.myshopify.com").map(|s| s.successes), Some(1));
+/// let per_shop = registry().keyed_circuit_breakers().get(name);
+/// let stats = per_shop.and_then(|per_shop| per_shop.stats_for("a.myshopify.com"));
+/// assert_eq!(stats.map(|s| s.successes), Some(1));
 /// # }
 /// ```
 ///

@@ -9,8 +9,9 @@ use super::classifier::{AllErrors, ByClass, CallOutcome, ResultClassifier};
 use crate::classify::Classify;
 use crate::{Error, Fault};
 
+/// How a finished call counts, as `classifier` says (shared with the adaptive throttle).
 #[inline(always)]
-fn outcome_of<T, E, C: ResultClassifier<T, E> + ?Sized>(
+pub(super) fn outcome_of<T, E, C: ResultClassifier<T, E> + ?Sized>(
     result: &Result<T, E>,
     classifier: &C,
 ) -> CallOutcome {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::call::outcome_of;
 use super::classifier::{AllErrors, CallOutcome, ResultClassifier};
 use super::config::{MAX_BUCKETS, MAX_DURATION, MIN_BUCKET_WIDTH, Window};
 use super::state::CircuitState;
@@ -424,16 +425,6 @@ impl AdaptiveThrottle {
         let result = op().await;
         self.record(outcome_of(&result, classifier));
         result
-    }
-}
-
-fn outcome_of<T, E, C: ResultClassifier<T, E> + ?Sized>(
-    result: &Result<T, E>,
-    classifier: &C,
-) -> CallOutcome {
-    match result {
-        Ok(value) => classifier.classify_ok(value),
-        Err(e) => classifier.classify_err(e),
     }
 }
 
