@@ -229,9 +229,15 @@ impl From<Error> for std::io::Error {
 /// assert_eq!(err.to_string(), "invalid `max_attempts`: must be at least 1 (got 0)");
 /// assert_eq!(err.field(), "max_attempts");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid `{field}`: {message}")]
-pub struct ConfigError {
+///
+/// It is one pointer wide (its text is boxed), so that every `Result` carrying it, or an
+/// [`Error`], stays small on the path where nothing went wrong.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `{}`: {}", .0.field, .0.message)]
+pub struct ConfigError(Box<ConfigErrorText>);
+
+#[derive(Clone, PartialEq, Eq)]
+struct ConfigErrorText {
     field: Cow<'static, str>,
     message: String,
 }
@@ -239,17 +245,28 @@ pub struct ConfigError {
 impl ConfigError {
     /// A new error about `field`.
     pub fn new(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        ConfigError { field: field.into(), message: message.into() }
+        ConfigError(Box::new(ConfigErrorText { field: field.into(), message: message.into() }))
     }
 
     /// The field (or name) the error is about.
     pub fn field(&self) -> &str {
-        &self.field
+        &self.0.field
     }
 
     /// What is wrong and what is accepted.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
+    }
+}
+
+/// Shows the fields as they were shown before the text was boxed:
+/// `ConfigError { field: "..", message: ".." }`.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigError")
+            .field("field", &self.0.field)
+            .field("message", &self.0.message)
+            .finish()
     }
 }
 
@@ -320,5 +337,42 @@ pub(crate) mod check {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_error_is_one_pointer_so_results_carrying_it_stay_small() {
+        assert_eq!(size_of::<ConfigError>(), size_of::<usize>());
+        assert_eq!(size_of::<Result<(), ConfigError>>(), size_of::<usize>());
+        // The largest variants left are an `Arc<str>` name beside a `Duration` (or a
+        // second `Arc<str>`): 40 bytes with the tag, and a `Result` uses the tag's niche.
+        #[cfg(target_pointer_width = "64")]
+        {
+            assert_eq!(size_of::<Error>(), 40);
+            assert_eq!(size_of::<Result<u64, Error>>(), 40);
+        }
+    }
+
+    #[test]
+    fn config_error_reads_compares_and_prints_as_its_fields() {
+        let e = ConfigError::new("max_attempts", "must be at least 1 (got 0)");
+        assert_eq!((e.field(), e.message()), ("max_attempts", "must be at least 1 (got 0)"));
+        assert_eq!(e.to_string(), "invalid `max_attempts`: must be at least 1 (got 0)");
+        assert_eq!(
+            format!("{e:?}"),
+            r#"ConfigError { field: "max_attempts", message: "must be at least 1 (got 0)" }"#
+        );
+        assert_eq!(e.clone(), e);
+        assert_ne!(e, ConfigError::new("max_attempts", "other"));
+        let wrapped = Error::from(e.clone());
+        assert_eq!(
+            wrapped.to_string(),
+            "resilience configuration error: invalid `max_attempts`: must be at least 1 (got 0)"
+        );
+        assert!(matches!(wrapped, Error::Config(ref c) if c == &e));
     }
 }

@@ -5,9 +5,15 @@
 //! Every thread that counts takes a small process-wide index, unique among live threads
 //! (an exiting thread hands its index back, and the next new thread reuses the lowest
 //! free one). A slot is written only by the thread holding its index, so an increment
-//! needs no read-modify-write: nothing else writes the slot in between. A counter keeps
-//! the slots of the first [`FIRST`] indices inline and allocates the others in growing
-//! segments on first use; indices past the last segment, and a thread counting while its
+//! needs no read-modify-write: nothing else writes the slot in between.
+//!
+//! A counter costs what its use needs. The first thread that counts becomes its owner
+//! and counts in one inline, unpadded slot: a counter only one thread ever counts in
+//! (most of them) allocates nothing. When a second thread counts, the counter allocates
+//! the cache-padded slots of the first [`FIRST`] indices, and from then on every thread,
+//! the owner included, counts in its own padded slot (the inline slot keeps what the
+//! owner counted before). Indices past those get slots in growing segments allocated on
+//! first use; indices past the last segment, and a thread counting while its
 //! thread-locals are being torn down, share one slot updated with `fetch_add`.
 //!
 //! A read sums the slots. The sum is exact once the additions it should see have
@@ -23,7 +29,7 @@ use std::sync::OnceLock;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Slots allocated with the counter: indices `0..FIRST`.
 const FIRST: usize = 4;
@@ -36,12 +42,20 @@ const SEGMENTS: usize = 10;
 const UNSET: u32 = u32::MAX - 1;
 /// The index of a thread whose index was handed back (thread-locals torn down).
 const SHARED: u32 = u32::MAX;
+/// The owner of a counter no thread has counted in yet (no thread holds this index).
+const NO_OWNER: u32 = u32::MAX - 2;
 
 type Slot = CachePadded<AtomicU64>;
 
 /// A `u64` counter that scales with concurrent writers.
 pub(crate) struct StripedCounter {
-    first: Box<[Slot; FIRST]>,
+    /// The index of the thread counting in `own`: the first that counted, `NO_OWNER`
+    /// before.
+    owner: AtomicU32,
+    /// The owner's slot while it is the only thread that has counted.
+    own: AtomicU64,
+    /// The padded slots of indices `0..FIRST`, allocated when a second thread counts.
+    first: OnceLock<Box<[Slot; FIRST]>>,
     more: OnceLock<Box<Overflow>>,
     /// The sum of the slots at the last reset.
     base: AtomicU64,
@@ -102,7 +116,7 @@ fn register() -> u32 {
             Some(Reverse(i)) => i,
             None => {
                 let i = ids.next;
-                ids.next = ids.next.saturating_add(1).min(UNSET - 1);
+                ids.next = ids.next.saturating_add(1).min(NO_OWNER - 1);
                 i
             }
         }
@@ -129,12 +143,9 @@ impl StripedCounter {
     /// A counter at zero.
     pub(crate) fn new() -> Self {
         StripedCounter {
-            first: Box::new([
-                CachePadded::new(AtomicU64::new(0)),
-                CachePadded::new(AtomicU64::new(0)),
-                CachePadded::new(AtomicU64::new(0)),
-                CachePadded::new(AtomicU64::new(0)),
-            ]),
+            owner: AtomicU32::new(NO_OWNER),
+            own: AtomicU64::new(0),
+            first: OnceLock::new(),
             more: OnceLock::new(),
             base: AtomicU64::new(0),
         }
@@ -144,16 +155,43 @@ impl StripedCounter {
     #[inline(always)]
     pub(crate) fn incr(&self) {
         let index = INDEX.with(Cell::get);
-        match self.first.get(index as usize) {
-            Some(slot) => add_owned(slot),
-            None => self.incr_slow(index),
+        match self.first.get() {
+            // Only its owner has counted so far: one inline slot.
+            None => {
+                if self.owner.load(Ordering::Relaxed) == index {
+                    return add_owned(&self.own);
+                }
+            }
+            Some(first) => {
+                if let Some(slot) = first.get(index as usize) {
+                    return add_owned(slot);
+                }
+            }
         }
+        self.incr_slow(index);
     }
 
     #[inline(never)]
     fn incr_slow(&self, index: u32) {
         let index = if index == UNSET { register() } else { index };
-        if let Some(slot) = self.first.get(index as usize) {
+        // The first thread to count (with an index of its own) becomes the owner.
+        if self.first.get().is_none() && (index as usize) < FIRST << SEGMENTS {
+            match self.owner.compare_exchange(
+                NO_OWNER,
+                index,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return add_owned(&self.own),
+                Err(owner) if owner == index => return add_owned(&self.own),
+                Err(_) => {}
+            }
+        }
+        // A second thread: every thread counts in a padded slot from now on.
+        let first = self.first.get_or_init(|| {
+            Box::new(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))))
+        });
+        if let Some(slot) = first.get(index as usize) {
             return add_owned(slot);
         }
         let more = self.more.get_or_init(|| {
@@ -193,7 +231,10 @@ impl StripedCounter {
 
     fn slots_sum(&self) -> u64 {
         let add = |acc: u64, s: &Slot| acc.wrapping_add(s.load(Ordering::Relaxed));
-        let mut total = self.first.iter().fold(0, add);
+        let mut total = self.own.load(Ordering::Relaxed);
+        if let Some(first) = self.first.get() {
+            total = first.iter().fold(total, add);
+        }
         if let Some(more) = self.more.get() {
             total = add(total, &more.shared);
             for segment in more.segments.iter().filter_map(OnceLock::get) {
@@ -239,6 +280,43 @@ mod tests {
         assert_eq!(c.sum(), 0);
         c.incr();
         assert_eq!(c.sum(), 1);
+    }
+
+    #[test]
+    fn one_thread_counts_inline_until_a_second_thread_counts() {
+        let c = StripedCounter::new();
+        for _ in 0..10 {
+            c.incr();
+        }
+        assert!(c.first.get().is_none(), "one thread: no padded slots allocated");
+        assert_eq!(c.own.load(Ordering::Relaxed), 10);
+        std::thread::scope(|s| {
+            s.spawn(|| c.incr());
+        });
+        assert!(c.first.get().is_some(), "a second thread: padded slots");
+        // The owner now counts in its padded slot; the inline slot keeps its 10.
+        c.incr();
+        assert_eq!(c.own.load(Ordering::Relaxed), 10);
+        assert_eq!(c.sum(), 12);
+    }
+
+    #[test]
+    fn owner_and_other_threads_count_exactly_at_the_same_time() {
+        for _ in 0..20 {
+            let c = StripedCounter::new();
+            let barrier = std::sync::Barrier::new(3);
+            std::thread::scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        for _ in 0..2_000 {
+                            c.incr();
+                        }
+                    });
+                }
+            });
+            assert_eq!(c.sum(), 6_000);
+        }
     }
 
     #[test]

@@ -52,21 +52,26 @@ const NONE: u64 = u64::MAX;
 /// assert!(matches!(rejected, Err(Error::CircuitOpen { .. })));
 /// # Ok::<(), resilience::ConfigError>(())
 /// ```
+// `repr(C)`: the fields every call reads come first, the success counter (written on
+// every call by the thread that owns its inline slot) last, with the rarely written
+// statistics between, so that a thread counting a success never writes the cache line
+// of the state word that every other thread reads.
+#[repr(C)]
 pub struct CircuitBreaker {
-    name: Arc<str>,
-    clock: SharedClock,
-    policy: ArcSwap<Policy>,
     word: AtomicU64,
+    /// Where this breaker reports its events.
+    hub: Hub,
+    consecutive: AtomicU32,
+    /// Whether the policy trips on a failure rate (has a window), mirrored out of
+    /// `policy` so that a success under a consecutive-failures policy skips loading it.
+    rate_window: AtomicBool,
     /// Slow-call threshold in nanoseconds, 0 when not configured (read on admission).
     slow_call: AtomicU64,
     /// Clock time (nanos) when the current open period ends.
     open_until: AtomicU64,
-    /// Whether the policy trips on a failure rate (has a window), mirrored out of
-    /// `policy` so that a success under a consecutive-failures policy skips loading it.
-    rate_window: AtomicBool,
-    consecutive: AtomicU32,
-    /// Striped: every call through a closed breaker counts here.
-    successes: StripedCounter,
+    name: Arc<str>,
+    clock: SharedClock,
+    policy: ArcSwap<Policy>,
     failures: AtomicU64,
     ignored: AtomicU64,
     rejections: AtomicU64,
@@ -76,10 +81,10 @@ pub struct CircuitBreaker {
     last_transition: AtomicU64,
     /// Serialises transitions; holds the jitter RNG.
     transition: Mutex<fastrand::Rng>,
-    /// Where this breaker reports its events.
-    hub: Hub,
     /// The circuit in a state store (`Backend::Redis`, or `with_store`).
     shared: Option<Shared>,
+    /// Striped: every call through a closed breaker counts here.
+    successes: StripedCounter,
 }
 
 /// The config plus the structures derived from it, swapped whole by `reconfigure`.
