@@ -319,6 +319,53 @@ mod tests {
         }
     }
 
+    /// Every sequence of up to 6 increments spread over 3 threads, checked step by step
+    /// against a reference model: the sum is exact, the first thread counts inline until
+    /// a second one counts, and the padded slots exist exactly from then on.
+    #[test]
+    fn every_short_interleaving_matches_the_reference_model() {
+        use std::sync::{Arc, mpsc};
+        type Job = (Arc<StripedCounter>, mpsc::Sender<()>);
+        let workers: Vec<mpsc::Sender<Job>> = (0..3)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel::<Job>();
+                std::thread::spawn(move || {
+                    for (counter, done) in rx {
+                        counter.incr();
+                        let _ = done.send(());
+                    }
+                });
+                tx
+            })
+            .collect();
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut sequences = 0;
+        for len in 1..=6u32 {
+            for code in 0..3usize.pow(len) {
+                let c = Arc::new(StripedCounter::new());
+                let (mut first_thread, mut inline, mut shared) = (None, 0u64, false);
+                let mut rest = code;
+                for step in 1..=u64::from(len) {
+                    let t = rest % 3;
+                    rest /= 3;
+                    assert!(workers[t].send((c.clone(), done_tx.clone())).is_ok());
+                    assert!(done_rx.recv().is_ok());
+                    // The model.
+                    let first = *first_thread.get_or_insert(t);
+                    shared |= t != first;
+                    if !shared {
+                        inline += 1;
+                    }
+                    assert_eq!(c.sum(), step, "sequence {code} of length {len}");
+                    assert_eq!(c.own.load(Ordering::Relaxed), inline, "sequence {code}");
+                    assert_eq!(c.first.get().is_some(), shared, "sequence {code}");
+                }
+                sequences += 1;
+            }
+        }
+        assert_eq!(sequences, 3 + 9 + 27 + 81 + 243 + 729);
+    }
+
     #[test]
     fn counts_exactly_with_more_live_threads_than_inline_slots() {
         // 40 threads alive at once: indices past the inline slots land in the segments.

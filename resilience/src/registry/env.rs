@@ -41,24 +41,25 @@ impl fmt::Debug for Env {
 /// Creates an instance with a shared backend in the registry's own store, falling back
 /// (with an error in the log) to `local` when the store cannot keep the config or when
 /// the registry has no store of its own.
-pub(crate) fn in_store<'n, T, C>(
+/// The instance gets a clone of `name` (one name allocation, shared with the registry).
+pub(crate) fn in_store<T, C>(
     env: &Env,
-    name: &'n str,
+    name: &Arc<str>,
     config: C,
     shared: bool,
-    with_store: impl FnOnce(&'n str, C, &dyn StateStore) -> Result<T, crate::ConfigError>,
-    local: impl FnOnce(&'n str, C) -> T,
+    with_store: impl FnOnce(Arc<str>, C, &dyn StateStore) -> Result<T, crate::ConfigError>,
+    local: impl FnOnce(Arc<str>, C) -> T,
 ) -> T
 where
     C: Clone,
 {
     if let (true, Some(store)) = (shared, env.store()) {
-        match with_store(name, config.clone(), &*store) {
+        match with_store(name.clone(), config.clone(), &*store) {
             Ok(instance) => return instance,
             Err(e) => {
-                tracing::error!(name, error = %e, "the registry's store cannot keep this config: the instance stays local")
+                tracing::error!(name = &**name, error = %e, "the registry's store cannot keep this config: the instance stays local")
             }
         }
     }
-    local(name, config)
+    local(name.clone(), config)
 }

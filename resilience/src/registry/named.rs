@@ -31,9 +31,10 @@ pub trait Named: sealed::Sealed + Send + Sync + Sized + 'static {
     const KIND: &'static str;
 
     /// A new instance reporting its events to the registry's hub, its shared state (if
-    /// any) in the registry's store (not public API).
+    /// any) in the registry's store; it shares `name` with the registry's map (not
+    /// public API).
     #[doc(hidden)]
-    fn create(name: &str, config: Self::Config, env: &Env) -> Self;
+    fn create(name: &Arc<str>, config: Self::Config, env: &Env) -> Self;
     /// The instance's config now (not public API).
     #[doc(hidden)]
     fn current_config(&self) -> Self::Config;
@@ -56,8 +57,8 @@ macro_rules! named {
             type Config = $config;
             type Stats = $stats;
             const KIND: &'static str = $kind;
-            fn create(name: &str, config: Self::Config, env: &Env) -> Self {
-                let create: fn(&str, Self::Config, &Env) -> Self = $create;
+            fn create(name: &Arc<str>, config: Self::Config, env: &Env) -> Self {
+                let create: fn(&Arc<str>, Self::Config, &Env) -> Self = $create;
                 create(name, config, env)
             }
             fn current_config(&self) -> Self::Config {
@@ -94,7 +95,7 @@ named!(
     KeyedCircuitStats,
     "keyed circuit breaker",
     renew,
-    |n, c, env| KeyedCircuitBreaker::new(n, c).with_hub(env.hub.clone())
+    |n, c, env| KeyedCircuitBreaker::new(n.clone(), c).with_hub(env.hub.clone())
 );
 named!(RateLimiter, RateLimitConfig, RateLimiterStats, "rate limiter", reset, |n, c, env| {
     let shared = c.backend().is_shared();
@@ -113,10 +114,10 @@ named!(
     }
 );
 named!(Bulkhead, BulkheadConfig, BulkheadStats, "bulkhead", reset, |n, c, env| {
-    Bulkhead::new(n, c).with_hub(env.hub.clone())
+    Bulkhead::new(n.clone(), c).with_hub(env.hub.clone())
 });
 named!(RetryBudget, RetryBudgetConfig, RetryBudgetStats, "retry budget", reset, |n, c, _env| {
-    RetryBudget::new(n, c)
+    RetryBudget::new(n.clone(), c)
 });
 
 /// The instances of one kind in a registry: `registry().circuit_breakers()`,

@@ -45,8 +45,9 @@ impl<T: Named> Slots<T> {
         if let Some(existing) = map.get(name) {
             return existing.clone();
         }
-        let instance = Arc::new(T::create(name, config, &self.env));
-        map.insert(Arc::from(name), instance.clone());
+        let name = Arc::from(name);
+        let instance = Arc::new(T::create(&name, config, &self.env));
+        map.insert(name, instance.clone());
         instance
     }
 
@@ -82,8 +83,9 @@ impl<T: Named> Slots<T> {
         if let Some(existing) = map.get(name) {
             return check(existing);
         }
-        let instance = Arc::new(T::create(name, effective, &self.env));
-        map.insert(Arc::from(name), instance.clone());
+        let name = Arc::from(name);
+        let instance = Arc::new(T::create(&name, effective, &self.env));
+        map.insert(name, instance.clone());
         Ok(instance)
     }
 
