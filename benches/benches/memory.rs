@@ -1,18 +1,23 @@
 //! Memory: heap bytes per breaker and per limiter (the object boxed, so its own size and
-//! everything it allocates), and per key of a keyed limiter at 1 M keys and after idle
-//! eviction, `resilience` vs the peers. Measured with the counting global allocator as
+//! everything it allocates), per key of a keyed limiter at 1 M keys and after idle
+//! eviction, and per name of a registry of 10³ and 10⁶ named circuits, `resilience` vs
+//! the peers. Measured with the counting global allocator as
 //! the growth of live heap bytes; prints a table and leaves the rows for `bench-table`.
 #![allow(missing_docs)]
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use dashmap::DashMap;
 
 use governor::Quota;
 use governor::clock::FakeRelativeClock;
 use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
 use resilience::clock::ManualClock;
 use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
+use resilience::registry::Registry;
 use resilience_benches::alloc::{CountingAllocator, live_bytes};
 use resilience_benches::table::{MEMORY_FILE, MemoryRow, memory_json, render};
 
@@ -102,6 +107,38 @@ fn keyed_rows() -> Vec<MemoryRow> {
     ]
 }
 
+/// Bytes per name of a registry holding `n` named circuits (the registry, its map, the
+/// names and the breakers), against a `DashMap<String, Arc<Recloser>>` of as many.
+fn registry_rows() -> Vec<MemoryRow> {
+    let mut rows = Vec::new();
+    for n in [1_000, 1_000_000] {
+        let names: Vec<String> = (0..n).map(|i| format!("tenant-{i}.circuit")).collect();
+
+        let before = live_bytes();
+        let registry = Registry::new();
+        for name in &names {
+            let _ =
+                registry.circuit_breakers().get_or_create(name, CircuitBreakerConfig::default());
+        }
+        let ours = live_bytes().saturating_sub(before);
+        drop(registry);
+
+        let before = live_bytes();
+        let peer: DashMap<String, Arc<recloser::Recloser>> =
+            names.iter().map(|n| (n.clone(), Arc::new(recloser::Recloser::default()))).collect();
+        let theirs = live_bytes().saturating_sub(before);
+        drop(peer);
+
+        let per_name = |bytes: usize| bytes as f64 / n as f64;
+        rows.push(MemoryRow {
+            what: format!("bytes per name, registry of {n} circuits"),
+            resilience: per_name(ours),
+            peer: Some(("DashMap<String, Arc<Recloser>>".into(), per_name(theirs))),
+        });
+    }
+    rows
+}
+
 fn target_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return Some(PathBuf::from(dir));
@@ -114,6 +151,29 @@ fn main() {
     let hour = Duration::from_secs(3600);
     let breaker = per_instance(|i| {
         CircuitBreaker::new(format!("breaker-{i}"), CircuitBreakerConfig::default())
+    });
+    // A breaker's success counter gets padded per-thread slots only once a second thread
+    // counts in it: the same breakers after one call from this thread, and after one call
+    // from this thread and one from another.
+    let call = |b: &CircuitBreaker| drop(b.call(|| Ok::<(), resilience::Error>(())));
+    let breaker_one_thread = per_instance(|i| {
+        let b = CircuitBreaker::new(format!("breaker-{i}"), CircuitBreakerConfig::default());
+        call(&b);
+        b
+    });
+    let breaker_two_threads = per_instance(|i| {
+        let b = CircuitBreaker::new(format!("breaker-{i}"), CircuitBreakerConfig::default());
+        call(&b);
+        std::thread::scope(|s| {
+            s.spawn(|| call(&b));
+        });
+        b
+    });
+    let recloser_call = |r: &recloser::Recloser| drop(r.call(|| Ok::<(), ()>(())));
+    let recloser_used = per_instance(|_| {
+        let r = recloser::Recloser::custom().open_wait(hour).build();
+        recloser_call(&r);
+        r
     });
     let recloser = per_instance(|_| recloser::Recloser::custom().open_wait(hour).build());
     let failsafe = per_instance(|_| failsafe::Config::new().build());
@@ -133,12 +193,23 @@ fn main() {
             peer: Some(("failsafe".into(), failsafe)),
         },
         MemoryRow {
+            what: "bytes per circuit breaker, called from 1 thread".into(),
+            resilience: breaker_one_thread,
+            peer: Some(("recloser".into(), recloser_used)),
+        },
+        MemoryRow {
+            what: "bytes per circuit breaker, called from 2 threads".into(),
+            resilience: breaker_two_threads,
+            peer: Some(("recloser".into(), recloser_used)),
+        },
+        MemoryRow {
             what: "bytes per rate limiter".into(),
             resilience: limiter,
             peer: Some(("governor".into(), governor)),
         },
     ];
     rows.extend(keyed_rows());
+    rows.extend(registry_rows());
 
     print!("{}", render(&[], &rows));
     if let Some(dir) = target_dir()

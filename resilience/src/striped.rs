@@ -176,21 +176,17 @@ impl StripedCounter {
         let index = if index == UNSET { register() } else { index };
         // The first thread to count (with an index of its own) becomes the owner.
         if self.first.get().is_none() && (index as usize) < FIRST << SEGMENTS {
-            match self.owner.compare_exchange(
-                NO_OWNER,
-                index,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match self.owner.compare_exchange(NO_OWNER, index, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return add_owned(&self.own),
                 Err(owner) if owner == index => return add_owned(&self.own),
                 Err(_) => {}
             }
         }
         // A second thread: every thread counts in a padded slot from now on.
-        let first = self.first.get_or_init(|| {
-            Box::new(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))))
-        });
+        let first = self
+            .first
+            .get_or_init(|| Box::new(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0)))));
         if let Some(slot) = first.get(index as usize) {
             return add_owned(slot);
         }

@@ -769,6 +769,18 @@ mod tests {
     use crate::circuit::Window;
     use crate::clock::{Clock, ManualClock};
 
+    #[cfg(not(resilience_loom))]
+    #[test]
+    fn the_breaker_is_small_and_its_success_counter_sits_apart_from_the_state_word() {
+        #[cfg(target_pointer_width = "64")]
+        assert!(size_of::<CircuitBreaker>() <= 256, "{} bytes", size_of::<CircuitBreaker>());
+        // The owner of the counter's inline slot writes it on every call; every thread
+        // reads the state word: never in one cache line (nor one adjacent pair).
+        let word = std::mem::offset_of!(CircuitBreaker, word);
+        let successes = std::mem::offset_of!(CircuitBreaker, successes);
+        assert!(successes >= word + 128, "word at {word}, successes at {successes}");
+    }
+
     fn tripping(jitter: f64) -> (ManualClock, CircuitBreaker) {
         let clock = ManualClock::new();
         let config = CircuitBreakerConfig::builder()
