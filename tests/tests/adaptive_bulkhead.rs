@@ -140,7 +140,7 @@ async fn the_tower_layers_adapt_their_bulkhead() {
         .build()
         .expect("valid");
     let bulkhead = Arc::new(Bulkhead::new("adaptive-tower", config));
-    let single = BulkheadLayer::new(bulkhead.clone()).layer(slow.clone());
+    let single = BulkheadLayer::new(bulkhead.clone()).layer(slow);
     let whole = ResilienceLayer::from_config("adaptive-tower-stack", &adaptive_config())
         .expect("valid")
         .layer(slow);
