@@ -27,6 +27,10 @@ fn acquire(c: &mut Criterion) {
     g.bench_function("resilience", |b| b.iter(|| drop(black_box(adaptive.try_acquire()))));
     g.bench_function("fixed bulkhead", |b| b.iter(|| drop(black_box(fixed.try_acquire()))));
     g.bench_function("tokio Semaphore", |b| b.iter(|| drop(black_box(semaphore.try_acquire()))));
+    // Diagnostic (no target): the default clock's read alone; the adaptive bulkhead reads
+    // it twice per call (acquisition and release).
+    let clock = resilience::clock::default_clock();
+    g.bench_function("diag_default_clock_now", |b| b.iter(|| clock.now()));
     g.finish();
 }
 

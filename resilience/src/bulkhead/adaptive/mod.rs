@@ -292,7 +292,10 @@ impl Controller {
     ) -> Option<Update> {
         self.sum_nanos.fetch_add(nanos(rtt), Ordering::Relaxed);
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak.fetch_max(in_flight, Ordering::Relaxed);
+        // A plain load first: the peak rarely moves, and a `fetch_max` is a locked RMW.
+        if in_flight > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(in_flight, Ordering::Relaxed);
+        }
         let first = self.rtt_nanos.load(Ordering::Relaxed) == 0;
         let size = if first { MIN_SAMPLES } else { u64::from(limit.load(Ordering::Relaxed)) };
         let elapsed = nanos(now).saturating_sub(self.window_start.load(Ordering::Relaxed));
