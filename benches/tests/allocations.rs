@@ -1,6 +1,7 @@
 //! Zero heap allocations per call on the hot paths: a call through a closed breaker
-//! (direct, and keyed with an existing key), a rate limiter with permits available (direct, and keyed with an existing key), and a
-//! retry whose first attempt succeeds (sync, and async after warm-up).
+//! (direct, and keyed with an existing key), a rate limiter with permits available (direct, and keyed with an existing key), a
+//! retry whose first attempt succeeds (sync, and async after warm-up), and a bulkhead's
+//! acquire and release with a slot free (fixed, and adaptive with its window updates).
 //!
 //! A counting global allocator counts allocations per thread, so tests running in
 //! parallel do not see each other's. Each test warms the path up once (lazy statics, a
@@ -28,6 +29,25 @@ fn plenty_of_permits() -> RateLimitConfig {
         .on_limit(OnLimit::Reject)
         .build()
         .unwrap_or_else(|e| unreachable!("valid config: {e}"))
+}
+
+#[test]
+fn bulkhead_acquire_and_release_allocate_nothing_fixed_or_adaptive() {
+    use resilience::bulkhead::{Bulkhead, BulkheadConfig, LimitAlgorithm};
+    let fixed = BulkheadConfig::builder().max_concurrent(64).build();
+    let adaptive =
+        BulkheadConfig::builder().adaptive(LimitAlgorithm::Gradient).initial_limit(64).build();
+    for (name, config) in [("alloc-bulkhead-fixed", fixed), ("alloc-bulkhead-adaptive", adaptive)] {
+        let bulkhead = Bulkhead::new(name, config.unwrap_or_else(|e| unreachable!("{e}")));
+        drop(bulkhead.try_acquire());
+        // Enough calls to close many windows: the adaptive limit's update allocates nothing
+        // either.
+        let (n, ok) = allocations_during(|| {
+            (0..CALLS * 10).filter(|_| black_box(bulkhead.try_acquire()).is_ok()).count()
+        });
+        assert_eq!(ok, CALLS * 10);
+        assert_eq!(n, 0, "{n} allocations in {} acquisitions of {name}", CALLS * 10);
+    }
 }
 
 #[test]

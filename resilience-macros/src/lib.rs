@@ -494,6 +494,9 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `name` | the bulkhead's name (shared by functions naming it) | `module::fn` (`module::Type::method` for a method) |
 /// | `max_concurrent` | calls allowed in flight | `10` |
 /// | `max_wait` | how long a call may wait for a free slot | no wait |
+/// | `adaptive` | `gradient`, `aimd` or `vegas`: the limit follows the dependency's latency (`max_concurrent` is then unused) | fixed |
+/// | `min_limit` / `max_limit` | the bounds of an adaptive limit | `1` / `1000` |
+/// | `initial_limit` | where an adaptive limit starts | `20` |
 /// | `preset` | start from the preset's bulkhead | none |
 ///
 /// A call that finds it full (after `max_wait`) returns
@@ -536,6 +539,27 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() { assert_eq!(query("select 1").await.ok(), Some(8)); }
+/// ```
+///
+/// With `adaptive`, the limit follows the dependency's latency (see
+/// `resilience::bulkhead::LimitAlgorithm`); by hand, the config's builder takes
+/// `.adaptive(LimitAlgorithm::Gradient).min_limit(4).max_limit(200)`:
+///
+/// ```
+/// use resilience::{bulkhead, registry, Error};
+///
+/// #[bulkhead(name = "docs-search", adaptive = "gradient", min_limit = 4, max_limit = 200)]
+/// async fn search(q: &str) -> Result<usize, Error> {
+///     Ok(q.len())
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(search("rust").await, Ok(4));
+/// let stats = registry().bulkheads().get("docs-search").map(|b| b.stats());
+/// // An adaptive limit starts at `initial_limit` (default 20).
+/// assert_eq!(stats.as_ref().map(|s| s.max_concurrent), Some(20));
+/// assert!(stats.is_some_and(|s| s.adaptive.is_some()));
+/// # }
 /// ```
 #[proc_macro_attribute]
 pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -1,6 +1,8 @@
 //! Cross-argument and function-shape rules, checked once everything is parsed.
 
-use crate::args::{CircuitArgs, Errors, LayerSettings, RateLimitArgs, RetryArgs, Setting};
+use crate::args::{
+    BulkheadArgs, CircuitArgs, Errors, LayerSettings, RateLimitArgs, RetryArgs, Setting,
+};
 use crate::func::{ArgName, FnInfo, Shape};
 use crate::stack::{Layer, Planned, Stack};
 
@@ -42,7 +44,7 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
                 rate_limit(args, planned, errors);
                 tenant_key("rate_limit", args.preset.as_ref(), args.key.is_some(), errors);
             }
-            Layer::Bulkhead(_) => {}
+            Layer::Bulkhead(args) => bulkhead(args, errors),
             Layer::Timeout(_) => {
                 if matches!(info.shape, Shape::Sync) {
                     sync_timeout(info, retry_outside, errors);
@@ -97,6 +99,41 @@ fn generic_error(args: &RetryArgs, info: &FnInfo, attr: &str, errors: &mut Error
             "`#[{attr}]` cannot classify the errors of `{e}`: it is a type parameter without a `Classify` bound, so every error would be retried, even when the caller's `{e}` implements `Classify`; add the bound `{e}: resilience::Classify + resilience::RetryAfter` (transient errors retried, server hints honoured), or choose with `retry_if = ..` (`retry_if = |_| true` retries every error)"
         ),
     ));
+}
+
+/// An adaptive limit's keys go together: `max_concurrent` is a fixed limit, and the
+/// bounds mean nothing without `adaptive` (unless a preset may bring it).
+fn bulkhead(args: &BulkheadArgs, errors: &mut Errors) {
+    let s = &args.settings;
+    let adaptive = s.get("adaptive").is_some();
+    if adaptive && let Some((_, span)) = s.get("max_concurrent") {
+        errors.push(syn::Error::new(
+            span,
+            "`max_concurrent` in `#[bulkhead]` is a fixed limit; an `adaptive` limit starts at `initial_limit` and moves between `min_limit` and `max_limit`: write `initial_limit = 10`",
+        ));
+    }
+    if !adaptive && args.preset.is_none() {
+        let stray = ["min_limit", "max_limit", "initial_limit"]
+            .into_iter()
+            .find_map(|key| s.get(key).map(|(_, span)| (key, span)));
+        if let Some((key, span)) = stray {
+            errors.push(syn::Error::new(
+                span,
+                format!("`{key}` in `#[bulkhead]` applies only to an adaptive limit; add `adaptive = \"gradient\"` (or `\"aimd\"`, `\"vegas\"`) or remove it"),
+            ));
+        }
+    }
+    if let (Some((Setting::Int(min), _)), Some((Setting::Int(max), span))) =
+        (s.get("min_limit"), s.get("max_limit"))
+        && max < min
+    {
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "`max_limit` in `#[bulkhead]` must be at least `min_limit` ({min}) (got {max})"
+            ),
+        ));
+    }
 }
 
 fn circuit(args: &CircuitArgs, errors: &mut Errors) {

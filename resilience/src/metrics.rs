@@ -40,6 +40,8 @@
 //! | `resilience_rate_limiter_wait_seconds` | histogram | `name` |
 //! | `resilience_bulkhead_in_flight` / `resilience_bulkhead_max_concurrent` | gauges | `name` |
 //! | `resilience_bulkhead_rejected_total` | counter | `name` |
+//! | `resilience_bulkhead_rtt_seconds` / `resilience_bulkhead_rtt_noload_seconds` | gauges, an adaptive bulkhead's last window latency and its lowest | `name` |
+//! | `resilience_bulkhead_limit_changes_total` | counter, an adaptive bulkhead's limit moves | `name` |
 //! | `resilience_timeouts_total` | counter | `name` |
 //! | `resilience_call_duration_seconds` | histogram of the whole protected call | `name`, `outcome` = `success` \| `failure` \| `rejected` \| `timeout` |
 //!
@@ -107,6 +109,12 @@ pub const BULKHEAD_IN_FLIGHT: &str = "resilience_bulkhead_in_flight";
 pub const BULKHEAD_MAX_CONCURRENT: &str = "resilience_bulkhead_max_concurrent";
 /// `resilience_bulkhead_rejected_total`.
 pub const BULKHEAD_REJECTED: &str = "resilience_bulkhead_rejected_total";
+/// `resilience_bulkhead_rtt_seconds`.
+pub const BULKHEAD_RTT: &str = "resilience_bulkhead_rtt_seconds";
+/// `resilience_bulkhead_rtt_noload_seconds`.
+pub const BULKHEAD_RTT_NOLOAD: &str = "resilience_bulkhead_rtt_noload_seconds";
+/// `resilience_bulkhead_limit_changes_total`.
+pub const BULKHEAD_LIMIT_CHANGES: &str = "resilience_bulkhead_limit_changes_total";
 /// `resilience_timeouts_total`.
 pub const TIMEOUTS: &str = "resilience_timeouts_total";
 /// `resilience_call_duration_seconds`.
@@ -160,6 +168,22 @@ pub fn record_gauges(snapshot: &RegistrySnapshot) {
         gauge!(BULKHEAD_IN_FLIGHT, "name" => name.clone()).set(f64::from(b.in_flight));
         gauge!(BULKHEAD_MAX_CONCURRENT, "name" => name).set(f64::from(b.max_concurrent));
     }
+    record_adaptive(snapshot);
+}
+
+/// The adaptive bulkheads' measurements: their limit is `max_concurrent` above.
+fn record_adaptive(snapshot: &RegistrySnapshot) {
+    for b in &snapshot.bulkheads {
+        let Some(a) = &b.adaptive else { continue };
+        let name = Arc::<str>::from(b.name.as_str());
+        if let Some(rtt) = a.rtt {
+            gauge!(BULKHEAD_RTT, "name" => name.clone()).set(rtt.as_secs_f64());
+        }
+        if let Some(rtt) = a.rtt_noload {
+            gauge!(BULKHEAD_RTT_NOLOAD, "name" => name.clone()).set(rtt.as_secs_f64());
+        }
+        counter!(BULKHEAD_LIMIT_CHANGES, "name" => name).absolute(a.limit_changes);
+    }
 }
 
 const STATES: [CircuitState; 5] = [
@@ -207,6 +231,13 @@ fn describe() {
     describe_gauge!(BULKHEAD_IN_FLIGHT, Unit::Count, "Calls holding a bulkhead permit now");
     describe_gauge!(BULKHEAD_MAX_CONCURRENT, Unit::Count, "The bulkhead's concurrency limit");
     describe_counter!(BULKHEAD_REJECTED, Unit::Count, "Calls a full bulkhead rejected");
+    describe_gauge!(BULKHEAD_RTT, Unit::Seconds, "An adaptive bulkhead's last window latency");
+    describe_gauge!(
+        BULKHEAD_RTT_NOLOAD,
+        Unit::Seconds,
+        "An adaptive bulkhead's lowest window latency (nothing queued)"
+    );
+    describe_counter!(BULKHEAD_LIMIT_CHANGES, Unit::Count, "Adaptive bulkhead limit changes");
     describe_counter!(TIMEOUTS, Unit::Count, "Calls abandoned at their time limit");
     describe_histogram!(CALL_DURATION, Unit::Seconds, "Duration of whole protected calls");
 }

@@ -158,6 +158,12 @@ fn prometheus_scrape_shows_every_layer_as_driven_and_as_the_registry_counts() {
     let config =
         RateLimitConfig::builder().per_second(10).burst(1).on_limit(OnLimit::Wait).build().unwrap();
     let waiting = registry().rate_limiters().get_or_create("metrics-waiting", config).unwrap();
+    let config = BulkheadConfig::builder()
+        .adaptive(resilience::bulkhead::LimitAlgorithm::Aimd)
+        .initial_limit(8)
+        .build()
+        .unwrap();
+    let adaptive = registry().bulkheads().get_or_create("metrics-adaptive", config).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -171,6 +177,14 @@ fn prometheus_scrape_shows_every_layer_as_driven_and_as_the_registry_counts() {
         assert!(matches!(slow().await, Err(AppError::Resilience(Error::Timeout { .. }))));
         waiting.acquire_async(1).await.unwrap();
         waiting.acquire_async(1).await.unwrap();
+        // An adaptive bulkhead: eight 10 ms calls at its limit of 8 raise it to 9.
+        let calls = (0..8).map(|_| {
+            adaptive.call_async(|| async {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Ok::<_, Error>(())
+            })
+        });
+        assert!(futures::future::join_all(calls).await.iter().all(Result::is_ok));
     });
 
     let snapshot = registry().snapshot();
@@ -257,6 +271,17 @@ fn prometheus_scrape_shows_every_layer_as_driven_and_as_the_registry_counts() {
     assert_eq!(counter(&scrape, "resilience_bulkhead_max_concurrent", &[name]), 1);
     assert_eq!((stats.rejected, stats.in_flight, stats.max_concurrent), (1, 1, 1));
     drop(held);
+
+    // Adaptive bulkhead: the limit, the RTTs it measured and how often it moved.
+    let name = ("name", "metrics-adaptive");
+    assert_eq!(value(&scrape, "resilience_bulkhead_max_concurrent", &[name]), Some(9.0));
+    assert_eq!(value(&scrape, "resilience_bulkhead_rtt_seconds", &[name]), Some(0.01));
+    assert_eq!(value(&scrape, "resilience_bulkhead_rtt_noload_seconds", &[name]), Some(0.01));
+    assert_eq!(counter(&scrape, "resilience_bulkhead_limit_changes_total", &[name]), 1);
+    assert_eq!(
+        value(&scrape, "resilience_bulkhead_rtt_seconds", &[("name", "metrics-bulkhead")]),
+        None
+    );
 
     // Timeouts: the layer has no name of its own; the whole call carries the function's.
     assert_eq!(counter(&scrape, "resilience_timeouts_total", &[("name", "<unnamed>")]), 1);

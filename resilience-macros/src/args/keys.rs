@@ -107,7 +107,13 @@ pub(crate) const RATE_LIMIT: &[(&str, Kind, &str)] = &[
     ("fail_mode", Kind::Choice(FAIL_MODES), "\"closed\""),
 ];
 
-pub(crate) const BULKHEAD: &[(&str, Kind, &str)] =
-    &[("max_concurrent", Kind::Count, "10"), ("max_wait", Kind::Duration, "1s")];
+pub(crate) const BULKHEAD: &[(&str, Kind, &str)] = &[
+    ("max_concurrent", Kind::Count, "10"),
+    ("max_wait", Kind::Duration, "1s"),
+    ("adaptive", Kind::Choice(&["gradient", "aimd", "vegas"]), "\"gradient\""),
+    ("min_limit", Kind::Count, "1"),
+    ("max_limit", Kind::Count, "200"),
+    ("initial_limit", Kind::Count, "20"),
+];
 
 pub(crate) const TIMEOUT: &[(&str, Kind, &str)] = &[("duration", Kind::Duration, "5s")];

@@ -126,6 +126,16 @@ fn synonym(attr: &str, name: &str, entry: &Entry) -> Option<String> {
         ("bulkhead", "max" | "limit" | "concurrency" | "max_concurrency" | "permits") => {
             Some("write `max_concurrent = 10`".into())
         }
+        (
+            "bulkhead",
+            "algorithm" | "limit_algorithm" | "adaptive_limit" | "mode" | "strategy" | "dynamic",
+        ) => Some(
+            "an adaptive limit is written `adaptive = \"gradient\"` (or `\"aimd\"`, `\"vegas\"`)"
+                .into(),
+        ),
+        ("bulkhead", "initial" | "start_limit" | "initial_concurrency" | "initial_concurrent") => {
+            Some("an adaptive limit's start is written `initial_limit = 20`".into())
+        }
         _ => None,
     }
 }

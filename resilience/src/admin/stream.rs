@@ -110,6 +110,12 @@ pub(crate) fn to_json(event: &Event) -> Value {
             json!({ "budget": &**budget, "attempt": attempt })
         }
         EventKind::TimedOut { limit } => json!({ "limit": secs(*limit) }),
+        EventKind::LimitChanged { from, to, rtt, rtt_noload } => json!({
+            "from": from,
+            "to": to,
+            "rtt": secs(*rtt),
+            "rtt_noload": secs(*rtt_noload),
+        }),
         EventKind::ConfigRejected { error } => json!({ "error": &**error }),
         EventKind::ConfigApplied => json!({}),
         EventKind::RetryFinished { attempts, succeeded } => {

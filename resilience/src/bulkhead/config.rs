@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::LimitAlgorithm;
 use crate::ConfigError;
 use crate::config::{self, LayerConfig, Value};
 use crate::error::check;
@@ -34,11 +35,35 @@ const MAX_WAIT_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// assert_eq!(err.to_string(), "invalid `max_concurrent`: must be at least 1 (got 0)");
 /// # Ok::<(), resilience::ConfigError>(())
 /// ```
+///
+/// # Adaptive limit
+///
+/// With [`adaptive`](BulkheadConfigBuilder::adaptive), the limit is not fixed: it starts
+/// at `initial_limit` and follows the dependency's latency, within `min_limit` and
+/// `max_limit` (see [`LimitAlgorithm`]). `max_concurrent` is then unused.
+///
+/// ```
+/// use resilience::bulkhead::{BulkheadConfig, LimitAlgorithm};
+///
+/// let config = BulkheadConfig::builder()
+///     .adaptive(LimitAlgorithm::Gradient)
+///     .initial_limit(20)
+///     .min_limit(4)
+///     .max_limit(200)
+///     .build()?;
+/// assert_eq!(config.adaptive(), Some(LimitAlgorithm::Gradient));
+/// assert_eq!((config.min_limit(), config.initial_limit(), config.max_limit()), (4, 20, 200));
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BulkheadConfig {
     max_concurrent: u32,
     max_wait: Duration,
+    adaptive: Option<LimitAlgorithm>,
+    min_limit: u32,
+    max_limit: u32,
+    initial_limit: u32,
 }
 
 impl BulkheadConfig {
@@ -62,11 +87,40 @@ impl BulkheadConfig {
     pub fn max_wait(&self) -> Duration {
         self.max_wait
     }
+
+    /// How the limit adapts to the dependency's latency, or `None` for a fixed limit of
+    /// `max_concurrent` (the default).
+    pub fn adaptive(&self) -> Option<LimitAlgorithm> {
+        self.adaptive
+    }
+
+    /// The lowest an adaptive limit may go (default 1).
+    pub fn min_limit(&self) -> u32 {
+        self.min_limit
+    }
+
+    /// The highest an adaptive limit may go (default 1000).
+    pub fn max_limit(&self) -> u32 {
+        self.max_limit
+    }
+
+    /// Where an adaptive limit starts (default 20), brought within
+    /// `min_limit..=max_limit`.
+    pub fn initial_limit(&self) -> u32 {
+        self.initial_limit.clamp(self.min_limit, self.max_limit.max(self.min_limit))
+    }
 }
 
 impl Default for BulkheadConfig {
     fn default() -> Self {
-        BulkheadConfig { max_concurrent: 10, max_wait: Duration::ZERO }
+        BulkheadConfig {
+            max_concurrent: 10,
+            max_wait: Duration::ZERO,
+            adaptive: None,
+            min_limit: 1,
+            max_limit: 1_000,
+            initial_limit: 20,
+        }
     }
 }
 
@@ -85,6 +139,31 @@ impl BulkheadConfigBuilder {
         /// How long a caller may wait for a free slot, at most one day (default zero: a
         /// caller that finds the bulkhead full is rejected at once).
         pub fn max_wait(max_wait: Duration) => self.config.max_wait = max_wait;
+
+        /// The lowest an adaptive limit may go, at least 1 (default 1).
+        pub fn min_limit(min_limit: u32) => self.config.min_limit = min_limit;
+
+        /// The highest an adaptive limit may go, at least `min_limit` and at most
+        /// 1 000 000 (default 1000).
+        pub fn max_limit(max_limit: u32) => self.config.max_limit = max_limit;
+
+        /// Where an adaptive limit starts (default 20); a value outside
+        /// `min_limit..=max_limit` starts at the nearer bound.
+        pub fn initial_limit(initial_limit: u32) => self.config.initial_limit = initial_limit;
+    }
+
+    /// Makes the limit adaptive: it starts at `initial_limit` and follows the
+    /// dependency's latency with `algorithm`, within `min_limit..=max_limit`
+    /// (`max_concurrent` is then unused). See [`LimitAlgorithm`].
+    pub fn adaptive(mut self, algorithm: LimitAlgorithm) -> Self {
+        self.config.adaptive = Some(algorithm);
+        self
+    }
+
+    /// Makes the limit fixed at `max_concurrent` again (the default).
+    pub fn fixed(mut self) -> Self {
+        self.config.adaptive = None;
+        self
     }
 
     /// The configuration, or the first invalid field.
@@ -98,6 +177,9 @@ impl BulkheadConfigBuilder {
                 format!("must be between 0s and {MAX_WAIT_LIMIT:?} (got {:?})", c.max_wait),
             ));
         }
+        check::at_least_one("min_limit", u64::from(c.min_limit))?;
+        check::between("min_limit", c.min_limit, 1, MAX_CONCURRENT_LIMIT)?;
+        check::between("max_limit", c.max_limit, c.min_limit, MAX_CONCURRENT_LIMIT)?;
         Ok(c)
     }
 }
@@ -106,7 +188,8 @@ impl BulkheadConfigBuilder {
 /// files and `Deserialize` alike.
 impl LayerConfig for BulkheadConfig {
     const LAYER: &'static str = "bulkhead";
-    const KEYS: &'static [&'static str] = &["max_concurrent", "max_wait"];
+    const KEYS: &'static [&'static str] =
+        &["max_concurrent", "max_wait", "adaptive", "min_limit", "max_limit", "initial_limit"];
 
     fn from_entries(
         base: Option<Self>,
@@ -118,6 +201,10 @@ impl LayerConfig for BulkheadConfig {
             b = match key {
                 "max_concurrent" => b.max_concurrent(value.count(key)?),
                 "max_wait" => b.max_wait(value.duration(key)?),
+                "adaptive" => b.adaptive(value.choice(key, LimitAlgorithm::CHOICES)?),
+                "min_limit" => b.min_limit(value.count(key)?),
+                "max_limit" => b.max_limit(value.count(key)?),
+                "initial_limit" => b.initial_limit(value.count(key)?),
                 _ => return Err(config::unknown(key, Self::KEYS)),
             };
         }
@@ -163,6 +250,43 @@ mod tests {
         assert_eq!(err.map_err(|e| e.field().to_owned()), Err("max_wait".to_owned()));
         let one_day = BulkheadConfig::builder().max_wait(MAX_WAIT_LIMIT).build();
         assert_eq!(one_day.map(|c| c.max_wait()), Ok(MAX_WAIT_LIMIT));
+    }
+
+    #[test]
+    fn adaptive_keys_read_through_from_entries() {
+        let entries = [
+            ("adaptive", Value::Str("vegas")),
+            ("min_limit", Value::Int(2)),
+            ("max_limit", Value::Int(64)),
+            ("initial_limit", Value::Int(8)),
+        ];
+        let c = BulkheadConfig::from_entries(None, &entries, &Registry::new()).unwrap();
+        assert_eq!(c.adaptive(), Some(LimitAlgorithm::Vegas));
+        assert_eq!((c.min_limit(), c.initial_limit(), c.max_limit()), (2, 8, 64));
+        let err = BulkheadConfig::from_entries(
+            None,
+            &[("adaptive", Value::Str("tcp"))],
+            &Registry::new(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::new("adaptive", "`tcp` is not accepted; use one of gradient, aimd, vegas")
+        );
+    }
+
+    #[test]
+    fn adaptive_bounds_are_checked_and_the_start_is_clamped() {
+        let err = BulkheadConfig::builder().min_limit(0).build().unwrap_err();
+        assert_eq!(err, ConfigError::new("min_limit", "must be at least 1 (got 0)"));
+        let err = BulkheadConfig::builder().min_limit(10).max_limit(5).build().unwrap_err();
+        assert_eq!(err, ConfigError::new("max_limit", "must be between 10 and 1000000 (got 5)"));
+        let c = BulkheadConfig::builder().max_limit(8).build().unwrap();
+        assert_eq!(c.initial_limit(), 8);
+        let c = BulkheadConfig::builder().min_limit(50).build().unwrap();
+        assert_eq!(c.initial_limit(), 50);
+        let fixed = c.to_builder().adaptive(LimitAlgorithm::Aimd).fixed().build().unwrap();
+        assert_eq!(fixed.adaptive(), None);
     }
 
     #[test]

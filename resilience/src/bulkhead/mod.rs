@@ -52,12 +52,44 @@
 //! atomic decrement plus a check of the waiter count. Neither locks nor allocates unless
 //! some caller is waiting.
 //!
+//! # Adaptive limit
+//!
+//! A bulkhead configured with [`adaptive`](BulkheadConfigBuilder::adaptive) (attribute
+//! and config key `adaptive = "gradient"`, `"aimd"` or `"vegas"`) moves its limit with
+//! the dependency's latency: it grows while calls take about as long as they do with
+//! nothing queued, and shrinks when queueing shows, within `min_limit..=max_limit`. Each
+//! permit measures its call from acquisition to release on the bulkhead's clock (tokio's
+//! paused clock or a [`ManualClock`](crate::clock::ManualClock) drive it in tests), so
+//! sync and async callers feed it alike. See [`LimitAlgorithm`] for the rules.
+//!
+//! ```
+//! use resilience::bulkhead::{Bulkhead, BulkheadConfig, LimitAlgorithm};
+//! use resilience::clock::ManualClock;
+//! use std::time::Duration;
+//!
+//! let clock = ManualClock::new();
+//! let config = BulkheadConfig::builder().adaptive(LimitAlgorithm::Aimd).initial_limit(8).build()?;
+//! let bulkhead = Bulkhead::with_clock("search", config, clock.shared());
+//! // Eight calls of 10 ms at the limit: a window at the lowest latency grows the limit.
+//! let permits: Vec<_> = (0..8).map(|_| bulkhead.try_acquire()).collect::<Result<_, _>>()?;
+//! clock.advance(Duration::from_millis(10));
+//! drop(permits);
+//! let stats = bulkhead.stats();
+//! assert_eq!(stats.max_concurrent, 9);
+//! assert_eq!(stats.adaptive.and_then(|a| a.rtt), Some(Duration::from_millis(10)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The current limit is the stats' `max_concurrent`; each change is reported as an
+//! [`EventKind::LimitChanged`] event (topic [`Interest::LIMITS`]).
+//!
 //! # Reconfiguring
 //!
 //! [`Bulkhead::reconfigure`] changes the limit at run time and keeps the counters. Raising
 //! it wakes waiting callers at once; lowering it lets the calls in flight finish, and new
 //! calls get a slot only once the count has fallen below the new limit.
 
+mod adaptive;
 mod config;
 mod permit;
 mod stats;
@@ -75,6 +107,7 @@ use crate::events::{EventKind, Hub, Interest, Layer};
 use crate::striped::StripedCounter;
 use crate::{Error, Fault};
 
+pub use adaptive::{AdaptiveStats, LimitAlgorithm, UnknownLimitAlgorithm};
 pub use config::{BulkheadConfig, BulkheadConfigBuilder};
 pub use permit::BulkheadPermit;
 pub use stats::BulkheadStats;
@@ -86,7 +119,8 @@ pub struct Bulkhead {
     name: Arc<str>,
     /// The full configuration, read only by `config()` and written by `reconfigure`.
     config: Mutex<BulkheadConfig>,
-    /// `config.max_concurrent`, read by every acquisition.
+    /// The limit, read by every acquisition: `config.max_concurrent`, or the adaptive
+    /// limit, which `adaptive` moves.
     max_concurrent: AtomicU32,
     /// `config.max_wait` in nanoseconds (at most one day, so it fits).
     max_wait_nanos: AtomicU64,
@@ -103,6 +137,8 @@ pub struct Bulkhead {
     clock: SharedClock,
     /// Where this bulkhead reports its events.
     hub: Hub,
+    /// The adaptive limit's measurements and algorithm (idle for a fixed limit).
+    adaptive: adaptive::Controller,
 }
 
 /// How often a blocked waiter re-reads its clock between release notifications.
@@ -111,19 +147,7 @@ const CLOCK_POLL: Duration = Duration::from_millis(5);
 impl Bulkhead {
     /// A bulkhead called `name` with `config`.
     pub fn new(name: impl Into<Arc<str>>, config: BulkheadConfig) -> Self {
-        Bulkhead {
-            name: name.into(),
-            max_concurrent: AtomicU32::new(config.max_concurrent()),
-            max_wait_nanos: AtomicU64::new(crate::clock::as_nanos(config.max_wait())),
-            config: Mutex::new(config),
-            in_flight: AtomicU32::new(0),
-            waiting: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            completed: StripedCounter::new(),
-            released: Event::new(),
-            clock: crate::clock::default_clock(),
-            hub: Hub::default(),
-        }
+        Self::with_clock(name, config, crate::clock::default_clock())
     }
 
     /// Report events to `hub` instead of the process default (for a registry's instances).
@@ -146,7 +170,23 @@ impl Bulkhead {
         config: BulkheadConfig,
         clock: SharedClock,
     ) -> Self {
-        Bulkhead { clock, ..Self::new(name, config) }
+        let bulkhead = Bulkhead {
+            name: name.into(),
+            max_concurrent: AtomicU32::new(config.max_concurrent()),
+            max_wait_nanos: AtomicU64::new(crate::clock::as_nanos(config.max_wait())),
+            in_flight: AtomicU32::new(0),
+            waiting: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            completed: StripedCounter::new(),
+            released: Event::new(),
+            hub: Hub::default(),
+            adaptive: adaptive::Controller::new(),
+            config: Mutex::new(config),
+            clock,
+        };
+        let config = bulkhead.config.lock().clone();
+        bulkhead.adaptive.configure(&config, bulkhead.clock.now(), &bulkhead.max_concurrent);
+        bulkhead
     }
 
     /// The bulkhead's name.
@@ -279,14 +319,17 @@ impl Bulkhead {
             waiting: self.waiting.load(Ordering::SeqCst),
             rejected: self.rejected.load(Ordering::Relaxed),
             completed: self.completed.sum(),
+            adaptive: self.adaptive.stats(),
         }
     }
 
-    /// Zeroes the `rejected` and `completed` counters. Permits in flight and callers
-    /// waiting are untouched.
+    /// Zeroes the `rejected` and `completed` counters (and an adaptive bulkhead's count
+    /// of limit changes). Permits in flight, callers waiting and an adaptive limit with
+    /// its measurements are untouched.
     pub fn reset(&self) {
         self.rejected.store(0, Ordering::Relaxed);
         self.completed.reset();
+        self.adaptive.reset();
     }
 
     /// Replaces the configuration, keeping counters and permits in flight.
@@ -295,12 +338,16 @@ impl Bulkhead {
     /// lowering it lets the calls in flight finish (new calls wait or are rejected until
     /// the count falls below the new limit). A new `max_wait` applies to waits that
     /// start afterwards.
+    ///
+    /// An adaptive config with the same algorithm keeps the current limit and
+    /// measurements (brought within the new bounds); switching algorithms, or from a
+    /// fixed limit, starts over at `initial_limit`.
     pub fn reconfigure(&self, config: BulkheadConfig) {
         let mut current = self.config.lock();
-        let old_max = current.max_concurrent();
-        let new_max = config.max_concurrent();
+        let old_max = self.max_concurrent.load(Ordering::SeqCst);
         self.max_wait_nanos.store(crate::clock::as_nanos(config.max_wait()), Ordering::SeqCst);
-        self.max_concurrent.store(new_max, Ordering::SeqCst);
+        self.adaptive.configure(&config, self.clock.now(), &self.max_concurrent);
+        let new_max = self.max_concurrent.load(Ordering::SeqCst);
         *current = config;
         drop(current);
         tracing::debug!(name = %self.name, old_max, new_max, "bulkhead reconfigured");
@@ -329,7 +376,11 @@ impl Bulkhead {
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             ) {
-                Ok(_) => return Some(BulkheadPermit::new(self)),
+                Ok(_) => {
+                    // One relaxed load, predictable: only an adaptive limit times calls.
+                    let started = self.adaptive.is_on().then(|| self.clock.now());
+                    return Some(BulkheadPermit::new(self, started));
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -345,10 +396,11 @@ impl Bulkhead {
         Error::bulkhead_full(self.name.clone(), max_concurrent)
     }
 
-    /// Called by [`BulkheadPermit`]'s drop.
+    /// Called by [`BulkheadPermit`]'s drop; `started` is when an adaptive bulkhead
+    /// granted the permit.
     #[inline]
-    fn release(&self) {
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    fn release(&self, started: Option<Duration>) {
+        let in_flight = self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.completed.incr();
         // A waiter increments `waiting` before it listens and re-checks `in_flight`; we
         // decrement `in_flight` before reading `waiting` (all SeqCst). So either we see
@@ -356,6 +408,29 @@ impl Bulkhead {
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.released.notify_additional(1);
         }
+        if let Some(started) = started {
+            self.record_rtt(started, in_flight);
+        }
+    }
+
+    /// Feeds one call's latency to the adaptive limit; a raised limit wakes waiters.
+    #[inline(never)]
+    fn record_rtt(&self, started: Duration, in_flight: u32) {
+        let now = self.clock.now();
+        let rtt = now.saturating_sub(started);
+        let Some(update) = self.adaptive.record(rtt, in_flight, now, &self.max_concurrent) else {
+            return;
+        };
+        if update.to > update.from && self.waiting.load(Ordering::SeqCst) > 0 {
+            let added = usize::try_from(update.to - update.from).unwrap_or(usize::MAX);
+            self.released.notify_additional(added);
+        }
+        self.report(Interest::LIMITS, || EventKind::LimitChanged {
+            from: update.from,
+            to: update.to,
+            rtt: update.rtt,
+            rtt_noload: update.rtt_noload,
+        });
     }
 
     /// Blocks until a slot is free or `max_wait` has passed (real time).
@@ -603,6 +678,7 @@ mod tests {
                 waiting: 0,
                 rejected: 0,
                 completed: 0,
+                adaptive: None,
             }
         );
         drop(held);

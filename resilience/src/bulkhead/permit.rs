@@ -1,6 +1,7 @@
 //! [`BulkheadPermit`]: one slot in a bulkhead, released on drop.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::Bulkhead;
 
@@ -22,12 +23,15 @@ use super::Bulkhead;
 #[must_use = "the slot is released as soon as the permit is dropped"]
 pub struct BulkheadPermit<'a> {
     bulkhead: &'a Bulkhead,
+    /// When an adaptive bulkhead granted it, on the bulkhead's clock (`None` for a fixed
+    /// limit, which times nothing).
+    started: Option<Duration>,
 }
 
 impl<'a> BulkheadPermit<'a> {
     /// Wraps a slot that `bulkhead` has already counted as in flight.
-    pub(super) fn new(bulkhead: &'a Bulkhead) -> Self {
-        BulkheadPermit { bulkhead }
+    pub(super) fn new(bulkhead: &'a Bulkhead, started: Option<Duration>) -> Self {
+        BulkheadPermit { bulkhead, started }
     }
 
     /// The bulkhead this permit belongs to.
@@ -39,7 +43,7 @@ impl<'a> BulkheadPermit<'a> {
 impl Drop for BulkheadPermit<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.bulkhead.release();
+        self.bulkhead.release(self.started);
     }
 }
 

@@ -10,7 +10,7 @@
 pub struct BulkheadStats {
     /// Name of the bulkhead.
     pub name: String,
-    /// The current concurrency limit.
+    /// The current concurrency limit (an adaptive bulkhead's, as it stands now).
     pub max_concurrent: u32,
     /// Calls holding a permit now (may exceed `max_concurrent` for a while after the limit
     /// was lowered).
@@ -21,4 +21,7 @@ pub struct BulkheadStats {
     pub rejected: u64,
     /// Permits released (calls that ran, whatever their outcome).
     pub completed: u64,
+    /// An adaptive bulkhead's algorithm, bounds and measured latencies (`None` for a
+    /// fixed limit); its current limit is `max_concurrent`.
+    pub adaptive: Option<super::AdaptiveStats>,
 }

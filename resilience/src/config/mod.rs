@@ -41,7 +41,7 @@
 //! | retry | `max_attempts`, `backoff` (`constant`, `linear`, `exponential`, `fibonacci`, `decorrelated`), `initial_delay`, `max_delay`, `multiplier`, `jitter` (`none`, `full`, `equal`, `proportional(0.25)` for ±25 %, `ratio(0.5)` for `U(0.5, 1.0)·d`), `deadline` (the whole call; `max_elapsed` is an alias), `honor_retry_after`, `budget` (a budget shared by every call site naming it) |
 //! | circuit breaker | `failure_threshold`, or `failure_rate` + `window` (a number of calls, or a duration) + `min_calls`; `recovery_timeout`, `recovery_jitter`, `half_open_max_calls`, `success_threshold`, `slow_call`, `backend`, `fail_mode` |
 //! | rate limit | `per_second` or `per_minute`, `burst`, `on_limit` (`wait`, `reject`, `queue`), `max_wait`, `max_queue`, `idle_timeout`, `max_pause`, `backend`, `fail_mode` |
-//! | bulkhead | `max_concurrent`, `max_wait` |
+//! | bulkhead | `max_concurrent`, `max_wait`; `adaptive` (`gradient`, `aimd`, `vegas`) with `min_limit`, `max_limit`, `initial_limit` |
 //! | timeout | `duration` |
 //!
 //! `backend` is `"local"` or `"redis"`; with `"redis"`, `fail_mode` is `"open"` or

@@ -188,6 +188,18 @@ pub enum EventKind {
         /// The limit.
         limit: Duration,
     },
+    /// An adaptive bulkhead moved its limit after a window of calls (topic
+    /// [`Interest::LIMITS`]).
+    LimitChanged {
+        /// The limit before.
+        from: u32,
+        /// The limit now.
+        to: u32,
+        /// The window's average latency.
+        rtt: Duration,
+        /// The lowest window average seen: the latency with nothing queued.
+        rtt_noload: Duration,
+    },
     /// A config file was applied to the registry's instances (topic [`Interest::CONFIG`]).
     ConfigApplied,
     /// A config file was refused: nothing of it was applied, the previous config stays
@@ -211,6 +223,7 @@ impl EventKind {
             EventKind::Attempt { .. } => Interest::ATTEMPTS,
             EventKind::RetryScheduled { .. } | EventKind::GaveUp { .. } => Interest::RETRIES,
             EventKind::TimedOut { .. } => Interest::TIMEOUTS,
+            EventKind::LimitChanged { .. } => Interest::LIMITS,
             EventKind::ConfigApplied | EventKind::ConfigRejected { .. } => Interest::CONFIG,
         }
     }
@@ -218,7 +231,7 @@ impl EventKind {
     /// A snake_case name for the kind: `"transition"`, `"call_recorded"`, `"granted"`,
     /// `"retry_finished"`, `"call_finished"`, `"rejected"`, `"waited"`, `"attempt"`,
     /// `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`, `"timed_out"`,
-    /// `"config_applied"`, `"config_rejected"`.
+    /// `"limit_changed"`, `"config_applied"`, `"config_rejected"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventKind::Transition(_) => "transition",
@@ -232,6 +245,7 @@ impl EventKind {
             EventKind::GaveUp { .. } => "gave_up",
             EventKind::BudgetExhausted { .. } => "budget_exhausted",
             EventKind::TimedOut { .. } => "timed_out",
+            EventKind::LimitChanged { .. } => "limit_changed",
             EventKind::ConfigApplied => "config_applied",
             EventKind::ConfigRejected { .. } => "config_rejected",
         }
@@ -276,6 +290,9 @@ impl fmt::Display for EventKind {
                 write!(f, "retry budget '{budget}' refused a retry after attempt {attempt}")
             }
             EventKind::TimedOut { limit } => write!(f, "timed out after {limit:?}"),
+            EventKind::LimitChanged { from, to, rtt, rtt_noload } => {
+                write!(f, "limit {from} -> {to} (rtt {rtt:?}, no-load rtt {rtt_noload:?})")
+            }
             EventKind::ConfigApplied => f.write_str("config applied"),
             EventKind::ConfigRejected { error } => {
                 write!(f, "config rejected, nothing applied: {error}")
@@ -319,8 +336,10 @@ impl Interest {
     pub const TIMEOUTS: Interest = Interest(1 << 6);
     /// Config files applied or refused.
     pub const CONFIG: Interest = Interest(1 << 7);
+    /// Adaptive limits moving ([`EventKind::LimitChanged`]).
+    pub const LIMITS: Interest = Interest(1 << 8);
     /// Every topic.
-    pub const ALL: Interest = Interest((1 << 8) - 1);
+    pub const ALL: Interest = Interest((1 << 9) - 1);
 
     /// Whether every topic of `other` is in `self`.
     pub fn contains(self, other: Interest) -> bool {

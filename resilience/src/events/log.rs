@@ -61,6 +61,9 @@ pub(super) fn record(event: &Event) {
         EventKind::TimedOut { limit } => {
             warn!(target: "resilience", name, ?limit, "call timed out");
         }
+        EventKind::LimitChanged { from, to, rtt, rtt_noload } => {
+            debug!(target: "resilience", name, from, to, ?rtt, ?rtt_noload, "adaptive limit changed");
+        }
         EventKind::ConfigApplied => info!(target: "resilience", file = name, "config applied"),
         EventKind::ConfigRejected { error } => {
             warn!(target: "resilience", file = name, error = &**error, "config rejected, nothing applied: the previous config stays");
