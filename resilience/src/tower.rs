@@ -241,7 +241,7 @@ where
                     if let Err(e) = std::task::ready!(svc.poll_ready(cx)) {
                         let result = Err(Fault::Inner(Failed::Error(e.into())));
                         this.state.set(State::Done);
-                        return Poll::Ready(report(&this.stack, this.permit.take(), result));
+                        return Poll::Ready(report(this.stack, this.permit.take(), result));
                     }
                     if let StateOwn::Ready { mut svc, req } =
                         this.state.as_mut().project_replace(State::Done)
@@ -253,7 +253,7 @@ where
                 StateProj::Calling { call } => {
                     let result = classified(std::task::ready!(call.poll(cx)));
                     this.state.set(State::Done);
-                    return Poll::Ready(report(&this.stack, this.permit.take(), result));
+                    return Poll::Ready(report(this.stack, this.permit.take(), result));
                 }
                 StateProj::Boxed { future } => return future.as_mut().poll(cx),
                 StateProj::Done => {
