@@ -8,12 +8,16 @@
 //! ```
 //!
 //! Only the loop in `hot` is counted (not the set-up): divide the total by `n`. Paths:
-//! `breaker`, `limiter`, `retry`, `resilient`; for reference, `macro_breaker` and
+//! `breaker`, `limiter`, `retry`, `resilient`, `tower` (a `ResilienceLayer` with a
+//! breaker and a limiter around a service answering at once, one call polled once),
+//! `tower_limit` (`tower::limit::RateLimit` around the same, `poll_ready` then `call`);
+//! for reference, `macro_breaker` and
 //! `hand_breaker` (a `#[circuit_breaker]` fn and the same call by hand), `clock` (one
 //! read of the default clock) and `bare` (the loop returning `Ok::<u64, Error>`, no
 //! library call: the floor of every path above); with `PROBE_QUANTA=1` the default clock is
 //! `QuantaClock` (under valgrind quanta may fall back to `clock_gettime`, as valgrind's
-//! CPU model does not advertise an invariant TSC; compare such counts with care).
+//! CPU model does not advertise an invariant TSC; compare such counts with care); with
+//! `PROBE_METRICS=1`, `resilience::metrics` is installed on the Prometheus recorder.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -59,6 +63,16 @@ fn hand_breaker() -> Result<u64, ProbeError> {
         .call(|| Ok(black_box(1)))
 }
 
+/// A tower service that answers at once.
+fn ready_service() -> impl tower::Service<
+    (),
+    Response = http::Response<()>,
+    Error = std::convert::Infallible,
+    Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>,
+> + Clone {
+    tower::service_fn(|()| std::future::ready(Ok(http::Response::new(()))))
+}
+
 /// The measured loop (callgrind counts only inside it).
 #[inline(never)]
 fn hot<R>(n: u64, mut f: impl FnMut() -> R) {
@@ -75,6 +89,17 @@ fn main() {
         let _ = resilience::clock::set_default_clock(std::sync::Arc::new(
             resilience::clock::QuantaClock::new(),
         ));
+    }
+    if std::env::var_os("PROBE_METRICS").is_some() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                resilience::metrics::DURATION_BUCKETS,
+            )
+            .unwrap_or_else(|e| unreachable!("valid buckets: {e}"))
+            .build_recorder();
+        let _ = metrics::set_global_recorder(recorder);
+        resilience::metrics::install().forever();
     }
     match path.as_str() {
         "breaker" => {
@@ -111,9 +136,35 @@ fn main() {
             let clock = resilience::clock::default_clock();
             hot(n, || clock.now());
         }
+        "tower" => {
+            use tower::{Layer, Service};
+            let limit = RateLimitConfig::builder()
+                .per_second(1_000_000_000)
+                .burst(1_000_000_000)
+                .build()
+                .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+            let config = resilience::ResilienceConfig::default()
+                .with_circuit_breaker(CircuitBreakerConfig::default())
+                .with_rate_limit(limit);
+            let layer = resilience::tower::ResilienceLayer::from_config("probe-tower", &config)
+                .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+            let mut svc = layer.layer(ready_service());
+            hot(n, || resilience_benches::poll_once(svc.call(())));
+        }
+        "tower_limit" => {
+            use tower::{Layer, Service};
+            let layer =
+                tower::limit::RateLimitLayer::new(1_000_000_000, std::time::Duration::from_secs(1));
+            let mut svc = layer.layer(ready_service());
+            hot(n, || {
+                let ready =
+                    resilience_benches::poll_once(std::future::poll_fn(|cx| svc.poll_ready(cx)));
+                (ready, resilience_benches::poll_once(svc.call(())))
+            });
+        }
         "bare" => hot(n, || Ok::<u64, Error>(black_box(1))),
         _ => eprintln!(
-            "usage: callgrind breaker|limiter|retry|resilient|macro_breaker|hand_breaker|clock|bare [n]"
+            "usage: callgrind breaker|limiter|retry|resilient|macro_breaker|hand_breaker|clock|tower|tower_limit|bare [n]"
         ),
     }
 }

@@ -1,7 +1,9 @@
 //! Zero heap allocations per call on the hot paths: a call through a closed breaker
-//! (direct, and keyed with an existing key), a rate limiter with permits available (direct, and keyed with an existing key), a
-//! retry whose first attempt succeeds (sync, and async after warm-up), and a bulkhead's
-//! acquire and release with a slot free (fixed, and adaptive with its window updates).
+//! (direct, and keyed with an existing key), a rate limiter with permits available (direct,
+//! and keyed with an existing key), a retry whose first attempt succeeds (sync, and async
+//! after warm-up), a bulkhead's acquire and release with a slot free (fixed, and adaptive
+//! with its window updates), and a call through the tower layers (`ResilienceLayer` with a
+//! breaker and a limiter, and each single layer) around a ready service that answers at once.
 //!
 //! A counting global allocator counts allocations per thread, so tests running in
 //! parallel do not see each other's. Each test warms the path up once (lazy statics, a
@@ -14,8 +16,13 @@ use resilience::Error;
 use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, KeyedCircuitBreaker};
 use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
 use resilience::retry::RetryPolicy;
+use resilience::tower::{CircuitBreakerLayer, RateLimitLayer, ResilienceLayer};
+use resilience::{CircuitBreakerConfig as BreakerConfig, ResilienceConfig};
 use resilience_benches::alloc::{CountingAllocator, allocations_during};
 use resilience_benches::poll_once;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tower::{Layer, Service, ServiceExt, service_fn};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -171,4 +178,47 @@ fn async_retry_first_success_allocates_nothing_after_warm_up() {
         n, 0,
         "{n} allocations in {CALLS} async retried calls whose first attempt succeeded"
     );
+}
+
+/// A ready service that answers at once.
+fn upstream()
+-> impl Service<(), Response = http::Response<()>, Error = Infallible, Future: Send> + Clone + Send
+{
+    service_fn(|()| std::future::ready(Ok::<_, Infallible>(http::Response::new(()))))
+}
+
+/// `CALLS` calls of `svc` (`ready`, then `call`), each completing on its first poll:
+/// the allocations counted, and the calls that answered.
+fn tower_calls<S>(svc: &mut S) -> (u64, usize)
+where
+    S: Service<(), Response = http::Response<()>>,
+{
+    let mut call = || poll_once(async { svc.ready().await.ok()?.call(()).await.ok() });
+    assert!(matches!(call(), Some(Some(_))), "the warm-up call completes on its first poll");
+    allocations_during(|| (0..CALLS).filter(|_| matches!(call(), Some(Some(_)))).count())
+}
+
+#[test]
+fn tower_calls_through_a_breaker_and_a_limiter_allocate_nothing() {
+    let config = ResilienceConfig::default()
+        .with_circuit_breaker(BreakerConfig::default())
+        .with_rate_limit(plenty_of_permits());
+    let layer = ResilienceLayer::from_config("alloc-tower-stack", &config)
+        .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+    let (n, ok) = tower_calls(&mut layer.layer(upstream()));
+    assert_eq!(ok, CALLS);
+    assert_eq!(
+        n, 0,
+        "{n} allocations in {CALLS} calls through ResilienceLayer (breaker + limiter)"
+    );
+
+    let breaker = Arc::new(CircuitBreaker::new("alloc-tower-breaker", BreakerConfig::default()));
+    let (n, ok) = tower_calls(&mut CircuitBreakerLayer::new(breaker).layer(upstream()));
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} calls through CircuitBreakerLayer");
+
+    let limiter = Arc::new(RateLimiter::new("alloc-tower-limiter", plenty_of_permits()));
+    let (n, ok) = tower_calls(&mut RateLimitLayer::new(limiter).layer(upstream()));
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} calls through RateLimitLayer");
 }

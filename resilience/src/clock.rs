@@ -101,7 +101,26 @@ pub(crate) fn default_clock_ref() -> &'static SharedClock {
 /// assert_eq!(default_clock().now(), std::time::Duration::from_secs(5));
 /// ```
 pub fn set_default_clock(clock: SharedClock) -> Result<(), SharedClock> {
-    DEFAULT.set(clock)
+    DEFAULT.set(clock)?;
+    CHOSEN.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether [`set_default_clock`] chose the default clock.
+static CHOSEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The cheapest reading of time for a duration measured in-process (the metrics'
+/// whole-call histogram): the default clock when [`set_default_clock`] chose one, else
+/// [`QuantaClock`] with the `quanta` feature, else the default clock.
+#[cfg(feature = "metrics")]
+#[inline]
+pub(crate) fn cheap_now() -> Duration {
+    #[cfg(feature = "quanta")]
+    if !CHOSEN.load(std::sync::atomic::Ordering::Relaxed) {
+        static QUANTA: OnceLock<QuantaClock> = OnceLock::new();
+        return QUANTA.get_or_init(QuantaClock::new).now();
+    }
+    default_clock_ref().now()
 }
 
 /// Saturating conversion of a duration to nanoseconds in a `u64` (584 years).

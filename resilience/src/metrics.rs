@@ -2,22 +2,36 @@
 //! every circuit, limiter, bulkhead, retry and timeout on whatever exporter the service
 //! already runs.
 //!
-//! The counters and histograms are one more consumer of the [event
-//! interface](crate::events): [`install`] subscribes to a registry's events and turns each
-//! into an increment of a handle registered once per instance, so a call pays the
-//! event's delivery and an atomic add, never a label lookup (the events are the cost: a
-//! closed breaker's call reads its clock twice for its duration). The gauges read the
-//! instances' stats: [`record_gauges`] sets them from a [`RegistrySnapshot`], so call it
-//! before each scrape or on a timer (circuit states are also set at every transition).
+//! **A call pays no more than its own counting.** What happens on every call is counted
+//! by the instances themselves, in atomics, and handed to the recorder when the metrics
+//! are collected: a circuit's calls are its stats (what `registry().snapshot()` shows,
+//! so the two agree at any quiet moment); a retry policy counts its calls and attempts,
+//! and a function under the attribute macros its durations, in cells found once per
+//! policy and call site (two relaxed adds per call, no allocation: the whole-call
+//! histogram is kept in fixed buckets of [`DURATION_BUCKETS`], with the exact sum of each
+//! bucket). What happens rarely (a transition, a rejection, a wait, a timeout, a refused
+//! retry) is one more consumer of the [event interface](crate::events), recorded at once
+//! through handles registered once per instance. Other subscribers of the events get
+//! them unchanged.
 //!
-//! Install the exporter's recorder first: handles registered before a recorder exists
-//! go nowhere.
+//! [`install`] subscribes to the rare events and switches the counting on;
+//! [`collect`] (or [`record_gauges`] with a snapshot) hands the counts to the recorder
+//! and sets the gauges. Call it before each scrape (the admin router's `/metrics` does),
+//! or let [`spawn_collector`] call it on a timer for an exporter that serves scrapes by
+//! itself. Install the exporter's recorder first: handles registered before a recorder
+//! exists go nowhere.
 //!
 //! ```
-//! let subscription = resilience::metrics::install(); // counters and histograms
-//! resilience::metrics::record_gauges(&resilience::registry().snapshot()); // gauges, per scrape
+//! let subscription = resilience::metrics::install(); // rare events, and counting on
+//! resilience::metrics::collect(); // per scrape, or on a timer (`spawn_collector`)
 //! # drop(subscription);
 //! ```
+//!
+//! Counters and gauges set at collection come from the [`registry()`](crate::registry())'s
+//! instances (every instance the attribute macros, [`Pipeline`](crate::Pipeline), the
+//! tower layers and a config file make); a breaker or limiter built by hand with `new`
+//! reports its rejections, waits and transitions, but its calls and grants are exported
+//! once it is in a registry. Retry and whole-call counts are process-wide.
 //!
 //! # Names and labels
 //!
@@ -46,33 +60,41 @@
 //! | `resilience_call_duration_seconds` | histogram of the whole protected call | `name`, `outcome` = `success` \| `failure` \| `rejected` \| `timeout` |
 //!
 //! A limiter's `granted` counts calls granted at once and `waited` calls granted after a
-//! wait (together the stats' `granted`). `granted` is the one counter set from the
-//! limiter's own count by [`record_gauges`] (call it before each scrape): a grant is the
-//! hottest path of a limiter, so it is counted there rather than reported as an event.
-//! A circuit's `failure` includes slow calls. The
+//! wait (together the stats' `granted`). A circuit's `failure` includes slow calls. The
 //! whole-call histogram is reported by functions under the attribute macros, named after
 //! the function (`module::function`).
 //!
 //! # Histograms and Prometheus
 //!
 //! `metrics-exporter-prometheus` renders histograms as summaries unless it is given
-//! buckets; give it [`DURATION_BUCKETS`] for the `_seconds` metrics:
+//! buckets; give it [`DURATION_BUCKETS`] for the `_seconds` metrics, the boundaries the
+//! durations are counted in. Each collection hands every bucket's new samples to the
+//! exporter as the bucket's mean, so its buckets, `_count` and `_sum` are exact (the
+//! exporter still stores those samples until its next render: collect at least as often
+//! as it is scraped, so that this memory stays bounded by the calls between scrapes).
 //!
 //! ```no_run
 //! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//! use std::time::Duration;
 //!
 //! PrometheusBuilder::new()
 //!     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), resilience::metrics::DURATION_BUCKETS)?
 //!     .install()?;
 //! resilience::metrics::install().forever();
+//! resilience::metrics::spawn_collector(Duration::from_secs(5)).forever();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use ::metrics::{Counter, Histogram, Unit, counter, gauge, histogram};
+use parking_lot::Mutex;
 
-use crate::circuit::{CallOutcome, CircuitState};
+use crate::circuit::CircuitState;
+use crate::clock::as_nanos;
 use crate::events::{CallEnd, Event, EventKind, Interest, Layer, Subscription};
 use crate::registry::{Registry, RegistrySnapshot};
 
@@ -120,40 +142,114 @@ pub const TIMEOUTS: &str = "resilience_timeouts_total";
 /// `resilience_call_duration_seconds`.
 pub const CALL_DURATION: &str = "resilience_call_duration_seconds";
 
-/// The topics the metrics consume.
+/// The topics the metrics consume: none reported on every call (calls and attempts are
+/// counted by the instances themselves).
 fn topics() -> Interest {
-    Interest::CALLS
-        | Interest::TRANSITIONS
-        | Interest::REJECTIONS
-        | Interest::WAITS
-        | Interest::ATTEMPTS
-        | Interest::TIMEOUTS
+    Interest::TRANSITIONS | Interest::REJECTIONS | Interest::WAITS | Interest::TIMEOUTS
 }
 
-/// Records the events of the process default registry ([`registry()`](crate::registry())
-/// and every instance built by hand) as metrics, until the subscription drops (keep it
-/// with [`Subscription::forever`]). Describes every metric to the installed recorder.
+/// Records the metrics of the process default registry ([`registry()`](crate::registry())
+/// and every instance built by hand) until the subscription drops (keep it with
+/// [`Subscription::forever`]); [`collect`] (or [`spawn_collector`]) hands the counts of
+/// calls to the recorder. Describes every metric to the installed recorder.
 pub fn install() -> Subscription {
     describe();
-    crate::events::subscribe(topics(), record)
+    let active = Active::new();
+    crate::events::subscribe(topics(), move |event| {
+        let _counting = &active;
+        record(event);
+    })
 }
 
-/// [`install`] for the events of `registry`'s instances.
+/// [`install`] for the events of `registry`'s instances (the counts of retries and of
+/// whole calls are process-wide: they are the call sites', not a registry's).
 pub fn install_on(registry: &Registry) -> Subscription {
     describe();
-    registry.subscribe(topics(), record)
+    let active = Active::new();
+    registry.subscribe(topics(), move |event| {
+        let _counting = &active;
+        record(event);
+    })
 }
 
-/// Sets every gauge from `snapshot` (`registry().snapshot()`): circuit states and
-/// failure rates, limiters' available permits and waiting callers, bulkheads' calls in
-/// flight and limits. Call it before each scrape, or on a timer.
+/// Hands everything counted to the recorder: [`record_gauges`] of
+/// `registry().snapshot()`. Call it before each scrape, or let [`spawn_collector`] call
+/// it on a timer.
+pub fn collect() {
+    record_gauges(&crate::registry().snapshot());
+}
+
+/// Runs [`collect`] every `period` on a thread of its own until the returned
+/// [`Collector`] drops: for an exporter that scrapes by itself
+/// (`metrics-exporter-prometheus`'s HTTP listener), so that each scrape is at most one
+/// period behind the calls.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let subscription = resilience::metrics::install();
+/// let collector = resilience::metrics::spawn_collector(Duration::from_secs(5));
+/// # drop((subscription, collector));
+/// ```
+pub fn spawn_collector(period: Duration) -> Collector {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("resilience-metrics".into())
+        .spawn(move || {
+            while !flag.load(Ordering::Acquire) {
+                collect();
+                std::thread::park_timeout(period);
+            }
+        })
+        .ok();
+    Collector { stop, thread }
+}
+
+/// The thread of [`spawn_collector`]: it stops (after one last [`collect`]) when this
+/// drops; [`forever`](Self::forever) keeps it for the rest of the process.
+#[must_use = "dropping the collector stops it at once"]
+#[derive(Debug)]
+pub struct Collector {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Collector {
+    /// Keep collecting for the rest of the process.
+    pub fn forever(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+        collect();
+    }
+}
+
+/// Hands everything counted to the recorder, the instances' from `snapshot`
+/// (`registry().snapshot()`): circuits' calls, states and failure rates, limiters'
+/// grants, available permits and waiting callers, bulkheads' calls in flight and
+/// limits; then every retry policy's and call site's counts (process-wide). Call it
+/// before each scrape, or on a timer; [`collect`] is this with the default registry.
 pub fn record_gauges(snapshot: &RegistrySnapshot) {
     for c in &snapshot.circuits {
         let name = Arc::<str>::from(c.name.as_str());
+        circuit_calls(&name, [c.successes, c.failures, c.ignored, c.rejections]);
         set_state(&name, c.state);
         if let Some(rate) = c.failure_rate {
             gauge!(CIRCUIT_BREAKER_FAILURE_RATE, "name" => name).set(rate);
         }
+    }
+    for c in &snapshot.keyed_circuits {
+        let name = Arc::<str>::from(c.name.as_str());
+        circuit_calls(&name, [c.successes, c.failures, c.ignored, c.rejections]);
     }
     for l in &snapshot.rate_limiters {
         let name = Arc::<str>::from(l.name.as_str());
@@ -169,6 +265,7 @@ pub fn record_gauges(snapshot: &RegistrySnapshot) {
         gauge!(BULKHEAD_MAX_CONCURRENT, "name" => name).set(f64::from(b.max_concurrent));
     }
     record_adaptive(snapshot);
+    flush();
 }
 
 /// The adaptive bulkheads' measurements: their limit is `max_concurrent` above.
@@ -183,6 +280,15 @@ fn record_adaptive(snapshot: &RegistrySnapshot) {
             gauge!(BULKHEAD_RTT_NOLOAD, "name" => name.clone()).set(rtt.as_secs_f64());
         }
         counter!(BULKHEAD_LIMIT_CHANGES, "name" => name).absolute(a.limit_changes);
+    }
+}
+
+/// A circuit's calls by outcome (`success`, `failure`, `ignored`, `rejected`), from its
+/// stats: a call through a breaker is counted by the breaker, not reported as an event.
+fn circuit_calls(name: &Arc<str>, counts: [u64; 4]) {
+    for (outcome, count) in ["success", "failure", "ignored", "rejected"].into_iter().zip(counts) {
+        counter!(CIRCUIT_BREAKER_CALLS, "name" => name.clone(), "outcome" => outcome)
+            .absolute(count);
     }
 }
 
@@ -244,14 +350,11 @@ fn describe() {
 
 // ----- handles, registered once per instance ---------------------------------------------
 
-/// One instance's handles.
+/// One instance's handles, for what its events report.
 enum Handles {
-    Circuit { success: Counter, failure: Counter, ignored: Counter, rejected: Counter },
-    Limiter { waited: Counter, rejected: Counter, wait: Histogram },
+    Limiter { waited: Counter, rejected: Counter, wait: Arc<Buckets> },
     Bulkhead { rejected: Counter },
-    Retry { calls: [Counter; 4], attempts: Counter },
     Timeout { timeouts: Counter },
-    Call { durations: [Histogram; 4] },
     None,
 }
 
@@ -259,45 +362,16 @@ impl Handles {
     fn new(layer: Layer, name: &Arc<str>) -> Handles {
         let name = || name.clone();
         match layer {
-            Layer::CircuitBreaker => {
-                let c = |outcome: &'static str| counter!(CIRCUIT_BREAKER_CALLS, "name" => name(), "outcome" => outcome);
-                Handles::Circuit {
-                    success: c("success"),
-                    failure: c("failure"),
-                    ignored: c("ignored"),
-                    rejected: c("rejected"),
-                }
-            }
             Layer::RateLimiter => {
                 let c = |outcome: &'static str| counter!(RATE_LIMITER_PERMITS, "name" => name(), "outcome" => outcome);
-                Handles::Limiter {
-                    waited: c("waited"),
-                    rejected: c("rejected"),
-                    wait: histogram!(RATE_LIMITER_WAIT, "name" => name()),
-                }
+                let wait = Arc::new(Buckets::new());
+                cells().waits.lock().push((name(), wait.clone()));
+                Handles::Limiter { waited: c("waited"), rejected: c("rejected"), wait }
             }
             Layer::Bulkhead => {
                 Handles::Bulkhead { rejected: counter!(BULKHEAD_REJECTED, "name" => name()) }
             }
-            Layer::Retry => {
-                let c = |result: &'static str| counter!(RETRY_CALLS, "name" => name(), "result" => result);
-                Handles::Retry {
-                    calls: [
-                        c("success_without_retry"),
-                        c("success_with_retry"),
-                        c("failed_without_retry"),
-                        c("failed_with_retry"),
-                    ],
-                    attempts: counter!(RETRY_ATTEMPTS, "name" => name()),
-                }
-            }
             Layer::Timeout => Handles::Timeout { timeouts: counter!(TIMEOUTS, "name" => name()) },
-            Layer::Call => {
-                let h = |outcome: &'static str| histogram!(CALL_DURATION, "name" => name(), "outcome" => outcome);
-                Handles::Call {
-                    durations: [h("success"), h("failure"), h("rejected"), h("timeout")],
-                }
-            }
             _ => Handles::None,
         }
     }
@@ -316,35 +390,17 @@ type Key = (Layer, usize);
 type Cache = papaya::HashMap<Key, Arc<Entry>>;
 
 fn cache() -> &'static Cache {
-    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(Cache::new)
 }
 
-/// Entries this thread used last: a linear scan of a few keys is cheaper than the shared
-/// map's guard and hash on every event.
-const RECENT: usize = 8;
-
-/// The next slot to replace, and the entries.
-type Recent = (usize, Vec<(Key, Arc<Entry>)>);
-
-thread_local! {
-    static RECENT_ENTRIES: std::cell::RefCell<Recent> =
-        const { std::cell::RefCell::new((0, Vec::new())) };
-}
-
-/// The entry of `event`'s instance: from this thread's recent entries, else the shared
-/// map (registering the instance's handles on its first event).
+/// The entry of `event`'s instance (registering the instance's handles on its first
+/// event). Events the metrics consume are off the call's hot path: a rejection, a wait,
+/// a timeout.
 fn entry(event: &Event) -> Arc<Entry> {
     let key = (event.layer, Arc::as_ptr(&event.name) as *const u8 as usize);
-    let recent = RECENT_ENTRIES.try_with(|recent| {
-        let recent = recent.try_borrow().ok()?;
-        recent.1.iter().find(|(k, _)| *k == key).map(|(_, e)| e.clone())
-    });
-    if let Ok(Some(entry)) = recent {
-        return entry;
-    }
     let map = cache().pin();
-    let entry = match map.get(&key) {
+    match map.get(&key) {
         Some(entry) => entry.clone(),
         None => map
             .get_or_insert_with(key, || {
@@ -352,19 +408,7 @@ fn entry(event: &Event) -> Arc<Entry> {
                 Arc::new(Entry { _name: event.name.clone(), handles })
             })
             .clone(),
-    };
-    let _ = RECENT_ENTRIES.try_with(|recent| {
-        if let Ok(mut recent) = recent.try_borrow_mut() {
-            let (next, entries) = &mut *recent;
-            if entries.len() < RECENT {
-                entries.push((key, entry.clone()));
-            } else {
-                entries[*next % RECENT] = (key, entry.clone());
-                *next = next.wrapping_add(1);
-            }
-        }
-    });
-    entry
+    }
 }
 
 /// Turns one event into metrics.
@@ -389,44 +433,327 @@ fn record(event: &Event) {
     }
     let entry = entry(event);
     match (&entry.handles, &event.kind) {
-        (
-            Handles::Circuit { success, failure, ignored, .. },
-            EventKind::CallRecorded { outcome, .. },
-        ) => {
-            match outcome {
-                CallOutcome::Success => success,
-                CallOutcome::Failure => failure,
-                CallOutcome::Ignored => ignored,
-            }
-            .increment(1);
-        }
-        (Handles::Circuit { rejected, .. }, EventKind::Rejected { .. }) => rejected.increment(1),
         (Handles::Limiter { waited, wait, .. }, EventKind::Waited { waited: d }) => {
             waited.increment(1);
-            wait.record(d.as_secs_f64());
+            wait.record(*d);
         }
         (Handles::Limiter { rejected, .. }, EventKind::Rejected { .. }) => rejected.increment(1),
         (Handles::Bulkhead { rejected }, EventKind::Rejected { .. }) => rejected.increment(1),
-        (Handles::Retry { attempts, .. }, EventKind::Attempt { .. }) => attempts.increment(1),
-        (Handles::Retry { calls, .. }, EventKind::RetryFinished { attempts, succeeded }) => {
-            let index = match (*succeeded, *attempts > 1) {
-                (true, false) => 0,
-                (true, true) => 1,
-                (false, false) => 2,
-                (false, true) => 3,
-            };
-            calls[index].increment(1);
-        }
         (Handles::Timeout { timeouts }, EventKind::TimedOut { .. }) => timeouts.increment(1),
-        (Handles::Call { durations }, EventKind::CallFinished { outcome, duration }) => {
-            let index = match outcome {
-                CallEnd::Success => 0,
-                CallEnd::Failure => 1,
-                CallEnd::Rejected => 2,
-                CallEnd::Timeout => 3,
-            };
-            durations[index].record(duration.as_secs_f64());
-        }
         _ => {}
+    }
+}
+
+// ----- counted on the call path ------------------------------------------------------------
+
+/// Live [`install`]s: while there is one, retries and whole calls count into their cells.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the call path counts for the metrics: one relaxed load.
+#[inline(always)]
+pub(crate) fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed) != 0
+}
+
+/// Held by an installed subscription's callback: counting stops when the last drops.
+struct Active;
+
+impl Active {
+    fn new() -> Active {
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Upper bounds of [`DURATION_BUCKETS`] in nanoseconds (checked against it by a test).
+const BOUNDS_NANOS: [u64; 14] = [
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+];
+
+/// The buckets of [`DURATION_BUCKETS`], and one above the last.
+const BUCKETS: usize = BOUNDS_NANOS.len() + 1;
+
+/// A duration histogram counted in place: per bucket of [`DURATION_BUCKETS`], the
+/// samples and the sum of their nanoseconds, so that recording is two relaxed adds and
+/// allocates nothing. [`flush`](Self::flush) hands the new samples to the recorder's
+/// histogram, each bucket's as its mean `count` times: the bucket counts and the sum
+/// come out exact.
+pub(crate) struct Buckets {
+    counts: [AtomicU64; BUCKETS],
+    sums: [AtomicU64; BUCKETS],
+    /// Counts and sums already handed over.
+    flushed: Mutex<[(u64, u64); BUCKETS]>,
+}
+
+impl Buckets {
+    fn new() -> Buckets {
+        Buckets {
+            counts: [const { AtomicU64::new(0) }; BUCKETS],
+            sums: [const { AtomicU64::new(0) }; BUCKETS],
+            flushed: Mutex::new([(0, 0); BUCKETS]),
+        }
+    }
+
+    #[inline]
+    fn record(&self, duration: Duration) {
+        let nanos = as_nanos(duration);
+        let i = BOUNDS_NANOS.iter().position(|&bound| nanos <= bound).unwrap_or(BUCKETS - 1);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sums[i].fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn flush(&self, histogram: &Histogram) {
+        let mut flushed = self.flushed.lock();
+        for (i, done) in flushed.iter_mut().enumerate() {
+            let count = self.counts[i].load(Ordering::Relaxed);
+            let sum = self.sums[i].load(Ordering::Relaxed);
+            let new = count.saturating_sub(done.0);
+            if new == 0 {
+                continue;
+            }
+            let mean = sum.saturating_sub(done.1) as f64 / new as f64 / 1e9;
+            // Inside the bucket even when a sample counted between the two loads skews
+            // the mean: the bucket counts stay exact.
+            let low = if i == 0 { 0.0 } else { DURATION_BUCKETS[i - 1].next_up() };
+            let high = DURATION_BUCKETS.get(i).copied().unwrap_or(f64::MAX);
+            let mean = mean.clamp(low, high);
+            histogram.record_many(mean, usize::try_from(new).unwrap_or(usize::MAX));
+            *done = (count, sum);
+        }
+    }
+}
+
+/// Whole calls of one function (a name) by outcome: `success`, `failure`, `rejected`,
+/// `timeout`.
+pub(crate) struct CallCells {
+    outcomes: [Buckets; 4],
+}
+
+impl std::fmt::Debug for CallCells {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let calls: Vec<u64> = self
+            .outcomes
+            .iter()
+            .map(|b| b.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum())
+            .collect();
+        f.debug_struct("CallCells").field("calls", &calls).finish()
+    }
+}
+
+/// Calls of one retry policy name: results (`success_without_retry`,
+/// `success_with_retry`, `failed_without_retry`, `failed_with_retry`), and the attempts
+/// past the first (a call's first attempt is its result's count).
+pub(crate) struct RetryCells {
+    results: [AtomicU64; 4],
+    retries: AtomicU64,
+}
+
+impl std::fmt::Debug for RetryCells {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryCells")
+            .field("results", &self.results)
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+/// Every name's cells, by name: created on a name's first counted call, kept for the
+/// process (as the recorder keeps its metrics).
+#[derive(Default)]
+struct Cells {
+    calls: Mutex<HashMap<Arc<str>, Arc<CallCells>>>,
+    retries: Mutex<HashMap<Arc<str>, Arc<RetryCells>>>,
+    waits: Mutex<Vec<(Arc<str>, Arc<Buckets>)>>,
+}
+
+fn cells() -> &'static Cells {
+    static CELLS: OnceLock<Cells> = OnceLock::new();
+    CELLS.get_or_init(Cells::default)
+}
+
+/// Counts a whole call of the function `name` that ended `outcome` after `duration`;
+/// `slot` keeps the call site's cells.
+#[inline]
+pub(crate) fn count_call(
+    slot: &OnceLock<Arc<CallCells>>,
+    name: &Arc<str>,
+    outcome: CallEnd,
+    duration: Duration,
+) {
+    let cells = match slot.get() {
+        Some(cells) => cells,
+        None => call_cells(slot, name),
+    };
+    let index = match outcome {
+        CallEnd::Success => 0,
+        CallEnd::Failure => 1,
+        CallEnd::Rejected => 2,
+        CallEnd::Timeout => 3,
+    };
+    cells.outcomes[index].record(duration);
+}
+
+#[cold]
+#[inline(never)]
+fn call_cells<'s>(slot: &'s OnceLock<Arc<CallCells>>, name: &Arc<str>) -> &'s Arc<CallCells> {
+    slot.get_or_init(|| {
+        let mut calls = cells().calls.lock();
+        let new = || Arc::new(CallCells { outcomes: std::array::from_fn(|_| Buckets::new()) });
+        calls.entry(name.clone()).or_insert_with(new).clone()
+    })
+}
+
+/// Counts a call through the retry policy `name` that made `attempts` attempts;
+/// `slot` keeps the policy's cells.
+#[inline]
+pub(crate) fn count_retry(
+    slot: &OnceLock<Arc<RetryCells>>,
+    name: &Arc<str>,
+    attempts: u32,
+    succeeded: bool,
+) {
+    let cells = match slot.get() {
+        Some(cells) => cells,
+        None => retry_cells(slot, name),
+    };
+    let index = match (succeeded, attempts > 1) {
+        (true, false) => 0,
+        (true, true) => 1,
+        (false, false) => 2,
+        (false, true) => 3,
+    };
+    cells.results[index].fetch_add(1, Ordering::Relaxed);
+    if attempts > 1 {
+        cells.retries.fetch_add(u64::from(attempts - 1), Ordering::Relaxed);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn retry_cells<'s>(slot: &'s OnceLock<Arc<RetryCells>>, name: &Arc<str>) -> &'s Arc<RetryCells> {
+    slot.get_or_init(|| {
+        let mut retries = cells().retries.lock();
+        let new = || {
+            Arc::new(RetryCells {
+                results: [const { AtomicU64::new(0) }; 4],
+                retries: AtomicU64::new(0),
+            })
+        };
+        retries.entry(name.clone()).or_insert_with(new).clone()
+    })
+}
+
+/// Hands the cells' counts to the recorder: counters set to their totals, histograms
+/// given their new samples.
+fn flush() {
+    let cells = cells();
+    let calls: Vec<_> = cells.calls.lock().iter().map(|(n, c)| (n.clone(), c.clone())).collect();
+    for (name, call) in calls {
+        for (outcome, buckets) in
+            ["success", "failure", "rejected", "timeout"].into_iter().zip(&call.outcomes)
+        {
+            buckets.flush(&histogram!(CALL_DURATION, "name" => name.clone(), "outcome" => outcome));
+        }
+    }
+    let retries: Vec<_> =
+        cells.retries.lock().iter().map(|(n, c)| (n.clone(), c.clone())).collect();
+    for (name, retry) in retries {
+        let results = [
+            "success_without_retry",
+            "success_with_retry",
+            "failed_without_retry",
+            "failed_with_retry",
+        ];
+        for (result, count) in results.into_iter().zip(&retry.results) {
+            counter!(RETRY_CALLS, "name" => name.clone(), "result" => result)
+                .absolute(count.load(Ordering::Relaxed));
+        }
+        // Retries first: a call counted between the two loads adds its first attempt only.
+        let retries = retry.retries.load(Ordering::Relaxed);
+        let calls: u64 = retry.results.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        counter!(RETRY_ATTEMPTS, "name" => name).absolute(calls.saturating_add(retries));
+    }
+    let waits = cells.waits.lock().clone();
+    for (name, buckets) in waits {
+        buckets.flush(&histogram!(RATE_LIMITER_WAIT, "name" => name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nanosecond_bounds_are_the_duration_buckets() {
+        assert_eq!(BOUNDS_NANOS.len(), DURATION_BUCKETS.len());
+        for (nanos, secs) in BOUNDS_NANOS.iter().zip(DURATION_BUCKETS) {
+            assert_eq!(*nanos as f64 / 1e9, *secs);
+            assert_eq!(as_nanos(Duration::from_secs_f64(*secs)), *nanos);
+        }
+    }
+
+    /// A histogram that keeps what it is given.
+    #[derive(Default)]
+    struct Samples(Mutex<Vec<(f64, usize)>>);
+
+    impl ::metrics::HistogramFn for Samples {
+        fn record(&self, value: f64) {
+            self.0.lock().push((value, 1));
+        }
+
+        fn record_many(&self, value: f64, count: usize) {
+            self.0.lock().push((value, count));
+        }
+    }
+
+    #[test]
+    fn a_flush_hands_over_each_buckets_new_samples_with_their_exact_sum() {
+        let buckets = Buckets::new();
+        for ms in [1, 2, 3, 3, 40] {
+            buckets.record(Duration::from_millis(ms));
+        }
+        let samples = Arc::new(Samples::default());
+        let histogram = Histogram::from_arc(samples.clone());
+        buckets.flush(&histogram);
+        // Per bucket (<= 1 ms, <= 2.5 ms, <= 5 ms, <= 50 ms): its mean, as many times as
+        // it has samples.
+        let expected = vec![(0.001, 1), (0.002, 1), (0.003, 2), (0.04, 1)];
+        assert_eq!(*samples.0.lock(), expected);
+        buckets.flush(&histogram);
+        assert_eq!(*samples.0.lock(), expected, "nothing new, nothing handed over");
+        buckets.record(Duration::from_millis(4));
+        buckets.flush(&histogram);
+        assert_eq!(samples.0.lock().last(), Some(&(0.004, 1)), "only the new sample");
+    }
+
+    #[test]
+    fn a_duration_on_a_bound_counts_in_that_bucket() {
+        let buckets = Buckets::new();
+        buckets.record(Duration::from_millis(1));
+        buckets.record(Duration::from_micros(1001));
+        buckets.record(Duration::from_secs(31));
+        assert_eq!(buckets.counts[0].load(Ordering::Relaxed), 1);
+        assert_eq!(buckets.counts[1].load(Ordering::Relaxed), 1);
+        assert_eq!(buckets.counts[BUCKETS - 1].load(Ordering::Relaxed), 1);
+        assert_eq!(buckets.sums[1].load(Ordering::Relaxed), 1_001_000);
     }
 }

@@ -82,11 +82,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::bulkhead::Bulkhead;
-use crate::circuit::{ByClass, CircuitBreaker, KeyedCircuitBreaker};
+use crate::circuit::{ByClass, CircuitBreaker, DetachedPermit, KeyedCircuitBreaker, fault_outcome};
 use crate::classify::io_error_kind;
 use crate::pipeline::layer;
 use crate::presets::{Preset, ResilienceConfig};
@@ -98,8 +99,235 @@ use crate::{Classify, ConfigError, Error, ErrorClass, Fault, RetryAfter, registr
 /// [`resilience::Error`](crate::Error) for a rejection.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The future of the services of this module.
-pub type ResponseFuture<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+/// A boxed future of a call's result: the paths of [`ResponseFuture`] that are not
+/// written out by hand.
+type BoxFuture<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+
+pin_project! {
+    /// The future of [`Resilience`] and [`Guarded`]: one call's response.
+    ///
+    /// A call through a circuit breaker and a rate limiter with permits left (any of
+    /// them, or none: the single [`CircuitBreakerLayer`] and [`RateLimitLayer`], and a
+    /// [`ResilienceLayer`] of those two) runs in this future itself and allocates
+    /// nothing. The other paths run in a boxed future, one allocation per call: a
+    /// retry (each attempt clones the request and the service), a keyed layer (its key
+    /// is a `String`), a bulkhead, a timeout, a breaker or limiter on a shared store, and
+    /// a call that has to wait for its permits.
+    ///
+    /// Dropped before the response, the call counts as ignored by the breaker and its
+    /// half-open probe slot is freed, as on every path.
+    pub struct ResponseFuture<S, Req>
+    where
+        S: Service<Req>,
+    {
+        stack: Arc<Stack>,
+        // The breaker's permit while the call runs (on the path written out here).
+        permit: Option<DetachedPermit>,
+        #[pin]
+        state: State<S, Req>,
+    }
+
+    impl<S, Req> PinnedDrop for ResponseFuture<S, Req>
+    where
+        S: Service<Req>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let (Some(permit), Some(breaker)) = (this.permit.take(), &this.stack.breaker) {
+                // Not reported: the call counts as ignored.
+                drop(breaker.attach(permit));
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// Where a [`ResponseFuture`] is.
+    #[project = StateProj]
+    #[project_replace = StateOwn]
+    enum State<S, Req>
+    where
+        S: Service<Req>,
+    {
+        // Not polled yet: nothing taken.
+        Start { svc: S, req: Req },
+        // Admitted by the breaker and the limiter, waiting for the service's readiness.
+        Ready { svc: S, req: Req },
+        // The inner service's future.
+        Calling { #[pin] call: S::Future },
+        // Every other path.
+        Boxed { future: BoxFuture<S::Response> },
+        // Returned.
+        Done,
+    }
+}
+
+impl<S, Req> ResponseFuture<S, Req>
+where
+    S: Service<Req>,
+{
+    /// The call written out here: nothing taken until it is first polled.
+    fn direct(stack: Arc<Stack>, svc: S, req: Req) -> Self {
+        ResponseFuture { stack, permit: None, state: State::Start { svc, req } }
+    }
+
+    fn boxed(stack: Arc<Stack>, future: BoxFuture<S::Response>) -> Self {
+        ResponseFuture { stack, permit: None, state: State::Boxed { future } }
+    }
+}
+
+impl<S, Req> fmt::Debug for ResponseFuture<S, Req>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Start { .. } => "start",
+            State::Ready { .. } => "ready",
+            State::Calling { .. } => "calling",
+            State::Boxed { .. } => "boxed",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish_non_exhaustive()
+    }
+}
+
+impl<S, Req> Future for ResponseFuture<S, Req>
+where
+    S: Service<Req> + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    S::Response: Classify + Send + 'static,
+    Req: Send + 'static,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Start { .. } => {
+                    // The breaker first (an open circuit takes no permits), then the
+                    // limiter.
+                    if let Some(breaker) = &this.stack.breaker {
+                        match breaker.try_acquire() {
+                            Ok(permit) => *this.permit = Some(permit.detach()),
+                            Err(e) => {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Err(Box::new(e)));
+                            }
+                        }
+                    }
+                    let StateOwn::Start { svc, req } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
+                        continue;
+                    };
+                    let granted = match &this.stack.limiter {
+                        Some(limiter) => limiter.take_now(this.stack.cost),
+                        None => true,
+                    };
+                    if granted {
+                        this.state.set(State::Ready { svc, req });
+                    } else {
+                        // Waits or rejects as the limiter's policy says, the breaker's
+                        // permit moved along.
+                        let future =
+                            Box::pin(limited(this.stack.clone(), this.permit.take(), svc, req));
+                        this.state.set(State::Boxed { future });
+                    }
+                }
+                StateProj::Ready { svc, .. } => {
+                    if let Err(e) = std::task::ready!(svc.poll_ready(cx)) {
+                        let result = Err(Fault::Inner(Failed::Error(e.into())));
+                        this.state.set(State::Done);
+                        return Poll::Ready(report(this.stack, this.permit.take(), result));
+                    }
+                    if let StateOwn::Ready { mut svc, req } =
+                        this.state.as_mut().project_replace(State::Done)
+                    {
+                        let call = svc.call(req);
+                        this.state.set(State::Calling { call });
+                    }
+                }
+                StateProj::Calling { call } => {
+                    let result = classified(std::task::ready!(call.poll(cx)));
+                    this.state.set(State::Done);
+                    return Poll::Ready(report(this.stack, this.permit.take(), result));
+                }
+                StateProj::Boxed { future } => return future.as_mut().poll(cx),
+                StateProj::Done => {
+                    return Poll::Ready(Err(Box::new(Error::Config(ConfigError::new(
+                        "future",
+                        "a tower ResponseFuture was polled after it returned",
+                    )))));
+                }
+            }
+        }
+    }
+}
+
+/// An inner service's answer as one attempt's result: a transient response is a failed
+/// attempt (to retry, and a failure for the breaker), still returned to the caller.
+#[inline]
+fn classified<R: Classify, E: Into<BoxError>>(result: Result<R, E>) -> Attempt<R> {
+    match result {
+        Ok(response) if response.is_transient() => Err(Fault::Inner(Failed::Response(response))),
+        Ok(response) => Ok(response),
+        Err(e) => Err(Fault::Inner(Failed::Error(e.into()))),
+    }
+}
+
+/// Reports `result` to the breaker that gave `permit`, then returns it to the caller.
+#[inline]
+fn report<R: Classify>(
+    stack: &Stack,
+    permit: Option<DetachedPermit>,
+    result: Attempt<R>,
+) -> Result<R, BoxError> {
+    if let (Some(permit), Some(breaker)) = (permit, &stack.breaker) {
+        breaker.attach(permit).record(fault_outcome(&result, &ByClass));
+    }
+    finish(result)
+}
+
+/// The rest of a call whose permits were not there at once: the limiter's wait (or
+/// rejection), then the call, reported to the breaker that admitted it.
+async fn limited<S, Req>(
+    stack: Arc<Stack>,
+    permit: Option<DetachedPermit>,
+    mut svc: S,
+    req: Req,
+) -> Result<S::Response, BoxError>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    S::Response: Classify,
+{
+    // Whole again at once, so that a drop during the wait counts the call as ignored.
+    let permit = match (permit, &stack.breaker) {
+        (Some(permit), Some(breaker)) => Some(breaker.attach(permit)),
+        _ => None,
+    };
+    let result =
+        layer::rate_limit_async(stack.limiter.as_deref(), stack.cost, send(&mut svc, req)).await;
+    if let Some(permit) = permit {
+        permit.record(fault_outcome(&result, &ByClass));
+    }
+    finish(result)
+}
+
+/// One attempt on the inner service: its readiness, then the call.
+async fn send<S, Req>(svc: &mut S, req: Req) -> Attempt<S::Response>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    S::Response: Classify,
+{
+    let inner_error = |e: S::Error| Fault::Inner(Failed::Error(e.into()));
+    std::future::poll_fn(|cx| svc.poll_ready(cx)).await.map_err(inner_error)?;
+    classified(svc.call(req).await)
+}
 
 /// Where a keyed layer takes its key from (a request's host, a tenant header, a peer
 /// address): [`NoKey`] for unkeyed layers, [`KeyFn`] around a closure.
@@ -244,6 +472,18 @@ impl Stack {
         Stack { cost: 1, ..Stack::default() }
     }
 
+    /// Whether a call runs in [`ResponseFuture`] itself: at most an unkeyed local
+    /// breaker and an unkeyed limiter.
+    #[inline]
+    fn direct(&self) -> bool {
+        self.retry.is_none()
+            && self.keyed_breaker.is_none()
+            && self.keyed_limiter.is_none()
+            && self.bulkhead.is_none()
+            && self.timeout.is_none()
+            && self.breaker.as_ref().is_none_or(|b| !b.is_shared())
+    }
+
     /// The retry policy, if any.
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn retry(&self) -> Option<&RetryPolicy> {
@@ -311,18 +551,7 @@ impl Stack {
         S::Error: Into<BoxError>,
         S::Response: Classify,
     {
-        let inner = async move {
-            let inner_error = |e: S::Error| Fault::Inner(Failed::Error(e.into()));
-            std::future::poll_fn(|cx| svc.poll_ready(cx)).await.map_err(inner_error)?;
-            match svc.call(req).await {
-                Ok(response) if response.is_transient() => {
-                    Err(Fault::Inner(Failed::Response(response)))
-                }
-                Ok(response) => Ok(response),
-                Err(e) => Err(inner_error(e)),
-            }
-        };
-        self.attempt_with(key, inner).await
+        self.attempt_with(key, send(svc, req)).await
     }
 
     /// The attempt `inner` through every layer but retry, with `key`'s circuit and
@@ -532,7 +761,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Response>;
+    type Future = ResponseFuture<S, Req>;
 
     /// Ready at once: each attempt waits for its own clone of the inner service.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
@@ -541,28 +770,34 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.key.key(&req);
-        let stack = self.stack.clone();
         let svc = self.inner.clone();
-        Box::pin(async move {
-            let stack = &*stack;
-            let key = key.as_deref();
-            let result = match &stack.retry {
-                Some(retry) => {
-                    retry
-                        .run_async(&Classified, move || {
-                            let mut svc = svc.clone();
-                            let req = req.clone();
-                            async move { stack.attempt(&mut svc, req, key).await }
-                        })
-                        .await
-                }
-                None => {
-                    let mut svc = svc;
-                    stack.attempt(&mut svc, req, key).await
-                }
-            };
-            finish(result)
-        })
+        if key.is_none() && self.stack.direct() {
+            return ResponseFuture::direct(self.stack.clone(), svc, req);
+        }
+        let stack = self.stack.clone();
+        ResponseFuture::boxed(
+            self.stack.clone(),
+            Box::pin(async move {
+                let stack = &*stack;
+                let key = key.as_deref();
+                let result = match &stack.retry {
+                    Some(retry) => {
+                        retry
+                            .run_async(&Classified, move || {
+                                let mut svc = svc.clone();
+                                let req = req.clone();
+                                async move { stack.attempt(&mut svc, req, key).await }
+                            })
+                            .await
+                    }
+                    None => {
+                        let mut svc = svc;
+                        stack.attempt(&mut svc, req, key).await
+                    }
+                };
+                finish(result)
+            }),
+        )
     }
 }
 
@@ -597,7 +832,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Response>;
+    type Future = ResponseFuture<S, Req>;
 
     /// Ready at once: the call waits for its own clone of the inner service.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
@@ -606,9 +841,15 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let key = self.key.key(&req);
-        let stack = self.stack.clone();
         let mut svc = self.inner.clone();
-        Box::pin(async move { finish(stack.attempt(&mut svc, req, key.as_deref()).await) })
+        if key.is_none() && self.stack.direct() {
+            return ResponseFuture::direct(self.stack.clone(), svc, req);
+        }
+        let stack = self.stack.clone();
+        ResponseFuture::boxed(
+            self.stack.clone(),
+            Box::pin(async move { finish(stack.attempt(&mut svc, req, key.as_deref()).await) }),
+        )
     }
 }
 

@@ -35,6 +35,9 @@ pub struct CallSite {
     layers: &'static str,
     /// The name spans and events carry, made once.
     event_name: OnceLock<Arc<str>>,
+    /// Where the metrics count this function's calls.
+    #[cfg(feature = "metrics")]
+    cells: OnceLock<Arc<crate::metrics::CallCells>>,
 }
 
 impl CallSite {
@@ -42,7 +45,13 @@ impl CallSite {
     /// with each call prefixes it with `Self`'s path), `layers` its layers, outermost
     /// first, comma-separated (`"retry,circuit_breaker"`).
     pub const fn new(name: &'static str, layers: &'static str) -> Self {
-        CallSite { name, layers, event_name: OnceLock::new() }
+        CallSite {
+            name,
+            layers,
+            event_name: OnceLock::new(),
+            #[cfg(feature = "metrics")]
+            cells: OnceLock::new(),
+        }
     }
 
     /// The call's name: `name`, prefixed with the owner's path for a method (read once).
@@ -78,17 +87,56 @@ impl CallSite {
     }
 }
 
-/// The start of a call: a clock reading when an observer wants whole calls.
+/// Whether the metrics count whole calls.
 #[inline(always)]
-fn start() -> Option<Duration> {
-    Hub::global().wants(Interest::CALLS).then(|| default_clock_ref().now())
+fn metrics_active() -> bool {
+    #[cfg(feature = "metrics")]
+    return crate::metrics::active();
+    #[cfg(not(feature = "metrics"))]
+    false
+}
+
+/// The start of a call, when an observer wants whole calls (a reading of the default
+/// clock, the events' time) or the metrics count them (of the cheapest clock).
+#[inline(always)]
+fn start() -> Option<Start> {
+    if Hub::global().wants(Interest::CALLS) {
+        return Some(Start { at: default_clock_ref().now(), events: true });
+    }
+    #[cfg(feature = "metrics")]
+    if crate::metrics::active() {
+        return Some(Start { at: crate::clock::cheap_now(), events: false });
+    }
+    None
+}
+
+/// When a call started, and on which clock.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    at: Duration,
+    /// On the default clock, for an event: the end is read on the same clock.
+    events: bool,
+}
+
+impl Start {
+    /// The end of the call on the clock of its start, and its duration.
+    #[inline]
+    fn end(self) -> (Duration, Duration) {
+        #[cfg(feature = "metrics")]
+        let now = if self.events { default_clock_ref().now() } else { crate::clock::cheap_now() };
+        #[cfg(not(feature = "metrics"))]
+        let now = default_clock_ref().now();
+        (now, now.saturating_sub(self.at))
+    }
 }
 
 /// Whether neither `tracing` (at `INFO`, the spans' level) nor an observer of whole calls
-/// listens: then a call runs bare, after two relaxed loads.
+/// nor the metrics listen: then a call runs bare, after three relaxed loads.
 #[inline(always)]
 fn unobserved() -> bool {
-    !tracing::level_enabled!(Level::INFO) && !Hub::global().wants(Interest::CALLS)
+    !tracing::level_enabled!(Level::INFO)
+        && !Hub::global().wants(Interest::CALLS)
+        && !metrics_active()
 }
 
 /// Runs a sync call inside its `resilience.call` span (not public API).
@@ -117,7 +165,7 @@ fn traced_slow<T, E>(
         let _entered = span.enter();
         body()
     };
-    finish(name, &span, started, &result);
+    finish(site, name, &span, started, &result);
     result
 }
 
@@ -134,7 +182,7 @@ where
         None
     } else {
         let name = site.name(owner);
-        Some(Observed { name, span: site.span(name), started: start() })
+        Some(Observed { site, name, span: site.span(name), started: start() })
     };
     Traced { body, observed }
 }
@@ -142,9 +190,10 @@ where
 /// What an observed call carries besides its body.
 #[derive(Debug)]
 struct Observed {
+    site: &'static CallSite,
     name: &'static Arc<str>,
     span: Span,
-    started: Option<Duration>,
+    started: Option<Start>,
 }
 
 pin_project_lite::pin_project! {
@@ -170,7 +219,7 @@ impl<T, E, F: Future<Output = Result<T, Fault<E>>>> Future for Traced<F> {
             let _entered = observed.span.enter();
             std::task::ready!(this.body.poll(cx))
         };
-        finish(observed.name, &observed.span, observed.started, &result);
+        finish(observed.site, observed.name, &observed.span, observed.started, &result);
         Poll::Ready(result)
     }
 }
@@ -241,22 +290,23 @@ impl<T, E, F: Future<Output = Result<T, Fault<E>>>> Future for Attempt<F> {
 
 #[inline(always)]
 fn finish<T, E>(
+    site: &'static CallSite,
     name: &'static Arc<str>,
     span: &Span,
-    started: Option<Duration>,
+    started: Option<Start>,
     result: &Result<T, Fault<E>>,
 ) {
     if started.is_some() || !span.is_disabled() {
-        finish_slow(name, span, started, end(result), error_type(result));
+        finish_slow(site, name, span, started, end(result), error_type(result));
     }
 }
 
-#[cold]
 #[inline(never)]
 fn finish_slow(
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))] site: &'static CallSite,
     name: &'static Arc<str>,
     span: &Span,
-    started: Option<Duration>,
+    started: Option<Start>,
     outcome: CallEnd,
     error: Option<&'static str>,
 ) {
@@ -265,10 +315,16 @@ fn finish_slow(
         span.record("otel.status_code", "ERROR");
     }
     if let Some(start) = started {
-        let now = default_clock_ref().now();
-        let duration = now.saturating_sub(start);
-        Hub::global()
-            .emit_built(Layer::Call, name, || (now, EventKind::CallFinished { outcome, duration }));
+        let (now, duration) = start.end();
+        #[cfg(feature = "metrics")]
+        if crate::metrics::active() {
+            crate::metrics::count_call(&site.cells, name, outcome, duration);
+        }
+        if start.events {
+            Hub::global().emit_built(Layer::Call, name, || {
+                (now, EventKind::CallFinished { outcome, duration })
+            });
+        }
     }
 }
 

@@ -287,4 +287,33 @@ fn prometheus_scrape_shows_every_layer_as_driven_and_as_the_registry_counts() {
     assert_eq!(counter(&scrape, "resilience_timeouts_total", &[("name", "<unnamed>")]), 1);
     let slow_name = ("name", "metrics_prometheus::slow");
     assert_eq!(counter(&scrape, duration, &[slow_name, ("outcome", "timeout")]), 1);
+
+    // Calls are counted by the instances and reach the recorder when collected: a scrape
+    // shows the counts of the last collection, and agrees with the stats after one.
+    let name = ("name", "metrics-collected");
+    let success = [name, ("outcome", "success")];
+    let more = registry()
+        .circuit_breakers()
+        .get_or_create("metrics-collected", CircuitBreakerConfig::default())
+        .unwrap();
+    for _ in 0..4 {
+        more.call(|| Ok::<(), Error>(())).unwrap();
+    }
+    assert_eq!(value(&crate::scrape(port), calls, &success), None, "not collected yet");
+    resilience::metrics::collect();
+    assert_eq!(counter(&crate::scrape(port), calls, &success), 4);
+    assert_eq!(more.stats().successes, 4);
+    assert_eq!(counter(&crate::scrape(port), duration, &[guarded_fn, ("outcome", "failure")]), 1);
+
+    // A collector on a timer collects once more as it stops.
+    let collector = resilience::metrics::spawn_collector(Duration::from_secs(3600));
+    for _ in 0..3 {
+        more.call(|| Ok::<(), Error>(())).unwrap();
+    }
+    assert!(matches!(guarded(false), Err(AppError::Resilience(Error::CircuitOpen { .. }))));
+    drop(collector);
+    let last = crate::scrape(port);
+    assert_eq!(counter(&last, calls, &success), 7);
+    assert_eq!(more.stats().successes, 7);
+    assert_eq!(counter(&last, duration, &[guarded_fn, ("outcome", "rejected")]), 2);
 }

@@ -367,3 +367,97 @@ async fn a_transport_error_is_retried_and_a_rejection_of_an_inner_layer_is_not()
     assert_eq!(start.elapsed(), Duration::ZERO, "not retried");
     assert_eq!(upstream.calls(), 0);
 }
+
+fn hanging() -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone + Send {
+    service_fn(|_req: Req| async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok::<_, Infallible>(response(200, &[]))
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_call_through_the_breaker_counts_as_ignored_and_frees_its_probe() {
+    let clock = resilience::clock::ManualClock::new();
+    let config = CircuitBreakerConfig::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(1))
+        .half_open_max_calls(1)
+        .build()
+        .unwrap();
+    let breaker =
+        Arc::new(CircuitBreaker::with_clock("tower-dropped-probe", config, clock.shared()));
+    let layer = CircuitBreakerLayer::new(breaker.clone());
+
+    // Closed: a call dropped in flight is neither a success nor a failure.
+    let call = tokio::spawn(layer.layer(hanging()).oneshot(get("/")));
+    tokio::task::yield_now().await;
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    let stats = breaker.stats();
+    assert_eq!((stats.successes, stats.failures, stats.ignored), (0, 0, 1));
+
+    // Half-open with one probe slot: the probe in flight holds it, its drop frees it.
+    let mut failing = layer.layer(Scripted::new(&[(500, &[])]).service());
+    assert_eq!(send(&mut failing, get("/")).await.unwrap().status(), 500);
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.advance(Duration::from_secs(2));
+    let probe = tokio::spawn(layer.layer(hanging()).oneshot(get("/")));
+    tokio::task::yield_now().await;
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    let ok = Scripted::new(&[(200, &[])]);
+    let e = send(&mut layer.layer(ok.service()), get("/")).await.unwrap_err();
+    assert!(matches!(rejection(&e), Some(Error::CircuitOpen { .. })), "the one slot is taken: {e}");
+    probe.abort();
+    assert!(probe.await.unwrap_err().is_cancelled());
+    assert_eq!(send(&mut layer.layer(ok.service()), get("/")).await.unwrap().status(), 200);
+    assert_eq!(ok.calls(), 1, "the freed slot admitted the next probe");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waiting_for_permits_is_counted_by_the_breaker_that_admitted_it() {
+    let limit = RateLimitConfig::builder().per_second(1).burst(1).build().unwrap();
+    let config = ResilienceConfig::default()
+        .with_circuit_breaker(CircuitBreakerConfig::builder().failure_threshold(2).build().unwrap())
+        .with_rate_limit(limit);
+    let layer = ResilienceLayer::from_config("tower-wait-stack", &config).unwrap();
+    let upstream = Scripted::new(&[(500, &[])]);
+    let mut svc = layer.layer(upstream.service());
+    let start = Instant::now();
+    // The first call takes the one permit at once, the second waits a second for the
+    // next: both failures are the breaker's, and it opens.
+    assert_eq!(send(&mut svc, get("/")).await.unwrap().status(), 500);
+    assert_eq!(send(&mut svc, get("/")).await.unwrap().status(), 500);
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    let breaker = registry().circuit_breakers().get("tower-wait-stack").unwrap();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(breaker.stats().failures, 2);
+    let e = send(&mut svc, get("/")).await.unwrap_err();
+    assert!(matches!(rejection(&e), Some(Error::CircuitOpen { .. })), "{e}");
+    assert_eq!(upstream.calls(), 2);
+    let limiter = registry().rate_limiters().get("tower-wait-stack").unwrap();
+    let stats = limiter.stats();
+    assert_eq!((stats.granted, stats.waited), (2, 1), "the open circuit took no permit");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limiter_rejection_is_ignored_by_the_breaker() {
+    let limit = RateLimitConfig::builder()
+        .per_second(1)
+        .burst(1)
+        .on_limit(OnLimit::Reject)
+        .build()
+        .unwrap();
+    let config = ResilienceConfig::default()
+        .with_circuit_breaker(CircuitBreakerConfig::default())
+        .with_rate_limit(limit);
+    let layer = ResilienceLayer::from_config("tower-reject-stack", &config).unwrap();
+    let upstream = Scripted::new(&[(200, &[])]);
+    let mut svc = layer.layer(upstream.service());
+    assert_eq!(send(&mut svc, get("/")).await.unwrap().status(), 200);
+    let e = send(&mut svc, get("/")).await.unwrap_err();
+    assert!(matches!(rejection(&e), Some(Error::RateLimited { .. })), "{e}");
+    assert_eq!(upstream.calls(), 1);
+    let breaker = registry().circuit_breakers().get("tower-reject-stack").unwrap();
+    let stats = breaker.stats();
+    assert_eq!((stats.successes, stats.failures, stats.ignored), (1, 0, 1));
+}

@@ -64,6 +64,8 @@ mod window;
 mod word;
 
 pub use breaker::CircuitBreaker;
+#[cfg(feature = "tower")]
+pub(crate) use call::fault_outcome;
 pub use classifier::{
     AllErrors, ByClass, CallOutcome, FailureClassifier, FailureIfOk, Predicates, ResultClassifier,
 };
@@ -73,6 +75,8 @@ pub use keyed::{
     KeyedCircuitStats, WORST_KEYS,
 };
 pub use permit::CallPermit;
+#[cfg(feature = "tower")]
+pub(crate) use permit::DetachedPermit;
 pub use state::CircuitState;
 pub use stats::CircuitStats;
 pub use throttle::{AdaptiveThrottle, ThrottleConfig, ThrottleConfigBuilder, ThrottleStats};

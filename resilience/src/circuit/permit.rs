@@ -91,6 +91,38 @@ impl Drop for CallPermit<'_> {
     }
 }
 
+/// A [`CallPermit`] taken apart, for a future that owns its breaker through an `Arc` and
+/// so cannot keep the permit's borrow (the tower services'): [`CallPermit::detach`],
+/// then [`CircuitBreaker::attach`] to report the outcome. Not a permit by itself:
+/// dropping it reports nothing, so its holder must attach it (and drop the permit to
+/// count the call as ignored).
+#[cfg(feature = "tower")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DetachedPermit {
+    generation: u32,
+    kind: PermitKind,
+    started: Option<Duration>,
+}
+
+#[cfg(feature = "tower")]
+impl CallPermit<'_> {
+    /// The permit's duty, handed to whoever attaches it again.
+    #[inline(always)]
+    pub(crate) fn detach(self) -> DetachedPermit {
+        let this = ManuallyDrop::new(self);
+        DetachedPermit { generation: this.generation, kind: this.kind, started: this.started }
+    }
+}
+
+#[cfg(feature = "tower")]
+impl CircuitBreaker {
+    /// The permit `detached` from one of this breaker's permits, whole again.
+    #[inline(always)]
+    pub(crate) fn attach(&self, detached: DetachedPermit) -> CallPermit<'_> {
+        CallPermit::new(self, detached.generation, detached.kind, detached.started)
+    }
+}
+
 /// A call admitted on the closed fast path by the breaker's own call drivers
 /// ([`CircuitBreaker::call`] and friends): a [`CallPermit`] of kind `Closed` without a
 /// start time, reduced to what its outcome needs. Dropped unreported (the operation

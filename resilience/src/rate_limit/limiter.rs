@@ -137,6 +137,16 @@ impl RateLimiter {
         }
     }
 
+    /// Takes `cost` permits if they are available now, counting the grant; `false`
+    /// (nothing taken, nothing counted) when the call needs the full decision of
+    /// [`acquire_async`](Self::acquire_async): no permits now, a shared store, a zero
+    /// cost or one above the burst.
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn take_now(&self, cost: u32) -> bool {
+        self.remote.is_none() && self.core.take_now(&self.bucket, self.tally(), cost).is_ok()
+    }
+
     /// `try_acquire` off the hot path: a cost above the burst.
     #[cold]
     #[inline(never)]

@@ -142,6 +142,13 @@ impl<'p> Attempts<'p> {
         {
             report_finished(self.policy, self.attempt, result.is_ok());
         }
+        #[cfg(feature = "metrics")]
+        if crate::metrics::active()
+            && let Next::Done(result) = &next
+        {
+            let name = self.policy.name.as_ref().unwrap_or_else(|| crate::events::unnamed());
+            crate::metrics::count_retry(&self.policy.metrics, name, self.attempt, result.is_ok());
+        }
         next
     }
 

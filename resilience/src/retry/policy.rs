@@ -72,6 +72,9 @@ pub(super) struct PolicyInner {
     pub(super) clock: SharedClock,
     /// Where the policy reports its events.
     pub(super) hub: Hub,
+    /// Where the metrics count the policy's calls.
+    #[cfg(feature = "metrics")]
+    pub(super) metrics: std::sync::OnceLock<Arc<crate::metrics::RetryCells>>,
 }
 
 impl Default for RetryPolicy {
@@ -292,6 +295,8 @@ impl RetryPolicyBuilder {
             seed: self.seed,
             clock: self.clock.unwrap_or_else(default_clock),
             hub: self.hub.unwrap_or_default(),
+            #[cfg(feature = "metrics")]
+            metrics: std::sync::OnceLock::new(),
         }
     }
 }
