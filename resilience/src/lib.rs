@@ -205,6 +205,7 @@ mod deadline;
 mod error;
 pub mod events;
 mod fault;
+pub mod hedge;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;

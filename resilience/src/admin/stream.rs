@@ -110,6 +110,12 @@ pub(crate) fn to_json(event: &Event) -> Value {
             json!({ "budget": &**budget, "attempt": attempt })
         }
         EventKind::TimedOut { limit } => json!({ "limit": secs(*limit) }),
+        EventKind::HedgeStarted { hedge, after } => {
+            json!({ "hedge": hedge, "after": secs(*after) })
+        }
+        EventKind::HedgeWon { attempt, after } => {
+            json!({ "attempt": attempt, "after": secs(*after) })
+        }
         EventKind::ConfigRejected { error } => json!({ "error": &**error }),
         EventKind::ConfigApplied => json!({}),
         EventKind::RetryFinished { attempts, succeeded } => {

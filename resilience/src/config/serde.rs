@@ -8,6 +8,7 @@ use serde::{Deserialize, de::Error as _};
 
 use super::{LayerConfig, Value, timeout_from_entries};
 use crate::circuit::ThrottleConfig;
+use crate::hedge::HedgeConfig;
 use crate::presets::ResilienceConfig;
 use crate::registry::Registry;
 use crate::retry::{RetryBudgetConfig, RetryPolicy};
@@ -238,7 +239,8 @@ deserialize_via_keys!(
     BulkheadConfig,
     RetryPolicy,
     RetryBudgetConfig,
-    ThrottleConfig
+    ThrottleConfig,
+    HedgeConfig
 );
 
 /// Reads `base` (a preset of the global registry), `timeout` and one table per layer,

@@ -27,11 +27,13 @@ pub enum Layer {
     /// A whole protected call through a stack of layers (a function under the attribute
     /// macros; the event's name is the function's path, `module::function`).
     Call,
+    /// A [`Hedge`](crate::hedge::Hedge).
+    Hedge,
 }
 
 impl Layer {
     /// `"circuit_breaker"`, `"rate_limiter"`, `"bulkhead"`, `"retry"`, `"timeout"`,
-    /// `"config"` or `"call"`.
+    /// `"config"`, `"call"` or `"hedge"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::CircuitBreaker => "circuit_breaker",
@@ -41,6 +43,7 @@ impl Layer {
             Layer::Timeout => "timeout",
             Layer::Config => "config",
             Layer::Call => "call",
+            Layer::Hedge => "hedge",
         }
     }
 }
@@ -188,6 +191,22 @@ pub enum EventKind {
         /// The limit.
         limit: Duration,
     },
+    /// A hedge started: the attempts of a call had not succeeded after the delay (topic
+    /// [`Interest::RETRIES`]; reported by [`Layer::Hedge`]).
+    HedgeStarted {
+        /// 1-based number of the hedge (the first attempt is not one).
+        hedge: u32,
+        /// Time since the call started.
+        after: Duration,
+    },
+    /// A hedge succeeded before the first attempt and the other hedges, which are
+    /// cancelled (topic [`Interest::RETRIES`]; reported by [`Layer::Hedge`]).
+    HedgeWon {
+        /// 1-based number of the winning hedge.
+        attempt: u32,
+        /// Time since the call started.
+        after: Duration,
+    },
     /// A config file was applied to the registry's instances (topic [`Interest::CONFIG`]).
     ConfigApplied,
     /// A config file was refused: nothing of it was applied, the previous config stays
@@ -209,7 +228,10 @@ impl EventKind {
             EventKind::Rejected { .. } | EventKind::BudgetExhausted { .. } => Interest::REJECTIONS,
             EventKind::Waited { .. } => Interest::WAITS,
             EventKind::Attempt { .. } => Interest::ATTEMPTS,
-            EventKind::RetryScheduled { .. } | EventKind::GaveUp { .. } => Interest::RETRIES,
+            EventKind::RetryScheduled { .. }
+            | EventKind::GaveUp { .. }
+            | EventKind::HedgeStarted { .. }
+            | EventKind::HedgeWon { .. } => Interest::RETRIES,
             EventKind::TimedOut { .. } => Interest::TIMEOUTS,
             EventKind::ConfigApplied | EventKind::ConfigRejected { .. } => Interest::CONFIG,
         }
@@ -218,7 +240,7 @@ impl EventKind {
     /// A snake_case name for the kind: `"transition"`, `"call_recorded"`, `"granted"`,
     /// `"retry_finished"`, `"call_finished"`, `"rejected"`, `"waited"`, `"attempt"`,
     /// `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`, `"timed_out"`,
-    /// `"config_applied"`, `"config_rejected"`.
+    /// `"hedge_started"`, `"hedge_won"`, `"config_applied"`, `"config_rejected"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventKind::Transition(_) => "transition",
@@ -232,6 +254,8 @@ impl EventKind {
             EventKind::GaveUp { .. } => "gave_up",
             EventKind::BudgetExhausted { .. } => "budget_exhausted",
             EventKind::TimedOut { .. } => "timed_out",
+            EventKind::HedgeStarted { .. } => "hedge_started",
+            EventKind::HedgeWon { .. } => "hedge_won",
             EventKind::ConfigApplied => "config_applied",
             EventKind::ConfigRejected { .. } => "config_rejected",
         }
@@ -276,6 +300,12 @@ impl fmt::Display for EventKind {
                 write!(f, "retry budget '{budget}' refused a retry after attempt {attempt}")
             }
             EventKind::TimedOut { limit } => write!(f, "timed out after {limit:?}"),
+            EventKind::HedgeStarted { hedge, after } => {
+                write!(f, "hedge {hedge} started after {after:?}")
+            }
+            EventKind::HedgeWon { attempt, after } => {
+                write!(f, "hedge {attempt} answered first after {after:?}")
+            }
             EventKind::ConfigApplied => f.write_str("config applied"),
             EventKind::ConfigRejected { error } => {
                 write!(f, "config rejected, nothing applied: {error}")
@@ -313,7 +343,7 @@ impl Interest {
     pub const WAITS: Interest = Interest(1 << 3);
     /// Each attempt of a retried call.
     pub const ATTEMPTS: Interest = Interest(1 << 4);
-    /// Retries scheduled and retries giving up.
+    /// Retries scheduled and retries giving up; hedges started and hedges that won.
     pub const RETRIES: Interest = Interest(1 << 5);
     /// Timeouts.
     pub const TIMEOUTS: Interest = Interest(1 << 6);

@@ -61,6 +61,12 @@ pub(super) fn record(event: &Event) {
         EventKind::TimedOut { limit } => {
             warn!(target: "resilience", name, ?limit, "call timed out");
         }
+        EventKind::HedgeStarted { hedge, after } => {
+            debug!(target: "resilience", name, hedge, ?after, "hedge started");
+        }
+        EventKind::HedgeWon { attempt, after } => {
+            debug!(target: "resilience", name, attempt, ?after, "hedge answered first");
+        }
         EventKind::ConfigApplied => info!(target: "resilience", file = name, "config applied"),
         EventKind::ConfigRejected { error } => {
             warn!(target: "resilience", file = name, error = &**error, "config rejected, nothing applied: the previous config stays");
