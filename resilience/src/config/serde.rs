@@ -86,7 +86,7 @@ fn entries(table: &[(String, Raw)]) -> Result<Vec<(&str, Value<'_>)>, ConfigErro
 /// The keys of a named bundle ([`ResilienceConfig`]): `base`, `timeout` and one table per
 /// layer.
 pub(crate) const SECTION_KEYS: &[&str] =
-    &["base", "timeout", "deadline", "retry", "circuit_breaker", "rate_limit", "bulkhead"];
+    &["base", "timeout", "deadline", "retry", "circuit_breaker", "rate_limit", "bulkhead", "hedge"];
 
 /// The `base` a bundle's table names, if any.
 pub(crate) fn base_name<'t>(
@@ -137,6 +137,7 @@ pub(crate) fn section(
                 c.rate_limit = Some(layer(&sub(key), value, c.rate_limit.take(), registry)?)
             }
             "bulkhead" => c.bulkhead = Some(layer(&sub(key), value, c.bulkhead.take(), registry)?),
+            "hedge" => c.hedge = Some(layer(&sub(key), value, c.hedge.take(), registry)?),
             other => {
                 // In a file, structural mistakes are reported on the file (`toml`).
                 let field = if path.is_empty() { other.to_owned() } else { "toml".to_owned() };

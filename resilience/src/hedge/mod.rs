@@ -59,6 +59,8 @@
 //! ```
 
 mod config;
+#[cfg(feature = "tower")]
+pub(crate) mod service;
 mod sketch;
 
 #[cfg(feature = "tokio")]

@@ -270,7 +270,7 @@ impl Registry {
     }
 
     /// Apply a whole bundle to `name`: circuit breakers and rate limiters (direct and keyed),
-    /// bulkhead and retry policy called `name` take the bundle's layers, and the bundle
+    /// bulkhead, hedge and retry policy called `name` take the bundle's layers, and the bundle
     /// becomes preset `name`.
     pub fn configure(&self, name: &str, config: ResilienceConfig) {
         // The preset keeps the budget scope unbound: a call site built from it later
@@ -287,6 +287,9 @@ impl Registry {
         }
         if let Some(c) = &config.bulkhead {
             self.bulkheads.configure(name, c.clone());
+        }
+        if let Some(c) = &config.hedge {
+            self.hedges.configure(name, c.clone());
         }
         if let Some(r) = &config.retry {
             self.configure_retry(name, r.clone());
