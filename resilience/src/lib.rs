@@ -249,7 +249,9 @@ pub use retry::{RetryBudget, RetryPolicy};
 
 #[cfg(feature = "macros")]
 #[doc(inline)]
-pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, resilient, retry, timeout};
+pub use resilience_macros::{
+    bulkhead, circuit_breaker, hedge, rate_limit, resilient, retry, timeout,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1025,6 +1025,25 @@ pub mod layer {
         }
     }
 
+    /// The attempts `make` builds, hedged: after the hedge's delay another one starts
+    /// beside the first, and the first success wins (see
+    /// [`Hedge::call_async`](crate::hedge::Hedge::call_async)).
+    #[cfg(feature = "tokio")]
+    pub async fn hedge_async<'a, T, E, F, Fut>(
+        hedge: impl Instance<'a, &'a crate::hedge::Hedge>,
+        mut make: F,
+    ) -> Result<T, Fault<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match hedge.get() {
+            Ok(Some(hedge)) => hedge.call_async(make).await,
+            Ok(None) => make().await,
+            Err(e) => rejected(e),
+        }
+    }
+
     /// The future, dropped at `limit` (see [`timeout::run_async`](crate::timeout::run_async)),
     /// or sooner when the deadline of the call (a retry's) leaves less time.
     #[cfg(feature = "tokio")]
