@@ -67,7 +67,12 @@ fn hedge(planned: &Planned, info: &FnInfo, errors: &mut Errors) {
         if let syn::Type::Reference(r) = ty
             && r.mutability.is_some()
         {
-            let shown = quote::ToTokens::to_token_stream(ty).to_string().replace("& mut", "&mut");
+            let shown = quote::ToTokens::to_token_stream(ty)
+                .to_string()
+                .replace("& mut", "&mut")
+                .replace(" < ", "<")
+                .replace(" >", ">")
+                .replace(" , ", ", ");
             errors.push(syn::Error::new_spanned(
                 ty,
                 format!("`#[hedge]` runs the body again for each hedge while the first attempt still runs, and concurrent attempts cannot share `{shown}`: take a shared reference (`&self`, `&T`, with interior mutability where needed) or a `Clone` value"),
