@@ -1,6 +1,7 @@
 //! Zero heap allocations per call on the hot paths: a call through a closed breaker
 //! (direct, and keyed with an existing key), a rate limiter with permits available (direct, and keyed with an existing key), and a
-//! retry whose first attempt succeeds (sync, and async after warm-up).
+//! retry whose first attempt succeeds (sync, and async after warm-up), and a hedged call
+//! whose first attempt answers before the delay.
 //!
 //! A counting global allocator counts allocations per thread, so tests running in
 //! parallel do not see each other's. Each test warms the path up once (lazy statics, a
@@ -151,4 +152,28 @@ fn async_retry_first_success_allocates_nothing_after_warm_up() {
         n, 0,
         "{n} allocations in {CALLS} async retried calls whose first attempt succeeded"
     );
+}
+
+#[test]
+fn hedged_call_whose_first_attempt_answers_allocates_nothing() {
+    use resilience::hedge::{Hedge, HedgeConfig, HedgeDelay};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap_or_else(|e| unreachable!("a runtime: {e}"));
+    let _entered = runtime.enter();
+    let config = HedgeConfig::builder()
+        .delay(HedgeDelay::Fixed(Duration::from_millis(50)))
+        .build()
+        .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+    let hedge = Hedge::new("alloc-hedge", config);
+    let call = || hedge.call_async(|| async { Ok::<u64, String>(black_box(1)) });
+    assert_eq!(poll_once(call()), Some(Ok(1)), "warm-up call completes on its first poll");
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| matches!(poll_once(call()), Some(Ok(1)))).count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} hedged calls answered before the delay");
+    assert_eq!(hedge.stats().hedges, 0);
 }
