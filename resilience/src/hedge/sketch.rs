@@ -230,6 +230,33 @@ mod tests {
     }
 
     #[test]
+    fn random_latencies_match_the_exact_percentile_of_a_sorted_list() {
+        for seed in 0..30 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let q = [0.5, 0.9, 0.95, 0.99][rng.usize(0..4)];
+            let sketch = LatencySketch::new(q);
+            let n = rng.usize(MIN_SAMPLES as usize..WINDOW as usize);
+            let mut exact: Vec<u64> = (0..n)
+                .map(|_| match rng.u8(0..3) {
+                    0 => rng.u64(0..100),
+                    1 => rng.u64(1_000..20_000),
+                    _ => rng.u64(500_000..2_000_000),
+                })
+                .collect();
+            for &micros in &exact {
+                sketch.record(Duration::from_micros(micros));
+            }
+            sketch.set_quantile(q);
+            exact.sort_unstable();
+            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+            let want = exact[rank - 1];
+            let got = u64::try_from(sketch.percentile().unwrap().as_micros()).unwrap();
+            assert!(got > want, "seed {seed}: {got} > {want}");
+            assert!(got as f64 <= (want + 1) as f64 * 1.125 + 1.0, "seed {seed}: {got} vs {want}");
+        }
+    }
+
+    #[test]
     fn threads_recording_at_once_lose_nothing_within_a_window() {
         let sketch = LatencySketch::new(0.5);
         std::thread::scope(|s| {
