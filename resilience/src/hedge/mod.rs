@@ -58,6 +58,9 @@
 //! # }
 //! ```
 
+// Without `tokio` there is no driver to take the decisions.
+#![cfg_attr(not(feature = "tokio"), allow(dead_code))]
+
 mod config;
 #[cfg(feature = "tower")]
 pub(crate) mod service;

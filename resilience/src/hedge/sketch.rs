@@ -12,6 +12,9 @@
 //! call reads. The clearing of a half races with records landing in it at the same
 //! moment: such a record may be lost, which shifts a percentile by a record, never more.
 
+// Without `tokio` there is no driver to record latencies.
+#![cfg_attr(not(feature = "tokio"), allow(dead_code))]
+
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -92,14 +95,14 @@ impl LatencySketch {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let n = self.recorded.fetch_add(1, Ordering::Relaxed);
         let half = &self.halves[((n / WINDOW) % 2) as usize];
-        if n > 0 && n % WINDOW == 0 {
+        if n > 0 && n.is_multiple_of(WINDOW) {
             // This half holds the records of two windows ago: start it afresh.
             for b in half {
                 b.store(0, Ordering::Relaxed);
             }
         }
         half[bucket_of(micros)].fetch_add(1, Ordering::Relaxed);
-        if (n + 1) % REFRESH == 0 || n + 1 == MIN_SAMPLES {
+        if (n + 1).is_multiple_of(REFRESH) || n + 1 == MIN_SAMPLES {
             self.refresh();
         }
     }
