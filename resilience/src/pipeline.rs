@@ -2,7 +2,7 @@
 //!
 //! Outermost first: **retry → hedge → circuit breaker → rate limit → bulkhead → timeout**
 //! (the timeout applies to each attempt; the hedge, async only, starts extra attempts
-//! of a slow one, each through the layers inside it: see [`hedge`](crate::hedge)). So
+//! of a slow one, each through the layers inside it: see [`hedge`](mod@crate::hedge)). So
 //! each attempt passes the breaker and takes a permit, a retried attempt counts once in
 //! the breaker's window, an open circuit is not retried, and a `RateLimited` rejection is
 //! retried after its suggested wait. This is the hand-written equivalent of
@@ -372,7 +372,7 @@ impl<L> Pipeline<L> {
 
     /// With hedged requests for the async drivers: an attempt still running after the
     /// hedge's delay gets a concurrent twin, each through the circuit breaker, rate limit,
-    /// bulkhead and timeout, and the first success is kept (see [`hedge`](crate::hedge)).
+    /// bulkhead and timeout, and the first success is kept (see [`hedge`](mod@crate::hedge)).
     /// The blocking drivers cannot run attempts side by side and do not hedge.
     ///
     /// ```

@@ -98,7 +98,7 @@ pub struct ResilienceConfig {
     pub timeout: Option<Duration>,
     /// Concurrency limit.
     pub bulkhead: Option<BulkheadConfig>,
-    /// Hedged requests (async calls only; see [`hedge`](crate::hedge)).
+    /// Hedged requests (async calls only; see [`hedge`](mod@crate::hedge)).
     pub hedge: Option<crate::hedge::HedgeConfig>,
     /// The retry budget the retry policy draws on when the policy has none of its own:
     /// the named instance's own ([`BudgetScope::Instance`], what presets set) or one
