@@ -624,10 +624,12 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// alone does not compile. With such a preset, a key written on one keyable layer
 /// (`rate_limit(key = shop)`) keys the other too.
 ///
-/// Whatever the written order, the layers run **outermost first: retry → circuit breaker
-/// → rate limit → bulkhead → timeout (per attempt)**. So each attempt passes the breaker
-/// and takes a permit, an open circuit is not retried, and a `RateLimited` attempt is
-/// retried after its wait. Every named instance is called after the function
+/// Whatever the written order, the layers run **outermost first: retry → hedge →
+/// circuit breaker → rate limit → bulkhead → timeout (per attempt)**. So each attempt
+/// passes the breaker and takes a permit, an open circuit is not retried, and a
+/// `RateLimited` attempt is retried after its wait. `hedge(..)` (async functions only;
+/// see `#[hedge]`) is present only when written: no preset implies it; each
+/// hedge passes the layers below it like an attempt. Every named instance is called after the function
 /// (`module::fn`, `module::Type::method` for a method) unless a layer names it.
 ///
 /// `deadline = 10s` bounds the whole call: every attempt, backoff sleep, rate-limit and
