@@ -2,8 +2,9 @@
 //! (direct, and keyed with an existing key), a rate limiter with permits available (direct,
 //! and keyed with an existing key), a retry whose first attempt succeeds (sync, and async
 //! after warm-up), a bulkhead's acquire and release with a slot free (fixed, and adaptive
-//! with its window updates), and a call through the tower layers (`ResilienceLayer` with a
-//! breaker and a limiter, and each single layer) around a ready service that answers at once.
+//! with its window updates), a call through the tower layers (`ResilienceLayer` with a
+//! breaker and a limiter, and each single layer) around a ready service that answers at
+//! once, and a hedged call whose first attempt answers before the delay.
 //!
 //! A counting global allocator counts allocations per thread, so tests running in
 //! parallel do not see each other's. Each test warms the path up once (lazy statics, a
@@ -221,4 +222,28 @@ fn tower_calls_through_a_breaker_and_a_limiter_allocate_nothing() {
     let (n, ok) = tower_calls(&mut RateLimitLayer::new(limiter).layer(upstream()));
     assert_eq!(ok, CALLS);
     assert_eq!(n, 0, "{n} allocations in {CALLS} calls through RateLimitLayer");
+}
+
+#[test]
+fn hedged_call_whose_first_attempt_answers_allocates_nothing() {
+    use resilience::hedge::{Hedge, HedgeConfig, HedgeDelay};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap_or_else(|e| unreachable!("a runtime: {e}"));
+    let _entered = runtime.enter();
+    let config = HedgeConfig::builder()
+        .delay(HedgeDelay::Fixed(Duration::from_millis(50)))
+        .build()
+        .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+    let hedge = Hedge::new("alloc-hedge", config);
+    let call = || hedge.call_async(|| async { Ok::<u64, String>(black_box(1)) });
+    assert_eq!(poll_once(call()), Some(Ok(1)), "warm-up call completes on its first poll");
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| matches!(poll_once(call()), Some(Ok(1)))).count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} hedged calls answered before the delay");
+    assert_eq!(hedge.stats().hedges, 0);
 }

@@ -179,6 +179,7 @@ fn layer_name(layer: &Layer) -> &'static str {
         Layer::RateLimit(_) => "rate_limiter",
         Layer::Bulkhead(_) => "bulkhead",
         Layer::Timeout(_) => "timeout",
+        Layer::Hedge(_) => "hedge",
     }
 }
 
@@ -415,6 +416,18 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
                 "bulkhead",
                 quote!(#p::Bulkhead),
                 quote!(resolve_bulkhead),
+                self::name(ctx, args.name.as_ref()),
+                args.preset.as_ref(),
+                &args.settings,
+                quote!(),
+            )
+        }
+        Layer::Hedge(args) => {
+            written = args.name.is_some();
+            (
+                "hedge",
+                quote!(#p::Hedge),
+                quote!(resolve_hedge),
                 self::name(ctx, args.name.as_ref()),
                 args.preset.as_ref(),
                 &args.settings,
@@ -688,6 +701,12 @@ fn wrap(
                 (None, true) => quote!(#layer::rate_limit_async(&#handle, #cost, #inner)),
                 (None, false) => quote!(#layer::rate_limit(&#handle, #cost, || #inner)),
             }
+        }
+        Layer::Hedge(_) => {
+            // Async only (`validate` refuses a sync function): each hedge builds the
+            // attempt below again, sharing the arguments with the first one.
+            let handle = ident("hedge", index);
+            quote!(#layer::hedge_async(&#handle, || #inner))
         }
         Layer::Bulkhead(_) => {
             let handle = ident("bulkhead", index);

@@ -487,6 +487,71 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::Timeout, args.into(), item.into()).into()
 }
 
+/// Hedged requests: if the call has not finished after `delay`, the body runs again
+/// beside it, and the first success wins (the other attempts are dropped).
+///
+/// | argument | value | default |
+/// |---|---|---|
+/// | `name` | the hedge's name (shared by functions naming it) | `module::fn` (`module::Type::method` for a method) |
+/// | `delay` | a duration (`50ms`), or a percentile of the recent latencies of first attempts (`p95`, `p99_9` for p99.9) | `p95` |
+/// | `max_hedges` | attempts started besides the first, `1..=10` | `1` |
+/// | `budget` | the extra load hedges may add, a fraction of recent calls | `0.1` |
+/// | `preset` | start from a registered preset's hedge (`"user:name"`) | none |
+///
+/// **Async functions only**, and the body runs once per attempt, several at once: the
+/// arguments must be shareable by concurrent attempts. A sync function, a `&mut self` or
+/// `&mut T` argument is a compile error saying so; an argument taken by value that the
+/// body moves is the compiler's "use of moved value" (use it by reference, or clone it
+/// inside the body). Each hedge draws on a budget (10 % of recent calls by default), so
+/// a dependency slow for everyone is not hit twice as hard.
+///
+/// In a stack, the hedge belongs between the retry and the circuit breaker (the order of
+/// `#[resilient(hedge(..))]`): each hedge passes the breaker, limiter, bulkhead and
+/// timeout below it.
+///
+/// ```
+/// use resilience::{hedge, Error};
+///
+/// #[derive(Debug)]
+/// enum ApiError { Resilience(Error) }
+/// impl From<Error> for ApiError {
+///     fn from(e: Error) -> Self { ApiError::Resilience(e) }
+/// }
+///
+/// #[hedge(delay = 50ms, max_hedges = 1)]
+/// async fn lookup(id: &str) -> Result<usize, ApiError> {
+///     Ok(id.len())
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() { assert_eq!(lookup("abc").await.ok(), Some(3)); }
+/// ```
+///
+/// The same by hand:
+///
+/// ```
+/// # use resilience::Error;
+/// # #[derive(Debug)] enum ApiError { Resilience(Error) }
+/// # impl From<Error> for ApiError { fn from(e: Error) -> Self { ApiError::Resilience(e) } }
+/// use std::time::Duration;
+/// use resilience::registry;
+/// use resilience::hedge::{HedgeConfig, HedgeDelay};
+///
+/// async fn lookup(id: &str) -> Result<usize, ApiError> {
+///     let hedge = registry()
+///         .hedges().resolve("docs-lookup", || {
+///             HedgeConfig::builder().delay(HedgeDelay::Fixed(Duration::from_millis(50))).build()
+///         })
+///         .map_err(Error::Config)?;
+///     hedge.call_async(|| async { Ok(id.len()) }).await
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() { assert_eq!(lookup("abc").await.ok(), Some(3)); }
+/// ```
+#[proc_macro_attribute]
+pub fn hedge(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(Kind::Hedge, args.into(), item.into()).into()
+}
+
 /// Bounds the number of calls in flight with a named bulkhead.
 ///
 /// | argument | value | default |
@@ -583,10 +648,12 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// alone does not compile. With such a preset, a key written on one keyable layer
 /// (`rate_limit(key = shop)`) keys the other too.
 ///
-/// Whatever the written order, the layers run **outermost first: retry → circuit breaker
-/// → rate limit → bulkhead → timeout (per attempt)**. So each attempt passes the breaker
-/// and takes a permit, an open circuit is not retried, and a `RateLimited` attempt is
-/// retried after its wait. Every named instance is called after the function
+/// Whatever the written order, the layers run **outermost first: retry → hedge →
+/// circuit breaker → rate limit → bulkhead → timeout (per attempt)**. So each attempt
+/// passes the breaker and takes a permit, an open circuit is not retried, and a
+/// `RateLimited` attempt is retried after its wait. `hedge(..)` (async functions only;
+/// see `#[hedge]`) is present only when written: no preset implies it; each
+/// hedge passes the layers below it like an attempt. Every named instance is called after the function
 /// (`module::fn`, `module::Type::method` for a method) unless a layer names it.
 ///
 /// `deadline = 10s` bounds the whole call: every attempt, backoff sleep, rate-limit and

@@ -13,8 +13,8 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Meta};
 
 use crate::args::{
-    BulkheadArgs, CircuitArgs, Errors, RateLimitArgs, ResilientArgs, RetryArgs, TimeoutArgs,
-    preset_tenant,
+    BulkheadArgs, CircuitArgs, Errors, HedgeArgs, RateLimitArgs, ResilientArgs, RetryArgs,
+    TimeoutArgs, preset_tenant,
 };
 
 /// Which attribute.
@@ -25,6 +25,7 @@ pub(crate) enum Kind {
     RateLimit,
     Timeout,
     Bulkhead,
+    Hedge,
     Resilient,
 }
 
@@ -36,6 +37,7 @@ impl Kind {
             "rate_limit" => Kind::RateLimit,
             "timeout" => Kind::Timeout,
             "bulkhead" => Kind::Bulkhead,
+            "hedge" => Kind::Hedge,
             "resilient" => Kind::Resilient,
             _ => return None,
         })
@@ -48,6 +50,7 @@ impl Kind {
             Kind::RateLimit => "rate_limit",
             Kind::Timeout => "timeout",
             Kind::Bulkhead => "bulkhead",
+            Kind::Hedge => "hedge",
             Kind::Resilient => "resilient",
         }
     }
@@ -64,6 +67,7 @@ pub(crate) enum Layer {
     RateLimit(RateLimitArgs),
     Bulkhead(BulkheadArgs),
     Timeout(TimeoutArgs),
+    Hedge(HedgeArgs),
 }
 
 /// A layer plus where it came from.
@@ -195,6 +199,11 @@ fn push(stack: &mut Stack, kind: Kind, tokens: TokenStream, span: Span, errors: 
             set_crate(stack, args.krate.as_ref());
             stack.layers.push(explicit(Layer::Bulkhead(args)));
         }
+        Kind::Hedge => {
+            let args = HedgeArgs::parse(tokens, errors);
+            set_crate(stack, args.krate.as_ref());
+            stack.layers.push(explicit(Layer::Hedge(args)));
+        }
         Kind::Resilient => {
             let args = ResilientArgs::parse(tokens, span, errors);
             set_crate(stack, args.krate.as_ref());
@@ -241,6 +250,11 @@ fn push(stack: &mut Stack, kind: Kind, tokens: TokenStream, span: Span, errors: 
             };
             // The documented fixed order, outermost first.
             add(args.retry.map(Layer::Retry), Layer::Retry(RetryArgs::default()));
+            // Hedging is never implied by a preset: only a written `hedge(...)` (which
+            // starts from the preset's hedge, if it has one).
+            if let Some(hedge) = args.hedge {
+                add(Some(Layer::Hedge(hedge)), Layer::Hedge(HedgeArgs::default()));
+            }
             add(args.circuit.map(keyed_circuit), keyed_circuit(CircuitArgs::default()));
             add(args.rate_limit.map(keyed_limit), keyed_limit(RateLimitArgs::default()));
             add(args.bulkhead.map(Layer::Bulkhead), Layer::Bulkhead(BulkheadArgs::default()));
@@ -275,6 +289,7 @@ mod tests {
                 Layer::RateLimit(_) => "rate_limit",
                 Layer::Bulkhead(_) => "bulkhead",
                 Layer::Timeout(_) => "timeout",
+                Layer::Hedge(_) => "hedge",
             })
             .collect()
     }
@@ -343,6 +358,15 @@ mod tests {
             order(&stack),
             ["retry", "circuit_breaker", "rate_limit", "bulkhead", "timeout"]
         );
+        let mut errors = Errors::default();
+        let stack = collect(
+            Kind::Resilient,
+            quote!(timeout(1s), circuit_breaker, hedge(delay = p95), retry),
+            &mut Vec::new(),
+            &mut errors,
+        );
+        assert!(errors.finish().is_ok());
+        assert_eq!(order(&stack), ["retry", "hedge", "circuit_breaker", "timeout"]);
         assert!(stack.layers.iter().all(|l| !l.optional));
     }
 

@@ -45,11 +45,40 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
                 tenant_key("rate_limit", args.preset.as_ref(), args.key.is_some(), errors);
             }
             Layer::Bulkhead(args) => bulkhead(args, errors),
+            Layer::Hedge(_) => hedge(planned, info, errors),
             Layer::Timeout(_) => {
                 if matches!(info.shape, Shape::Sync) {
                     sync_timeout(info, retry_outside, errors);
                 }
             }
+        }
+    }
+}
+
+/// Hedging runs the body several times at once: only for async functions, and only with
+/// arguments that concurrent attempts can share.
+fn hedge(planned: &Planned, info: &FnInfo, errors: &mut Errors) {
+    if matches!(info.shape, Shape::Sync) {
+        errors.push(syn::Error::new(
+            planned.span,
+            "`#[hedge]` needs an `async fn`: a hedge is a second attempt running at the same time as the first, and a blocking function runs one attempt at a time; make the function `async`, or use `#[timeout]` with `#[retry]` for blocking code",
+        ));
+        return;
+    }
+    for ty in &info.arg_types {
+        if let syn::Type::Reference(r) = ty
+            && r.mutability.is_some()
+        {
+            let shown = quote::ToTokens::to_token_stream(ty)
+                .to_string()
+                .replace("& mut", "&mut")
+                .replace(" < ", "<")
+                .replace(" >", ">")
+                .replace(" , ", ", ");
+            errors.push(syn::Error::new_spanned(
+                ty,
+                format!("`#[hedge]` runs the body again for each hedge while the first attempt still runs, and concurrent attempts cannot share `{shown}`: take a shared reference (`&self`, `&T`, with interior mutability where needed) or a `Clone` value"),
+            ));
         }
     }
 }

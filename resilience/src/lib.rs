@@ -205,6 +205,7 @@ mod deadline;
 mod error;
 pub mod events;
 mod fault;
+pub mod hedge;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -248,7 +249,9 @@ pub use retry::{RetryBudget, RetryPolicy};
 
 #[cfg(feature = "macros")]
 #[doc(inline)]
-pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, resilient, retry, timeout};
+pub use resilience_macros::{
+    bulkhead, circuit_breaker, hedge, rate_limit, resilient, retry, timeout,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

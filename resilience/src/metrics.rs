@@ -58,6 +58,8 @@
 //! | `resilience_bulkhead_limit_changes_total` | counter, an adaptive bulkhead's limit moves | `name` |
 //! | `resilience_timeouts_total` | counter | `name` |
 //! | `resilience_call_duration_seconds` | histogram of the whole protected call | `name`, `outcome` = `success` \| `failure` \| `rejected` \| `timeout` |
+//! | `resilience_hedge_calls_total` / `resilience_hedge_hedges_total` / `resilience_hedge_won_total` / `resilience_hedge_budget_refused_total` | counters, set from the hedge's stats by [`record_gauges`] | `name` |
+//! | `resilience_hedge_delay_seconds` | gauge: the delay a call made now waits before its first hedge | `name` |
 //!
 //! A limiter's `granted` counts calls granted at once and `waited` calls granted after a
 //! wait (together the stats' `granted`). A circuit's `failure` includes slow calls. The
@@ -111,6 +113,16 @@ pub const CIRCUIT_BREAKER_STATE: &str = "resilience_circuit_breaker_state";
 pub const CIRCUIT_BREAKER_FAILURE_RATE: &str = "resilience_circuit_breaker_failure_rate";
 /// `resilience_circuit_breaker_transitions_total`.
 pub const CIRCUIT_BREAKER_TRANSITIONS: &str = "resilience_circuit_breaker_transitions_total";
+/// `resilience_hedge_calls_total`.
+pub const HEDGE_CALLS: &str = "resilience_hedge_calls_total";
+/// `resilience_hedge_hedges_total`.
+pub const HEDGE_HEDGES: &str = "resilience_hedge_hedges_total";
+/// `resilience_hedge_won_total`.
+pub const HEDGE_WON: &str = "resilience_hedge_won_total";
+/// `resilience_hedge_budget_refused_total`.
+pub const HEDGE_BUDGET_REFUSED: &str = "resilience_hedge_budget_refused_total";
+/// `resilience_hedge_delay_seconds`.
+pub const HEDGE_DELAY: &str = "resilience_hedge_delay_seconds";
 /// `resilience_retry_calls_total`.
 pub const RETRY_CALLS: &str = "resilience_retry_calls_total";
 /// `resilience_retry_attempts_total`.
@@ -265,6 +277,7 @@ pub fn record_gauges(snapshot: &RegistrySnapshot) {
         gauge!(BULKHEAD_MAX_CONCURRENT, "name" => name).set(f64::from(b.max_concurrent));
     }
     record_adaptive(snapshot);
+    record_hedges(snapshot);
     flush();
 }
 
@@ -289,6 +302,20 @@ fn circuit_calls(name: &Arc<str>, counts: [u64; 4]) {
     for (outcome, count) in ["success", "failure", "ignored", "rejected"].into_iter().zip(counts) {
         counter!(CIRCUIT_BREAKER_CALLS, "name" => name.clone(), "outcome" => outcome)
             .absolute(count);
+    }
+}
+
+/// The hedges' counters and delay, from their stats.
+fn record_hedges(snapshot: &RegistrySnapshot) {
+    for h in &snapshot.hedges {
+        let name = Arc::<str>::from(h.name.as_str());
+        counter!(HEDGE_CALLS, "name" => name.clone()).absolute(h.calls);
+        counter!(HEDGE_HEDGES, "name" => name.clone()).absolute(h.hedges);
+        counter!(HEDGE_WON, "name" => name.clone()).absolute(h.hedges_won);
+        counter!(HEDGE_BUDGET_REFUSED, "name" => name.clone()).absolute(h.budget_refusals);
+        if let Some(delay) = h.delay_secs {
+            gauge!(HEDGE_DELAY, "name" => name).set(delay);
+        }
     }
 }
 
@@ -328,6 +355,11 @@ fn describe() {
     describe_gauge!(CIRCUIT_BREAKER_FAILURE_RATE, "Failure rate of the circuit's window (0-1)");
     describe_counter!(CIRCUIT_BREAKER_TRANSITIONS, Unit::Count, "Circuit state transitions");
     describe_counter!(RETRY_CALLS, Unit::Count, "Calls through a retry policy, by result");
+    describe_counter!(HEDGE_CALLS, Unit::Count, "Calls through a hedge");
+    describe_counter!(HEDGE_HEDGES, Unit::Count, "Hedges started besides first attempts");
+    describe_counter!(HEDGE_WON, Unit::Count, "Calls a hedge answered first");
+    describe_counter!(HEDGE_BUDGET_REFUSED, Unit::Count, "Hedges the hedge budget refused");
+    describe_gauge!(HEDGE_DELAY, Unit::Seconds, "Delay before a call's first hedge");
     describe_counter!(RETRY_ATTEMPTS, Unit::Count, "Attempts of retried calls, the first included");
     describe_counter!(RETRY_BUDGET_REFUSED, Unit::Count, "Retries a retry budget refused");
     describe_counter!(RATE_LIMITER_PERMITS, Unit::Count, "Rate limiter decisions, by outcome");

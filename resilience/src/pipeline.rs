@@ -1,10 +1,12 @@
 //! [`Pipeline`]: every layer around one operation, in the fixed order.
 //!
-//! Outermost first: **retry → circuit breaker → rate limit → bulkhead → timeout** (the
-//! timeout applies to each attempt). So each attempt passes the breaker and takes a
-//! permit, a retried attempt counts once in the breaker's window, an open circuit is not
-//! retried, and a `RateLimited` rejection is retried after its suggested wait. This is the
-//! hand-written equivalent of `#[resilient(...)]`. A deadline
+//! Outermost first: **retry → hedge → circuit breaker → rate limit → bulkhead → timeout**
+//! (the timeout applies to each attempt; the hedge, async only, starts extra attempts
+//! of a slow one, each through the layers inside it: see [`hedge`](mod@crate::hedge)). So
+//! each attempt passes the breaker and takes a permit, a retried attempt counts once in
+//! the breaker's window, an open circuit is not retried, and a `RateLimited` rejection is
+//! retried after its suggested wait. This is the hand-written equivalent of
+//! `#[resilient(...)]`. A deadline
 //! ([`with_deadline`](Pipeline::with_deadline), or the retry policy's) bounds the whole
 //! call: no layer waits past it, and each attempt's timeout is cut to the time left.
 //!
@@ -88,6 +90,7 @@ use std::time::Duration;
 
 use crate::bulkhead::Bulkhead;
 use crate::circuit::{AllErrors, ByClass, CircuitBreaker, FailureIfOk, ResultClassifier};
+use crate::hedge::Hedge;
 use crate::presets::ResilienceConfig;
 use crate::rate_limit::RateLimiter;
 #[cfg(doc)]
@@ -171,6 +174,7 @@ pub struct Pipeline<L = Untimed> {
     breaker: Option<Arc<CircuitBreaker>>,
     limiter: Option<Arc<RateLimiter>>,
     bulkhead: Option<Arc<Bulkhead>>,
+    hedge: Option<Arc<Hedge>>,
     /// Always `None` in a `Pipeline<Untimed>`.
     timeout: Option<Duration>,
     /// Set with `with_deadline`: kept across a later `with_retry`.
@@ -186,6 +190,7 @@ impl<L> Clone for Pipeline<L> {
             breaker: self.breaker.clone(),
             limiter: self.limiter.clone(),
             bulkhead: self.bulkhead.clone(),
+            hedge: self.hedge.clone(),
             timeout: self.timeout,
             deadline: self.deadline,
             cost: self.cost,
@@ -207,6 +212,7 @@ impl<L> fmt::Debug for Pipeline<L> {
             .field("circuit_breaker", &self.breaker.as_ref().map(|b| b.name().clone()))
             .field("rate_limiter", &self.limiter.as_ref().map(|l| l.name().clone()))
             .field("bulkhead", &self.bulkhead.as_ref().map(|b| b.name().clone()))
+            .field("hedge", &self.hedge.as_ref().map(|h| h.name().clone()))
             .field("timeout", &self.timeout)
             .field("deadline", &self.deadline())
             .finish()
@@ -221,6 +227,7 @@ impl Pipeline<Untimed> {
             breaker: None,
             limiter: None,
             bulkhead: None,
+            hedge: None,
             timeout: None,
             deadline: None,
             cost: 1,
@@ -252,6 +259,9 @@ impl Pipeline<Timed> {
         if let Some(c) = &config.bulkhead {
             p.bulkhead = Some(reg.bulkheads().resolve(name, || Ok(c.clone()))?);
         }
+        if let Some(c) = &config.hedge {
+            p.hedge = Some(reg.hedges().resolve(name, || Ok(c.clone()))?);
+        }
         p.timeout = config.timeout;
         Ok(p)
     }
@@ -272,6 +282,7 @@ impl<L> Pipeline<L> {
             breaker: self.breaker,
             limiter: self.limiter,
             bulkhead: self.bulkhead,
+            hedge: self.hedge,
             timeout: self.timeout,
             deadline: self.deadline,
             cost: self.cost,
@@ -357,6 +368,54 @@ impl<L> Pipeline<L> {
     pub fn with_bulkhead(mut self, bulkhead: Arc<Bulkhead>) -> Self {
         self.bulkhead = Some(bulkhead);
         self
+    }
+
+    /// With hedged requests for the async drivers: an attempt still running after the
+    /// hedge's delay gets a concurrent twin, each through the circuit breaker, rate limit,
+    /// bulkhead and timeout, and the first success is kept (see [`hedge`](mod@crate::hedge)).
+    /// The blocking drivers cannot run attempts side by side and do not hedge.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use resilience::hedge::{Hedge, HedgeConfig, HedgeDelay};
+    /// use resilience::{Error, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), resilience::ConfigError> {
+    /// let budget = resilience::retry::RetryBudgetConfig::builder().min_retries_per_sec(10).build()?;
+    /// let config = HedgeConfig::builder()
+    ///     .delay(HedgeDelay::Fixed(Duration::from_millis(50)))
+    ///     .budget(budget)
+    ///     .build()?;
+    /// let hedge = Arc::new(Hedge::new("docs-pipeline-hedge", config));
+    /// let pipeline = Pipeline::new().with_hedge(hedge.clone()).with_timeout(Duration::from_secs(1));
+    /// let mut attempts = 0;
+    /// let r: Result<u32, Error> = pipeline
+    ///     .call_async(|| {
+    ///         attempts += 1;
+    ///         let n = attempts;
+    ///         async move {
+    ///             // The first attempt hangs (its timeout would end it at 1 s).
+    ///             let took = if n == 1 { 10_000 } else { 10 };
+    ///             tokio::time::sleep(Duration::from_millis(took)).await;
+    ///             Ok(n)
+    ///         }
+    ///     })
+    ///     .await;
+    /// assert_eq!(r, Ok(2));
+    /// assert_eq!(hedge.stats().hedges_won, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_hedge(mut self, hedge: Arc<Hedge>) -> Self {
+        self.hedge = Some(hedge);
+        self
+    }
+
+    /// The hedge, if any.
+    pub fn hedge(&self) -> Option<&Arc<Hedge>> {
+        self.hedge.as_ref()
     }
 
     /// With a time limit on each attempt (innermost). The pipeline becomes [`Timed`]:
@@ -572,6 +631,20 @@ impl<L> Pipeline<L> {
 
     #[cfg(feature = "tokio")]
     async fn attempt_async<T, E, C, M, Fut>(&self, classifier: &C, make: &M) -> Result<T, Fault<E>>
+    where
+        C: ResultClassifier<T, E>,
+        M: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match &self.hedge {
+            Some(hedge) => hedge.call_async(|| self.layered_async(classifier, make)).await,
+            None => self.layered_async(classifier, make).await,
+        }
+    }
+
+    /// One attempt through the layers inside the hedge.
+    #[cfg(feature = "tokio")]
+    async fn layered_async<T, E, C, M, Fut>(&self, classifier: &C, make: &M) -> Result<T, Fault<E>>
     where
         C: ResultClassifier<T, E>,
         M: Fn() -> Fut,
@@ -948,6 +1021,25 @@ pub mod layer {
         match bulkhead.get() {
             Ok(Some(bulkhead)) => bulkhead.run_async(move || attempt).await,
             Ok(None) => attempt.await,
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// The attempts `make` builds, hedged: after the hedge's delay another one starts
+    /// beside the first, and the first success wins (see
+    /// [`Hedge::call_async`](crate::hedge::Hedge::call_async)).
+    #[cfg(feature = "tokio")]
+    pub async fn hedge_async<'a, T, E, F, Fut>(
+        hedge: impl Instance<'a, &'a crate::hedge::Hedge>,
+        mut make: F,
+    ) -> Result<T, Fault<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match hedge.get() {
+            Ok(Some(hedge)) => hedge.call_async(make).await,
+            Ok(None) => make().await,
             Err(e) => rejected(e),
         }
     }

@@ -83,8 +83,8 @@ use crate::retry::RetryPolicy;
 /// bulkhead and a per-attempt timeout, and the deadline of the whole call (held by the
 /// retry policy, see [`with_deadline`](Self::with_deadline)).
 ///
-/// Layers run in a fixed order, outermost first: retry, circuit breaker, rate limit,
-/// bulkhead, timeout (per attempt). See [`Pipeline`](crate::Pipeline).
+/// Layers run in a fixed order, outermost first: retry, hedge, circuit breaker, rate
+/// limit, bulkhead, timeout (per attempt). See [`Pipeline`](crate::Pipeline).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ResilienceConfig {
@@ -98,6 +98,8 @@ pub struct ResilienceConfig {
     pub timeout: Option<Duration>,
     /// Concurrency limit.
     pub bulkhead: Option<BulkheadConfig>,
+    /// Hedged requests (async calls only; see [`hedge`](mod@crate::hedge)).
+    pub hedge: Option<crate::hedge::HedgeConfig>,
     /// The retry budget the retry policy draws on when the policy has none of its own:
     /// the named instance's own ([`BudgetScope::Instance`], what presets set) or one
     /// shared by name ([`BudgetScope::Shared`]). The registry that builds a call site
@@ -152,6 +154,9 @@ impl ResilienceConfig {
 
         /// With this bulkhead.
         pub fn with_bulkhead(config: BulkheadConfig) => self.bulkhead = Some(config);
+
+        /// With hedged requests (async calls only).
+        pub fn with_hedge(config: crate::hedge::HedgeConfig) => self.hedge = Some(config);
 
         /// With the retry policy drawing on the registry's retry budget `name`, shared by
         /// every call site built from a bundle naming it.

@@ -28,6 +28,7 @@ use crate::{ConfigError, Error, Fault, ResilienceConfig, registry};
 pub use crate::bulkhead::Bulkhead;
 pub use crate::circuit::CircuitBreaker;
 pub use crate::config::Value;
+pub use crate::hedge::Hedge;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
 pub use crate::trace::{CallSite, attempt, attempt_async, traced, traced_async};
@@ -280,6 +281,20 @@ pub fn resolve_bulkhead(
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.bulkhead), |base| {
             registry().bulkheads().resolve(&args.instance_name(owner), || args.config(base))
+        })
+    })
+}
+
+/// Resolves a `#[hedge]` call site (not public API).
+#[inline]
+pub fn resolve_hedge(
+    site: &'static Site<Hedge>,
+    args: &LayerArgs,
+    owner: impl Owner,
+) -> Handle<Hedge> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.hedge), |base| {
+            registry().hedges().resolve(&args.instance_name(owner), || args.config(base))
         })
     })
 }

@@ -8,7 +8,8 @@
 //! circuit and bucket with `#[resilient(name = "payments", ..)]` and with
 //! [`Pipeline::from_config("payments", ..)`](crate::Pipeline::from_config). For another
 //! order, the single layers: [`RetryLayer`], [`CircuitBreakerLayer`],
-//! [`RateLimitLayer`], [`BulkheadLayer`], [`TimeoutLayer`].
+//! [`RateLimitLayer`], [`BulkheadLayer`], [`TimeoutLayer`], and [`HedgeLayer`] for hedged
+//! requests (placed between the retry and the circuit breaker in the crate's order).
 //!
 //! **Responses are classified**, not only errors: a response whose [`Classify`] class
 //! is transient or throttled (for [`http::Response`]: 408, 425, 429,
@@ -94,6 +95,8 @@ use crate::presets::{Preset, ResilienceConfig};
 use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
 use crate::retry::{Classified, RetryPolicy};
 use crate::{Classify, ConfigError, Error, ErrorClass, Fault, RetryAfter, registry};
+
+pub use crate::hedge::service::{HedgeLayer, Hedged};
 
 /// The error of the services of this module: the inner service's error, or a boxed
 /// [`resilience::Error`](crate::Error) for a rejection.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use resilience::backoff::{Jitter, Strategy};
 use resilience::circuit::Window;
 use resilience::config::{self, LayerConfig, TIMEOUT_KEYS, Value};
+use resilience::hedge::HedgeConfig;
 use resilience::presets::ResilienceConfig;
 use resilience::registry::Registry;
 use resilience::retry::{RetryBudgetConfig, RetryEvent};
@@ -43,6 +44,7 @@ fn the_attributes_accept_exactly_the_keys_of_each_layer_config() {
     assert_eq!(attribute(attribute_keys::RATE_LIMIT), set(RateLimitConfig::KEYS), "rate_limit");
     assert_eq!(attribute(attribute_keys::BULKHEAD), set(BulkheadConfig::KEYS), "bulkhead");
     assert_eq!(attribute(attribute_keys::TIMEOUT), set(TIMEOUT_KEYS), "timeout");
+    assert_eq!(attribute(attribute_keys::HEDGE), set(HedgeConfig::KEYS), "hedge");
 }
 
 #[test]
@@ -104,12 +106,13 @@ fn toml_keys(table: &str, candidates: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn toml_tables_accept_exactly_the_keys_of_the_attributes() {
-    let layers: [(&str, KeyTable); 5] = [
+    let layers: [(&str, KeyTable); 6] = [
         ("retry", attribute_keys::RETRY),
         ("circuit_breaker", attribute_keys::CIRCUIT_BREAKER),
         ("rate_limit", attribute_keys::RATE_LIMIT),
         ("bulkhead", attribute_keys::BULKHEAD),
         ("timeout", attribute_keys::TIMEOUT),
+        ("hedge", attribute_keys::HEDGE),
     ];
     // Every key any layer knows, plus names only an attribute or nothing takes.
     let mut candidates: BTreeSet<&str> =

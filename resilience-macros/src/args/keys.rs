@@ -33,6 +33,8 @@ pub(crate) enum Kind {
     Window,
     /// `jitter = full`, `proportional(0.25)` or `ratio(0.5)`.
     Jitter,
+    /// `delay = 50ms` (a duration) or `delay = p95` (a percentile of recent latencies).
+    HedgeDelay,
 }
 
 const FRACTION: Kind = Kind::Float(FloatRange {
@@ -117,3 +119,9 @@ pub(crate) const BULKHEAD: &[(&str, Kind, &str)] = &[
 ];
 
 pub(crate) const TIMEOUT: &[(&str, Kind, &str)] = &[("duration", Kind::Duration, "5s")];
+
+pub(crate) const HEDGE: &[(&str, Kind, &str)] = &[
+    ("delay", Kind::HedgeDelay, "p95"),
+    ("max_hedges", Kind::Count, "1"),
+    ("budget", FRACTION, "0.1"),
+];

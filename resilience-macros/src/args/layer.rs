@@ -284,6 +284,47 @@ impl LayerArgs for BulkheadArgs {
     }
 }
 
+/// Parsed `#[hedge(...)]`.
+#[derive(Default)]
+pub(crate) struct HedgeArgs {
+    pub(crate) krate: Option<syn::Path>,
+    pub(crate) name: Option<LitStr>,
+    /// The layer keys (`delay`, `max_hedges`, `budget`), for the runtime's config.
+    pub(crate) settings: LayerSettings,
+    pub(crate) preset: Option<LitStr>,
+}
+
+impl HedgeArgs {
+    /// Parses the arguments, recording every problem in `errors`.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> HedgeArgs {
+        parse(tokens, errors)
+    }
+}
+
+impl LayerArgs for HedgeArgs {
+    const SPEC: Spec = Spec {
+        attr: "hedge",
+        layer: keys::HEDGE,
+        name: Some("\"replicas\""),
+        own: &[("preset", "\"user:replicas\""), CRATE],
+    };
+
+    fn shared(&mut self) -> Shared<'_> {
+        let name = Some(&mut self.name);
+        Shared {
+            name,
+            settings: &mut self.settings,
+            preset: &mut self.preset,
+            krate: &mut self.krate,
+        }
+    }
+
+    /// The hedge takes no key of its own.
+    fn set_own(&mut self, _: &str, _: &Expr) -> syn::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

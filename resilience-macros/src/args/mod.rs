@@ -11,7 +11,7 @@ mod suggest;
 mod timeout;
 
 pub(crate) use keys::{FloatRange, Kind};
-pub(crate) use layer::{BulkheadArgs, CircuitArgs, RateLimitArgs, RetryArgs};
+pub(crate) use layer::{BulkheadArgs, CircuitArgs, HedgeArgs, RateLimitArgs, RetryArgs};
 pub(crate) use resilient::ResilientArgs;
 
 pub(crate) use timeout::TimeoutArgs;
@@ -576,7 +576,43 @@ fn layer_value(attr: &str, key: &str, kind: &Kind, value: &Expr) -> syn::Result<
         Kind::Text => Setting::Text(string(attr, key, value)?.value()),
         Kind::Window => window(attr, key, value)?,
         Kind::Jitter => Setting::Text(jitter(attr, value)?),
+        Kind::HedgeDelay => hedge_delay(attr, key, value)?,
     })
+}
+
+/// `delay = 50ms` (a duration) or `delay = p95` / `delay = "p99.9"` (a percentile in
+/// `(0, 100)` of recent latencies).
+fn hedge_delay(attr: &str, key: &str, value: &Expr) -> syn::Result<Setting> {
+    let percentile = match value {
+        Expr::Path(path) => path.path.get_ident().map(|i| (i.unraw().to_string(), i.span())),
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some((s.value(), s.span())),
+        _ => None,
+    };
+    if let Some((text, span)) = percentile {
+        let number = text.strip_prefix('p').map(|n| n.replace('_', ".")).unwrap_or_default();
+        return match number.parse::<f64>() {
+            Ok(p) if p > 0.0 && p < 100.0 => Ok(Setting::Text(format!("p{number}"))),
+            Ok(_) => Err(syn::Error::new(
+                span,
+                format!(
+                    "the percentile `{key}` in `#[{attr}]` must be above 0 and below 100, like `{key} = p95`"
+                ),
+            )),
+            Err(_) => Err(syn::Error::new(
+                span,
+                format!(
+                    "`{key}` in `#[{attr}]` is a duration (`{key} = 50ms`) or a percentile of recent latencies (`{key} = p95`, `{key} = p99_9` for p99.9)"
+                ),
+            )),
+        };
+    }
+    match duration(attr, key, value) {
+        Ok(d) => Ok(Setting::Duration(d.nanos)),
+        Err(e) => Err(syn::Error::new_spanned(
+            value,
+            format!("{e}; or a percentile of recent latencies, like `{key} = p95`"),
+        )),
+    }
 }
 
 /// `window = 100` (calls) or `window = 60s` (a duration).

@@ -4,8 +4,8 @@ use proc_macro2::{Span, TokenStream};
 use syn::LitStr;
 
 use super::{
-    BulkheadArgs, CircuitArgs, EntryValue, Errors, KeyArg, RateLimitArgs, RetryArgs, Seen, Setting,
-    TimeoutArgs,
+    BulkheadArgs, CircuitArgs, EntryValue, Errors, HedgeArgs, KeyArg, RateLimitArgs, RetryArgs,
+    Seen, Setting, TimeoutArgs,
 };
 
 const ATTR: &str = "resilient";
@@ -16,6 +16,7 @@ pub(crate) const KEYS: &[&str] = &[
     "deadline",
     "budget",
     "retry",
+    "hedge",
     "circuit_breaker",
     "rate_limit",
     "bulkhead",
@@ -39,6 +40,8 @@ pub(crate) struct ResilientArgs {
     /// The retry layer was not written: it holds the forwarded keys over the preset's
     /// retry layer, present only if the preset has one.
     pub(crate) implied_retry: bool,
+    /// `hedge(...)`: written only (no preset implies hedging).
+    pub(crate) hedge: Option<HedgeArgs>,
     pub(crate) circuit: Option<CircuitArgs>,
     pub(crate) rate_limit: Option<RateLimitArgs>,
     pub(crate) bulkhead: Option<BulkheadArgs>,
@@ -107,6 +110,7 @@ impl ResilientArgs {
             };
             match name.as_str() {
                 "retry" => args.retry = Some(RetryArgs::parse(tokens, errors)),
+                "hedge" => args.hedge = Some(HedgeArgs::parse(tokens, errors)),
                 "circuit_breaker" => args.circuit = Some(CircuitArgs::parse(tokens, errors)),
                 "rate_limit" => args.rate_limit = Some(RateLimitArgs::parse(tokens, errors)),
                 "bulkhead" => args.bulkhead = Some(BulkheadArgs::parse(tokens, errors)),
@@ -117,6 +121,7 @@ impl ResilientArgs {
             }
         }
         let no_layer = args.retry.is_none()
+            && args.hedge.is_none()
             && args.circuit.is_none()
             && args.rate_limit.is_none()
             && args.bulkhead.is_none()
@@ -207,6 +212,7 @@ impl ResilientArgs {
 fn layer_example(name: &str) -> &'static str {
     match name {
         "retry" => "retry(max_attempts = 3)",
+        "hedge" => "hedge(delay = p95)",
         "circuit_breaker" => "circuit_breaker(failure_threshold = 5)",
         "rate_limit" => "rate_limit(per_second = 10)",
         "bulkhead" => "bulkhead(max_concurrent = 10)",

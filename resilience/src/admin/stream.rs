@@ -116,6 +116,12 @@ pub(crate) fn to_json(event: &Event) -> Value {
             "rtt": secs(*rtt),
             "rtt_noload": secs(*rtt_noload),
         }),
+        EventKind::HedgeStarted { hedge, after } => {
+            json!({ "hedge": hedge, "after": secs(*after) })
+        }
+        EventKind::HedgeWon { attempt, after } => {
+            json!({ "attempt": attempt, "after": secs(*after) })
+        }
         EventKind::ConfigRejected { error } => json!({ "error": &**error }),
         EventKind::ConfigApplied => json!({}),
         EventKind::RetryFinished { attempts, succeeded } => {

@@ -43,6 +43,7 @@
 //! | rate limit | `per_second` or `per_minute`, `burst`, `on_limit` (`wait`, `reject`, `queue`), `max_wait`, `max_queue`, `idle_timeout`, `max_pause`, `backend`, `fail_mode` |
 //! | bulkhead | `max_concurrent`, `max_wait`; `adaptive` (`gradient`, `aimd`, `vegas`) with `min_limit`, `max_limit`, `initial_limit` |
 //! | timeout | `duration` |
+//! | hedge | `delay` (a duration, or a percentile of recent latencies: `p95`, `p99.9`), `max_hedges`, `budget` (the ratio of extra load hedges may add) |
 //!
 //! `backend` is `"local"` or `"redis"`; with `"redis"`, `fail_mode` is `"open"` or
 //! `"closed"` (see `Backend` and `FailMode`). The circuit breaker also takes the former

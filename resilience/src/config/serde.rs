@@ -8,6 +8,7 @@ use serde::{Deserialize, de::Error as _};
 
 use super::{LayerConfig, Value, timeout_from_entries};
 use crate::circuit::ThrottleConfig;
+use crate::hedge::HedgeConfig;
 use crate::presets::ResilienceConfig;
 use crate::registry::Registry;
 use crate::retry::{RetryBudgetConfig, RetryPolicy};
@@ -85,7 +86,7 @@ fn entries(table: &[(String, Raw)]) -> Result<Vec<(&str, Value<'_>)>, ConfigErro
 /// The keys of a named bundle ([`ResilienceConfig`]): `base`, `timeout` and one table per
 /// layer.
 pub(crate) const SECTION_KEYS: &[&str] =
-    &["base", "timeout", "deadline", "retry", "circuit_breaker", "rate_limit", "bulkhead"];
+    &["base", "timeout", "deadline", "retry", "circuit_breaker", "rate_limit", "bulkhead", "hedge"];
 
 /// The `base` a bundle's table names, if any.
 pub(crate) fn base_name<'t>(
@@ -136,6 +137,7 @@ pub(crate) fn section(
                 c.rate_limit = Some(layer(&sub(key), value, c.rate_limit.take(), registry)?)
             }
             "bulkhead" => c.bulkhead = Some(layer(&sub(key), value, c.bulkhead.take(), registry)?),
+            "hedge" => c.hedge = Some(layer(&sub(key), value, c.hedge.take(), registry)?),
             other => {
                 // In a file, structural mistakes are reported on the file (`toml`).
                 let field = if path.is_empty() { other.to_owned() } else { "toml".to_owned() };
@@ -238,7 +240,8 @@ deserialize_via_keys!(
     BulkheadConfig,
     RetryPolicy,
     RetryBudgetConfig,
-    ThrottleConfig
+    ThrottleConfig,
+    HedgeConfig
 );
 
 /// Reads `base` (a preset of the global registry), `timeout` and one table per layer,

@@ -27,11 +27,13 @@ pub enum Layer {
     /// A whole protected call through a stack of layers (a function under the attribute
     /// macros; the event's name is the function's path, `module::function`).
     Call,
+    /// A [`Hedge`](crate::hedge::Hedge).
+    Hedge,
 }
 
 impl Layer {
     /// `"circuit_breaker"`, `"rate_limiter"`, `"bulkhead"`, `"retry"`, `"timeout"`,
-    /// `"config"` or `"call"`.
+    /// `"config"`, `"call"` or `"hedge"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::CircuitBreaker => "circuit_breaker",
@@ -41,6 +43,7 @@ impl Layer {
             Layer::Timeout => "timeout",
             Layer::Config => "config",
             Layer::Call => "call",
+            Layer::Hedge => "hedge",
         }
     }
 }
@@ -199,6 +202,21 @@ pub enum EventKind {
         rtt: Duration,
         /// The lowest window average seen: the latency with nothing queued.
         rtt_noload: Duration,
+    /// A hedge started: the attempts of a call had not succeeded after the delay (topic
+    /// [`Interest::RETRIES`]; reported by [`Layer::Hedge`]).
+    HedgeStarted {
+        /// 1-based number of the hedge (the first attempt is not one).
+        hedge: u32,
+        /// Time since the call started.
+        after: Duration,
+    },
+    /// A hedge succeeded before the first attempt and the other hedges, which are
+    /// cancelled (topic [`Interest::RETRIES`]; reported by [`Layer::Hedge`]).
+    HedgeWon {
+        /// 1-based number of the winning hedge.
+        attempt: u32,
+        /// Time since the call started.
+        after: Duration,
     },
     /// A config file was applied to the registry's instances (topic [`Interest::CONFIG`]).
     ConfigApplied,
@@ -221,7 +239,10 @@ impl EventKind {
             EventKind::Rejected { .. } | EventKind::BudgetExhausted { .. } => Interest::REJECTIONS,
             EventKind::Waited { .. } => Interest::WAITS,
             EventKind::Attempt { .. } => Interest::ATTEMPTS,
-            EventKind::RetryScheduled { .. } | EventKind::GaveUp { .. } => Interest::RETRIES,
+            EventKind::RetryScheduled { .. }
+            | EventKind::GaveUp { .. }
+            | EventKind::HedgeStarted { .. }
+            | EventKind::HedgeWon { .. } => Interest::RETRIES,
             EventKind::TimedOut { .. } => Interest::TIMEOUTS,
             EventKind::LimitChanged { .. } => Interest::LIMITS,
             EventKind::ConfigApplied | EventKind::ConfigRejected { .. } => Interest::CONFIG,
@@ -232,6 +253,7 @@ impl EventKind {
     /// `"retry_finished"`, `"call_finished"`, `"rejected"`, `"waited"`, `"attempt"`,
     /// `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`, `"timed_out"`,
     /// `"limit_changed"`, `"config_applied"`, `"config_rejected"`.
+    /// `"hedge_started"`, `"hedge_won"`, `"config_applied"`, `"config_rejected"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventKind::Transition(_) => "transition",
@@ -246,6 +268,8 @@ impl EventKind {
             EventKind::BudgetExhausted { .. } => "budget_exhausted",
             EventKind::TimedOut { .. } => "timed_out",
             EventKind::LimitChanged { .. } => "limit_changed",
+            EventKind::HedgeStarted { .. } => "hedge_started",
+            EventKind::HedgeWon { .. } => "hedge_won",
             EventKind::ConfigApplied => "config_applied",
             EventKind::ConfigRejected { .. } => "config_rejected",
         }
@@ -292,6 +316,11 @@ impl fmt::Display for EventKind {
             EventKind::TimedOut { limit } => write!(f, "timed out after {limit:?}"),
             EventKind::LimitChanged { from, to, rtt, rtt_noload } => {
                 write!(f, "limit {from} -> {to} (rtt {rtt:?}, no-load rtt {rtt_noload:?})")
+            EventKind::HedgeStarted { hedge, after } => {
+                write!(f, "hedge {hedge} started after {after:?}")
+            }
+            EventKind::HedgeWon { attempt, after } => {
+                write!(f, "hedge {attempt} answered first after {after:?}")
             }
             EventKind::ConfigApplied => f.write_str("config applied"),
             EventKind::ConfigRejected { error } => {
@@ -330,7 +359,7 @@ impl Interest {
     pub const WAITS: Interest = Interest(1 << 3);
     /// Each attempt of a retried call.
     pub const ATTEMPTS: Interest = Interest(1 << 4);
-    /// Retries scheduled and retries giving up.
+    /// Retries scheduled and retries giving up; hedges started and hedges that won.
     pub const RETRIES: Interest = Interest(1 << 5);
     /// Timeouts.
     pub const TIMEOUTS: Interest = Interest(1 << 6);

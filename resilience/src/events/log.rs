@@ -63,6 +63,11 @@ pub(super) fn record(event: &Event) {
         }
         EventKind::LimitChanged { from, to, rtt, rtt_noload } => {
             debug!(target: "resilience", name, from, to, ?rtt, ?rtt_noload, "adaptive limit changed");
+        EventKind::HedgeStarted { hedge, after } => {
+            debug!(target: "resilience", name, hedge, ?after, "hedge started");
+        }
+        EventKind::HedgeWon { attempt, after } => {
+            debug!(target: "resilience", name, attempt, ?after, "hedge answered first");
         }
         EventKind::ConfigApplied => info!(target: "resilience", file = name, "config applied"),
         EventKind::ConfigRejected { error } => {

@@ -10,7 +10,8 @@
 //! [`keyed_circuit_breakers()`](Registry::keyed_circuit_breakers),
 //! [`rate_limiters()`](Registry::rate_limiters),
 //! [`keyed_rate_limiters()`](Registry::keyed_rate_limiters),
-//! [`bulkheads()`](Registry::bulkheads) and [`retry_budgets()`](Registry::retry_budgets),
+//! [`bulkheads()`](Registry::bulkheads), [`retry_budgets()`](Registry::retry_budgets) and
+//! [`hedges()`](Registry::hedges),
 //! each with `get`, `get_or_create`, `resolve`, `configure`, `configured`, `stats`,
 //! `all_stats` and `names`.
 //!
@@ -59,6 +60,7 @@ use crate::ConfigError;
 use crate::bulkhead::Bulkhead;
 use crate::circuit::{CircuitBreaker, KeyedCircuitBreaker};
 use crate::events::{Event, Hub, Interest, Subscription};
+use crate::hedge::Hedge;
 use crate::presets::{BudgetScope, Preset, ResilienceConfig};
 use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
 use crate::retry::{RetryBudget, RetryBudgetConfig, RetryPolicy};
@@ -86,6 +88,7 @@ pub struct Registry {
     keyed: Slots<KeyedRateLimiter<String>>,
     bulkheads: Slots<Bulkhead>,
     budgets: Slots<RetryBudget>,
+    hedges: Slots<Hedge>,
     retries: RwLock<HashMap<Arc<str>, RetryPolicy>>,
     /// Names looked up as a preset or a configured retry policy (for `unused_configs`).
     used: parking_lot::Mutex<std::collections::HashSet<Arc<str>>>,
@@ -125,6 +128,7 @@ impl Registry {
             keyed: Slots::new(env.clone()),
             bulkheads: Slots::new(env.clone()),
             budgets: Slots::new(env.clone()),
+            hedges: Slots::new(env.clone()),
             retries: RwLock::default(),
             used: parking_lot::Mutex::default(),
             presets: RwLock::default(),
@@ -162,6 +166,11 @@ impl Registry {
     /// The retry budgets.
     pub fn retry_budgets(&self) -> Instances<'_, RetryBudget> {
         Instances::new(&self.budgets)
+    }
+
+    /// The hedges (hedged requests).
+    pub fn hedges(&self) -> Instances<'_, Hedge> {
+        Instances::new(&self.hedges)
     }
 
     /// The retry budget `name` for a call site, created on first use with the config set
@@ -261,7 +270,7 @@ impl Registry {
     }
 
     /// Apply a whole bundle to `name`: circuit breakers and rate limiters (direct and keyed),
-    /// bulkhead and retry policy called `name` take the bundle's layers, and the bundle
+    /// bulkhead, hedge and retry policy called `name` take the bundle's layers, and the bundle
     /// becomes preset `name`.
     pub fn configure(&self, name: &str, config: ResilienceConfig) {
         // The preset keeps the budget scope unbound: a call site built from it later
@@ -278,6 +287,9 @@ impl Registry {
         }
         if let Some(c) = &config.bulkhead {
             self.bulkheads.configure(name, c.clone());
+        }
+        if let Some(c) = &config.hedge {
+            self.hedges.configure(name, c.clone());
         }
         if let Some(r) = &config.retry {
             self.configure_retry(name, r.clone());
@@ -394,6 +406,7 @@ impl Registry {
         self.keyed_rate_limiters().reset_all();
         self.bulkheads().reset_all();
         self.retry_budgets().reset_all();
+        self.hedges().reset_all();
     }
 
     /// Force circuit `name` open: every call is rejected until [`reset`](Self::reset)
@@ -486,6 +499,7 @@ impl Registry {
             rate_limiters,
             bulkheads: self.bulkheads().all_stats(),
             retry_budgets: self.retry_budgets().all_stats(),
+            hedges: self.hedges().all_stats(),
             unused_configs: self.unused_configs(),
         }
     }
@@ -497,6 +511,7 @@ impl Registry {
         configured.extend(self.limiters.configured_names());
         configured.extend(self.bulkheads.configured_names());
         configured.extend(self.budgets.configured_names());
+        configured.extend(self.hedges.configured_names());
         configured.extend(self.retries.read().keys().cloned());
         let used = self.used.lock();
         let exists = |name: &str| {
@@ -507,6 +522,7 @@ impl Registry {
                 || self.keyed.get(name).is_some()
                 || self.bulkheads.get(name).is_some()
                 || self.budgets.get(name).is_some()
+                || self.hedges.get(name).is_some()
         };
         let mut unused: Vec<String> =
             configured.iter().filter(|n| !exists(n)).map(|n| n.to_string()).collect();

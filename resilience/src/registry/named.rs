@@ -11,6 +11,7 @@ use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadStats};
 use crate::circuit::{
     CircuitBreaker, CircuitBreakerConfig, CircuitStats, KeyedCircuitBreaker, KeyedCircuitStats,
 };
+use crate::hedge::{Hedge, HedgeConfig, HedgeStats};
 use crate::rate_limit::{KeyedRateLimiter, RateLimitConfig, RateLimiter, RateLimiterStats};
 use crate::retry::{RetryBudget, RetryBudgetConfig, RetryBudgetStats};
 
@@ -20,8 +21,8 @@ mod sealed {
 
 /// A kind of named instance a [`Registry`](super::Registry) keeps: [`CircuitBreaker`],
 /// [`KeyedCircuitBreaker<String>`](KeyedCircuitBreaker), [`RateLimiter`],
-/// [`KeyedRateLimiter<String>`](KeyedRateLimiter), [`Bulkhead`] and
-/// [`RetryBudget`]. Sealed: the registry knows how to create and reconfigure each.
+/// [`KeyedRateLimiter<String>`](KeyedRateLimiter), [`Bulkhead`], [`RetryBudget`] and
+/// [`Hedge`]. Sealed: the registry knows how to create and reconfigure each.
 pub trait Named: sealed::Sealed + Send + Sync + Sized + 'static {
     /// The kind's config.
     type Config: Clone + PartialEq + fmt::Debug + Send + Sync + 'static;
@@ -120,8 +121,12 @@ named!(RetryBudget, RetryBudgetConfig, RetryBudgetStats, "retry budget", reset, 
     RetryBudget::new(n.clone(), c)
 });
 
+named!(Hedge, HedgeConfig, HedgeStats, "hedge", reset, |n, c, env| {
+    Hedge::new(n, c).with_hub(env.hub.clone())
+});
+
 /// The instances of one kind in a registry: `registry().circuit_breakers()`,
-/// `.keyed_circuit_breakers()`, `.rate_limiters()`, `.keyed_rate_limiters()`, `.bulkheads()`, `.retry_budgets()`.
+/// `.keyed_circuit_breakers()`, `.rate_limiters()`, `.keyed_rate_limiters()`, `.bulkheads()`, `.retry_budgets()`, `.hedges()`.
 ///
 /// ```
 /// use resilience::circuit::{CircuitBreakerConfig, CircuitState};

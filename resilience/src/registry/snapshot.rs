@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::bulkhead::BulkheadStats;
 use crate::circuit::{CircuitStats, KeyedCircuitStats};
+use crate::hedge::HedgeStats;
 use crate::rate_limit::RateLimiterStats;
 use crate::retry::RetryBudgetStats;
 
@@ -24,6 +25,8 @@ pub struct RegistrySnapshot {
     pub bulkheads: Vec<BulkheadStats>,
     /// Retry budgets, by name.
     pub retry_budgets: Vec<RetryBudgetStats>,
+    /// Hedges, by name.
+    pub hedges: Vec<HedgeStats>,
     /// Names that have a config in the registry (set with `configure` or loaded from a
     /// file) but that nothing has used yet: no instance of that name, no call site
     /// resolving it, no attribute taking it as a preset. Often a typo.
@@ -91,6 +94,7 @@ impl fmt::Display for RegistrySnapshot {
             && self.keyed_circuits.is_empty()
             && self.rate_limiters.is_empty()
             && self.bulkheads.is_empty()
+            && self.hedges.is_empty()
         {
             return writeln!(f, "(the registry is empty)");
         }
@@ -151,6 +155,13 @@ impl fmt::Display for RegistrySnapshot {
         let header = ["budget", "calls", "retries", "refused"];
         table(f, "Retry budgets", &header, &self.retry_budgets, |b| {
             cells(&[&b.name, &b.calls, &b.retries, &b.exhausted]).collect()
+        })?;
+        let header = ["hedge", "delay", "calls", "hedges", "won", "refused"];
+        table(f, "Hedges", &header, &self.hedges, |h| {
+            let delay =
+                h.delay_secs.map_or_else(|| "-".to_string(), |d| format!("{:.1}ms", d * 1e3));
+            cells(&[&h.name, &delay, &h.calls, &h.hedges, &h.hedges_won, &h.budget_refusals])
+                .collect()
         })?;
         Ok(())
     }
