@@ -104,7 +104,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A boxed future of a call's result: the paths of [`ResponseFuture`] that are not
 /// written out by hand.
-type BoxFuture<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+pub(crate) type BoxFuture<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
 
 pin_project! {
     /// The future of [`Resilience`] and [`Guarded`]: one call's response.

@@ -202,6 +202,7 @@ pub enum EventKind {
         rtt: Duration,
         /// The lowest window average seen: the latency with nothing queued.
         rtt_noload: Duration,
+    },
     /// A hedge started: the attempts of a call had not succeeded after the delay (topic
     /// [`Interest::RETRIES`]; reported by [`Layer::Hedge`]).
     HedgeStarted {
@@ -252,8 +253,8 @@ impl EventKind {
     /// A snake_case name for the kind: `"transition"`, `"call_recorded"`, `"granted"`,
     /// `"retry_finished"`, `"call_finished"`, `"rejected"`, `"waited"`, `"attempt"`,
     /// `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`, `"timed_out"`,
-    /// `"limit_changed"`, `"config_applied"`, `"config_rejected"`.
-    /// `"hedge_started"`, `"hedge_won"`, `"config_applied"`, `"config_rejected"`.
+    /// `"limit_changed"`, `"hedge_started"`, `"hedge_won"`, `"config_applied"`,
+    /// `"config_rejected"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventKind::Transition(_) => "transition",
@@ -316,6 +317,7 @@ impl fmt::Display for EventKind {
             EventKind::TimedOut { limit } => write!(f, "timed out after {limit:?}"),
             EventKind::LimitChanged { from, to, rtt, rtt_noload } => {
                 write!(f, "limit {from} -> {to} (rtt {rtt:?}, no-load rtt {rtt_noload:?})")
+            }
             EventKind::HedgeStarted { hedge, after } => {
                 write!(f, "hedge {hedge} started after {after:?}")
             }

@@ -63,6 +63,7 @@ pub(super) fn record(event: &Event) {
         }
         EventKind::LimitChanged { from, to, rtt, rtt_noload } => {
             debug!(target: "resilience", name, from, to, ?rtt, ?rtt_noload, "adaptive limit changed");
+        }
         EventKind::HedgeStarted { hedge, after } => {
             debug!(target: "resilience", name, hedge, ?after, "hedge started");
         }

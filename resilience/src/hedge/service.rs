@@ -8,7 +8,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::Hedge;
-use crate::tower::{BoxError, ResponseFuture};
+use crate::tower::{BoxError, BoxFuture};
 
 /// Hedged requests around a tower service: if the call has not answered after the
 /// hedge's delay, the same request is sent again on a clone of the service, and the first
@@ -92,7 +92,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Response>;
+    type Future = BoxFuture<S::Response>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))

@@ -122,7 +122,7 @@ named!(RetryBudget, RetryBudgetConfig, RetryBudgetStats, "retry budget", reset, 
 });
 
 named!(Hedge, HedgeConfig, HedgeStats, "hedge", reset, |n, c, env| {
-    Hedge::new(n, c).with_hub(env.hub.clone())
+    Hedge::new(n.clone(), c).with_hub(env.hub.clone())
 });
 
 /// The instances of one kind in a registry: `registry().circuit_breakers()`,
