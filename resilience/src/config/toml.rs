@@ -53,8 +53,15 @@ fn redis_backend(raw: &Raw) -> Result<crate::redis::RedisConfig, ConfigError> {
     }
     let table = raw.table("redis")?;
     let get = |key: &str| table.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-    const KEYS: &[&str] =
-        &["url", "timeout", "retry_interval", "sync_interval", "key_prefix", "pool_size"];
+    const KEYS: &[&str] = &[
+        "url",
+        "timeout",
+        "retry_interval",
+        "sync_interval",
+        "key_prefix",
+        "pool_size",
+        "cluster",
+    ];
     if let Some((key, _)) = table.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
         return Err(err(
             "toml",
@@ -91,6 +98,10 @@ fn redis_backend(raw: &Raw) -> Result<crate::redis::RedisConfig, ConfigError> {
     if let Some(n) = get("pool_size") {
         let n = n.value("pool_size").and_then(|v| v.count("pool_size")).map_err(at("pool_size"))?;
         b = b.pool_size(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(c) = get("cluster") {
+        b = b
+            .cluster(c.value("cluster").and_then(|v| v.boolean("cluster")).map_err(at("cluster"))?);
     }
     b.build()
 }

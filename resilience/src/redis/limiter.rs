@@ -14,7 +14,8 @@ use crate::clock::as_nanos;
 /// The shared side of a Redis-backed limiter (direct or keyed).
 pub(crate) struct RedisBucket {
     backend: BackendHandle,
-    /// `{prefix}:rl:{name}`; keyed buckets append `:{key:?}`.
+    /// `{prefix:rl:name}` (the braces are the Cluster hash tag); keyed buckets append
+    /// `:{key:?}`.
     key: OnceLock<String>,
 }
 
@@ -30,7 +31,7 @@ impl RedisBucket {
     }
 
     fn base_key(&self, backend: &RedisBackend, name: &str) -> &str {
-        self.key.get_or_init(|| format!("{}:rl:{name}", backend.prefix()))
+        self.key.get_or_init(|| format!("{{{}:rl:{name}}}", backend.prefix()))
     }
 
     /// The bucket's Redis key: the limiter's, plus the key's `Debug` form for a keyed

@@ -27,14 +27,14 @@
 //!
 //! # How state is shared
 //! - **Limiter**: GCRA, like the local limiter, on one key per limiter (and per key of a
-//!   keyed limiter: `{prefix}:rl:{name}:{key:?}`). Each acquire is **one** atomic Lua
+//!   keyed limiter: `{prefix:rl:name}:{key:?}`). Each acquire is **one** atomic Lua
 //!   script (one round trip) that reads **Redis's clock** (`TIME`), so hosts' clocks never
 //!   matter. `Wait` and `Queue` reserve the next slot in Redis and sleep locally until it
 //!   (callers of all processes are served in the order Redis saw them); `Reject` takes
 //!   nothing it cannot use; `max_queue` bounds the waiters of each process.
 //! - **Circuit**: state, generation, open deadline, consecutive failures, half-open probes
 //!   and the failure-rate window (count or time, as configured) live in one hash under
-//!   `{prefix}:cb:{name}`, changed by one script per decision. A call asks Redis before
+//!   `{prefix:cb:name}`, changed by one script per decision. A call asks Redis before
 //!   it runs (one round trip) and reports its outcome after (another). A process keeps a
 //!   view of the shared state: while the view says *open* it rejects without any round
 //!   trip until the open period ends. With a positive [`RedisConfig::sync_interval`], a
@@ -92,9 +92,28 @@
 //!   consumed.
 //! - Limits: at most 10 000 permits per second per limiter (Redis keeps the bucket's
 //!   time in whole microseconds), at most 32 time-window buckets per circuit (each
-//!   report sums them inside Redis). Processes sharing a name should share its config.
-//!   Keys carry no `{hash tag}`: use one Redis primary (or a proxy that allows
-//!   multi-key scripts), not Redis Cluster.
+//!   report sums them inside Redis). Processes sharing a name should share its config
+//!   (and one key layout: versions before the Cluster hash tags wrote
+//!   `{prefix}:rl:{name}` without braces).
+//!
+//! # TLS, Cluster, your own client
+//! - **TLS**: `rediss://` URLs with the crate feature `redis-tls` (rustls with the ring
+//!   provider), trusting the system's roots and any
+//!   [`tls_root_cert`](RedisConfigBuilder::tls_root_cert). Cost: rustls and ring in the
+//!   build, one handshake per new connection (connections are kept), a few µs per round
+//!   trip.
+//! - **Cluster**: [`RedisConfigBuilder::cluster`] makes the URL a seed node. Every key of
+//!   one limiter or circuit carries one hash tag (`{prefix:rl:name}`, `{prefix:cb:name}`
+//!   and its `:window` and `:probes`), so each script runs on the one primary owning its
+//!   slot and stays one round trip. Cost: one connection per primary per tokio runtime
+//!   (and per pooled blocking connection), slot-map refreshes on connect and after a
+//!   `MOVED`. A keyed limiter's keys share its slot (one hot slot per limiter, not per
+//!   key).
+//! - **Your own client**: [`RedisBackend::from_client`],
+//!   [`RedisBackend::from_connection_manager`] and [`RedisBackend::from_cluster_client`]
+//!   reuse a service's own connections (their TLS, credentials, or a primary resolved
+//!   through the `redis` crate's Sentinel client); [`driver`] is the `redis` crate they
+//!   take.
 
 mod backend;
 mod breaker;
@@ -110,6 +129,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwapOption;
 
 pub use crate::backend::SharedState;
+/// The `redis` crate this backend is built on, for [`RedisBackend::from_client`] and its
+/// siblings (a client of another version of the crate is a different type).
+pub use ::redis as driver;
 pub use backend::RedisBackend;
 pub use config::{RedisConfig, RedisConfigBuilder, URL_ENV};
 pub use store::RedisStore;
