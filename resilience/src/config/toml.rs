@@ -61,6 +61,7 @@ fn redis_backend(raw: &Raw) -> Result<crate::redis::RedisConfig, ConfigError> {
         "key_prefix",
         "pool_size",
         "cluster",
+        "lease",
     ];
     if let Some((key, _)) = table.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
         return Err(err(
@@ -98,6 +99,14 @@ fn redis_backend(raw: &Raw) -> Result<crate::redis::RedisConfig, ConfigError> {
     if let Some(n) = get("pool_size") {
         let n = n.value("pool_size").and_then(|v| v.count("pool_size")).map_err(at("pool_size"))?;
         b = b.pool_size(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(v) = get("lease") {
+        let off = v.value("lease").and_then(|v| v.text("lease")).is_ok_and(|t| t == "off");
+        b = b.lease(if off {
+            std::time::Duration::ZERO
+        } else {
+            duration("lease")?.unwrap_or_default()
+        });
     }
     if let Some(c) = get("cluster") {
         b = b

@@ -115,7 +115,7 @@ impl RedisBackend {
     /// script runs on the one primary that owns its slot. `config` applies as in
     /// [`from_client`](Self::from_client).
     pub fn from_cluster_client(config: RedisConfig, client: ClusterClient) -> Self {
-        Self::assemble(config, Target::Cluster(client), None, default_clock())
+        Self::assemble(config, Target::Cluster(Box::new(client)), None, default_clock())
     }
 
     fn assemble(
@@ -162,6 +162,11 @@ impl RedisBackend {
     pub fn ping_blocking(&self) -> Result<(), crate::Error> {
         self.run_blocking(|con| redis::cmd("PING").query::<()>(con))
             .map_err(|reason| crate::Error::backend_unavailable("redis", reason))
+    }
+
+    /// Now on the backend's clock.
+    pub(crate) fn now(&self) -> Duration {
+        self.clock.now()
     }
 
     pub(crate) fn prefix(&self) -> &str {
@@ -334,7 +339,7 @@ impl RedisBackend {
                         .set_connection_timeout(timeout)
                         .set_response_timeout(timeout),
                 )
-                .map(SyncCon::Cluster),
+                .map(|c| SyncCon::Cluster(Box::new(c))),
         }
     }
 
@@ -428,9 +433,11 @@ fn set_timeouts(con: &SyncCon, left: Duration) -> redis::RedisResult<()> {
 }
 
 /// What a backend connects with: one server (or the user's client), or a Cluster.
+// One per backend: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Target {
     Single(Client),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// The client of `config`: a Cluster client on the URL as seed node when the config
@@ -451,7 +458,7 @@ fn target(config: &RedisConfig) -> Result<Target, ConfigError> {
             Some(pem) => builder.certs(certificates(pem)),
             None => builder,
         };
-        return builder.build().map(Target::Cluster).map_err(bad);
+        return builder.build().map(|c| Target::Cluster(Box::new(c))).map_err(bad);
     }
     #[cfg(feature = "redis-tls")]
     if let Some(pem) = config.tls_root_cert() {
@@ -518,7 +525,7 @@ impl redis::aio::ConnectionLike for AsyncCon {
 /// A blocking connection: to one server, or to a Cluster (one per node, routed by slot).
 pub(crate) enum SyncCon {
     Single(Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl redis::ConnectionLike for SyncCon {

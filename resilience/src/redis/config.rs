@@ -31,6 +31,7 @@ pub struct RedisConfig {
     key_prefix: String,
     pool_size: usize,
     cluster: bool,
+    lease: Duration,
     #[cfg(feature = "redis-tls")]
     tls_root_cert: Option<Vec<u8>>,
 }
@@ -46,6 +47,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("key_prefix", &self.key_prefix)
             .field("pool_size", &self.pool_size)
             .field("cluster", &self.cluster)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +65,7 @@ impl RedisConfig {
                 key_prefix: "resilience".to_owned(),
                 pool_size: 8,
                 cluster: false,
+                lease: Duration::ZERO,
                 #[cfg(feature = "redis-tls")]
                 tls_root_cert: None,
             },
@@ -107,6 +110,12 @@ impl RedisConfig {
     /// multiplexed connection per tokio runtime.
     pub fn pool_size(&self) -> usize {
         self.pool_size
+    }
+
+    /// How long a shared limiter's lease of permits lasts (zero: leases off, one round
+    /// trip per acquire); see [`RedisConfigBuilder::lease`].
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// Whether the URL is a seed node of a Redis Cluster.
@@ -160,6 +169,16 @@ impl RedisConfigBuilder {
         /// connection), a slot-map refresh (`CLUSTER SLOTS`) on connect and after a
         /// `MOVED` reply; each call is still one round trip to one node.
         pub fn cluster(cluster: bool) => self.config.cluster = cluster;
+
+        /// Permit leases for shared (direct, not keyed) limiters: the lease period
+        /// (default zero: off, every acquire is one exact round trip). With a period, a
+        /// limiter that finds no permits left in its lease takes a batch from Redis
+        /// (sized to this process's recent demand, at most the burst shared by the
+        /// processes holding leases) and spends it locally, without any round trip,
+        /// until it runs out or the period ends; what is left then expires. Over-admission
+        /// is bounded by the unspent leases outstanding (see [the module](super)).
+        /// Typical: 10–100 ms.
+        pub fn lease(period: Duration) => self.config.lease = period;
     }
 
     /// Trusts `pem` (one or more PEM certificates, e.g. a private CA) for `rediss://`
@@ -184,6 +203,12 @@ impl RedisConfigBuilder {
             if d > Duration::from_secs(3600) {
                 return Err(ConfigError::new(field, format!("must be at most 1h (got {d:?})")));
             }
+        }
+        if c.lease > Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "redis.lease",
+                format!("must be at most 60s (got {:?}); zero turns leases off", c.lease),
+            ));
         }
         if c.sync_interval > Duration::from_secs(3600) {
             return Err(ConfigError::new(

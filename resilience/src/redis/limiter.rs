@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::backend::{RedisBackend, Unavailable};
@@ -17,6 +18,92 @@ pub(crate) struct RedisBucket {
     /// `{prefix:rl:name}` (the braces are the Cluster hash tag); keyed buckets append
     /// `:{key:?}`.
     key: OnceLock<String>,
+    /// `{prefix:rl:name}:holders`: the processes holding a lease.
+    holders: OnceLock<String>,
+    lease: Lease,
+}
+
+/// The permits this process leased from the shared bucket (a direct limiter's only),
+/// spent without a round trip until they run out or the lease ends.
+///
+/// All atomics: the fast path ([`Lease::take`]) is a clock read, two loads and one
+/// compare-and-swap.
+struct Lease {
+    /// Credit left (ns of bucket time: an acquire spends its increment).
+    credit: AtomicU64,
+    /// Backend-clock nanos at which the credit lapses (0: no lease yet).
+    until: AtomicU64,
+    /// Credit spent since the last renewal, and when that was: this process's demand.
+    spent: AtomicU64,
+    renewed_at: AtomicU64,
+    /// This process's member in the holders set.
+    holder: i64,
+}
+
+impl Lease {
+    fn new() -> Self {
+        Lease {
+            credit: AtomicU64::new(0),
+            until: AtomicU64::new(0),
+            spent: AtomicU64::new(0),
+            renewed_at: AtomicU64::new(0),
+            holder: i64::try_from(fastrand::u64(..) >> 1).unwrap_or(1),
+        }
+    }
+
+    /// Spends `increment` of a live lease: `false` when the lease ended or holds less.
+    fn take(&self, now: u64, increment: u64) -> bool {
+        if now >= self.until.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut credit = self.credit.load(Ordering::Acquire);
+        loop {
+            if credit < increment {
+                return false;
+            }
+            match self.credit.compare_exchange_weak(
+                credit,
+                credit - increment,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.spent.fetch_add(increment, Ordering::Relaxed);
+                    return true;
+                }
+                Err(seen) => credit = seen,
+            }
+        }
+    }
+
+    /// The credit to ask for: this process's demand since the last renewal, over one
+    /// period, doubled (so a steady process renews about once per period and a growing
+    /// one catches up in a few renewals); at least the permits asked for now.
+    fn wanted(&self, now: u64, period: u64, increment: u64) -> u64 {
+        let spent = self.spent.swap(0, Ordering::AcqRel);
+        let since = now.saturating_sub(self.renewed_at.swap(now, Ordering::AcqRel));
+        // A first renewal, or one after a long idle spell, asks for a few permits only.
+        let demand = if since == 0 || since > period.saturating_mul(4) {
+            0
+        } else {
+            let rate = u128::from(spent) * u128::from(period) / u128::from(since.max(1));
+            u64::try_from(rate.saturating_mul(2)).unwrap_or(u64::MAX)
+        };
+        demand.max(increment.saturating_mul(4))
+    }
+
+    /// A lease of `credit` ns granted at `now` for `period`, `increment` of it spent by
+    /// the call that took it. An ended lease's leftover lapses; a live one's is kept.
+    fn grant(&self, now: u64, period: u64, credit: u64, increment: u64) {
+        let left = credit.saturating_sub(increment);
+        if now >= self.until.load(Ordering::Acquire) {
+            self.credit.store(left, Ordering::Release);
+        } else {
+            self.credit.fetch_add(left, Ordering::AcqRel);
+        }
+        self.until.fetch_max(now.saturating_add(period), Ordering::AcqRel);
+        self.spent.fetch_add(increment, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for RedisBucket {
@@ -27,7 +114,13 @@ impl fmt::Debug for RedisBucket {
 
 impl RedisBucket {
     pub(super) fn new(backend: BackendHandle) -> Self {
-        RedisBucket { backend, key: OnceLock::new() }
+        RedisBucket { backend, key: OnceLock::new(), holders: OnceLock::new(), lease: Lease::new() }
+    }
+
+    /// Spends the permits of `request` from the lease, if it holds them.
+    fn spend(&self, backend: &RedisBackend, request: &BucketRequest<'_>) -> Option<Grant> {
+        let now = as_nanos(backend.now());
+        self.lease.take(now, as_nanos(request.increment)).then_some(Grant::Now)
     }
 
     fn base_key(&self, backend: &RedisBackend, name: &str) -> &str {
@@ -78,10 +171,64 @@ fn grant(reply: Result<i64, Unavailable>) -> Result<Grant, StoreError> {
     }
 }
 
+/// A lease to ask Redis for: the period (backend-clock nanos), the time of asking, and
+/// the lease script's extra arguments.
+struct Renewal {
+    period: u64,
+    now: u64,
+    increment: u64,
+    args: [i64; 7],
+}
+
+impl RedisBucket {
+    /// The renewal a direct limiter's acquire asks for, when leases are on.
+    fn renewal(&self, backend: &RedisBackend, request: &BucketRequest<'_>) -> Option<Renewal> {
+        let period = as_nanos(backend.config().lease());
+        if period == 0 || request.key.is_some() {
+            return None;
+        }
+        let now = as_nanos(backend.now());
+        let increment = as_nanos(request.increment);
+        let wanted = self.lease.wanted(now, period, increment);
+        let [inc, cap, max_wait, ttl] = args(request);
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let args = [inc, cap, max_wait, ttl, n(wanted), self.lease.holder, n(period / 1000)];
+        Some(Renewal { period, now, increment, args })
+    }
+
+    fn holders_key(&self, base: &str) -> &str {
+        self.holders.get_or_init(|| format!("{base}:holders"))
+    }
+
+    /// The lease script's reply: a lease (this call's permits taken from it), or the
+    /// exact answer.
+    fn leased(
+        &self,
+        renewal: &Renewal,
+        reply: Result<Vec<i64>, Unavailable>,
+    ) -> Result<Grant, StoreError> {
+        let reply = reply.map_err(StoreError::new)?;
+        let &[leased, _holders, exact] = reply.as_slice() else {
+            return Err(StoreError::new(format!("unexpected lease reply {reply:?}")));
+        };
+        if leased > 0 {
+            let credit = leased.unsigned_abs().saturating_mul(1000);
+            self.lease.grant(renewal.now, renewal.period, credit, renewal.increment);
+            return Ok(Grant::Now);
+        }
+        grant(Ok(exact))
+    }
+}
+
 impl SharedBucket for RedisBucket {
     fn acquire(&self, request: &BucketRequest<'_>) -> Result<Grant, StoreError> {
         let backend = self.backend.get().map_err(StoreError::new)?;
         let key = self.redis_key(backend, request);
+        if let Some(renewal) = self.renewal(backend, request) {
+            let keys = [&*key, self.holders_key(&key)];
+            let reply = backend.eval_blocking(scripts::lease(), &keys, &renewal.args);
+            return self.leased(&renewal, reply);
+        }
         grant(backend.eval_blocking(scripts::limiter(), &[&key], &args(request)))
     }
 
@@ -92,8 +239,21 @@ impl SharedBucket for RedisBucket {
         Box::pin(async move {
             let backend = self.backend.get().map_err(StoreError::new)?;
             let key = self.redis_key(backend, &request);
+            if let Some(renewal) = self.renewal(backend, &request) {
+                let keys = [&*key, self.holders_key(&key)];
+                let reply = backend.eval_async(scripts::lease(), &keys, &renewal.args).await;
+                return self.leased(&renewal, reply);
+            }
             grant(backend.eval_async(scripts::limiter(), &[&key], &args(&request)).await)
         })
+    }
+
+    fn acquire_local(&self, request: &BucketRequest<'_>) -> Option<Grant> {
+        if request.key.is_some() {
+            return None;
+        }
+        // Before the first lease (or without a backend) there is nothing to spend.
+        self.backend.get_if_resolved().and_then(|b| self.spend(b, request))
     }
 
     fn hold(&self, request: &BucketRequest<'_>, ahead: Duration) -> Result<(), StoreError> {

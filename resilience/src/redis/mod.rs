@@ -96,6 +96,47 @@
 //!   (and one key layout: versions before the Cluster hash tags wrote
 //!   `{prefix}:rl:{name}` without braces).
 //!
+//! # Permit leases
+//! With [`RedisConfigBuilder::lease`] set to a period `P` (off by default: every acquire
+//! is one exact round trip), a shared **direct** limiter (keyed ones stay exact) that has
+//! no permits left in this process takes a *lease* from Redis in the same one round
+//! trip: a batch of the bucket's credit, spent by this process's later acquires without
+//! any round trip (two atomic operations, no lock, no allocation) until it runs out or
+//! `P` passes on the backend's clock; what is left then lapses.
+//! - **Size.** A lease asks for twice this process's demand over the last lease, scaled
+//!   to one period (a few permits for the first, or after an idle spell), so a busy
+//!   process renews about once per period and an idle one holds nothing. Redis grants at
+//!   most the credit available now and at most `B / n` (`B` the burst, `n` the processes
+//!   whose lease is live, kept in a sorted set `{prefix:rl:name}:holders` scored by each
+//!   lease's end), but never less than the permits asked for. When not even those are
+//!   available, the same script answers exactly as without leases (reserve or refuse).
+//! - **Over-admission bound.** Redis debits a lease's credit from the GCRA bucket when
+//!   it grants it, so the credit *granted* over any window of length `t` is at most
+//!   `R·t + B`, as without leases. A permit is *spent* at most `P` after its credit was
+//!   granted, so the permits admitted over any window `[s, s + t]` are at most
+//!   `R·t + B + U(s)`, where `U(s)` is the unspent credit of the leases live at `s`;
+//!   `U(s) ≤ R·P + B` (what can have been granted within one period), and with every
+//!   process at its share, `U(s) ≤ n · B / n = B`. Over-admission beyond the limit's own
+//!   `R·t + B` is therefore at most **`min(R·P + B, unspent leases outstanding)`**; over
+//!   a 1 s window that is at most `(R·P + B) / R` of the rate: `P = 5 ms` with
+//!   `B = R / 200` keeps it under 1 %. Leases never add a permit the bucket did not
+//!   grant: lapsed credit is *under*-admission (at most `U`, once per period).
+//! - **Fairness.** A process's lease is capped at `B / n`, so once a busy process
+//!   holds its share, the rest of the burst stays in Redis for the others; a small
+//!   process's next acquire waits at most for the credit already leased to be refilled
+//!   (`B / R`) behind the busy ones. A new process joins the holders on its first
+//!   acquire, and every other process's next renewal (within one period `P`) is capped
+//!   at the new share: a newcomer converges to a fair share within about one period.
+//! - **Failure.** A crashed process's lease ends on Redis's clock (its holder entry is
+//!   dropped by the next renewal of anyone after its period; its unspent credit simply
+//!   lapses). A process that cannot reach Redis spends the lease it holds, then follows
+//!   its fail mode. A restarted Redis starts empty (a full bucket, no holders) and the
+//!   fleet converges within one period.
+//! - **Shared circuits** get the same treatment where it is safe: a process that saw
+//!   the shared circuit open rejects locally, without a round trip, until the open
+//!   period ends (always on), and [`RedisConfigBuilder::sync_interval`] is a lease on a
+//!   *closed* view (calls within it skip the first round trip).
+//!
 //! # TLS, Cluster, your own client
 //! - **TLS**: `rediss://` URLs with the crate feature `redis-tls` (rustls with the ring
 //!   provider), trusting the system's roots and any
