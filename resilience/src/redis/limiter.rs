@@ -38,6 +38,11 @@ struct Lease {
     renewed_at: AtomicU64,
     /// This process's member in the holders set.
     holder: i64,
+    /// After Redis refused `refused_inc` (ns) at once: backend-clock nanos until which it
+    /// would refuse it again (GCRA time only moves forward), so a refusal is repeated
+    /// here without a round trip.
+    refused_until: AtomicU64,
+    refused_inc: AtomicU64,
 }
 
 impl Lease {
@@ -48,6 +53,8 @@ impl Lease {
             spent: AtomicU64::new(0),
             renewed_at: AtomicU64::new(0),
             holder: i64::try_from(fastrand::u64(..) >> 1).unwrap_or(1),
+            refused_until: AtomicU64::new(0),
+            refused_inc: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -80,8 +87,9 @@ impl Lease {
     /// period, doubled (so a steady process renews about once per period and a growing
     /// one catches up in a few renewals); at least the permits asked for now.
     fn wanted(&self, now: u64, period: u64, increment: u64) -> u64 {
-        let spent = self.spent.swap(0, Ordering::AcqRel);
-        let since = now.saturating_sub(self.renewed_at.swap(now, Ordering::AcqRel));
+        // Read, not reset: a refused renewal leaves the demand measured for the next.
+        let spent = self.spent.load(Ordering::Acquire);
+        let since = now.saturating_sub(self.renewed_at.load(Ordering::Acquire));
         // A first renewal, or one after a long idle spell, asks for a few permits only.
         let demand = if since == 0 || since > period.saturating_mul(4) {
             0
@@ -102,7 +110,9 @@ impl Lease {
             self.credit.fetch_add(left, Ordering::AcqRel);
         }
         self.until.fetch_max(now.saturating_add(period), Ordering::AcqRel);
-        self.spent.fetch_add(increment, Ordering::Relaxed);
+        // The demand is measured afresh from this renewal on.
+        self.renewed_at.store(now, Ordering::Release);
+        self.spent.store(increment, Ordering::Release);
     }
 }
 
@@ -117,10 +127,19 @@ impl RedisBucket {
         RedisBucket { backend, key: OnceLock::new(), holders: OnceLock::new(), lease: Lease::new() }
     }
 
-    /// Spends the permits of `request` from the lease, if it holds them.
+    /// Spends the permits of `request` from the lease, if it holds them; repeats a
+    /// refusal Redis gave for as many permits or fewer, until it would grant them.
     fn spend(&self, backend: &RedisBackend, request: &BucketRequest<'_>) -> Option<Grant> {
         let now = as_nanos(backend.now());
-        self.lease.take(now, as_nanos(request.increment)).then_some(Grant::Now)
+        let increment = as_nanos(request.increment);
+        if self.lease.take(now, increment) {
+            return Some(Grant::Now);
+        }
+        let until = self.lease.refused_until.load(Ordering::Acquire);
+        (request.max_wait.is_zero()
+            && now < until
+            && increment >= self.lease.refused_inc.load(Ordering::Acquire))
+        .then(|| Grant::Refused { retry_after: Duration::from_nanos(until - now) })
     }
 
     fn base_key(&self, backend: &RedisBackend, name: &str) -> &str {
@@ -216,7 +235,14 @@ impl RedisBucket {
             self.lease.grant(renewal.now, renewal.period, credit, renewal.increment);
             return Ok(Grant::Now);
         }
-        grant(Ok(exact))
+        let answer = grant(Ok(exact));
+        if let Ok(Grant::Refused { retry_after }) = answer {
+            // Measured from before the round trip: the repeat ends no later than Redis's.
+            let until = renewal.now.saturating_add(as_nanos(retry_after));
+            self.lease.refused_inc.store(renewal.increment, Ordering::Release);
+            self.lease.refused_until.store(until, Ordering::Release);
+        }
+        answer
     }
 }
 
@@ -253,10 +279,18 @@ impl SharedBucket for RedisBucket {
             return None;
         }
         // Before the first lease (or without a backend) there is nothing to spend.
-        self.backend.get_if_resolved().and_then(|b| self.spend(b, request))
+        let backend = self.backend.get_if_resolved()?;
+        if backend.config().lease().is_zero() {
+            return None;
+        }
+        self.spend(backend, request)
     }
 
     fn hold(&self, request: &BucketRequest<'_>, ahead: Duration) -> Result<(), StoreError> {
+        // A pause or a server's lower count holds back this process's lease too.
+        if request.key.is_none() {
+            self.lease.credit.store(0, Ordering::Release);
+        }
         let backend = self.backend.get().map_err(StoreError::new)?;
         let key = self.redis_key(backend, request);
         let ahead = i64::try_from(as_nanos(ahead)).unwrap_or(i64::MAX);
