@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use resilience::rate_limit::{OnLimit, RateLimitConfig, RateLimiter};
-use resilience::redis::{RedisBackend, RedisConfig, driver};
+use resilience::redis::{RedisBackend, RedisConfig};
 use resilience::{Backend, Error, FailMode};
 use resilience_tests::redis_server::{RedisServer, unique_prefix};
 
@@ -188,15 +188,15 @@ fn parse_report(text: &str) -> Option<Report> {
 /// `EVALSHA` calls Redis has served, from `INFO commandstats`.
 fn script_calls(url: &str) -> u64 {
     let mut con = redis_connection(url);
-    let info: String = driver::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
     info.lines()
         .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
         .and_then(|rest| rest.split(',').next()?.parse().ok())
         .unwrap_or(0)
 }
 
-fn redis_connection(url: &str) -> driver::Connection {
-    driver::Client::open(url).unwrap().get_connection().unwrap()
+fn redis_connection(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
 }
 
 /// One process of the fleet: `tasks` tasks acquiring from the shared limiter as fast as

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use resilience::redis::{RedisBackend, RedisConfig, driver};
+use resilience::redis::{RedisBackend, RedisConfig};
 use resilience_tests::redis_scenarios;
 use resilience_tests::redis_server::{RedisCluster, RedisServer, unique_prefix};
 
@@ -25,7 +25,7 @@ fn the_redis_scenarios_pass_on_a_cluster() {
     let own = AtomicBool::new(false);
     redis_scenarios::run_all(&|| {
         if own.fetch_xor(true, Ordering::Relaxed) {
-            let client = driver::cluster::ClusterClient::new(cluster.urls())
+            let client = redis::cluster::ClusterClient::new(cluster.urls())
                 .unwrap_or_else(|e| panic!("{e}"));
             Arc::new(RedisBackend::from_cluster_client(config.clone(), client))
         } else {
@@ -50,8 +50,8 @@ fn the_redis_scenarios_pass_over_tls() {
     redis_scenarios::run_all(&|| {
         if own.fetch_xor(true, Ordering::Relaxed) {
             let certificates =
-                driver::TlsCertificates { client_tls: None, root_cert: Some(root.clone()) };
-            let client = driver::Client::build_with_tls(server.url(), certificates)
+                redis::TlsCertificates { client_tls: None, root_cert: Some(root.clone()) };
+            let client = redis::Client::build_with_tls(server.url(), certificates)
                 .unwrap_or_else(|e| panic!("{e}"));
             Arc::new(RedisBackend::from_client(config.clone(), client))
         } else {

@@ -76,17 +76,7 @@ impl RedisBackend {
     /// the intervals, the key prefix and the pool size; its URL, `cluster` and TLS
     /// settings are not used. Blocking callers open (and pool) connections from
     /// `client`; async callers share one multiplexed connection per tokio runtime.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use resilience::redis::{RedisBackend, RedisConfig, driver};
-    ///
-    /// let client = driver::Client::open("redis://127.0.0.1:6379")?;
-    /// let config = RedisConfig::builder("redis://127.0.0.1:6379").key_prefix("orders").build()?;
-    /// let backend = Arc::new(RedisBackend::from_client(config, client));
-    /// # let _ = backend;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// The client is the `redis` crate's, of the version this crate depends on.
     pub fn from_client(config: RedisConfig, client: Client) -> Self {
         Self::assemble(config, Target::Single(client), None, default_clock())
     }

@@ -189,8 +189,8 @@
 //! - **Your own client**: [`RedisBackend::from_client`],
 //!   [`RedisBackend::from_connection_manager`] and [`RedisBackend::from_cluster_client`]
 //!   reuse a service's own connections (their TLS, credentials, or a primary resolved
-//!   through the `redis` crate's Sentinel client); [`driver`] is the `redis` crate they
-//!   take.
+//!   through the `redis` crate's Sentinel client); they take the `redis` crate's
+//!   types, of the version this crate depends on.
 
 mod backend;
 mod breaker;
@@ -206,9 +206,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwapOption;
 
 pub use crate::backend::SharedState;
-/// The `redis` crate this backend is built on, for [`RedisBackend::from_client`] and its
-/// siblings (a client of another version of the crate is a different type).
-pub use ::redis as driver;
 pub use backend::RedisBackend;
 pub use config::{RedisConfig, RedisConfigBuilder, URL_ENV};
 pub use store::RedisStore;
