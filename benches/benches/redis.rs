@@ -141,6 +141,45 @@ fn blocking(c: &mut Criterion, s: &Subjects) {
     failures.report("redis_acquire_blocking");
 }
 
+/// A shared limiter holding a lease (long period, a bucket far larger than the run): its
+/// acquires are the local fast path, against governor's `check` (target ≤ 2×).
+fn leased(c: &mut Criterion, server: &RedisServer) {
+    let setup = || -> Result<RateLimiter, String> {
+        let config = RedisConfig::builder(server.url())
+            .key_prefix(unique_prefix("bench-lease"))
+            .timeout(Duration::from_secs(1))
+            .lease(Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let backend = Arc::new(RedisBackend::new(config).map_err(|e| e.to_string())?);
+        RateLimiter::with_redis("bench-leased", limiter_config(), backend)
+            .map_err(|e| e.to_string())
+    };
+    let limiter = match setup() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("redis benchmark: cannot set up the leased limiter: {e}");
+            return;
+        }
+    };
+    // A few renewals grow the lease to this process's demand.
+    for _ in 0..10_000 {
+        if limiter.try_acquire(1).is_err() {
+            eprintln!("\n!!! redis_leased_acquire SKIPPED: the lease could not be taken !!!\n");
+            return;
+        }
+    }
+    let failures = Failures::default();
+    let quota = governor::Quota::per_second(std::num::NonZeroU32::MAX)
+        .allow_burst(std::num::NonZeroU32::MAX);
+    let gov = governor::RateLimiter::direct(quota);
+    let mut g = c.benchmark_group("redis_leased_acquire");
+    g.bench_function("resilience", |b| b.iter(|| failures.note(limiter.try_acquire(1))));
+    g.bench_function("governor", |b| b.iter(|| gov.check()));
+    g.finish();
+    failures.report("redis_leased_acquire");
+}
+
 fn redis(c: &mut Criterion) {
     // `None` after a loud message: no Redis, nothing to measure.
     let Some(server) = RedisServer::shared() else {
@@ -169,6 +208,7 @@ fn redis(c: &mut Criterion) {
     }
     asynchronous(c, &subjects, &rt);
     blocking(c, &subjects);
+    leased(c, &server);
 }
 
 criterion_group!(benches, redis);

@@ -87,6 +87,7 @@ pub fn target(group: &str, function: &str) -> Option<Target> {
         ("macro_circuit_breaker", "hand_written") => Some(Target::Ratio(1.05)),
         ("metrics_resilient_sync", "metrics_off") => Some(Target::DiffNs(50.0)),
         (g, REDIS_PING) if g.starts_with("redis_acquire") => Some(Target::Ratio(1.5)),
+        ("redis_leased_acquire", "governor") => Some(Target::Ratio(2.0)),
         ("tower_breaker_limiter", "tower-resilience" | "tower-limit-RateLimit") => {
             Some(Target::Ratio(1.0))
         }

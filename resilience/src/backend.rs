@@ -356,6 +356,17 @@ pub trait SharedBucket: Send + Sync + fmt::Debug {
         request: BucketRequest<'a>,
     ) -> BoxFuture<'a, Result<Grant, StoreError>>;
 
+    /// Takes the permits of `request` without any I/O when this handle holds a local
+    /// allowance for them (a lease: permits taken from the store earlier, to be spent
+    /// in this process for a short time): `Some(Grant::Now)`. `None` sends the limiter
+    /// to [`acquire`](Self::acquire) or [`acquire_async`](Self::acquire_async). It is
+    /// asked first on every acquire, blocking or async, so it must be cheap: atomics, no
+    /// lock, no allocation. The default holds nothing (every acquire asks the store).
+    fn acquire_local(&self, request: &BucketRequest<'_>) -> Option<Grant> {
+        let _ = request;
+        None
+    }
+
     /// Moves the bucket's arrival time to at least `ahead` past now on the store's clock
     /// (never back), for every limiter sharing it: `capacity - n·interval` leaves at
     /// most `n` permits available now, `d + capacity - interval` grants nothing for `d`.

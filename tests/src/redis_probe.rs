@@ -11,8 +11,25 @@ pub fn url_set() -> bool {
 
 /// Whether an executable file named `redis-server` is in a directory of `PATH`.
 pub fn redis_server_on_path() -> bool {
+    on_path("redis-server")
+}
+
+/// Whether `redis-server` and `redis-cli` (which joins the nodes) are on `PATH`: what a
+/// Redis Cluster of the tests' own needs.
+pub fn cluster_tools_on_path() -> bool {
+    on_path("redis-server") && on_path("redis-cli")
+}
+
+/// Whether `redis-server` and `openssl` (which makes the throwaway certificates) are on
+/// `PATH`: what a TLS Redis of the tests' own needs.
+pub fn tls_tools_on_path() -> bool {
+    on_path("redis-server") && on_path("openssl")
+}
+
+/// Whether an executable file named `program` is in a directory of `PATH`.
+pub fn on_path(program: &str) -> bool {
     let Some(path) = std::env::var_os("PATH") else { return false };
-    std::env::split_paths(&path).any(|dir| is_executable(&dir.join("redis-server")))
+    std::env::split_paths(&path).any(|dir| is_executable(&dir.join(program)))
 }
 
 #[cfg(unix)]

@@ -280,7 +280,7 @@ fn cost_takes_several_permits_and_a_cost_above_the_burst_never_reaches_redis() {
     let l = shared_limiter("cost", limit(1, 10, OnLimit::Reject, FailMode::Closed), a);
     let too_much = l.try_acquire(11);
     assert!(matches!(&too_much, Err(Error::Config(e)) if e.field() == "cost"), "{too_much:?}");
-    let key = format!("{prefix}:rl:cost");
+    let key = format!("{{{prefix}:rl:cost}}");
     let exists: bool = redis::cmd("EXISTS").arg(&key).query(&mut admin).unwrap_or(true);
     assert!(!exists, "a refused cost wrote nothing");
     assert_eq!(l.try_acquire(7), Ok(()));
@@ -530,7 +530,7 @@ fn a_count_window_that_expired_forgets_its_failures() {
     assert_eq!(shared.call(|| Ok::<_, Error>(())), Ok(()));
     // What the window's expiry does after a quiet spell.
     let () = redis::cmd("DEL")
-        .arg(format!("{prefix}:cb:window-expiry:window"))
+        .arg(format!("{{{prefix}:cb:window-expiry}}:window"))
         .query(&mut admin)
         .unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..3 {
@@ -743,4 +743,40 @@ fn redis_config_refuses_bad_values() {
             .contains("redis.retry_interval")
     );
     assert!(e(RedisConfig::builder("redis://h:1").key_prefix("")).contains("redis.key_prefix"));
+}
+
+/// The scenarios the Cluster and TLS variants run (`tests/redis_variants.rs`), here on one
+/// server through the config and through the caller's own client and connection manager
+/// (made on a runtime of its own that outlives the test's), alternately.
+#[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
+#[test]
+fn the_redis_scenarios_pass_on_one_server_and_on_a_users_own_connection_manager() {
+    use std::sync::atomic::AtomicBool;
+    let (server, _) = server().unwrap_or_else(|| panic!("no Redis: see the output above"));
+    let config = RedisConfig::builder(server.url())
+        .key_prefix(unique_prefix("scenarios"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let manager = runtime
+        .block_on(redis::aio::ConnectionManager::new(client.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let own = AtomicBool::new(false);
+    resilience_tests::redis_scenarios::run_all(&|| {
+        if own.fetch_xor(true, Ordering::Relaxed) {
+            Arc::new(RedisBackend::from_connection_manager(
+                config.clone(),
+                client.clone(),
+                manager.clone(),
+            ))
+        } else {
+            Arc::new(RedisBackend::new(config.clone()).unwrap_or_else(|e| panic!("{e}")))
+        }
+    });
 }

@@ -2,7 +2,9 @@
 //! none is available, so a test that could not do its work never reports `ok`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use resilience_tests::redis_probe::{redis_server_on_path, url_set};
+use resilience_tests::redis_probe::{
+    cluster_tools_on_path, redis_server_on_path, tls_tools_on_path, url_set,
+};
 use resilience_tests::redis_server::RedisServer;
 
 #[test]
@@ -19,6 +21,8 @@ fn the_redis_tests_are_ignored_exactly_when_no_redis_is_available() {
         !binary,
         "the build's probe disagrees with this environment (redis-server on PATH: {binary})"
     );
+    assert_eq!(cfg!(resilience_no_redis_cluster), !cluster_tools_on_path());
+    assert_eq!(cfg!(resilience_no_redis_tls), !tls_tools_on_path());
 }
 
 #[test]

@@ -10,7 +10,9 @@
 //! --measurement-time 2`).
 //!
 //! The `redis` bench (groups `redis_acquire_async` and `redis_acquire_blocking`, the
-//! Redis-backed limiter against a `PING` on the same backend, target ≤ 1.5×) needs a
+//! Redis-backed limiter against a `PING` on the same backend, target ≤ 1.5×; and
+//! `redis_leased_acquire`, a shared limiter spending a lease it holds against governor's
+//! `check`, target ≤ 2×) needs a
 //! Redis: `RESILIENCE_REDIS_URL`, else a `redis-server` it starts on a free loopback
 //! port. Without either it says so and measures nothing, and the table has no such rows.
 

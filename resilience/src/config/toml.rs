@@ -53,8 +53,16 @@ fn redis_backend(raw: &Raw) -> Result<crate::redis::RedisConfig, ConfigError> {
     }
     let table = raw.table("redis")?;
     let get = |key: &str| table.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-    const KEYS: &[&str] =
-        &["url", "timeout", "retry_interval", "sync_interval", "key_prefix", "pool_size"];
+    const KEYS: &[&str] = &[
+        "url",
+        "timeout",
+        "retry_interval",
+        "sync_interval",
+        "key_prefix",
+        "pool_size",
+        "cluster",
+        "lease",
+    ];
     if let Some((key, _)) = table.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
         return Err(err(
             "toml",
@@ -91,6 +99,18 @@ fn redis_backend(raw: &Raw) -> Result<crate::redis::RedisConfig, ConfigError> {
     if let Some(n) = get("pool_size") {
         let n = n.value("pool_size").and_then(|v| v.count("pool_size")).map_err(at("pool_size"))?;
         b = b.pool_size(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(v) = get("lease") {
+        let off = v.value("lease").and_then(|v| v.text("lease")).is_ok_and(|t| t == "off");
+        b = b.lease(if off {
+            std::time::Duration::ZERO
+        } else {
+            duration("lease")?.unwrap_or_default()
+        });
+    }
+    if let Some(c) = get("cluster") {
+        b = b
+            .cluster(c.value("cluster").and_then(|v| v.boolean("cluster")).map_err(at("cluster"))?);
     }
     b.build()
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, Connection, FromRedisValue, Script};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::{Client, Cmd, Connection, FromRedisValue, Script, Value};
 
 use super::config::RedisConfig;
 use crate::ConfigError;
@@ -31,12 +32,14 @@ pub(crate) type Unavailable = Arc<str>;
 /// backend from [`configure`](super::configure) or `RESILIENCE_REDIS_URL`.
 pub struct RedisBackend {
     config: RedisConfig,
-    client: Client,
+    client: Target,
     clock: SharedClock,
-    /// One manager per tokio runtime: a manager's connection task lives on the runtime
-    /// that created it.
-    managers: papaya::HashMap<tokio::runtime::Id, ConnectionManager>,
-    pool: Mutex<Vec<Connection>>,
+    /// One async connection per tokio runtime: a manager's (or a cluster connection's)
+    /// task lives on the runtime that created it.
+    managers: papaya::HashMap<tokio::runtime::Id, AsyncCon>,
+    /// The user's own connection manager, used by every async call.
+    given: Option<AsyncCon>,
+    pool: Mutex<Vec<SyncCon>>,
     /// Clock nanos until which calls skip Redis; 0 when up.
     down_until: AtomicU64,
     down: AtomicBool,
@@ -64,18 +67,65 @@ impl RedisBackend {
     /// [`ManualClock`](crate::clock::ManualClock) in tests). Redis calls themselves are
     /// bounded by the timeout on tokio's timer (async) or the socket (blocking).
     pub fn with_clock(config: RedisConfig, clock: SharedClock) -> Result<Self, ConfigError> {
-        let client = client(config.url())?;
-        Ok(RedisBackend {
+        let client = target(&config)?;
+        Ok(Self::assemble(config, client, None, clock))
+    }
+
+    /// A backend on the caller's own client (built with whatever the `redis` crate
+    /// offers: TLS settings, credentials, a Unix socket). `config` supplies the timeout,
+    /// the intervals, the key prefix and the pool size; its URL, `cluster` and TLS
+    /// settings are not used. Blocking callers open (and pool) connections from
+    /// `client`; async callers share one multiplexed connection per tokio runtime.
+    /// The client is the `redis` crate's, of the version this crate depends on.
+    pub fn from_client(config: RedisConfig, client: Client) -> Self {
+        Self::assemble(config, Target::Single(client), None, default_clock())
+    }
+
+    /// A backend whose async calls all go through the caller's own connection manager
+    /// (so a service reuses the one multiplexed connection it already has; it serves
+    /// every tokio runtime as long as the runtime that created it runs). Blocking
+    /// callers open connections from `client`, normally the one the manager was made
+    /// from. `config` applies as in [`from_client`](Self::from_client). The manager's
+    /// own timeouts and retries apply inside ours.
+    pub fn from_connection_manager(
+        config: RedisConfig,
+        client: Client,
+        manager: ConnectionManager,
+    ) -> Self {
+        Self::assemble(
+            config,
+            Target::Single(client),
+            Some(AsyncCon::Single(manager)),
+            default_clock(),
+        )
+    }
+
+    /// A backend on the caller's own Redis Cluster client (its seed nodes, TLS and
+    /// credentials). Every key of one limiter or circuit carries one hash tag, so each
+    /// script runs on the one primary that owns its slot. `config` applies as in
+    /// [`from_client`](Self::from_client).
+    pub fn from_cluster_client(config: RedisConfig, client: ClusterClient) -> Self {
+        Self::assemble(config, Target::Cluster(Box::new(client)), None, default_clock())
+    }
+
+    fn assemble(
+        config: RedisConfig,
+        client: Target,
+        given: Option<AsyncCon>,
+        clock: SharedClock,
+    ) -> Self {
+        RedisBackend {
             config,
             client,
             clock,
             managers: papaya::HashMap::new(),
+            given,
             pool: Mutex::new(Vec::new()),
             down_until: AtomicU64::new(0),
             down: AtomicBool::new(false),
             recoveries: AtomicU64::new(0),
             last_error: Mutex::new(Arc::from("")),
-        })
+        }
     }
 
     /// Its settings.
@@ -102,6 +152,11 @@ impl RedisBackend {
     pub fn ping_blocking(&self) -> Result<(), crate::Error> {
         self.run_blocking(|con| redis::cmd("PING").query::<()>(con))
             .map_err(|reason| crate::Error::backend_unavailable("redis", reason))
+    }
+
+    /// Now on the backend's clock.
+    pub(crate) fn now(&self) -> Duration {
+        self.clock.now()
     }
 
     pub(crate) fn prefix(&self) -> &str {
@@ -161,7 +216,7 @@ impl RedisBackend {
 
     async fn run_async<T, F, Fut>(&self, op: F) -> Result<T, Unavailable>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(AsyncCon) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         // Outside a tokio runtime the call is the caller's mistake, not an outage: the
@@ -172,35 +227,37 @@ impl RedisBackend {
             ));
         };
         self.gate()?;
-        let manager = match self.manager(runtime.id()) {
-            Ok(m) => m,
-            Err(e) => return Err(self.failed(format!("cannot connect: {e}"))),
-        };
+        let late = || format!("no answer within {:?}", self.config.timeout());
         let attempt = async {
-            match op(manager.clone()).await {
+            let manager = match self.manager(runtime.id()).await {
+                Ok(m) => m,
+                Err(e) if e.is_timeout() => return Err(late()),
+                Err(e) => return Err(format!("cannot connect: {e}")),
+            };
+            let reply = match op(manager.clone()).await {
                 // The manager reconnects after a dropped connection (a restarted Redis):
                 // one more try, within the same timeout.
                 Err(e) if stale(&e) => op(manager).await,
                 other => other,
-            }
+            };
+            reply.map_err(|e| {
+                // The connection's own response timeout equals ours: the same message.
+                if e.is_timeout() { late() } else { e.to_string() }
+            })
         };
         match tokio::time::timeout(self.config.timeout(), attempt).await {
             Ok(Ok(v)) => {
                 self.succeeded();
                 Ok(v)
             }
-            // The connection's own response timeout equals ours: the same message.
-            Ok(Err(e)) if e.is_timeout() => {
-                Err(self.failed(format!("no answer within {:?}", self.config.timeout())))
-            }
-            Ok(Err(e)) => Err(self.failed(e.to_string())),
-            Err(_) => Err(self.failed(format!("no answer within {:?}", self.config.timeout()))),
+            Ok(Err(reason)) => Err(self.failed(reason)),
+            Err(_) => Err(self.failed(late())),
         }
     }
 
     fn run_blocking<T>(
         &self,
-        mut op: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
+        mut op: impl FnMut(&mut SyncCon) -> redis::RedisResult<T>,
     ) -> Result<T, Unavailable> {
         self.gate()?;
         // One deadline for the whole call: connecting, a retry on a fresh connection,
@@ -261,22 +318,49 @@ impl RedisBackend {
         }
     }
 
-    fn connect_blocking(&self, timeout: Duration) -> redis::RedisResult<Connection> {
-        self.client.get_connection_with_timeout(timeout)
+    fn connect_blocking(&self, timeout: Duration) -> redis::RedisResult<SyncCon> {
+        match &self.client {
+            Target::Single(client) => {
+                client.get_connection_with_timeout(timeout).map(SyncCon::Single)
+            }
+            Target::Cluster(client) => client
+                .get_connection_with_config(
+                    ClusterConfig::new()
+                        .set_connection_timeout(timeout)
+                        .set_response_timeout(timeout),
+                )
+                .map(|c| SyncCon::Cluster(Box::new(c))),
+        }
     }
 
-    fn manager(&self, id: tokio::runtime::Id) -> redis::RedisResult<ConnectionManager> {
-        let managers = self.managers.pin();
-        if let Some(m) = managers.get(&id) {
+    /// The async connection of the runtime `id`: the user's manager, else one made (and
+    /// kept) for that runtime. A cluster connection is made here, within the call's
+    /// timeout; a manager connects lazily.
+    async fn manager(&self, id: tokio::runtime::Id) -> redis::RedisResult<AsyncCon> {
+        if let Some(given) = &self.given {
+            return Ok(given.clone());
+        }
+        if let Some(m) = self.managers.pin().get(&id) {
             return Ok(m.clone());
         }
-        let timeout = Some(self.config.timeout());
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(1);
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        Ok(managers.get_or_insert(id, manager).clone())
+        let timeout = self.config.timeout();
+        let made = match &self.client {
+            Target::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1);
+                AsyncCon::Single(ConnectionManager::new_lazy_with_config(client.clone(), config)?)
+            }
+            Target::Cluster(client) => {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout);
+                AsyncCon::Cluster(client.get_async_connection_with_config(config).await?)
+            }
+        };
+        // Two first calls racing both connect; one connection is kept.
+        Ok(self.managers.pin().get_or_insert(id, made).clone())
     }
 
     /// `Err` at once while an outage is being sat out; the first caller after the
@@ -325,24 +409,192 @@ impl RedisBackend {
 }
 
 /// Read and write timeouts of `con`: what is left of the call's deadline.
-fn set_timeouts(con: &Connection, left: Duration) -> redis::RedisResult<()> {
-    con.set_read_timeout(Some(left))?;
-    con.set_write_timeout(Some(left))
+fn set_timeouts(con: &SyncCon, left: Duration) -> redis::RedisResult<()> {
+    match con {
+        SyncCon::Single(con) => {
+            con.set_read_timeout(Some(left))?;
+            con.set_write_timeout(Some(left))
+        }
+        SyncCon::Cluster(con) => {
+            con.set_read_timeout(Some(left))?;
+            con.set_write_timeout(Some(left))
+        }
+    }
 }
 
-/// A client for `url` that sends nothing on connect for a plain URL (no `CLIENT SETINFO`
-/// round trips), so connecting costs only the TCP handshake within the timeout.
-pub(crate) fn client(url: &str) -> Result<Client, ConfigError> {
+/// What a backend connects with: one server (or the user's client), or a Cluster.
+// One per backend: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Single(Client),
+    Cluster(Box<ClusterClient>),
+}
+
+/// The client of `config`: a Cluster client on the URL as seed node when the config
+/// says `cluster`, else a plain client; TLS settings applied.
+fn target(config: &RedisConfig) -> Result<Target, ConfigError> {
+    let info = connection_info(config.url())?;
+    let bad = |e: redis::RedisError| ConfigError::new("redis.url", e.to_string());
+    #[cfg(feature = "redis-tls")]
+    install_crypto_provider();
+    if config.is_cluster() {
+        let timeout = config.timeout();
+        let builder = ClusterClient::builder([info])
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(1);
+        #[cfg(feature = "redis-tls")]
+        let builder = match config.tls_root_cert() {
+            Some(pem) => builder.certs(certificates(pem)),
+            None => builder,
+        };
+        return builder.build().map(|c| Target::Cluster(Box::new(c))).map_err(bad);
+    }
+    #[cfg(feature = "redis-tls")]
+    if let Some(pem) = config.tls_root_cert() {
+        return Client::build_with_tls(info, certificates(pem)).map(Target::Single).map_err(bad);
+    }
+    Client::open(info).map(Target::Single).map_err(bad)
+}
+
+#[cfg(feature = "redis-tls")]
+fn certificates(root_pem: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates { client_tls: None, root_cert: Some(root_pem.to_vec()) }
+}
+
+/// rustls needs a process-wide crypto provider when more than one is compiled in (for
+/// instance when another dependency brings aws-lc-rs): install ring's unless the program
+/// installed one already. ring builds quickly but has no post-quantum key exchange
+/// (hence rustls's deprecation note); a program that wants it installs aws-lc-rs's
+/// provider before its first Redis backend, and that one is kept.
+#[cfg(feature = "redis-tls")]
+#[allow(deprecated)]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may have installed one in between: theirs is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// An async connection: a (multiplexed, reconnecting) manager, or a Cluster connection
+/// routing each command to the primary of its slot.
+#[derive(Clone)]
+pub(crate) enum AsyncCon {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for AsyncCon {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            AsyncCon::Single(c) => c.req_packed_command(cmd),
+            AsyncCon::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            AsyncCon::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            AsyncCon::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            AsyncCon::Single(c) => c.get_db(),
+            AsyncCon::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A blocking connection: to one server, or to a Cluster (one per node, routed by slot).
+pub(crate) enum SyncCon {
+    Single(Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl redis::ConnectionLike for SyncCon {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        match self {
+            SyncCon::Single(c) => c.req_packed_command(cmd),
+            SyncCon::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            SyncCon::Single(c) => c.req_packed_commands(cmd, offset, count),
+            SyncCon::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    // The cluster routes a command by its keys: hand it the command, not its bytes.
+    fn req_command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        match self {
+            SyncCon::Single(c) => c.req_command(cmd),
+            SyncCon::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            SyncCon::Single(c) => c.supports_pipelining(),
+            SyncCon::Cluster(c) => c.supports_pipelining(),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            SyncCon::Single(c) => c.get_db(),
+            SyncCon::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            SyncCon::Single(c) => c.check_connection(),
+            SyncCon::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            SyncCon::Single(c) => c.is_open(),
+            SyncCon::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
+/// The connection info of `url`, sending nothing on connect (no `CLIENT SETINFO` round
+/// trips), so connecting costs only the TCP (and TLS) handshake within the timeout.
+pub(crate) fn connection_info(url: &str) -> Result<redis::ConnectionInfo, ConfigError> {
     use redis::IntoConnectionInfo;
-    let bad = |e: redis::RedisError| {
+    let info = url.into_connection_info().map_err(|e| {
+        let tls = if url.starts_with("rediss:") && !cfg!(feature = "redis-tls") {
+            " (rediss:// needs the crate feature `redis-tls`)"
+        } else {
+            ""
+        };
         ConfigError::new(
             "redis.url",
-            format!("`{}` is not a Redis URL ({e}); write redis://host:port[/db]", redact(url)),
+            format!(
+                "`{}` is not a Redis URL ({e}){tls}; write redis://host:port[/db] or rediss://host:port[/db]",
+                redact(url)
+            ),
         )
-    };
-    let info = url.into_connection_info().map_err(bad)?;
+    })?;
     let settings = info.redis_settings().clone().set_skip_set_lib_name();
-    Client::open(info.set_redis_settings(settings)).map_err(bad)
+    Ok(info.set_redis_settings(settings))
 }
 
 /// Whether `e` says the connection is gone (rather than Redis being slow or refusing).

@@ -84,7 +84,8 @@ impl RedisCircuit {
 
     fn keys(&self, backend: &RedisBackend, name: &str) -> [&str; 3] {
         let [h, l, p] = self.keys.get_or_init(|| {
-            let h = format!("{}:cb:{name}", backend.prefix());
+            // One hash tag for the three keys: one Cluster slot, one node per script.
+            let h = format!("{{{}:cb:{name}}}", backend.prefix());
             let l = format!("{h}:window");
             let p = format!("{h}:probes");
             [h, l, p]

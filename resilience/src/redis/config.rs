@@ -30,6 +30,10 @@ pub struct RedisConfig {
     sync_interval: Duration,
     key_prefix: String,
     pool_size: usize,
+    cluster: bool,
+    lease: Duration,
+    #[cfg(feature = "redis-tls")]
+    tls_root_cert: Option<Vec<u8>>,
 }
 
 /// Shows the URL without its password.
@@ -42,12 +46,15 @@ impl std::fmt::Debug for RedisConfig {
             .field("sync_interval", &self.sync_interval)
             .field("key_prefix", &self.key_prefix)
             .field("pool_size", &self.pool_size)
-            .finish()
+            .field("cluster", &self.cluster)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
     }
 }
 
 impl RedisConfig {
-    /// A builder for Redis at `url` (`redis://[user:password@]host:port[/db]`).
+    /// A builder for Redis at `url` (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` for TLS with the crate feature `redis-tls`).
     pub fn builder(url: impl Into<String>) -> RedisConfigBuilder {
         RedisConfigBuilder {
             config: RedisConfig {
@@ -57,6 +64,10 @@ impl RedisConfig {
                 sync_interval: Duration::ZERO,
                 key_prefix: "resilience".to_owned(),
                 pool_size: 8,
+                cluster: false,
+                lease: Duration::ZERO,
+                #[cfg(feature = "redis-tls")]
+                tls_root_cert: None,
             },
         }
     }
@@ -88,7 +99,9 @@ impl RedisConfig {
         self.sync_interval
     }
 
-    /// The prefix of every key written (`{prefix}:rl:{name}`, `{prefix}:cb:{name}`).
+    /// The prefix of every key written: `{prefix:rl:name}` for a limiter,
+    /// `{prefix:cb:name}` (and `…:window`, `…:probes`) for a circuit, braces included (the
+    /// Cluster hash tag).
     pub fn key_prefix(&self) -> &str {
         &self.key_prefix
     }
@@ -97,6 +110,23 @@ impl RedisConfig {
     /// multiplexed connection per tokio runtime.
     pub fn pool_size(&self) -> usize {
         self.pool_size
+    }
+
+    /// How long a shared limiter's lease of permits lasts (zero: leases off, one round
+    /// trip per acquire); see [`RedisConfigBuilder::lease`].
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Whether the URL is a seed node of a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// The PEM certificate(s) trusted for `rediss://` besides the system's roots.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_root_cert(&self) -> Option<&[u8]> {
+        self.tls_root_cert.as_deref()
     }
 }
 
@@ -130,19 +160,55 @@ impl RedisConfigBuilder {
 
         /// Idle connections kept for blocking callers (default 8).
         pub fn pool_size(n: usize) => self.config.pool_size = n;
+
+        /// Whether the URL is one node of a Redis Cluster (default false). The client
+        /// discovers the other nodes and routes each script to the primary owning its
+        /// keys: every key of one limiter or circuit carries the hash tag
+        /// `{prefix:rl:name}` or `{prefix:cb:name}`, so they share one slot. Costs: one
+        /// connection per primary (per tokio runtime, and per pooled blocking
+        /// connection), a slot-map refresh (`CLUSTER SLOTS`) on connect and after a
+        /// `MOVED` reply; each call is still one round trip to one node.
+        pub fn cluster(cluster: bool) => self.config.cluster = cluster;
+
+        /// Permit leases for shared (direct, not keyed) limiters: the lease period
+        /// (default zero: off, every acquire is one exact round trip). With a period, a
+        /// limiter that finds no permits left in its lease takes a batch from Redis
+        /// (sized to this process's recent demand, at most the burst shared by the
+        /// processes holding leases) and spends it locally, without any round trip,
+        /// until it runs out or the period ends; what is left then expires. Over-admission
+        /// is bounded by the unspent leases outstanding (see [the module](super)).
+        /// Typical: 10–100 ms.
+        pub fn lease(period: Duration) => self.config.lease = period;
+    }
+
+    /// Trusts `pem` (one or more PEM certificates, e.g. a private CA) for `rediss://`
+    /// servers, besides the system's roots (crate feature `redis-tls`). TLS costs a
+    /// handshake per new connection (connections are kept, so not per call) and a few
+    /// microseconds of encryption per round trip.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.tls_root_cert = Some(pem.into());
+        self
     }
 
     /// Validates and builds: the URL must parse as a Redis URL, the timeout and the retry
-    /// interval must be positive and at most an hour, the prefix must not be empty.
+    /// interval must be positive and at most an hour, the prefix must not be empty nor
+    /// contain braces.
     pub fn build(self) -> Result<RedisConfig, ConfigError> {
         let c = self.config;
-        super::backend::client(&c.url)?;
+        super::backend::connection_info(&c.url)?;
         for (field, d) in [("redis.timeout", c.timeout), ("redis.retry_interval", c.retry_interval)]
         {
             check::positive(field, d)?;
             if d > Duration::from_secs(3600) {
                 return Err(ConfigError::new(field, format!("must be at most 1h (got {d:?})")));
             }
+        }
+        if c.lease > Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "redis.lease",
+                format!("must be at most 60s (got {:?}); zero turns leases off", c.lease),
+            ));
         }
         if c.sync_interval > Duration::from_secs(3600) {
             return Err(ConfigError::new(
@@ -152,6 +218,13 @@ impl RedisConfigBuilder {
         }
         if c.key_prefix.is_empty() {
             return Err(ConfigError::new("redis.key_prefix", "must not be empty"));
+        }
+        // The prefix opens every key's hash tag: a brace would cut or empty it.
+        if c.key_prefix.contains(['{', '}']) {
+            return Err(ConfigError::new(
+                "redis.key_prefix",
+                format!("must not contain `{{` or `}}` (got `{}`)", c.key_prefix),
+            ));
         }
         Ok(c)
     }

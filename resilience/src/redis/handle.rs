@@ -12,6 +12,14 @@ pub(crate) enum BackendHandle {
 }
 
 impl BackendHandle {
+    /// The backend if known already (no lookup).
+    pub(crate) fn get_if_resolved(&self) -> Option<&Arc<RedisBackend>> {
+        match self {
+            BackendHandle::Given(b) => Some(b),
+            BackendHandle::Global(cell) => cell.get(),
+        }
+    }
+
     /// The backend; a missing global one is looked for again on the next call.
     pub(crate) fn get(&self) -> Result<&Arc<RedisBackend>, Unavailable> {
         match self {

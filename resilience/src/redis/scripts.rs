@@ -48,6 +48,59 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat + 0.5), 'PX', ttl)
 return math.ceil(wait)
 ";
 
+/// GCRA with a lease: takes a batch of the bucket's credit for one process at once, or,
+/// when not even the permits asked for are there now, does what [`LIMITER`] does.
+///
+/// KEYS[1] the bucket, KEYS[2] the holders (a sorted set: one member per process with a
+/// live lease, scored by the lease's end, µs). ARGV: increment (ns), capacity (ns),
+/// max_wait (µs), ttl (ms; unused, the key's lifetime follows from the time it holds),
+/// wanted (ns of credit), holder id, lease period (µs). Returns `{leased, holders,
+/// reply}`: `leased` > 0 is the credit granted (µs, at least the increment, this call's
+/// permits included); else `reply` is [`LIMITER`]'s (`>= 0` granted after that many µs,
+/// `< 0` refused).
+///
+/// A lease is at most the credit available now, and at most the capacity divided among
+/// the live holders (but never less than the permits asked for): a busy process cannot
+/// take the whole burst while others hold leases. The credit leaves the bucket when
+/// leased, so the bucket never grants more than GCRA allows; a lease only moves when
+/// the permits are spent, by at most its period.
+const LEASE: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local period = ARGV[7] + 0
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + period, ARGV[6])
+redis.call('PEXPIRE', KEYS[2], math.ceil(period / 1000) + 1)
+local holders = redis.call('ZCARD', KEYS[2])
+local tat = redis.call('GET', KEYS[1])
+if tat then
+  tat = tat + 0
+  if tat < now then tat = now end
+else
+  tat = now
+end
+local inc, cap = ARGV[1] / 1000, ARGV[2] / 1000
+local lease = math.floor(math.min(ARGV[5] / 1000, cap - (tat - now), math.max(cap / holders, inc)))
+if lease >= inc and lease >= 1 then
+  local new_tat = tat + lease
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+  return {lease, holders, 0}
+end
+local new_tat = tat + inc
+local wait = new_tat - cap - now
+if wait > 0 then
+  local max_wait = ARGV[3] + 0
+  if max_wait == 0 or (max_wait > 0 and wait > max_wait) then
+    return {0, holders, -math.ceil(wait)}
+  end
+else
+  wait = 0
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat + 0.5), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return {0, holders, math.ceil(wait)}
+";
+
 /// Holds a GCRA bucket back: its theoretical arrival time moves to at least `now + ahead`
 /// (never back), so that a pause or a server's lower count reaches every process.
 ///
@@ -203,6 +256,11 @@ return {s, g, remaining, decision, granted}
 pub(crate) fn limiter() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| Script::new(LIMITER))
+}
+
+pub(crate) fn lease() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(LEASE))
 }
 
 pub(crate) fn hold() -> &'static Script {

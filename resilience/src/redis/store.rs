@@ -13,8 +13,8 @@ use crate::{
 };
 
 /// Redis as a [`StateStore`]: circuits in one hash per name
-/// (`{prefix}:cb:{name}`), buckets in one key per name (and per key of a keyed limiter:
-/// `{prefix}:rl:{name}:{key:?}`). See [the module](super) for the consistency model and
+/// (`{prefix:cb:name}`), buckets in one key per name (and per key of a keyed limiter:
+/// `{prefix:rl:name}:{key:?}`). See [the module](super) for the consistency model and
 /// the limits it checks (a config outside them is a [`ConfigError`] from `with_store`).
 ///
 /// ```
@@ -138,7 +138,7 @@ where
     with_redis! {
         RateLimitConfig,
         /// A keyed limiter whose buckets live in `backend`'s Redis (key
-        /// `{prefix}:rl:{name}:{key:?}`), shared by every process using the same name there;
+        /// `{prefix:rl:name}:{key:?}`), shared by every process using the same name there;
         /// see [`RateLimiter::with_redis`].
     }
 }
