@@ -102,7 +102,7 @@ impl Core {
     /// refill for `wait` nanoseconds (nothing consumed, nothing counted); `Err(None)` when
     /// the call needs [`plan`](Self::plan) (a zero cost, a cost above the burst, an
     /// evicted bucket).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_now(
         &self,
         bucket: &Bucket,
