@@ -1,14 +1,15 @@
 //! Memory: heap bytes per breaker and per limiter (the object boxed, so its own size and
 //! everything it allocates), per key of a keyed limiter at 1 M keys and after idle
-//! eviction, and per name of a registry of 10³ and 10⁶ named circuits, `resilience` vs
-//! the peers. Measured with the counting global allocator as
+//! eviction, bytes and time per key at 10 M keys, and per name of a registry of 10³ and
+//! 10⁶ named circuits, `resilience` vs the peers. Measured with the counting global
+//! allocator as
 //! the growth of live heap bytes; prints a table and leaves the rows for `bench-table`.
 #![allow(missing_docs)]
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
@@ -26,6 +27,8 @@ static ALLOC: CountingAllocator = CountingAllocator;
 
 const INSTANCES: usize = 1_000;
 const KEYS: usize = 1_000_000;
+/// The scaling row: one keyed limiter over ten million `u64` keys.
+const MANY_KEYS: u64 = 10_000_000;
 
 /// Average heap bytes of one `Box<T>` made by `make`, over `INSTANCES` instances.
 fn per_instance<T>(make: impl Fn(usize) -> T) -> f64 {
@@ -139,6 +142,56 @@ fn registry_rows() -> Vec<MemoryRow> {
     rows
 }
 
+/// Bytes per key and time per `try_acquire` on an existing key, with `MANY_KEYS` keys in
+/// one keyed limiter (`u64` keys, so that the keys themselves stay small), against
+/// governor's keyed limiter on its default DashMap store.
+fn scaling_rows() -> Vec<MemoryRow> {
+    let clock = ManualClock::new();
+    let before = live_bytes();
+    let ours: KeyedRateLimiter<u64> =
+        KeyedRateLimiter::with_clock("memory-scaling", limiter_config(), clock.shared());
+    for k in 0..MANY_KEYS {
+        let _ = ours.try_acquire(&k, 1);
+    }
+    let ours_bytes = live_bytes().saturating_sub(before);
+    // A second pass over every key: each call finds its key and is refused (one permit a
+    // minute), the same work for both crates.
+    let start = Instant::now();
+    for k in 0..MANY_KEYS {
+        let _ = std::hint::black_box(ours.try_acquire(&k, 1));
+    }
+    let ours_ns = start.elapsed().as_nanos() as f64 / MANY_KEYS as f64;
+    drop(ours);
+
+    let fake = FakeRelativeClock::default();
+    let before = live_bytes();
+    let gov = governor::RateLimiter::dashmap_with_clock(Quota::per_minute(NonZeroU32::MIN), fake);
+    for k in 0..MANY_KEYS {
+        let _ = gov.check_key(&k);
+    }
+    let gov_bytes = live_bytes().saturating_sub(before);
+    let start = Instant::now();
+    for k in 0..MANY_KEYS {
+        let _ = std::hint::black_box(gov.check_key(&k));
+    }
+    let gov_ns = start.elapsed().as_nanos() as f64 / MANY_KEYS as f64;
+    drop(gov);
+
+    let per_key = |bytes: usize| bytes as f64 / MANY_KEYS as f64;
+    vec![
+        MemoryRow {
+            what: "bytes per key at 10M keys (keyed limiter, u64 keys)".into(),
+            resilience: per_key(ours_bytes),
+            peer: Some(("governor".into(), per_key(gov_bytes))),
+        },
+        MemoryRow {
+            what: "ns (not bytes) per try_acquire on an existing key at 10M keys".into(),
+            resilience: ours_ns,
+            peer: Some(("governor".into(), gov_ns)),
+        },
+    ]
+}
+
 fn target_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return Some(PathBuf::from(dir));
@@ -177,9 +230,17 @@ fn main() {
     });
     let recloser = per_instance(|_| recloser::Recloser::custom().open_wait(hour).build());
     let failsafe = per_instance(|_| failsafe::Config::new().build());
-    let limiter = per_instance(|i| RateLimiter::new(format!("limiter-{i}"), limiter_config()));
-    let governor =
-        per_instance(|_| governor::RateLimiter::direct(Quota::per_minute(NonZeroU32::MIN)));
+    // Each limiter after its first call, so that what a call allocates counts too.
+    let limiter = per_instance(|i| {
+        let l = RateLimiter::new(format!("limiter-{i}"), limiter_config());
+        let _ = l.try_acquire(1);
+        l
+    });
+    let governor = per_instance(|_| {
+        let g = governor::RateLimiter::direct(Quota::per_minute(NonZeroU32::MIN));
+        let _ = g.check();
+        g
+    });
 
     let mut rows = vec![
         MemoryRow {
@@ -203,13 +264,14 @@ fn main() {
             peer: Some(("recloser".into(), recloser_used)),
         },
         MemoryRow {
-            what: "bytes per rate limiter".into(),
+            what: "bytes per rate limiter (after its first call)".into(),
             resilience: limiter,
             peer: Some(("governor".into(), governor)),
         },
     ];
     rows.extend(keyed_rows());
     rows.extend(registry_rows());
+    rows.extend(scaling_rows());
 
     print!("{}", render(&[], &rows));
     if let Some(dir) = target_dir()

@@ -46,8 +46,8 @@ fn direct(c: &mut Criterion) {
     let mut g = c.benchmark_group("limiter_direct_1t");
     g.bench_function("resilience", |b| b.iter(|| ours.try_acquire(1)));
     g.bench_function("governor", |b| b.iter(|| gov.check()));
-    // The same limiter on the `quanta` feature's TSC clock (the production setting,
-    // `set_default_clock(Arc::new(QuantaClock::new()))`), checked against governor too.
+    // The default clock is `QuantaClock` (default features, no `test-util`); this row
+    // passes one explicitly, so it stays the TSC clock whatever the default.
     let tsc =
         RateLimiter::with_clock("bench-direct-tsc", ours_config(), Arc::new(QuantaClock::new()));
     g.bench_function(QUANTA_ROW, |b| b.iter(|| tsc.try_acquire(1)));

@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Only the loop in `hot` is counted (not the set-up): divide the total by `n`. Paths:
-//! `breaker`, `limiter`, `retry`, `resilient`, `tower` (a `ResilienceLayer` with a
+//! `breaker`, `limiter`, `retry`, `resilient`; `limiter_manual` and `keyed_manual` (a
+//! direct limiter, and a keyed one over 1024 existing keys, on a `ManualClock`: the
+//! limiter's own instructions without a clock read), `governor` (governor's `check` on
+//! its default clock, the peer of `limiter`), `tower` (a `ResilienceLayer` with a
 //! breaker and a limiter around a service answering at once, one call polled once),
 //! `tower_limit` (`tower::limit::RateLimit` around the same, `poll_ready` then `call`);
 //! for reference, `macro_breaker` and
@@ -116,6 +119,51 @@ fn main() {
             let l = RateLimiter::new("probe", config);
             hot(n, || l.try_acquire(1));
         }
+        "limiter_manual" => {
+            // The limiter's own instructions: a `ManualClock` read is one atomic load,
+            // where valgrind makes `QuantaClock` fall back to `clock_gettime`.
+            let config = RateLimitConfig::builder()
+                .per_second(1_000_000_000)
+                .burst(1_000_000)
+                .on_limit(OnLimit::Reject)
+                .build()
+                .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+            let clock = resilience::clock::ManualClock::new();
+            let l = RateLimiter::with_clock("probe-manual", config, clock.shared());
+            hot(n, || l.try_acquire(1));
+        }
+        "keyed_manual" => {
+            let config = RateLimitConfig::builder()
+                .per_second(1_000_000_000)
+                .burst(1_000_000)
+                .on_limit(OnLimit::Reject)
+                .build()
+                .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+            let clock = resilience::clock::ManualClock::new();
+            let l: resilience::rate_limit::KeyedRateLimiter<String> =
+                resilience::rate_limit::KeyedRateLimiter::with_clock(
+                    "probe-keyed",
+                    config,
+                    clock.shared(),
+                );
+            let keys: Vec<String> = (0..1024).map(|i| format!("shop-{i}.example.com")).collect();
+            for k in &keys {
+                let _ = l.try_acquire(k.as_str(), 1);
+            }
+            let mut i = 0usize;
+            hot(n, || {
+                i = i.wrapping_add(1);
+                l.try_acquire(keys[i & 1023].as_str(), 1)
+            });
+        }
+        "governor" => {
+            // The peer on its default clock (also `quanta`), for the same comparison.
+            let quota = governor::Quota::per_second(std::num::NonZeroU32::MAX).allow_burst(
+                std::num::NonZeroU32::new(1_000_000).unwrap_or(std::num::NonZeroU32::MIN),
+            );
+            let g = governor::RateLimiter::direct(quota);
+            hot(n, || g.check());
+        }
         "retry" => {
             let policy = RetryPolicy::builder().max_attempts(3).build().unwrap_or_default();
             hot(n, || policy.call(|| Ok::<u64, Error>(black_box(1))));
@@ -164,7 +212,7 @@ fn main() {
         }
         "bare" => hot(n, || Ok::<u64, Error>(black_box(1))),
         _ => eprintln!(
-            "usage: callgrind breaker|limiter|retry|resilient|macro_breaker|hand_breaker|clock|tower|tower_limit|bare [n]"
+            "usage: callgrind breaker|limiter|limiter_manual|keyed_manual|governor|retry|resilient|macro_breaker|hand_breaker|clock|tower|tower_limit|bare [n]"
         ),
     }
 }

@@ -12,7 +12,7 @@
 //!     Estimate { group: "limiter_direct_1t".into(), function: "governor".into(), median_ns: 16.0 },
 //! ];
 //! let table = render(&rows, &[]);
-//! assert!(table.contains("| limiter_direct_1t | | governor | 16.0 | 0.50 | ≤ 0.80× | met |"));
+//! assert!(table.contains("| limiter_direct_1t | | governor | 16.0 | 0.50 | ≤ 1.00× | met |"));
 //! ```
 
 use std::collections::BTreeMap;
@@ -80,7 +80,7 @@ pub fn target(group: &str, function: &str) -> Option<Target> {
         }
         (g, "atomic_increment") if g.starts_with("breaker_closed") => Some(Target::Ratio(2.0)),
         (g, "governor") if g.starts_with("limiter_") && !g.starts_with("limiter_reject") => {
-            Some(Target::Ratio(0.8))
+            Some(Target::Ratio(1.0))
         }
         (g, "bare") if g.starts_with("retry_") => Some(Target::DiffNs(2.0)),
         (g, "backon") if g.starts_with("retry_") => Some(Target::Ratio(1.0)),
@@ -327,13 +327,13 @@ mod tests {
         ];
         let t = render(&rows, &[]);
         assert!(
-            t.contains("| limiter_direct_1t | | governor | 20.0 | 2.00 | ≤ 0.80× | MISSED |"),
+            t.contains("| limiter_direct_1t | | governor | 20.0 | 2.00 | ≤ 1.00× | MISSED |"),
             "{t}"
         );
         assert!(t.contains("| limiter_direct_1t (quanta clock) | 10.0 | | | | | |"), "{t}");
         assert!(
             t.contains(
-                "| limiter_direct_1t (quanta clock) | | governor | 20.0 | 0.50 | ≤ 0.80× | met |"
+                "| limiter_direct_1t (quanta clock) | | governor | 20.0 | 0.50 | ≤ 1.00× | met |"
             ),
             "{t}"
         );

@@ -3,27 +3,52 @@
 //! Every timing decision (breaker recovery, token refill, retry sleeps in blocking code,
 //! budget windows) reads a [`Clock`]. Two clocks ship:
 //!
-//! * [`MonotonicClock`], the default. With the `tokio` feature it reads
-//!   `tokio::time::Instant`, which is `std::time::Instant` in production and follows
-//!   tokio's paused clock in tests (`#[tokio::test(start_paused = true)]`,
-//!   `tokio::time::advance`). Blocking sleeps are `std::thread::sleep`.
+//! * The default: [`QuantaClock`] (the CPU's time-stamp counter) with the default
+//!   features, or [`MonotonicClock`] with the `test-util` feature or without `quanta`.
+//!   [`MonotonicClock`] reads `tokio::time::Instant` with the `tokio` feature, so it
+//!   follows tokio's paused clock in tests (`#[tokio::test(start_paused = true)]`,
+//!   `tokio::time::advance`); see below for the choice. Blocking sleeps are
+//!   `std::thread::sleep`.
 //! * [`ManualClock`], for synchronous tests: time moves only when the test advances it,
 //!   and a blocking sleep advances it instantly (and is recorded), so a retry loop with
 //!   a 30 s backoff runs in microseconds and the test can assert the exact delays.
 //!
 //! Async drivers always sleep on tokio's timer, so async tests control time with tokio's
-//! paused clock and keep the default clock.
+//! paused clock and the `test-util` feature.
 //!
 //! # Production clock vs paused time in tests
 //!
-//! Reading [`MonotonicClock`] is a `clock_gettime` call (tens of nanoseconds on some
-//! virtual machines), which dominates a rate limiter's `try_acquire`. With the `quanta`
-//! feature, [`QuantaClock`] reads the CPU's time-stamp counter instead (a few
-//! nanoseconds, what `governor` uses). The trade-off: `QuantaClock` does **not** follow
-//! tokio's paused clock, so tests written with `#[tokio::test(start_paused = true)]` and
-//! `tokio::time::advance` no longer move the library's time. Hence the default stays
-//! [`MonotonicClock`], and a binary opts in once, at start-up, with
-//! [`set_default_clock`]; tests keep the default (or pass a [`ManualClock`]).
+//! A rate limiter's `try_acquire` is dominated by its clock read. `std::time::Instant`
+//! is a `clock_gettime` call (tens of nanoseconds on some virtual machines); the CPU's
+//! time-stamp counter, read through [`QuantaClock`], costs a few (it is what `governor`
+//! reads). But only `tokio::time::Instant` follows tokio's paused clock
+//! (`#[tokio::test(start_paused = true)]`, `tokio::time::advance`), and a dependent crate
+//! cannot see whether tokio was built with its `test-util` feature. So the choice is made
+//! by a feature of this crate, the way tokio makes it:
+//!
+//! * **Production** (default features, which include `quanta`): the default clock is
+//!   [`QuantaClock`]. It does **not** follow tokio's paused clock.
+//! * **Tests that pause tokio's clock**: enable this crate's `test-util` feature next to
+//!   tokio's, in the dev-dependencies only, so release builds keep the fast clock:
+//!
+//!   ```toml
+//!   [dev-dependencies]
+//!   tokio = { version = "1", features = ["test-util", "macros", "rt"] }
+//!   resilience = { version = "0.1", features = ["test-util"] }
+//!   ```
+//!
+//!   With `test-util` (or without `quanta`) the default clock is [`MonotonicClock`],
+//!   which reads `tokio::time::Instant` and so follows a paused runtime. Cargo enables a
+//!   dev-dependency's features only for tests, examples and benches of that package.
+//! * A test binary can also pick the clock itself, before any instance is created:
+//!   `let _ = resilience::clock::set_default_clock(std::sync::Arc::new(MonotonicClock));`
+//!   (the first call in a process wins, so every test of the binary should make it).
+//!
+//! The trade-off: a test that pauses tokio's clock without either sees the library's
+//! time run at wall-clock speed while tokio's stands still, so waits computed by a
+//! limiter or breaker do not match `tokio::time::advance`. Synchronous tests are not
+//! affected: they pass a [`ManualClock`] (`with_clock`) or install one with
+//! [`set_default_clock`].
 //!
 //! Every instance captures the default clock when it is created (`new`); an instance
 //! created before [`set_default_clock`] keeps the clock it captured, and once anything
@@ -52,6 +77,23 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Time elapsed since this clock's fixed epoch. Never goes backwards.
     fn now(&self) -> Duration;
 
+    /// [`now`](Self::now) in whole nanoseconds, saturating at `u64::MAX` (584 years):
+    /// what a rate limiter reads on every call. A clock that counts nanoseconds natively
+    /// overrides it to skip the round trip through `Duration`; it must agree with `now`.
+    ///
+    /// ```
+    /// use resilience::clock::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_micros(1500));
+    /// assert_eq!(clock.now_nanos(), 1_500_000);
+    /// ```
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        as_nanos(self.now())
+    }
+
     /// Block the current thread for `duration` (used by the blocking drivers).
     fn sleep(&self, duration: Duration);
 
@@ -66,8 +108,9 @@ pub type SharedClock = Arc<dyn Clock>;
 
 static DEFAULT: OnceLock<SharedClock> = OnceLock::new();
 
-/// The process-wide default clock, shared: [`MonotonicClock`] unless
-/// [`set_default_clock`] installed another one first.
+/// The process-wide default clock, shared: [`QuantaClock`] with the default features,
+/// [`MonotonicClock`] with the `test-util` feature or without `quanta` (see the
+/// [module docs](self)), unless [`set_default_clock`] installed another one first.
 ///
 /// Instances created with `new` capture it at creation.
 pub fn default_clock() -> SharedClock {
@@ -76,7 +119,20 @@ pub fn default_clock() -> SharedClock {
 
 /// [`default_clock`] without the reference count (for per-call readings).
 pub(crate) fn default_clock_ref() -> &'static SharedClock {
-    DEFAULT.get_or_init(|| Arc::new(MonotonicClock))
+    DEFAULT.get_or_init(initial_default)
+}
+
+/// The fast clock: production builds with the `quanta` feature.
+#[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+fn initial_default() -> SharedClock {
+    Arc::new(QuantaClock::new())
+}
+
+/// The clock that follows tokio's paused clock: the `test-util` feature, this crate's
+/// own tests, or no `quanta`.
+#[cfg(not(all(feature = "quanta", not(any(test, feature = "test-util")))))]
+fn initial_default() -> SharedClock {
+    Arc::new(MonotonicClock)
 }
 
 /// Makes `clock` the process-wide default, for every instance created with `new` from
@@ -86,9 +142,9 @@ pub(crate) fn default_clock_ref() -> &'static SharedClock {
 /// (creating any instance with `new` does): call it at the start of `main`. Otherwise
 /// the clock is handed back in `Err` and the default is unchanged.
 ///
-/// Meant for production binaries that want a cheaper clock such as [`QuantaClock`]
-/// (feature `quanta`); tests relying on tokio's paused clock keep the default. See the
-/// [module docs](self) for the trade-off.
+/// Meant for binaries that want another clock than the default: a test binary that
+/// pauses tokio's clock without the `test-util` feature installs [`MonotonicClock`],
+/// say. See the [module docs](self) for the trade-off.
 ///
 /// ```
 /// use resilience::clock::{ManualClock, default_clock, set_default_clock};
@@ -128,8 +184,9 @@ pub(crate) fn as_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The default clock: `tokio::time::Instant` with the `tokio` feature (so tokio's paused
-/// clock drives it in tests), `std::time::Instant` without.
+/// A clock reading `tokio::time::Instant` with the `tokio` feature (so tokio's paused
+/// clock drives it in tests), `std::time::Instant` without: the default clock with the
+/// `test-util` feature or without `quanta`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MonotonicClock;
 
@@ -165,9 +222,9 @@ impl Clock for MonotonicClock {
 /// clock `governor` uses): a few nanoseconds per read where `clock_gettime` can cost
 /// tens, and monotonic across threads.
 ///
-/// It does **not** follow tokio's paused clock: use it in production (e.g. through
-/// [`set_default_clock`]), not in tests that pause time. Blocking sleeps are
-/// `std::thread::sleep`.
+/// The default clock with the default features. It does **not** follow tokio's paused
+/// clock: tests that pause time enable the `test-util` feature (see the
+/// [module docs](self)). Blocking sleeps are `std::thread::sleep`.
 ///
 /// ```
 /// use resilience::clock::{Clock, QuantaClock};
@@ -205,8 +262,13 @@ impl Default for QuantaClock {
 impl Clock for QuantaClock {
     #[inline]
     fn now(&self) -> Duration {
+        Duration::from_nanos(self.now_nanos())
+    }
+
+    #[inline]
+    fn now_nanos(&self) -> u64 {
         let raw = self.clock.raw();
-        Duration::from_nanos(self.clock.delta_as_nanos(self.start, raw))
+        self.clock.delta_as_nanos(self.start, raw)
     }
 
     fn sleep(&self, duration: Duration) {
@@ -285,7 +347,11 @@ impl fmt::Debug for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
-        Duration::from_nanos(self.inner.nanos.load(Ordering::Acquire))
+        Duration::from_nanos(self.now_nanos())
+    }
+
+    fn now_nanos(&self) -> u64 {
+        self.inner.nanos.load(Ordering::Acquire)
     }
 
     fn sleep(&self, duration: Duration) {

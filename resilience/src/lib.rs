@@ -160,8 +160,12 @@
 //!
 //! # Time in tests
 //!
-//! Every timing decision reads a [`Clock`](clock::Clock). Async code follows tokio's
-//! paused clock (`#[tokio::test(start_paused = true)]`); blocking code takes a
+//! Every timing decision reads a [`Clock`](clock::Clock). Production builds read the
+//! CPU's time-stamp counter ([`QuantaClock`](clock::QuantaClock)), which tokio's paused
+//! clock does not drive: tests that use `#[tokio::test(start_paused = true)]` enable the
+//! `test-util` feature in their dev-dependencies
+//! (`resilience = { version = "0.1", features = ["test-util"] }`), and the default clock
+//! then follows tokio's (see [`clock`] for the trade-off). Blocking code takes a
 //! [`ManualClock`](clock::ManualClock), whose sleeps return at once and are recorded.
 //!
 //! # Features
@@ -175,7 +179,8 @@
 //! | `watch` | no | `Registry::watch_toml`: a TOML file applied again whenever it changes (implies `toml`) |
 //! | `chaos` | no | a seedable fault injector for your own tests (`chaos`) |
 //! | `metrics` | no | counters, gauges and histograms of every layer through the `metrics` facade (`metrics`) |
-//! | `quanta` | no | `clock::QuantaClock`, a TSC clock for production (`clock::set_default_clock`) |
+//! | `quanta` | yes | `clock::QuantaClock`, a TSC clock: the default clock in production |
+//! | `test-util` | no | the default clock follows tokio's paused clock: for dev-dependencies of tests that pause time (implies `tokio`) |
 //! | `redis` | no | shared limiters and circuits on Redis (`redis`; implies `tokio`) |
 //! | `admin` | no | an HTTP admin surface on axum (`admin`): JSON stats, operator actions behind a token, an event stream and a live dashboard (implies `serde`, `tokio`) |
 //! | `http` | no | `Classify` / `RetryAfter` for `http` status codes and responses, limiter re-sync from a `HeaderMap` (`http`) |

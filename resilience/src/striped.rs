@@ -125,6 +125,26 @@ fn register() -> u32 {
     index
 }
 
+/// The current thread's raw index: `UNSET` before it first counted, `SHARED` once its
+/// index was handed back, else an index unique among live threads. One thread-local
+/// read, for hot paths that key a slot of their own by it.
+#[inline(always)]
+pub(crate) fn raw_thread_index() -> u32 {
+    INDEX.with(Cell::get)
+}
+
+/// The current thread's index, taking one on first use; `None` for a thread without
+/// an index of its own (exiting, or past the last index). An index is held by one live
+/// thread at a time, and handing it to the next thread goes through a mutex, so a slot
+/// keyed by it can be updated with a plain load and store.
+pub(crate) fn thread_index() -> Option<u32> {
+    let index = match INDEX.with(Cell::get) {
+        UNSET => register(),
+        index => index,
+    };
+    (index < UNSET - 1).then_some(index)
+}
+
 /// Adds one to a slot that only the current thread writes.
 #[inline(always)]
 fn add_owned(slot: &AtomicU64) {

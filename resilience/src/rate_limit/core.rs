@@ -40,13 +40,29 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// The core of a direct limiter.
     pub(crate) fn new(name: Arc<str>, config: RateLimitConfig, clock: SharedClock) -> Core {
+        Core::with_totals(name, config, clock, Totals::default())
+    }
+
+    /// The core of a keyed limiter: its grant count has no inline slot, which calls on
+    /// distinct keys would otherwise all write.
+    pub(crate) fn keyed(name: Arc<str>, config: RateLimitConfig, clock: SharedClock) -> Core {
+        Core::with_totals(name, config, clock, Totals::without_inline_slot())
+    }
+
+    fn with_totals(
+        name: Arc<str>,
+        config: RateLimitConfig,
+        clock: SharedClock,
+        totals: Totals,
+    ) -> Core {
         Core {
             name,
             clock,
             params: Params::new(Limits::of(&config)),
             config: Mutex::new(config),
-            totals: Totals::default(),
+            totals,
             hub: Hub::default(),
         }
     }
@@ -78,7 +94,7 @@ impl Core {
 
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        as_nanos(self.clock.now())
+        self.clock.now_nanos()
     }
 
     /// The hot path of `try_acquire`: takes `cost` permits if they are available now.
@@ -86,7 +102,7 @@ impl Core {
     /// refill for `wait` nanoseconds (nothing consumed, nothing counted); `Err(None)` when
     /// the call needs [`plan`](Self::plan) (a zero cost, a cost above the burst, an
     /// evicted bucket).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_now(
         &self,
         bucket: &Bucket,
