@@ -1,21 +1,34 @@
 //! Cross-argument and function-shape rules, checked once everything is parsed.
 
-use crate::args::{CircuitArgs, Errors, LayerSettings, RateLimitArgs, RetryArgs, Setting};
+use crate::args::{CircuitArgs, Errors, LayerSettings, On, RateLimitArgs, RetryArgs, Setting};
 use crate::func::{ArgName, FnInfo, Shape};
 use crate::stack::{Layer, Planned, Stack};
 
 /// Records every rule the stack or the function breaks.
 pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Errors) {
-    let has_fallback =
-        stack.layers.iter().any(|l| matches!(&l.layer, Layer::Circuit(c) if c.fallback.is_some()));
+    let has_fallback = stack.fallback.is_some()
+        || stack
+            .layers
+            .iter()
+            .any(|l| matches!(&l.layer, Layer::Circuit(c) if c.fallback.is_some()));
     if info.ret_not_result && !has_fallback {
         let ret = &info.ret;
         errors.push(syn::Error::new(
             info.ret_span,
-            format!("`#[{attr}]` needs the function to return `Result<T, E>` with `E: From<resilience::Error>`: rejections and timeouts reach the caller as `Err(E::from(resilience::Error))`, and `{}` cannot carry them (only `#[circuit_breaker(fallback = ..)]` accepts other return types)", ret.to_string().replace(' ', "")),
+            format!("`#[{attr}]` needs the function to return `Result<T, E>` with `E: From<resilience::Error>`: rejections and timeouts reach the caller as `Err(E::from(resilience::Error))`, and `{}` cannot carry them (only a function with a fallback, `#[fallback(..)]` or `#[circuit_breaker(fallback = ..)]`, may return another type)", ret.to_string().replace(' ', "")),
         ));
     }
     let mut fallback_seen = false;
+    if let Some(args) = &stack.fallback {
+        fallback_seen = true;
+        fallback_args(info, errors);
+        if let (On::Predicate(predicate), false) = (&args.on, info.ret_is_result) {
+            errors.push(syn::Error::new_spanned(
+                predicate,
+                "`on = <predicate>` in `#[fallback]` needs the function to return `Result<T, E>`: the predicate looks at `&E`; a function returning a plain value only meets rejections, which `on = \"rejected\"` (the default) answers",
+            ));
+        }
+    }
     let mut retry_outside = false;
     for planned in &stack.layers {
         match &planned.layer {
@@ -31,7 +44,7 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
                     if fallback_seen {
                         errors.push(syn::Error::new_spanned(
                             fallback,
-                            "only one `fallback` per function: the outer circuit breaker's fallback already answers rejections",
+                            "only one `fallback` per function: another fallback (`#[fallback]` or an outer circuit breaker's) already answers rejections",
                         ));
                     }
                     fallback_seen = true;

@@ -204,6 +204,7 @@ pub mod config;
 mod deadline;
 mod error;
 pub mod events;
+pub mod fallback;
 mod fault;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
@@ -248,7 +249,9 @@ pub use retry::{RetryBudget, RetryPolicy};
 
 #[cfg(feature = "macros")]
 #[doc(inline)]
-pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, resilient, retry, timeout};
+pub use resilience_macros::{
+    bulkhead, circuit_breaker, fallback, rate_limit, resilient, retry, timeout,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,7 +1,8 @@
 //! [`Pipeline`]: every layer around one operation, in the fixed order.
 //!
-//! Outermost first: **retry → circuit breaker → rate limit → bulkhead → timeout** (the
-//! timeout applies to each attempt). So each attempt passes the breaker and takes a
+//! Outermost first: **fallback → retry → circuit breaker → rate limit → bulkhead →
+//! timeout** (the timeout applies to each attempt, the fallback, when there is one
+//! ([`Pipeline::fallback`]), to the final error only). So each attempt passes the breaker and takes a
 //! permit, a retried attempt counts once in the breaker's window, an open circuit is not
 //! retried, and a `RateLimited` rejection is retried after its suggested wait. This is the
 //! hand-written equivalent of `#[resilient(...)]`. A deadline
@@ -88,6 +89,7 @@ use std::time::Duration;
 
 use crate::bulkhead::Bulkhead;
 use crate::circuit::{AllErrors, ByClass, CircuitBreaker, FailureIfOk, ResultClassifier};
+use crate::fallback::FallbackOn;
 use crate::presets::ResilienceConfig;
 use crate::rate_limit::RateLimiter;
 #[cfg(doc)]
@@ -408,6 +410,34 @@ impl<L> Pipeline<L> {
         FailureIfOkCalls { pipeline: self, failure_if_ok }
     }
 
+    /// This pipeline's drivers with a fallback around them (the outermost layer, see
+    /// [`fallback`](crate::fallback)): when the call's final error is one `on` answers
+    /// ([`Rejections`](crate::fallback::Rejections),
+    /// [`AnyError`](crate::fallback::AnyError) or a closure `Fn(&E) -> bool`), the caller
+    /// gets `handler`'s answer to it instead. The retry and the circuit breaker still see
+    /// what the operation did: only the caller sees the fallback's answer.
+    ///
+    /// ```
+    /// use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+    /// use resilience::fallback::Rejections;
+    /// use resilience::{Error, Pipeline};
+    /// use std::sync::Arc;
+    ///
+    /// let config = CircuitBreakerConfig::builder().failure_threshold(1).build()?;
+    /// let breaker = Arc::new(CircuitBreaker::new("docs-pipeline-fallback", config));
+    /// let pipeline = Pipeline::new().with_circuit_breaker(breaker);
+    /// let cached = pipeline.fallback(Rejections, |_: Error| Ok("cached"));
+    /// // The failure itself reaches the caller and opens the circuit ...
+    /// let first: Result<&str, Error> = cached.call(|| Err(Error::timeout(std::time::Duration::from_secs(1))));
+    /// assert!(first.is_err());
+    /// // ... whose rejections the fallback answers.
+    /// assert_eq!(cached.call(|| Ok("fresh")), Ok("cached"));
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn fallback<O, H>(&self, on: O, handler: H) -> FallbackCalls<'_, L, O, H> {
+        FallbackCalls { pipeline: self, on, handler }
+    }
+
     // ----- blocking ------------------------------------------------------------------
 
     /// Run `op` through every layer on the calling thread, blocking it for waits and
@@ -484,8 +514,19 @@ impl<L> Pipeline<L> {
         C: ResultClassifier<T, E>,
         F: Fn() -> Result<T, E> + Clone + Send + 'static,
     {
+        self.blocking_fault(hooks, classifier, op).map_err(Fault::into_error)
+    }
+
+    fn blocking_fault<T, E, H, C, F>(&self, hooks: &H, classifier: &C, op: F) -> Result<T, Fault<E>>
+    where
+        T: Send + 'static,
+        E: From<Error> + fmt::Debug + Send + 'static,
+        H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
+        F: Fn() -> Result<T, E> + Clone + Send + 'static,
+    {
         let limit = self.timeout;
-        self.drive(hooks, classifier, &mut || match limit {
+        self.drive_fault(hooks, classifier, &mut || match limit {
             Some(limit) => {
                 let op = op.clone();
                 let limit = crate::deadline::cap(limit);
@@ -502,11 +543,26 @@ impl<L> Pipeline<L> {
         C: ResultClassifier<T, E>,
         F: FnMut() -> Result<T, Fault<E>>,
     {
-        let result = match &self.retry {
+        self.drive_fault(hooks, classifier, op).map_err(Fault::into_error)
+    }
+
+    /// Every layer but the fallback: the final result, a rejection still told apart.
+    fn drive_fault<T, E, H, C, F>(
+        &self,
+        hooks: &H,
+        classifier: &C,
+        op: &mut F,
+    ) -> Result<T, Fault<E>>
+    where
+        E: From<Error> + fmt::Debug,
+        H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
+        F: FnMut() -> Result<T, Fault<E>>,
+    {
+        match &self.retry {
             Some(retry) => retry.run(hooks, || self.attempt(classifier, op)),
             None => self.attempt(classifier, op),
-        };
-        result.map_err(Fault::into_error)
+        }
     }
 
     fn attempt<T, E, C, F>(&self, classifier: &C, op: &mut F) -> Result<T, Fault<E>>
@@ -559,15 +615,32 @@ impl<L> Pipeline<L> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.run_async_fault(hooks, classifier, op).await.map_err(Fault::into_error)
+    }
+
+    /// Every layer but the fallback, async: the final result, a rejection still told apart.
+    #[cfg(feature = "tokio")]
+    async fn run_async_fault<T, E, H, C, F, Fut>(
+        &self,
+        hooks: &H,
+        classifier: &C,
+        op: F,
+    ) -> Result<T, Fault<E>>
+    where
+        E: From<Error> + fmt::Debug,
+        H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         // A shared cell lets every attempt call `op` without the retry closure lending out a
         // mutable borrow of it across an await.
         let op = parking_lot::Mutex::new(op);
         let make = || (op.lock())();
-        let result = match &self.retry {
+        match &self.retry {
             Some(retry) => retry.run_async(hooks, || self.attempt_async(classifier, &make)).await,
             None => self.attempt_async(classifier, &make).await,
-        };
-        result.map_err(Fault::into_error)
+        }
     }
 
     #[cfg(feature = "tokio")]
@@ -647,6 +720,67 @@ impl<L, P> FailureIfOkCalls<'_, L, P> {
     }
 }
 
+/// A [`Pipeline`]'s drivers with a fallback around them: see [`Pipeline::fallback`].
+/// Each driver is the pipeline's driver of the same name; the handler is a
+/// `Fn(E) -> Result<T, E>` for the blocking ones and makes a future for
+/// [`call_async`](Self::call_async).
+pub struct FallbackCalls<'p, L, O, H> {
+    pipeline: &'p Pipeline<L>,
+    on: O,
+    handler: H,
+}
+
+impl<L, O, H> fmt::Debug for FallbackCalls<'_, L, O, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackCalls").field("pipeline", self.pipeline).finish_non_exhaustive()
+    }
+}
+
+impl<L, O, H> FallbackCalls<'_, L, O, H> {
+    /// [`Pipeline::call`], then the fallback.
+    pub fn call<T, E, F>(&self, mut op: F) -> Result<T, E>
+    where
+        L: InPlace,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug,
+        O: FallbackOn<E>,
+        H: Fn(E) -> Result<T, E>,
+        F: FnMut() -> Result<T, E>,
+    {
+        layer::fallback(&self.on, &self.handler, || {
+            self.pipeline.drive_fault(&Classified, &ByClass, &mut || op().map_err(Fault::Inner))
+        })
+    }
+
+    /// [`Pipeline::call_blocking`], then the fallback (on the calling thread).
+    pub fn call_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug + Send + 'static,
+        O: FallbackOn<E>,
+        H: Fn(E) -> Result<T, E>,
+        F: Fn() -> Result<T, E> + Clone + Send + 'static,
+    {
+        layer::fallback(&self.on, &self.handler, || {
+            self.pipeline.blocking_fault(&Classified, &ByClass, op)
+        })
+    }
+
+    /// [`Pipeline::call_async`], then the fallback, whose future is awaited.
+    #[cfg(feature = "tokio")]
+    pub async fn call_async<T, E, F, Fut, HFut>(&self, op: F) -> Result<T, E>
+    where
+        E: From<Error> + Classify + RetryAfter + fmt::Debug,
+        O: FallbackOn<E>,
+        H: Fn(E) -> HFut,
+        HFut: Future<Output = Result<T, E>>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let attempt = self.pipeline.run_async_fault(&Classified, &ByClass, op);
+        layer::fallback_async(&self.on, &self.handler, attempt).await
+    }
+}
+
 /// The layers of a pipeline one at a time, each around an attempt that yields
 /// `Result<T, Fault<E>>` (an operation error stays [`Fault::Inner`], a rejection by a layer
 /// is [`Fault::Rejected`]). Each takes its layer's [`Instance`](layer::Instance): an
@@ -677,6 +811,7 @@ pub mod layer {
 
     use crate::bulkhead::Bulkhead;
     use crate::circuit::{CircuitBreaker, KeyedCircuitBreaker, ResultClassifier};
+    use crate::fallback::FallbackOn;
     use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
     use crate::{Error, Fault};
 
@@ -712,6 +847,58 @@ pub mod layer {
     #[inline(never)]
     fn rejected<T, E>(e: &Error) -> Result<T, Fault<E>> {
         Err(Fault::Rejected(e.clone()))
+    }
+
+    /// The call's final result, or `handler`'s answer to the final error when `on`
+    /// answers it (see [`fallback`](crate::fallback)): the outermost layer, so it returns
+    /// the caller's `Result<T, E>` (a rejection converted with `E::from`). `handler`
+    /// receives that error.
+    ///
+    /// ```
+    /// use resilience::fallback::Rejections;
+    /// use resilience::pipeline::layer;
+    /// use resilience::{Bulkhead, BulkheadConfig, Error, Fault};
+    ///
+    /// let bulkhead = Bulkhead::new("docs-layer-fallback", BulkheadConfig::builder().max_concurrent(1).build()?);
+    /// let _held = bulkhead.try_acquire()?;
+    /// let r: Result<&str, Error> = layer::fallback(&Rejections, |_| Ok("cached"), || {
+    ///     layer::bulkhead(Some(&bulkhead), || Ok("fresh"))
+    /// });
+    /// assert_eq!(r, Ok("cached"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline(always)]
+    pub fn fallback<T, E, O, H, F>(on: &O, handler: H, attempt: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        O: FallbackOn<E> + ?Sized,
+        H: FnOnce(E) -> Result<T, E>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match crate::fallback::decide(on, attempt()) {
+            Ok(done) => done,
+            Err(error) => handler(error),
+        }
+    }
+
+    /// [`fallback`] for a future; `handler` makes the answer's future.
+    #[cfg(feature = "tokio")]
+    pub async fn fallback_async<T, E, O, H, HFut, Fut>(
+        on: &O,
+        handler: H,
+        attempt: Fut,
+    ) -> Result<T, E>
+    where
+        E: From<Error>,
+        O: FallbackOn<E> + ?Sized,
+        H: FnOnce(E) -> HFut,
+        HFut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match crate::fallback::decide(on, attempt.await) {
+            Ok(done) => done,
+            Err(error) => handler(error).await,
+        }
     }
 
     /// The attempt through `breaker` (see [`CircuitBreaker::run`]).

@@ -468,6 +468,41 @@ pub fn open_circuit<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Faul
     }
 }
 
+/// `#[fallback(.., on = "rejected")]`: a layer's refusal goes to the fallback (not public
+/// API).
+pub fn fallback_rejected<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Fault<E>>> {
+    match result {
+        Err(Fault::Rejected(_)) => Outcome::Fallback,
+        other => Outcome::Done(other),
+    }
+}
+
+/// `#[fallback(.., on = "any")]`: every error goes to the fallback (not public API).
+pub fn fallback_any<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Fault<E>>> {
+    match result {
+        Err(_) => Outcome::Fallback,
+        other => Outcome::Done(other),
+    }
+}
+
+/// `#[fallback(.., on = predicate)]`: the errors `predicate` picks, a rejection seen as
+/// `E::from(resilience::Error)`, go to the fallback (not public API).
+pub fn fallback_when<T, E, P>(
+    result: Result<T, Fault<E>>,
+    predicate: P,
+) -> Outcome<Result<T, Fault<E>>>
+where
+    E: FromResilienceError,
+    P: Fn(&E) -> bool,
+{
+    let error = match result {
+        Ok(value) => return Outcome::Done(Ok(value)),
+        Err(Fault::Inner(e)) => e,
+        Err(Fault::Rejected(e)) => E::from_resilience(e),
+    };
+    if predicate(&error) { Outcome::Fallback } else { Outcome::Done(Err(Fault::Inner(error))) }
+}
+
 /// A non-`Result` function: any rejection goes to the fallback (not public API).
 pub fn value_or_fallback<T>(result: Result<T, Fault<Infallible>>) -> Outcome<T> {
     match result {
