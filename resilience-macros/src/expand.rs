@@ -187,6 +187,11 @@ fn layer_name(layer: &Layer) -> &'static str {
     }
 }
 
+/// `mode = "adaptive_throttle"`: the circuit is an `AdaptiveThrottle`.
+fn is_throttle(args: &CircuitArgs) -> bool {
+    args.settings.text("mode").is_some_and(|(mode, _)| mode == "adaptive_throttle")
+}
+
 fn has_fallback(stack: &Stack) -> bool {
     stack.fallback.is_some()
         || stack
@@ -407,6 +412,8 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             let classifier_value = classifier_value(ctx, args);
             let (instance, resolver) = if key_of(args.key.as_ref()).is_some() {
                 (quote!(#p::KeyedCircuitBreaker), quote!(resolve_keyed_circuit_breaker))
+            } else if is_throttle(args) {
+                (quote!(#p::AdaptiveThrottle), quote!(resolve_adaptive_throttle))
             } else {
                 (quote!(#p::CircuitBreaker), quote!(resolve_circuit_breaker))
             };
@@ -683,6 +690,12 @@ fn wrap(
                     &#classifier,
                     || #inner
                 )),
+                (None, true) if is_throttle(args) => {
+                    quote!(#layer::throttle_async(&#handle, &#classifier, #inner))
+                }
+                (None, false) if is_throttle(args) => {
+                    quote!(#layer::throttle(&#handle, &#classifier, || #inner))
+                }
                 (None, true) => quote!(#layer::circuit_async(&#handle, &#classifier, #inner)),
                 (None, false) => quote!(#layer::circuit(&#handle, &#classifier, || #inner)),
             }

@@ -115,6 +115,20 @@ fn generic_error(args: &RetryArgs, info: &FnInfo, attr: &str, errors: &mut Error
 fn circuit(args: &CircuitArgs, errors: &mut Errors) {
     let s = &args.settings;
     fail_mode("circuit_breaker", s, errors);
+    let mode = s.text("mode").map(|(m, _)| m);
+    if mode == Some("adaptive_throttle") {
+        throttle(args, errors);
+        return;
+    }
+    for key in ["k", "buckets"] {
+        if let Some((_, span)) = s.get(key) {
+            let current = mode.unwrap_or("consecutive");
+            errors.push(syn::Error::new(
+                span,
+                format!("`{key}` in `#[circuit_breaker]` applies only to `mode = \"adaptive_throttle\"` (this circuit is in mode \"{current}\"): write `#[circuit_breaker(mode = \"adaptive_throttle\", {key} = ..)]` or remove `{key}`"),
+            ));
+        }
+    }
     if let (Some(_), Some((_, span))) = (s.get("failure_threshold"), s.get("failure_rate")) {
         errors.push(syn::Error::new(
             span,
@@ -140,6 +154,34 @@ fn circuit(args: &CircuitArgs, errors: &mut Errors) {
         errors.push(syn::Error::new(
             span,
             format!("`window` in `#[circuit_breaker]` holds {window} calls, fewer than `min_calls = {min}`: the rate could never be evaluated"),
+        ));
+    }
+}
+
+/// `mode = "adaptive_throttle"`: the throttle's keys only, one throttle per name.
+fn throttle(args: &CircuitArgs, errors: &mut Errors) {
+    const THROTTLE_KEYS: [&str; 4] = ["mode", "k", "window", "buckets"];
+    for (key, _, span) in &args.settings.0 {
+        if key == "backend" && args.settings.text("backend").is_some_and(|(b, _)| b == "local") {
+            continue;
+        }
+        if !THROTTLE_KEYS.contains(&key.as_str()) {
+            errors.push(syn::Error::new(
+                *span,
+                format!("`{key}` in `#[circuit_breaker]` does not apply to `mode = \"adaptive_throttle\"`, whose keys are `k`, `window` (a duration) and `buckets`"),
+            ));
+        }
+    }
+    if let Some((Setting::Int(_), span)) = args.settings.get("window") {
+        errors.push(syn::Error::new(
+            span,
+            "`window` in `#[circuit_breaker(mode = \"adaptive_throttle\")]` is a duration, like `window = 120s`",
+        ));
+    }
+    if args.key.is_some() {
+        errors.push(syn::Error::new(
+            args.settings.get("mode").map_or_else(proc_macro2::Span::call_site, |(_, span)| span),
+            "`key` in `#[circuit_breaker]` does not apply to `mode = \"adaptive_throttle\"`: a throttle counts one backend's accepts; remove `key` or the mode",
         ));
     }
 }

@@ -88,7 +88,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bulkhead::Bulkhead;
-use crate::circuit::{AllErrors, ByClass, CircuitBreaker, FailureIfOk, ResultClassifier};
+use crate::circuit::{
+    AdaptiveThrottle, AllErrors, ByClass, Circuit, CircuitBreaker, FailureIfOk, ResultClassifier,
+};
 use crate::fallback::FallbackOn;
 use crate::presets::ResilienceConfig;
 use crate::rate_limit::RateLimiter;
@@ -171,6 +173,8 @@ impl InPlace for Untimed {}
 pub struct Pipeline<L = Untimed> {
     retry: Option<RetryPolicy>,
     breaker: Option<Arc<CircuitBreaker>>,
+    /// The circuit in mode `adaptive_throttle`, in the breaker's place.
+    throttle: Option<Arc<AdaptiveThrottle>>,
     limiter: Option<Arc<RateLimiter>>,
     bulkhead: Option<Arc<Bulkhead>>,
     /// Always `None` in a `Pipeline<Untimed>`.
@@ -186,6 +190,7 @@ impl<L> Clone for Pipeline<L> {
         Pipeline {
             retry: self.retry.clone(),
             breaker: self.breaker.clone(),
+            throttle: self.throttle.clone(),
             limiter: self.limiter.clone(),
             bulkhead: self.bulkhead.clone(),
             timeout: self.timeout,
@@ -207,6 +212,7 @@ impl<L> fmt::Debug for Pipeline<L> {
         f.debug_struct("Pipeline")
             .field("retry", &self.retry.as_ref().map(|r| r.max_attempts()))
             .field("circuit_breaker", &self.breaker.as_ref().map(|b| b.name().clone()))
+            .field("adaptive_throttle", &self.throttle.as_ref().map(|t| t.name().to_owned()))
             .field("rate_limiter", &self.limiter.as_ref().map(|l| l.name().clone()))
             .field("bulkhead", &self.bulkhead.as_ref().map(|b| b.name().clone()))
             .field("timeout", &self.timeout)
@@ -221,6 +227,7 @@ impl Pipeline<Untimed> {
         Pipeline {
             retry: None,
             breaker: None,
+            throttle: None,
             limiter: None,
             bulkhead: None,
             timeout: None,
@@ -246,7 +253,10 @@ impl Pipeline<Timed> {
             p.retry = Some(reg.resolve_retry(name, || Ok(r.clone()))?);
         }
         if let Some(c) = &config.circuit_breaker {
-            p.breaker = Some(reg.circuit_breakers().resolve(name, || Ok(c.clone()))?);
+            match reg.resolve_circuit(name, || Ok(c.clone()))? {
+                Circuit::Breaker(b) => p.breaker = Some(b),
+                Circuit::Throttle(t) => p.throttle = Some(t),
+            }
         }
         if let Some(c) = &config.rate_limit {
             p.limiter = Some(reg.rate_limiters().resolve(name, || Ok(c.clone()))?);
@@ -272,6 +282,7 @@ impl<L> Pipeline<L> {
         Pipeline {
             retry: self.retry,
             breaker: self.breaker,
+            throttle: self.throttle,
             limiter: self.limiter,
             bulkhead: self.bulkhead,
             timeout: self.timeout,
@@ -337,9 +348,30 @@ impl<L> Pipeline<L> {
         self.retry.as_ref().and_then(RetryPolicy::deadline)
     }
 
-    /// With this circuit breaker.
+    /// With this circuit breaker (in place of an adaptive throttle, if any).
     pub fn with_circuit_breaker(mut self, breaker: Arc<CircuitBreaker>) -> Self {
         self.breaker = Some(breaker);
+        self.throttle = None;
+        self
+    }
+
+    /// With this adaptive throttle in the circuit breaker's place (mode
+    /// `adaptive_throttle`).
+    ///
+    /// ```
+    /// use resilience::circuit::{AdaptiveThrottle, ThrottleConfig};
+    /// use resilience::{Error, Pipeline};
+    /// use std::sync::Arc;
+    ///
+    /// let throttle = Arc::new(AdaptiveThrottle::new("docs-pipeline-throttle", ThrottleConfig::default()));
+    /// let pipeline = Pipeline::new().with_adaptive_throttle(throttle.clone());
+    /// let r: Result<u32, Error> = pipeline.call(|| Ok(1));
+    /// assert_eq!(r, Ok(1));
+    /// assert_eq!(throttle.stats().accepts, 1);
+    /// ```
+    pub fn with_adaptive_throttle(mut self, throttle: Arc<AdaptiveThrottle>) -> Self {
+        self.throttle = Some(throttle);
+        self.breaker = None;
         self
     }
 
@@ -372,6 +404,11 @@ impl<L> Pipeline<L> {
     /// The circuit breaker, if any.
     pub fn circuit_breaker(&self) -> Option<&Arc<CircuitBreaker>> {
         self.breaker.as_ref()
+    }
+
+    /// The adaptive throttle in the circuit breaker's place, if any.
+    pub fn adaptive_throttle(&self) -> Option<&Arc<AdaptiveThrottle>> {
+        self.throttle.as_ref()
     }
 
     /// The rate limiter, if any.
@@ -411,7 +448,7 @@ impl<L> Pipeline<L> {
     }
 
     /// This pipeline's drivers with a fallback around them (the outermost layer, see
-    /// [`fallback`](crate::fallback)): when the call's final error is one `on` answers
+    /// [`fallback`](mod@crate::fallback)): when the call's final error is one `on` answers
     /// ([`Rejections`](crate::fallback::Rejections),
     /// [`AnyError`](crate::fallback::AnyError) or a closure `Fn(&E) -> bool`), the caller
     /// gets `handler`'s answer to it instead. The retry and the circuit breaker still see
@@ -570,11 +607,15 @@ impl<L> Pipeline<L> {
         C: ResultClassifier<T, E>,
         F: FnMut() -> Result<T, Fault<E>>,
     {
-        layer::circuit(self.breaker.as_deref(), classifier, || {
+        let limited = || {
             layer::rate_limit(self.limiter.as_deref(), self.cost, || {
                 layer::bulkhead(self.bulkhead.as_deref(), op)
             })
-        })
+        };
+        match &self.throttle {
+            Some(throttle) => throttle.run(classifier, limited),
+            None => layer::circuit(self.breaker.as_deref(), classifier, limited),
+        }
     }
 
     // ----- async ---------------------------------------------------------------------
@@ -651,19 +692,18 @@ impl<L> Pipeline<L> {
         Fut: Future<Output = Result<T, E>>,
     {
         let attempt = async { make().await.map_err(Fault::Inner) };
-        layer::circuit_async(
-            self.breaker.as_deref(),
-            classifier,
-            layer::rate_limit_async(
-                self.limiter.as_deref(),
-                self.cost,
-                layer::bulkhead_async(
-                    self.bulkhead.as_deref(),
-                    layer::timeout_async(self.timeout, attempt),
-                ),
+        let limited = layer::rate_limit_async(
+            self.limiter.as_deref(),
+            self.cost,
+            layer::bulkhead_async(
+                self.bulkhead.as_deref(),
+                layer::timeout_async(self.timeout, attempt),
             ),
-        )
-        .await
+        );
+        match &self.throttle {
+            Some(throttle) => throttle.run_async(classifier, limited).await,
+            None => layer::circuit_async(self.breaker.as_deref(), classifier, limited).await,
+        }
     }
 }
 
@@ -810,7 +850,7 @@ pub mod layer {
     use std::time::Duration;
 
     use crate::bulkhead::Bulkhead;
-    use crate::circuit::{CircuitBreaker, KeyedCircuitBreaker, ResultClassifier};
+    use crate::circuit::{AdaptiveThrottle, CircuitBreaker, KeyedCircuitBreaker, ResultClassifier};
     use crate::fallback::FallbackOn;
     use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
     use crate::{Error, Fault};
@@ -850,7 +890,7 @@ pub mod layer {
     }
 
     /// The call's final result, or `handler`'s answer to the final error when `on`
-    /// answers it (see [`fallback`](crate::fallback)): the outermost layer, so it returns
+    /// answers it (see [`fallback`](mod@crate::fallback)): the outermost layer, so it returns
     /// the caller's `Result<T, E>` (a rejection converted with `E::from`). `handler`
     /// receives that error.
     ///
@@ -915,6 +955,43 @@ pub mod layer {
         match breaker.get() {
             Ok(Some(breaker)) => breaker.run(classifier, attempt),
             Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// The attempt through `throttle` (see [`AdaptiveThrottle::run`]): a circuit in mode
+    /// `adaptive_throttle`, in the circuit breaker's place.
+    #[inline(always)]
+    pub fn throttle<'a, T, E, C, F>(
+        throttle: impl Instance<'a, &'a AdaptiveThrottle>,
+        classifier: &C,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        C: ResultClassifier<T, E>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match throttle.get() {
+            Ok(Some(throttle)) => throttle.run(classifier, attempt),
+            Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// [`throttle`] for a future (see [`AdaptiveThrottle::run_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn throttle_async<'a, T, E, C, Fut>(
+        throttle: impl Instance<'a, &'a AdaptiveThrottle>,
+        classifier: &C,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        C: ResultClassifier<T, E>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match throttle.get() {
+            Ok(Some(throttle)) => throttle.run_async(classifier, attempt).await,
+            Ok(None) => attempt.await,
             Err(e) => rejected(e),
         }
     }

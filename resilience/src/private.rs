@@ -26,6 +26,7 @@ use crate::retry::{RetryHooks, Stepper};
 use crate::{ConfigError, Error, Fault, ResilienceConfig, registry};
 
 pub use crate::bulkhead::Bulkhead;
+pub use crate::circuit::AdaptiveThrottle;
 pub use crate::circuit::CircuitBreaker;
 pub use crate::config::Value;
 pub use crate::rate_limit::RateLimiter;
@@ -220,6 +221,28 @@ pub fn resolve_circuit_breaker(
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
             registry().circuit_breakers().resolve(&args.instance_name(owner), || args.config(base))
+        })
+    })
+}
+
+/// Resolves a `#[circuit_breaker(mode = "adaptive_throttle")]` call site: the circuit of
+/// that name in the registry's mode (not public API).
+#[inline]
+pub fn resolve_adaptive_throttle(
+    site: &'static Site<AdaptiveThrottle>,
+    args: &LayerArgs,
+    owner: impl Owner,
+) -> Handle<AdaptiveThrottle> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
+            let name = args.instance_name(owner);
+            match registry().resolve_circuit(&name, || args.config(base))? {
+                crate::circuit::Circuit::Throttle(throttle) => Ok(throttle),
+                crate::circuit::Circuit::Breaker(_) => Err(ConfigError::new(
+                    "mode",
+                    format!("circuit `{name}` is configured as a circuit breaker in the registry, but this call site asks for mode = \"adaptive_throttle\""),
+                )),
+            }
         })
     })
 }

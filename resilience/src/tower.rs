@@ -87,7 +87,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::bulkhead::Bulkhead;
-use crate::circuit::{ByClass, CircuitBreaker, KeyedCircuitBreaker};
+use crate::circuit::{AdaptiveThrottle, ByClass, Circuit, CircuitBreaker, KeyedCircuitBreaker};
 use crate::classify::io_error_kind;
 use crate::fallback::FallbackOn;
 use crate::pipeline::layer;
@@ -144,6 +144,8 @@ pub(crate) struct Stack {
     retry: Option<RetryPolicy>,
     breaker: Option<Arc<CircuitBreaker>>,
     keyed_breaker: Option<Arc<KeyedCircuitBreaker<String>>>,
+    /// A circuit in mode `adaptive_throttle`, in the breaker's place.
+    throttle: Option<Arc<AdaptiveThrottle>>,
     limiter: Option<Arc<RateLimiter>>,
     keyed_limiter: Option<Arc<KeyedRateLimiter<String>>>,
     cost: u32,
@@ -158,6 +160,7 @@ impl fmt::Debug for Stack {
             .field("retry", &self.retry.as_ref().map(RetryPolicy::max_attempts))
             .field("circuit_breaker", &name(self.breaker.as_ref().map(|b| b.name())))
             .field("keyed_circuit_breaker", &name(self.keyed_breaker.as_ref().map(|b| b.name())))
+            .field("adaptive_throttle", &self.throttle.as_ref().map(|t| t.name().to_owned()))
             .field("rate_limiter", &name(self.limiter.as_ref().map(|l| l.name())))
             .field("keyed_rate_limiter", &name(self.keyed_limiter.as_ref().map(|l| l.name())))
             .field("cost", &self.cost)
@@ -280,11 +283,14 @@ impl Stack {
             s.retry = Some(reg.resolve_retry(name, || Ok(r.clone()))?);
         }
         if let Some(c) = &config.circuit_breaker {
-            if keyed {
+            if keyed && c.throttle().is_none() {
                 s.keyed_breaker =
                     Some(reg.keyed_circuit_breakers().resolve(name, || Ok(c.clone()))?);
             } else {
-                s.breaker = Some(reg.circuit_breakers().resolve(name, || Ok(c.clone()))?);
+                match reg.resolve_circuit(name, || Ok(c.clone()))? {
+                    Circuit::Breaker(b) => s.breaker = Some(b),
+                    Circuit::Throttle(t) => s.throttle = Some(t),
+                }
             }
         }
         if let Some(c) = &config.rate_limit {
@@ -352,10 +358,11 @@ impl Stack {
                 _ => layer::rate_limit_async(self.limiter.as_deref(), self.cost, bulkheaded).await,
             }
         });
-        match (&self.keyed_breaker, key) {
-            (Some(breaker), Some(key)) => {
+        match (&self.keyed_breaker, key, &self.throttle) {
+            (Some(breaker), Some(key), _) => {
                 layer::keyed_circuit_async(Some(&**breaker), key, &ByClass, limited).await
             }
+            (_, _, Some(throttle)) => throttle.run_async(&ByClass, limited).await,
             _ => layer::circuit_async(self.breaker.as_deref(), &ByClass, limited).await,
         }
     }
@@ -1036,7 +1043,7 @@ impl TimeoutLayer<NoKey> {
     }
 }
 
-/// A fallback around a service (see [`fallback`](crate::fallback)): when the call's
+/// A fallback around a service (see [`fallback`](mod@crate::fallback)): when the call's
 /// error is one `on` answers, the caller gets `handler`'s answer to it instead. Its
 /// service is a [`Fallback`].
 ///

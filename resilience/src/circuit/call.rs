@@ -24,7 +24,7 @@ pub(super) fn outcome_of<T, E, C: ResultClassifier<T, E> + ?Sized>(
 /// How a pipeline error counts: the classifier decides for the operation's own errors,
 /// an inner timeout is a failure, other inner rejections say nothing about the service.
 #[inline(always)]
-fn fault_outcome<T, E, C: ResultClassifier<T, E> + ?Sized>(
+pub(super) fn fault_outcome<T, E, C: ResultClassifier<T, E> + ?Sized>(
     result: &Result<T, Fault<E>>,
     classifier: &C,
 ) -> CallOutcome {

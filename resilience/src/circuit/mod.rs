@@ -55,6 +55,7 @@ mod call;
 mod classifier;
 mod config;
 mod keyed;
+mod kind;
 mod permit;
 mod shared;
 mod state;
@@ -67,11 +68,12 @@ pub use breaker::CircuitBreaker;
 pub use classifier::{
     AllErrors, ByClass, CallOutcome, FailureClassifier, FailureIfOk, Predicates, ResultClassifier,
 };
-pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, Window};
+pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitMode, Window};
 pub use keyed::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_KEYS, KeyBreaker, KeyCircuitStats, KeyedCircuitBreaker,
     KeyedCircuitStats, WORST_KEYS,
 };
+pub use kind::Circuit;
 pub use permit::CallPermit;
 pub use state::CircuitState;
 pub use stats::CircuitStats;
