@@ -101,7 +101,9 @@
 //! # Everything at once
 //!
 //! A [`Pipeline`] (or `#[resilient]`) stacks the layers in a fixed order, outermost first:
-//! retry → circuit breaker → rate limit → bulkhead → timeout per attempt. Presets
+//! retry → circuit breaker → rate limit → bulkhead → timeout per attempt, with a
+//! [fallback](mod@fallback) (`Pipeline::fallback`, `#[fallback]`) outside them all, on the
+//! final error. Presets
 //! ([`presets`]) give every layer values suited to a connector: `database`, `api`, `file`,
 //! `postgres`, `shopify`, `development`.
 //!
