@@ -4,7 +4,9 @@
 //! after warm-up), a bulkhead's acquire and release with a slot free (fixed, and adaptive
 //! with its window updates), a call through the tower layers (`ResilienceLayer` with a
 //! breaker and a limiter, and each single layer) around a ready service that answers at
-//! once, and a hedged call whose first attempt answers before the delay.
+//! once, a hedged call whose first attempt answers before the delay, an adaptive throttle
+//! in front of a healthy backend, and the fallback layer (passing a success through, or
+//! answering an error).
 //!
 //! A counting global allocator counts allocations per thread, so tests running in
 //! parallel do not see each other's. Each test warms the path up once (lazy statics, a
@@ -246,4 +248,50 @@ fn hedged_call_whose_first_attempt_answers_allocates_nothing() {
     assert_eq!(ok, CALLS);
     assert_eq!(n, 0, "{n} allocations in {CALLS} hedged calls answered before the delay");
     assert_eq!(hedge.stats().hedges, 0);
+}
+
+#[test]
+fn adaptive_throttle_call_to_a_healthy_backend_allocates_nothing() {
+    use resilience::circuit::{AdaptiveThrottle, ThrottleConfig};
+    let throttle = AdaptiveThrottle::new("alloc-throttle", ThrottleConfig::default());
+    let _ = throttle.call(|| Ok::<u64, Error>(1));
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS).filter(|_| throttle.call(|| Ok::<u64, Error>(black_box(1))).is_ok()).count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} calls through an adaptive throttle");
+}
+
+#[test]
+fn fallback_layer_allocates_nothing_on_success_or_when_it_answers() {
+    use resilience::Fault;
+    use resilience::fallback::{AnyError, Rejections};
+    use resilience::pipeline::layer;
+    let breaker = CircuitBreaker::new("alloc-fallback", CircuitBreakerConfig::default());
+    let classifier = resilience::circuit::AllErrors;
+    let (n, ok) = allocations_during(|| {
+        (0..CALLS)
+            .filter(|_| {
+                let r: Result<u64, Error> = layer::fallback(
+                    &Rejections,
+                    |_| Ok(0),
+                    || layer::circuit(Some(&breaker), &classifier, || Ok(black_box(1))),
+                );
+                r == Ok(1)
+            })
+            .count()
+    });
+    assert_eq!(ok, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} successful calls under a fallback");
+    let (n, answered) = allocations_during(|| {
+        (0..CALLS)
+            .filter(|_| {
+                let failed =
+                    || Err::<u64, Fault<Error>>(Fault::Inner(Error::timeout(Duration::ZERO)));
+                layer::fallback(&AnyError, |_: Error| Ok(black_box(2)), failed) == Ok(2)
+            })
+            .count()
+    });
+    assert_eq!(answered, CALLS);
+    assert_eq!(n, 0, "{n} allocations in {CALLS} calls the fallback answered");
 }

@@ -12,7 +12,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::{Block, ItemFn, Stmt};
 
-use crate::args::{CircuitArgs, KeyArg, LayerSettings, RetryArgs, Setting};
+use crate::args::{CircuitArgs, KeyArg, LayerSettings, On, RetryArgs, Setting};
 use crate::func::{ArgName, FnInfo, Shape};
 use crate::stack::{Layer, Planned, Stack};
 
@@ -144,7 +144,12 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     // The call's span and whole-call event: named after the function, with its layers.
     let call = item_ident("CALL", 0);
     let (p, name) = (&ctx.p, ctx.default_name());
-    let layers = stack.layers.iter().map(|l| layer_name(&l.layer)).collect::<Vec<_>>().join(",");
+    let fallback = stack.fallback.as_ref().map(|_| "fallback");
+    let layers = fallback
+        .into_iter()
+        .chain(stack.layers.iter().map(|l| layer_name(&l.layer)))
+        .collect::<Vec<_>>()
+        .join(",");
     let call_site = quote!(static #call: #p::CallSite = #p::CallSite::new(#name, #layers););
     let owner = if ctx.is_method() { quote!(#p::owner_of::<Self>) } else { quote!(#p::no_owner) };
     let run = if is_async {
@@ -183,8 +188,17 @@ fn layer_name(layer: &Layer) -> &'static str {
     }
 }
 
+/// `mode = "adaptive_throttle"`: the circuit is an `AdaptiveThrottle`.
+fn is_throttle(args: &CircuitArgs) -> bool {
+    args.settings.text("mode").is_some_and(|(mode, _)| mode == "adaptive_throttle")
+}
+
 fn has_fallback(stack: &Stack) -> bool {
-    stack.layers.iter().any(|l| matches!(&l.layer, Layer::Circuit(c) if c.fallback.is_some()))
+    stack.fallback.is_some()
+        || stack
+            .layers
+            .iter()
+            .any(|l| matches!(&l.layer, Layer::Circuit(c) if c.fallback.is_some()))
 }
 
 type Rebuild = Box<dyn FnOnce(TokenStream) -> TokenStream>;
@@ -285,10 +299,13 @@ fn innermost(ctx: &Ctx<'_>, body: &Block, value_mode: bool) -> TokenStream {
 fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
     let p = &ctx.p;
     let result = ident("result", 0);
-    let fallback = stack.layers.iter().find_map(|l| match &l.layer {
+    // `#[fallback(handler, on = ..)]`, or a circuit breaker's `fallback = ..` (open
+    // circuits only).
+    let circuit_fallback = stack.layers.iter().find_map(|l| match &l.layer {
         Layer::Circuit(c) => c.fallback.as_ref(),
         _ => None,
     });
+    let fallback = stack.fallback.as_ref().and_then(|f| f.handler.as_ref()).or(circuit_fallback);
     let ret = &ctx.info.ret;
     // Spanned at the return type: a missing `From<resilience::Error>` is reported there.
     // `finisher::<R>()` takes no argument, so a missing `From<resilience::Error>` (or a
@@ -329,7 +346,16 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
         })
     } else {
         let finish_done = finish(&done);
-        quote!(match #p::open_circuit(#result) {
+        let decide = match stack.fallback.as_ref().map(|f| &f.on) {
+            None => quote!(#p::open_circuit(#result)),
+            Some(On::Rejected) => quote!(#p::fallback_rejected(#result)),
+            Some(On::Any) => quote!(#p::fallback_any(#result)),
+            Some(On::Predicate(predicate)) => {
+                let span = syn::spanned::Spanned::span(predicate);
+                quote_spanned!(span=> #p::fallback_when(#result, #predicate))
+            }
+        };
+        quote!(match #decide {
             #p::Outcome::Done(#done) => #finish_done,
             #p::Outcome::Fallback => #call,
         })
@@ -387,6 +413,8 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             let classifier_value = classifier_value(ctx, args);
             let (instance, resolver) = if key_of(args.key.as_ref()).is_some() {
                 (quote!(#p::KeyedCircuitBreaker), quote!(resolve_keyed_circuit_breaker))
+            } else if is_throttle(args) {
+                (quote!(#p::AdaptiveThrottle), quote!(resolve_adaptive_throttle))
             } else {
                 (quote!(#p::CircuitBreaker), quote!(resolve_circuit_breaker))
             };
@@ -675,6 +703,12 @@ fn wrap(
                     &#classifier,
                     || #inner
                 )),
+                (None, true) if is_throttle(args) => {
+                    quote!(#layer::throttle_async(&#handle, &#classifier, #inner))
+                }
+                (None, false) if is_throttle(args) => {
+                    quote!(#layer::throttle(&#handle, &#classifier, || #inner))
+                }
                 (None, true) => quote!(#layer::circuit_async(&#handle, &#classifier, #inner)),
                 (None, false) => quote!(#layer::circuit(&#handle, &#classifier, || #inner)),
             }

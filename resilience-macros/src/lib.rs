@@ -226,7 +226,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `failure_if` | `fn(&E) -> bool`: errors that count as failures (others count as successes) | for `E: Classify`, transient errors (permanent ones count as successes, throttled ones as neither); else every error |
 /// | `ignore_if` | `fn(&E) -> bool`: errors that count as neither (checked first) | none |
 /// | `failure_if_ok` | `fn(&T) -> bool`: `Ok` values that count as failures (the caller still gets them), like resilience4j's `recordResult` | none |
-/// | `fallback` | a function taking the same arguments and returning the same type, `async` exactly when the function is | none |
+/// | `fallback` | a function taking the same arguments and returning the same type, `async` exactly when the function is; it answers open-circuit rejections only (`#[fallback]` answers any layer's, or any error) | none |
 /// | `key` | expression over the arguments: one circuit per key (per tenant, per shop): a string or an integer; `none` for one circuit for every tenant; a literal is refused | none |
 /// | `preset` | start from the preset's breaker settings (see "Presets" above) | none |
 /// | `backend` | `"local"`, or `"redis"` to share the circuit with every process using this name (feature `redis`) | `"local"` |
@@ -327,6 +327,83 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Kind::CircuitBreaker, args.into(), item.into()).into()
+}
+
+/// Answers the call's final error with a function of your own: a fallback as a layer.
+///
+/// `#[fallback(handler)]` calls `handler` with the function's arguments (and `self` for
+/// a method, as in `#[fallback(Self::cached)]`) in place of returning an error, and
+/// returns its answer. `handler` takes the same arguments and returns the same type,
+/// and is `async` exactly when the function is; a handler of another type is a compile
+/// error at the handler.
+///
+/// | argument | value | default |
+/// |---|---|---|
+/// | first, unnamed | the handler: a path to a function | required |
+/// | `on` | `"rejected"`: a layer refused the call or cut it short (open circuit, rate limit, full bulkhead, timeout); `"any"`: every error, the function's own included; or a predicate `fn(&E) -> bool` (a path or a closure), which sees a rejection as `E::from(resilience::Error)` | `"rejected"` |
+/// | `crate` | the path of a crate re-exporting `resilience` | `"resilience"` |
+///
+/// The fallback is the **outermost** layer, and `#[fallback]` goes above the other
+/// resilience attributes (anywhere else is a compile error): it sees the final error,
+/// after the retries gave up, while the retry and the circuit breaker still see what the
+/// call did. Inside the retry it would turn each failed attempt into a success, and
+/// inside the breaker it would hide the failures the breaker must count.
+///
+/// With a fallback the function may return a plain value (`-> String`); then every
+/// rejection goes to the fallback (and `on` cannot be a predicate). The arguments are
+/// borrowed by the body so the fallback can still receive them.
+///
+/// ```
+/// use resilience::{circuit_breaker, fallback, Error};
+///
+/// #[derive(Debug, PartialEq)]
+/// enum PriceError { Unavailable, Resilience(Error) }
+/// impl From<Error> for PriceError {
+///     fn from(e: Error) -> Self { PriceError::Resilience(e) }
+/// }
+///
+/// fn cached_price(sku: &str) -> Result<u32, PriceError> {
+///     let _ = sku;
+///     Ok(100)
+/// }
+///
+/// #[fallback(cached_price, on = "any")]
+/// #[circuit_breaker(name = "docs-prices", failure_threshold = 5)]
+/// fn price(sku: &str) -> Result<u32, PriceError> {
+///     let _ = sku;
+///     Err(PriceError::Unavailable)
+/// }
+///
+/// assert_eq!(price("sku-1"), Ok(100));
+/// ```
+///
+/// The same by hand, with `resilience::pipeline::layer::fallback` around the other
+/// layers:
+///
+/// ```
+/// # use resilience::Error;
+/// # #[derive(Debug, PartialEq)] enum PriceError { Unavailable, Resilience(Error) }
+/// # impl From<Error> for PriceError { fn from(e: Error) -> Self { PriceError::Resilience(e) } }
+/// # fn cached_price(_: &str) -> Result<u32, PriceError> { Ok(100) }
+/// use resilience::circuit::{AllErrors, CircuitBreakerConfig};
+/// use resilience::fallback::AnyError;
+/// use resilience::pipeline::layer;
+/// use resilience::{registry, Fault};
+///
+/// fn price(sku: &str) -> Result<u32, PriceError> {
+///     let breaker = registry()
+///         .circuit_breakers()
+///         .resolve("docs-prices-by-hand", || CircuitBreakerConfig::builder().failure_threshold(5).build())
+///         .map_err(Error::Config)?;
+///     layer::fallback(&AnyError, |_| cached_price(sku), || {
+///         layer::circuit(Some(&*breaker), &AllErrors, || Err(Fault::Inner(PriceError::Unavailable)))
+///     })
+/// }
+/// # assert_eq!(price("sku-1"), Ok(100));
+/// ```
+#[proc_macro_attribute]
+pub fn fallback(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(Kind::Fallback, args.into(), item.into()).into()
 }
 
 /// Takes permits from a named token bucket before each call.

@@ -13,7 +13,8 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Meta};
 
 use crate::args::{
-    BulkheadArgs, CircuitArgs, Errors, HedgeArgs, RateLimitArgs, ResilientArgs, RetryArgs,
+    BulkheadArgs, CircuitArgs, Errors, FallbackArgs, HedgeArgs, RateLimitArgs, ResilientArgs,
+    RetryArgs,
     TimeoutArgs, preset_tenant,
 };
 
@@ -27,6 +28,7 @@ pub(crate) enum Kind {
     Bulkhead,
     Hedge,
     Resilient,
+    Fallback,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             "bulkhead" => Kind::Bulkhead,
             "hedge" => Kind::Hedge,
             "resilient" => Kind::Resilient,
+            "fallback" => Kind::Fallback,
             _ => return None,
         })
     }
@@ -52,6 +55,7 @@ impl Kind {
             Kind::Bulkhead => "bulkhead",
             Kind::Hedge => "hedge",
             Kind::Resilient => "resilient",
+            Kind::Fallback => "fallback",
         }
     }
 }
@@ -85,6 +89,8 @@ pub(crate) struct Planned {
 /// The whole pipeline, outermost layer first.
 pub(crate) struct Stack {
     pub(crate) layers: Vec<Planned>,
+    /// `#[fallback(..)]`: outside every layer, on the final result.
+    pub(crate) fallback: Option<FallbackArgs>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -96,7 +102,7 @@ pub(crate) fn collect(
     attrs: &mut Vec<Attribute>,
     errors: &mut Errors,
 ) -> Stack {
-    let mut stack = Stack { layers: Vec::new(), krate: None };
+    let mut stack = Stack { layers: Vec::new(), fallback: None, krate: None };
     push(&mut stack, kind, args, Span::call_site(), errors);
     let top_crate = stack.krate.clone();
     let mut kept = Vec::with_capacity(attrs.len());
@@ -174,6 +180,19 @@ fn absorbable(attr: &Attribute, krate: Option<&syn::Path>) -> Option<Kind> {
 fn push(stack: &mut Stack, kind: Kind, tokens: TokenStream, span: Span, errors: &mut Errors) {
     let explicit = |layer| Planned { layer, span, inherited_preset: None, optional: false };
     match kind {
+        Kind::Fallback => {
+            let args = FallbackArgs::parse(tokens, span, errors);
+            set_crate(stack, args.krate.as_ref());
+            if stack.fallback.is_some() {
+                errors.push(syn::Error::new(span, "only one `#[fallback]` per function"));
+            } else if !stack.layers.is_empty() {
+                errors.push(syn::Error::new(
+                    span,
+                    "`#[fallback]` is the outermost layer (it answers the final error, after retries, so that the circuit breaker still counts what the call did): write it above the other resilience attributes",
+                ));
+            }
+            stack.fallback = Some(args);
+        }
         Kind::Retry => {
             let args = RetryArgs::parse(tokens, errors);
             set_crate(stack, args.krate.as_ref());

@@ -1,23 +1,36 @@
 //! Cross-argument and function-shape rules, checked once everything is parsed.
 
 use crate::args::{
-    BulkheadArgs, CircuitArgs, Errors, LayerSettings, RateLimitArgs, RetryArgs, Setting,
+    BulkheadArgs, CircuitArgs, Errors, LayerSettings, On, RateLimitArgs, RetryArgs, Setting,
 };
 use crate::func::{ArgName, FnInfo, Shape};
 use crate::stack::{Layer, Planned, Stack};
 
 /// Records every rule the stack or the function breaks.
 pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Errors) {
-    let has_fallback =
-        stack.layers.iter().any(|l| matches!(&l.layer, Layer::Circuit(c) if c.fallback.is_some()));
+    let has_fallback = stack.fallback.is_some()
+        || stack
+            .layers
+            .iter()
+            .any(|l| matches!(&l.layer, Layer::Circuit(c) if c.fallback.is_some()));
     if info.ret_not_result && !has_fallback {
         let ret = &info.ret;
         errors.push(syn::Error::new(
             info.ret_span,
-            format!("`#[{attr}]` needs the function to return `Result<T, E>` with `E: From<resilience::Error>`: rejections and timeouts reach the caller as `Err(E::from(resilience::Error))`, and `{}` cannot carry them (only `#[circuit_breaker(fallback = ..)]` accepts other return types)", ret.to_string().replace(' ', "")),
+            format!("`#[{attr}]` needs the function to return `Result<T, E>` with `E: From<resilience::Error>`: rejections and timeouts reach the caller as `Err(E::from(resilience::Error))`, and `{}` cannot carry them (only a function with a fallback, `#[fallback(..)]` or `#[circuit_breaker(fallback = ..)]`, may return another type)", ret.to_string().replace(' ', "")),
         ));
     }
     let mut fallback_seen = false;
+    if let Some(args) = &stack.fallback {
+        fallback_seen = true;
+        fallback_args(info, errors);
+        if let (On::Predicate(predicate), false) = (&args.on, info.ret_is_result) {
+            errors.push(syn::Error::new_spanned(
+                predicate,
+                "`on = <predicate>` in `#[fallback]` needs the function to return `Result<T, E>`: the predicate looks at `&E`; a function returning a plain value only meets rejections, which `on = \"rejected\"` (the default) answers",
+            ));
+        }
+    }
     let mut retry_outside = false;
     for planned in &stack.layers {
         match &planned.layer {
@@ -33,7 +46,7 @@ pub(crate) fn check(stack: &Stack, info: &FnInfo, attr: &str, errors: &mut Error
                     if fallback_seen {
                         errors.push(syn::Error::new_spanned(
                             fallback,
-                            "only one `fallback` per function: the outer circuit breaker's fallback already answers rejections",
+                            "only one `fallback` per function: another fallback (`#[fallback]` or an outer circuit breaker's) already answers rejections",
                         ));
                     }
                     fallback_seen = true;
@@ -168,6 +181,20 @@ fn bulkhead(args: &BulkheadArgs, errors: &mut Errors) {
 fn circuit(args: &CircuitArgs, errors: &mut Errors) {
     let s = &args.settings;
     fail_mode("circuit_breaker", s, errors);
+    let mode = s.text("mode").map(|(m, _)| m);
+    if mode == Some("adaptive_throttle") {
+        throttle(args, errors);
+        return;
+    }
+    for key in ["k", "buckets"] {
+        if let Some((_, span)) = s.get(key) {
+            let current = mode.unwrap_or("consecutive");
+            errors.push(syn::Error::new(
+                span,
+                format!("`{key}` in `#[circuit_breaker]` applies only to `mode = \"adaptive_throttle\"` (this circuit is in mode \"{current}\"): write `#[circuit_breaker(mode = \"adaptive_throttle\", {key} = ..)]` or remove `{key}`"),
+            ));
+        }
+    }
     if let (Some(_), Some((_, span))) = (s.get("failure_threshold"), s.get("failure_rate")) {
         errors.push(syn::Error::new(
             span,
@@ -193,6 +220,34 @@ fn circuit(args: &CircuitArgs, errors: &mut Errors) {
         errors.push(syn::Error::new(
             span,
             format!("`window` in `#[circuit_breaker]` holds {window} calls, fewer than `min_calls = {min}`: the rate could never be evaluated"),
+        ));
+    }
+}
+
+/// `mode = "adaptive_throttle"`: the throttle's keys only, one throttle per name.
+fn throttle(args: &CircuitArgs, errors: &mut Errors) {
+    const THROTTLE_KEYS: [&str; 4] = ["mode", "k", "window", "buckets"];
+    for (key, _, span) in &args.settings.0 {
+        if key == "backend" && args.settings.text("backend").is_some_and(|(b, _)| b == "local") {
+            continue;
+        }
+        if !THROTTLE_KEYS.contains(&key.as_str()) {
+            errors.push(syn::Error::new(
+                *span,
+                format!("`{key}` in `#[circuit_breaker]` does not apply to `mode = \"adaptive_throttle\"`, whose keys are `k`, `window` (a duration) and `buckets`"),
+            ));
+        }
+    }
+    if let Some((Setting::Int(_), span)) = args.settings.get("window") {
+        errors.push(syn::Error::new(
+            span,
+            "`window` in `#[circuit_breaker(mode = \"adaptive_throttle\")]` is a duration, like `window = 120s`",
+        ));
+    }
+    if args.key.is_some() {
+        errors.push(syn::Error::new(
+            args.settings.get("mode").map_or_else(proc_macro2::Span::call_site, |(_, span)| span),
+            "`key` in `#[circuit_breaker]` does not apply to `mode = \"adaptive_throttle\"`: a throttle counts one backend's accepts; remove `key` or the mode",
         ));
     }
 }

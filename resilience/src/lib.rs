@@ -101,7 +101,9 @@
 //! # Everything at once
 //!
 //! A [`Pipeline`] (or `#[resilient]`) stacks the layers in a fixed order, outermost first:
-//! retry → circuit breaker → rate limit → bulkhead → timeout per attempt. Presets
+//! retry → circuit breaker → rate limit → bulkhead → timeout per attempt, with a
+//! [fallback](mod@fallback) (`Pipeline::fallback`, `#[fallback]`) outside them all, on the
+//! final error. Presets
 //! ([`presets`]) give every layer values suited to a connector: `database`, `api`, `file`,
 //! `postgres`, `shopify`, `development`.
 //!
@@ -209,6 +211,7 @@ pub mod config;
 mod deadline;
 mod error;
 pub mod events;
+pub mod fallback;
 mod fault;
 pub mod hedge;
 #[cfg(feature = "http")]
@@ -255,7 +258,7 @@ pub use retry::{RetryBudget, RetryPolicy};
 #[cfg(feature = "macros")]
 #[doc(inline)]
 pub use resilience_macros::{
-    bulkhead, circuit_breaker, hedge, rate_limit, resilient, retry, timeout,
+    bulkhead, circuit_breaker, fallback, hedge, rate_limit, resilient, retry, timeout,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -45,6 +45,9 @@
 //! | `resilience_circuit_breaker_state` | gauge, 1 for the current state and 0 for the others | `name`, `state` = `closed` \| `open` \| `half_open` \| `forced_open` \| `disabled` |
 //! | `resilience_circuit_breaker_failure_rate` | gauge, 0–1, when the window has enough calls | `name` |
 //! | `resilience_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` |
+//! | `resilience_adaptive_throttle_requests` / `resilience_adaptive_throttle_accepts` | gauges, in the window (set by [`record_gauges`]) | `name` |
+//! | `resilience_adaptive_throttle_rejection_probability` | gauge, 0–1 (set by [`record_gauges`]) | `name` |
+//! | `resilience_adaptive_throttle_rejected_total` | counter (set by [`record_gauges`]) | `name` |
 //! | `resilience_retry_calls_total` | counter | `name`, `result` = `success_without_retry` \| `success_with_retry` \| `failed_without_retry` \| `failed_with_retry` |
 //! | `resilience_retry_attempts_total` | counter (every attempt, the first included) | `name` |
 //! | `resilience_retry_budget_refused_total` | counter | `name` (the budget's) |
@@ -271,6 +274,7 @@ pub fn record_gauges(snapshot: &RegistrySnapshot) {
         gauge!(RATE_LIMITER_AVAILABLE, "name" => name.clone()).set(f64::from(l.available));
         gauge!(RATE_LIMITER_WAITING, "name" => name).set(l.waiting as f64);
     }
+    record_throttles(snapshot);
     for b in &snapshot.bulkheads {
         let name = Arc::<str>::from(b.name.as_str());
         gauge!(BULKHEAD_IN_FLIGHT, "name" => name.clone()).set(f64::from(b.in_flight));
@@ -318,6 +322,22 @@ fn record_hedges(snapshot: &RegistrySnapshot) {
         }
     }
 }
+
+/// The adaptive throttles' gauges and rejection counter, from their stats.
+fn record_throttles(snapshot: &RegistrySnapshot) {
+    for t in &snapshot.throttles {
+        let name = Arc::<str>::from(t.name.as_str());
+        gauge!(THROTTLE_REQUESTS, "name" => name.clone()).set(t.requests as f64);
+        gauge!(THROTTLE_ACCEPTS, "name" => name.clone()).set(t.accepts as f64);
+        gauge!(THROTTLE_PROBABILITY, "name" => name.clone()).set(t.rejection_probability);
+        counter!(THROTTLE_REJECTED, "name" => name).absolute(t.rejections);
+    }
+}
+
+const THROTTLE_REQUESTS: &str = "resilience_adaptive_throttle_requests";
+const THROTTLE_ACCEPTS: &str = "resilience_adaptive_throttle_accepts";
+const THROTTLE_PROBABILITY: &str = "resilience_adaptive_throttle_rejection_probability";
+const THROTTLE_REJECTED: &str = "resilience_adaptive_throttle_rejected_total";
 
 const STATES: [CircuitState; 5] = [
     CircuitState::Closed,
@@ -378,6 +398,10 @@ fn describe() {
     describe_counter!(BULKHEAD_LIMIT_CHANGES, Unit::Count, "Adaptive bulkhead limit changes");
     describe_counter!(TIMEOUTS, Unit::Count, "Calls abandoned at their time limit");
     describe_histogram!(CALL_DURATION, Unit::Seconds, "Duration of whole protected calls");
+    describe_gauge!(THROTTLE_REQUESTS, Unit::Count, "Requests in an adaptive throttle's window");
+    describe_gauge!(THROTTLE_ACCEPTS, Unit::Count, "Accepted requests in the window");
+    describe_gauge!(THROTTLE_PROBABILITY, "Probability that the next call is rejected (0-1)");
+    describe_counter!(THROTTLE_REJECTED, Unit::Count, "Calls an adaptive throttle rejected");
 }
 
 // ----- handles, registered once per instance ---------------------------------------------

@@ -1,12 +1,13 @@
 //! [`Pipeline`]: every layer around one operation, in the fixed order.
 //!
-//! Outermost first: **retry → hedge → circuit breaker → rate limit → bulkhead → timeout**
-//! (the timeout applies to each attempt; the hedge, async only, starts extra attempts
-//! of a slow one, each through the layers inside it: see [`hedge`](mod@crate::hedge)). So
-//! each attempt passes the breaker and takes a permit, a retried attempt counts once in
-//! the breaker's window, an open circuit is not retried, and a `RateLimited` rejection is
-//! retried after its suggested wait. This is the hand-written equivalent of
-//! `#[resilient(...)]`. A deadline
+//! Outermost first: **fallback → retry → hedge → circuit breaker → rate limit → bulkhead →
+//! timeout** (the timeout applies to each attempt; the hedge, async only, starts extra
+//! attempts of a slow one, each through the layers inside it: see
+//! [`hedge`](mod@crate::hedge); the fallback, when there is one ([`Pipeline::fallback`]),
+//! answers the final error only). So each attempt passes the breaker and takes a permit, a
+//! retried attempt counts once in the breaker's window, an open circuit is not retried,
+//! and a `RateLimited` rejection is retried after its suggested wait. This is the
+//! hand-written equivalent of `#[resilient(...)]`. A deadline
 //! ([`with_deadline`](Pipeline::with_deadline), or the retry policy's) bounds the whole
 //! call: no layer waits past it, and each attempt's timeout is cut to the time left.
 //!
@@ -89,7 +90,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bulkhead::Bulkhead;
-use crate::circuit::{AllErrors, ByClass, CircuitBreaker, FailureIfOk, ResultClassifier};
+use crate::circuit::{
+    AdaptiveThrottle, AllErrors, ByClass, Circuit, CircuitBreaker, FailureIfOk, ResultClassifier,
+};
+use crate::fallback::FallbackOn;
 use crate::hedge::Hedge;
 use crate::presets::ResilienceConfig;
 use crate::rate_limit::RateLimiter;
@@ -172,6 +176,8 @@ impl InPlace for Untimed {}
 pub struct Pipeline<L = Untimed> {
     retry: Option<RetryPolicy>,
     breaker: Option<Arc<CircuitBreaker>>,
+    /// The circuit in mode `adaptive_throttle`, in the breaker's place.
+    throttle: Option<Arc<AdaptiveThrottle>>,
     limiter: Option<Arc<RateLimiter>>,
     bulkhead: Option<Arc<Bulkhead>>,
     hedge: Option<Arc<Hedge>>,
@@ -188,6 +194,7 @@ impl<L> Clone for Pipeline<L> {
         Pipeline {
             retry: self.retry.clone(),
             breaker: self.breaker.clone(),
+            throttle: self.throttle.clone(),
             limiter: self.limiter.clone(),
             bulkhead: self.bulkhead.clone(),
             hedge: self.hedge.clone(),
@@ -210,6 +217,7 @@ impl<L> fmt::Debug for Pipeline<L> {
         f.debug_struct("Pipeline")
             .field("retry", &self.retry.as_ref().map(|r| r.max_attempts()))
             .field("circuit_breaker", &self.breaker.as_ref().map(|b| b.name().clone()))
+            .field("adaptive_throttle", &self.throttle.as_ref().map(|t| t.name().to_owned()))
             .field("rate_limiter", &self.limiter.as_ref().map(|l| l.name().clone()))
             .field("bulkhead", &self.bulkhead.as_ref().map(|b| b.name().clone()))
             .field("hedge", &self.hedge.as_ref().map(|h| h.name().clone()))
@@ -225,6 +233,7 @@ impl Pipeline<Untimed> {
         Pipeline {
             retry: None,
             breaker: None,
+            throttle: None,
             limiter: None,
             bulkhead: None,
             hedge: None,
@@ -251,7 +260,10 @@ impl Pipeline<Timed> {
             p.retry = Some(reg.resolve_retry(name, || Ok(r.clone()))?);
         }
         if let Some(c) = &config.circuit_breaker {
-            p.breaker = Some(reg.circuit_breakers().resolve(name, || Ok(c.clone()))?);
+            match reg.resolve_circuit(name, || Ok(c.clone()))? {
+                Circuit::Breaker(b) => p.breaker = Some(b),
+                Circuit::Throttle(t) => p.throttle = Some(t),
+            }
         }
         if let Some(c) = &config.rate_limit {
             p.limiter = Some(reg.rate_limiters().resolve(name, || Ok(c.clone()))?);
@@ -280,6 +292,7 @@ impl<L> Pipeline<L> {
         Pipeline {
             retry: self.retry,
             breaker: self.breaker,
+            throttle: self.throttle,
             limiter: self.limiter,
             bulkhead: self.bulkhead,
             hedge: self.hedge,
@@ -346,9 +359,30 @@ impl<L> Pipeline<L> {
         self.retry.as_ref().and_then(RetryPolicy::deadline)
     }
 
-    /// With this circuit breaker.
+    /// With this circuit breaker (in place of an adaptive throttle, if any).
     pub fn with_circuit_breaker(mut self, breaker: Arc<CircuitBreaker>) -> Self {
         self.breaker = Some(breaker);
+        self.throttle = None;
+        self
+    }
+
+    /// With this adaptive throttle in the circuit breaker's place (mode
+    /// `adaptive_throttle`).
+    ///
+    /// ```
+    /// use resilience::circuit::{AdaptiveThrottle, ThrottleConfig};
+    /// use resilience::{Error, Pipeline};
+    /// use std::sync::Arc;
+    ///
+    /// let throttle = Arc::new(AdaptiveThrottle::new("docs-pipeline-throttle", ThrottleConfig::default()));
+    /// let pipeline = Pipeline::new().with_adaptive_throttle(throttle.clone());
+    /// let r: Result<u32, Error> = pipeline.call(|| Ok(1));
+    /// assert_eq!(r, Ok(1));
+    /// assert_eq!(throttle.stats().accepts, 1);
+    /// ```
+    pub fn with_adaptive_throttle(mut self, throttle: Arc<AdaptiveThrottle>) -> Self {
+        self.throttle = Some(throttle);
+        self.breaker = None;
         self
     }
 
@@ -431,6 +465,11 @@ impl<L> Pipeline<L> {
         self.breaker.as_ref()
     }
 
+    /// The adaptive throttle in the circuit breaker's place, if any.
+    pub fn adaptive_throttle(&self) -> Option<&Arc<AdaptiveThrottle>> {
+        self.throttle.as_ref()
+    }
+
     /// The rate limiter, if any.
     pub fn rate_limiter(&self) -> Option<&Arc<RateLimiter>> {
         self.limiter.as_ref()
@@ -465,6 +504,34 @@ impl<L> Pipeline<L> {
     /// ```
     pub fn failure_if_ok<P>(&self, failure_if_ok: P) -> FailureIfOkCalls<'_, L, P> {
         FailureIfOkCalls { pipeline: self, failure_if_ok }
+    }
+
+    /// This pipeline's drivers with a fallback around them (the outermost layer, see
+    /// [`fallback`](mod@crate::fallback)): when the call's final error is one `on` answers
+    /// ([`Rejections`](crate::fallback::Rejections),
+    /// [`AnyError`](crate::fallback::AnyError) or a closure `Fn(&E) -> bool`), the caller
+    /// gets `handler`'s answer to it instead. The retry and the circuit breaker still see
+    /// what the operation did: only the caller sees the fallback's answer.
+    ///
+    /// ```
+    /// use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig};
+    /// use resilience::fallback::Rejections;
+    /// use resilience::{Error, Pipeline};
+    /// use std::sync::Arc;
+    ///
+    /// let config = CircuitBreakerConfig::builder().failure_threshold(1).build()?;
+    /// let breaker = Arc::new(CircuitBreaker::new("docs-pipeline-fallback", config));
+    /// let pipeline = Pipeline::new().with_circuit_breaker(breaker);
+    /// let cached = pipeline.fallback(Rejections, |_: Error| Ok("cached"));
+    /// // The failure itself reaches the caller and opens the circuit ...
+    /// let first: Result<&str, Error> = cached.call(|| Err(Error::timeout(std::time::Duration::from_secs(1))));
+    /// assert!(first.is_err());
+    /// // ... whose rejections the fallback answers.
+    /// assert_eq!(cached.call(|| Ok("fresh")), Ok("cached"));
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn fallback<O, H>(&self, on: O, handler: H) -> FallbackCalls<'_, L, O, H> {
+        FallbackCalls { pipeline: self, on, handler }
     }
 
     // ----- blocking ------------------------------------------------------------------
@@ -543,8 +610,19 @@ impl<L> Pipeline<L> {
         C: ResultClassifier<T, E>,
         F: Fn() -> Result<T, E> + Clone + Send + 'static,
     {
+        self.blocking_fault(hooks, classifier, op).map_err(Fault::into_error)
+    }
+
+    fn blocking_fault<T, E, H, C, F>(&self, hooks: &H, classifier: &C, op: F) -> Result<T, Fault<E>>
+    where
+        T: Send + 'static,
+        E: From<Error> + fmt::Debug + Send + 'static,
+        H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
+        F: Fn() -> Result<T, E> + Clone + Send + 'static,
+    {
         let limit = self.timeout;
-        self.drive(hooks, classifier, &mut || match limit {
+        self.drive_fault(hooks, classifier, &mut || match limit {
             Some(limit) => {
                 let op = op.clone();
                 let limit = crate::deadline::cap(limit);
@@ -561,11 +639,26 @@ impl<L> Pipeline<L> {
         C: ResultClassifier<T, E>,
         F: FnMut() -> Result<T, Fault<E>>,
     {
-        let result = match &self.retry {
+        self.drive_fault(hooks, classifier, op).map_err(Fault::into_error)
+    }
+
+    /// Every layer but the fallback: the final result, a rejection still told apart.
+    fn drive_fault<T, E, H, C, F>(
+        &self,
+        hooks: &H,
+        classifier: &C,
+        op: &mut F,
+    ) -> Result<T, Fault<E>>
+    where
+        E: From<Error> + fmt::Debug,
+        H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
+        F: FnMut() -> Result<T, Fault<E>>,
+    {
+        match &self.retry {
             Some(retry) => retry.run(hooks, || self.attempt(classifier, op)),
             None => self.attempt(classifier, op),
-        };
-        result.map_err(Fault::into_error)
+        }
     }
 
     fn attempt<T, E, C, F>(&self, classifier: &C, op: &mut F) -> Result<T, Fault<E>>
@@ -573,11 +666,15 @@ impl<L> Pipeline<L> {
         C: ResultClassifier<T, E>,
         F: FnMut() -> Result<T, Fault<E>>,
     {
-        layer::circuit(self.breaker.as_deref(), classifier, || {
+        let limited = || {
             layer::rate_limit(self.limiter.as_deref(), self.cost, || {
                 layer::bulkhead(self.bulkhead.as_deref(), op)
             })
-        })
+        };
+        match &self.throttle {
+            Some(throttle) => throttle.run(classifier, limited),
+            None => layer::circuit(self.breaker.as_deref(), classifier, limited),
+        }
     }
 
     // ----- async ---------------------------------------------------------------------
@@ -618,15 +715,32 @@ impl<L> Pipeline<L> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.run_async_fault(hooks, classifier, op).await.map_err(Fault::into_error)
+    }
+
+    /// Every layer but the fallback, async: the final result, a rejection still told apart.
+    #[cfg(feature = "tokio")]
+    async fn run_async_fault<T, E, H, C, F, Fut>(
+        &self,
+        hooks: &H,
+        classifier: &C,
+        op: F,
+    ) -> Result<T, Fault<E>>
+    where
+        E: From<Error> + fmt::Debug,
+        H: RetryHooks<T, E>,
+        C: ResultClassifier<T, E>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         // A shared cell lets every attempt call `op` without the retry closure lending out a
         // mutable borrow of it across an await.
         let op = parking_lot::Mutex::new(op);
         let make = || (op.lock())();
-        let result = match &self.retry {
+        match &self.retry {
             Some(retry) => retry.run_async(hooks, || self.attempt_async(classifier, &make)).await,
             None => self.attempt_async(classifier, &make).await,
-        };
-        result.map_err(Fault::into_error)
+        }
     }
 
     #[cfg(feature = "tokio")]
@@ -651,19 +765,18 @@ impl<L> Pipeline<L> {
         Fut: Future<Output = Result<T, E>>,
     {
         let attempt = async { make().await.map_err(Fault::Inner) };
-        layer::circuit_async(
-            self.breaker.as_deref(),
-            classifier,
-            layer::rate_limit_async(
-                self.limiter.as_deref(),
-                self.cost,
-                layer::bulkhead_async(
-                    self.bulkhead.as_deref(),
-                    layer::timeout_async(self.timeout, attempt),
-                ),
+        let limited = layer::rate_limit_async(
+            self.limiter.as_deref(),
+            self.cost,
+            layer::bulkhead_async(
+                self.bulkhead.as_deref(),
+                layer::timeout_async(self.timeout, attempt),
             ),
-        )
-        .await
+        );
+        match &self.throttle {
+            Some(throttle) => throttle.run_async(classifier, limited).await,
+            None => layer::circuit_async(self.breaker.as_deref(), classifier, limited).await,
+        }
     }
 }
 
@@ -720,6 +833,67 @@ impl<L, P> FailureIfOkCalls<'_, L, P> {
     }
 }
 
+/// A [`Pipeline`]'s drivers with a fallback around them: see [`Pipeline::fallback`].
+/// Each driver is the pipeline's driver of the same name; the handler is a
+/// `Fn(E) -> Result<T, E>` for the blocking ones and makes a future for
+/// [`call_async`](Self::call_async).
+pub struct FallbackCalls<'p, L, O, H> {
+    pipeline: &'p Pipeline<L>,
+    on: O,
+    handler: H,
+}
+
+impl<L, O, H> fmt::Debug for FallbackCalls<'_, L, O, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackCalls").field("pipeline", self.pipeline).finish_non_exhaustive()
+    }
+}
+
+impl<L, O, H> FallbackCalls<'_, L, O, H> {
+    /// [`Pipeline::call`], then the fallback.
+    pub fn call<T, E, F>(&self, mut op: F) -> Result<T, E>
+    where
+        L: InPlace,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug,
+        O: FallbackOn<E>,
+        H: Fn(E) -> Result<T, E>,
+        F: FnMut() -> Result<T, E>,
+    {
+        layer::fallback(&self.on, &self.handler, || {
+            self.pipeline.drive_fault(&Classified, &ByClass, &mut || op().map_err(Fault::Inner))
+        })
+    }
+
+    /// [`Pipeline::call_blocking`], then the fallback (on the calling thread).
+    pub fn call_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Classify + RetryAfter + fmt::Debug + Send + 'static,
+        O: FallbackOn<E>,
+        H: Fn(E) -> Result<T, E>,
+        F: Fn() -> Result<T, E> + Clone + Send + 'static,
+    {
+        layer::fallback(&self.on, &self.handler, || {
+            self.pipeline.blocking_fault(&Classified, &ByClass, op)
+        })
+    }
+
+    /// [`Pipeline::call_async`], then the fallback, whose future is awaited.
+    #[cfg(feature = "tokio")]
+    pub async fn call_async<T, E, F, Fut, HFut>(&self, op: F) -> Result<T, E>
+    where
+        E: From<Error> + Classify + RetryAfter + fmt::Debug,
+        O: FallbackOn<E>,
+        H: Fn(E) -> HFut,
+        HFut: Future<Output = Result<T, E>>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let attempt = self.pipeline.run_async_fault(&Classified, &ByClass, op);
+        layer::fallback_async(&self.on, &self.handler, attempt).await
+    }
+}
+
 /// The layers of a pipeline one at a time, each around an attempt that yields
 /// `Result<T, Fault<E>>` (an operation error stays [`Fault::Inner`], a rejection by a layer
 /// is [`Fault::Rejected`]). Each takes its layer's [`Instance`](layer::Instance): an
@@ -749,7 +923,8 @@ pub mod layer {
     use std::time::Duration;
 
     use crate::bulkhead::Bulkhead;
-    use crate::circuit::{CircuitBreaker, KeyedCircuitBreaker, ResultClassifier};
+    use crate::circuit::{AdaptiveThrottle, CircuitBreaker, KeyedCircuitBreaker, ResultClassifier};
+    use crate::fallback::FallbackOn;
     use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
     use crate::{Error, Fault};
 
@@ -787,6 +962,58 @@ pub mod layer {
         Err(Fault::Rejected(e.clone()))
     }
 
+    /// The call's final result, or `handler`'s answer to the final error when `on`
+    /// answers it (see [`fallback`](mod@crate::fallback)): the outermost layer, so it returns
+    /// the caller's `Result<T, E>` (a rejection converted with `E::from`). `handler`
+    /// receives that error.
+    ///
+    /// ```
+    /// use resilience::fallback::Rejections;
+    /// use resilience::pipeline::layer;
+    /// use resilience::{Bulkhead, BulkheadConfig, Error, Fault};
+    ///
+    /// let bulkhead = Bulkhead::new("docs-layer-fallback", BulkheadConfig::builder().max_concurrent(1).build()?);
+    /// let _held = bulkhead.try_acquire()?;
+    /// let r: Result<&str, Error> = layer::fallback(&Rejections, |_| Ok("cached"), || {
+    ///     layer::bulkhead(Some(&bulkhead), || Ok("fresh"))
+    /// });
+    /// assert_eq!(r, Ok("cached"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline(always)]
+    pub fn fallback<T, E, O, H, F>(on: &O, handler: H, attempt: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        O: FallbackOn<E> + ?Sized,
+        H: FnOnce(E) -> Result<T, E>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match crate::fallback::decide(on, attempt()) {
+            Ok(done) => done,
+            Err(error) => handler(error),
+        }
+    }
+
+    /// [`fallback`] for a future; `handler` makes the answer's future.
+    #[cfg(feature = "tokio")]
+    pub async fn fallback_async<T, E, O, H, HFut, Fut>(
+        on: &O,
+        handler: H,
+        attempt: Fut,
+    ) -> Result<T, E>
+    where
+        E: From<Error>,
+        O: FallbackOn<E> + ?Sized,
+        H: FnOnce(E) -> HFut,
+        HFut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match crate::fallback::decide(on, attempt.await) {
+            Ok(done) => done,
+            Err(error) => handler(error).await,
+        }
+    }
+
     /// The attempt through `breaker` (see [`CircuitBreaker::run`]).
     #[inline(always)]
     pub fn circuit<'a, T, E, C, F>(
@@ -801,6 +1028,43 @@ pub mod layer {
         match breaker.get() {
             Ok(Some(breaker)) => breaker.run(classifier, attempt),
             Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// The attempt through `throttle` (see [`AdaptiveThrottle::run`]): a circuit in mode
+    /// `adaptive_throttle`, in the circuit breaker's place.
+    #[inline(always)]
+    pub fn throttle<'a, T, E, C, F>(
+        throttle: impl Instance<'a, &'a AdaptiveThrottle>,
+        classifier: &C,
+        attempt: F,
+    ) -> Result<T, Fault<E>>
+    where
+        C: ResultClassifier<T, E>,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        match throttle.get() {
+            Ok(Some(throttle)) => throttle.run(classifier, attempt),
+            Ok(None) => absent(attempt),
+            Err(e) => rejected(e),
+        }
+    }
+
+    /// [`throttle`] for a future (see [`AdaptiveThrottle::run_async`]).
+    #[cfg(feature = "tokio")]
+    pub async fn throttle_async<'a, T, E, C, Fut>(
+        throttle: impl Instance<'a, &'a AdaptiveThrottle>,
+        classifier: &C,
+        attempt: Fut,
+    ) -> Result<T, Fault<E>>
+    where
+        C: ResultClassifier<T, E>,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        match throttle.get() {
+            Ok(Some(throttle)) => throttle.run_async(classifier, attempt).await,
+            Ok(None) => attempt.await,
             Err(e) => rejected(e),
         }
     }

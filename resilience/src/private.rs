@@ -26,6 +26,7 @@ use crate::retry::{RetryHooks, Stepper};
 use crate::{ConfigError, Error, Fault, ResilienceConfig, registry};
 
 pub use crate::bulkhead::Bulkhead;
+pub use crate::circuit::AdaptiveThrottle;
 pub use crate::circuit::CircuitBreaker;
 pub use crate::config::Value;
 pub use crate::hedge::Hedge;
@@ -221,6 +222,28 @@ pub fn resolve_circuit_breaker(
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
             registry().circuit_breakers().resolve(&args.instance_name(owner), || args.config(base))
+        })
+    })
+}
+
+/// Resolves a `#[circuit_breaker(mode = "adaptive_throttle")]` call site: the circuit of
+/// that name in the registry's mode (not public API).
+#[inline]
+pub fn resolve_adaptive_throttle(
+    site: &'static Site<AdaptiveThrottle>,
+    args: &LayerArgs,
+    owner: impl Owner,
+) -> Handle<AdaptiveThrottle> {
+    site.get_or_resolve(|| {
+        present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
+            let name = args.instance_name(owner);
+            match registry().resolve_circuit(&name, || args.config(base))? {
+                crate::circuit::Circuit::Throttle(throttle) => Ok(throttle),
+                crate::circuit::Circuit::Breaker(_) => Err(ConfigError::new(
+                    "mode",
+                    format!("circuit `{name}` is configured as a circuit breaker in the registry, but this call site asks for mode = \"adaptive_throttle\""),
+                )),
+            }
         })
     })
 }
@@ -481,6 +504,41 @@ pub fn open_circuit<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Faul
         Err(Fault::Rejected(Error::CircuitOpen { .. })) => Outcome::Fallback,
         other => Outcome::Done(other),
     }
+}
+
+/// `#[fallback(.., on = "rejected")]`: a layer's refusal goes to the fallback (not public
+/// API).
+pub fn fallback_rejected<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Fault<E>>> {
+    match result {
+        Err(Fault::Rejected(_)) => Outcome::Fallback,
+        other => Outcome::Done(other),
+    }
+}
+
+/// `#[fallback(.., on = "any")]`: every error goes to the fallback (not public API).
+pub fn fallback_any<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Fault<E>>> {
+    match result {
+        Err(_) => Outcome::Fallback,
+        other => Outcome::Done(other),
+    }
+}
+
+/// `#[fallback(.., on = predicate)]`: the errors `predicate` picks, a rejection seen as
+/// `E::from(resilience::Error)`, go to the fallback (not public API).
+pub fn fallback_when<T, E, P>(
+    result: Result<T, Fault<E>>,
+    predicate: P,
+) -> Outcome<Result<T, Fault<E>>>
+where
+    E: FromResilienceError,
+    P: Fn(&E) -> bool,
+{
+    let error = match result {
+        Ok(value) => return Outcome::Done(Ok(value)),
+        Err(Fault::Inner(e)) => e,
+        Err(Fault::Rejected(e)) => E::from_resilience(e),
+    };
+    if predicate(&error) { Outcome::Fallback } else { Outcome::Done(Err(Fault::Inner(error))) }
 }
 
 /// A non-`Result` function: any rejection goes to the fallback (not public API).

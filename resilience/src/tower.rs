@@ -9,7 +9,8 @@
 //! [`Pipeline::from_config("payments", ..)`](crate::Pipeline::from_config). For another
 //! order, the single layers: [`RetryLayer`], [`CircuitBreakerLayer`],
 //! [`RateLimitLayer`], [`BulkheadLayer`], [`TimeoutLayer`], and [`HedgeLayer`] for hedged
-//! requests (placed between the retry and the circuit breaker in the crate's order).
+//! requests (placed between the retry and the circuit breaker in the crate's order). A
+//! [`FallbackLayer`] goes outermost, above them all, and answers the final error.
 //!
 //! **Responses are classified**, not only errors: a response whose [`Classify`] class
 //! is transient or throttled (for [`http::Response`]: 408, 425, 429,
@@ -88,8 +89,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::bulkhead::Bulkhead;
-use crate::circuit::{ByClass, CircuitBreaker, DetachedPermit, KeyedCircuitBreaker, fault_outcome};
+use crate::circuit::{
+    AdaptiveThrottle, ByClass, Circuit, CircuitBreaker, DetachedPermit, KeyedCircuitBreaker,
+    fault_outcome,
+};
 use crate::classify::io_error_kind;
+use crate::fallback::FallbackOn;
 use crate::pipeline::layer;
 use crate::presets::{Preset, ResilienceConfig};
 use crate::rate_limit::{KeyedRateLimiter, RateLimiter};
@@ -373,6 +378,8 @@ pub(crate) struct Stack {
     retry: Option<RetryPolicy>,
     breaker: Option<Arc<CircuitBreaker>>,
     keyed_breaker: Option<Arc<KeyedCircuitBreaker<String>>>,
+    /// A circuit in mode `adaptive_throttle`, in the breaker's place.
+    throttle: Option<Arc<AdaptiveThrottle>>,
     limiter: Option<Arc<RateLimiter>>,
     keyed_limiter: Option<Arc<KeyedRateLimiter<String>>>,
     cost: u32,
@@ -387,6 +394,7 @@ impl fmt::Debug for Stack {
             .field("retry", &self.retry.as_ref().map(RetryPolicy::max_attempts))
             .field("circuit_breaker", &name(self.breaker.as_ref().map(|b| b.name())))
             .field("keyed_circuit_breaker", &name(self.keyed_breaker.as_ref().map(|b| b.name())))
+            .field("adaptive_throttle", &self.throttle.as_ref().map(|t| t.name().to_owned()))
             .field("rate_limiter", &name(self.limiter.as_ref().map(|l| l.name())))
             .field("keyed_rate_limiter", &name(self.keyed_limiter.as_ref().map(|l| l.name())))
             .field("cost", &self.cost)
@@ -481,6 +489,7 @@ impl Stack {
     fn direct(&self) -> bool {
         self.retry.is_none()
             && self.keyed_breaker.is_none()
+            && self.throttle.is_none()
             && self.keyed_limiter.is_none()
             && self.bulkhead.is_none()
             && self.timeout.is_none()
@@ -521,11 +530,14 @@ impl Stack {
             s.retry = Some(reg.resolve_retry(name, || Ok(r.clone()))?);
         }
         if let Some(c) = &config.circuit_breaker {
-            if keyed {
+            if keyed && c.throttle().is_none() {
                 s.keyed_breaker =
                     Some(reg.keyed_circuit_breakers().resolve(name, || Ok(c.clone()))?);
             } else {
-                s.breaker = Some(reg.circuit_breakers().resolve(name, || Ok(c.clone()))?);
+                match reg.resolve_circuit(name, || Ok(c.clone()))? {
+                    Circuit::Breaker(b) => s.breaker = Some(b),
+                    Circuit::Throttle(t) => s.throttle = Some(t),
+                }
             }
         }
         if let Some(c) = &config.rate_limit {
@@ -582,10 +594,11 @@ impl Stack {
                 _ => layer::rate_limit_async(self.limiter.as_deref(), self.cost, bulkheaded).await,
             }
         });
-        match (&self.keyed_breaker, key) {
-            (Some(breaker), Some(key)) => {
+        match (&self.keyed_breaker, key, &self.throttle) {
+            (Some(breaker), Some(key), _) => {
                 layer::keyed_circuit_async(Some(&**breaker), key, &ByClass, limited).await
             }
+            (_, _, Some(throttle)) => throttle.run_async(&ByClass, limited).await,
             _ => layer::circuit_async(self.breaker.as_deref(), &ByClass, limited).await,
         }
     }
@@ -1275,5 +1288,145 @@ impl TimeoutLayer<NoKey> {
     /// A limit of `limit` per call.
     pub fn new(limit: Duration) -> Self {
         TimeoutLayer { stack: Arc::new(Stack { timeout: Some(limit), ..Stack::new() }), key: NoKey }
+    }
+}
+
+/// A fallback around a service (see [`fallback`](mod@crate::fallback)): when the call's
+/// error is one `on` answers, the caller gets `handler`'s answer to it instead. Its
+/// service is a [`Fallback`].
+///
+/// Put it **outermost**, above a [`ResilienceLayer`] or [`RetryLayer`]: it then sees
+/// only the final error, after the retries, and the circuit breaker still counts what
+/// the inner service did. `on` is a [`FallbackOn`] over the [`BoxError`]:
+/// [`Rejections`](crate::fallback::Rejections) answers an error that is a
+/// [`resilience::Error`](crate::Error) (a layer refused the call or cut it short),
+/// [`AnyError`](crate::fallback::AnyError) every error, and a closure
+/// `Fn(&BoxError) -> bool` those it picks. A response is not an error: a 503 that the
+/// retry gave up on reaches the caller as a response, not through the fallback.
+///
+/// ```
+/// use http::StatusCode;
+/// use resilience::fallback::Rejections;
+/// use resilience::tower::{BoxError, FallbackLayer, TimeoutLayer};
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use tower_layer::Layer;
+/// use tower_service::Service;
+///
+/// #[derive(Clone)]
+/// struct Slow;
+/// impl Service<()> for Slow {
+///     type Response = StatusCode;
+///     type Error = Infallible;
+///     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<StatusCode, Infallible>> + Send>>;
+///     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+///         std::task::Poll::Ready(Ok(()))
+///     }
+///     fn call(&mut self, _: ()) -> Self::Future {
+///         Box::pin(async {
+///             tokio::time::sleep(Duration::from_secs(10)).await;
+///             Ok(StatusCode::OK)
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), BoxError> {
+/// let stale = |_: BoxError| async { Ok::<_, BoxError>(StatusCode::NON_AUTHORITATIVE_INFORMATION) };
+/// let fallback = FallbackLayer::new(Rejections, stale);
+/// let mut client = fallback.layer(TimeoutLayer::new(Duration::from_secs(1)).layer(Slow));
+/// assert_eq!(client.call(()).await?, StatusCode::NON_AUTHORITATIVE_INFORMATION, "timed out: answered");
+/// # Ok(())
+/// # }
+/// ```
+pub struct FallbackLayer<O, H> {
+    policy: Arc<FallbackPolicy<O, H>>,
+}
+
+struct FallbackPolicy<O, H> {
+    on: O,
+    handler: H,
+}
+
+impl<O, H> Clone for FallbackLayer<O, H> {
+    fn clone(&self) -> Self {
+        FallbackLayer { policy: self.policy.clone() }
+    }
+}
+
+impl<O, H> fmt::Debug for FallbackLayer<O, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackLayer").finish_non_exhaustive()
+    }
+}
+
+impl<O, H> FallbackLayer<O, H> {
+    /// A fallback that answers the errors `on` picks with `handler`, an
+    /// `Fn(BoxError) -> impl Future<Output = Result<Response, BoxError>>`.
+    pub fn new(on: O, handler: H) -> Self {
+        FallbackLayer { policy: Arc::new(FallbackPolicy { on, handler }) }
+    }
+}
+
+impl<S, O, H> Layer<S> for FallbackLayer<O, H> {
+    type Service = Fallback<S, O, H>;
+
+    fn layer(&self, inner: S) -> Fallback<S, O, H> {
+        Fallback { inner, policy: self.policy.clone() }
+    }
+}
+
+/// The service of [`FallbackLayer`].
+pub struct Fallback<S, O, H> {
+    inner: S,
+    policy: Arc<FallbackPolicy<O, H>>,
+}
+
+impl<S: Clone, O, H> Clone for Fallback<S, O, H> {
+    fn clone(&self) -> Self {
+        Fallback { inner: self.inner.clone(), policy: self.policy.clone() }
+    }
+}
+
+impl<S: fmt::Debug, O, H> fmt::Debug for Fallback<S, O, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fallback").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl<S, O, H, HFut, Req> Service<Req> for Fallback<S, O, H>
+where
+    S: Service<Req>,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Response: Send + 'static,
+    O: FallbackOn<BoxError> + Send + Sync + 'static,
+    H: Fn(BoxError) -> HFut + Send + Sync + 'static,
+    HFut: Future<Output = Result<S::Response, BoxError>> + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<S::Response>;
+
+    /// The inner service's readiness: the fallback answers calls, not readiness.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let call = self.inner.call(req);
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let error: BoxError = match call.await {
+                Ok(response) => return Ok(response),
+                Err(e) => e.into(),
+            };
+            let rejected = error.downcast_ref::<Error>().is_some();
+            if policy.on.answers(rejected, &error) {
+                (policy.handler)(error).await
+            } else {
+                Err(error)
+            }
+        })
     }
 }

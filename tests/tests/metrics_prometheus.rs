@@ -187,9 +187,30 @@ fn prometheus_scrape_shows_every_layer_as_driven_and_as_the_registry_counts() {
         assert!(futures::future::join_all(calls).await.iter().all(Result::is_ok));
     });
 
+    // An adaptive throttle: one accepted call, one failed, one forced rejection.
+    let config = resilience::circuit::CircuitBreakerConfig::builder()
+        .adaptive_throttle(resilience::circuit::ThrottleConfig::default())
+        .build()
+        .unwrap();
+    let circuit = registry().resolve_circuit("metrics-throttle", || Ok(config)).unwrap();
+    let throttle = circuit.throttle().unwrap();
+    let _ = throttle.call(|| Ok::<_, Error>(()));
+    let _ = throttle.call(|| Err::<(), _>(Error::timeout(Duration::ZERO)));
+    throttle.force_open();
+    assert!(throttle.call(|| Ok::<_, Error>(())).is_err());
+
     let snapshot = registry().snapshot();
     resilience::metrics::record_gauges(&snapshot);
     let scrape = scrape(port);
+
+    // Adaptive throttle, from its stats.
+    let name = ("name", "metrics-throttle");
+    // The forced rejection is counted, not put in the window: 2 requests, 1 accepted.
+    assert_eq!(value(&scrape, "resilience_adaptive_throttle_requests", &[name]), Some(2.0));
+    assert_eq!(value(&scrape, "resilience_adaptive_throttle_accepts", &[name]), Some(1.0));
+    assert_eq!(counter(&scrape, "resilience_adaptive_throttle_rejected_total", &[name]), 1);
+    let p = value(&scrape, "resilience_adaptive_throttle_rejection_probability", &[name]);
+    assert_eq!(p, Some(0.0), "(2 - 2·1) / 3");
 
     // Circuit breaker, as driven and as its stats say.
     let calls = "resilience_circuit_breaker_calls_total";

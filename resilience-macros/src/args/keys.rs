@@ -94,6 +94,18 @@ pub(crate) const CIRCUIT_BREAKER: &[(&str, Kind, &str)] = &[
     ("slow_call", Kind::Duration, "2s"),
     ("backend", Kind::Choice(BACKENDS), "\"redis\""),
     ("fail_mode", Kind::Choice(FAIL_MODES), "\"closed\""),
+    ("mode", Kind::Choice(&["consecutive", "rate", "adaptive_throttle"]), "\"adaptive_throttle\""),
+    (
+        "k",
+        Kind::Float(FloatRange {
+            low: 1.0,
+            low_inclusive: true,
+            high: 1_000.0,
+            text: "a number from 1.0 to 1000.0, like `2.0` (the multiplier of accepted requests the client keeps sending)",
+        }),
+        "2.0",
+    ),
+    ("buckets", Kind::Count, "12"),
 ];
 
 pub(crate) const RATE_LIMIT: &[(&str, Kind, &str)] = &[

@@ -4,12 +4,14 @@
 //! Every value keeps the span of the user's token so that errors point at it. Parsing
 //! goes on after an error, so one compile reports every bad argument at once.
 
+mod fallback;
 pub(crate) mod keys;
 mod layer;
 mod resilient;
 mod suggest;
 mod timeout;
 
+pub(crate) use fallback::{FallbackArgs, On};
 pub(crate) use keys::{FloatRange, Kind};
 pub(crate) use layer::{BulkheadArgs, CircuitArgs, HedgeArgs, RateLimitArgs, RetryArgs};
 pub(crate) use resilient::ResilientArgs;

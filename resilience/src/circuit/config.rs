@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::throttle::ThrottleConfig;
 use crate::config::{self, BackendKeys, LayerConfig, Value};
 use crate::error::check;
 use crate::registry::Registry;
@@ -69,6 +70,76 @@ impl Window {
     }
 }
 
+/// How a circuit decides to reject calls: the `mode` key.
+///
+/// `Consecutive` and `Rate` are a [`CircuitBreaker`](super::CircuitBreaker) tripping on
+/// `failure_threshold` consecutive failures or on a `failure_rate` over its window;
+/// `AdaptiveThrottle` is an [`AdaptiveThrottle`](super::AdaptiveThrottle), which rejects
+/// each call with a probability instead of all-or-nothing. The registry, [`Pipeline`]
+/// and the tower layers build the instance the mode names.
+///
+/// [`Pipeline`]: crate::Pipeline
+///
+/// ```
+/// use resilience::circuit::{CircuitBreakerConfig, CircuitMode, ThrottleConfig};
+///
+/// assert_eq!(CircuitBreakerConfig::default().mode(), CircuitMode::Consecutive);
+/// let throttled = CircuitBreakerConfig::builder().adaptive_throttle(ThrottleConfig::default()).build()?;
+/// assert_eq!(throttled.mode(), CircuitMode::AdaptiveThrottle);
+/// assert_eq!("adaptive_throttle".parse::<CircuitMode>(), Ok(CircuitMode::AdaptiveThrottle));
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CircuitMode {
+    /// Trip on consecutive failures (`failure_threshold`), the default.
+    Consecutive,
+    /// Trip on a failure rate over a window (`failure_rate`, `window`, `min_calls`).
+    Rate,
+    /// Client-side adaptive throttling (`k`, `window`, `buckets`).
+    AdaptiveThrottle,
+}
+
+impl CircuitMode {
+    /// The names the `mode` key accepts.
+    pub const NAMES: &'static [&'static str] = &["consecutive", "rate", "adaptive_throttle"];
+
+    /// The mode's name, as the `mode` key writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitMode::Consecutive => "consecutive",
+            CircuitMode::Rate => "rate",
+            CircuitMode::AdaptiveThrottle => "adaptive_throttle",
+        }
+    }
+}
+
+impl std::fmt::Display for CircuitMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CircuitMode {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Ok(match s {
+            "consecutive" => CircuitMode::Consecutive,
+            "rate" => CircuitMode::Rate,
+            "adaptive_throttle" => CircuitMode::AdaptiveThrottle,
+            other => {
+                return Err(ConfigError::new(
+                    "mode",
+                    format!(
+                        "must be \"consecutive\", \"rate\" or \"adaptive_throttle\" (got \"{other}\")"
+                    ),
+                ));
+            }
+        })
+    }
+}
+
 /// What trips the breaker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Trip {
@@ -121,6 +192,8 @@ pub struct CircuitBreakerConfig {
     success_threshold: u32,
     slow_call: Option<Duration>,
     backend: Backend,
+    /// `Some` in mode `adaptive_throttle`.
+    throttle: Option<ThrottleConfig>,
 }
 
 impl Default for CircuitBreakerConfig {
@@ -135,6 +208,7 @@ impl Default for CircuitBreakerConfig {
             success_threshold: 2,
             slow_call: None,
             backend: Backend::Local,
+            throttle: None,
         }
     }
 }
@@ -154,7 +228,23 @@ impl CircuitBreakerConfig {
             rate: None,
             window_set: false,
             min_calls_set: false,
+            throttle: None,
         }
+    }
+
+    /// How the circuit rejects calls: consecutive failures, a failure rate, or adaptive
+    /// throttling.
+    pub fn mode(&self) -> CircuitMode {
+        match (&self.throttle, self.trip) {
+            (Some(_), _) => CircuitMode::AdaptiveThrottle,
+            (None, Trip::Consecutive(_)) => CircuitMode::Consecutive,
+            (None, Trip::Rate(_)) => CircuitMode::Rate,
+        }
+    }
+
+    /// The throttle's config in mode [`CircuitMode::AdaptiveThrottle`].
+    pub fn throttle(&self) -> Option<&ThrottleConfig> {
+        self.throttle.as_ref()
     }
 
     /// Consecutive failures that trip the breaker, when it trips on those.
@@ -224,9 +314,19 @@ pub struct CircuitBreakerConfigBuilder {
     rate: Option<f64>,
     window_set: bool,
     min_calls_set: bool,
+    throttle: Option<ThrottleConfig>,
 }
 
 impl CircuitBreakerConfigBuilder {
+    /// Mode [`CircuitMode::AdaptiveThrottle`] with `throttle`: the circuit is an
+    /// [`AdaptiveThrottle`](super::AdaptiveThrottle). Exclusive with
+    /// [`failure_threshold`](Self::failure_threshold), [`failure_rate`](Self::failure_rate)
+    /// and the breaker's window keys on one builder, and local only.
+    pub fn adaptive_throttle(mut self, throttle: ThrottleConfig) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
     setters! {
         /// Trip after `n` consecutive failures (in `1..=100_000`). Exclusive with
         /// [`failure_rate`](Self::failure_rate) on one builder.
@@ -288,6 +388,37 @@ impl CircuitBreakerConfigBuilder {
                     "a Redis-backed circuit sums its time window on every report: use at most {MAX_SHARED_BUCKETS} buckets (got {buckets})"
                 ),
             ));
+        }
+        // A throttle set on this builder, or inherited unless this builder switches the
+        // base to a breaker with `failure_threshold` / `failure_rate`.
+        let switching = self.threshold.is_some() || self.rate.is_some();
+        let inherited = c.throttle.take();
+        let throttle = match self.throttle {
+            Some(t) => Some(t),
+            None if switching => None,
+            None => inherited,
+        };
+        if let Some(throttle) = throttle {
+            let breaker_keys = [
+                (self.threshold.is_some(), "failure_threshold"),
+                (self.rate.is_some(), "failure_rate"),
+                (self.window_set, "window"),
+                (self.min_calls_set, "min_calls"),
+            ];
+            if let Some((_, field)) = breaker_keys.iter().find(|(set, _)| *set) {
+                return Err(ConfigError::new(
+                    *field,
+                    "does not apply to mode \"adaptive_throttle\" (the throttle has its own `k`, `window` and `buckets`)",
+                ));
+            }
+            if c.backend.is_shared() {
+                return Err(ConfigError::new(
+                    "backend",
+                    "mode \"adaptive_throttle\" is local to the process: remove `backend = \"redis\"`",
+                ));
+            }
+            c.throttle = Some(throttle);
+            return Ok(c);
         }
         c.trip = match (self.threshold, self.rate) {
             (Some(_), Some(_)) => {
@@ -372,13 +503,69 @@ impl LayerConfig for CircuitBreakerConfig {
         "slow_call",
         "backend",
         "fail_mode",
+        "mode",
+        "k",
+        "buckets",
     ];
 
     fn from_entries(
         base: Option<Self>,
         entries: &[(&str, Value<'_>)],
-        _: &Registry,
+        registry: &Registry,
     ) -> Result<Self, ConfigError> {
+        let mut mode = base.as_ref().map_or(CircuitMode::Consecutive, CircuitBreakerConfig::mode);
+        let mut written_mode = None;
+        for &(key, value) in entries {
+            if key == "mode" {
+                let m = value.text(key)?.parse::<CircuitMode>()?;
+                written_mode = Some(m);
+                mode = m;
+            }
+        }
+        if mode == CircuitMode::AdaptiveThrottle {
+            return throttle_from_entries(base, entries, registry);
+        }
+        let entries: Vec<(&str, Value<'_>)> =
+            entries.iter().copied().filter(|&(key, _)| key != "mode").collect();
+        for &(key, _) in &entries {
+            if key == "k" || key == "buckets" {
+                return Err(ConfigError::new(
+                    key.to_owned(),
+                    format!(
+                        "applies only to mode = \"adaptive_throttle\" (this circuit is in mode \"{mode}\"): add `mode = \"adaptive_throttle\"` or remove `{key}`"
+                    ),
+                ));
+            }
+        }
+        let has = |k: &str| entries.iter().any(|&(key, _)| key == k);
+        match written_mode {
+            Some(CircuitMode::Rate) if has("failure_threshold") => {
+                return Err(ConfigError::new(
+                    "failure_threshold",
+                    "does not apply to mode = \"rate\": set `failure_rate`",
+                ));
+            }
+            Some(CircuitMode::Consecutive) if has("failure_rate") => {
+                return Err(ConfigError::new(
+                    "failure_rate",
+                    "does not apply to mode = \"consecutive\": set `failure_threshold`",
+                ));
+            }
+            Some(CircuitMode::Rate)
+                if !has("failure_rate")
+                    && base.as_ref().is_none_or(|b| b.mode() != CircuitMode::Rate) =>
+            {
+                return Err(ConfigError::new(
+                    "mode",
+                    "\"rate\" needs `failure_rate` (the share of failures that opens the circuit)",
+                ));
+            }
+            _ => {}
+        }
+        let switch_to_consecutive = written_mode == Some(CircuitMode::Consecutive)
+            && !has("failure_threshold")
+            && base.as_ref().is_some_and(|b| b.mode() != CircuitMode::Consecutive);
+        let entries = &entries[..];
         let inherited = base.as_ref().map(CircuitBreakerConfig::backend);
         let b = base.map_or_else(CircuitBreakerConfig::builder, |c| c.to_builder());
         let b = BackendKeys::read(
@@ -410,8 +597,52 @@ impl LayerConfig for CircuitBreakerConfig {
                 })
             },
         )?;
+        let b = if switch_to_consecutive {
+            b.failure_threshold(CircuitBreakerConfig::default().failure_threshold().unwrap_or(5))
+        } else {
+            b
+        };
         b.build()
     }
+}
+
+/// A circuit in mode `adaptive_throttle`: the throttle's keys `k`, `window` (a
+/// duration) and `buckets`, plus `backend = "local"`; a breaker's key is an error.
+fn throttle_from_entries(
+    base: Option<CircuitBreakerConfig>,
+    entries: &[(&str, Value<'_>)],
+    registry: &Registry,
+) -> Result<CircuitBreakerConfig, ConfigError> {
+    let mut own = Vec::with_capacity(entries.len());
+    for &(key, value) in entries {
+        match key {
+            "mode" => {}
+            "k" | "window" | "buckets" => own.push((key, value)),
+            "backend" if value.text(key)? == "local" => {}
+            "backend" | "fail_mode" => {
+                return Err(ConfigError::new(
+                    key.to_owned(),
+                    "mode = \"adaptive_throttle\" is local to the process: remove it",
+                ));
+            }
+            other if CircuitBreakerConfig::KEYS.contains(&other) => {
+                return Err(ConfigError::new(
+                    other.to_owned(),
+                    "does not apply to mode = \"adaptive_throttle\", whose keys are `k`, `window` and `buckets`",
+                ));
+            }
+            other => return Err(config::unknown(other, CircuitBreakerConfig::KEYS)),
+        }
+    }
+    let inherited = base.as_ref().and_then(|b| b.throttle().cloned());
+    let throttle = ThrottleConfig::from_entries(inherited, &own, registry)?;
+    let base = base.unwrap_or_default();
+    let mut b = base.to_builder();
+    // A breaker base keeps its recovery settings (unused in this mode) but not its trip.
+    b.base.trip = Trip::Consecutive(5);
+    b.base.window = Window::Count(100);
+    b.base.min_calls = 10;
+    b.adaptive_throttle(throttle).build()
 }
 
 #[cfg(test)]
@@ -539,6 +770,89 @@ mod tests {
     fn jitter_outside_zero_one_is_an_error() {
         let bad = [-0.1, 1.5, f64::NAN];
         fraction_bounds("recovery_jitter", CircuitBreakerConfigBuilder::recovery_jitter, &bad);
+    }
+
+    fn entries(e: &[(&str, Value<'_>)]) -> Result<CircuitBreakerConfig, ConfigError> {
+        CircuitBreakerConfig::from_entries(None, e, &Registry::new())
+    }
+
+    #[test]
+    fn mode_adaptive_throttle_reads_the_throttle_keys() {
+        let c = entries(&[
+            ("mode", Value::Str("adaptive_throttle")),
+            ("k", Value::Float(1.5)),
+            ("window", Value::Str("60s")),
+            ("buckets", Value::Int(6)),
+        ]);
+        let c = c.map_err(|e| e.to_string());
+        assert_eq!(c.as_ref().map(CircuitBreakerConfig::mode), Ok(CircuitMode::AdaptiveThrottle));
+        let t = c.as_ref().ok().and_then(|c| c.throttle().cloned());
+        assert_eq!(
+            t.map(|t| (t.k(), t.window(), t.buckets())),
+            Some((1.5, Duration::from_secs(60), 6))
+        );
+        // Defaults of the throttle when only the mode is given.
+        let d = entries(&[("mode", Value::Str("adaptive_throttle"))]).ok();
+        assert_eq!(d.and_then(|d| d.throttle().cloned()), Some(ThrottleConfig::default()));
+    }
+
+    #[test]
+    fn mode_keys_are_checked() {
+        let err =
+            |e: &[(&str, Value<'_>)]| entries(e).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err(&[("k", Value::Float(2.0))])
+                .contains("applies only to mode = \"adaptive_throttle\"")
+        );
+        assert!(err(&[("buckets", Value::Int(2))]).contains("`buckets`"));
+        assert!(err(&[("mode", Value::Str("sometimes"))]).contains("\"adaptive_throttle\""));
+        let breaker_key =
+            err(&[("mode", Value::Str("adaptive_throttle")), ("failure_threshold", Value::Int(3))]);
+        assert!(
+            breaker_key.contains("failure_threshold") && breaker_key.contains("does not apply"),
+            "{breaker_key}"
+        );
+        assert!(
+            !err(&[("mode", Value::Str("adaptive_throttle")), ("backend", Value::Str("redis"))])
+                .is_empty()
+        );
+        assert!(
+            !err(&[("mode", Value::Str("rate")), ("failure_threshold", Value::Int(3))]).is_empty()
+        );
+        assert!(!err(&[("mode", Value::Str("rate"))]).is_empty(), "rate needs failure_rate");
+        let rate = entries(&[("mode", Value::Str("rate")), ("failure_rate", Value::Float(0.5))]);
+        assert_eq!(rate.map(|c| c.mode()), Ok(CircuitMode::Rate));
+    }
+
+    #[test]
+    fn a_throttle_config_switches_back_to_a_breaker() {
+        let throttled =
+            CircuitBreakerConfig::builder().adaptive_throttle(ThrottleConfig::default()).build();
+        let back = throttled.as_ref().map(|c| c.to_builder().failure_threshold(3).build());
+        assert!(
+            matches!(back, Ok(Ok(ref c)) if c.mode() == CircuitMode::Consecutive && c.throttle().is_none())
+        );
+        let base = throttled.ok();
+        let via_keys = CircuitBreakerConfig::from_entries(
+            base.clone(),
+            &[("mode", Value::Str("consecutive"))],
+            &Registry::new(),
+        );
+        assert_eq!(via_keys.map(|c| c.mode()), Ok(CircuitMode::Consecutive));
+        let kept =
+            CircuitBreakerConfig::from_entries(base, &[("k", Value::Float(3.0))], &Registry::new());
+        assert_eq!(
+            kept.ok().and_then(|c| c.throttle().map(ThrottleConfig::k)),
+            Some(3.0),
+            "an override keeps the mode"
+        );
+        assert!(
+            CircuitBreakerConfig::builder()
+                .adaptive_throttle(ThrottleConfig::default())
+                .failure_threshold(2)
+                .build()
+                .is_err()
+        );
     }
 
     #[test]

@@ -55,6 +55,7 @@ mod call;
 mod classifier;
 mod config;
 mod keyed;
+mod kind;
 mod permit;
 mod shared;
 mod state;
@@ -69,11 +70,12 @@ pub(crate) use call::fault_outcome;
 pub use classifier::{
     AllErrors, ByClass, CallOutcome, FailureClassifier, FailureIfOk, Predicates, ResultClassifier,
 };
-pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, Window};
+pub use config::{CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitMode, Window};
 pub use keyed::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_KEYS, KeyBreaker, KeyCircuitStats, KeyedCircuitBreaker,
     KeyedCircuitStats, WORST_KEYS,
 };
+pub use kind::Circuit;
 pub use permit::CallPermit;
 #[cfg(feature = "tower")]
 pub(crate) use permit::DetachedPermit;

@@ -9,10 +9,10 @@
 #[cfg(feature = "tokio")]
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::call::outcome_of;
+use super::call::{fault_outcome, outcome_of};
 use super::classifier::{AllErrors, CallOutcome, ResultClassifier};
 use super::config::{MAX_BUCKETS, MAX_DURATION, MIN_BUCKET_WIDTH, Window};
 use super::state::CircuitState;
@@ -22,7 +22,7 @@ use crate::config::{self, LayerConfig, Value};
 use crate::error::check;
 use crate::events::{EventKind, Hub, Interest, Layer};
 use crate::registry::Registry;
-use crate::{ConfigError, Error};
+use crate::{ConfigError, Error, Fault};
 
 /// Largest accepted `k`.
 const MAX_K: f64 = 1_000.0;
@@ -192,9 +192,18 @@ impl Draw {
 }
 
 /// What an [`AdaptiveThrottle`] counts now (see [`AdaptiveThrottle::stats`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct ThrottleStats {
+    /// The throttle's name.
+    pub name: String,
+    /// [`CircuitState::Closed`] while it throttles, or what an operator set:
+    /// [`CircuitState::ForcedOpen`] (every call rejected) or [`CircuitState::Disabled`]
+    /// (every call admitted).
+    pub state: CircuitState,
+    /// The multiplier `k` of its config.
+    pub k: f64,
     /// Requests in the window: admitted calls with an outcome plus rejected ones.
     pub requests: u64,
     /// Admitted calls in the window that the backend served.
@@ -249,13 +258,22 @@ pub struct ThrottleStats {
 #[derive(Debug)]
 pub struct AdaptiveThrottle {
     name: Arc<str>,
+    /// The window and its buckets are fixed at creation.
     config: ThrottleConfig,
+    /// `k`'s bits: the one value [`reconfigure`](Self::reconfigure) changes.
+    k: AtomicU64,
+    /// What an operator set: `NORMAL`, `FORCED_OPEN` or `DISABLED`.
+    overridden: AtomicU8,
     window: FailureWindow,
     clock: SharedClock,
     hub: Hub,
     draw: Draw,
     rejections: AtomicU64,
 }
+
+const NORMAL: u8 = 0;
+const FORCED_OPEN: u8 = 1;
+const DISABLED: u8 = 2;
 
 impl AdaptiveThrottle {
     /// A throttle named `name` on the process default clock.
@@ -274,6 +292,8 @@ impl AdaptiveThrottle {
             FailureWindow::new(Window::Time { duration: config.window, buckets: config.buckets });
         AdaptiveThrottle {
             name: name.into(),
+            k: AtomicU64::new(config.k.to_bits()),
+            overridden: AtomicU8::new(NORMAL),
             config,
             window,
             clock,
@@ -296,16 +316,67 @@ impl AdaptiveThrottle {
         &self.name
     }
 
-    /// The throttle's config.
-    pub fn config(&self) -> &ThrottleConfig {
-        &self.config
+    /// The same throttle reporting its events to `hub` (a registry's) instead of the
+    /// process-global one.
+    #[must_use]
+    pub(crate) fn with_hub(mut self, hub: Hub) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    /// The throttle's config now (its `k` as last reconfigured).
+    pub fn config(&self) -> ThrottleConfig {
+        ThrottleConfig { k: self.k(), ..self.config.clone() }
+    }
+
+    fn k(&self) -> f64 {
+        f64::from_bits(self.k.load(Ordering::Relaxed))
+    }
+
+    /// Apply `config`'s `k` to the live throttle, keeping its counts. The window and its
+    /// buckets are fixed when the throttle is created: a new window takes a new throttle.
+    pub fn reconfigure(&self, config: ThrottleConfig) {
+        self.k.store(config.k.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Reject every call until [`reset`](Self::reset) (an operator action, as
+    /// [`CircuitBreaker::force_open`](super::CircuitBreaker::force_open)).
+    pub fn force_open(&self) {
+        self.overridden.store(FORCED_OPEN, Ordering::Relaxed);
+    }
+
+    /// Admit every call until [`reset`](Self::reset); outcomes are still counted.
+    pub fn disable(&self) {
+        self.overridden.store(DISABLED, Ordering::Relaxed);
+    }
+
+    /// Back to throttling from a clean window, after [`force_open`](Self::force_open) or
+    /// [`disable`](Self::disable) (or to forget the past).
+    pub fn reset(&self) {
+        self.window.clear();
+        self.overridden.store(NORMAL, Ordering::Relaxed);
+    }
+
+    /// [`reset`](Self::reset), and the rejection count back to zero.
+    pub fn renew(&self) {
+        self.reset();
+        self.rejections.store(0, Ordering::Relaxed);
+    }
+
+    /// [`CircuitState::Closed`] while it throttles, else what an operator set.
+    pub fn state(&self) -> CircuitState {
+        match self.overridden.load(Ordering::Relaxed) {
+            FORCED_OPEN => CircuitState::ForcedOpen,
+            DISABLED => CircuitState::Disabled,
+            _ => CircuitState::Closed,
+        }
     }
 
     fn probability_at(&self, now: Duration) -> f64 {
         let c = self.window.counts(now);
         let requests = c.total as f64;
         let accepts = c.total.saturating_sub(c.failures) as f64;
-        ((requests - self.config.k * accepts) / (requests + 1.0)).max(0.0)
+        ((requests - self.k() * accepts) / (requests + 1.0)).max(0.0)
     }
 
     /// The probability that a call made now is rejected.
@@ -319,6 +390,9 @@ impl AdaptiveThrottle {
         let now = self.clock.now();
         let c = self.window.counts(now);
         ThrottleStats {
+            name: self.name.to_string(),
+            state: self.state(),
+            k: self.k(),
             requests: c.total,
             accepts: c.total.saturating_sub(c.failures),
             rejections: self.rejections.load(Ordering::Relaxed),
@@ -339,6 +413,11 @@ impl AdaptiveThrottle {
     /// # Ok::<(), resilience::Error>(())
     /// ```
     pub fn admit(&self) -> Result<(), Error> {
+        match self.overridden.load(Ordering::Relaxed) {
+            NORMAL => {}
+            FORCED_OPEN => return Err(self.reject()),
+            _ => return Ok(()),
+        }
         let now = self.clock.now();
         let p = self.probability_at(now);
         if p > 0.0 && self.draw.next() < p {
@@ -376,7 +455,11 @@ impl AdaptiveThrottle {
                 )
             },
         );
-        Error::circuit_rejected(self.name.clone(), retry_after, CircuitState::Open)
+        let state = match self.state() {
+            CircuitState::ForcedOpen => CircuitState::ForcedOpen,
+            _ => CircuitState::Open,
+        };
+        Error::circuit_rejected(self.name.clone(), retry_after, state)
     }
 
     /// Run `op` unless the throttle rejects it; every error counts as not accepted.
@@ -398,6 +481,34 @@ impl AdaptiveThrottle {
         self.admit().map_err(E::from)?;
         let result = op();
         self.record(outcome_of(&result, classifier));
+        result
+    }
+
+    /// Pipeline form of [`call_with`](Self::call_with) (what
+    /// [`pipeline::layer::throttle`](crate::pipeline::layer::throttle) runs): a rejection
+    /// by this throttle is `Fault::Rejected`; an inner timeout counts as not accepted,
+    /// other inner rejections are not counted, `Fault::Inner` goes to `classifier`.
+    pub fn run<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
+    where
+        C: ResultClassifier<T, E> + ?Sized,
+        F: FnOnce() -> Result<T, Fault<E>>,
+    {
+        self.admit().map_err(Fault::Rejected)?;
+        let result = op();
+        self.record(fault_outcome(&result, classifier));
+        result
+    }
+
+    /// Async [`run`](Self::run).
+    #[cfg(feature = "tokio")]
+    pub async fn run_async<T, E, C, Fut>(&self, classifier: &C, op: Fut) -> Result<T, Fault<E>>
+    where
+        C: ResultClassifier<T, E> + ?Sized,
+        Fut: Future<Output = Result<T, Fault<E>>>,
+    {
+        self.admit().map_err(Fault::Rejected)?;
+        let result = op.await;
+        self.record(fault_outcome(&result, classifier));
         result
     }
 

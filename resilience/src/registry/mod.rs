@@ -58,7 +58,9 @@ use parking_lot::RwLock;
 
 use crate::ConfigError;
 use crate::bulkhead::Bulkhead;
-use crate::circuit::{CircuitBreaker, KeyedCircuitBreaker};
+use crate::circuit::{
+    AdaptiveThrottle, Circuit, CircuitBreaker, CircuitBreakerConfig, KeyedCircuitBreaker,
+};
 use crate::events::{Event, Hub, Interest, Subscription};
 use crate::hedge::Hedge;
 use crate::presets::{BudgetScope, Preset, ResilienceConfig};
@@ -84,6 +86,8 @@ pub fn registry() -> &'static Registry {
 pub struct Registry {
     circuits: Slots<CircuitBreaker>,
     keyed_circuits: Slots<KeyedCircuitBreaker<String>>,
+    /// Circuits in mode `adaptive_throttle`.
+    throttles: Slots<AdaptiveThrottle>,
     limiters: Slots<RateLimiter>,
     keyed: Slots<KeyedRateLimiter<String>>,
     bulkheads: Slots<Bulkhead>,
@@ -124,6 +128,7 @@ impl Registry {
         Registry {
             circuits: Slots::new(env.clone()),
             keyed_circuits: Slots::new(env.clone()),
+            throttles: Slots::new(env.clone()),
             limiters: Slots::new(env.clone()),
             keyed: Slots::new(env.clone()),
             bulkheads: Slots::new(env.clone()),
@@ -156,6 +161,36 @@ impl Registry {
     /// The keyed rate limiters (one bucket per key).
     pub fn keyed_rate_limiters(&self) -> Instances<'_, KeyedRateLimiter<String>> {
         Instances::new(&self.keyed)
+    }
+
+    /// The circuits in mode `adaptive_throttle` (see [`resolve_circuit`](Self::resolve_circuit)).
+    pub fn adaptive_throttles(&self) -> Instances<'_, AdaptiveThrottle> {
+        Instances::new(&self.throttles)
+    }
+
+    /// Circuit `name` as its mode builds it: the [`AdaptiveThrottle`] of
+    /// [`adaptive_throttles()`](Self::adaptive_throttles) in mode `adaptive_throttle`, else
+    /// the [`CircuitBreaker`] of [`circuit_breakers()`](Self::circuit_breakers). The mode
+    /// is the registry's config for `name` if it holds one (set with `configure` or loaded
+    /// from a file), else `config`'s: a file can turn a breaker into a throttle. This is
+    /// how [`Pipeline::from_config`](crate::Pipeline::from_config) and the tower layers
+    /// resolve their circuit.
+    pub fn resolve_circuit(
+        &self,
+        name: &str,
+        config: impl FnOnce() -> Result<CircuitBreakerConfig, ConfigError>,
+    ) -> Result<Circuit, ConfigError> {
+        let config = match self.circuit_breakers().configured(name) {
+            Some(configured) => configured,
+            None => config()?,
+        };
+        match config.throttle() {
+            Some(throttle) => {
+                let throttle = throttle.clone();
+                Ok(Circuit::Throttle(self.adaptive_throttles().resolve(name, || Ok(throttle))?))
+            }
+            None => Ok(Circuit::Breaker(self.circuit_breakers().resolve(name, || Ok(config))?)),
+        }
     }
 
     /// The bulkheads.
@@ -280,6 +315,9 @@ impl Registry {
         if let Some(c) = &config.circuit_breaker {
             self.circuits.configure(name, c.clone());
             self.keyed_circuits.configure(name, c.clone());
+            if let Some(t) = c.throttle() {
+                self.throttles.configure(name, t.clone());
+            }
         }
         if let Some(c) = &config.rate_limit {
             self.limiters.configure(name, c.clone());
@@ -364,7 +402,7 @@ impl Registry {
     /// [`CircuitBreaker::reset_shared`] for a shared one); for a keyed circuit `name`,
     /// every key's.
     pub fn reset(&self, name: &str) -> Result<(), ConfigError> {
-        self.circuit_action(name, CircuitBreaker::reset, KeyedCircuitBreaker::reset)
+        self.circuit_action(name, Circuit::reset, KeyedCircuitBreaker::reset)
     }
 
     /// Every instance of this registry back to new, keeping their configs: circuits
@@ -402,6 +440,7 @@ impl Registry {
     pub fn reset_all(&self) {
         self.circuit_breakers().reset_all();
         self.keyed_circuit_breakers().reset_all();
+        self.adaptive_throttles().reset_all();
         self.rate_limiters().reset_all();
         self.keyed_rate_limiters().reset_all();
         self.bulkheads().reset_all();
@@ -412,13 +451,13 @@ impl Registry {
     /// Force circuit `name` open: every call is rejected until [`reset`](Self::reset)
     /// (for a keyed circuit, every key's, keys seen later included).
     pub fn force_open(&self, name: &str) -> Result<(), ConfigError> {
-        self.circuit_action(name, CircuitBreaker::force_open, KeyedCircuitBreaker::force_open)
+        self.circuit_action(name, Circuit::force_open, KeyedCircuitBreaker::force_open)
     }
 
     /// Disable circuit `name`: every call flows, nothing trips it, until
     /// [`reset`](Self::reset) (for a keyed circuit, every key's).
     pub fn disable(&self, name: &str) -> Result<(), ConfigError> {
-        self.circuit_action(name, CircuitBreaker::disable, KeyedCircuitBreaker::disable)
+        self.circuit_action(name, Circuit::disable, KeyedCircuitBreaker::disable)
     }
 
     /// Force the circuit of one `key` of keyed circuit `name` open, until
@@ -453,20 +492,24 @@ impl Registry {
         circuits.get(name).ok_or_else(|| circuits.unknown(name))
     }
 
-    /// Runs an operator action on circuit `name`: the breaker, the keyed breaker, or both
-    /// when both kinds use the name.
+    /// Runs an operator action on circuit `name`: the breaker (or the adaptive throttle),
+    /// the keyed breaker, or each kind that uses the name.
     fn circuit_action(
         &self,
         name: &str,
-        plain: fn(&CircuitBreaker),
+        plain: fn(&Circuit),
         keyed: fn(&KeyedCircuitBreaker<String>),
     ) -> Result<(), ConfigError> {
         let (one, per_key) = (self.circuits.get(name), self.keyed_circuits.get(name));
-        if one.is_none() && per_key.is_none() {
+        let throttle = self.throttles.get(name);
+        if one.is_none() && per_key.is_none() && throttle.is_none() {
             return Err(self.circuit_breakers().unknown(name));
         }
         if let Some(b) = one {
-            plain(&b);
+            plain(&Circuit::Breaker(b));
+        }
+        if let Some(t) = throttle {
+            plain(&Circuit::Throttle(t));
         }
         if let Some(b) = per_key {
             keyed(&b);
@@ -496,6 +539,7 @@ impl Registry {
         RegistrySnapshot {
             circuits: self.circuit_breakers().all_stats(),
             keyed_circuits: self.keyed_circuit_breakers().all_stats(),
+            throttles: self.adaptive_throttles().all_stats(),
             rate_limiters,
             bulkheads: self.bulkheads().all_stats(),
             retry_budgets: self.retry_budgets().all_stats(),
@@ -518,6 +562,7 @@ impl Registry {
             used.contains(name)
                 || self.circuits.get(name).is_some()
                 || self.keyed_circuits.get(name).is_some()
+                || self.throttles.get(name).is_some()
                 || self.limiters.get(name).is_some()
                 || self.keyed.get(name).is_some()
                 || self.bulkheads.get(name).is_some()

@@ -9,7 +9,8 @@ use super::slots::Slots;
 use crate::ConfigError;
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadStats};
 use crate::circuit::{
-    CircuitBreaker, CircuitBreakerConfig, CircuitStats, KeyedCircuitBreaker, KeyedCircuitStats,
+    AdaptiveThrottle, CircuitBreaker, CircuitBreakerConfig, CircuitStats, KeyedCircuitBreaker,
+    KeyedCircuitStats, ThrottleConfig, ThrottleStats,
 };
 use crate::hedge::{Hedge, HedgeConfig, HedgeStats};
 use crate::rate_limit::{KeyedRateLimiter, RateLimitConfig, RateLimiter, RateLimiterStats};
@@ -21,8 +22,8 @@ mod sealed {
 
 /// A kind of named instance a [`Registry`](super::Registry) keeps: [`CircuitBreaker`],
 /// [`KeyedCircuitBreaker<String>`](KeyedCircuitBreaker), [`RateLimiter`],
-/// [`KeyedRateLimiter<String>`](KeyedRateLimiter), [`Bulkhead`], [`RetryBudget`] and
-/// [`Hedge`]. Sealed: the registry knows how to create and reconfigure each.
+/// [`KeyedRateLimiter<String>`](KeyedRateLimiter), [`AdaptiveThrottle`], [`Bulkhead`],
+/// [`RetryBudget`] and [`Hedge`]. Sealed: the registry knows how to create and reconfigure each.
 pub trait Named: sealed::Sealed + Send + Sync + Sized + 'static {
     /// The kind's config.
     type Config: Clone + PartialEq + fmt::Debug + Send + Sync + 'static;
@@ -114,6 +115,9 @@ named!(
             .with_hub(env.hub.clone())
     }
 );
+named!(AdaptiveThrottle, ThrottleConfig, ThrottleStats, "adaptive throttle", renew, |n, c, env| {
+    AdaptiveThrottle::new(n.clone(), c).with_hub(env.hub.clone())
+});
 named!(Bulkhead, BulkheadConfig, BulkheadStats, "bulkhead", reset, |n, c, env| {
     Bulkhead::new(n.clone(), c).with_hub(env.hub.clone())
 });

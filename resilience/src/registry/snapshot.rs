@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::bulkhead::BulkheadStats;
-use crate::circuit::{CircuitStats, KeyedCircuitStats};
+use crate::circuit::{CircuitStats, KeyedCircuitStats, ThrottleStats};
 use crate::hedge::HedgeStats;
 use crate::rate_limit::RateLimiterStats;
 use crate::retry::RetryBudgetStats;
@@ -19,6 +19,9 @@ pub struct RegistrySnapshot {
     pub circuits: Vec<CircuitStats>,
     /// Keyed circuit breakers, by name: totals and the worst keys.
     pub keyed_circuits: Vec<KeyedCircuitStats>,
+    /// Circuits in mode `adaptive_throttle`, by name: requests and accepts in the window,
+    /// rejections, the rejection probability.
+    pub throttles: Vec<ThrottleStats>,
     /// Rate limiters (direct and keyed), by name.
     pub rate_limiters: Vec<RateLimiterStats>,
     /// Bulkheads, by name.
@@ -92,6 +95,7 @@ impl fmt::Display for RegistrySnapshot {
         }
         if self.circuits.is_empty()
             && self.keyed_circuits.is_empty()
+            && self.throttles.is_empty()
             && self.rate_limiters.is_empty()
             && self.bulkheads.is_empty()
             && self.hedges.is_empty()
@@ -134,6 +138,18 @@ impl fmt::Display for RegistrySnapshot {
             let worst = if worst.is_empty() { "-".to_string() } else { worst.join(", ") };
             cells(&[&c.name, &c.keys, &c.open_keys, &c.calls, &c.failures, &c.rejections, &worst])
                 .collect()
+        })?;
+        let header = ["throttle", "state", "k", "requests", "accepts", "rejected", "p(reject)"];
+        table(f, "Adaptive throttles", &header, &self.throttles, |t| {
+            vec![
+                t.name.clone(),
+                t.state.to_string(),
+                format!("{:.2}", t.k),
+                t.requests.to_string(),
+                t.accepts.to_string(),
+                t.rejections.to_string(),
+                format!("{:.1}%", t.rejection_probability * 100.0),
+            ]
         })?;
         let header = ["limiter", "rate", "available", "granted", "waited", "rejected", "keys"];
         table(f, "Rate limiters", &header, &self.rate_limiters, |l| {
