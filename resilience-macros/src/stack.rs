@@ -14,8 +14,7 @@ use syn::{Attribute, Meta};
 
 use crate::args::{
     BulkheadArgs, CircuitArgs, Errors, FallbackArgs, HedgeArgs, RateLimitArgs, ResilientArgs,
-    RetryArgs,
-    TimeoutArgs, preset_tenant,
+    RetryArgs, TimeoutArgs, preset_tenant,
 };
 
 /// Which attribute.
