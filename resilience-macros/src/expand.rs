@@ -339,10 +339,15 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
         quote!({ let #value = #run; #probe #check })
     };
     let done = ident("done", 0);
+    // An answer is reported under the call's name, as its whole-call event.
+    let rejected = ident("rejected", 0);
+    let site = item_ident("CALL", 0);
+    let owner = if ctx.is_method() { quote!(#p::owner_of::<Self>) } else { quote!(#p::no_owner) };
+    let call = quote!({ #p::fallback_used(&#site, #owner, #rejected); #call });
     if value_mode {
         quote!(match #p::value_or_fallback(#result) {
             #p::Outcome::Done(#done) => #done,
-            #p::Outcome::Fallback => #call,
+            #p::Outcome::Fallback(#rejected) => #call,
         })
     } else {
         let finish_done = finish(&done);
@@ -357,7 +362,7 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
         };
         quote!(match #decide {
             #p::Outcome::Done(#done) => #finish_done,
-            #p::Outcome::Fallback => #call,
+            #p::Outcome::Fallback(#rejected) => #call,
         })
     }
 }

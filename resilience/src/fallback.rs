@@ -20,6 +20,14 @@
 //! pipeline), `FallbackLayer` in [`tower`](crate::tower) (feature `tower`) and
 //! `#[fallback(handler, on = ..)]` on a function (feature `macros`).
 //!
+//! Each answer is reported as [`EventKind::FallbackUsed`] (topic
+//! [`Interest::FALLBACKS`], layer [`Layer::Fallback`]) under the fallback's name: the
+//! function's path for `#[fallback]` (as its whole-call events), the pipeline's
+//! ([`Pipeline::named`](crate::Pipeline::named)) or the tower layer's
+//! (`FallbackLayer::named`, feature `tower`); an unnamed one reports
+//! nothing. The metrics count them as `resilience_fallback_used_total`. A call the
+//! fallback does not answer reports nothing and costs nothing.
+//!
 //! ```
 //! use resilience::fallback::{AnyError, Rejections};
 //! use resilience::pipeline::layer;
@@ -36,7 +44,20 @@
 //! assert_eq!(layer::fallback(&AnyError, |_| Ok("cached"), failed), Ok("cached"));
 //! ```
 
+use std::sync::Arc;
+
+use crate::events::{EventKind, Hub, Interest, Layer};
 use crate::{Error, Fault};
+
+/// Reports that the fallback called `name` answered an error ([`EventKind::FallbackUsed`]).
+/// Only on the fallback's path: an answered call pays it, a successful one never does.
+#[cold]
+#[inline(never)]
+pub(crate) fn report(name: &Arc<str>, rejected: bool) {
+    Hub::global().report(Layer::Fallback, name, Interest::FALLBACKS, tracing::Level::DEBUG, || {
+        (crate::clock::default_clock().now(), EventKind::FallbackUsed { rejected })
+    });
+}
 
 /// Which final errors a fallback answers: [`Rejections`], [`AnyError`], or a closure
 /// `Fn(&E) -> bool` over the error as the caller would get it.
@@ -127,6 +148,26 @@ where
             if on.answers(rejected, &error) { Err(error) } else { Ok(Err(error)) }
         }
     }
+}
+
+/// [`decide`], reporting an answered error under `name` (nothing without one).
+#[allow(clippy::type_complexity, reason = "as `decide`")]
+#[inline]
+pub(crate) fn decide_named<T, E, O>(
+    on: &O,
+    name: Option<&Arc<str>>,
+    result: Result<T, Fault<E>>,
+) -> Result<Result<T, E>, E>
+where
+    E: From<Error>,
+    O: FallbackOn<E> + ?Sized,
+{
+    let rejected = matches!(result, Err(Fault::Rejected(_)));
+    let decision = decide(on, result);
+    if let (Err(_), Some(name)) = (&decision, name) {
+        report(name, rejected);
+    }
+    decision
 }
 
 #[cfg(test)]

@@ -63,11 +63,14 @@
 //! | `resilience_call_duration_seconds` | histogram of the whole protected call | `name`, `outcome` = `success` \| `failure` \| `rejected` \| `timeout` |
 //! | `resilience_hedge_calls_total` / `resilience_hedge_hedges_total` / `resilience_hedge_won_total` / `resilience_hedge_budget_refused_total` | counters, set from the hedge's stats by [`record_gauges`] | `name` |
 //! | `resilience_hedge_delay_seconds` | gauge: the delay a call made now waits before its first hedge | `name` |
+//! | `resilience_fallback_used_total` | counter: a fallback answered the call's final error | `name`, `cause` = `rejected` (a layer's refusal) \| `error` (the operation's own) |
 //!
 //! A limiter's `granted` counts calls granted at once and `waited` calls granted after a
 //! wait (together the stats' `granted`). A circuit's `failure` includes slow calls. The
 //! whole-call histogram is reported by functions under the attribute macros, named after
-//! the function (`module::function`).
+//! the function (`module::function`), and so is a `#[fallback]`'s count (a
+//! [`Pipeline`](crate::Pipeline)'s and a tower `FallbackLayer`'s are named with their
+//! `named`; an unnamed fallback is not counted).
 //!
 //! # Histograms and Prometheus
 //!
@@ -154,13 +157,19 @@ pub const BULKHEAD_RTT_NOLOAD: &str = "resilience_bulkhead_rtt_noload_seconds";
 pub const BULKHEAD_LIMIT_CHANGES: &str = "resilience_bulkhead_limit_changes_total";
 /// `resilience_timeouts_total`.
 pub const TIMEOUTS: &str = "resilience_timeouts_total";
+/// `resilience_fallback_used_total`.
+pub const FALLBACK_USED: &str = "resilience_fallback_used_total";
 /// `resilience_call_duration_seconds`.
 pub const CALL_DURATION: &str = "resilience_call_duration_seconds";
 
 /// The topics the metrics consume: none reported on every call (calls and attempts are
 /// counted by the instances themselves).
 fn topics() -> Interest {
-    Interest::TRANSITIONS | Interest::REJECTIONS | Interest::WAITS | Interest::TIMEOUTS
+    Interest::TRANSITIONS
+        | Interest::REJECTIONS
+        | Interest::WAITS
+        | Interest::TIMEOUTS
+        | Interest::FALLBACKS
 }
 
 /// Records the metrics of the process default registry ([`registry()`](crate::registry())
@@ -397,6 +406,7 @@ fn describe() {
     );
     describe_counter!(BULKHEAD_LIMIT_CHANGES, Unit::Count, "Adaptive bulkhead limit changes");
     describe_counter!(TIMEOUTS, Unit::Count, "Calls abandoned at their time limit");
+    describe_counter!(FALLBACK_USED, Unit::Count, "Final errors a fallback answered, by cause");
     describe_histogram!(CALL_DURATION, Unit::Seconds, "Duration of whole protected calls");
     describe_gauge!(THROTTLE_REQUESTS, Unit::Count, "Requests in an adaptive throttle's window");
     describe_gauge!(THROTTLE_ACCEPTS, Unit::Count, "Accepted requests in the window");
@@ -411,6 +421,7 @@ enum Handles {
     Limiter { waited: Counter, rejected: Counter, wait: Arc<Buckets> },
     Bulkhead { rejected: Counter },
     Timeout { timeouts: Counter },
+    Fallback { rejected: Counter, error: Counter },
     None,
 }
 
@@ -428,6 +439,10 @@ impl Handles {
                 Handles::Bulkhead { rejected: counter!(BULKHEAD_REJECTED, "name" => name()) }
             }
             Layer::Timeout => Handles::Timeout { timeouts: counter!(TIMEOUTS, "name" => name()) },
+            Layer::Fallback => {
+                let c = |cause: &'static str| counter!(FALLBACK_USED, "name" => name(), "cause" => cause);
+                Handles::Fallback { rejected: c("rejected"), error: c("error") }
+            }
             _ => Handles::None,
         }
     }
@@ -496,6 +511,9 @@ fn record(event: &Event) {
         (Handles::Limiter { rejected, .. }, EventKind::Rejected { .. }) => rejected.increment(1),
         (Handles::Bulkhead { rejected }, EventKind::Rejected { .. }) => rejected.increment(1),
         (Handles::Timeout { timeouts }, EventKind::TimedOut { .. }) => timeouts.increment(1),
+        (Handles::Fallback { rejected, error }, EventKind::FallbackUsed { rejected: r }) => {
+            if *r { rejected } else { error }.increment(1);
+        }
         _ => {}
     }
 }

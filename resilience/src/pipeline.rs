@@ -93,7 +93,7 @@ use crate::bulkhead::Bulkhead;
 use crate::circuit::{
     AdaptiveThrottle, AllErrors, ByClass, Circuit, CircuitBreaker, FailureIfOk, ResultClassifier,
 };
-use crate::fallback::FallbackOn;
+use crate::fallback::{FallbackOn, decide_named};
 use crate::hedge::Hedge;
 use crate::presets::ResilienceConfig;
 use crate::rate_limit::RateLimiter;
@@ -186,6 +186,8 @@ pub struct Pipeline<L = Untimed> {
     /// Set with `with_deadline`: kept across a later `with_retry`.
     deadline: Option<Duration>,
     cost: u32,
+    /// The name its fallback reports under ([`named`](Pipeline::named)).
+    name: Option<Arc<str>>,
     layer: PhantomData<L>,
 }
 
@@ -201,6 +203,7 @@ impl<L> Clone for Pipeline<L> {
             timeout: self.timeout,
             deadline: self.deadline,
             cost: self.cost,
+            name: self.name.clone(),
             layer: PhantomData,
         }
     }
@@ -223,6 +226,7 @@ impl<L> fmt::Debug for Pipeline<L> {
             .field("hedge", &self.hedge.as_ref().map(|h| h.name().clone()))
             .field("timeout", &self.timeout)
             .field("deadline", &self.deadline())
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -240,6 +244,7 @@ impl Pipeline<Untimed> {
             timeout: None,
             deadline: None,
             cost: 1,
+            name: None,
             layer: PhantomData,
         }
     }
@@ -255,7 +260,7 @@ impl Pipeline<Timed> {
     pub fn from_config(name: &str, config: &ResilienceConfig) -> Result<Self, ConfigError> {
         let reg = registry();
         let config = &reg.bind_budget(config.clone(), name);
-        let mut p = Pipeline::new().retype::<Timed>();
+        let mut p = Pipeline::new().named(name).retype::<Timed>();
         if let Some(r) = &config.retry {
             p.retry = Some(reg.resolve_retry(name, || Ok(r.clone()))?);
         }
@@ -299,8 +304,23 @@ impl<L> Pipeline<L> {
             timeout: self.timeout,
             deadline: self.deadline,
             cost: self.cost,
+            name: self.name,
             layer: PhantomData,
         }
+    }
+
+    /// With a name, which its [`fallback`](Self::fallback) reports its answers under
+    /// ([`EventKind::FallbackUsed`](crate::events::EventKind::FallbackUsed) and the
+    /// metric `resilience_fallback_used_total`). [`from_config`](Pipeline::from_config)
+    /// names the pipeline after its instances; a pipeline without a name reports nothing.
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The name set with [`named`](Self::named) or [`from_config`](Pipeline::from_config).
+    pub fn name(&self) -> Option<&Arc<str>> {
+        self.name.as_ref()
     }
 
     /// With this retry policy (outermost). A deadline set with
@@ -859,9 +879,12 @@ impl<L, O, H> FallbackCalls<'_, L, O, H> {
         H: Fn(E) -> Result<T, E>,
         F: FnMut() -> Result<T, E>,
     {
-        layer::fallback(&self.on, &self.handler, || {
-            self.pipeline.drive_fault(&Classified, &ByClass, &mut || op().map_err(Fault::Inner))
-        })
+        let result =
+            self.pipeline.drive_fault(&Classified, &ByClass, &mut || op().map_err(Fault::Inner));
+        match decide_named(&self.on, self.pipeline.name.as_ref(), result) {
+            Ok(done) => done,
+            Err(error) => (self.handler)(error),
+        }
     }
 
     /// [`Pipeline::call_blocking`], then the fallback (on the calling thread).
@@ -873,9 +896,11 @@ impl<L, O, H> FallbackCalls<'_, L, O, H> {
         H: Fn(E) -> Result<T, E>,
         F: Fn() -> Result<T, E> + Clone + Send + 'static,
     {
-        layer::fallback(&self.on, &self.handler, || {
-            self.pipeline.blocking_fault(&Classified, &ByClass, op)
-        })
+        let result = self.pipeline.blocking_fault(&Classified, &ByClass, op);
+        match decide_named(&self.on, self.pipeline.name.as_ref(), result) {
+            Ok(done) => done,
+            Err(error) => (self.handler)(error),
+        }
     }
 
     /// [`Pipeline::call_async`], then the fallback, whose future is awaited.
@@ -889,8 +914,11 @@ impl<L, O, H> FallbackCalls<'_, L, O, H> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let attempt = self.pipeline.run_async_fault(&Classified, &ByClass, op);
-        layer::fallback_async(&self.on, &self.handler, attempt).await
+        let result = self.pipeline.run_async_fault(&Classified, &ByClass, op).await;
+        match decide_named(&self.on, self.pipeline.name.as_ref(), result) {
+            Ok(done) => done,
+            Err(error) => (self.handler)(error).await,
+        }
     }
 }
 

@@ -32,7 +32,7 @@ pub use crate::config::Value;
 pub use crate::hedge::Hedge;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
-pub use crate::trace::{CallSite, attempt, attempt_async, traced, traced_async};
+pub use crate::trace::{CallSite, attempt, attempt_async, fallback_used, traced, traced_async};
 
 /// The keyed breaker the attributes use (not public API).
 pub type KeyedCircuitBreaker = crate::circuit::KeyedCircuitBreaker<String>;
@@ -494,14 +494,15 @@ where
 pub enum Outcome<X> {
     /// Return this.
     Done(X),
-    /// Call the fallback.
-    Fallback,
+    /// Call the fallback; whether the error is a layer's refusal rather than the
+    /// operation's own.
+    Fallback(bool),
 }
 
 /// An open circuit goes to the fallback; anything else is returned (not public API).
 pub fn open_circuit<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Fault<E>>> {
     match result {
-        Err(Fault::Rejected(Error::CircuitOpen { .. })) => Outcome::Fallback,
+        Err(Fault::Rejected(Error::CircuitOpen { .. })) => Outcome::Fallback(true),
         other => Outcome::Done(other),
     }
 }
@@ -510,7 +511,7 @@ pub fn open_circuit<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Faul
 /// API).
 pub fn fallback_rejected<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Fault<E>>> {
     match result {
-        Err(Fault::Rejected(_)) => Outcome::Fallback,
+        Err(Fault::Rejected(_)) => Outcome::Fallback(true),
         other => Outcome::Done(other),
     }
 }
@@ -518,8 +519,8 @@ pub fn fallback_rejected<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T,
 /// `#[fallback(.., on = "any")]`: every error goes to the fallback (not public API).
 pub fn fallback_any<T, E>(result: Result<T, Fault<E>>) -> Outcome<Result<T, Fault<E>>> {
     match result {
-        Err(_) => Outcome::Fallback,
-        other => Outcome::Done(other),
+        Err(fault) => Outcome::Fallback(matches!(fault, Fault::Rejected(_))),
+        Ok(value) => Outcome::Done(Ok(value)),
     }
 }
 
@@ -533,19 +534,23 @@ where
     E: FromResilienceError,
     P: Fn(&E) -> bool,
 {
-    let error = match result {
+    let (error, rejected) = match result {
         Ok(value) => return Outcome::Done(Ok(value)),
-        Err(Fault::Inner(e)) => e,
-        Err(Fault::Rejected(e)) => E::from_resilience(e),
+        Err(Fault::Inner(e)) => (e, false),
+        Err(Fault::Rejected(e)) => (E::from_resilience(e), true),
     };
-    if predicate(&error) { Outcome::Fallback } else { Outcome::Done(Err(Fault::Inner(error))) }
+    if predicate(&error) {
+        Outcome::Fallback(rejected)
+    } else {
+        Outcome::Done(Err(Fault::Inner(error)))
+    }
 }
 
 /// A non-`Result` function: any rejection goes to the fallback (not public API).
 pub fn value_or_fallback<T>(result: Result<T, Fault<Infallible>>) -> Outcome<T> {
     match result {
         Ok(value) => Outcome::Done(value),
-        Err(_) => Outcome::Fallback,
+        Err(_) => Outcome::Fallback(true),
     }
 }
 

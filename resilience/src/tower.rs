@@ -1341,6 +1341,7 @@ impl TimeoutLayer<NoKey> {
 /// ```
 pub struct FallbackLayer<O, H> {
     policy: Arc<FallbackPolicy<O, H>>,
+    name: Option<Arc<str>>,
 }
 
 struct FallbackPolicy<O, H> {
@@ -1350,13 +1351,13 @@ struct FallbackPolicy<O, H> {
 
 impl<O, H> Clone for FallbackLayer<O, H> {
     fn clone(&self) -> Self {
-        FallbackLayer { policy: self.policy.clone() }
+        FallbackLayer { policy: self.policy.clone(), name: self.name.clone() }
     }
 }
 
 impl<O, H> fmt::Debug for FallbackLayer<O, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FallbackLayer").finish_non_exhaustive()
+        f.debug_struct("FallbackLayer").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -1364,7 +1365,15 @@ impl<O, H> FallbackLayer<O, H> {
     /// A fallback that answers the errors `on` picks with `handler`, an
     /// `Fn(BoxError) -> impl Future<Output = Result<Response, BoxError>>`.
     pub fn new(on: O, handler: H) -> Self {
-        FallbackLayer { policy: Arc::new(FallbackPolicy { on, handler }) }
+        FallbackLayer { policy: Arc::new(FallbackPolicy { on, handler }), name: None }
+    }
+
+    /// With a name, which the fallback reports its answers under
+    /// ([`EventKind::FallbackUsed`](crate::events::EventKind::FallbackUsed) and the
+    /// metric `resilience_fallback_used_total`); without one it reports nothing.
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 }
 
@@ -1372,7 +1381,7 @@ impl<S, O, H> Layer<S> for FallbackLayer<O, H> {
     type Service = Fallback<S, O, H>;
 
     fn layer(&self, inner: S) -> Fallback<S, O, H> {
-        Fallback { inner, policy: self.policy.clone() }
+        Fallback { inner, policy: self.policy.clone(), name: self.name.clone() }
     }
 }
 
@@ -1380,11 +1389,12 @@ impl<S, O, H> Layer<S> for FallbackLayer<O, H> {
 pub struct Fallback<S, O, H> {
     inner: S,
     policy: Arc<FallbackPolicy<O, H>>,
+    name: Option<Arc<str>>,
 }
 
 impl<S: Clone, O, H> Clone for Fallback<S, O, H> {
     fn clone(&self) -> Self {
-        Fallback { inner: self.inner.clone(), policy: self.policy.clone() }
+        Fallback { inner: self.inner.clone(), policy: self.policy.clone(), name: self.name.clone() }
     }
 }
 
@@ -1416,6 +1426,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let call = self.inner.call(req);
         let policy = self.policy.clone();
+        let name = self.name.clone();
         Box::pin(async move {
             let error: BoxError = match call.await {
                 Ok(response) => return Ok(response),
@@ -1423,6 +1434,9 @@ where
             };
             let rejected = error.downcast_ref::<Error>().is_some();
             if policy.on.answers(rejected, &error) {
+                if let Some(name) = &name {
+                    crate::fallback::report(name, rejected);
+                }
                 (policy.handler)(error).await
             } else {
                 Err(error)

@@ -288,6 +288,14 @@ impl<T, E, F: Future<Output = Result<T, Fault<E>>>> Future for Attempt<F> {
     }
 }
 
+/// A fallback answered the call's final error: reported under the call's name, as its
+/// whole-call events are (not public API).
+#[cold]
+#[inline(never)]
+pub fn fallback_used(site: &'static CallSite, owner: impl Owner, rejected: bool) {
+    crate::fallback::report(site.name(owner), rejected);
+}
+
 #[inline(always)]
 fn finish<T, E>(
     site: &'static CallSite,

@@ -326,3 +326,54 @@ fn a_retry_reports_its_result_and_attempt_count_to_call_subscribers() {
         ]
     );
 }
+
+fn stale(_fail: bool) -> Result<u32, Error> {
+    Ok(0)
+}
+
+#[resilience::fallback(stale, on = "any")]
+fn answered_by_a_fallback(fail: bool) -> Result<u32, Error> {
+    if fail { Err(Error::timeout(Duration::from_secs(1))) } else { Ok(1) }
+}
+
+#[test]
+fn a_fallback_reports_each_answer_under_the_function_or_the_pipeline_name() {
+    use resilience::Pipeline;
+    use resilience::fallback::{AnyError, Rejections};
+
+    // The attribute: named after the function, as its whole-call events.
+    let (seen, _sub) = record(Interest::FALLBACKS, "events::answered_by_a_fallback");
+    assert_eq!(answered_by_a_fallback(false), Ok(1));
+    assert!(kinds(&seen).is_empty(), "a success is not reported");
+    assert_eq!(answered_by_a_fallback(true), Ok(0));
+    assert_eq!(kinds(&seen), [EventKind::FallbackUsed { rejected: false }]);
+    let event = seen.lock().unwrap()[0].clone();
+    assert_eq!(event.layer, Layer::Fallback);
+    assert_eq!(event.kind.interest(), Interest::FALLBACKS);
+    assert!(Interest::ALL.contains(Interest::FALLBACKS));
+
+    // A named pipeline: a rejection and an operation's error, each as what it was.
+    let (seen, _sub) = record(Interest::FALLBACKS, "events-fallback-pipeline");
+    let config = CircuitBreakerConfig::builder().failure_threshold(1).build().unwrap();
+    let breaker = Arc::new(CircuitBreaker::new("events-fallback-circuit", config));
+    let pipeline =
+        Pipeline::new().with_circuit_breaker(breaker.clone()).named("events-fallback-pipeline");
+    let any = pipeline.fallback(AnyError, |_: Error| Ok::<u32, Error>(0));
+    assert_eq!(any.call(failing_u32), Ok(0), "the failure answered; the circuit opens");
+    assert_eq!(any.call(|| Ok(1)), Ok(0), "the open circuit answered");
+    assert_eq!(
+        kinds(&seen),
+        [EventKind::FallbackUsed { rejected: false }, EventKind::FallbackUsed { rejected: true }]
+    );
+    // An error the fallback does not answer is not reported; nor is an unnamed pipeline's.
+    breaker.reset();
+    let rejections = pipeline.fallback(Rejections, |_: Error| Ok::<u32, Error>(0));
+    assert!(rejections.call(failing_u32).is_err());
+    let unnamed = Pipeline::new().with_circuit_breaker(breaker);
+    assert_eq!(unnamed.fallback(AnyError, |_: Error| Ok::<u32, Error>(0)).call(|| Ok(1)), Ok(0));
+    assert_eq!(kinds(&seen).len(), 2);
+}
+
+fn failing_u32() -> Result<u32, Error> {
+    Err(Error::timeout(Duration::from_secs(1)))
+}

@@ -248,6 +248,39 @@ async fn tower_fallback_layer_answers_rejections_not_inner_errors() {
     assert_eq!(tower_client(AnyError, healthy).oneshot(7).await.ok(), Some(Answer(7)));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_named_tower_fallback_reports_its_answers() {
+    use resilience::events::{self, EventKind, Interest, Layer as EventLayer};
+    use std::sync::Mutex;
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let _sub = events::subscribe(Interest::FALLBACKS, move |e| {
+        if &*e.name == "fallback-tower-named" {
+            sink.lock().unwrap().push((e.layer, e.kind.clone()));
+        }
+    });
+    let answer = |_: BoxError| async { Ok::<Answer, BoxError>(Answer(0)) };
+    let named = FallbackLayer::new(AnyError, answer).named("fallback-tower-named");
+    let slow = Upstream { delay: Duration::from_secs(5), fail: false };
+    let timed = TimeoutLayer::new(Duration::from_secs(1));
+    let r = named.layer(timed.layer(slow)).oneshot(7).await;
+    assert_eq!(r.ok(), Some(Answer(0)), "timed out: answered");
+    let failing = Upstream { delay: Duration::ZERO, fail: true };
+    let r = named.layer(failing).oneshot(7).await;
+    assert_eq!(r.ok(), Some(Answer(0)), "failed: answered");
+    let fine = Upstream { delay: Duration::ZERO, fail: false };
+    assert_eq!(named.layer(fine).oneshot(7).await.ok(), Some(Answer(7)));
+    let kinds = seen.lock().unwrap().clone();
+    assert_eq!(
+        kinds,
+        [
+            (EventLayer::Fallback, EventKind::FallbackUsed { rejected: true }),
+            (EventLayer::Fallback, EventKind::FallbackUsed { rejected: false }),
+        ]
+    );
+}
+
 // ----- #[fallback] -------------------------------------------------------------------
 
 static TRIED: AtomicU32 = AtomicU32::new(0);

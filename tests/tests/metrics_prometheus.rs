@@ -15,9 +15,10 @@ use prometheus_parse::{Scrape, Value};
 use resilience::bulkhead::BulkheadConfig;
 use resilience::circuit::{CircuitBreakerConfig, CircuitState};
 use resilience::clock::ManualClock;
+use resilience::fallback::Rejections;
 use resilience::rate_limit::{OnLimit, RateLimitConfig};
 use resilience::retry::{RetryBudgetConfig, RetryPolicy};
-use resilience::{Error, circuit_breaker, registry, retry, timeout};
+use resilience::{Error, Pipeline, circuit_breaker, fallback, registry, retry, timeout};
 
 #[derive(Debug, PartialEq)]
 enum AppError {
@@ -52,6 +53,16 @@ async fn slow() -> Result<u32, AppError> {
 
 #[circuit_breaker(name = "metrics-macro-circuit", failure_threshold = 1)]
 fn guarded(fail: bool) -> Result<u32, AppError> {
+    if fail { Err(AppError::Down) } else { Ok(1) }
+}
+
+fn stale(_fail: bool) -> Result<u32, AppError> {
+    Ok(0)
+}
+
+#[fallback(stale, on = "any")]
+#[circuit_breaker(name = "metrics-fallback-circuit", failure_threshold = 1, recovery_timeout = 3600s)]
+fn answered(fail: bool) -> Result<u32, AppError> {
     if fail { Err(AppError::Down) } else { Ok(1) }
 }
 
@@ -154,6 +165,25 @@ fn prometheus_scrape_shows_every_layer_as_driven_and_as_the_registry_counts() {
     assert_eq!(guarded(true), Err(AppError::Down));
     assert!(matches!(guarded(false), Err(AppError::Resilience(Error::CircuitOpen { .. }))));
 
+    // Fallbacks: under the macros, one success (not counted), the operation's failure
+    // and the open circuit's rejection answered; a named pipeline's answers a rejection,
+    // an unnamed one's is not counted.
+    assert_eq!(answered(false), Ok(1));
+    assert_eq!(answered(true), Ok(0), "the failure answered");
+    assert_eq!(answered(false), Ok(0), "the open circuit answered");
+    let config = CircuitBreakerConfig::builder().failure_threshold(1).build().unwrap();
+    let open =
+        registry().circuit_breakers().get_or_create("metrics-fallback-pipeline", config).unwrap();
+    open.force_open();
+    let pipeline = Pipeline::new().with_circuit_breaker(open).named("metrics-fallback-pipeline");
+    let cached = pipeline.fallback(Rejections, |_: Error| Ok(0));
+    assert_eq!(cached.call(|| Ok::<u32, Error>(1)), Ok(0));
+    assert_eq!(cached.call(|| Ok::<u32, Error>(1)), Ok(0));
+    let unnamed = Pipeline::new().with_circuit_breaker(
+        registry().circuit_breakers().get("metrics-fallback-pipeline").unwrap(),
+    );
+    assert_eq!(unnamed.fallback(Rejections, |_: Error| Ok(0)).call(|| Ok::<u32, Error>(1)), Ok(0));
+
     // Async layers on tokio's paused clock: retries, a limiter wait, a timeout.
     let config =
         RateLimitConfig::builder().per_second(10).burst(1).on_limit(OnLimit::Wait).build().unwrap();
@@ -243,6 +273,15 @@ fn prometheus_scrape_shows_every_layer_as_driven_and_as_the_registry_counts() {
     let guarded_fn = ("name", "metrics_prometheus::guarded");
     assert_eq!(counter(&scrape, duration, &[guarded_fn, ("outcome", "failure")]), 1);
     assert_eq!(counter(&scrape, duration, &[guarded_fn, ("outcome", "rejected")]), 1);
+
+    // Fallbacks.
+    let used = "resilience_fallback_used_total";
+    let answered_fn = ("name", "metrics_prometheus::answered");
+    assert_eq!(counter(&scrape, used, &[answered_fn, ("cause", "error")]), 1);
+    assert_eq!(counter(&scrape, used, &[answered_fn, ("cause", "rejected")]), 1);
+    let pipeline_name = ("name", "metrics-fallback-pipeline");
+    assert_eq!(counter(&scrape, used, &[pipeline_name, ("cause", "rejected")]), 2);
+    assert_eq!(counter(&scrape, used, &[pipeline_name, ("cause", "error")]), 0);
 
     // Retries.
     let retry_calls = "resilience_retry_calls_total";

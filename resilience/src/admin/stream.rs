@@ -122,6 +122,7 @@ pub(crate) fn to_json(event: &Event) -> Value {
         EventKind::HedgeWon { attempt, after } => {
             json!({ "attempt": attempt, "after": secs(*after) })
         }
+        EventKind::FallbackUsed { rejected } => json!({ "rejected": rejected }),
         EventKind::ConfigRejected { error } => json!({ "error": &**error }),
         EventKind::ConfigApplied => json!({}),
         EventKind::RetryFinished { attempts, succeeded } => {

@@ -29,11 +29,14 @@ pub enum Layer {
     Call,
     /// A [`Hedge`](crate::hedge::Hedge).
     Hedge,
+    /// A fallback (the [`fallback`](mod@crate::fallback) layer: `#[fallback]`,
+    /// [`Pipeline::fallback`](crate::Pipeline::fallback), the tower `FallbackLayer`).
+    Fallback,
 }
 
 impl Layer {
     /// `"circuit_breaker"`, `"rate_limiter"`, `"bulkhead"`, `"retry"`, `"timeout"`,
-    /// `"config"`, `"call"` or `"hedge"`.
+    /// `"config"`, `"call"`, `"hedge"` or `"fallback"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::CircuitBreaker => "circuit_breaker",
@@ -44,6 +47,7 @@ impl Layer {
             Layer::Config => "config",
             Layer::Call => "call",
             Layer::Hedge => "hedge",
+            Layer::Fallback => "fallback",
         }
     }
 }
@@ -219,6 +223,13 @@ pub enum EventKind {
         /// Time since the call started.
         after: Duration,
     },
+    /// A fallback answered a call's final error: the caller gets the handler's answer
+    /// instead (topic [`Interest::FALLBACKS`]; reported by [`Layer::Fallback`]).
+    FallbackUsed {
+        /// Whether the error was a layer's refusal (open circuit, rate limit, full
+        /// bulkhead, timeout) rather than the operation's own.
+        rejected: bool,
+    },
     /// A config file was applied to the registry's instances (topic [`Interest::CONFIG`]).
     ConfigApplied,
     /// A config file was refused: nothing of it was applied, the previous config stays
@@ -246,6 +257,7 @@ impl EventKind {
             | EventKind::HedgeWon { .. } => Interest::RETRIES,
             EventKind::TimedOut { .. } => Interest::TIMEOUTS,
             EventKind::LimitChanged { .. } => Interest::LIMITS,
+            EventKind::FallbackUsed { .. } => Interest::FALLBACKS,
             EventKind::ConfigApplied | EventKind::ConfigRejected { .. } => Interest::CONFIG,
         }
     }
@@ -253,8 +265,8 @@ impl EventKind {
     /// A snake_case name for the kind: `"transition"`, `"call_recorded"`, `"granted"`,
     /// `"retry_finished"`, `"call_finished"`, `"rejected"`, `"waited"`, `"attempt"`,
     /// `"retry_scheduled"`, `"gave_up"`, `"budget_exhausted"`, `"timed_out"`,
-    /// `"limit_changed"`, `"hedge_started"`, `"hedge_won"`, `"config_applied"`,
-    /// `"config_rejected"`.
+    /// `"limit_changed"`, `"hedge_started"`, `"hedge_won"`, `"fallback_used"`,
+    /// `"config_applied"`, `"config_rejected"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EventKind::Transition(_) => "transition",
@@ -271,6 +283,7 @@ impl EventKind {
             EventKind::LimitChanged { .. } => "limit_changed",
             EventKind::HedgeStarted { .. } => "hedge_started",
             EventKind::HedgeWon { .. } => "hedge_won",
+            EventKind::FallbackUsed { .. } => "fallback_used",
             EventKind::ConfigApplied => "config_applied",
             EventKind::ConfigRejected { .. } => "config_rejected",
         }
@@ -324,6 +337,12 @@ impl fmt::Display for EventKind {
             EventKind::HedgeWon { attempt, after } => {
                 write!(f, "hedge {attempt} answered first after {after:?}")
             }
+            EventKind::FallbackUsed { rejected: true } => {
+                f.write_str("fallback answered a rejection")
+            }
+            EventKind::FallbackUsed { rejected: false } => {
+                f.write_str("fallback answered an error")
+            }
             EventKind::ConfigApplied => f.write_str("config applied"),
             EventKind::ConfigRejected { error } => {
                 write!(f, "config rejected, nothing applied: {error}")
@@ -369,8 +388,10 @@ impl Interest {
     pub const CONFIG: Interest = Interest(1 << 7);
     /// Adaptive limits moving ([`EventKind::LimitChanged`]).
     pub const LIMITS: Interest = Interest(1 << 8);
+    /// Fallbacks answering a call's final error ([`EventKind::FallbackUsed`]).
+    pub const FALLBACKS: Interest = Interest(1 << 9);
     /// Every topic.
-    pub const ALL: Interest = Interest((1 << 9) - 1);
+    pub const ALL: Interest = Interest((1 << 10) - 1);
 
     /// Whether every topic of `other` is in `self`.
     pub fn contains(self, other: Interest) -> bool {

@@ -70,6 +70,9 @@ pub(super) fn record(event: &Event) {
         EventKind::HedgeWon { attempt, after } => {
             debug!(target: "resilience", name, attempt, ?after, "hedge answered first");
         }
+        EventKind::FallbackUsed { rejected } => {
+            debug!(target: "resilience", name, rejected, "fallback answered");
+        }
         EventKind::ConfigApplied => info!(target: "resilience", file = name, "config applied"),
         EventKind::ConfigRejected { error } => {
             warn!(target: "resilience", file = name, error = &**error, "config rejected, nothing applied: the previous config stays");

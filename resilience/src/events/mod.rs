@@ -50,7 +50,7 @@
 //! |---------|--------|
 //! | `WARN`  | a circuit opening and other circuit transitions; a retry giving up after the last failure; an exhausted retry budget (the one warning of that call: its give-up is at `DEBUG`); a timeout; a refused config file |
 //! | `INFO`  | an applied config file |
-//! | `DEBUG` | each scheduled retry (attempt, error, delay); rejections; limiter and bulkhead waits; adaptive limit changes |
+//! | `DEBUG` | each scheduled retry (attempt, error, delay); rejections; limiter and bulkhead waits; adaptive limit changes; a fallback answering a call's error |
 //!
 //! Counted calls and attempts are numbers for observers (metrics), not log lines.
 
