@@ -421,7 +421,7 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             } else if is_throttle(args) {
                 (quote!(#p::AdaptiveThrottle), quote!(resolve_adaptive_throttle))
             } else {
-                (quote!(#p::CircuitBreaker), quote!(resolve_circuit_breaker))
+                (quote!(#p::Circuit), quote!(resolve_circuit))
             };
             (
                 "circuit",
@@ -714,8 +714,10 @@ fn wrap(
                 (None, false) if is_throttle(args) => {
                     quote!(#layer::throttle(&#handle, &#classifier, || #inner))
                 }
-                (None, true) => quote!(#layer::circuit_async(&#handle, &#classifier, #inner)),
-                (None, false) => quote!(#layer::circuit(&#handle, &#classifier, || #inner)),
+                (None, true) => {
+                    quote!(#p::registry_circuit_async(&#handle, &#classifier, #inner))
+                }
+                (None, false) => quote!(#p::registry_circuit(&#handle, &#classifier, || #inner)),
             }
         }
         Layer::RateLimit(args) => {
@@ -898,7 +900,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains(":: resilience :: pipeline :: layer :: circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
+        assert!(out.contains(":: resilience :: __private :: registry_circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
         assert!(out.contains("concat ! (:: core :: module_path ! () , \"::\" , \"f\")"));
     }
 

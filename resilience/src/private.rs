@@ -27,7 +27,7 @@ use crate::{ConfigError, Error, Fault, ResilienceConfig, registry};
 
 pub use crate::bulkhead::Bulkhead;
 pub use crate::circuit::AdaptiveThrottle;
-pub use crate::circuit::CircuitBreaker;
+pub use crate::circuit::{Circuit, CircuitBreaker};
 pub use crate::config::Value;
 pub use crate::hedge::Hedge;
 pub use crate::rate_limit::RateLimiter;
@@ -212,18 +212,80 @@ pub fn type_path(ty: &str) -> String {
 }
 
 /// Resolves a `#[circuit_breaker]` call site: registry config > attribute > preset >
-/// defaults (not public API).
+/// defaults, in the mode that config sets, as
+/// [`Registry::resolve_circuit`](crate::registry::Registry::resolve_circuit) does for
+/// `Pipeline` and tower: a circuit
+/// the registry or a config file sets to `mode = "adaptive_throttle"` is a throttle here
+/// too (not public API).
 #[inline]
-pub fn resolve_circuit_breaker(
-    site: &'static Site<CircuitBreaker>,
+pub fn resolve_circuit(
+    site: &'static Site<Circuit>,
     args: &LayerArgs,
     owner: impl Owner,
-) -> Handle<CircuitBreaker> {
+) -> Handle<Circuit> {
     site.get_or_resolve(|| {
         present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
-            registry().circuit_breakers().resolve(&args.instance_name(owner), || args.config(base))
+            registry()
+                .resolve_circuit(&args.instance_name(owner), || args.config(base))
+                .map(Arc::new)
         })
     })
+}
+
+/// The attempt through a call site's circuit, a breaker or a throttle as it resolved (see
+/// [`resolve_circuit`]; not public API).
+#[inline(always)]
+pub fn registry_circuit<T, E, C, F>(
+    circuit: &Handle<Circuit>,
+    classifier: &C,
+    attempt: F,
+) -> Result<T, Fault<E>>
+where
+    C: ResultClassifier<T, E>,
+    F: FnOnce() -> Result<T, Fault<E>>,
+{
+    use crate::pipeline::layer;
+    match circuit {
+        Ok(Some(circuit)) => match &***circuit {
+            Circuit::Breaker(breaker) => layer::circuit(Some(&**breaker), classifier, attempt),
+            Circuit::Throttle(throttle) => layer::throttle(Some(&**throttle), classifier, attempt),
+        },
+        Ok(None) => layer::circuit(None, classifier, attempt),
+        Err(e) => unresolved(e),
+    }
+}
+
+/// [`registry_circuit`] for a future (not public API).
+#[cfg(feature = "tokio")]
+pub async fn registry_circuit_async<T, E, C, Fut>(
+    circuit: &Handle<Circuit>,
+    classifier: &C,
+    attempt: Fut,
+) -> Result<T, Fault<E>>
+where
+    C: ResultClassifier<T, E>,
+    Fut: Future<Output = Result<T, Fault<E>>>,
+{
+    use crate::pipeline::layer;
+    match circuit {
+        Ok(Some(circuit)) => match &***circuit {
+            Circuit::Breaker(breaker) => {
+                layer::circuit_async(Some(&**breaker), classifier, attempt).await
+            }
+            Circuit::Throttle(throttle) => {
+                layer::throttle_async(Some(&**throttle), classifier, attempt).await
+            }
+        },
+        Ok(None) => attempt.await,
+        Err(e) => unresolved(e),
+    }
+}
+
+/// A call site whose circuit did not resolve: its config error, as a rejection.
+#[cold]
+#[inline(never)]
+fn unresolved<T, E>(e: &Error) -> Result<T, Fault<E>> {
+    Err(Fault::Rejected(e.clone()))
 }
 
 /// Resolves a `#[circuit_breaker(mode = "adaptive_throttle")]` call site: the circuit of

@@ -129,3 +129,41 @@ fn the_attribute_takes_the_mode_and_its_keys() {
     assert_eq!((s.requests, s.accepts), (2, 1));
     assert!(registry().circuit_breakers().get("throttle-mode-macro").is_none());
 }
+
+#[circuit_breaker(name = "throttle-mode-from-toml")]
+fn configured_elsewhere(fail: bool) -> Result<u32, Error> {
+    if fail { Err(Error::timeout(Duration::ZERO)) } else { Ok(1) }
+}
+
+#[resilience::resilient(circuit_breaker(name = "throttle-mode-from-toml-async"))]
+async fn configured_elsewhere_async(fail: bool) -> Result<u32, Error> {
+    if fail { Err(Error::timeout(Duration::ZERO)) } else { Ok(1) }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_attribute_follows_the_mode_the_registry_sets_for_its_circuit() {
+    let loaded = registry().load_toml(
+        "[throttle-mode-from-toml.circuit_breaker]\nmode = \"adaptive_throttle\"\nk = 1.5\nwindow = \"60s\"\n\n\
+         [throttle-mode-from-toml-async.circuit_breaker]\nmode = \"adaptive_throttle\"\nk = 3.0\n",
+    );
+    assert_eq!(loaded.map_err(|e| e.to_string()), Ok(()));
+
+    // The attribute writes no mode: the registry's config for the name makes it a throttle.
+    assert_eq!(configured_elsewhere(false), Ok(1));
+    assert!(configured_elsewhere(true).is_err());
+    assert_eq!(configured_elsewhere_async(false).await, Ok(1));
+    assert!(configured_elsewhere_async(true).await.is_err());
+    assert!(configured_elsewhere_async(true).await.is_err());
+
+    let snapshot = registry().snapshot();
+    let stats = |name: &str| {
+        let t = snapshot.throttles.iter().find(|t| t.name == name);
+        t.map(|t| (t.requests, t.accepts, t.k))
+    };
+    assert_eq!(stats("throttle-mode-from-toml"), Some((2, 1, 1.5)));
+    assert_eq!(stats("throttle-mode-from-toml-async"), Some((3, 1, 3.0)));
+    for name in ["throttle-mode-from-toml", "throttle-mode-from-toml-async"] {
+        assert!(registry().circuit_breakers().get(name).is_none(), "no breaker for {name}");
+        assert!(snapshot.circuits.iter().all(|c| c.name != name));
+    }
+}
