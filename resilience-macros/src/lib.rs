@@ -296,6 +296,12 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # assert!(matches!(load_order(1), Err(DbError::Down)));
 /// ```
 ///
+/// The attribute resolves its circuit as `registry().resolve_circuit(name, || config)`
+/// does, once per call site: in the mode the registry's config for the name sets (a
+/// `[name.circuit_breaker]` table of a loaded config file, or `registry().configure`),
+/// so a circuit set to `mode = "adaptive_throttle"` there is an `AdaptiveThrottle` here
+/// too, as in `Pipeline` and the tower layers.
+///
 /// With `key`, each key has its own circuit (a `KeyedCircuitBreaker` in the registry's
 /// `keyed_circuit_breakers()`, idle keys evicted, the number of keys bounded): one
 /// tenant's failures open that tenant's circuit only.
@@ -376,6 +382,10 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// assert_eq!(price("sku-1"), Ok(100));
 /// ```
+///
+/// Each answer is reported under the function's path, as its whole-call events: an
+/// `EventKind::FallbackUsed` event (topic `Interest::FALLBACKS`) and, with the metrics
+/// installed, a count in `resilience_fallback_used_total`.
 ///
 /// The same by hand, with `resilience::pipeline::layer::fallback` around the other
 /// layers:
