@@ -398,6 +398,8 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
     let timeout_settings;
     // (handle, instance type, resolver, instance name, own preset, layer keys, hooks)
     let mut written = false;
+    // A circuit in the registry's mode: a breaker or a throttle (`CircuitSite`).
+    let mut circuit_site = false;
     let (handle, instance, resolver, name, own_preset, settings, extra) = match &planned.layer {
         Layer::Retry(args) => {
             let hooks = ident("hooks", index);
@@ -421,6 +423,7 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             } else if is_throttle(args) {
                 (quote!(#p::AdaptiveThrottle), quote!(resolve_adaptive_throttle))
             } else {
+                circuit_site = true;
                 (quote!(#p::Circuit), quote!(resolve_circuit))
             };
             (
@@ -493,11 +496,16 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
             )
         }
     };
+    let (site_ty, site_new) = if circuit_site {
+        (quote!(#p::CircuitSite), quote!(#p::CircuitSite::new()))
+    } else {
+        (quote!(#p::Site<#instance>), quote!(#p::Site::new()))
+    };
     let handle = ident(handle, index);
     let spec = layer_args(ctx, name, preset(own_preset, planned), planned.optional, settings);
     let owner = owner(ctx, written);
     quote!(
-        static #site: #p::Site<#instance> = #p::Site::new();
+        static #site: #site_ty = #site_new;
         const #args_item: #p::LayerArgs = #spec;
         let #handle = #p::#resolver(&#site, &#args_item, #owner);
         #extra

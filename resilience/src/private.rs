@@ -217,26 +217,57 @@ pub fn type_path(ty: &str) -> String {
 /// `Pipeline` and tower: a circuit
 /// the registry or a config file sets to `mode = "adaptive_throttle"` is a throttle here
 /// too (not public API).
-#[inline]
+#[inline(always)]
 pub fn resolve_circuit(
-    site: &'static Site<Circuit>,
+    site: &'static CircuitSite,
     args: &LayerArgs,
     owner: impl Owner,
-) -> Handle<Circuit> {
-    site.get_or_resolve(|| {
-        present(base(args.preset, args.optional, |p| p.circuit_breaker), |base| {
-            registry()
-                .resolve_circuit(&args.instance_name(owner), || args.config(base))
-                .map(Arc::new)
-        })
-    })
+) -> CircuitHandle {
+    if let Some(resolved) = site.0.get() {
+        return Ok(resolved.as_ref());
+    }
+    resolve_circuit_slow(site, args, owner)
 }
+
+#[cold]
+#[inline(never)]
+fn resolve_circuit_slow(
+    site: &'static CircuitSite,
+    args: &LayerArgs,
+    owner: impl Owner,
+) -> CircuitHandle {
+    let resolved = match base(args.preset, args.optional, |p| p.circuit_breaker) {
+        Ok(base) => {
+            registry().resolve_circuit(&args.instance_name(owner), || args.config(base)).map(Some)
+        }
+        Err(None) => Ok(None),
+        Err(Some(e)) => Err(e),
+    };
+    let resolved = resolved.map_err(|e| Box::new(Error::Config(e)))?;
+    Ok(site.0.get_or_init(|| resolved).as_ref())
+}
+
+/// A `#[circuit_breaker]` call site's resolved circuit, held without another `Arc` so
+/// that a call reaches its breaker through one pointer, as a [`Site`] does (not public
+/// API).
+pub struct CircuitSite(OnceLock<Option<Circuit>>);
+
+impl CircuitSite {
+    /// An unresolved site.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        CircuitSite(OnceLock::new())
+    }
+}
+
+/// A resolved [`CircuitSite`] (not public API).
+pub type CircuitHandle = Result<Option<&'static Circuit>, Box<Error>>;
 
 /// The attempt through a call site's circuit, a breaker or a throttle as it resolved (see
 /// [`resolve_circuit`]; not public API).
 #[inline(always)]
 pub fn registry_circuit<T, E, C, F>(
-    circuit: &Handle<Circuit>,
+    circuit: &CircuitHandle,
     classifier: &C,
     attempt: F,
 ) -> Result<T, Fault<E>>
@@ -246,7 +277,7 @@ where
 {
     use crate::pipeline::layer;
     match circuit {
-        Ok(Some(circuit)) => match &***circuit {
+        Ok(Some(circuit)) => match circuit {
             Circuit::Breaker(breaker) => layer::circuit(Some(&**breaker), classifier, attempt),
             Circuit::Throttle(throttle) => layer::throttle(Some(&**throttle), classifier, attempt),
         },
@@ -258,7 +289,7 @@ where
 /// [`registry_circuit`] for a future (not public API).
 #[cfg(feature = "tokio")]
 pub async fn registry_circuit_async<T, E, C, Fut>(
-    circuit: &Handle<Circuit>,
+    circuit: &CircuitHandle,
     classifier: &C,
     attempt: Fut,
 ) -> Result<T, Fault<E>>
@@ -268,7 +299,7 @@ where
 {
     use crate::pipeline::layer;
     match circuit {
-        Ok(Some(circuit)) => match &***circuit {
+        Ok(Some(circuit)) => match circuit {
             Circuit::Breaker(breaker) => {
                 layer::circuit_async(Some(&**breaker), classifier, attempt).await
             }
