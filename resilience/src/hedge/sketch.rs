@@ -259,6 +259,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any latencies within one window, any quantile: the sketch's percentile is the
+        /// upper bound of the bucket holding the exact percentile's record, so above it
+        /// by at most one bucket's width (an eighth), never below it.
+        #[test]
+        fn any_latencies_bound_the_exact_percentile_within_a_bucket(
+            latencies in proptest::collection::vec(0u64..10_000_000, MIN_SAMPLES as usize..WINDOW as usize),
+            q in 0.01f64..0.999,
+        ) {
+            let sketch = LatencySketch::new(q);
+            for &micros in &latencies {
+                sketch.record(Duration::from_micros(micros));
+            }
+            sketch.set_quantile(q);
+            let mut exact = latencies.clone();
+            exact.sort_unstable();
+            let n = exact.len();
+            let ppm = (q * 1e6).round() as u128;
+            let rank = ((n as u128 * ppm).div_ceil(1_000_000) as usize).clamp(1, n);
+            let want = exact[rank - 1];
+            let got = sketch.percentile().map(|d| d.as_micros());
+            proptest::prop_assert!(got.is_some(), "{n} records are enough for a percentile");
+            let got = got.unwrap_or_default() as f64;
+            proptest::prop_assert!(got > want as f64, "{got} > {want}");
+            proptest::prop_assert!(got <= (want + 1) as f64 * 1.125 + 1.0, "{got} vs {want}");
+        }
+    }
+
     #[test]
     fn threads_recording_at_once_lose_nothing_within_a_window() {
         let sketch = LatencySketch::new(0.5);
