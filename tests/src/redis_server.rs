@@ -385,7 +385,8 @@ impl RedisCluster {
     }
 
     /// The nodes agree on the slots once each says `cluster_state:ok` (gossip takes a
-    /// moment after `--cluster create` returns).
+    /// moment after `--cluster create` returns). Each check is one `redis-cli` round trip,
+    /// which paces the loop: it waits on the servers, not on a timer.
     fn wait_until_ok(&self) -> Result<(), String> {
         let deadline = std::time::Instant::now() + STARTUP;
         for node in &self.nodes {
@@ -396,7 +397,6 @@ impl RedisCluster {
                 if std::time::Instant::now() > deadline {
                     return Err(format!("node {} not ok within {STARTUP:?}", node.port));
                 }
-                std::thread::sleep(Duration::from_millis(50));
             }
         }
         Ok(())
