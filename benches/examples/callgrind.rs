@@ -12,8 +12,9 @@
 //! direct limiter, and a keyed one over 1024 existing keys, on a `ManualClock`: the
 //! limiter's own instructions without a clock read), `governor` (governor's `check` on
 //! its default clock, the peer of `limiter`), `tower` (a `ResilienceLayer` with a
-//! breaker and a limiter around a service answering at once, one call polled once),
-//! `tower_limit` (`tower::limit::RateLimit` around the same, `poll_ready` then `call`);
+//! breaker and a limiter around a service answering at once) and `tower_limit`
+//! (`tower::limit::RateLimit` around the same), each call `poll_ready`, `call` and one
+//! poll of its future, as the `tower` bench makes it;
 //! for reference, `macro_breaker` and
 //! `hand_breaker` (a `#[circuit_breaker]` fn and the same call by hand), `clock` (one
 //! read of the default clock) and `bare` (the loop returning `Ok::<u64, Error>`, no
@@ -74,6 +75,32 @@ fn ready_service() -> impl tower::Service<
     Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>,
 > + Clone {
     tower::service_fn(|()| std::future::ready(Ok(http::Response::new(()))))
+}
+
+/// One tower call as a caller makes it: `poll_ready`, then `call`, then the response
+/// future polled, each once (the service and its future complete at once).
+#[inline(always)]
+fn tower_call<S: tower::Service<()>>(svc: &mut S) -> Option<Result<S::Response, S::Error>> {
+    match resilience_benches::poll_once(std::future::poll_fn(|cx| svc.poll_ready(cx))) {
+        Some(Ok(())) => resilience_benches::poll_once(svc.call(())),
+        Some(Err(e)) => Some(Err(e)),
+        None => None,
+    }
+}
+
+/// `n` tower calls of `svc` in the measured loop, after one outside it that must answer
+/// (a probe that counts a loop of failures would measure nothing useful).
+fn tower_probe<S>(n: u64, mut svc: S)
+where
+    S: tower::Service<()>,
+    S::Error: std::fmt::Debug,
+{
+    match tower_call(&mut svc) {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => return eprintln!("the probe's first call failed: {e:?}"),
+        None => return eprintln!("the probe's first call did not complete on its first poll"),
+    }
+    hot(n, || tower_call(&mut svc).is_some_and(|r| r.is_ok()));
 }
 
 /// The measured loop (callgrind counts only inside it).
@@ -185,7 +212,7 @@ fn main() {
             hot(n, || clock.now());
         }
         "tower" => {
-            use tower::{Layer, Service};
+            use tower::Layer;
             let limit = RateLimitConfig::builder()
                 .per_second(1_000_000_000)
                 .burst(1_000_000_000)
@@ -196,19 +223,19 @@ fn main() {
                 .with_rate_limit(limit);
             let layer = resilience::tower::ResilienceLayer::from_config("probe-tower", &config)
                 .unwrap_or_else(|e| unreachable!("valid config: {e}"));
-            let mut svc = layer.layer(ready_service());
-            hot(n, || resilience_benches::poll_once(svc.call(())));
+            tower_probe(n, layer.layer(ready_service()));
         }
         "tower_limit" => {
-            use tower::{Layer, Service};
+            use tower::Layer;
+            // `RateLimit` arms its (unused) sleep on a tokio timer when it is built.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap_or_else(|e| unreachable!("a tokio runtime: {e}"));
+            let _entered = rt.enter();
             let layer =
                 tower::limit::RateLimitLayer::new(1_000_000_000, std::time::Duration::from_secs(1));
-            let mut svc = layer.layer(ready_service());
-            hot(n, || {
-                let ready =
-                    resilience_benches::poll_once(std::future::poll_fn(|cx| svc.poll_ready(cx)));
-                (ready, resilience_benches::poll_once(svc.call(())))
-            });
+            tower_probe(n, layer.layer(ready_service()));
         }
         "bare" => hot(n, || Ok::<u64, Error>(black_box(1))),
         _ => eprintln!(

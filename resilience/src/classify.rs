@@ -168,6 +168,7 @@ pub trait RetryAfter {
 /// assert_eq!(http_status(429), Some(ErrorClass::Throttled));
 /// assert_eq!(http_status(200), None);
 /// ```
+#[inline]
 pub fn http_status(code: u16) -> Option<ErrorClass> {
     match code {
         429 => Some(ErrorClass::Throttled),

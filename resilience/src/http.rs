@@ -67,6 +67,7 @@ use crate::rate_limit::{KeyedRateLimiter, RateLimiter, SyncReport};
 /// assert_eq!(status_class(StatusCode::SERVICE_UNAVAILABLE), Some(ErrorClass::Transient));
 /// assert_eq!(status_class(StatusCode::OK), None);
 /// ```
+#[inline]
 pub fn status_class(status: StatusCode) -> Option<ErrorClass> {
     http_status(status.as_u16())
 }
@@ -93,6 +94,7 @@ pub fn response_class<B>(response: &Response<B>) -> Option<ErrorClass> {
 }
 
 /// The class of a status with its headers, as [`response_class`].
+#[inline]
 pub(crate) fn class_of(status: StatusCode, headers: &HeaderMap) -> Option<ErrorClass> {
     if status == StatusCode::SERVICE_UNAVAILABLE && headers.contains_key(RETRY_AFTER) {
         return Some(ErrorClass::Throttled);

@@ -33,10 +33,19 @@
 //! request that cannot be cloned (a streaming body) is a compile error there, not a
 //! silent single attempt. Without retry, the other single layers take any request.
 //!
-//! **`poll_ready` reserves nothing.** It answers ready at once; each attempt waits for
-//! the readiness of its own clone of the inner service (tower's `Buffer` and `Retry`
-//! do the same), and the bulkhead slot and the limiter's permits are taken inside the
-//! call's future, so a service or future dropped at any point holds nothing.
+//! **`poll_ready` reserves nothing.** A layer of at most a circuit breaker and a rate
+//! limiter (a [`ResilienceLayer`] of those two, a [`CircuitBreakerLayer`], a
+//! [`RateLimitLayer`]) passes the inner service's readiness on, as tower's own layers
+//! do, and admits the call in `call`, as tower's `RateLimit` does: the breaker first (an
+//! open circuit takes no permits), then the limiter's permits, then the inner service's
+//! call. A refused call never reaches the inner service, whose readiness then serves
+//! the next call; a call that has to wait for its permits takes the ready service with
+//! it and leaves a clone in its place. Every other stack (with a retry, a bulkhead, a
+//! timeout or a keyed layer) answers ready at once: each attempt waits for the
+//! readiness of its own clone of the inner service (tower's `Buffer` and `Retry` do the
+//! same), and the bulkhead slot and the limiter's permits are taken inside the call's
+//! future. Either way a service or future dropped at any point holds nothing: a call
+//! dropped before its response counts as ignored by the breaker.
 //!
 //! ```
 //! use http::{Request, Response};
@@ -90,8 +99,8 @@ use tower_service::Service;
 
 use crate::bulkhead::Bulkhead;
 use crate::circuit::{
-    AdaptiveThrottle, ByClass, Circuit, CircuitBreaker, DetachedPermit, KeyedCircuitBreaker,
-    fault_outcome,
+    AdaptiveThrottle, ByClass, CallOutcome, Circuit, CircuitBreaker, DetachedPermit,
+    KeyedCircuitBreaker, fault_outcome,
 };
 use crate::classify::io_error_kind;
 use crate::fallback::FallbackOn;
@@ -116,11 +125,12 @@ pin_project! {
     ///
     /// A call through a circuit breaker and a rate limiter with permits left (any of
     /// them, or none: the single [`CircuitBreakerLayer`] and [`RateLimitLayer`], and a
-    /// [`ResilienceLayer`] of those two) runs in this future itself and allocates
-    /// nothing. The other paths run in a boxed future, one allocation per call: a
-    /// retry (each attempt clones the request and the service), a keyed layer (its key
-    /// is a `String`), a bulkhead, a timeout, a breaker or limiter on a shared store, and
-    /// a call that has to wait for its permits.
+    /// [`ResilienceLayer`] of those two) is admitted by `call` itself, which then calls
+    /// the inner service: this future is the inner service's future and the breaker's
+    /// permit, and allocates nothing. The other paths run in a boxed future, one
+    /// allocation per call: a retry (each attempt clones the request and the service), a
+    /// keyed layer (its key is a `String`), a bulkhead, a timeout, a breaker or limiter on
+    /// a shared store, and a call that has to wait for its permits.
     ///
     /// Dropped before the response, the call counts as ignored by the breaker and its
     /// half-open probe slot is freed, as on every path.
@@ -128,45 +138,27 @@ pin_project! {
     where
         S: Service<Req>,
     {
-        stack: Arc<Stack>,
-        // The breaker's permit while the call runs (on the path written out here).
-        permit: Option<DetachedPermit>,
         #[pin]
         state: State<S, Req>,
-    }
-
-    impl<S, Req> PinnedDrop for ResponseFuture<S, Req>
-    where
-        S: Service<Req>,
-    {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let (Some(permit), Some(breaker)) = (this.permit.take(), &this.stack.breaker) {
-                // Not reported: the call counts as ignored.
-                drop(breaker.attach(permit));
-            }
-        }
+        // The output was returned (the state is left as it was until the future drops).
+        returned: bool,
     }
 }
 
 pin_project! {
     /// Where a [`ResponseFuture`] is.
     #[project = StateProj]
-    #[project_replace = StateOwn]
     enum State<S, Req>
     where
         S: Service<Req>,
     {
-        // Not polled yet: nothing taken.
-        Start { svc: S, req: Req },
-        // Admitted by the breaker and the limiter, waiting for the service's readiness.
-        Ready { svc: S, req: Req },
-        // The inner service's future.
-        Calling { #[pin] call: S::Future },
+        // Admitted by the breaker (its permit, if there is a breaker) and the limiter:
+        // the inner service's future.
+        Calling { admitted: Option<Admitted>, #[pin] call: S::Future },
+        // Refused before the inner service was called.
+        Refused { error: Option<BoxError> },
         // Every other path.
         Boxed { future: BoxFuture<S::Response> },
-        // Returned.
-        Done,
     }
 }
 
@@ -174,13 +166,13 @@ impl<S, Req> ResponseFuture<S, Req>
 where
     S: Service<Req>,
 {
-    /// The call written out here: nothing taken until it is first polled.
-    fn direct(stack: Arc<Stack>, svc: S, req: Req) -> Self {
-        ResponseFuture { stack, permit: None, state: State::Start { svc, req } }
+    #[inline]
+    fn new(state: State<S, Req>) -> Self {
+        ResponseFuture { state, returned: false }
     }
 
-    fn boxed(stack: Arc<Stack>, future: BoxFuture<S::Response>) -> Self {
-        ResponseFuture { stack, permit: None, state: State::Boxed { future } }
+    fn boxed(future: BoxFuture<S::Response>) -> Self {
+        Self::new(State::Boxed { future })
     }
 }
 
@@ -190,11 +182,10 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Start { .. } => "start",
-            State::Ready { .. } => "ready",
+            _ if self.returned => "done",
             State::Calling { .. } => "calling",
+            State::Refused { .. } => "refused",
             State::Boxed { .. } => "boxed",
-            State::Done => "done",
         };
         f.debug_struct("ResponseFuture").field("state", &state).finish_non_exhaustive()
     }
@@ -202,77 +193,126 @@ where
 
 impl<S, Req> Future for ResponseFuture<S, Req>
 where
-    S: Service<Req> + Send + 'static,
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    S::Response: Classify,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if *this.returned {
+            return Poll::Ready(Err(polled_after_done()));
+        }
+        let output = match this.state.project() {
+            StateProj::Calling { admitted, call } => {
+                let output = std::task::ready!(call.poll(cx));
+                // The answer counted as `report(admitted, classified(output))` counts it,
+                // written out so that the response is not moved through an `Attempt`.
+                match output {
+                    Ok(response) => {
+                        if let Some(admitted) = admitted.take() {
+                            admitted.record(response_outcome(&response));
+                        }
+                        Ok(response)
+                    }
+                    Err(e) => {
+                        let e: BoxError = e.into();
+                        if let Some(admitted) = admitted.take() {
+                            admitted.record(error_class(&*e).breaker_outcome());
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            StateProj::Boxed { future } => std::task::ready!(future.as_mut().poll(cx)),
+            StateProj::Refused { error } => match error.take() {
+                Some(error) => Err(error),
+                None => Err(polled_after_done()),
+            },
+        };
+        *this.returned = true;
+        Poll::Ready(output)
+    }
+}
+
+#[cold]
+fn polled_after_done() -> BoxError {
+    Box::new(Error::Config(ConfigError::new(
+        "future",
+        "a tower ResponseFuture was polled after it returned",
+    )))
+}
+
+/// How the breaker counts a response of the inner service: a transient one (to be
+/// retried) by its class, any other as a success; the same count as
+/// `fault_outcome(&classified(Ok(response)), &ByClass)`.
+#[inline]
+fn response_outcome<R: Classify>(response: &R) -> CallOutcome {
+    if response.is_transient() { response.class().breaker_outcome() } else { CallOutcome::Success }
+}
+
+/// A breaker's permit held by a call's future: reported when the call returns, and
+/// counted as ignored (its half-open probe slot freed) when dropped before.
+struct Admitted {
+    breaker: Arc<CircuitBreaker>,
+    permit: Option<DetachedPermit>,
+}
+
+impl Admitted {
+    /// Reports the call's `outcome`.
+    #[inline]
+    fn record(mut self, outcome: CallOutcome) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.attach(permit).record(outcome);
+        }
+    }
+}
+
+impl Drop for Admitted {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            // Not reported: the call counts as ignored.
+            drop(self.breaker.attach(permit));
+        }
+    }
+}
+
+/// A call through a direct stack ([`Stack::direct`]: at most a local breaker and a
+/// limiter), made on `inner`, which the caller has driven to readiness: the breaker's
+/// admission (an open circuit takes no permits), the limiter's permits, then the inner
+/// service's call, all here; only a call whose permits are not there at once moves to
+/// a boxed future, taking the ready service with it.
+#[inline]
+fn call_direct<S, Req>(stack: &Arc<Stack>, inner: &mut S, req: Req) -> ResponseFuture<S, Req>
+where
+    S: Service<Req> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
     S::Response: Classify + Send + 'static,
     Req: Send + 'static,
 {
-    type Output = Result<S::Response, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Start { .. } => {
-                    // The breaker first (an open circuit takes no permits), then the
-                    // limiter.
-                    if let Some(breaker) = &this.stack.breaker {
-                        match breaker.try_acquire() {
-                            Ok(permit) => *this.permit = Some(permit.detach()),
-                            Err(e) => {
-                                this.state.set(State::Done);
-                                return Poll::Ready(Err(Box::new(e)));
-                            }
-                        }
-                    }
-                    let StateOwn::Start { svc, req } =
-                        this.state.as_mut().project_replace(State::Done)
-                    else {
-                        continue;
-                    };
-                    let granted = match &this.stack.limiter {
-                        Some(limiter) => limiter.take_now(this.stack.cost),
-                        None => true,
-                    };
-                    if granted {
-                        this.state.set(State::Ready { svc, req });
-                    } else {
-                        // Waits or rejects as the limiter's policy says, the breaker's
-                        // permit moved along.
-                        let future =
-                            Box::pin(limited(this.stack.clone(), this.permit.take(), svc, req));
-                        this.state.set(State::Boxed { future });
-                    }
-                }
-                StateProj::Ready { svc, .. } => {
-                    if let Err(e) = std::task::ready!(svc.poll_ready(cx)) {
-                        let result = Err(Fault::Inner(Failed::Error(e.into())));
-                        this.state.set(State::Done);
-                        return Poll::Ready(report(this.stack, this.permit.take(), result));
-                    }
-                    if let StateOwn::Ready { mut svc, req } =
-                        this.state.as_mut().project_replace(State::Done)
-                    {
-                        let call = svc.call(req);
-                        this.state.set(State::Calling { call });
-                    }
-                }
-                StateProj::Calling { call } => {
-                    let result = classified(std::task::ready!(call.poll(cx)));
-                    this.state.set(State::Done);
-                    return Poll::Ready(report(this.stack, this.permit.take(), result));
-                }
-                StateProj::Boxed { future } => return future.as_mut().poll(cx),
-                StateProj::Done => {
-                    return Poll::Ready(Err(Box::new(Error::Config(ConfigError::new(
-                        "future",
-                        "a tower ResponseFuture was polled after it returned",
-                    )))));
-                }
+    let admitted = match &stack.breaker {
+        Some(breaker) => match breaker.try_acquire() {
+            Ok(permit) => {
+                let permit = Some(permit.detach());
+                Some(Admitted { breaker: breaker.clone(), permit })
             }
-        }
+            Err(e) => return ResponseFuture::new(State::Refused { error: Some(Box::new(e)) }),
+        },
+        None => None,
+    };
+    if let Some(limiter) = &stack.limiter
+        && !limiter.take_now(stack.cost)
+    {
+        // Waits or rejects as the limiter's policy says. The ready service goes with the
+        // call, a clone takes its place for the next one.
+        let ready = std::mem::replace(inner, inner.clone());
+        return ResponseFuture::boxed(Box::pin(limited(stack.clone(), admitted, ready, req)));
     }
+    ResponseFuture::new(State::Calling { admitted, call: inner.call(req) })
 }
 
 /// An inner service's answer as one attempt's result: a transient response is a failed
@@ -286,24 +326,21 @@ fn classified<R: Classify, E: Into<BoxError>>(result: Result<R, E>) -> Attempt<R
     }
 }
 
-/// Reports `result` to the breaker that gave `permit`, then returns it to the caller.
+/// Reports `result` to the breaker that admitted the call, then returns it to the caller.
 #[inline]
-fn report<R: Classify>(
-    stack: &Stack,
-    permit: Option<DetachedPermit>,
-    result: Attempt<R>,
-) -> Result<R, BoxError> {
-    if let (Some(permit), Some(breaker)) = (permit, &stack.breaker) {
-        breaker.attach(permit).record(fault_outcome(&result, &ByClass));
+fn report<R: Classify>(admitted: Option<Admitted>, result: Attempt<R>) -> Result<R, BoxError> {
+    if let Some(admitted) = admitted {
+        admitted.record(fault_outcome(&result, &ByClass));
     }
     finish(result)
 }
 
 /// The rest of a call whose permits were not there at once: the limiter's wait (or
-/// rejection), then the call, reported to the breaker that admitted it.
+/// rejection), then the call, reported to the breaker that admitted it (dropped during
+/// the wait, the call counts as ignored).
 async fn limited<S, Req>(
     stack: Arc<Stack>,
-    permit: Option<DetachedPermit>,
+    admitted: Option<Admitted>,
     mut svc: S,
     req: Req,
 ) -> Result<S::Response, BoxError>
@@ -312,17 +349,9 @@ where
     S::Error: Into<BoxError>,
     S::Response: Classify,
 {
-    // Whole again at once, so that a drop during the wait counts the call as ignored.
-    let permit = match (permit, &stack.breaker) {
-        (Some(permit), Some(breaker)) => Some(breaker.attach(permit)),
-        _ => None,
-    };
     let result =
         layer::rate_limit_async(stack.limiter.as_deref(), stack.cost, send(&mut svc, req)).await;
-    if let Some(permit) = permit {
-        permit.record(fault_outcome(&result, &ByClass));
-    }
-    finish(result)
+    report(admitted, result)
 }
 
 /// One attempt on the inner service: its readiness, then the call.
@@ -483,9 +512,10 @@ impl Stack {
         Stack { cost: 1, ..Stack::default() }
     }
 
-    /// Whether a call runs in [`ResponseFuture`] itself: at most an unkeyed local
-    /// breaker and an unkeyed limiter.
-    #[inline]
+    /// Whether a call is admitted by the service's `call` and runs in
+    /// [`ResponseFuture`] itself: at most an unkeyed local breaker and an unkeyed
+    /// limiter (a keyed layer is never direct, so the key is not needed). Read once per
+    /// service, when the layer wraps it (the instances' kinds never change).
     fn direct(&self) -> bool {
         self.retry.is_none()
             && self.keyed_breaker.is_none()
@@ -739,7 +769,8 @@ impl<S, K: Clone> Layer<S> for ResilienceLayer<K> {
     type Service = Resilience<S, K>;
 
     fn layer(&self, inner: S) -> Resilience<S, K> {
-        Resilience { inner, stack: self.stack.clone(), key: self.key.clone() }
+        let direct = self.stack.direct();
+        Resilience { inner, stack: self.stack.clone(), key: self.key.clone(), direct }
     }
 }
 
@@ -749,11 +780,18 @@ pub struct Resilience<S, K = NoKey> {
     inner: S,
     stack: Arc<Stack>,
     key: K,
+    /// [`Stack::direct`], read once.
+    direct: bool,
 }
 
 impl<S: Clone, K: Clone> Clone for Resilience<S, K> {
     fn clone(&self) -> Self {
-        Resilience { inner: self.inner.clone(), stack: self.stack.clone(), key: self.key.clone() }
+        Resilience {
+            inner: self.inner.clone(),
+            stack: self.stack.clone(),
+            key: self.key.clone(),
+            direct: self.direct,
+        }
     }
 }
 
@@ -779,41 +817,45 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req>;
 
-    /// Ready at once: each attempt waits for its own clone of the inner service.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    /// With a retry (or any layer but a breaker and a limiter), ready at once: each
+    /// attempt waits for its own clone of the inner service. With at most a breaker and a
+    /// limiter, the inner service's readiness, as tower's own layers pass it on.
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.direct {
+            return self.inner.poll_ready(cx).map_err(Into::into);
+        }
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
+        if self.direct {
+            return call_direct(&self.stack, &mut self.inner, req);
+        }
         let key = self.key.key(&req);
         let svc = self.inner.clone();
-        if key.is_none() && self.stack.direct() {
-            return ResponseFuture::direct(self.stack.clone(), svc, req);
-        }
         let stack = self.stack.clone();
-        ResponseFuture::boxed(
-            self.stack.clone(),
-            Box::pin(async move {
-                let stack = &*stack;
-                let key = key.as_deref();
-                let result = match &stack.retry {
-                    Some(retry) => {
-                        retry
-                            .run_async(&Classified, move || {
-                                let mut svc = svc.clone();
-                                let req = req.clone();
-                                async move { stack.attempt(&mut svc, req, key).await }
-                            })
-                            .await
-                    }
-                    None => {
-                        let mut svc = svc;
-                        stack.attempt(&mut svc, req, key).await
-                    }
-                };
-                finish(result)
-            }),
-        )
+        ResponseFuture::boxed(Box::pin(async move {
+            let stack = &*stack;
+            let key = key.as_deref();
+            let result = match &stack.retry {
+                Some(retry) => {
+                    retry
+                        .run_async(&Classified, move || {
+                            let mut svc = svc.clone();
+                            let req = req.clone();
+                            async move { stack.attempt(&mut svc, req, key).await }
+                        })
+                        .await
+                }
+                None => {
+                    let mut svc = svc;
+                    stack.attempt(&mut svc, req, key).await
+                }
+            };
+            finish(result)
+        }))
     }
 }
 
@@ -823,11 +865,18 @@ pub struct Guarded<S, K = NoKey> {
     inner: S,
     stack: Arc<Stack>,
     key: K,
+    /// [`Stack::direct`], read once.
+    direct: bool,
 }
 
 impl<S: Clone, K: Clone> Clone for Guarded<S, K> {
     fn clone(&self) -> Self {
-        Guarded { inner: self.inner.clone(), stack: self.stack.clone(), key: self.key.clone() }
+        Guarded {
+            inner: self.inner.clone(),
+            stack: self.stack.clone(),
+            key: self.key.clone(),
+            direct: self.direct,
+        }
     }
 }
 
@@ -850,22 +899,28 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req>;
 
-    /// Ready at once: the call waits for its own clone of the inner service.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    /// A breaker or a limiter (or none): the inner service's readiness, as tower's own
+    /// layers pass it on. A bulkhead, a timeout or a keyed layer: ready at once, the call
+    /// waits for its own clone of the inner service.
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.direct {
+            return self.inner.poll_ready(cx).map_err(Into::into);
+        }
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
+        if self.direct {
+            return call_direct(&self.stack, &mut self.inner, req);
+        }
         let key = self.key.key(&req);
         let mut svc = self.inner.clone();
-        if key.is_none() && self.stack.direct() {
-            return ResponseFuture::direct(self.stack.clone(), svc, req);
-        }
         let stack = self.stack.clone();
-        ResponseFuture::boxed(
-            self.stack.clone(),
-            Box::pin(async move { finish(stack.attempt(&mut svc, req, key.as_deref()).await) }),
-        )
+        ResponseFuture::boxed(Box::pin(async move {
+            finish(stack.attempt(&mut svc, req, key.as_deref()).await)
+        }))
     }
 }
 
@@ -897,7 +952,7 @@ impl<S> Layer<S> for RetryLayer {
     type Service = Resilience<S, NoKey>;
 
     fn layer(&self, inner: S) -> Resilience<S, NoKey> {
-        Resilience { inner, stack: self.stack.clone(), key: NoKey }
+        Resilience { inner, stack: self.stack.clone(), key: NoKey, direct: self.stack.direct() }
     }
 }
 
@@ -920,7 +975,8 @@ macro_rules! single_layer {
             type Service = Guarded<S, K>;
 
             fn layer(&self, inner: S) -> Guarded<S, K> {
-                Guarded { inner, stack: self.stack.clone(), key: self.key.clone() }
+                let direct = self.stack.direct();
+                Guarded { inner, stack: self.stack.clone(), key: self.key.clone(), direct }
             }
         }
     };

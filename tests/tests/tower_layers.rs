@@ -461,3 +461,166 @@ async fn a_limiter_rejection_is_ignored_by_the_breaker() {
     let stats = breaker.stats();
     assert_eq!((stats.successes, stats.failures, stats.ignored), (1, 0, 1));
 }
+
+/// An upstream that must be driven to readiness before each call, like a connection
+/// pool handing out one slot per `poll_ready`: ready only while its gate is open, a
+/// clone is not ready until polled itself, and a call made without readiness answers
+/// `Err` (so a layer that calls it out of turn fails the test).
+struct Strict {
+    gate: Arc<std::sync::atomic::AtomicBool>,
+    calls: Arc<AtomicU32>,
+    ready: bool,
+}
+
+impl Strict {
+    fn new(open: bool) -> Self {
+        Strict {
+            gate: Arc::new(std::sync::atomic::AtomicBool::new(open)),
+            calls: Arc::new(AtomicU32::new(0)),
+            ready: false,
+        }
+    }
+}
+
+impl Clone for Strict {
+    fn clone(&self) -> Self {
+        Strict { gate: self.gate.clone(), calls: self.calls.clone(), ready: false }
+    }
+}
+
+impl Service<Req> for Strict {
+    type Response = Res;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Res, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        if !self.gate.load(Ordering::SeqCst) {
+            return std::task::Poll::Pending;
+        }
+        self.ready = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Req) -> Self::Future {
+        if !std::mem::take(&mut self.ready) {
+            return std::future::ready(Err("called without poll_ready".into()));
+        }
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(response(200, &[])))
+    }
+}
+
+fn breaker_and_limiter(limit: RateLimitConfig) -> ResilienceConfig {
+    ResilienceConfig::default()
+        .with_circuit_breaker(CircuitBreakerConfig::default())
+        .with_rate_limit(limit)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_and_limiter_layer_passes_the_upstream_readiness_on_and_takes_nothing_for_it() {
+    let limit = RateLimitConfig::builder().per_second(100).build().unwrap();
+    let layer =
+        ResilienceLayer::from_config("tower-readiness", &breaker_and_limiter(limit)).unwrap();
+    let upstream = Strict::new(false);
+    let mut svc = layer.layer(upstream.clone());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..3 {
+        assert!(svc.poll_ready(&mut cx).is_pending(), "not ready while the upstream is not");
+    }
+    let breaker = registry().circuit_breakers().get("tower-readiness").unwrap();
+    let limiter = registry().rate_limiters().get("tower-readiness").unwrap();
+    assert_eq!(breaker.stats().calls, 0, "waiting for readiness admits nothing");
+    assert_eq!(limiter.stats().granted, 0, "waiting for readiness takes no permit");
+    upstream.gate.store(true, Ordering::SeqCst);
+    assert_eq!(send(&mut svc, get("/")).await.unwrap().status(), 200);
+    assert_eq!(send(&mut svc.clone(), get("/")).await.unwrap().status(), 200);
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 2, "each call on a ready upstream");
+    assert_eq!((breaker.stats().successes, limiter.stats().granted), (2, 2));
+
+    // With a retry, each attempt waits for its own clone: ready at once.
+    let config = ResilienceConfig::default().with_retry(quick_retry(2));
+    let mut retried = ResilienceLayer::from_config("tower-readiness-retry", &config)
+        .unwrap()
+        .layer(Strict::new(false));
+    assert!(retried.poll_ready(&mut cx).is_ready());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_refused_by_the_open_circuit_never_reaches_the_upstream_and_takes_no_permit() {
+    let limit = RateLimitConfig::builder().per_second(100).build().unwrap();
+    let layer = ResilienceLayer::from_config("tower-refused", &breaker_and_limiter(limit)).unwrap();
+    let breaker = registry().circuit_breakers().get("tower-refused").unwrap();
+    let limiter = registry().rate_limiters().get("tower-refused").unwrap();
+    let upstream = Strict::new(true);
+    let mut svc = layer.layer(upstream.clone());
+    breaker.force_open();
+    let e = send(&mut svc, get("/")).await.unwrap_err();
+    assert!(matches!(rejection(&e), Some(Error::CircuitOpen { .. })), "{e}");
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(limiter.stats().granted, 0, "an open circuit takes no permit");
+    // The readiness the refused call did not use serves the next call.
+    breaker.reset();
+    assert_eq!(svc.call(get("/")).await.unwrap().status(), 200);
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_before_its_first_poll_counts_as_ignored_and_frees_its_probe() {
+    let config = CircuitBreakerConfig::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(1))
+        .half_open_max_calls(1)
+        .build()
+        .unwrap();
+    let clock = resilience::clock::ManualClock::new();
+    let breaker = Arc::new(CircuitBreaker::with_clock("tower-unpolled", config, clock.shared()));
+    let layer = CircuitBreakerLayer::new(breaker.clone());
+    let mut svc = layer.layer(Strict::new(true));
+    drop(svc.ready().await.unwrap().call(get("/")));
+    let stats = breaker.stats();
+    assert_eq!((stats.successes, stats.failures, stats.ignored), (0, 0, 1));
+
+    let mut failing = layer.layer(Scripted::new(&[(500, &[])]).service());
+    assert_eq!(send(&mut failing, get("/")).await.unwrap().status(), 500);
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.advance(Duration::from_secs(2));
+    // The one probe slot, taken by a call whose future is dropped unpolled, is free again.
+    drop(svc.ready().await.unwrap().call(get("/")));
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    assert_eq!(send(&mut svc, get("/")).await.unwrap().status(), 200, "the probe slot is free");
+    assert_eq!(breaker.stats().ignored, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waiting_for_permits_takes_the_ready_upstream_and_the_next_call_readies_another() {
+    let limit = RateLimitConfig::builder().per_second(1).burst(1).build().unwrap();
+    let layer =
+        ResilienceLayer::from_config("tower-wait-ready", &breaker_and_limiter(limit)).unwrap();
+    let upstream = Strict::new(true);
+    let mut svc = layer.layer(upstream.clone());
+    let start = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(send(&mut svc, get("/")).await.unwrap().status(), 200);
+    }
+    assert_eq!(start.elapsed(), Duration::from_secs(2), "the second and third calls waited");
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
+    let breaker = registry().circuit_breakers().get("tower-wait-ready").unwrap();
+    assert_eq!(breaker.stats().successes, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_rate_limit_layer_counts_nothing_it_has_no_breaker_for_and_passes_errors_on() {
+    let limiter = Arc::new(RateLimiter::new(
+        "tower-limit-only",
+        RateLimitConfig::builder().per_second(100).build().unwrap(),
+    ));
+    let mut svc = RateLimitLayer::new(limiter.clone()).layer(Strict::new(true));
+    assert_eq!(send(&mut svc, get("/")).await.unwrap().status(), 200);
+    // Called out of turn, the strict upstream answers an error, passed on as it was.
+    let e = svc.call(get("/")).await.unwrap_err();
+    assert_eq!(e.to_string(), "called without poll_ready");
+    assert_eq!(limiter.stats().granted, 2);
+}
