@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p resilience-benches --example fleet -- \
-//!     [--processes 8] [--tasks 16] [--rate 10000] [--burst 50] [--lease-ms 5] [--seconds 30]
+//!     [--processes 8] [--tasks 16] [--rate 50000] [--burst 500] [--lease-ms 1000] [--seconds 30]
 //! ```
 //!
 //! Uses `RESILIENCE_REDIS_URL`, else starts `redis-server` on a free loopback port. The
@@ -37,7 +37,8 @@ struct Opts {
 }
 
 fn parse_opts(args: &[String]) -> Opts {
-    let mut o = Opts { processes: 8, tasks: 16, rate: 10_000, burst: 50, lease_ms: 5, seconds: 30 };
+    let mut o =
+        Opts { processes: 8, tasks: 16, rate: 50_000, burst: 500, lease_ms: 1000, seconds: 30 };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().map(String::as_str).unwrap_or("");

@@ -542,12 +542,25 @@ fn a_count_window_that_expired_forgets_its_failures() {
 
 #[test]
 fn shared_configs_refuse_what_redis_cannot_keep() {
-    let too_fast = RateLimitConfig::builder()
+    let fast = RateLimitConfig::builder()
         .per_second(20_000)
         .backend(Backend::Redis(FailMode::Open))
-        .build();
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let backend = |lease| {
+        let config = RedisConfig::builder("redis://127.0.0.1:1").lease(lease).build();
+        Arc::new(
+            RedisBackend::new(config.unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    // Exact mode keeps whole microseconds in Redis: the store refuses a faster limiter.
+    let too_fast = RateLimiter::with_redis("too-fast", fast.clone(), backend(Duration::ZERO));
     assert!(too_fast.is_err_and(|e| e.field() == "rate" && e.message().contains("10 000")));
     assert!(RateLimitConfig::builder().per_second(20_000).build().is_ok(), "fine in process");
+    // A leased share has no such cap.
+    let leased = RateLimiter::with_redis("leased", fast, backend(Duration::from_secs(1)));
+    assert!(leased.is_ok(), "{leased:?}");
     let many_buckets = CircuitBreakerConfig::builder()
         .failure_rate(0.5)
         .window(Window::Time { duration: Duration::from_secs(60), buckets: 60 })

@@ -29,7 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod bucket;
+pub(crate) mod bucket;
 mod config;
 pub(crate) mod core;
 pub mod graphql;
@@ -40,6 +40,8 @@ mod rate;
 mod shared;
 pub(crate) mod stats;
 
+#[cfg(feature = "redis")]
+pub(crate) use config::MIN_SHARED_INTERVAL;
 pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PAUSE, DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT, OnLimit,
     RateLimitConfig, RateLimitConfigBuilder,

@@ -7,6 +7,7 @@ use super::breaker::RedisCircuit;
 use super::handle::BackendHandle;
 use super::limiter::RedisBucket;
 use crate::backend::{SharedBucket, SharedCircuit, StateStore};
+use crate::rate_limit::MIN_SHARED_INTERVAL;
 use crate::{
     Backend, CircuitBreaker, CircuitBreakerConfig, ConfigError, FailMode, KeyedRateLimiter,
     RateLimitConfig, RateLimiter,
@@ -49,6 +50,15 @@ impl RedisStore {
         RedisStore { backend: None }
     }
 
+    /// The lease period of the store's backend (the process-wide one if configured
+    /// already; zero otherwise).
+    fn lease(&self) -> std::time::Duration {
+        match &self.backend {
+            Some(b) => b.config().lease(),
+            None => super::GLOBAL.load().as_ref().map(|b| b.config().lease()).unwrap_or_default(),
+        }
+    }
+
     fn handle(&self) -> BackendHandle {
         match &self.backend {
             Some(b) => BackendHandle::Given(Arc::clone(b)),
@@ -81,7 +91,17 @@ impl StateStore for RedisStore {
         _name: &str,
         config: &RateLimitConfig,
     ) -> Result<Option<Arc<dyn SharedBucket>>, ConfigError> {
-        config.to_builder().backend(redis_backend(config.backend())).build()?;
+        let config = config.to_builder().backend(redis_backend(config.backend())).build()?;
+        // Exact mode keeps time in whole microseconds in Redis; leased shares do not.
+        let interval = config.rate().interval();
+        if interval < MIN_SHARED_INTERVAL && self.lease().is_zero() {
+            return Err(ConfigError::new(
+                "rate",
+                format!(
+                    "a Redis-backed limiter without leases keeps time in whole microseconds: at most 10 000 permits per second (got one per {interval:?}); leases (RedisConfigBuilder::lease) lift the cap for direct limiters"
+                ),
+            ));
+        }
         Ok(Some(Arc::new(RedisBucket::new(self.handle()))))
     }
 }
