@@ -155,17 +155,17 @@ impl Share {
             return None;
         }
         let n = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
-        // The demand since the last renewal (permits granted and refused here, some
-        // counted twice: a caller refused by the fast path asks again), in
-        // thousandths of a permit per second, with half again as much headroom; unknown
-        // (`-1`: all of the rate) for a newcomer or after the lease lapsed.
+        // The demand since the last renewal: the permits granted here per second (in
+        // thousandths), with half again as much headroom. A process refused anything
+        // meanwhile has a demand its refusals hide (its callers back off): it asks for
+        // all of the rate (`-1`, as a newcomer or a lapsed lease does) and is granted its
+        // max-min fair share.
         let since = self.since.swap(now, Ordering::AcqRel);
+        let refused = self.refused.swap(0, Ordering::AcqRel);
         // The call renewing counts: a process idle until now asks for what it needs.
-        let asked = self.granted.swap(0, Ordering::AcqRel)
-            + self.refused.swap(0, Ordering::AcqRel)
-            + u64::from(request.cost);
+        let asked = self.granted.swap(0, Ordering::AcqRel) + u64::from(request.cost);
         let elapsed = now.saturating_sub(since);
-        let want = if !live || since == 0 || elapsed == 0 {
+        let want = if !live || since == 0 || elapsed == 0 || refused > 0 {
             -1
         } else {
             n(u128::from(asked) * 1_500_000_000_000 / u128::from(elapsed))

@@ -31,7 +31,9 @@
 //!   script (one round trip) that reads **Redis's clock** (`TIME`), so hosts' clocks never
 //!   matter. `Wait` and `Queue` reserve the next slot in Redis and sleep locally until it
 //!   (callers of all processes are served in the order Redis saw them); `Reject` takes
-//!   nothing it cannot use; `max_queue` bounds the waiters of each process.
+//!   nothing it cannot use; `max_queue` bounds the waiters of each process. With
+//!   [leases](#permit-leases-a-share-of-the-rate), a direct limiter instead spends a
+//!   leased share of the rate in process, one script per renewal.
 //! - **Circuit**: state, generation, open deadline, consecutive failures, half-open probes
 //!   and the failure-rate window (count or time, as configured) live in one hash under
 //!   `{prefix:cb:name}`, changed by one script per decision. A call asks Redis before
@@ -104,9 +106,10 @@
 //! path (a clock read, a few loads and one compare-and-swap; no lock, no allocation, no
 //! round trip).
 //! - **Renewal.** Every `P / 2` one acquire of the process runs one script (the others
-//!   keep spending meanwhile): it reports the process's demand (permits granted and
-//!   refused here since the last renewal, per second, plus half again as headroom) and
-//!   gets back a rate share `r_i` and a burst share `b_i`. Redis keeps each holder's
+//!   keep spending meanwhile): it reports the process's demand (the permits granted here
+//!   since the last renewal, per second, plus half again as headroom; a process refused
+//!   anything meanwhile, whose callers' backing off hides its demand, asks for all of
+//!   `R`, as a newcomer does) and gets back a rate share `r_i` and a burst share `b_i`. Redis keeps each holder's
 //!   `(r_i, b_i, demand, expiry)` in one hash, `{prefix:rl:name}:shares`, frees the
 //!   shares of holders past their expiry (`P` after their last renewal, on Redis's
 //!   clock) and computes the max-min fair share of `R` over the live holders' demands.
@@ -161,7 +164,13 @@
 //! Measured (`cargo run --release -p resilience-benches --example fleet`, figures in the
 //! README): 8 OS processes × 16 tokio tasks hammering one limiter of `R` = 50 000/s,
 //! `B` = 500, through one local `redis-server` on a shared 2-core machine, 30 s per mode.
-//! FLEET_FIGURES
+//! With `P` = 1 s: 0.0004 Redis scripts per granted permit (637 renewals for 1 497 289
+//! permits: 21 scripts/s for 8 processes, the `2N / P` = 16 of the model plus the
+//! newcomers' and the start's short renewals), the worst 1 s window 0.56 % above `R`
+//! (bound `B / R` = 1 %), acquires at 0.2 µs p50 and 0.9 µs p99 (in process), and a
+//! process started halfway at 80 % of its fair share after 300 ms (model: at most
+//! `5P / 8`). Without leases (exact mode, at most 10 000/s), 8.8 scripts per granted
+//! permit (one per attempt, most of them refusals) and a p99 of 1.2 ms.
 //!
 //! The model, for `N` processes with leases of period `P`:
 //! - **Redis scripts per second**: `2N / P` for holders at their share, `8 / P` for each
