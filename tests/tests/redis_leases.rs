@@ -233,7 +233,8 @@ fn an_idle_instance_gives_its_share_up_at_its_next_renewals() {
     // Nearly idle (one call every 2 s) for 30 s: at least two renewals, the last one
     // reporting only that demand, and it keeps almost nothing (half again as much).
     let every = 2 * PER_SECOND;
-    let tries = |i: usize, step: usize| if i == 0 { 2 } else { u32::from(step % every == 0) };
+    let tries =
+        |i: usize, step: usize| if i == 0 { 2 } else { u32::from(step.is_multiple_of(every)) };
     run_with(&[&busy, &idle], &clock, 30 * PER_SECOND, tries);
     let held = shares(&server, &prefix);
     let smallest = held.iter().map(|h| h.1).fold(f64::INFINITY, f64::min);

@@ -60,11 +60,6 @@ pub struct RateLimitConfig {
     backend: Backend,
 }
 
-/// The shortest refill interval of a Redis-backed limiter in exact mode (10 000 permits
-/// per second): Redis keeps the bucket's time in whole microseconds, so the rounding
-/// stays under 0.5 %. The Redis store checks it (leased shares have no such cap).
-pub(crate) const MIN_SHARED_INTERVAL: Duration = Duration::from_micros(100);
-
 /// Default `max_wait`: the longest a call waits for a permit under `Wait` or `Queue`
 /// (10 seconds). Every wait is bounded; a wait that would be longer is refused at once.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);

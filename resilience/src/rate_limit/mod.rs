@@ -40,8 +40,6 @@ mod rate;
 mod shared;
 pub(crate) mod stats;
 
-#[cfg(feature = "redis")]
-pub(crate) use config::MIN_SHARED_INTERVAL;
 pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PAUSE, DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT, OnLimit,
     RateLimitConfig, RateLimitConfigBuilder,
