@@ -93,8 +93,10 @@
 //!   tokio runtime with time and IO enabled. A cancelled async waiter's reservation stays
 //!   consumed.
 //! - Limits: in exact mode (no lease) at most 10 000 permits per second per limiter
-//!   (Redis keeps the bucket's time in whole microseconds; leased shares have no such
-//!   cap), at most 32 time-window buckets per circuit (each report sums them inside
+//!   (Redis keeps the bucket's time in whole microseconds; the store refuses a faster
+//!   limiter when its backend has no lease; leased shares have no such cap, but a keyed
+//!   limiter stays exact under leases too, so keep keyed ones within it), at most 32
+//!   time-window buckets per circuit (each report sums them inside
 //!   Redis). Processes sharing a name should share its config (and one key layout:
 //!   versions before the Cluster hash tags wrote `{prefix}:rl:{name}` without braces).
 //!
