@@ -1,12 +1,12 @@
 //! Fleet simulation: N OS processes (children of this one), each with many tokio tasks,
-//! share one Redis-backed limiter of R permits/s through one `redis-server`, with permit
-//! leases and then without (`lease = off`). Prints Redis scripts per granted permit, the
+//! share one Redis-backed limiter of R permits/s through one `redis-server`, with leased
+//! shares of the rate and then without (`lease = off`, at most 10 000/s). Prints Redis scripts per granted permit, the
 //! fleet's admitted rate against R (the worst 1 s window), p50/p99 acquire latency, and how
 //! fast a process started halfway through gets a fair share.
 //!
 //! ```text
 //! cargo run --release -p resilience-benches --example fleet -- \
-//!     [--processes 8] [--tasks 16] [--rate 10000] [--burst 50] [--lease-ms 5] [--seconds 30]
+//!     [--processes 8] [--tasks 16] [--rate 50000] [--burst 500] [--lease-ms 1000] [--seconds 30]
 //! ```
 //!
 //! Uses `RESILIENCE_REDIS_URL`, else starts `redis-server` on a free loopback port. The
@@ -23,6 +23,9 @@ use resilience::redis::{RedisBackend, RedisConfig};
 use resilience::{Backend, Error, FailMode};
 use resilience_tests::redis_server::{RedisServer, unique_prefix};
 
+/// The fastest limiter exact mode (`lease = off`) keeps.
+const EXACT_MAX: u32 = 10_000;
+
 /// Width of one slot of the admitted-rate time series.
 const SLOT: Duration = Duration::from_millis(100);
 
@@ -37,7 +40,8 @@ struct Opts {
 }
 
 fn parse_opts(args: &[String]) -> Opts {
-    let mut o = Opts { processes: 8, tasks: 16, rate: 10_000, burst: 50, lease_ms: 5, seconds: 30 };
+    let mut o =
+        Opts { processes: 8, tasks: 16, rate: 50_000, burst: 500, lease_ms: 1000, seconds: 30 };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().map(String::as_str).unwrap_or("");
@@ -73,11 +77,19 @@ fn main() {
         server.url()
     );
     println!(
-        "| mode | scripts per granted permit | admitted / R (whole run) | worst 1 s window / R | p50 / p99 acquire | newcomer at 80 % of a fair share after |"
+        "| mode | R | scripts per granted permit | admitted / R (whole run) | worst 1 s window / R | p50 / p99 acquire | newcomer at 80 % of a fair share after |"
     );
-    println!("|---|---|---|---|---|---|");
-    for lease_ms in [opts.lease_ms, 0] {
-        run(&server, &Opts { lease_ms, ..opts.clone() });
+    println!("|---|---|---|---|---|---|---|");
+    // Exact mode keeps microseconds in Redis (at most 10 000/s): above that, leases are
+    // also run at 10 000/s, and `lease = off` only there.
+    let exact = opts.rate.min(EXACT_MAX);
+    let mut runs = vec![(opts.lease_ms, opts.rate)];
+    if opts.rate > EXACT_MAX && opts.lease_ms > 0 {
+        runs.push((opts.lease_ms, exact));
+    }
+    runs.push((0, exact));
+    for (lease_ms, rate) in runs {
+        run(&server, &Opts { lease_ms, rate, ..opts.clone() });
     }
 }
 
@@ -85,8 +97,8 @@ fn main() {
 struct Report {
     start_slot: usize,
     slots: Vec<u64>,
-    p50_us: u64,
-    p99_us: u64,
+    p50_ns: u64,
+    p99_ns: u64,
 }
 
 fn run(server: &RedisServer, opts: &Opts) {
@@ -153,31 +165,34 @@ fn run(server: &RedisServer, opts: &Opts) {
     let newcomer = reports.last().unwrap();
     let fair = r * SLOT.as_secs_f64() / opts.processes as f64;
     let reached = newcomer.slots.iter().position(|c| *c as f64 >= 0.8 * fair);
-    let p50 = reports.iter().map(|r| r.p50_us).max().unwrap_or(0);
-    let p99 = reports.iter().map(|r| r.p99_us).max().unwrap_or(0);
+    let p50 = reports.iter().map(|r| r.p50_ns).max().unwrap_or(0);
+    let p99 = reports.iter().map(|r| r.p99_ns).max().unwrap_or(0);
     let mode = if opts.lease_ms == 0 {
         "lease = off".to_owned()
     } else {
         format!("lease = {} ms", opts.lease_ms)
     };
     println!(
-        "| {mode} | {:.4} ({scripts} / {granted}) | {:.4} | {:.4} | {p50} µs / {p99} µs (worst process) | {} |",
+        "| {mode} | {} | {:.4} ({scripts} / {granted}) | {:.4} | {:.4} | {:.1} µs / {:.1} µs (worst process) | {} |",
+        opts.rate,
         scripts as f64 / granted.max(1) as f64,
         granted as f64 / (r * seconds),
         worst as f64 / r,
+        p50 as f64 / 1000.0,
+        p99 as f64 / 1000.0,
         reached.map_or("never".to_owned(), |s| format!("{} ms", (s + 1) * 100)),
     );
 }
 
 fn parse_report(text: &str) -> Option<Report> {
     let line = text.lines().find(|l| l.starts_with("report "))?;
-    let mut r = Report { start_slot: 0, slots: Vec::new(), p50_us: 0, p99_us: 0 };
+    let mut r = Report { start_slot: 0, slots: Vec::new(), p50_ns: 0, p99_ns: 0 };
     for field in line.split_whitespace().skip(1) {
         let (k, v) = field.split_once('=')?;
         match k {
             "start_slot" => r.start_slot = v.parse().ok()?,
-            "p50" => r.p50_us = v.parse().ok()?,
-            "p99" => r.p99_us = v.parse().ok()?,
+            "p50" => r.p50_ns = v.parse().ok()?,
+            "p99" => r.p99_ns = v.parse().ok()?,
             "slots" => r.slots = v.split(',').filter_map(|c| c.parse().ok()).collect(),
             _ => {}
         }
@@ -245,7 +260,7 @@ fn child(args: &[String]) {
                             return lat;
                         }
                         let r = limiter.acquire_async(1).await;
-                        lat.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        lat.push(u32::try_from(t0.elapsed().as_nanos()).unwrap_or(u32::MAX));
                         match r {
                             Ok(()) => {
                                 let i = usize::try_from(since.as_millis() / 100).unwrap();

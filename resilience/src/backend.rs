@@ -315,6 +315,8 @@ pub struct BucketRequest<'a> {
     pub name: &'a str,
     /// A keyed limiter's key (its `Debug` form); `None` for a direct limiter.
     pub key: Option<&'a str>,
+    /// The permits asked for.
+    pub cost: u32,
     /// What the permits asked for add to the bucket's arrival time (the refill interval
     /// times the cost).
     pub increment: Duration,
@@ -356,12 +358,13 @@ pub trait SharedBucket: Send + Sync + fmt::Debug {
         request: BucketRequest<'a>,
     ) -> BoxFuture<'a, Result<Grant, StoreError>>;
 
-    /// Takes the permits of `request` without any I/O when this handle holds a local
-    /// allowance for them (a lease: permits taken from the store earlier, to be spent
-    /// in this process for a short time): `Some(Grant::Now)`. `None` sends the limiter
-    /// to [`acquire`](Self::acquire) or [`acquire_async`](Self::acquire_async). It is
-    /// asked first on every acquire, blocking or async, so it must be cheap: atomics, no
-    /// lock, no allocation. The default holds nothing (every acquire asks the store).
+    /// Answers `request` without any I/O when this handle holds a local allowance (a
+    /// lease: a share of the limit granted by the store for a short time, spent in this
+    /// process): granted, reserved or refused by that allowance. `None` sends the
+    /// limiter to [`acquire`](Self::acquire) or [`acquire_async`](Self::acquire_async).
+    /// It is asked first on every acquire, blocking or async, so it must be cheap:
+    /// atomics, no lock, no allocation. The default holds nothing (every acquire asks the
+    /// store).
     fn acquire_local(&self, request: &BucketRequest<'_>) -> Option<Grant> {
         let _ = request;
         None

@@ -83,6 +83,7 @@ pub fn two_instances_share_one_bucket(backend: Factory<'_>) {
         assert!(w.is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(60)), "{r:?}");
     }
     assert_eq!((la.stats().granted, lb.stats().granted), (3, 2));
+    assert_eq!((la.stats().rejected, lb.stats().rejected), (1, 1));
 }
 
 /// Each key of a keyed limiter has one shared bucket.
@@ -97,7 +98,8 @@ pub fn keyed_buckets_are_shared_per_key(backend: Factory<'_>) {
     assert!(retry_after(&ka.try_acquire("globex", 1)).is_some());
 }
 
-/// Async acquires (on the async connection) share the bucket with blocking ones.
+/// Async acquires (on the async connection, from a spawned task: the future is `Send`)
+/// share the bucket with blocking ones.
 pub fn async_acquire_shares_the_bucket(backend: Factory<'_>) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let la = Arc::new(limiter("async-share", limit(1, 3), backend));
@@ -110,6 +112,7 @@ pub fn async_acquire_shares_the_bucket(backend: Factory<'_>) {
         assert_eq!(spawned.await.ok(), Some((Ok(()), Ok(()))));
         assert_eq!(lb.acquire_async(1).await, Ok(()));
         assert!(retry_after(&lb.acquire_async(1).await).is_some());
+        assert!(retry_after(&la.acquire_async(1).await).is_some());
     });
     assert!(retry_after(&la.try_acquire(1)).is_some(), "the blocking path sees the same bucket");
 }
@@ -150,6 +153,8 @@ pub fn failures_in_two_instances_add_up_and_open_the_circuit(backend: Factory<'_
     }
     assert_eq!(ran.load(Ordering::Relaxed), 0, "rejected calls never ran");
     assert!(matches!(ba.shared_state(), Ok(Some(SharedState::Open { .. }))));
+    assert_eq!(ba.stats().rejections, 1);
+    assert_eq!(ba.stats().ignored, 0, "a shared rejection is a rejection, not an ignored call");
 }
 
 /// The count window (a list beside the circuit's hash: a second key of the script).
@@ -232,6 +237,9 @@ pub fn reset_shared_closes_the_circuit_for_every_instance(backend: Factory<'_>) 
     let bb = breaker("reset-shared", circuit(2), backend);
     assert!(fail(&ba).is_err());
     assert!(fail(&bb).is_err());
+    assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
+    // A local reset leaves the shared circuit open.
+    bb.reset();
     assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
     assert_eq!(bb.reset_shared(), Ok(()));
     assert_eq!(bb.call(|| Ok::<_, Error>(1)), Ok(1));

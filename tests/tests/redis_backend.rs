@@ -6,7 +6,7 @@
 //! long (a minute per permit) and assert what Redis decided, never how long anything
 //! took; sleeps of blocking waits land on a `ManualClock`, which records them.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use resilience::clock::{Clock, ManualClock};
 use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
 use resilience::redis::{RedisBackend, RedisConfig, SharedState};
 use resilience::{Backend, Error, FailMode};
+use resilience_tests::redis_scenarios as scenarios;
 use resilience_tests::redis_server::{RedisServer, unique_prefix};
 
 /// The server of this test binary, and the prefix its process-wide backend uses.
@@ -72,14 +73,6 @@ fn shared_limiter(name: &str, config: RateLimitConfig, backend: Arc<RedisBackend
     RateLimiter::with_redis(name, config, backend).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn shared_keyed(
-    name: &str,
-    config: RateLimitConfig,
-    backend: Arc<RedisBackend>,
-) -> KeyedRateLimiter<String> {
-    KeyedRateLimiter::with_redis(name, config, backend).unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn shared_breaker(
     name: &str,
     config: CircuitBreakerConfig,
@@ -95,6 +88,12 @@ fn retry_after(r: &Result<(), Error>) -> Option<Duration> {
     }
 }
 
+/// A backend on the test server for a shared scenario (`resilience_tests::redis_scenarios`);
+/// see [`need_redis`].
+fn need_backend() -> Arc<RedisBackend> {
+    backend().unwrap_or_else(|| panic!("no Redis backend: see the output above"))
+}
+
 /// Backends on the test server. The build ignores these tests when no Redis is
 /// available, so one that runs and finds none fails.
 macro_rules! need_redis {
@@ -106,22 +105,7 @@ macro_rules! need_redis {
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn two_instances_share_one_bucket() {
-    need_redis!(a, b);
-    let config = limit(1, 5, OnLimit::Reject, FailMode::Closed);
-    let la = shared_limiter("share-bucket", config.clone(), a);
-    let lb = shared_limiter("share-bucket", config, b);
-    for _ in 0..3 {
-        assert_eq!(la.try_acquire(1), Ok(()));
-    }
-    assert_eq!(lb.try_acquire(1), Ok(()));
-    assert_eq!(lb.try_acquire(1), Ok(()));
-    // Five permits in all, whoever took them.
-    let (ra, rb) = (la.try_acquire(1), lb.acquire(1));
-    let (wa, wb) = (retry_after(&ra), retry_after(&rb));
-    assert!(wa.is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(60)), "{ra:?}");
-    assert!(wb.is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(60)), "{rb:?}");
-    assert_eq!((la.stats().granted, lb.stats().granted), (3, 2));
-    assert_eq!((la.stats().rejected, lb.stats().rejected), (1, 1));
+    scenarios::two_instances_share_one_bucket(&need_backend);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
@@ -294,39 +278,23 @@ fn cost_takes_several_permits_and_a_cost_above_the_burst_never_reaches_redis() {
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn keyed_buckets_are_shared_per_key() {
-    need_redis!(a, b);
-    let config = limit(1, 2, OnLimit::Reject, FailMode::Closed);
-    let ka: KeyedRateLimiter<String> = shared_keyed("per-shop", config.clone(), a);
-    let kb: KeyedRateLimiter<String> = shared_keyed("per-shop", config, b);
-    assert_eq!(ka.try_acquire("acme", 2), Ok(()));
-    assert!(retry_after(&kb.try_acquire("acme", 1)).is_some(), "acme's bucket is shared");
-    assert_eq!(kb.try_acquire("globex", 2), Ok(()), "globex has a bucket of its own");
-    assert!(retry_after(&ka.try_acquire("globex", 1)).is_some());
+    scenarios::keyed_buckets_are_shared_per_key(&need_backend);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
-#[tokio::test]
-async fn async_acquire_shares_the_bucket_and_its_future_is_send() {
-    need_redis!(a, b);
-    let config = limit(1, 3, OnLimit::Reject, FailMode::Closed);
-    let la = Arc::new(shared_limiter("async-share", config.clone(), a));
-    let lb = shared_limiter("async-share", config, b);
-    let spawned = tokio::spawn({
-        let la = Arc::clone(&la);
-        async move { (la.acquire_async(1).await, la.acquire_async(1).await) }
-    });
-    assert_eq!(spawned.await.ok(), Some((Ok(()), Ok(()))));
-    assert_eq!(lb.acquire_async(1).await, Ok(()));
-    assert!(retry_after(&lb.acquire_async(1).await).is_some());
-    assert!(retry_after(&la.acquire_async(1).await).is_some());
-
+#[test]
+fn async_acquire_shares_the_bucket_and_its_future_is_send() {
+    scenarios::async_acquire_shares_the_bucket(&need_backend);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     let keyed: KeyedRateLimiter<String> =
         KeyedRateLimiter::new("async-keyed", limit(1, 1, OnLimit::Reject, FailMode::Closed));
     let k = "shop".to_owned();
-    assert_eq!(
-        tokio::spawn(async move { keyed.acquire_async(&k, 1).await }).await.ok(),
-        Some(Ok(()))
-    );
+    let spawned = runtime
+        .block_on(async { tokio::spawn(async move { keyed.acquire_async(&k, 1).await }).await });
+    assert_eq!(spawned.ok(), Some(Ok(())));
 }
 
 fn circuit(threshold: u32) -> CircuitBreakerConfig {
@@ -345,37 +313,7 @@ fn fail(b: &CircuitBreaker) -> Result<(), Error> {
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn failures_in_two_instances_add_up_and_open_the_circuit_for_both() {
-    need_redis!(a, b);
-    let ba = shared_breaker("add-up", circuit(4), a);
-    let bb = shared_breaker("add-up", circuit(4), b);
-    for _ in 0..2 {
-        assert!(matches!(fail(&ba), Err(Error::Timeout { .. })));
-        assert!(matches!(fail(&bb), Err(Error::Timeout { .. })));
-    }
-    // Neither local breaker saw four failures; the shared one did.
-    assert_eq!(ba.state(), resilience::CircuitState::Closed);
-    let ran = AtomicU32::new(0);
-    let call = |b: &CircuitBreaker| {
-        b.call(|| {
-            ran.fetch_add(1, Ordering::Relaxed);
-            Ok::<_, Error>(())
-        })
-    };
-    for b in [&ba, &bb] {
-        match call(b) {
-            Err(Error::CircuitOpen { retry_after, .. }) => {
-                assert!(
-                    retry_after > Duration::from_secs(590)
-                        && retry_after <= Duration::from_secs(600)
-                );
-            }
-            other => panic!("expected a shared rejection, got {other:?}"),
-        }
-    }
-    assert_eq!(ran.load(Ordering::Relaxed), 0, "rejected calls never ran");
-    assert!(matches!(ba.shared_state(), Ok(Some(SharedState::Open { .. }))));
-    assert_eq!(ba.stats().rejections, 1);
-    assert_eq!(ba.stats().ignored, 0, "a shared rejection is a rejection, not an ignored call");
+    scenarios::failures_in_two_instances_add_up_and_open_the_circuit(&need_backend);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
@@ -395,83 +333,19 @@ fn a_success_ends_the_shared_run_of_failures() {
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn a_failure_rate_over_a_shared_count_window_opens_the_circuit() {
-    need_redis!(a, b);
-    let config = CircuitBreakerConfig::builder()
-        .failure_rate(0.5)
-        .window(Window::calls(4))
-        .min_calls(4)
-        .recovery_timeout(Duration::from_secs(600))
-        .backend(Backend::Redis(FailMode::Closed))
-        .build()
-        .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = shared_breaker("rate-count", config.clone(), a);
-    let bb = shared_breaker("rate-count", config, b);
-    assert_eq!(ba.call(|| Ok::<_, Error>(())), Ok(()));
-    assert!(fail(&bb).is_err());
-    assert_eq!(ba.call(|| Ok::<_, Error>(())), Ok(()));
-    assert_eq!(bb.shared_state(), Ok(Some(SharedState::Closed)), "3 calls < min_calls");
-    assert!(fail(&bb).is_err());
-    assert!(matches!(ba.shared_state(), Ok(Some(SharedState::Open { .. }))), "2 of 4 failed");
+    scenarios::a_failure_rate_over_a_count_window_opens_the_circuit(&need_backend);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn a_failure_rate_over_a_shared_time_window_opens_the_circuit() {
-    need_redis!(a, b);
-    let config = CircuitBreakerConfig::builder()
-        .failure_rate(0.7)
-        .window(Window::duration(Duration::from_secs(60)))
-        .min_calls(3)
-        .recovery_timeout(Duration::from_secs(600))
-        .backend(Backend::Redis(FailMode::Closed))
-        .build()
-        .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = shared_breaker("rate-time", config.clone(), a);
-    let bb = shared_breaker("rate-time", config, b);
-    assert!(fail(&ba).is_err());
-    assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
-    assert!(fail(&bb).is_err());
-    assert_eq!(ba.shared_state(), Ok(Some(SharedState::Closed)), "2 of 3 < 70 %");
-    assert!(fail(&ba).is_err());
-    assert!(matches!(bb.shared_state(), Ok(Some(SharedState::Open { .. }))), "3 of 4 ≥ 70 %");
-}
-
-/// Calls `b` with `op` until the shared circuit admits a call (it turns half-open once
-/// Redis's clock passes the 1 ms open period).
-fn until_admitted(b: &CircuitBreaker, op: fn() -> Result<(), Error>) -> Result<(), Error> {
-    for _ in 0..100_000 {
-        match b.call(op) {
-            Err(Error::CircuitOpen { .. }) => continue,
-            other => return other,
-        }
-    }
-    panic!("the circuit never let a probe through");
+    scenarios::a_failure_rate_over_a_time_window_opens_the_circuit(&need_backend);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn half_open_probes_close_or_reopen_the_shared_circuit() {
-    need_redis!(a, b);
-    let config = CircuitBreakerConfig::builder()
-        .failure_threshold(1)
-        .recovery_timeout(Duration::from_millis(1))
-        .success_threshold(1)
-        .backend(Backend::Redis(FailMode::Closed))
-        .build()
-        .unwrap_or_else(|e| unreachable!("{e}"));
-    let ba = shared_breaker("probes", config.clone(), a);
-    let bb = shared_breaker("probes", config, b);
-    assert!(fail(&ba).is_err());
-    // A failed probe (through the other instance) opens it again ...
-    assert!(matches!(
-        until_admitted(&bb, || Err(Error::timeout(Duration::from_secs(1)))),
-        Err(Error::Timeout { .. })
-    ));
-    assert!(matches!(bb.shared_state(), Ok(Some(SharedState::Open { .. }))));
-    // ... and a successful one closes it for everyone.
-    assert_eq!(until_admitted(&ba, || Ok(())), Ok(()));
-    assert_eq!(bb.shared_state(), Ok(Some(SharedState::Closed)));
-    assert_eq!(bb.call(|| Ok::<_, Error>(())), Ok(()));
+    scenarios::half_open_probes_close_or_reopen_the_circuit(&need_backend);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
@@ -542,12 +416,25 @@ fn a_count_window_that_expired_forgets_its_failures() {
 
 #[test]
 fn shared_configs_refuse_what_redis_cannot_keep() {
-    let too_fast = RateLimitConfig::builder()
+    let fast = RateLimitConfig::builder()
         .per_second(20_000)
         .backend(Backend::Redis(FailMode::Open))
-        .build();
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let backend = |lease| {
+        let config = RedisConfig::builder("redis://127.0.0.1:1").lease(lease).build();
+        Arc::new(
+            RedisBackend::new(config.unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    // Exact mode keeps whole microseconds in Redis: the store refuses a faster limiter.
+    let too_fast = RateLimiter::with_redis("too-fast", fast.clone(), backend(Duration::ZERO));
     assert!(too_fast.is_err_and(|e| e.field() == "rate" && e.message().contains("10 000")));
     assert!(RateLimitConfig::builder().per_second(20_000).build().is_ok(), "fine in process");
+    // A leased share has no such cap.
+    let leased = RateLimiter::with_redis("leased", fast, backend(Duration::from_secs(1)));
+    assert!(leased.is_ok(), "{leased:?}");
     let many_buckets = CircuitBreakerConfig::builder()
         .failure_rate(0.5)
         .window(Window::Time { duration: Duration::from_secs(60), buckets: 60 })
@@ -605,37 +492,13 @@ fn an_operator_disabled_breaker_lets_calls_through_an_open_shared_circuit() {
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn reset_shared_closes_the_redis_circuit_for_every_instance() {
-    need_redis!(a, b);
-    let ba = shared_breaker("reset-shared", circuit(2), a);
-    let bb = shared_breaker("reset-shared", circuit(2), b);
-    assert!(fail(&ba).is_err());
-    assert!(fail(&bb).is_err());
-    assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
-    // A local reset leaves the shared circuit open.
-    bb.reset();
-    assert!(matches!(bb.call(|| Ok::<_, Error>(())), Err(Error::CircuitOpen { .. })));
-    assert_eq!(bb.reset_shared(), Ok(()));
-    assert_eq!(bb.call(|| Ok::<_, Error>(1)), Ok(1));
-    // Another instance sees it closed as soon as it asks Redis.
-    assert_eq!(ba.shared_state(), Ok(Some(SharedState::Closed)));
-    assert_eq!(ba.call(|| Ok::<_, Error>(2)), Ok(2));
+    scenarios::reset_shared_closes_the_circuit_for_every_instance(&need_backend);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn a_pause_on_one_shared_limiter_holds_back_the_others() {
-    need_redis!(a, b);
-    let config = limit(1, 5, OnLimit::Reject, FailMode::Closed);
-    let la = shared_limiter("shared-pause", config.clone(), a);
-    let lb = shared_limiter("shared-pause", config, b);
-    la.pause_for(Duration::from_secs(30));
-    let r = lb.try_acquire(1);
-    let w = retry_after(&r);
-    // Redis decided on its own clock: the pause, less the little time since it began.
-    assert!(
-        w.is_some_and(|w| w > Duration::from_secs(20) && w <= Duration::from_secs(30)),
-        "{r:?}"
-    );
+    scenarios::a_pause_on_one_limiter_holds_back_the_others(&need_backend);
 }
 
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]

@@ -60,10 +60,6 @@ pub struct RateLimitConfig {
     backend: Backend,
 }
 
-/// The shortest refill interval of a Redis-backed limiter (10 000 permits per second):
-/// Redis keeps the bucket's time in whole microseconds, so the rounding stays under 0.5 %.
-pub(crate) const MIN_SHARED_INTERVAL: Duration = Duration::from_micros(100);
-
 /// Default `max_wait`: the longest a call waits for a permit under `Wait` or `Queue`
 /// (10 seconds). Every wait is bounded; a wait that would be longer is refused at once.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);
@@ -279,15 +275,6 @@ impl RateLimitConfigBuilder {
         };
         rate.check()?;
         self.backend.check()?;
-        if self.backend.is_shared() && rate.interval() < MIN_SHARED_INTERVAL {
-            return Err(ConfigError::new(
-                "rate",
-                format!(
-                    "a Redis-backed limiter keeps time in whole microseconds: at most 10 000 permits per second (got one per {:?})",
-                    rate.interval()
-                ),
-            ));
-        }
         let burst = self.burst.unwrap_or(rate.permits());
         check::at_least_one("burst", u64::from(burst))?;
         let tau = u128::from(as_nanos(rate.interval())) * u128::from(burst);

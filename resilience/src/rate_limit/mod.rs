@@ -29,7 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod bucket;
+pub(crate) mod bucket;
 mod config;
 pub(crate) mod core;
 pub mod graphql;

@@ -112,8 +112,8 @@ impl RedisConfig {
         self.pool_size
     }
 
-    /// How long a shared limiter's lease of permits lasts (zero: leases off, one round
-    /// trip per acquire); see [`RedisConfigBuilder::lease`].
+    /// How long a shared limiter's leased share of the rate lasts without a renewal
+    /// (zero: leases off, one round trip per acquire); see [`RedisConfigBuilder::lease`].
     pub fn lease(&self) -> Duration {
         self.lease
     }
@@ -170,14 +170,15 @@ impl RedisConfigBuilder {
         /// `MOVED` reply; each call is still one round trip to one node.
         pub fn cluster(cluster: bool) => self.config.cluster = cluster;
 
-        /// Permit leases for shared (direct, not keyed) limiters: the lease period
-        /// (default zero: off, every acquire is one exact round trip). With a period, a
-        /// limiter that finds no permits left in its lease takes a batch from Redis
-        /// (sized to this process's recent demand, at most the burst shared by the
-        /// processes holding leases) and spends it locally, without any round trip,
-        /// until it runs out or the period ends; what is left then expires. Over-admission
-        /// is bounded by the unspent leases outstanding (see [the module](super)).
-        /// Typical: 10–100 ms.
+        /// Permit leases for shared (direct, not keyed) limiters: the lease period `P`
+        /// (default zero: off, every acquire is one exact round trip). With a period, each
+        /// process leases a *share of the rate* (rate `r` and burst `b`, a max-min fair
+        /// share of the limit over the processes' recent demands) and spends it with the
+        /// in-process bucket, without any round trip; it renews the share every `P / 2`
+        /// (one script), and a share not renewed lapses after `P`. The fleet admits at
+        /// most `B + R·t` in any window `t`, plus a slack while shares move (see
+        /// [the module](super)). Typical: 1 s (`2 / P` scripts per second per process;
+        /// a newcomer gets its fair share within about `P / 2`).
         pub fn lease(period: Duration) => self.config.lease = period;
     }
 

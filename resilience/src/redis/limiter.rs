@@ -1,16 +1,20 @@
-//! [`RedisBucket`]: a limiter's bucket kept in Redis, one atomic script per acquire.
+//! [`RedisBucket`]: a limiter's bucket kept in Redis: one atomic script per acquire, or a
+//! leased share of the rate spent with the in-process bucket.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use super::backend::{RedisBackend, Unavailable};
 use super::handle::BackendHandle;
 use super::scripts;
 use crate::backend::{BoxFuture, BucketRequest, Grant, SharedBucket, StoreError};
 use crate::clock::as_nanos;
+use crate::rate_limit::bucket::{Bucket, Limits, Params, Take};
 
 /// The shared side of a Redis-backed limiter (direct or keyed).
 pub(crate) struct RedisBucket {
@@ -18,102 +22,250 @@ pub(crate) struct RedisBucket {
     /// `{prefix:rl:name}` (the braces are the Cluster hash tag); keyed buckets append
     /// `:{key:?}`.
     key: OnceLock<String>,
-    /// `{prefix:rl:name}:holders`: the processes holding a lease.
-    holders: OnceLock<String>,
-    lease: Lease,
+    /// `{prefix:rl:name}:shares`: the leased shares of the processes holding one.
+    shares: OnceLock<String>,
+    share: Share,
 }
 
-/// The permits this process leased from the shared bucket (a direct limiter's only),
-/// spent without a round trip until they run out or the lease ends.
+/// A refusal while no share is held is retried no sooner than this.
+const MIN_RETRY: Duration = Duration::from_millis(1);
+
+/// The share of the limit this process leased (a direct limiter's only): rate `r` and
+/// burst `b`, spent by the in-process GCRA bucket until the lease ends, renewed every
+/// half period (an eighth while it holds less than its fair share).
 ///
-/// All atomics: the fast path ([`Lease::take`]) is a clock read, two loads and one
-/// compare-and-swap.
-struct Lease {
-    /// Credit left (ns of bucket time: an acquire spends its increment).
-    credit: AtomicU64,
-    /// Backend-clock nanos at which the credit lapses (0: no lease yet).
+/// The fast path ([`Share::spend`]) is a clock read, three loads, the limits' sequence
+/// lock and the bucket's compare-and-swap: no lock, no allocation.
+struct Share {
+    /// The local bucket, at the share's limits.
+    bucket: Bucket,
+    /// The share as GCRA limits (`interval` = 1/r, `tau` = b/r), while `held`.
+    limits: Params,
+    /// Whether the lease holds a share above zero.
+    held: AtomicBool,
+    /// The share in thousandths (of a permit per second, of a permit), as Redis granted.
+    rate_milli: AtomicU64,
+    burst_milli: AtomicU64,
+    /// Backend-clock nanos at which the lease ends (0: none taken yet).
     until: AtomicU64,
-    /// Credit spent since the last renewal, and when that was: this process's demand.
-    spent: AtomicU64,
-    renewed_at: AtomicU64,
-    /// This process's member in the holders set.
+    /// Backend-clock nanos at which the next renewal is due.
+    renew_at: AtomicU64,
+    /// Set while one call renews a live lease (the others keep spending it).
+    renewing: AtomicBool,
+    /// Serialises the writers of `limits` (renewals, which may race on a lapsed lease).
+    apply: Mutex<()>,
+    /// Permits granted and refused here since `since` (backend-clock nanos): the
+    /// demand a renewal reports.
+    granted: AtomicU64,
+    refused: AtomicU64,
+    since: AtomicU64,
+    /// This process's field in the shares hash.
     holder: i64,
-    /// After Redis refused `refused_inc` (ns) at once: backend-clock nanos until which it
-    /// would refuse it again (GCRA time only moves forward), so a refusal is repeated
-    /// here without a round trip.
-    refused_until: AtomicU64,
-    refused_inc: AtomicU64,
 }
 
-impl Lease {
+/// A renewal being asked for: its time, the period, the script's arguments.
+struct Renewal {
+    now: u64,
+    period: u64,
+    args: [i64; 7],
+    /// Whether this call holds the `renewing` flag (released by [`Share::finish`]).
+    flagged: bool,
+}
+
+/// Releases the `renewing` flag if a renewing future is dropped mid-flight.
+struct Unflag<'a>(&'a Share, bool);
+
+impl Drop for Unflag<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.renewing.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Share {
     fn new() -> Self {
-        Lease {
-            credit: AtomicU64::new(0),
+        Share {
+            bucket: Bucket::new(),
+            limits: Params::new(Limits { interval: 1, tau: 0 }),
+            held: AtomicBool::new(false),
+            rate_milli: AtomicU64::new(0),
+            burst_milli: AtomicU64::new(0),
             until: AtomicU64::new(0),
-            spent: AtomicU64::new(0),
-            renewed_at: AtomicU64::new(0),
+            renew_at: AtomicU64::new(0),
+            renewing: AtomicBool::new(false),
+            apply: Mutex::new(()),
+            granted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            since: AtomicU64::new(0),
             holder: i64::try_from(fastrand::u64(..) >> 1).unwrap_or(1),
-            refused_until: AtomicU64::new(0),
-            refused_inc: AtomicU64::new(u64::MAX),
         }
     }
 
-    /// Spends `increment` of a live lease: `false` when the lease ended or holds less.
-    fn take(&self, now: u64, increment: u64) -> bool {
-        if now >= self.until.load(Ordering::Acquire) {
-            return false;
+    /// Answers `request` from the lease: `None` when no lease is live, or a renewal is
+    /// due (unless `due_ok`: another call is renewing, or this one just did).
+    #[inline]
+    fn spend(&self, now: u64, request: &BucketRequest<'_>, due_ok: bool) -> Option<Grant> {
+        let until = self.until.load(Ordering::Acquire);
+        let renew_at = self.renew_at.load(Ordering::Acquire);
+        if now >= until || (now >= renew_at && !due_ok) {
+            return None;
         }
-        let mut credit = self.credit.load(Ordering::Acquire);
-        loop {
-            if credit < increment {
-                return false;
-            }
-            match self.credit.compare_exchange_weak(
-                credit,
-                credit - increment,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.spent.fetch_add(increment, Ordering::Relaxed);
-                    return true;
-                }
-                Err(seen) => credit = seen,
-            }
-        }
-    }
-
-    /// The credit to ask for: this process's demand since the last renewal, over one
-    /// period, doubled (so a steady process renews about once per period and a growing
-    /// one catches up in a few renewals); at least the permits asked for now.
-    fn wanted(&self, now: u64, period: u64, increment: u64) -> u64 {
-        // Read, not reset: a refused renewal leaves the demand measured for the next.
-        let spent = self.spent.load(Ordering::Acquire);
-        let since = now.saturating_sub(self.renewed_at.load(Ordering::Acquire));
-        // A first renewal, or one after a long idle spell, asks for a few permits only.
-        let demand = if since == 0 || since > period.saturating_mul(4) {
-            0
-        } else {
-            let rate = u128::from(spent) * u128::from(period) / u128::from(since.max(1));
-            u64::try_from(rate.saturating_mul(2)).unwrap_or(u64::MAX)
+        let cost = u64::from(request.cost);
+        let refuse = || {
+            self.refused.fetch_add(cost, Ordering::Relaxed);
+            let retry = Duration::from_nanos(renew_at.saturating_sub(now)).max(MIN_RETRY);
+            Some(Grant::Refused { retry_after: retry })
         };
-        demand.max(increment.saturating_mul(4))
+        if !self.held.load(Ordering::Acquire) {
+            return refuse();
+        }
+        let l = self.limits.load();
+        let inc = l.cost(request.cost);
+        if inc > l.tau {
+            // More than this process's burst share: not before the share grows.
+            return refuse();
+        }
+        // A reservation never reaches past the lease.
+        let max_wait = as_nanos(request.max_wait).min(until - now);
+        match self.bucket.take(now, inc, l.tau, max_wait) {
+            Take::Granted { wait, .. } => {
+                self.granted.fetch_add(cost, Ordering::Relaxed);
+                Some(if wait == 0 { Grant::Now } else { Grant::After(Duration::from_nanos(wait)) })
+            }
+            Take::Denied { wait } => {
+                self.refused.fetch_add(cost, Ordering::Relaxed);
+                Some(Grant::Refused { retry_after: Duration::from_nanos(wait) })
+            }
+            Take::Evicted => None,
+        }
     }
 
-    /// A lease of `credit` ns granted at `now` for `period`, `increment` of it spent by
-    /// the call that took it. An ended lease's leftover lapses; a live one's is kept.
-    fn grant(&self, now: u64, period: u64, credit: u64, increment: u64) {
-        let left = credit.saturating_sub(increment);
-        if now >= self.until.load(Ordering::Acquire) {
-            self.credit.store(left, Ordering::Release);
-        } else {
-            self.credit.fetch_add(left, Ordering::AcqRel);
+    /// The renewal to ask for at `now`; `None` when another call is renewing a live
+    /// lease (spend it meanwhile). A lapsed lease is renewed by every call that finds it
+    /// so (as many round trips as exact mode, until one answer arrives).
+    fn begin(&self, now: u64, period: u64, request: &BucketRequest<'_>) -> Option<Renewal> {
+        let live = now < self.until.load(Ordering::Acquire);
+        let flagged = live
+            && self
+                .renewing
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        if live && !flagged {
+            return None;
         }
-        self.until.fetch_max(now.saturating_add(period), Ordering::AcqRel);
-        // The demand is measured afresh from this renewal on.
-        self.renewed_at.store(now, Ordering::Release);
-        self.spent.store(increment, Ordering::Release);
+        let n = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
+        // The demand since the last renewal: the permits granted here per second (in
+        // thousandths), with half again as much headroom. A process refused anything
+        // meanwhile has a demand its refusals hide (its callers back off): it asks for
+        // all of the rate (`-1`, as a newcomer or a lapsed lease does) and is granted its
+        // max-min fair share.
+        let since = self.since.swap(now, Ordering::AcqRel);
+        let refused = self.refused.swap(0, Ordering::AcqRel);
+        // The call renewing counts: a process idle until now asks for what it needs.
+        let asked = self.granted.swap(0, Ordering::AcqRel) + u64::from(request.cost);
+        let elapsed = now.saturating_sub(since);
+        let want = if !live || since == 0 || elapsed == 0 || refused > 0 {
+            -1
+        } else {
+            n(u128::from(asked) * 1_500_000_000_000 / u128::from(elapsed))
+        };
+        // The limit: R = cost / increment, B = capacity / interval (in thousandths).
+        let inc = u128::from(as_nanos(request.increment)).max(1);
+        let cost = u128::from(request.cost.max(1));
+        let rate = n(cost * 1_000_000_000_000 / inc);
+        let burst = n(u128::from(as_nanos(request.capacity)) * cost * 1000 / inc);
+        let (prev_rate, prev_burst) = if !live {
+            (-1, -1)
+        } else if self.held.load(Ordering::Acquire) {
+            let load = |a: &AtomicU64| n(u128::from(a.load(Ordering::Acquire)));
+            (load(&self.rate_milli), load(&self.burst_milli))
+        } else {
+            (0, 0)
+        };
+        let args =
+            [rate, burst, want, self.holder, n(u128::from(period / 1000)), prev_rate, prev_burst];
+        Some(Renewal { now, period, args, flagged })
     }
+
+    /// Takes Redis's answer to `renewal` (`{rate, burst, holders, fair}`, thousandths):
+    /// the local bucket moves to the new share. A new share starts with one permit (its
+    /// burst fills at its rate); a changed one keeps the permits it had, at most its new
+    /// burst.
+    /// An error leaves the lease as it was, retried after an eighth of the period.
+    fn finish(
+        &self,
+        renewal: &Renewal,
+        reply: Result<Vec<i64>, Unavailable>,
+    ) -> Result<(), StoreError> {
+        let _unflag = Unflag(self, renewal.flagged);
+        let Renewal { now, period, .. } = *renewal;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                self.renew_at.fetch_max(now.saturating_add(period / 8), Ordering::AcqRel);
+                return Err(StoreError::new(e));
+            }
+        };
+        let &[rate, burst, _holders, fair] = reply.as_slice() else {
+            return Err(StoreError::new(format!("unexpected share reply {reply:?}")));
+        };
+        let [rate, burst, fair] = [rate, burst, fair].map(|v| u64::try_from(v).unwrap_or(0));
+        let _apply = self.apply.lock();
+        let was_live =
+            now < self.until.load(Ordering::Acquire) && self.held.load(Ordering::Acquire);
+        match share_limits(rate, burst) {
+            Some(new) => {
+                let old = self.limits.load();
+                self.limits.store(new);
+                if was_live {
+                    self.bucket.rescale(now, old, new);
+                } else {
+                    self.bucket.set_available(now, 1, new, true);
+                }
+                self.held.store(true, Ordering::Release);
+            }
+            None => self.held.store(false, Ordering::Release),
+        }
+        self.rate_milli.store(rate, Ordering::Release);
+        self.burst_milli.store(burst, Ordering::Release);
+        // Short of the fair share (the others have not shrunk yet): ask again soon.
+        let next = if rate == 0 || rate < fair - fair / 100 { period / 8 } else { period / 2 };
+        self.renew_at.store(now.saturating_add(next), Ordering::Release);
+        // Measured from before the round trip: the lease ends here no later than in Redis.
+        self.until.store(now.saturating_add(period), Ordering::Release);
+        Ok(())
+    }
+
+    /// A pause or a server's lower count (see [`SharedBucket::hold`]) holds back the
+    /// lease's bucket too.
+    fn hold(&self, now: u64, request: &BucketRequest<'_>, ahead: Duration) {
+        if !self.held.load(Ordering::Acquire) {
+            return;
+        }
+        let _apply = self.apply.lock();
+        let l = self.limits.load();
+        let (ahead, interval) = (as_nanos(ahead), as_nanos(request.increment).max(1));
+        let cap = as_nanos(request.capacity);
+        match ahead.checked_sub(cap.saturating_sub(interval)) {
+            Some(pause) if pause > 0 => {
+                self.bucket.pause_until(now, now.saturating_add(pause), l);
+            }
+            _ => self.bucket.set_available(now, cap.saturating_sub(ahead) / interval, l, false),
+        }
+    }
+}
+
+/// The local bucket's limits for a share of `rate` and `burst` thousandths (`None`: no
+/// share). The interval rounds up and the burst down, so the bucket never grants more.
+fn share_limits(rate: u64, burst: u64) -> Option<Limits> {
+    if rate == 0 || burst < 1000 {
+        return None;
+    }
+    let interval = 1_000_000_000_000u64.div_ceil(rate).max(1);
+    let tau = u128::from(burst) * 1_000_000_000 / u128::from(rate);
+    let tau = u64::try_from(tau).unwrap_or(u64::MAX).max(interval);
+    Some(Limits { interval, tau })
 }
 
 impl fmt::Debug for RedisBucket {
@@ -124,22 +276,7 @@ impl fmt::Debug for RedisBucket {
 
 impl RedisBucket {
     pub(super) fn new(backend: BackendHandle) -> Self {
-        RedisBucket { backend, key: OnceLock::new(), holders: OnceLock::new(), lease: Lease::new() }
-    }
-
-    /// Spends the permits of `request` from the lease, if it holds them; repeats a
-    /// refusal Redis gave for as many permits or fewer, until it would grant them.
-    fn spend(&self, backend: &RedisBackend, request: &BucketRequest<'_>) -> Option<Grant> {
-        let now = as_nanos(backend.now());
-        let increment = as_nanos(request.increment);
-        if self.lease.take(now, increment) {
-            return Some(Grant::Now);
-        }
-        let until = self.lease.refused_until.load(Ordering::Acquire);
-        (request.max_wait.is_zero()
-            && now < until
-            && increment >= self.lease.refused_inc.load(Ordering::Acquire))
-        .then(|| Grant::Refused { retry_after: Duration::from_nanos(until - now) })
+        RedisBucket { backend, key: OnceLock::new(), shares: OnceLock::new(), share: Share::new() }
     }
 
     fn base_key(&self, backend: &RedisBackend, name: &str) -> &str {
@@ -157,6 +294,32 @@ impl RedisBucket {
         match request.key {
             None => Cow::Borrowed(base),
             Some(k) => Cow::Owned(format!("{base}:{k}")),
+        }
+    }
+
+    fn shares_key(&self, base: &str) -> &str {
+        self.shares.get_or_init(|| format!("{base}:shares"))
+    }
+
+    /// The lease period when `request` is served by a lease (a direct limiter with
+    /// leases on).
+    fn period(backend: &RedisBackend, request: &BucketRequest<'_>) -> Option<u64> {
+        let period = as_nanos(backend.config().lease());
+        (period > 0 && request.key.is_none()).then_some(period)
+    }
+
+    /// After a renewal (or while another call renews): the lease answers, or, with no
+    /// lease live, the renewal's error.
+    fn after_renewal(
+        &self,
+        backend: &RedisBackend,
+        request: &BucketRequest<'_>,
+        renewed: Result<(), StoreError>,
+    ) -> Result<Grant, StoreError> {
+        let now = as_nanos(backend.now());
+        match self.share.spend(now, request, true) {
+            Some(grant) => Ok(grant),
+            None => Err(renewed.err().unwrap_or_else(|| StoreError::new("the lease lapsed"))),
         }
     }
 }
@@ -190,72 +353,26 @@ fn grant(reply: Result<i64, Unavailable>) -> Result<Grant, StoreError> {
     }
 }
 
-/// A lease to ask Redis for: the period (backend-clock nanos), the time of asking, and
-/// the lease script's extra arguments.
-struct Renewal {
-    period: u64,
-    now: u64,
-    increment: u64,
-    args: [i64; 7],
-}
-
-impl RedisBucket {
-    /// The renewal a direct limiter's acquire asks for, when leases are on.
-    fn renewal(&self, backend: &RedisBackend, request: &BucketRequest<'_>) -> Option<Renewal> {
-        let period = as_nanos(backend.config().lease());
-        if period == 0 || request.key.is_some() {
-            return None;
-        }
-        let now = as_nanos(backend.now());
-        let increment = as_nanos(request.increment);
-        let wanted = self.lease.wanted(now, period, increment);
-        let [inc, cap, max_wait, ttl] = args(request);
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let args = [inc, cap, max_wait, ttl, n(wanted), self.lease.holder, n(period / 1000)];
-        Some(Renewal { period, now, increment, args })
-    }
-
-    fn holders_key(&self, base: &str) -> &str {
-        self.holders.get_or_init(|| format!("{base}:holders"))
-    }
-
-    /// The lease script's reply: a lease (this call's permits taken from it), or the
-    /// exact answer.
-    fn leased(
-        &self,
-        renewal: &Renewal,
-        reply: Result<Vec<i64>, Unavailable>,
-    ) -> Result<Grant, StoreError> {
-        let reply = reply.map_err(StoreError::new)?;
-        let &[leased, _holders, exact] = reply.as_slice() else {
-            return Err(StoreError::new(format!("unexpected lease reply {reply:?}")));
-        };
-        if leased > 0 {
-            let credit = leased.unsigned_abs().saturating_mul(1000);
-            self.lease.grant(renewal.now, renewal.period, credit, renewal.increment);
-            return Ok(Grant::Now);
-        }
-        let answer = grant(Ok(exact));
-        if let Ok(Grant::Refused { retry_after }) = answer {
-            // Measured from before the round trip: the repeat ends no later than Redis's.
-            let until = renewal.now.saturating_add(as_nanos(retry_after));
-            self.lease.refused_inc.store(renewal.increment, Ordering::Release);
-            self.lease.refused_until.store(until, Ordering::Release);
-        }
-        answer
-    }
-}
-
 impl SharedBucket for RedisBucket {
     fn acquire(&self, request: &BucketRequest<'_>) -> Result<Grant, StoreError> {
         let backend = self.backend.get().map_err(StoreError::new)?;
         let key = self.redis_key(backend, request);
-        if let Some(renewal) = self.renewal(backend, request) {
-            let keys = [&*key, self.holders_key(&key)];
-            let reply = backend.eval_blocking(scripts::lease(), &keys, &renewal.args);
-            return self.leased(&renewal, reply);
+        let Some(period) = Self::period(backend, request) else {
+            return grant(backend.eval_blocking(scripts::limiter(), &[&key], &args(request)));
+        };
+        let now = as_nanos(backend.now());
+        if let Some(grant) = self.share.spend(now, request, false) {
+            return Ok(grant);
         }
-        grant(backend.eval_blocking(scripts::limiter(), &[&key], &args(request)))
+        let renewed = match self.share.begin(now, period, request) {
+            Some(renewal) => {
+                let keys = [self.shares_key(&key)];
+                let reply = backend.eval_blocking(scripts::share(), &keys, &renewal.args);
+                self.share.finish(&renewal, reply)
+            }
+            None => Ok(()),
+        };
+        self.after_renewal(backend, request, renewed)
     }
 
     fn acquire_async<'a>(
@@ -265,33 +382,46 @@ impl SharedBucket for RedisBucket {
         Box::pin(async move {
             let backend = self.backend.get().map_err(StoreError::new)?;
             let key = self.redis_key(backend, &request);
-            if let Some(renewal) = self.renewal(backend, &request) {
-                let keys = [&*key, self.holders_key(&key)];
-                let reply = backend.eval_async(scripts::lease(), &keys, &renewal.args).await;
-                return self.leased(&renewal, reply);
+            let Some(period) = Self::period(backend, &request) else {
+                return grant(
+                    backend.eval_async(scripts::limiter(), &[&key], &args(&request)).await,
+                );
+            };
+            let now = as_nanos(backend.now());
+            if let Some(grant) = self.share.spend(now, &request, false) {
+                return Ok(grant);
             }
-            grant(backend.eval_async(scripts::limiter(), &[&key], &args(&request)).await)
+            let renewed = match self.share.begin(now, period, &request) {
+                Some(renewal) => {
+                    // A dropped future releases the renewal flag.
+                    let unflag = Unflag(&self.share, renewal.flagged);
+                    let keys = [self.shares_key(&key)];
+                    let reply = backend.eval_async(scripts::share(), &keys, &renewal.args).await;
+                    std::mem::forget(unflag);
+                    self.share.finish(&renewal, reply)
+                }
+                None => Ok(()),
+            };
+            self.after_renewal(backend, &request, renewed)
         })
     }
 
+    #[inline]
     fn acquire_local(&self, request: &BucketRequest<'_>) -> Option<Grant> {
-        if request.key.is_some() {
-            return None;
-        }
         // Before the first lease (or without a backend) there is nothing to spend.
         let backend = self.backend.get_if_resolved()?;
-        if backend.config().lease().is_zero() {
+        if request.key.is_some() || backend.config().lease().is_zero() {
             return None;
         }
-        self.spend(backend, request)
+        self.share.spend(as_nanos(backend.now()), request, false)
     }
 
     fn hold(&self, request: &BucketRequest<'_>, ahead: Duration) -> Result<(), StoreError> {
+        let backend = self.backend.get().map_err(StoreError::new)?;
         // A pause or a server's lower count holds back this process's lease too.
         if request.key.is_none() {
-            self.lease.credit.store(0, Ordering::Release);
+            self.share.hold(as_nanos(backend.now()), request, ahead);
         }
-        let backend = self.backend.get().map_err(StoreError::new)?;
         let key = self.redis_key(backend, request);
         let ahead = i64::try_from(as_nanos(ahead)).unwrap_or(i64::MAX);
         backend

@@ -31,7 +31,9 @@
 //!   script (one round trip) that reads **Redis's clock** (`TIME`), so hosts' clocks never
 //!   matter. `Wait` and `Queue` reserve the next slot in Redis and sleep locally until it
 //!   (callers of all processes are served in the order Redis saw them); `Reject` takes
-//!   nothing it cannot use; `max_queue` bounds the waiters of each process.
+//!   nothing it cannot use; `max_queue` bounds the waiters of each process. With
+//!   [leases](#permit-leases-a-share-of-the-rate), a direct limiter instead spends a
+//!   leased share of the rate in process, one script per renewal.
 //! - **Circuit**: state, generation, open deadline, consecutive failures, half-open probes
 //!   and the failure-rate window (count or time, as configured) live in one hash under
 //!   `{prefix:cb:name}`, changed by one script per decision. A call asks Redis before
@@ -90,88 +92,105 @@
 //!   caller's thread; async code should use `acquire_async` / `call_async`, which need a
 //!   tokio runtime with time and IO enabled. A cancelled async waiter's reservation stays
 //!   consumed.
-//! - Limits: at most 10 000 permits per second per limiter (Redis keeps the bucket's
-//!   time in whole microseconds), at most 32 time-window buckets per circuit (each
-//!   report sums them inside Redis). Processes sharing a name should share its config
-//!   (and one key layout: versions before the Cluster hash tags wrote
-//!   `{prefix}:rl:{name}` without braces).
+//! - Limits: in exact mode (no lease) at most 10 000 permits per second per limiter
+//!   (Redis keeps the bucket's time in whole microseconds; the store refuses a faster
+//!   limiter when its backend has no lease; leased shares have no such cap, but a keyed
+//!   limiter stays exact under leases too, so keep keyed ones within it), at most 32
+//!   time-window buckets per circuit (each report sums them inside
+//!   Redis). Processes sharing a name should share its config (and one key layout:
+//!   versions before the Cluster hash tags wrote `{prefix}:rl:{name}` without braces).
 //!
-//! # Permit leases
+//! # Permit leases: a share of the rate
 //! With [`RedisConfigBuilder::lease`] set to a period `P` (off by default: every acquire
-//! is one exact round trip), a shared **direct** limiter (keyed ones stay exact) that has
-//! no permits left in this process takes a *lease* from Redis in the same one round
-//! trip: a batch of the bucket's credit, spent by this process's later acquires without
-//! any round trip (two atomic operations, no lock, no allocation) until it runs out or
-//! `P` passes on the backend's clock; what is left then lapses.
-//! - **Size.** A lease asks for twice this process's demand over the last lease, scaled
-//!   to one period (a few permits for the first, or after an idle spell), so a busy
-//!   process renews about once per period and an idle one holds nothing. Redis grants at
-//!   most the credit available now and at most `B / n` (`B` the burst, `n` the processes
-//!   whose lease is live, kept in a sorted set `{prefix:rl:name}:holders` scored by each
-//!   lease's end), but never less than the permits asked for. When not even those are
-//!   available, the same script answers exactly as without leases (reserve or refuse).
-//! - **Over-admission bound.** Redis debits a lease's credit from the GCRA bucket when
-//!   it grants it, so the credit *granted* over any window of length `t` is at most
-//!   `R·t + B`, as without leases. A permit is *spent* at most `P` after its credit was
-//!   granted, so the permits admitted over any window `[s, s + t]` are at most
-//!   `R·t + B + U(s)`, where `U(s)` is the unspent credit of the leases live at `s`;
-//!   `U(s) ≤ R·P + B` (what can have been granted within one period), and with every
-//!   process at its share, `U(s) ≤ n · B / n = B`. Over-admission beyond the limit's own
-//!   `R·t + B` is therefore at most **`min(R·P + B, unspent leases outstanding)`**; over
-//!   a 1 s window that is at most `(R·P + B) / R` of the rate: `P = 5 ms` with
-//!   `B = R / 200` keeps it under 1 %. Leases never add a permit the bucket did not
-//!   grant: lapsed credit is *under*-admission (at most `U`, once per period).
-//! - **Fairness.** A process's lease is capped at `B / n`, so once a busy process
-//!   holds its share, the rest of the burst stays in Redis for the others; a small
-//!   process's next acquire waits at most for the credit already leased to be refilled
-//!   (`B / R`) behind the busy ones. A new process joins the holders on its first
-//!   acquire, and every other process's next renewal (within one period `P`) is capped
-//!   at the new share: a newcomer converges to a fair share within about one period.
-//! - **Failure.** A crashed process's lease ends on Redis's clock (its holder entry is
-//!   dropped by the next renewal of anyone after its period; its unspent credit simply
-//!   lapses). A process that cannot reach Redis spends the lease it holds, then follows
-//!   its fail mode. A restarted Redis starts empty (a full bucket, no holders) and the
-//!   fleet converges within one period.
+//! is one exact round trip), a shared **direct** limiter (keyed ones stay exact) leases a
+//! *share of the rate* from Redis, as YouTube's Doorman does, and spends it with the
+//! in-process token bucket: an acquire with permits left in the share is the local fast
+//! path (a clock read, a few loads and one compare-and-swap; no lock, no allocation, no
+//! round trip).
+//! - **Renewal.** Every `P / 2` one acquire of the process runs one script (the others
+//!   keep spending meanwhile): it reports the process's demand (the permits granted here
+//!   since the last renewal, per second, plus half again as headroom; a process refused
+//!   anything meanwhile, whose callers' backing off hides its demand, asks for all of
+//!   `R`, as a newcomer does) and gets back a rate share `r_i` and a burst share `b_i`. Redis keeps each holder's
+//!   `(r_i, b_i, demand, expiry)` in one hash, `{prefix:rl:name}:shares`, frees the
+//!   shares of holders past their expiry (`P` after their last renewal, on Redis's
+//!   clock) and computes the max-min fair share of `R` over the live holders' demands.
+//!   The renewing holder gets its fair share, but only out of what the others do not
+//!   hold (theirs stand until their own renewal), so **`Σ r_i ≤ R` and `Σ b_i ≤ B` at
+//!   every instant**. `b_i` is `r_i`'s fraction of `B`, at least one permit (a smaller
+//!   burst could admit nothing). A holder short of its fair share renews every `P / 8`.
+//! - **Spending.** The local bucket runs at `r_i` with burst `b_i`. A share taken from
+//!   nothing starts with one permit (its burst fills at its rate); a changed share keeps
+//!   the permits it had, at most its new burst. Refusals and reservations (`Wait`, `Queue`) are the local
+//!   bucket's, bounded by the lease's end.
+//! - **Over-admission bound.** The local buckets hold at most `Σ b_i ≤ B` permits and
+//!   refill at `Σ r_i ≤ R`, so the fleet admits at most **`B + R·t` in any window of
+//!   length `t`**, the bound of one limiter (over 1 s: at most `B / R` above `R`), plus
+//!   the slack of shares moving: a holder applies a smaller share one reply latency `δ`
+//!   after Redis decided it, and the capacity it gave up may be granted to another
+//!   meanwhile, so each move of `Δr` can add `Δr · δ` permits; with clock rates `ε`
+//!   apart between Redis and a process, a lease may outlive its Redis expiry by `ε·P`
+//!   (the process times it from *before* its request, so never otherwise), and a share
+//!   taken from nothing brings one permit. In all, over a window `t`:
+//!   **`B + R·t + Σ Δr·δ + R·ε·P + j`**, `j` the holders that took a share from nothing
+//!   in the window (a few permits at `δ` ≈ 1 ms). Unspent share is *under*-admission:
+//!   it is never carried over beyond the burst.
+//! - **Fairness, and how fast a newcomer gets its share.** A newcomer (or a holder whose
+//!   share lapsed) reports an unknown demand, so the fair share is computed as if it
+//!   wanted all of `R`; it gets at once what is free, and every other holder shrinks to
+//!   the new fair share at its next renewal, within `P / 2`; the newcomer, renewing
+//!   every `P / 8` while short, reaches its fair share within about **`P / 2 + P / 8`**.
+//!   That is also the bound on starvation: a process with demand `d` holds at least
+//!   `min(d, R / n)` (its max-min share among `n` holders) within `5P / 8` of asking,
+//!   however busy the others are. A process whose demand falls reports it at its next
+//!   renewal and keeps only half again as much (an idle one, nearly nothing); one that
+//!   stopped calling holds its share until it lapses, `P` after its last renewal.
+//! - **Failure.** A crashed process's share lapses `P` after its last renewal and is
+//!   freed by the next renewal of anyone. A process that cannot reach Redis spends the
+//!   share it holds until its lease ends (renewals are retried every `P / 8`, or as the
+//!   backend's retry interval allows), then follows its fail mode. A restarted (or
+//!   flushed) Redis starts with no shares: each holder's next renewal finds no record
+//!   and is re-admitted at most at the share it still holds (so the old shares, which
+//!   summed to at most `R`, are not exceeded), and newcomers get what is free; within
+//!   one period every live holder has renewed and allocation is exact again. Until
+//!   then, a newcomer may be granted capacity that a holder not yet renewed still
+//!   spends: at most that holder's share, for at most `P / 2`.
+//! - **Pauses.** A limiter's `pause_for` and `sync_from_headers` hold back its own
+//!   lease and the exact-mode bucket in Redis; other processes' leases do not see them.
 //! - **Shared circuits** get the same treatment where it is safe: a process that saw
 //!   the shared circuit open rejects locally, without a round trip, until the open
 //!   period ends (always on), and [`RedisConfigBuilder::sync_interval`] is a lease on a
 //!   *closed* view (calls within it skip the first round trip).
-//! - **Refusals.** A refusal Redis gave is repeated by this process, without a round
-//!   trip, for requests of as many permits or more that may not wait, until the time
-//!   Redis said the permits would be there (GCRA time only moves forward, so Redis would
-//!   refuse them too).
 //!
 //! # A model of the fleet, from the measurements to 1 000 processes
 //! Measured (`cargo run --release -p resilience-benches --example fleet`, figures in the
-//! README): 8 processes × 16 tasks hammering one limiter of `R` = 10 000/s (the most a
-//! Redis bucket keeps exactly, see *Limits*) through one local `redis-server`, on a
-//! shared 2-core machine. Without leases, Redis served about 87 000 scripts/s (8.7 per
-//! granted permit: most are refusals of the oversubscribed tasks) with a p99 of about
-//! 2 ms; the fleet admitted within 0.2 % of `R` over every 1 s window. With 5 ms
-//! leases: fewer scripts (refusals repeated locally, grants in batches) and admission
-//! within the bound, but still several scripts per granted permit under this
-//! oversubscription, because eight processes contend for credit that accrues
-//! continuously: the first to ask after each interval takes what is there.
+//! README): 8 OS processes × 16 tokio tasks hammering one limiter of `R` = 50 000/s,
+//! `B` = 500, through one local `redis-server` on a shared 2-core machine, 30 s per mode.
+//! With `P` = 1 s: 0.0004 Redis scripts per granted permit (637 renewals for 1 497 289
+//! permits: 21 scripts/s for 8 processes, the `2N / P` = 16 of the model plus the
+//! newcomers' and the start's short renewals), the worst 1 s window 0.56 % above `R`
+//! (bound `B / R` = 1 %), acquires at 0.2 µs p50 and 0.9 µs p99 (in process), and a
+//! process started halfway at 80 % of its fair share after 300 ms (model: at most
+//! `5P / 8`). Without leases (exact mode, at most 10 000/s), 8.8 scripts per granted
+//! permit (one per attempt, most of them refusals) and a p99 of 1.2 ms.
 //!
-//! The model, for `N` busy processes of equal demand `R / N`, lease period `P`, burst
-//! `B`:
-//! - **Lease size** `L = min(2·P·R / N, B / N)` (demand-sized, capped at the share).
-//! - **Redis scripts per second** for grants: `N · (R / N) / L = max(N / (2P), R / B)`
-//!   when `L` is at least one permit; when `B / N` falls below one permit, leases
-//!   degenerate to one permit each and the rate is `R` (today's exact mode), plus one
-//!   script per refused attempt not repeated locally.
-//! - **Over-admission** over any 1 s window: at most `B + R·P` beyond `R` (see above).
-//! - **At 1 000 processes**, `R` = 50 000/s, `P` = 5 ms, `B = R / 200` = 250: `B / N` is
-//!   a quarter of a permit, so leases cannot batch and every grant is a script
-//!   (50 000/s, plus refusals), close to what one Redis core served here (≈ 9·10⁴
-//!   scripts/s). For leases of 20 permits each (0.05 scripts per permit) the burst must
-//!   be `B ≥ 20·N` = 20 000, which raises the over-admission bound to `(B + R·P) / R`
-//!   ≈ 40 % of a second's rate.
-//! - **What breaks first**: the one Redis core owning the limiter's slot (a Cluster
-//!   spreads *different* limiters, never one), at about 10⁵ scripts/s; before it, the
-//!   over-admission bound if the burst is raised to keep leases batching. The way past
-//!   both is fewer holders: one lease per host shared by its processes (a local
-//!   aggregator), so `N` counts hosts.
+//! The model, for `N` processes with leases of period `P`:
+//! - **Redis scripts per second**: `2N / P` for holders at their share, `8 / P` for each
+//!   one short of it (newcomers, for `5P / 8`): independent of `R`. Per granted permit:
+//!   `2N / (P·R)`. Each script reads the whole shares hash: `O(N)` work in Redis.
+//! - **Over-admission**: `B + R·t` in any window `t` (as one limiter), plus `R·δ` per
+//!   reallocation (`δ` the reply latency); over 1 s, `B / R` above `R`.
+//! - **At 1 000 processes**, `R` = 50 000/s, `P` = 1 s: 2 000 scripts/s (0.04 per granted
+//!   permit), each iterating 1 000 hash fields (about 2·10⁶ field reads per second: a
+//!   good part of one Redis core), a fair share of 50/s each. The burst must be at least
+//!   one permit per holder (`B ≥ N`, so `B` = 1 000 and an over-admission bound of
+//!   `B / R` = 2 % over 1 s), or holders beyond `B` get nothing until others go idle.
+//! - **What breaks first**: the `O(N)` renewal script on the one Redis core owning the
+//!   limiter's slot (`2N² / P` field reads per second: 2·10⁶ at `N` = 1 000, 8·10⁶ at
+//!   2 000), then the burst floor (`B ≥ N`, which raises the bound `B / R`). Longer
+//!   periods trade them for slower convergence (a newcomer waits about `5P / 8`); the
+//!   way past both is fewer holders: one lease per host shared by its processes, so `N`
+//!   counts hosts.
 //!
 //! # TLS, Cluster, your own client
 //! - **TLS**: `rediss://` URLs with the crate feature `redis-tls` (rustls with the ring

@@ -1,5 +1,5 @@
-//! The Lua scripts that Redis runs atomically: one per limiter acquire, one per circuit
-//! decision. Both read time from Redis (`TIME`), never from the calling host.
+//! The Lua scripts that Redis runs atomically: one per limiter acquire (or per renewal
+//! of a leased share), one per circuit decision. Both read time from Redis (`TIME`), never from the calling host.
 
 use std::sync::OnceLock;
 
@@ -48,57 +48,68 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat + 0.5), 'PX', ttl)
 return math.ceil(wait)
 ";
 
-/// GCRA with a lease: takes a batch of the bucket's credit for one process at once, or,
-/// when not even the permits asked for are there now, does what [`LIMITER`] does.
+/// A leased share of a limiter's rate (the max-min fair share of YouTube's Doorman):
+/// one holder's renewal.
 ///
-/// KEYS[1] the bucket, KEYS[2] the holders (a sorted set: one member per process with a
-/// live lease, scored by the lease's end, µs). ARGV: increment (ns), capacity (ns),
-/// max_wait (µs), ttl (ms; unused, the key's lifetime follows from the time it holds),
-/// wanted (ns of credit), holder id, lease period (µs). Returns `{leased, holders,
-/// reply}`: `leased` > 0 is the credit granted (µs, at least the increment, this call's
-/// permits included); else `reply` is [`LIMITER`]'s (`>= 0` granted after that many µs,
-/// `< 0` refused).
+/// KEYS[1] the shares: a hash with one field per holder (a process's id), its value
+/// `"rate burst want expiry"` (permits/s, permits, permits/s, µs on Redis's clock).
+/// ARGV: the limit's rate `R` and burst `B` (thousandths of a permit per second and of a
+/// permit), this holder's want (thousandths of a permit per second; `-1`: unknown, a
+/// newcomer, which wants all of `R`), the holder's id, the lease period (µs), the share
+/// the holder still holds (thousandths; `-1` when none is live). Returns `{rate, burst,
+/// holders, fair}` in thousandths (`fair`: the max-min fair share of `R` over the
+/// holders' wants, which `rate` reaches once the others have shrunk to theirs).
 ///
-/// A lease is at most the credit available now, and at most the capacity divided among
-/// the live holders (but never less than the permits asked for): a busy process cannot
-/// take the whole burst while others hold leases. The credit leaves the bucket when
-/// leased, so the bucket never grants more than GCRA allows; a lease only moves when
-/// the permits are spent, by at most its period.
-const LEASE: &str = r"
+/// Expired holders' shares are freed first. The holder's new share is its fair share,
+/// but only what the others do not hold (their shares stand until their own renewal or
+/// expiry), so the shares of the live holders never sum to more than `R` nor their
+/// bursts to more than `B`. The burst share is the rate share's fraction of `B`, at least
+/// one permit (a smaller one could never admit a call); a holder that cannot get one
+/// permit of burst gets nothing this time. A holder whose field is missing (Redis
+/// restarted, or its share lapsed) is re-admitted at most at the share it still holds.
+/// One hash per limiter, read whole: `O(holders)` per renewal.
+const SHARE: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
-local period = ARGV[7] + 0
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZADD', KEYS[2], now + period, ARGV[6])
-redis.call('PEXPIRE', KEYS[2], math.ceil(period / 1000) + 1)
-local holders = redis.call('ZCARD', KEYS[2])
-local tat = redis.call('GET', KEYS[1])
-if tat then
-  tat = tat + 0
-  if tat < now then tat = now end
-else
-  tat = now
-end
-local inc, cap = ARGV[1] / 1000, ARGV[2] / 1000
-local lease = math.floor(math.min(ARGV[5] / 1000, cap - (tat - now), math.max(cap / holders, inc)))
-if lease >= inc and lease >= 1 then
-  local new_tat = tat + lease
-  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-  return {lease, holders, 0}
-end
-local new_tat = tat + inc
-local wait = new_tat - cap - now
-if wait > 0 then
-  local max_wait = ARGV[3] + 0
-  if max_wait == 0 or (max_wait > 0 and wait > max_wait) then
-    return {0, holders, -math.ceil(wait)}
+local R, B = ARGV[1] / 1000, ARGV[2] / 1000
+local want = tonumber(ARGV[3])
+if want < 0 then want = R else want = want / 1000 end
+local me, period = ARGV[4], tonumber(ARGV[5])
+local all = redis.call('HGETALL', KEYS[1])
+local wants, others_r, others_b, mine = {want}, 0, 0, false
+for i = 1, #all, 2 do
+  if all[i] == me then
+    mine = true
+  else
+    local r, b, w, e = string.match(all[i + 1], '^(%S+) (%S+) (%S+) (%S+)$')
+    if e and tonumber(e) > now then
+      others_r, others_b = others_r + r, others_b + b
+      wants[#wants + 1] = tonumber(w)
+    else
+      redis.call('HDEL', KEYS[1], all[i])
+    end
   end
-else
-  wait = 0
 end
-redis.call('SET', KEYS[1], string.format('%d', new_tat + 0.5), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return {0, holders, math.ceil(wait)}
+table.sort(wants)
+local left, n, level = R, #wants, R
+for i, w in ipairs(wants) do
+  local even = left / (n - i + 1)
+  if w > even then level = even break end
+  left = left - w
+  level = math.huge
+end
+local fair = math.min(want, level)
+local rate = math.max(0, math.min(fair, R - others_r))
+local burst = 0
+if rate > 0 then burst = math.max(0, math.min(math.max(B * fair / R, 1), B - others_b)) end
+if not mine and tonumber(ARGV[6]) >= 0 then
+  rate, burst = math.min(rate, ARGV[6] / 1000), math.min(burst, ARGV[7] / 1000)
+end
+if burst < 1 or rate <= 0 then rate, burst = 0, 0 end
+redis.call('HSET', KEYS[1], me, string.format('%.17g %.17g %.17g %d', rate, burst, want, now + period))
+redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000) * 2 + 1)
+return {math.floor(rate * 1000), math.floor(burst * 1000), n, math.floor(fair * 1000)}
 ";
 
 /// Holds a GCRA bucket back: its theoretical arrival time moves to at least `now + ahead`
@@ -258,9 +269,9 @@ pub(crate) fn limiter() -> &'static Script {
     SCRIPT.get_or_init(|| Script::new(LIMITER))
 }
 
-pub(crate) fn lease() -> &'static Script {
+pub(crate) fn share() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(LEASE))
+    SCRIPT.get_or_init(|| Script::new(SHARE))
 }
 
 pub(crate) fn hold() -> &'static Script {

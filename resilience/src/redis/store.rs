@@ -1,6 +1,7 @@
 //! [`RedisStore`]: Redis as a [`StateStore`], and the `with_redis` constructors.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use super::RedisBackend;
 use super::breaker::RedisCircuit;
@@ -49,6 +50,15 @@ impl RedisStore {
         RedisStore { backend: None }
     }
 
+    /// The lease period of the store's backend (the process-wide one if configured
+    /// already; zero otherwise).
+    fn lease(&self) -> Duration {
+        match &self.backend {
+            Some(b) => b.config().lease(),
+            None => super::GLOBAL.load().as_ref().map(|b| b.config().lease()).unwrap_or_default(),
+        }
+    }
+
     fn handle(&self) -> BackendHandle {
         match &self.backend {
             Some(b) => BackendHandle::Given(Arc::clone(b)),
@@ -56,6 +66,11 @@ impl RedisStore {
         }
     }
 }
+
+/// The shortest refill interval of a Redis-backed limiter in exact mode (10 000 permits
+/// per second): Redis keeps the bucket's time in whole microseconds, so the rounding
+/// stays under 0.5 %. Leased shares have no such cap.
+const MIN_SHARED_INTERVAL: Duration = Duration::from_micros(100);
 
 /// The Redis backend of a config (`Local` becomes Redis failing open).
 fn redis_backend(backend: Backend) -> Backend {
@@ -81,7 +96,17 @@ impl StateStore for RedisStore {
         _name: &str,
         config: &RateLimitConfig,
     ) -> Result<Option<Arc<dyn SharedBucket>>, ConfigError> {
-        config.to_builder().backend(redis_backend(config.backend())).build()?;
+        let config = config.to_builder().backend(redis_backend(config.backend())).build()?;
+        // Exact mode keeps time in whole microseconds in Redis; leased shares do not.
+        let interval = config.rate().interval();
+        if interval < MIN_SHARED_INTERVAL && self.lease().is_zero() {
+            return Err(ConfigError::new(
+                "rate",
+                format!(
+                    "a Redis-backed limiter without leases keeps time in whole microseconds: at most 10 000 permits per second (got one per {interval:?}); leases (RedisConfigBuilder::lease) lift the cap for direct limiters"
+                ),
+            ));
+        }
         Ok(Some(Arc::new(RedisBucket::new(self.handle()))))
     }
 }
