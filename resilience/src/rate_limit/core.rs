@@ -12,7 +12,7 @@ use super::bucket::{Bucket, Limits, Params, Take};
 use super::config::{OnLimit, RateLimitConfig};
 use super::rate::Rate;
 use super::stats::{Tally, Totals};
-use crate::clock::{SharedClock, as_nanos};
+use crate::clock::{ClockRef, SharedClock, as_nanos};
 use crate::events::{EventKind, Hub, Interest, Layer};
 use crate::{ConfigError, Error};
 
@@ -31,7 +31,7 @@ pub(crate) enum Plan {
 
 pub(crate) struct Core {
     pub(crate) name: Arc<str>,
-    pub(crate) clock: SharedClock,
+    pub(crate) clock: ClockRef,
     pub(crate) params: Params,
     pub(crate) config: Mutex<RateLimitConfig>,
     pub(crate) totals: Totals,
@@ -59,7 +59,7 @@ impl Core {
     ) -> Core {
         Core {
             name,
-            clock,
+            clock: ClockRef::of(clock),
             params: Params::new(Limits::of(&config)),
             config: Mutex::new(config),
             totals,
@@ -92,7 +92,7 @@ impl Core {
         tally.granted();
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn now(&self) -> u64 {
         self.clock.now_nanos()
     }
