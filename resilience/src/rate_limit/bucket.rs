@@ -128,6 +128,26 @@ impl Bucket {
         }
     }
 
+    /// Takes `inc` nanoseconds' worth of permits if they are available now; otherwise
+    /// `Err(wait)`, nothing consumed. For a bucket that is never evicted (a direct
+    /// limiter's): no check for the eviction mark, and no precondition on `inc` (a cost
+    /// above the burst is always refused, since its wait is at least `inc - tau`).
+    #[inline(always)]
+    pub(crate) fn take_now(&self, now: u64, inc: u64, tau: u64) -> Result<(), u64> {
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            let new = tat.max(now).saturating_add(inc).min(MAX_TAT);
+            let wait = new.saturating_sub(now).saturating_sub(tau);
+            if wait > 0 {
+                return Err(wait);
+            }
+            match self.tat.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
     /// Gives back a reservation that set TAT to `tat`, if nobody reserved after it.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn give_back(&self, tat: u64, inc: u64) -> bool {
@@ -229,6 +249,19 @@ mod tests {
         assert_eq!(b.take(now, L.interval, L.tau, 0), Take::Denied { wait: 500 * MS });
         assert_eq!(b.available(now + 499 * MS, L), 0);
         assert_eq!(b.available(now + 500 * MS, L), 1);
+    }
+
+    #[test]
+    fn take_now_grants_the_burst_then_refuses_with_the_wait_and_never_a_cost_over_it() {
+        let b = Bucket::new();
+        let now = 10_000 * MS;
+        assert_eq!(b.take_now(now, L.tau + 1, L.tau), Err(1));
+        for _ in 0..4 {
+            assert_eq!(b.take_now(now, L.interval, L.tau), Ok(()));
+        }
+        assert_eq!(b.take_now(now, L.interval, L.tau), Err(500 * MS));
+        assert_eq!(b.take_now(now + 500 * MS, L.interval, L.tau), Ok(()));
+        assert_eq!(b.available(now + 500 * MS, L), 0);
     }
 
     #[test]
