@@ -359,6 +359,25 @@ mod loom_tests {
     }
 
     #[test]
+    fn loom_concurrent_take_now_never_exceeds_the_burst() {
+        loom::model(|| {
+            let b = Arc::new(Bucket::new());
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let b = b.clone();
+                    thread::spawn(move || b.take_now(NOW, L.interval, L.tau))
+                })
+                .collect();
+            let outcomes: Vec<Result<(), u64>> =
+                handles.into_iter().filter_map(|h| h.join().ok()).collect();
+            // Exactly the burst is granted; the refused call waits one interval.
+            assert_eq!(outcomes.iter().filter(|t| t.is_ok()).count(), 2, "{outcomes:?}");
+            assert!(outcomes.iter().all(|t| matches!(t, Ok(()) | Err(10))), "{outcomes:?}");
+            assert_eq!(b.tat.load(Ordering::Acquire), NOW + 20);
+        });
+    }
+
+    #[test]
     fn loom_give_back_races_a_later_reservation() {
         loom::model(|| {
             let b = Arc::new(Bucket::new());
