@@ -287,6 +287,68 @@ mod tests {
         assert_eq!(m.len(), 5_000);
     }
 
+    /// One step of the reference-model test.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Look a key up, inserting it if missing.
+        Touch(u16),
+        /// Keep the keys whose value is divisible by this.
+        Retain(u16),
+        /// Rebuild, keeping every entry.
+        Rebuild,
+        /// Forget everything.
+        Clear,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (0u16..3000).prop_map(Op::Touch),
+            1 => (1u16..8).prop_map(Op::Retain),
+            1 => Just(Op::Rebuild),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of lookups, sweeps, rebuilds and clears leaves the map holding
+        /// exactly what a `HashMap` holds after the same steps, each key with the very
+        /// value (the same `Arc`) inserted first, whichever generation it is in now.
+        #[test]
+        fn the_map_agrees_with_a_hash_map_across_rebuilds(
+            ops in proptest::collection::vec(op(), 1..400),
+        ) {
+            let m: KeyMap<u16, Arc<u16>> = KeyMap::new();
+            let mut model: std::collections::HashMap<u16, Arc<u16>> = Default::default();
+            for op in ops {
+                match op {
+                    Op::Touch(k) => {
+                        let existed = model.contains_key(&k);
+                        let (v, inserted) = m.get_or_insert(&k, || Arc::new(k), |_, v| Arc::clone(v));
+                        proptest::prop_assert_eq!(inserted, !existed, "key {}", k);
+                        let want = model.entry(k).or_insert_with(|| Arc::clone(&v));
+                        proptest::prop_assert!(Arc::ptr_eq(&v, want), "key {}: another value", k);
+                    }
+                    Op::Retain(d) => {
+                        let before = model.len();
+                        model.retain(|k, _| k % d == 0);
+                        proptest::prop_assert_eq!(m.retain(|k, _| k % d == 0), before - model.len());
+                    }
+                    Op::Rebuild => m.rebuild_now(),
+                    Op::Clear => {
+                        m.clear();
+                        model.clear();
+                    }
+                }
+                proptest::prop_assert_eq!(m.len(), model.len());
+            }
+            for (k, want) in &model {
+                let got = m.pinned(|p| p.get(k).cloned());
+                proptest::prop_assert!(got.is_some_and(|v| Arc::ptr_eq(&v, want)), "key {k}");
+            }
+        }
+    }
+
     #[test]
     fn clear_forgets_every_entry() {
         let m: KeyMap<String, Arc<u64>> = KeyMap::new();
