@@ -219,6 +219,56 @@ fn subject_rows(
     }
 }
 
+/// Keyed limiter groups on distinct keys whose two-thread throughput is compared with
+/// one thread's.
+const SCALING_GROUPS: [&str; 1] = ["limiter_keyed_1024keys"];
+
+/// The target: two threads on distinct keys make at least this many times the
+/// calls per second of one thread.
+const SCALING_TARGET: f64 = 1.6;
+
+/// The scaling table: for each of [`SCALING_GROUPS`], the calls per second of two threads
+/// (each on its own half of the keys) over those of one thread, `2 × t(1t) / t(2t)` (a
+/// two-thread group's time is the wall time for both threads to make one call each),
+/// for `resilience` and each peer measured in both groups.
+fn scaling_rows(s: &mut String, estimates: &[Estimate]) {
+    let median = |group: &str, function: &str| {
+        estimates.iter().find(|e| e.group == group && e.function == function).map(|e| e.median_ns)
+    };
+    let mut header = false;
+    for base in SCALING_GROUPS {
+        let (one, two) = (format!("{base}_1t"), format!("{base}_2t"));
+        for e in estimates.iter().filter(|e| e.group == one) {
+            let (Some(t1), Some(t2)) = (median(&one, &e.function), median(&two, &e.function))
+            else {
+                continue;
+            };
+            if !header {
+                let _ = writeln!(
+                    s,
+                    "\n| 2 threads on distinct keys | function | ops/s, 1 thread | ops/s, 2 threads | scaling | target | verdict |"
+                );
+                let _ = writeln!(s, "|---|---|---:|---:|---:|---|---|");
+                header = true;
+            }
+            let scaling = 2.0 * t1 / t2;
+            let (target, verdict) = if e.function == SUBJECT {
+                let ok = scaling >= SCALING_TARGET;
+                (format!("≥ {SCALING_TARGET:.2}×"), if ok { "met" } else { "MISSED" })
+            } else {
+                (String::new(), "")
+            };
+            let _ = writeln!(
+                s,
+                "| {base} | {} | {:.3e} | {:.3e} | {scaling:.2} | {target} | {verdict} |",
+                e.function,
+                1e9 / t1,
+                2e9 / t2,
+            );
+        }
+    }
+}
+
 /// The markdown tables: timings (one row per peer, with the ratio and target) and memory.
 pub fn render(estimates: &[Estimate], memory: &[MemoryRow]) -> String {
     let mut groups: BTreeMap<&str, Vec<&Estimate>> = BTreeMap::new();
@@ -246,6 +296,7 @@ pub fn render(estimates: &[Estimate], memory: &[MemoryRow]) -> String {
             }
         }
     }
+    scaling_rows(&mut s, estimates);
     if !memory.is_empty() {
         let _ = writeln!(s, "\n| memory | resilience (bytes) | peer | peer (bytes) | ratio |");
         let _ = writeln!(s, "|---|---:|---|---:|---:|");
@@ -293,6 +344,27 @@ mod tests {
             t.contains(
                 "| breaker_closed_1t | | atomic_increment | 2.0 | 3.00 | ≤ 2.00× | MISSED |"
             ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn keyed_two_thread_scaling_is_throughput_over_one_thread() {
+        let rows = [
+            est("limiter_keyed_1024keys_1t", "resilience", 20.0),
+            est("limiter_keyed_1024keys_2t", "resilience", 20.0),
+            est("limiter_keyed_1024keys_1t", "governor", 30.0),
+            est("limiter_keyed_1024keys_2t", "governor", 40.0),
+        ];
+        let t = render(&rows, &[]);
+        assert!(
+            t.contains(
+                "| limiter_keyed_1024keys | resilience | 5.000e7 | 1.000e8 | 2.00 | ≥ 1.60× | met |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| limiter_keyed_1024keys | governor | 3.333e7 | 5.000e7 | 1.50 |  |  |"),
             "{t}"
         );
     }

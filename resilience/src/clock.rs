@@ -125,7 +125,86 @@ pub(crate) fn default_clock_ref() -> &'static SharedClock {
 /// The fast clock: production builds with the `quanta` feature.
 #[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
 fn initial_default() -> SharedClock {
-    Arc::new(QuantaClock::new())
+    Arc::new(default_quanta().clone())
+}
+
+/// The `QuantaClock` behind the initial default clock (its clones read the same time).
+#[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+fn default_quanta() -> &'static QuantaClock {
+    static QUANTA: OnceLock<QuantaClock> = OnceLock::new();
+    QUANTA.get_or_init(QuantaClock::new)
+}
+
+/// The clock a rate limiter reads on every call: the initial default [`QuantaClock`]
+/// read directly (inlined, no dynamic call), or any other clock through its trait object.
+/// The two read the same time: the first is only a faster path to the same clock.
+#[derive(Clone)]
+pub(crate) enum ClockRef {
+    /// The process's initial default clock.
+    #[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+    Quanta(&'static QuantaClock),
+    /// Any other clock.
+    Dyn(SharedClock),
+}
+
+impl fmt::Debug for ClockRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+            ClockRef::Quanta(q) => q.fmt(f),
+            ClockRef::Dyn(c) => c.fmt(f),
+        }
+    }
+}
+
+impl ClockRef {
+    /// `clock`, read directly when it is the initial default `QuantaClock`.
+    pub(crate) fn of(clock: SharedClock) -> ClockRef {
+        #[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+        if !CHOSEN.load(std::sync::atomic::Ordering::Relaxed)
+            && Arc::ptr_eq(&clock, default_clock_ref())
+        {
+            return ClockRef::Quanta(default_quanta());
+        }
+        ClockRef::Dyn(clock)
+    }
+
+    /// [`Clock::now_nanos`].
+    #[inline(always)]
+    pub(crate) fn now_nanos(&self) -> u64 {
+        match self {
+            #[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+            ClockRef::Quanta(q) => q.now_nanos(),
+            ClockRef::Dyn(c) => c.now_nanos(),
+        }
+    }
+
+    /// [`Clock::now`].
+    pub(crate) fn now(&self) -> Duration {
+        match self {
+            #[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+            ClockRef::Quanta(q) => q.now(),
+            ClockRef::Dyn(c) => c.now(),
+        }
+    }
+
+    /// [`Clock::sleep`].
+    pub(crate) fn sleep(&self, duration: Duration) {
+        match self {
+            #[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+            ClockRef::Quanta(q) => q.sleep(duration),
+            ClockRef::Dyn(c) => c.sleep(duration),
+        }
+    }
+
+    /// [`Clock::wall_now`].
+    pub(crate) fn wall_now(&self) -> SystemTime {
+        match self {
+            #[cfg(all(feature = "quanta", not(any(test, feature = "test-util"))))]
+            ClockRef::Quanta(q) => q.wall_now(),
+            ClockRef::Dyn(c) => c.wall_now(),
+        }
+    }
 }
 
 /// The clock that follows tokio's paused clock: the `test-util` feature, this crate's

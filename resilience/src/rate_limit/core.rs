@@ -12,7 +12,7 @@ use super::bucket::{Bucket, Limits, Params, Take};
 use super::config::{OnLimit, RateLimitConfig};
 use super::rate::Rate;
 use super::stats::{Tally, Totals};
-use crate::clock::{SharedClock, as_nanos};
+use crate::clock::{ClockRef, SharedClock, as_nanos};
 use crate::events::{EventKind, Hub, Interest, Layer};
 use crate::{ConfigError, Error};
 
@@ -31,7 +31,7 @@ pub(crate) enum Plan {
 
 pub(crate) struct Core {
     pub(crate) name: Arc<str>,
-    pub(crate) clock: SharedClock,
+    pub(crate) clock: ClockRef,
     pub(crate) params: Params,
     pub(crate) config: Mutex<RateLimitConfig>,
     pub(crate) totals: Totals,
@@ -59,7 +59,7 @@ impl Core {
     ) -> Core {
         Core {
             name,
-            clock,
+            clock: ClockRef::of(clock),
             params: Params::new(Limits::of(&config)),
             config: Mutex::new(config),
             totals,
@@ -92,16 +92,16 @@ impl Core {
         tally.granted();
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn now(&self) -> u64 {
         self.clock.now_nanos()
     }
 
-    /// The hot path of `try_acquire`: takes `cost` permits if they are available now.
-    /// `Ok` when granted (and counted); `Err(Some(wait))` when the bucket would have to
-    /// refill for `wait` nanoseconds (nothing consumed, nothing counted); `Err(None)` when
-    /// the call needs [`plan`](Self::plan) (a zero cost, a cost above the burst, an
-    /// evicted bucket).
+    /// The hot path of `try_acquire` on a direct limiter's bucket (never evicted): takes
+    /// `cost` permits if they are available now. `Ok` when granted (and counted);
+    /// `Err(Some(wait))` when the bucket would have to refill for `wait` nanoseconds
+    /// (nothing consumed, nothing counted); `Err(None)` when the call needs
+    /// [`plan`](Self::plan) (a zero cost, a cost above the burst).
     #[inline(always)]
     pub(crate) fn take_now(
         &self,
@@ -114,16 +114,14 @@ impl Core {
         }
         let l = self.params.load();
         let inc = l.cost(cost);
-        if inc > l.tau {
-            return Err(None);
-        }
-        match bucket.take(self.now(), inc, l.tau, 0) {
-            Take::Granted { .. } => {
+        // A cost above the burst is always refused by the bucket: told apart only then.
+        match bucket.take_now(self.now(), inc, l.tau) {
+            Ok(()) => {
                 self.granted(tally);
                 Ok(())
             }
-            Take::Denied { wait } => Err(Some(wait)),
-            Take::Evicted => Err(None),
+            Err(_) if inc > l.tau => Err(None),
+            Err(wait) => Err(Some(wait)),
         }
     }
 

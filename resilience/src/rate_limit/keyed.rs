@@ -11,6 +11,7 @@ use super::bucket::Bucket;
 use super::config::RateLimitConfig;
 use super::core::{Core, Plan};
 use super::headers::{Parsed, SyncReport};
+use super::keymap::{KeyMap, Pinned};
 use super::rate::Rate;
 use super::shared::{Hold, May, Remote, SharedLimit};
 use super::stats::{Counters, RateLimiterStats, Tally, Totals};
@@ -20,11 +21,6 @@ use crate::{ConfigError, Error};
 
 /// The map length below which no amortised sweep runs.
 const MIN_SWEEP: usize = 1024;
-
-/// The keys' hasher: foldhash, seeded per map from process randomness. Several times
-/// faster than SipHash on short keys (host names, tenant ids), and still keyed, so an
-/// outsider cannot choose colliding keys without knowing the seed.
-type KeyHasher = foldhash::fast::RandomState;
 
 #[derive(Debug)]
 struct KeyBucket {
@@ -44,7 +40,10 @@ enum Decided {
 /// Memory stays bounded without help: a bucket that has been full for `idle_timeout`
 /// is identical to a fresh one, so it is dropped. Inserting new keys triggers a sweep
 /// each time the map doubles past 1024 entries (amortised O(1) per insert);
-/// [`evict_idle`](Self::evict_idle) sweeps on demand. Looking up an existing key by a
+/// [`evict_idle`](Self::evict_idle) sweeps on demand. A sweep that leaves at most a
+/// quarter of the most keys the map has held moves the live buckets to a right-sized
+/// table and gives the old one back (calls never wait for it; a new key's first call
+/// may wait for the copy). Looking up an existing key by a
 /// borrowed form (`&str` for `String` keys) allocates nothing.
 ///
 /// ```
@@ -63,7 +62,7 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
     core: Core,
-    map: papaya::HashMap<K, Arc<KeyBucket>, KeyHasher>,
+    map: KeyMap<K, Arc<KeyBucket>>,
     sweep_at: AtomicUsize,
     /// The buckets in a state store (`Backend::Redis`, or `with_store`).
     remote: Option<Box<SharedLimit>>,
@@ -112,7 +111,7 @@ where
         KeyedRateLimiter {
             remote: SharedLimit::for_config(&name, &config).map(Box::new),
             core: Core::keyed(name, config, clock),
-            map: papaya::HashMap::with_hasher(KeyHasher::default()),
+            map: KeyMap::new(),
             sweep_at: AtomicUsize::new(MIN_SWEEP),
         }
     }
@@ -131,7 +130,7 @@ where
         Ok(KeyedRateLimiter {
             remote: SharedLimit::in_store(store, &name, &config)?.map(Box::new),
             core: Core::keyed(name, config, default_clock()),
-            map: papaya::HashMap::with_hasher(KeyHasher::default()),
+            map: KeyMap::new(),
             sweep_at: AtomicUsize::new(MIN_SWEEP),
         })
     }
@@ -169,25 +168,24 @@ where
         self.core.config()
     }
 
-    /// The bucket of `key`, inserted (full) if missing.
-    fn lookup<'g, Q, G>(
+    /// Runs `f` on the bucket of `key`, inserted (full) if missing, and the pinned map
+    /// that holds it.
+    #[inline]
+    fn with_bucket<Q, R>(
         &self,
-        map: &'g papaya::HashMapRef<'_, K, Arc<KeyBucket>, KeyHasher, G>,
         key: &Q,
-    ) -> &'g Arc<KeyBucket>
+        f: impl FnOnce(&Pinned<'_, K, Arc<KeyBucket>>, &Arc<KeyBucket>) -> R,
+    ) -> R
     where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
         K: Borrow<Q>,
-        G: papaya::Guard,
     {
-        if let Some(kb) = map.get(key) {
-            return kb;
+        let fresh = || Arc::new(KeyBucket { bucket: Bucket::new(), counters: Counters::default() });
+        let (r, inserted) = self.map.get_or_insert(key, fresh, f);
+        if inserted {
+            self.maybe_sweep();
         }
-        let kb = map.get_or_insert_with(key.to_owned(), || {
-            Arc::new(KeyBucket { bucket: Bucket::new(), counters: Counters::default() })
-        });
-        self.maybe_sweep();
-        kb
+        r
     }
 
     /// Amortised eviction: sweeps when the map has grown to the threshold, then sets the
@@ -218,12 +216,7 @@ where
     pub fn evict_idle(&self) -> usize {
         let idle = as_nanos(self.core.config.lock().idle_timeout());
         let now = self.core.now();
-        let mut removed = 0;
-        self.map.pin().retain(|_, kb| {
-            let evict = kb.bucket.try_evict(now, idle);
-            removed += usize::from(evict);
-            !evict
-        });
+        let removed = self.map.retain(|_, kb| !kb.bucket.try_evict(now, idle));
         if removed > 0 {
             tracing::debug!(name = %self.core.name, removed, "rate limit: evicted idle keys");
         }
@@ -236,19 +229,23 @@ where
         K: Borrow<Q>,
     {
         loop {
-            let map = self.map.pin();
-            let kb = self.lookup(&map, key);
-            let t = tally(kb, &self.core.totals);
-            match self.core.plan(&kb.bucket, t, cost, may_wait, Some(&key)) {
-                Plan::Go => return Decided::Done(Ok(())),
-                Plan::Reject(e) => return Decided::Done(Err(e)),
-                Plan::Sleep { wait, tat, inc } => {
-                    return Decided::Sleep { kb: Arc::clone(kb), wait, tat, inc };
+            let decided = self.with_bucket(key, |map, kb| {
+                let t = tally(kb, &self.core.totals);
+                match self.core.plan(&kb.bucket, t, cost, may_wait, Some(&key)) {
+                    Plan::Go => Some(Decided::Done(Ok(()))),
+                    Plan::Reject(e) => Some(Decided::Done(Err(e))),
+                    Plan::Sleep { wait, tat, inc } => {
+                        Some(Decided::Sleep { kb: Arc::clone(kb), wait, tat, inc })
+                    }
+                    Plan::Evicted => {
+                        // Swept under our feet: drop the stale entry if still there, retry.
+                        let _ = map.remove_if(key, |_, v| Arc::ptr_eq(v, kb));
+                        None
+                    }
                 }
-                Plan::Evicted => {
-                    // Swept under our feet: drop the stale entry if still there, retry.
-                    let _ = map.remove_if(key, |_, v| Arc::ptr_eq(v, kb));
-                }
+            });
+            if let Some(decided) = decided {
+                return decided;
             }
         }
     }
@@ -323,10 +320,10 @@ where
         K: Borrow<Q>,
     {
         let l = self.core.params.load();
-        match self.map.pin().get(key) {
+        self.map.pinned(|map| match map.get(key) {
             Some(kb) => kb.bucket.available(self.core.now(), l),
             None => l.burst(),
-        }
+        })
     }
 
     /// Grants nothing to `key` before clock time `at`; see
@@ -338,11 +335,7 @@ where
         K: Borrow<Q>,
     {
         let now = self.core.now();
-        {
-            let map = self.map.pin();
-            let kb = self.lookup(&map, key);
-            self.core.pause_at(&kb.bucket, now, as_nanos(at));
-        }
+        self.with_bucket(key, |_, kb| self.core.pause_at(&kb.bucket, now, as_nanos(at)));
         self.pause_shared(key, Duration::from_nanos(as_nanos(at).saturating_sub(now)));
     }
 
@@ -353,11 +346,7 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
         K: Borrow<Q>,
     {
-        {
-            let map = self.map.pin();
-            let kb = self.lookup(&map, key);
-            self.core.pause_for(&kb.bucket, d);
-        }
+        self.with_bucket(key, |_, kb| self.core.pause_for(&kb.bucket, d));
         self.pause_shared(key, d);
     }
 
@@ -382,11 +371,8 @@ where
         K: Borrow<Q>,
     {
         let parsed = Parsed::read(headers, self.core.clock.wall_now());
-        let report = {
-            let map = self.map.pin();
-            let kb = self.lookup(&map, key);
-            self.core.apply_headers(&kb.bucket, parsed, None)
-        };
+        let report =
+            self.with_bucket(key, |_, kb| self.core.apply_headers(&kb.bucket, parsed, None));
         if let Some(remote) = &self.remote {
             remote.sync_report(&self.core, Some(&key), &report);
         }
@@ -404,9 +390,11 @@ where
     pub fn reconfigure(&self, config: RateLimitConfig) {
         let now = self.core.now();
         self.core.install(config, |old, new| {
-            for kb in self.map.pin().values() {
-                kb.bucket.rescale(now, old, new);
-            }
+            self.map.pinned(|map| {
+                for kb in map.values() {
+                    kb.bucket.rescale(now, old, new);
+                }
+            });
         });
     }
 
@@ -417,7 +405,7 @@ where
 
     /// Whether no key is in memory.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 
     fn snapshot(
@@ -457,8 +445,7 @@ where
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
         K: Borrow<Q>,
     {
-        let map = self.map.pin();
-        match map.get(key) {
+        self.map.pinned(|map| match map.get(key) {
             Some(kb) => {
                 let l = self.core.params.load();
                 let available = kb.bucket.available(self.core.now(), l);
@@ -466,12 +453,12 @@ where
                 self.snapshot(available, &kb.counters, granted, None)
             }
             None => self.snapshot(self.core.params.load().burst(), &Counters::default(), 0, None),
-        }
+        })
     }
 
     /// Forgets every key and zeroes the counters.
     pub fn reset(&self) {
-        self.map.pin().clear();
+        self.map.clear();
         self.core.totals.reset();
         self.sweep_at.store(MIN_SWEEP, Ordering::Release);
     }
@@ -597,6 +584,77 @@ mod tests {
         assert_eq!(l.try_acquire(&8, 1), Ok(()));
         l.reset();
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn no_grant_is_lost_or_doubled_across_map_rebuilds() {
+        // A frozen clock: each key grants exactly its burst, whichever map generation the
+        // calls find, while another thread keeps swapping the map for a fresh copy.
+        const KEYS: u64 = 64;
+        const BURST: u32 = 5;
+        let clock = ManualClock::new();
+        let config = RateLimitConfig::builder()
+            .per_second(1)
+            .burst(BURST)
+            .on_limit(OnLimit::Reject)
+            .build()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let l: KeyedRateLimiter<u64> = KeyedRateLimiter::with_clock("r", config, clock.shared());
+        let granted = std::sync::atomic::AtomicU64::new(0);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let takers: Vec<_> = (0..3)
+                .map(|t| {
+                    let (l, granted) = (&l, &granted);
+                    s.spawn(move || {
+                        for round in 0..20 {
+                            for i in 0..KEYS {
+                                // New keys keep arriving while the map is being swapped.
+                                let key = (i * 7 + t + round) % KEYS;
+                                if l.try_acquire(&key, 1).is_ok() {
+                                    granted.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let (l, done) = (&l, &done);
+            s.spawn(move || {
+                let mut rebuilds = 0;
+                while !done.load(Ordering::Acquire) || rebuilds < 10 {
+                    l.map.rebuild_now();
+                    rebuilds += 1;
+                }
+            });
+            for t in takers {
+                let _ = t.join();
+            }
+            done.store(true, Ordering::Release);
+        });
+        assert_eq!(granted.into_inner(), KEYS * u64::from(BURST));
+        assert_eq!(l.len(), usize::try_from(KEYS).unwrap_or(usize::MAX));
+        for key in 0..KEYS {
+            assert_eq!(l.stats_for(&key).granted, u64::from(BURST), "key {key}");
+            assert!(l.try_acquire(&key, 1).is_err());
+        }
+    }
+
+    #[test]
+    fn evicting_most_keys_moves_the_rest_to_a_fresh_map() {
+        let (l, clock) = keyed(2, OnLimit::Reject);
+        for i in 0..4_000 {
+            assert_eq!(l.try_acquire(format!("old-{i}").as_str(), 2), Ok(()));
+        }
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(l.try_acquire("live", 2), Ok(()));
+        let before = l.map.generation();
+        assert_eq!(l.evict_idle(), 4_000);
+        assert_ne!(l.map.generation(), before, "the map was rebuilt");
+        assert_eq!(l.len(), 1);
+        // The live key kept its empty bucket through the move.
+        assert!(l.try_acquire("live", 1).is_err());
+        assert_eq!(l.stats().granted, 4_001);
     }
 
     #[test]

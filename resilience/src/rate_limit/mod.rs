@@ -35,6 +35,7 @@ pub(crate) mod core;
 pub mod graphql;
 pub mod headers;
 mod keyed;
+mod keymap;
 mod limiter;
 mod rate;
 mod shared;
