@@ -32,7 +32,9 @@ pub use crate::config::Value;
 pub use crate::hedge::Hedge;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
-pub use crate::trace::{CallSite, attempt, attempt_async, fallback_used, traced, traced_async};
+pub use crate::trace::{
+    CallSite, attempt, attempt_async, fallback_used, traced, traced_async, traced_then,
+};
 
 /// The keyed breaker the attributes use (not public API).
 pub type KeyedCircuitBreaker = crate::circuit::KeyedCircuitBreaker<String>;

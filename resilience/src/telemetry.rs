@@ -37,6 +37,7 @@ pub(crate) const SPANS: u8 = 1;
 /// An observer of the process default hub wants whole calls.
 pub(crate) const CALLS: u8 = 2;
 /// The metrics count whole calls and retries.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) const METRICS: u8 = 4;
 /// The span's mirror callsite is not registered with `tracing` yet.
 pub(crate) const UNREGISTERED: u8 = 8;

@@ -151,6 +151,22 @@ pub fn traced<T, E>(
     traced_slow(site, owner, listening, body)
 }
 
+/// [`traced`], then `finish` on the result (not public API): on the bare path the body's
+/// result goes to `finish` directly, not through the observed path's return slot.
+#[inline(always)]
+pub fn traced_then<T, E, R>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+    finish: impl FnOnce(Result<T, Fault<E>>) -> R,
+) -> R {
+    let listening = telemetry::word();
+    if listening == 0 {
+        return finish(body());
+    }
+    finish(traced_slow(site, owner, listening, body))
+}
+
 #[inline(never)]
 fn traced_slow<T, E>(
     site: &'static CallSite,
