@@ -6,8 +6,9 @@
 //! Each source keeps its own bit current, the way `tracing` keeps a callsite's cached
 //! `Interest`:
 //!
-//! - [`SPANS`]: a callsite of this module with the metadata of the `resilience.call` span
-//!   is registered with `tracing` on the first call. `tracing` asks every dispatcher about
+//! - [`SPANS`] (and [`ATTEMPT_SPANS`] for the `resilience.attempt` span): a callsite of
+//!   this module with the metadata of the `resilience.call` span is registered with
+//!   `tracing` on the first call. `tracing` asks every dispatcher about
 //!   it, and asks again whenever its interest cache is rebuilt (a global default set, a
 //!   scoped default created, `rebuild_interest_cache`), so the bit is set while some
 //!   dispatcher might record the span. Until that first registration the word carries
@@ -39,8 +40,10 @@ pub(crate) const CALLS: u8 = 2;
 /// The metrics count whole calls and retries.
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) const METRICS: u8 = 4;
-/// The span's mirror callsite is not registered with `tracing` yet.
+/// The spans' mirror callsites are not registered with `tracing` yet.
 pub(crate) const UNREGISTERED: u8 = 8;
+/// Some dispatcher may record the `resilience.attempt` span of a retried call.
+pub(crate) const ATTEMPT_SPANS: u8 = 16;
 
 static WORD: AtomicU8 = AtomicU8::new(UNREGISTERED);
 
@@ -60,48 +63,67 @@ pub(crate) fn set(bit: u8, on: bool) {
     }
 }
 
-/// Registers the span's mirror callsite with `tracing` (once; [`SPANS`] is current from
-/// then on) and returns the word.
+/// Registers the spans' mirror callsites with `tracing` (once; [`SPANS`] and
+/// [`ATTEMPT_SPANS`] are current from then on) and returns the word.
 #[cold]
 #[inline(never)]
 pub(crate) fn register() -> u8 {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        tracing_core::callsite::register(&MIRROR);
+        tracing_core::callsite::register(&CALL);
+        tracing_core::callsite::register(&ATTEMPT);
         set(UNREGISTERED, false);
     });
     word()
 }
 
-/// A callsite with the `resilience.call` span's metadata, whose interest `tracing` keeps
-/// in [`SPANS`].
-struct Mirror;
+/// A callsite with a span's metadata, whose interest `tracing` keeps in `bit`.
+struct Mirror {
+    bit: u8,
+    meta: &'static Metadata<'static>,
+}
 
-static MIRROR: Mirror = Mirror;
+impl Callsite for Mirror {
+    fn set_interest(&self, interest: Interest) {
+        set(self.bit, !interest.is_never());
+    }
+
+    fn metadata(&self) -> &Metadata<'_> {
+        self.meta
+    }
+}
+
+static CALL: Mirror = Mirror { bit: SPANS, meta: &CALL_META };
 
 /// The fields of the `resilience.call` span (`trace::CallSite::span`), in its order.
-static FIELDS: &[&str] = &["name", "layers", "error.type", "otel.status_code"];
+static CALL_FIELDS: &[&str] = &["name", "layers", "error.type", "otel.status_code"];
 
-static META: Metadata<'static> = Metadata::new(
+static CALL_META: Metadata<'static> = Metadata::new(
     "resilience.call",
     "resilience",
     Level::INFO,
     Some(file!()),
     Some(line!()),
     Some(module_path!()),
-    FieldSet::new(FIELDS, Identifier(&MIRROR)),
+    FieldSet::new(CALL_FIELDS, Identifier(&CALL)),
     Kind::SPAN,
 );
 
-impl Callsite for Mirror {
-    fn set_interest(&self, interest: Interest) {
-        set(SPANS, !interest.is_never());
-    }
+static ATTEMPT: Mirror = Mirror { bit: ATTEMPT_SPANS, meta: &ATTEMPT_META };
 
-    fn metadata(&self) -> &Metadata<'_> {
-        &META
-    }
-}
+/// The fields of the `resilience.attempt` span (`trace::attempt_span`), in its order.
+static ATTEMPT_FIELDS: &[&str] = &["attempt", "error.type", "otel.status_code"];
+
+static ATTEMPT_META: Metadata<'static> = Metadata::new(
+    "resilience.attempt",
+    "resilience",
+    Level::INFO,
+    Some(file!()),
+    Some(line!()),
+    Some(module_path!()),
+    FieldSet::new(ATTEMPT_FIELDS, Identifier(&ATTEMPT)),
+    Kind::SPAN,
+);
 
 #[cfg(all(test, feature = "macros"))]
 mod tests {
@@ -130,19 +152,22 @@ mod tests {
     }
 
     #[test]
-    fn the_mirror_has_the_metadata_of_the_call_span() {
+    fn the_mirrors_have_the_metadata_of_the_spans() {
         let keep = std::sync::Arc::new(Keep::default());
         tracing::subscriber::with_default(keep.clone(), || {
             let site = crate::trace::CallSite::new("f", "retry");
             drop(site.span("f"));
+            drop(crate::trace::attempt_span_of(1));
         });
         let spans = keep.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let [span] = spans.as_slice() else { panic!("one span, got {}", spans.len()) };
-        assert_eq!(span.name(), META.name());
-        assert_eq!(span.target(), META.target());
-        assert_eq!(span.level(), META.level());
-        assert!(span.is_span() && META.is_span());
+        let [call, attempt] = spans.as_slice() else { panic!("two spans, got {}", spans.len()) };
         let fields = |m: &Metadata<'_>| m.fields().iter().map(|f| f.name()).collect::<Vec<_>>();
-        assert_eq!(fields(span), fields(&META));
+        for (span, mirror) in [(call, &CALL_META), (attempt, &ATTEMPT_META)] {
+            assert_eq!(span.name(), mirror.name());
+            assert_eq!(span.target(), mirror.target());
+            assert_eq!(span.level(), mirror.level());
+            assert!(span.is_span() && mirror.is_span());
+            assert_eq!(fields(span), fields(mirror));
+        }
     }
 }

@@ -266,9 +266,20 @@ impl<T, E, F: Future<Output = Result<T, Fault<E>>>> Future for Traced<F> {
     }
 }
 
-/// The span of attempt `attempt` (1-based) of a retried call (not public API).
+/// The span of attempt `attempt` (1-based) of a retried call (not public API): a
+/// disabled one, without asking `tracing`, when no dispatcher may record it.
 #[inline(always)]
 pub(crate) fn attempt_span(attempt: u32) -> Span {
+    if telemetry::word() & (telemetry::ATTEMPT_SPANS | telemetry::UNREGISTERED) == 0 {
+        return Span::none();
+    }
+    attempt_span_of(attempt)
+}
+
+/// The span of attempt `attempt`. Its metadata is the mirror callsite's in
+/// `crate::telemetry` (checked by a test there): keep the two alike.
+#[inline(always)]
+pub(crate) fn attempt_span_of(attempt: u32) -> Span {
     tracing::span!(
         target: "resilience",
         Level::INFO,
