@@ -21,7 +21,9 @@
 //! library call: the floor of every path above); with `PROBE_QUANTA=1` the default clock is
 //! `QuantaClock` (under valgrind quanta may fall back to `clock_gettime`, as valgrind's
 //! CPU model does not advertise an invariant TSC; compare such counts with care); with
-//! `PROBE_METRICS=1`, `resilience::metrics` is installed on the Prometheus recorder.
+//! `PROBE_METRICS=1`, `resilience::metrics` is installed on the Prometheus recorder; with
+//! `PROBE_FILTERED=1`, the global `tracing` subscriber is one that filters every span of
+//! target `resilience` out (the call should cost what it costs with no subscriber).
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -103,6 +105,33 @@ where
     hot(n, || tower_call(&mut svc).is_some_and(|r| r.is_ok()));
 }
 
+/// A subscriber that records nothing of target `resilience` (and nothing else either).
+struct FiltersOut;
+
+impl tracing::Subscriber for FiltersOut {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if self.enabled(metadata) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() != "resilience" && metadata.target().starts_with("app")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 /// The measured loop (callgrind counts only inside it).
 #[inline(never)]
 fn hot<R>(n: u64, mut f: impl FnMut() -> R) {
@@ -119,6 +148,9 @@ fn main() {
         let _ = resilience::clock::set_default_clock(std::sync::Arc::new(
             resilience::clock::QuantaClock::new(),
         ));
+    }
+    if std::env::var_os("PROBE_FILTERED").is_some() {
+        let _ = tracing::subscriber::set_global_default(FiltersOut);
     }
     if std::env::var_os("PROBE_METRICS").is_some() {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -111,7 +111,7 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
         _ => (Vec::new(), body),
     };
 
-    let finish = finish(&ctx, stack, value_mode);
+    let (finish, finisher) = finish(&ctx, stack, value_mode);
     let inner = innermost(&ctx, &body, value_mode);
     let is_async = info.is_async();
 
@@ -152,17 +152,20 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
         .join(",");
     let call_site = quote!(static #call: #p::CallSite = #p::CallSite::new(#name, #layers););
     let owner = if ctx.is_method() { quote!(#p::owner_of::<Self>) } else { quote!(#p::no_owner) };
-    let run = if is_async {
-        quote!(let #result = #p::traced_async(&#call, #owner, #pipeline).await;)
-    } else {
-        quote!(let #result = #p::traced(&#call, #owner, || #pipeline);)
+    let run = match (is_async, finisher) {
+        (true, _) => {
+            quote!(let #result = #p::traced_async(&#call, #owner, #pipeline).await; #finish)
+        }
+        // Without a fallback, the sync call hands its result straight to the finisher: on
+        // the bare path it becomes the return value without a copy in between.
+        (false, Some(finisher)) => quote!(#p::traced_then(&#call, #owner, || #pipeline, #finisher)),
+        (false, None) => quote!(let #result = #p::traced(&#call, #owner, || #pipeline); #finish),
     };
     let new_body = quote!({
         #(#hoisted)*
         #call_site
         #top
         #run
-        #finish
     });
 
     let block: Block = match async_block {
@@ -295,8 +298,9 @@ fn innermost(ctx: &Ctx<'_>, body: &Block, value_mode: bool) -> TokenStream {
     }
 }
 
-/// How the pipeline's `Result<T, Fault<E>>` becomes the function's return value.
-fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
+/// How the pipeline's `Result<T, Fault<E>>` becomes the function's return value, and,
+/// without a fallback, the finisher alone (the function the first applies to it).
+fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> (TokenStream, Option<TokenStream>) {
     let p = &ctx.p;
     let result = ident("result", 0);
     // `#[fallback(handler, on = ..)]`, or a circuit breaker's `fallback = ..` (open
@@ -310,12 +314,10 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
     // Spanned at the return type: a missing `From<resilience::Error>` is reported there.
     // `finisher::<R>()` takes no argument, so a missing `From<resilience::Error>` (or a
     // return type that is not a `Result`) is reported at the user's return type.
-    let finish = |value: &syn::Ident| {
-        let finisher = quote_spanned!(ctx.info.ret_span=> #p::finisher::<#ret>());
-        quote!((#finisher)(#value))
-    };
+    let finisher = quote_spanned!(ctx.info.ret_span=> #p::finisher::<#ret>());
+    let finish = |value: &syn::Ident| quote!((#finisher)(#value));
     let Some(fallback) = fallback else {
-        return finish(&result);
+        return (finish(&result), Some(quote!((#finisher))));
     };
     let args = ctx.info.args.iter().map(|a| match a {
         ArgName::SelfValue { span, .. } => quote_spanned!(*span=> self),
@@ -344,7 +346,7 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
     let site = item_ident("CALL", 0);
     let owner = if ctx.is_method() { quote!(#p::owner_of::<Self>) } else { quote!(#p::no_owner) };
     let call = quote!({ #p::fallback_used(&#site, #owner, #rejected); #call });
-    if value_mode {
+    let finish = if value_mode {
         quote!(match #p::value_or_fallback(#result) {
             #p::Outcome::Done(#done) => #done,
             #p::Outcome::Fallback(#rejected) => #call,
@@ -364,7 +366,8 @@ fn finish(ctx: &Ctx<'_>, stack: &Stack, value_mode: bool) -> TokenStream {
             #p::Outcome::Done(#done) => #finish_done,
             #p::Outcome::Fallback(#rejected) => #call,
         })
-    }
+    };
+    (finish, None)
 }
 
 /// `tokens` located at `span` (resolving as before: `mixed_site` hygiene), so that an

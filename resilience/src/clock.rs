@@ -245,17 +245,17 @@ pub fn set_default_clock(clock: SharedClock) -> Result<(), SharedClock> {
 static CHOSEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The cheapest reading of time for a duration measured in-process (the metrics'
-/// whole-call histogram): the default clock when [`set_default_clock`] chose one, else
-/// [`QuantaClock`] with the `quanta` feature, else the default clock.
+/// whole-call histogram), in nanoseconds: the default clock when [`set_default_clock`]
+/// chose one, else [`QuantaClock`] with the `quanta` feature, else the default clock.
 #[cfg(feature = "metrics")]
 #[inline]
-pub(crate) fn cheap_now() -> Duration {
+pub(crate) fn cheap_now_nanos() -> u64 {
     #[cfg(feature = "quanta")]
     if !CHOSEN.load(std::sync::atomic::Ordering::Relaxed) {
         static QUANTA: OnceLock<QuantaClock> = OnceLock::new();
-        return QUANTA.get_or_init(QuantaClock::new).now();
+        return QUANTA.get_or_init(QuantaClock::new).now_nanos();
     }
-    default_clock_ref().now()
+    default_clock_ref().now_nanos()
 }
 
 /// Saturating conversion of a duration to nanoseconds in a `u64` (584 years).

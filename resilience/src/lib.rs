@@ -233,6 +233,7 @@ pub mod retry;
 mod secs;
 mod striped;
 mod sync;
+mod telemetry;
 #[cfg(test)]
 mod test_support;
 pub mod timeout;

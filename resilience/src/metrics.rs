@@ -532,16 +532,25 @@ pub(crate) fn active() -> bool {
 /// Held by an installed subscription's callback: counting stops when the last drops.
 struct Active;
 
+/// Serialises the changes of [`ACTIVE`] with the telemetry word's metrics bit.
+static ACTIVE_EDIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Active {
     fn new() -> Active {
-        ACTIVE.fetch_add(1, Ordering::Relaxed);
+        let _edit = ACTIVE_EDIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ACTIVE.fetch_add(1, Ordering::Relaxed) == 0 {
+            crate::telemetry::set(crate::telemetry::METRICS, true);
+        }
         Active
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+        let _edit = ACTIVE_EDIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ACTIVE.fetch_sub(1, Ordering::Relaxed) == 1 {
+            crate::telemetry::set(crate::telemetry::METRICS, false);
+        }
     }
 }
 
@@ -589,7 +598,11 @@ impl Buckets {
 
     #[inline]
     fn record(&self, duration: Duration) {
-        let nanos = as_nanos(duration);
+        self.record_nanos(as_nanos(duration));
+    }
+
+    #[inline]
+    fn record_nanos(&self, nanos: u64) {
         let i = BOUNDS_NANOS.iter().position(|&bound| nanos <= bound).unwrap_or(BUCKETS - 1);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         self.sums[i].fetch_add(nanos, Ordering::Relaxed);
@@ -664,14 +677,14 @@ fn cells() -> &'static Cells {
     CELLS.get_or_init(Cells::default)
 }
 
-/// Counts a whole call of the function `name` that ended `outcome` after `duration`;
-/// `slot` keeps the call site's cells.
+/// Counts a whole call of the function `name` that ended `outcome` after `nanos`
+/// nanoseconds; `slot` keeps the call site's cells.
 #[inline]
 pub(crate) fn count_call(
     slot: &OnceLock<Arc<CallCells>>,
     name: &Arc<str>,
     outcome: CallEnd,
-    duration: Duration,
+    nanos: u64,
 ) {
     let cells = match slot.get() {
         Some(cells) => cells,
@@ -683,7 +696,7 @@ pub(crate) fn count_call(
         CallEnd::Rejected => 2,
         CallEnd::Timeout => 3,
     };
-    cells.outcomes[index].record(duration);
+    cells.outcomes[index].record_nanos(nanos);
 }
 
 #[cold]

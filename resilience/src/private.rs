@@ -32,7 +32,9 @@ pub use crate::config::Value;
 pub use crate::hedge::Hedge;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
-pub use crate::trace::{CallSite, attempt, attempt_async, fallback_used, traced, traced_async};
+pub use crate::trace::{
+    CallSite, attempt, attempt_async, fallback_used, traced, traced_async, traced_then,
+};
 
 /// The keyed breaker the attributes use (not public API).
 pub type KeyedCircuitBreaker = crate::circuit::KeyedCircuitBreaker<String>;
@@ -223,10 +225,10 @@ pub fn resolve_circuit(
     args: &LayerArgs,
     owner: impl Owner,
 ) -> CircuitHandle {
-    if let Some(resolved) = site.0.get() {
-        return Ok(resolved.as_ref());
+    if let Some(breaker) = site.breaker.get() {
+        return CircuitHandle::Breaker(breaker);
     }
-    resolve_circuit_slow(site, args, owner)
+    CircuitHandle::Other(resolve_circuit_slow(site, args, owner))
 }
 
 #[cold]
@@ -235,7 +237,10 @@ fn resolve_circuit_slow(
     site: &'static CircuitSite,
     args: &LayerArgs,
     owner: impl Owner,
-) -> CircuitHandle {
+) -> Result<Option<&'static Circuit>, Box<Error>> {
+    if let Some(resolved) = site.resolved.get() {
+        return Ok(resolved.as_ref());
+    }
     let resolved = match base(args.preset, args.optional, |p| p.circuit_breaker) {
         Ok(base) => {
             registry().resolve_circuit(&args.instance_name(owner), || args.config(base)).map(Some)
@@ -244,30 +249,62 @@ fn resolve_circuit_slow(
         Err(Some(e)) => Err(e),
     };
     let resolved = resolved.map_err(|e| Box::new(Error::Config(e)))?;
-    Ok(site.0.get_or_init(|| resolved).as_ref())
+    let resolved = site.resolved.get_or_init(|| resolved).as_ref();
+    if let Some(Circuit::Breaker(breaker)) = resolved {
+        // From now on a call finds its breaker with one check.
+        let _ = site.breaker.set(&**breaker);
+    }
+    Ok(resolved)
 }
 
-/// A `#[circuit_breaker]` call site's resolved circuit, held without another `Arc` so
-/// that a call reaches its breaker through one pointer, as a [`Site`] does (not public
-/// API).
-pub struct CircuitSite(OnceLock<Option<Circuit>>);
+/// A `#[circuit_breaker]` call site's resolved circuit, held without another `Arc`; a
+/// breaker (the usual case) is also kept as a plain reference, so that a call reaches it
+/// with one check (not public API).
+pub struct CircuitSite {
+    /// The breaker, once the site resolved to one.
+    breaker: OnceLock<&'static CircuitBreaker>,
+    /// What the site resolved to: a breaker, a throttle, or no circuit.
+    resolved: OnceLock<Option<Circuit>>,
+}
 
 impl CircuitSite {
     /// An unresolved site.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        CircuitSite(OnceLock::new())
+        CircuitSite { breaker: OnceLock::new(), resolved: OnceLock::new() }
     }
 }
 
 /// A resolved [`CircuitSite`] (not public API).
-pub type CircuitHandle = Result<Option<&'static Circuit>, Box<Error>>;
+pub enum CircuitHandle {
+    /// The site's breaker.
+    Breaker(&'static CircuitBreaker),
+    /// A throttle, no circuit, or the site's config error.
+    Other(Result<Option<&'static Circuit>, Box<Error>>),
+}
 
 /// The attempt through a call site's circuit, a breaker or a throttle as it resolved (see
 /// [`resolve_circuit`]; not public API).
 #[inline(always)]
 pub fn registry_circuit<T, E, C, F>(
     circuit: &CircuitHandle,
+    classifier: &C,
+    attempt: F,
+) -> Result<T, Fault<E>>
+where
+    C: ResultClassifier<T, E>,
+    F: FnOnce() -> Result<T, Fault<E>>,
+{
+    match circuit {
+        CircuitHandle::Breaker(breaker) => breaker.run(classifier, attempt),
+        CircuitHandle::Other(other) => registry_other(other, classifier, attempt),
+    }
+}
+
+/// [`registry_circuit`] past a breaker: a throttle, no circuit, or a config error.
+#[inline(never)]
+fn registry_other<T, E, C, F>(
+    circuit: &Result<Option<&'static Circuit>, Box<Error>>,
     classifier: &C,
     attempt: F,
 ) -> Result<T, Fault<E>>
@@ -299,7 +336,10 @@ where
 {
     use crate::pipeline::layer;
     match circuit {
-        Ok(Some(circuit)) => match circuit {
+        CircuitHandle::Breaker(breaker) => {
+            layer::circuit_async(Some(*breaker), classifier, attempt).await
+        }
+        CircuitHandle::Other(Ok(Some(circuit))) => match circuit {
             Circuit::Breaker(breaker) => {
                 layer::circuit_async(Some(&**breaker), classifier, attempt).await
             }
@@ -307,8 +347,8 @@ where
                 layer::throttle_async(Some(&**throttle), classifier, attempt).await
             }
         },
-        Ok(None) => attempt.await,
-        Err(e) => unresolved(e),
+        CircuitHandle::Other(Ok(None)) => attempt.await,
+        CircuitHandle::Other(Err(e)) => unresolved(e),
     }
 }
 

@@ -5,13 +5,15 @@
 //! a retried call a child `resilience.attempt` span (field `attempt`); a failed call or
 //! attempt records `error.type` and `otel.status_code = "ERROR"`, the fields
 //! `tracing-opentelemetry` maps to OpenTelemetry's error conventions. The spans are built
-//! with a level (`INFO`): with no subscriber at that level (and no observer of whole
-//! calls) a call runs bare after two relaxed loads; with one that filters them out,
-//! `span!` returns a disabled span after the callsite's cached interest: nothing is
-//! allocated and entering it is a null check.
+//! with a level (`INFO`). Whether anything listens to a call (a dispatcher that may record
+//! the span, an observer of whole calls, the metrics) is one process-wide word
+//! (`crate::telemetry`) that mirrors `tracing`'s cached interest in the span's callsite:
+//! when nothing does, a call runs bare after one relaxed load, with a subscriber that
+//! filters the spans out as well as with none.
 //!
 //! A call reports [`EventKind::CallFinished`] (its outcome and duration) to the process
-//! default hub when an observer wants [`Interest::CALLS`]; otherwise it reads no clock.
+//! default hub when an observer wants [`Interest::CALLS`](crate::events::Interest::CALLS);
+//! otherwise it reads no clock.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -24,7 +26,8 @@ use tracing::{Level, Span, field};
 
 use crate::__private::{Owner, type_path};
 use crate::clock::default_clock_ref;
-use crate::events::{CallEnd, EventKind, Hub, Interest, Layer};
+use crate::events::{CallEnd, EventKind, Hub, Layer};
+use crate::telemetry;
 use crate::{Error, Fault};
 
 /// One protected function: its name and its layers, a `static` in the expansion (not
@@ -73,8 +76,16 @@ impl CallSite {
         self.event_name.get_or_init(|| name)
     }
 
+    /// The call's span when a dispatcher may record it, else a disabled one.
     #[inline(always)]
-    fn span(&self, name: &str) -> Span {
+    fn span_if(&self, listening: u8, name: &str) -> Span {
+        if listening & telemetry::SPANS != 0 { self.span(name) } else { Span::none() }
+    }
+
+    /// The call's span. Its metadata is the mirror callsite's in `crate::telemetry`
+    /// (checked by a test there): keep the two alike.
+    #[inline(always)]
+    pub(crate) fn span(&self, name: &str) -> Span {
         tracing::span!(
             target: "resilience",
             Level::INFO,
@@ -87,56 +98,43 @@ impl CallSite {
     }
 }
 
-/// Whether the metrics count whole calls.
-#[inline(always)]
-fn metrics_active() -> bool {
-    #[cfg(feature = "metrics")]
-    return crate::metrics::active();
-    #[cfg(not(feature = "metrics"))]
-    false
-}
-
 /// The start of a call, when an observer wants whole calls (a reading of the default
 /// clock, the events' time) or the metrics count them (of the cheapest clock).
 #[inline(always)]
-fn start() -> Option<Start> {
-    if Hub::global().wants(Interest::CALLS) {
-        return Some(Start { at: default_clock_ref().now(), events: true });
+fn start(listening: u8) -> Option<Start> {
+    if listening & telemetry::CALLS != 0 {
+        return Some(Start { at: default_clock_ref().now_nanos(), events: true });
     }
     #[cfg(feature = "metrics")]
-    if crate::metrics::active() {
-        return Some(Start { at: crate::clock::cheap_now(), events: false });
+    if listening & telemetry::METRICS != 0 {
+        return Some(Start { at: crate::clock::cheap_now_nanos(), events: false });
     }
     None
 }
 
-/// When a call started, and on which clock.
+/// When a call started (in nanoseconds: a duration is one subtraction), and on which
+/// clock.
 #[derive(Debug, Clone, Copy)]
 struct Start {
-    at: Duration,
+    at: u64,
     /// On the default clock, for an event: the end is read on the same clock.
     events: bool,
 }
 
 impl Start {
-    /// The end of the call on the clock of its start, and its duration.
+    /// The end of the call on the clock of its start, and its duration, in nanoseconds.
     #[inline]
-    fn end(self) -> (Duration, Duration) {
+    fn end(self) -> (u64, u64) {
         #[cfg(feature = "metrics")]
-        let now = if self.events { default_clock_ref().now() } else { crate::clock::cheap_now() };
+        let now = if self.events {
+            default_clock_ref().now_nanos()
+        } else {
+            crate::clock::cheap_now_nanos()
+        };
         #[cfg(not(feature = "metrics"))]
-        let now = default_clock_ref().now();
+        let now = default_clock_ref().now_nanos();
         (now, now.saturating_sub(self.at))
     }
-}
-
-/// Whether neither `tracing` (at `INFO`, the spans' level) nor an observer of whole calls
-/// nor the metrics listen: then a call runs bare, after three relaxed loads.
-#[inline(always)]
-fn unobserved() -> bool {
-    !tracing::level_enabled!(Level::INFO)
-        && !Hub::global().wants(Interest::CALLS)
-        && !metrics_active()
 }
 
 /// Runs a sync call inside its `resilience.call` span (not public API).
@@ -146,27 +144,65 @@ pub fn traced<T, E>(
     owner: impl Owner,
     body: impl FnOnce() -> Result<T, Fault<E>>,
 ) -> Result<T, Fault<E>> {
-    if unobserved() {
+    let listening = telemetry::word();
+    if listening == 0 {
         return body();
     }
-    traced_slow(site, owner, body)
+    traced_slow(site, owner, listening, body)
+}
+
+/// [`traced`], then `finish` on the result (not public API): on the bare path the body's
+/// result goes to `finish` directly, not through the observed path's return slot.
+#[inline(always)]
+pub fn traced_then<T, E, R>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+    finish: impl FnOnce(Result<T, Fault<E>>) -> R,
+) -> R {
+    let listening = telemetry::word();
+    if listening == 0 {
+        return finish(body());
+    }
+    finish(traced_slow(site, owner, listening, body))
 }
 
 #[inline(never)]
 fn traced_slow<T, E>(
     site: &'static CallSite,
     owner: impl Owner,
+    listening: u8,
     body: impl FnOnce() -> Result<T, Fault<E>>,
 ) -> Result<T, Fault<E>> {
+    let listening = registered(listening);
+    if listening == 0 {
+        return body();
+    }
     let name = site.name(owner);
-    let span = site.span(name);
-    let started = start();
-    let result = {
-        let _entered = span.enter();
+    let started = start(listening);
+    // Only the metrics or an observer of whole calls: no span to build, enter or drop.
+    let result = if listening & telemetry::SPANS != 0 {
+        let span = site.span(name);
+        let result = {
+            let _entered = span.enter();
+            body()
+        };
+        record_error_if(&span, &result);
+        result
+    } else {
         body()
     };
-    finish(site, name, &span, started, &result);
+    if let Some(start) = started {
+        count(site, name, start, end(&result));
+    }
     result
+}
+
+/// The word once the span's mirror callsite is registered (the first observed call
+/// registers it).
+#[inline(always)]
+fn registered(listening: u8) -> u8 {
+    if listening & telemetry::UNREGISTERED != 0 { telemetry::register() } else { listening }
 }
 
 /// Runs an async call inside its `resilience.call` span (not public API).
@@ -178,13 +214,19 @@ pub fn traced_async<T, E, F>(site: &'static CallSite, owner: impl Owner, body: F
 where
     F: Future<Output = Result<T, Fault<E>>>,
 {
-    let observed = if unobserved() {
-        None
-    } else {
-        let name = site.name(owner);
-        Some(Observed { site, name, span: site.span(name), started: start() })
-    };
+    let listening = telemetry::word();
+    let observed = if listening == 0 { None } else { observe(site, owner, listening) };
     Traced { body, observed }
+}
+
+#[inline(never)]
+fn observe(site: &'static CallSite, owner: impl Owner, listening: u8) -> Option<Observed> {
+    let listening = registered(listening);
+    if listening == 0 {
+        return None;
+    }
+    let name = site.name(owner);
+    Some(Observed { site, name, span: site.span_if(listening, name), started: start(listening) })
 }
 
 /// What an observed call carries besides its body.
@@ -224,9 +266,20 @@ impl<T, E, F: Future<Output = Result<T, Fault<E>>>> Future for Traced<F> {
     }
 }
 
-/// The span of attempt `attempt` (1-based) of a retried call (not public API).
+/// The span of attempt `attempt` (1-based) of a retried call (not public API): a
+/// disabled one, without asking `tracing`, when no dispatcher may record it.
 #[inline(always)]
 pub(crate) fn attempt_span(attempt: u32) -> Span {
+    if telemetry::word() & (telemetry::ATTEMPT_SPANS | telemetry::UNREGISTERED) == 0 {
+        return Span::none();
+    }
+    attempt_span_of(attempt)
+}
+
+/// The span of attempt `attempt`. Its metadata is the mirror callsite's in
+/// `crate::telemetry` (checked by a test there): keep the two alike.
+#[inline(always)]
+pub(crate) fn attempt_span_of(attempt: u32) -> Span {
     tracing::span!(
         target: "resilience",
         Level::INFO,
@@ -304,35 +357,39 @@ fn finish<T, E>(
     started: Option<Start>,
     result: &Result<T, Fault<E>>,
 ) {
-    if started.is_some() || !span.is_disabled() {
-        finish_slow(site, name, span, started, end(result), error_type(result));
+    record_error_if(span, result);
+    if let Some(start) = started {
+        count(site, name, start, end(result));
     }
 }
 
+/// Counts a finished call for the metrics and reports it to the observers of whole
+/// calls, as `start` says who wants it.
 #[inline(never)]
-fn finish_slow(
+fn count(
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))] site: &'static CallSite,
     name: &'static Arc<str>,
-    span: &Span,
-    started: Option<Start>,
+    start: Start,
     outcome: CallEnd,
-    error: Option<&'static str>,
 ) {
-    if let Some(error) = error {
-        span.record("error.type", error);
-        span.record("otel.status_code", "ERROR");
+    let (now, nanos) = start.end();
+    #[cfg(feature = "metrics")]
+    if crate::metrics::active() {
+        crate::metrics::count_call(&site.cells, name, outcome, nanos);
     }
-    if let Some(start) = started {
-        let (now, duration) = start.end();
-        #[cfg(feature = "metrics")]
-        if crate::metrics::active() {
-            crate::metrics::count_call(&site.cells, name, outcome, duration);
-        }
-        if start.events {
-            Hub::global().emit_built(Layer::Call, name, || {
-                (now, EventKind::CallFinished { outcome, duration })
-            });
-        }
+    if start.events {
+        Hub::global().emit_built(Layer::Call, name, || {
+            let duration = Duration::from_nanos(nanos);
+            (Duration::from_nanos(now), EventKind::CallFinished { outcome, duration })
+        });
+    }
+}
+
+/// Records a failed call's or attempt's error on its span, when the span is recorded.
+#[inline(always)]
+fn record_error_if<T, E>(span: &Span, result: &Result<T, Fault<E>>) {
+    if result.is_err() && !span.is_disabled() {
+        record_error(span, result);
     }
 }
 

@@ -148,6 +148,9 @@ impl Hub {
         let union = list.iter().fold(Interest::NONE, |acc, o| acc | o.interest);
         self.0.observers.store(Arc::new(list));
         self.0.interest.store(union.bits(), Ordering::Relaxed);
+        if self.same(Hub::global()) {
+            crate::telemetry::set(crate::telemetry::CALLS, union.intersects(Interest::CALLS));
+        }
     }
 
     /// Whether `self` and `other` are the same hub.
