@@ -227,6 +227,11 @@ fn main() {
             let policy = RetryPolicy::builder().max_attempts(3).build().unwrap_or_default();
             hot(n, || policy.call(|| Ok::<u64, Error>(black_box(1))));
         }
+        "retry_async" => {
+            let policy = RetryPolicy::builder().max_attempts(3).build().unwrap_or_default();
+            let op = || async { Ok::<u64, Error>(black_box(1)) };
+            hot(n, || resilience_benches::poll_once(policy.call_async(op)));
+        }
         "resilient" => {
             let _ = resilient_stack(); // resolves the call site's layers
             hot(n, resilient_stack);
