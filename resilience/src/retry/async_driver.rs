@@ -39,35 +39,43 @@ impl RetryPolicy {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn call_async<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    pub fn call_async<T, E, F, Fut>(&self, op: F) -> impl Future<Output = Result<T, E>>
     where
         E: Debug,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.drive_async(&DefaultHooks, op, View::of_error).await
+        self.drive_async(&DefaultHooks, op, View::of_error)
     }
 
     /// The async [`call_with`](Self::call_with).
-    pub async fn call_async_with<T, E, H, F, Fut>(&self, hooks: &H, op: F) -> Result<T, E>
+    pub fn call_async_with<T, E, H, F, Fut>(
+        &self,
+        hooks: &H,
+        op: F,
+    ) -> impl Future<Output = Result<T, E>>
     where
         E: Debug,
         H: RetryHooks<T, E> + ?Sized,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.drive_async(hooks, op, View::of_error).await
+        self.drive_async(hooks, op, View::of_error)
     }
 
     /// The async [`run`](Self::run), with the same handling of rejections.
-    pub async fn run_async<T, E, H, F, Fut>(&self, hooks: &H, op: F) -> Result<T, Fault<E>>
+    pub fn run_async<T, E, H, F, Fut>(
+        &self,
+        hooks: &H,
+        op: F,
+    ) -> impl Future<Output = Result<T, Fault<E>>>
     where
         E: Debug,
         H: RetryHooks<T, E> + ?Sized,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Fault<E>>>,
     {
-        self.drive_async(hooks, op, View::of_fault).await
+        self.drive_async(hooks, op, View::of_fault)
     }
 
     async fn drive_async<T, X, E, H, F, Fut>(
@@ -93,7 +101,9 @@ impl RetryPolicy {
             };
             match attempts.next(hooks, result, view) {
                 Next::Done(result) => return result,
-                Next::Retry(delay) => tokio::time::sleep(delay).await,
+                // Boxed for the same reason as the backoff iterator: a `Sleep` is 112
+                // bytes that only a retry needs.
+                Next::Retry(delay) => Box::pin(tokio::time::sleep(delay)).await,
             }
         }
     }

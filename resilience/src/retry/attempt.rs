@@ -58,8 +58,11 @@ pub(super) struct Attempts<'p> {
     /// policy has a deadline). A plain reading, not a [`Deadline`]: `Attempts` stays free
     /// of drop glue, so a first-attempt success keeps it in registers.
     end: Option<Duration>,
-    /// Created at the first failure, so a first-attempt success draws no seed.
-    delays: Option<BackoffIter>,
+    /// Created at the first failure, so a first-attempt success draws no seed. Boxed:
+    /// the iterator is 112 bytes, and an async call's future holds `Attempts` across its
+    /// awaits, so inline it would make every call's future (and its moves) larger for
+    /// the sake of the retry path, which already waits out a backoff.
+    delays: Option<Box<BackoffIter>>,
 }
 
 impl<'p> Attempts<'p> {
@@ -205,9 +208,11 @@ impl<'p> Attempts<'p> {
         let backoff = &p.backoff;
         let computed = self
             .delays
-            .get_or_insert_with(|| match p.seed {
-                Some(seed) => backoff.iter_seeded(seed),
-                None => backoff.iter(),
+            .get_or_insert_with(|| {
+                Box::new(match p.seed {
+                    Some(seed) => backoff.iter_seeded(seed),
+                    None => backoff.iter(),
+                })
             })
             .next()
             .unwrap_or(Duration::ZERO);
