@@ -162,7 +162,13 @@ fn a_call_that_retried_twice_then_succeeded_has_three_attempt_spans_under_its_ca
 
 #[test]
 fn a_call_rejected_by_an_open_circuit_is_one_call_span_with_error_type_circuit_open() {
-    assert_eq!(guarded(true), Err(AppError::Down), "opens the circuit");
+    // Opened under a subscriber of its own: the process's first call registers the
+    // spans' callsites with `tracing`, and while one dispatcher is registered `tracing`
+    // asks only the registering thread's default about them, so a first call from a
+    // thread without a subscriber would hide the spans from the other test's scoped
+    // subscriber (a limit of `tracing`'s per-callsite interest cache).
+    let opening = tracing::subscriber::with_default(Recorder::default(), || guarded(true));
+    assert_eq!(opening, Err(AppError::Down), "opens the circuit");
     let recorder = Recorder::default();
     let result = tracing::subscriber::with_default(recorder.clone(), || guarded(false));
     assert!(matches!(result, Err(AppError::Resilience(Error::CircuitOpen { .. }))));
