@@ -6,12 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use resilience::circuit::{CircuitBreaker, CircuitBreakerConfig, Window};
 use resilience::rate_limit::{KeyedRateLimiter, OnLimit, RateLimitConfig, RateLimiter};
-use resilience::redis::{RedisBackend, SharedState};
+use resilience::redis::{RedisBackend, RedisConfig, SharedState};
 use resilience::{Backend, Error, FailMode};
 
 /// Makes a backend of its own on the Redis under test (with the test's key prefix).
@@ -28,6 +28,20 @@ pub fn run_all(backend: Factory<'_>) {
     a_failure_rate_over_a_time_window_opens_the_circuit(backend);
     half_open_probes_close_or_reopen_the_circuit(backend);
     reset_shared_closes_the_circuit_for_every_instance(backend);
+}
+
+/// Runs every scenario on backends made alternately from `config` and by `own` (a
+/// backend on the caller's own client, connection manager or cluster client), so the
+/// two constructors share state with each other.
+pub fn run_all_alternating(config: &RedisConfig, own: &dyn Fn(RedisConfig) -> RedisBackend) {
+    let turn = AtomicBool::new(false);
+    run_all(&|| {
+        Arc::new(if turn.fetch_xor(true, Ordering::Relaxed) {
+            own(config.clone())
+        } else {
+            RedisBackend::new(config.clone()).unwrap()
+        })
+    });
 }
 
 fn limit(per_minute: u32, burst: u32) -> RateLimitConfig {

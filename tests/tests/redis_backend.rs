@@ -6,7 +6,6 @@
 //! long (a minute per permit) and assert what Redis decided, never how long anything
 //! took; sleeps of blocking waits land on a `ManualClock`, which records them.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -614,7 +613,6 @@ fn redis_config_refuses_bad_values() {
 #[cfg_attr(resilience_no_redis, ignore = "needs redis-server on PATH or RESILIENCE_REDIS_URL")]
 #[test]
 fn the_redis_scenarios_pass_on_one_server_and_on_a_users_own_connection_manager() {
-    use std::sync::atomic::AtomicBool;
     let (server, _) = server().unwrap_or_else(|| panic!("no Redis: see the output above"));
     let config = RedisConfig::builder(server.url())
         .key_prefix(unique_prefix("scenarios"))
@@ -630,16 +628,7 @@ fn the_redis_scenarios_pass_on_one_server_and_on_a_users_own_connection_manager(
     let manager = runtime
         .block_on(redis::aio::ConnectionManager::new(client.clone()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let own = AtomicBool::new(false);
-    resilience_tests::redis_scenarios::run_all(&|| {
-        if own.fetch_xor(true, Ordering::Relaxed) {
-            Arc::new(RedisBackend::from_connection_manager(
-                config.clone(),
-                client.clone(),
-                manager.clone(),
-            ))
-        } else {
-            Arc::new(RedisBackend::new(config.clone()).unwrap_or_else(|e| panic!("{e}")))
-        }
+    scenarios::run_all_alternating(&config, &|config| {
+        RedisBackend::from_connection_manager(config, client.clone(), manager.clone())
     });
 }

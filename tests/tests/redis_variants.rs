@@ -3,8 +3,6 @@
 //! the config (`cluster`, `rediss://` with a trusted CA) and through the caller's own
 //! client, alternately, so both constructors share state with each other.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use resilience::redis::{RedisBackend, RedisConfig};
@@ -22,15 +20,10 @@ fn the_redis_scenarios_pass_on_a_cluster() {
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let own = AtomicBool::new(false);
-    redis_scenarios::run_all(&|| {
-        if own.fetch_xor(true, Ordering::Relaxed) {
-            let client = redis::cluster::ClusterClient::new(cluster.urls())
-                .unwrap_or_else(|e| panic!("{e}"));
-            Arc::new(RedisBackend::from_cluster_client(config.clone(), client))
-        } else {
-            Arc::new(RedisBackend::new(config.clone()).unwrap_or_else(|e| panic!("{e}")))
-        }
+    redis_scenarios::run_all_alternating(&config, &|config| {
+        let client =
+            redis::cluster::ClusterClient::new(cluster.urls()).unwrap_or_else(|e| panic!("{e}"));
+        RedisBackend::from_cluster_client(config, client)
     });
 }
 
@@ -46,17 +39,12 @@ fn the_redis_scenarios_pass_over_tls() {
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let own = AtomicBool::new(false);
-    redis_scenarios::run_all(&|| {
-        if own.fetch_xor(true, Ordering::Relaxed) {
-            let certificates =
-                redis::TlsCertificates { client_tls: None, root_cert: Some(root.clone()) };
-            let client = redis::Client::build_with_tls(server.url(), certificates)
-                .unwrap_or_else(|e| panic!("{e}"));
-            Arc::new(RedisBackend::from_client(config.clone(), client))
-        } else {
-            Arc::new(RedisBackend::new(config.clone()).unwrap_or_else(|e| panic!("{e}")))
-        }
+    redis_scenarios::run_all_alternating(&config, &|config| {
+        let certificates =
+            redis::TlsCertificates { client_tls: None, root_cert: Some(root.clone()) };
+        let client = redis::Client::build_with_tls(server.url(), certificates)
+            .unwrap_or_else(|e| panic!("{e}"));
+        RedisBackend::from_client(config, client)
     });
 }
 
