@@ -99,6 +99,62 @@ fn layer_breaker_and_limiter(c: &mut Criterion) {
     g.finish();
 }
 
+/// What the breaker + limiter row is made of, one layer at a time, each against its
+/// nearest peer: our `RateLimitLayer` alone against `tower::limit::RateLimit` (a shared,
+/// named bucket against a window kept in the service), our `CircuitBreakerLayer` alone
+/// against tower-resilience's, and the upstream with no layer (the floor every row
+/// stands on).
+fn layer_by_layer(c: &mut Criterion) {
+    use resilience::tower::{CircuitBreakerLayer, RateLimitLayer};
+    use resilience::{CircuitBreaker, RateLimiter};
+    use std::sync::Arc;
+
+    let rt = runtime();
+    let limit = match RateLimitConfig::builder().per_second(PLENTY).burst(PLENTY).build() {
+        Ok(limit) => limit,
+        Err(e) => return eprintln!("tower bench: {e}"),
+    };
+
+    let mut g = c.benchmark_group("tower_limiter_only");
+    let ours = RateLimitLayer::new(Arc::new(RateLimiter::new("bench-tower-limiter", limit)))
+        .layer(upstream());
+    g.bench_function("resilience", |b| {
+        b.to_async(&rt).iter_custom(|iters| calls(ours.clone(), iters))
+    });
+    g.bench_function("tower-limit-RateLimit", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let limit =
+                tower::limit::RateLimitLayer::new(u64::from(PLENTY), Duration::from_secs(1));
+            calls(limit.layer(upstream()), iters)
+        })
+    });
+    g.bench_function("upstream-alone", |b| {
+        b.to_async(&rt).iter_custom(|iters| calls(upstream(), iters))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("tower_breaker_only");
+    let breaker = CircuitBreaker::new("bench-tower-breaker", CircuitBreakerConfig::default());
+    let ours = CircuitBreakerLayer::new(Arc::new(breaker)).layer(upstream());
+    g.bench_function("resilience", |b| {
+        b.to_async(&rt).iter_custom(|iters| calls(ours.clone(), iters))
+    });
+    let theirs = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_size(100)
+        .build();
+    if let Ok(theirs) = theirs {
+        let svc = theirs.layer(upstream());
+        g.bench_function("tower-resilience", |b| {
+            b.to_async(&rt).iter_custom(|iters| calls(svc.clone(), iters))
+        });
+    }
+    g.bench_function("upstream-alone", |b| {
+        b.to_async(&rt).iter_custom(|iters| calls(upstream(), iters))
+    });
+    g.finish();
+}
+
 /// `tower::hedge`'s policy: every request may be cloned and hedged.
 #[derive(Clone)]
 struct HedgeAll;
@@ -141,5 +197,5 @@ fn hedge_primary_wins(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, layer_breaker_and_limiter, hedge_primary_wins);
+criterion_group!(benches, layer_breaker_and_limiter, layer_by_layer, hedge_primary_wins);
 criterion_main!(benches);

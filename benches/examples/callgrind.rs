@@ -274,9 +274,29 @@ fn main() {
                 tower::limit::RateLimitLayer::new(1_000_000_000, std::time::Duration::from_secs(1));
             tower_probe(n, layer.layer(ready_service()));
         }
+        "tower_limiter_only" => {
+            use tower::Layer;
+            let limit = RateLimitConfig::builder()
+                .per_second(1_000_000_000)
+                .burst(1_000_000_000)
+                .build()
+                .unwrap_or_else(|e| unreachable!("valid config: {e}"));
+            let limiter = std::sync::Arc::new(RateLimiter::new("probe-limiter", limit));
+            tower_probe(n, resilience::tower::RateLimitLayer::new(limiter).layer(ready_service()));
+        }
+        "tower_breaker_only" => {
+            use tower::Layer;
+            let breaker = std::sync::Arc::new(CircuitBreaker::new(
+                "probe-breaker",
+                CircuitBreakerConfig::default(),
+            ));
+            let layer = resilience::tower::CircuitBreakerLayer::new(breaker);
+            tower_probe(n, layer.layer(ready_service()));
+        }
+        "tower_bare" => tower_probe(n, ready_service()),
         "bare" => hot(n, || Ok::<u64, Error>(black_box(1))),
         _ => eprintln!(
-            "usage: callgrind breaker|limiter|limiter_manual|keyed_manual|governor|retry|resilient|macro_breaker|hand_breaker|clock|tower|tower_limit|bare [n]"
+            "usage: callgrind breaker|limiter|limiter_manual|keyed_manual|governor|retry|resilient|macro_breaker|hand_breaker|clock|tower|tower_limit|tower_limiter_only|tower_breaker_only|tower_bare|bare [n]"
         ),
     }
 }

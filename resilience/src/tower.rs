@@ -199,42 +199,68 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if *this.returned {
-            return Poll::Ready(Err(polled_after_done()));
-        }
-        let output = match this.state.project() {
-            StateProj::Calling { admitted, call } => {
+        match this.state.project() {
+            // The direct path, written so that it inlines into the caller's loop: the
+            // response moves once, and only the breaker's report is added to it. The
+            // answer is counted as `report(admitted, classified(output))` counts it.
+            StateProj::Calling { admitted, call } if !*this.returned => {
                 let output = std::task::ready!(call.poll(cx));
-                // The answer counted as `report(admitted, classified(output))` counts it,
-                // written out so that the response is not moved through an `Attempt`.
-                match output {
+                *this.returned = true;
+                Poll::Ready(match output {
                     Ok(response) => {
                         if let Some(admitted) = admitted.take() {
                             admitted.record(response_outcome(&response));
                         }
                         Ok(response)
                     }
-                    Err(e) => {
-                        let e: BoxError = e.into();
-                        if let Some(admitted) = admitted.take() {
-                            admitted.record(error_class(&*e).breaker_outcome());
-                        }
-                        Err(e)
-                    }
-                }
+                    Err(e) => Err(errored(admitted, e.into())),
+                })
             }
-            StateProj::Boxed { future } => std::task::ready!(future.as_mut().poll(cx)),
-            StateProj::Refused { error } => match error.take() {
-                Some(error) => Err(error),
-                None => Err(polled_after_done()),
-            },
-        };
-        *this.returned = true;
-        Poll::Ready(output)
+            state => poll_other(state, this.returned, cx),
+        }
     }
+}
+
+/// [`ResponseFuture::poll`] off the direct path: a boxed future, a refusal, or a future
+/// polled again after it returned.
+#[cold]
+#[inline(never)]
+fn poll_other<S, Req>(
+    state: StateProj<'_, S, Req>,
+    returned: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<S::Response, BoxError>>
+where
+    S: Service<Req>,
+{
+    if *returned {
+        return Poll::Ready(Err(polled_after_done()));
+    }
+    let output = match state {
+        StateProj::Boxed { future } => std::task::ready!(future.as_mut().poll(cx)),
+        StateProj::Refused { error } => match error.take() {
+            Some(error) => Err(error),
+            None => Err(polled_after_done()),
+        },
+        // Only reached once it returned (handled above).
+        StateProj::Calling { .. } => Err(polled_after_done()),
+    };
+    *returned = true;
+    Poll::Ready(output)
+}
+
+/// The inner service's error `e` on the direct path, reported to the breaker that
+/// admitted the call (by its class: see [`error_class`]).
+#[cold]
+#[inline(never)]
+fn errored(admitted: &mut Option<Admitted>, e: BoxError) -> BoxError {
+    if let Some(admitted) = admitted.take() {
+        admitted.record(error_class(&*e).breaker_outcome());
+    }
+    e
 }
 
 #[cold]
@@ -285,7 +311,7 @@ impl Drop for Admitted {
 /// admission (an open circuit takes no permits), the limiter's permits, then the inner
 /// service's call, all here; only a call whose permits are not there at once moves to
 /// a boxed future, taking the ready service with it.
-#[inline]
+#[inline(always)]
 fn call_direct<S, Req>(stack: &Arc<Stack>, inner: &mut S, req: Req) -> ResponseFuture<S, Req>
 where
     S: Service<Req> + Clone + Send + 'static,
@@ -300,19 +326,45 @@ where
                 let permit = Some(permit.detach());
                 Some(Admitted { breaker: breaker.clone(), permit })
             }
-            Err(e) => return ResponseFuture::new(State::Refused { error: Some(Box::new(e)) }),
+            Err(e) => return refused(e),
         },
         None => None,
     };
     if let Some(limiter) = &stack.limiter
         && !limiter.take_now(stack.cost)
     {
-        // Waits or rejects as the limiter's policy says. The ready service goes with the
-        // call, a clone takes its place for the next one.
-        let ready = std::mem::replace(inner, inner.clone());
-        return ResponseFuture::boxed(Box::pin(limited(stack.clone(), admitted, ready, req)));
+        return wait_for_permits(stack, admitted, inner, req);
     }
     ResponseFuture::new(State::Calling { admitted, call: inner.call(req) })
+}
+
+/// A direct call the breaker refused: it never reaches the inner service.
+#[cold]
+#[inline(never)]
+fn refused<S: Service<Req>, Req>(e: Error) -> ResponseFuture<S, Req> {
+    ResponseFuture::new(State::Refused { error: Some(Box::new(e)) })
+}
+
+/// A direct call whose permits were not there at once: it waits (or is rejected) as the
+/// limiter's policy says, in a boxed future. The ready service goes with the call, a
+/// clone takes its place for the next one.
+#[cold]
+#[inline(never)]
+fn wait_for_permits<S, Req>(
+    stack: &Arc<Stack>,
+    admitted: Option<Admitted>,
+    inner: &mut S,
+    req: Req,
+) -> ResponseFuture<S, Req>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    S::Response: Classify + Send + 'static,
+    Req: Send + 'static,
+{
+    let ready = std::mem::replace(inner, inner.clone());
+    ResponseFuture::boxed(Box::pin(limited(stack.clone(), admitted, ready, req)))
 }
 
 /// An inner service's answer as one attempt's result: a transient response is a failed
@@ -828,11 +880,27 @@ where
         Poll::Ready(Ok(()))
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         if self.direct {
             return call_direct(&self.stack, &mut self.inner, req);
         }
+        self.call_stack(req)
+    }
+}
+
+impl<S, K> Resilience<S, K> {
+    /// A call through a stack that is not direct: the whole stack in a boxed future.
+    #[inline(never)]
+    fn call_stack<Req>(&mut self, req: Req) -> ResponseFuture<S, Req>
+    where
+        S: Service<Req> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+        S::Response: Classify + RetryAfter + Send + 'static,
+        Req: Clone + Send + 'static,
+        K: RequestKey<Req>,
+    {
         let key = self.key.key(&req);
         let svc = self.inner.clone();
         let stack = self.stack.clone();
@@ -910,11 +978,27 @@ where
         Poll::Ready(Ok(()))
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         if self.direct {
             return call_direct(&self.stack, &mut self.inner, req);
         }
+        self.call_stack(req)
+    }
+}
+
+impl<S, K> Guarded<S, K> {
+    /// A call through a stack that is not direct: the whole stack in a boxed future.
+    #[inline(never)]
+    fn call_stack<Req>(&mut self, req: Req) -> ResponseFuture<S, Req>
+    where
+        S: Service<Req> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+        S::Response: Classify + Send + 'static,
+        Req: Send + 'static,
+        K: RequestKey<Req>,
+    {
         let key = self.key.key(&req);
         let mut svc = self.inner.clone();
         let stack = self.stack.clone();
