@@ -1,6 +1,5 @@
-//! A statistics counter with one cache-padded slot per thread, so that counting is a
-//! plain load and store (no locked instruction) and threads counting at the same time
-//! do not fight over one cache line.
+//! A statistics counter with one slot per thread, so that counting is a plain load and
+//! store (no locked instruction).
 //!
 //! Every thread that counts takes a small process-wide index, unique among live threads
 //! (an exiting thread hands its index back, and the next new thread reuses the lowest
@@ -8,13 +7,18 @@
 //! needs no read-modify-write: nothing else writes the slot in between.
 //!
 //! A counter costs what its use needs. The first thread that counts becomes its owner
-//! and counts in one inline, unpadded slot: a counter only one thread ever counts in
-//! (most of them) allocates nothing. When a second thread counts, the counter allocates
-//! the cache-padded slots of the first [`FIRST`] indices, and from then on every thread,
-//! the owner included, counts in its own padded slot (the inline slot keeps what the
-//! owner counted before). Indices past those get slots in growing segments allocated on
-//! first use; indices past the last segment, and a thread counting while its
-//! thread-locals are being torn down, share one slot updated with `fetch_add`.
+//! and counts in one inline slot: a counter only one thread ever counts in (most of
+//! them) allocates nothing. When a second thread counts, the counter allocates the
+//! slots of the first [`FIRST`] indices, and from then on every thread, the owner
+//! included, counts in its own slot (the inline slot keeps what the owner counted
+//! before). Indices past those get slots in growing segments allocated on first use;
+//! indices past the last segment, and a thread counting while its thread-locals are
+//! being torn down, share one slot updated with `fetch_add`.
+//!
+//! The slots' [`Layout`] is the counter's trade between memory and contention:
+//! [`Padded`] gives each slot cache lines of its own (threads counting at once never
+//! share a line; 512 bytes for the first four slots), [`Packed`] puts them side by side
+//! (32 bytes; threads counting at once move one line between their cores).
 //!
 //! A read sums the slots. The sum is exact once the additions it should see have
 //! happened-before the read (e.g. the counting threads were joined); a read racing with
@@ -45,26 +49,72 @@ const SHARED: u32 = u32::MAX;
 /// The owner of a counter no thread has counted in yet (no thread holds this index).
 const NO_OWNER: u32 = u32::MAX - 2;
 
-type Slot = CachePadded<AtomicU64>;
+/// How a counter lays out its per-thread slots.
+pub(crate) trait Layout: 'static {
+    /// One thread's slot.
+    type Slot: std::ops::Deref<Target = AtomicU64> + Send + Sync;
 
-/// A `u64` counter that scales with concurrent writers.
-pub(crate) struct StripedCounter {
+    /// A slot at zero.
+    fn slot() -> Self::Slot;
+}
+
+/// Every slot on cache lines of its own (128 bytes a slot): threads counting at once
+/// never touch the same line. For counters whose callers already share nothing else.
+pub(crate) struct Padded;
+
+impl Layout for Padded {
+    type Slot = CachePadded<AtomicU64>;
+
+    fn slot() -> Self::Slot {
+        CachePadded::new(AtomicU64::new(0))
+    }
+}
+
+/// Slots side by side (8 bytes a slot): threads counting at once share the slots' cache
+/// line, which then moves between their cores, but each still counts with a plain load
+/// and store. A sixteenth of [`Padded`]'s memory, for counters of objects kept by the
+/// million (a circuit breaker's successes).
+pub(crate) struct Packed;
+
+/// A slot of a [`Packed`] counter.
+pub(crate) struct PackedSlot(AtomicU64);
+
+impl std::ops::Deref for PackedSlot {
+    type Target = AtomicU64;
+
+    #[inline(always)]
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
+}
+
+impl Layout for Packed {
+    type Slot = PackedSlot;
+
+    fn slot() -> Self::Slot {
+        PackedSlot(AtomicU64::new(0))
+    }
+}
+
+/// A `u64` counter that scales with concurrent writers, its per-thread slots laid out
+/// as `L` says.
+pub(crate) struct StripedCounter<L: Layout = Padded> {
     /// The index of the thread counting in `own`: the first that counted, `NO_OWNER`
     /// before.
     owner: AtomicU32,
     /// The owner's slot while it is the only thread that has counted.
     own: AtomicU64,
     /// The padded slots of indices `0..FIRST`, allocated when a second thread counts.
-    first: OnceLock<Box<[Slot; FIRST]>>,
-    more: OnceLock<Box<Overflow>>,
+    first: OnceLock<Box<[L::Slot; FIRST]>>,
+    more: OnceLock<Box<Overflow<L>>>,
     /// The sum of the slots at the last reset.
     base: AtomicU64,
 }
 
 /// The slots of indices `FIRST..`, and the shared slot.
-struct Overflow {
-    segments: [OnceLock<Box<[Slot]>>; SEGMENTS],
-    shared: Slot,
+struct Overflow<L: Layout> {
+    segments: [OnceLock<Box<[L::Slot]>>; SEGMENTS],
+    shared: L::Slot,
 }
 
 thread_local! {
@@ -155,11 +205,11 @@ fn add_owned(slot: &AtomicU64) {
     slot.fetch_add(1, Ordering::Relaxed);
 }
 
-fn slots(n: usize) -> Box<[Slot]> {
-    (0..n).map(|_| CachePadded::new(AtomicU64::new(0))).collect()
+fn slots<L: Layout>(n: usize) -> Box<[L::Slot]> {
+    (0..n).map(|_| L::slot()).collect()
 }
 
-impl StripedCounter {
+impl<L: Layout> StripedCounter<L> {
     /// A counter at zero.
     pub(crate) fn new() -> Self {
         StripedCounter {
@@ -203,17 +253,15 @@ impl StripedCounter {
                 Err(_) => {}
             }
         }
-        // A second thread: every thread counts in a padded slot from now on.
-        let first = self
-            .first
-            .get_or_init(|| Box::new(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0)))));
+        // A second thread: every thread counts in a slot of its own from now on.
+        let first = self.first.get_or_init(|| Box::new(std::array::from_fn(|_| L::slot())));
         if let Some(slot) = first.get(index as usize) {
             return add_owned(slot);
         }
         let more = self.more.get_or_init(|| {
             Box::new(Overflow {
                 segments: std::array::from_fn(|_| OnceLock::new()),
-                shared: CachePadded::new(AtomicU64::new(0)),
+                shared: L::slot(),
             })
         });
         // Index i >= FIRST lies in segment s = log2(i / FIRST), at i - (FIRST << s).
@@ -221,7 +269,7 @@ impl StripedCounter {
         let s = (i / FIRST).ilog2() as usize;
         match more.segments.get(s) {
             Some(segment) if index != SHARED => {
-                let segment = segment.get_or_init(|| slots(FIRST << s));
+                let segment = segment.get_or_init(|| slots::<L>(FIRST << s));
                 match segment.get(i - (FIRST << s)) {
                     Some(slot) => add_owned(slot),
                     None => {
@@ -246,7 +294,7 @@ impl StripedCounter {
     }
 
     fn slots_sum(&self) -> u64 {
-        let add = |acc: u64, s: &Slot| acc.wrapping_add(s.load(Ordering::Relaxed));
+        let add = |acc: u64, s: &L::Slot| acc.wrapping_add(s.load(Ordering::Relaxed));
         let mut total = self.own.load(Ordering::Relaxed);
         if let Some(first) = self.first.get() {
             total = first.iter().fold(total, add);
@@ -261,13 +309,13 @@ impl StripedCounter {
     }
 }
 
-impl Default for StripedCounter {
+impl<L: Layout> Default for StripedCounter<L> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for StripedCounter {
+impl<L: Layout> fmt::Debug for StripedCounter<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("StripedCounter").field(&self.sum()).finish()
     }
@@ -279,7 +327,12 @@ mod tests {
 
     #[test]
     fn counts_exactly_across_many_threads() {
-        let c = StripedCounter::new();
+        counts_exactly_across_many_threads_in::<Padded>();
+        counts_exactly_across_many_threads_in::<Packed>();
+    }
+
+    fn counts_exactly_across_many_threads_in<L: Layout + Send + Sync>() {
+        let c = StripedCounter::<L>::new();
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
@@ -300,17 +353,22 @@ mod tests {
 
     #[test]
     fn one_thread_counts_inline_until_a_second_thread_counts() {
-        let c = StripedCounter::new();
+        one_thread_counts_inline_until_a_second_thread_counts_in::<Padded>();
+        one_thread_counts_inline_until_a_second_thread_counts_in::<Packed>();
+    }
+
+    fn one_thread_counts_inline_until_a_second_thread_counts_in<L: Layout + Send + Sync>() {
+        let c = StripedCounter::<L>::new();
         for _ in 0..10 {
             c.incr();
         }
-        assert!(c.first.get().is_none(), "one thread: no padded slots allocated");
+        assert!(c.first.get().is_none(), "one thread: no slots allocated");
         assert_eq!(c.own.load(Ordering::Relaxed), 10);
         std::thread::scope(|s| {
             s.spawn(|| c.incr());
         });
-        assert!(c.first.get().is_some(), "a second thread: padded slots");
-        // The owner now counts in its padded slot; the inline slot keeps its 10.
+        assert!(c.first.get().is_some(), "a second thread: slots");
+        // The owner now counts in its own slot; the inline slot keeps its 10.
         c.incr();
         assert_eq!(c.own.load(Ordering::Relaxed), 10);
         assert_eq!(c.sum(), 12);
@@ -318,8 +376,13 @@ mod tests {
 
     #[test]
     fn owner_and_other_threads_count_exactly_at_the_same_time() {
+        owner_and_other_threads_count_exactly_at_the_same_time_in::<Padded>();
+        owner_and_other_threads_count_exactly_at_the_same_time_in::<Packed>();
+    }
+
+    fn owner_and_other_threads_count_exactly_at_the_same_time_in<L: Layout + Send + Sync>() {
         for _ in 0..20 {
-            let c = StripedCounter::new();
+            let c = StripedCounter::<L>::new();
             let barrier = std::sync::Barrier::new(3);
             std::thread::scope(|s| {
                 for _ in 0..3 {
@@ -340,11 +403,15 @@ mod tests {
     /// a second one counts, and the padded slots exist exactly from then on.
     #[test]
     fn every_short_interleaving_matches_the_reference_model() {
+        every_short_interleaving_matches_the_reference_model_in::<Padded>();
+        every_short_interleaving_matches_the_reference_model_in::<Packed>();
+    }
+
+    fn every_short_interleaving_matches_the_reference_model_in<L: Layout + Send + Sync>() {
         use std::sync::{Arc, mpsc};
-        type Job = (Arc<StripedCounter>, mpsc::Sender<()>);
-        let workers: Vec<mpsc::Sender<Job>> = (0..3)
+        let workers: Vec<mpsc::Sender<(Arc<StripedCounter<L>>, mpsc::Sender<()>)>> = (0..3)
             .map(|_| {
-                let (tx, rx) = mpsc::channel::<Job>();
+                let (tx, rx) = mpsc::channel::<(Arc<StripedCounter<L>>, mpsc::Sender<()>)>();
                 std::thread::spawn(move || {
                     for (counter, done) in rx {
                         counter.incr();
@@ -358,7 +425,7 @@ mod tests {
         let mut sequences = 0;
         for len in 1..=6u32 {
             for code in 0..3usize.pow(len) {
-                let c = Arc::new(StripedCounter::new());
+                let c = Arc::new(StripedCounter::<L>::new());
                 let (mut first_thread, mut inline, mut shared) = (None, 0u64, false);
                 let mut rest = code;
                 for step in 1..=u64::from(len) {
@@ -384,8 +451,13 @@ mod tests {
 
     #[test]
     fn counts_exactly_with_more_live_threads_than_inline_slots() {
+        counts_exactly_with_more_live_threads_than_inline_slots_in::<Padded>();
+        counts_exactly_with_more_live_threads_than_inline_slots_in::<Packed>();
+    }
+
+    fn counts_exactly_with_more_live_threads_than_inline_slots_in<L: Layout + Send + Sync>() {
         // 40 threads alive at once: indices past the inline slots land in the segments.
-        let c = StripedCounter::new();
+        let c = StripedCounter::<L>::new();
         let barrier = std::sync::Barrier::new(40);
         std::thread::scope(|s| {
             for _ in 0..40 {
@@ -403,7 +475,12 @@ mod tests {
 
     #[test]
     fn every_index_reaches_a_slot() {
-        let c = StripedCounter::new();
+        every_index_reaches_a_slot_in::<Padded>();
+        every_index_reaches_a_slot_in::<Packed>();
+    }
+
+    fn every_index_reaches_a_slot_in<L: Layout + Send + Sync>() {
+        let c = StripedCounter::<L>::new();
         let mut n = 0;
         for index in (0..70).chain([4095, 4096, 1 << 20, UNSET - 1, SHARED]) {
             if index == UNSET {
@@ -422,7 +499,7 @@ mod tests {
             let handles: Vec<_> = (0..3)
                 .map(|_| {
                     s.spawn(|| {
-                        StripedCounter::new().incr();
+                        StripedCounter::<Padded>::new().incr();
                         let id = INDEX.with(Cell::get);
                         barrier.wait(); // all three alive at once
                         id
@@ -439,7 +516,12 @@ mod tests {
 
     #[test]
     fn a_thread_past_its_release_counts_in_the_shared_slot() {
-        let c = StripedCounter::new();
+        a_thread_past_its_release_counts_in_the_shared_slot_in::<Padded>();
+        a_thread_past_its_release_counts_in_the_shared_slot_in::<Packed>();
+    }
+
+    fn a_thread_past_its_release_counts_in_the_shared_slot_in<L: Layout + Send + Sync>() {
+        let c = StripedCounter::<L>::new();
         std::thread::scope(|s| {
             s.spawn(|| {
                 c.incr();

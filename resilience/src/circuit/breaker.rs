@@ -17,7 +17,7 @@ use super::word::Word;
 use crate::backend::{CircuitCall, SharedState, StateStore};
 use crate::clock::{SharedClock, as_nanos, default_clock};
 use crate::events::{Event, EventKind, Hub, Interest, Layer, StateTransition};
-use crate::striped::StripedCounter;
+use crate::striped::{Packed, StripedCounter};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::{ConfigError, Error};
 
@@ -83,8 +83,9 @@ pub struct CircuitBreaker {
     transition: Mutex<fastrand::Rng>,
     /// The circuit in a state store (`Backend::Redis`, or `with_store`).
     shared: Option<Shared>,
-    /// Striped: every call through a closed breaker counts here.
-    successes: StripedCounter,
+    /// Striped (slots packed: a breaker is kept by the million, see [`Packed`]): every
+    /// call through a closed breaker counts here.
+    successes: StripedCounter<Packed>,
 }
 
 /// The config plus the structures derived from it, swapped whole by `reconfigure`.
