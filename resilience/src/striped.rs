@@ -325,6 +325,9 @@ impl<L: Layout> fmt::Debug for StripedCounter<L> {
 mod tests {
     use super::*;
 
+    /// A counter to count in once, and where to say it is done.
+    type Job<L> = (std::sync::Arc<StripedCounter<L>>, std::sync::mpsc::Sender<()>);
+
     #[test]
     fn counts_exactly_across_many_threads() {
         counts_exactly_across_many_threads_in::<Padded>();
@@ -409,9 +412,9 @@ mod tests {
 
     fn every_short_interleaving_matches_the_reference_model_in<L: Layout + Send + Sync>() {
         use std::sync::{Arc, mpsc};
-        let workers: Vec<mpsc::Sender<(Arc<StripedCounter<L>>, mpsc::Sender<()>)>> = (0..3)
+        let workers: Vec<mpsc::Sender<Job<L>>> = (0..3)
             .map(|_| {
-                let (tx, rx) = mpsc::channel::<(Arc<StripedCounter<L>>, mpsc::Sender<()>)>();
+                let (tx, rx) = mpsc::channel::<Job<L>>();
                 std::thread::spawn(move || {
                     for (counter, done) in rx {
                         counter.incr();
