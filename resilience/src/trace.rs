@@ -290,9 +290,9 @@ pub(crate) fn attempt_span_of(attempt: u32) -> Span {
     )
 }
 
-/// Runs a sync attempt inside `span` (not public API).
+/// Runs a sync attempt inside `span`.
 #[inline(always)]
-pub fn attempt<T, E>(span: Span, run: impl FnOnce() -> Result<T, Fault<E>>) -> Result<T, Fault<E>> {
+fn attempt<T, E>(span: Span, run: impl FnOnce() -> Result<T, Fault<E>>) -> Result<T, Fault<E>> {
     let result = {
         let _entered = span.enter();
         run()
@@ -301,6 +301,29 @@ pub fn attempt<T, E>(span: Span, run: impl FnOnce() -> Result<T, Fault<E>>) -> R
         record_error(&span, &result);
     }
     result
+}
+
+/// Runs sync attempt `attempt` (1-based) of a retried call inside its
+/// `resilience.attempt` span; when no dispatcher may record the span, runs it bare,
+/// without building one.
+#[inline(always)]
+pub(crate) fn attempt_numbered<T, E>(
+    attempt: u32,
+    run: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
+    if telemetry::word() & (telemetry::ATTEMPT_SPANS | telemetry::UNREGISTERED) == 0 {
+        return run();
+    }
+    attempt_observed(attempt, run)
+}
+
+/// [`attempt_numbered`] when the span may be recorded.
+#[inline(never)]
+fn attempt_observed<T, E>(
+    attempt: u32,
+    run: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
+    self::attempt(attempt_span_of(attempt), run)
 }
 
 /// Runs an async attempt inside `span` (not public API). A future of its own, like
