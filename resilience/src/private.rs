@@ -303,7 +303,8 @@ where
 /// listens to the call and its breaker admits it on the closed fast path, the body's
 /// `Result<T, E>` goes through the breaker and back to the caller as it is, without the
 /// pipeline's `Fault` round trip; any other call runs as [`traced_then`] over
-/// [`registry_circuit`] runs it (the same spans, events, metrics and outcomes).
+/// [`registry_circuit`] runs it (the same spans, events, metrics and outcomes), out of
+/// line, so that the bare path keeps a small frame.
 #[inline(always)]
 pub fn circuit_then<R, C, F>(
     site: &'static CallSite,
@@ -318,8 +319,10 @@ where
     C: ResultClassifier<R::Ok, R::Err>,
     F: FnOnce() -> R,
 {
-    if crate::telemetry::word() != 0 {
-        return circuit_observed(site, owner, resolve, classifier, body, finish);
+    let listening = crate::telemetry::word();
+    if listening != 0 {
+        let pipeline = || registry_circuit(&resolve(), classifier, || inner(body()));
+        return crate::trace::traced_slow_then(site, owner, listening, pipeline, finish);
     }
     match resolve() {
         CircuitHandle::Breaker(breaker) => R::from_result(breaker.call_fast_or(
@@ -329,25 +332,6 @@ where
         )),
         other => circuit_other(other, classifier, body, finish),
     }
-}
-
-/// [`circuit_then`] when something listens: the traced pipeline, out of line, so that
-/// the bare path keeps a small frame.
-#[inline(never)]
-fn circuit_observed<R, C, F>(
-    site: &'static CallSite,
-    owner: impl Owner,
-    resolve: impl FnOnce() -> CircuitHandle,
-    classifier: &C,
-    body: F,
-    finish: Finish<R>,
-) -> R
-where
-    R: ResilientReturn,
-    C: ResultClassifier<R::Ok, R::Err>,
-    F: FnOnce() -> R,
-{
-    traced_then(site, owner, || registry_circuit(&resolve(), classifier, || inner(body())), finish)
 }
 
 /// [`circuit_then`] for a call site that resolved to a throttle, no circuit, or a config

@@ -174,6 +174,31 @@ fn traced_slow<T, E>(
     listening: u8,
     body: impl FnOnce() -> Result<T, Fault<E>>,
 ) -> Result<T, Fault<E>> {
+    observed_call(site, owner, listening, body)
+}
+
+/// [`traced_slow`], then `finish` on the result, in one call out of line: a caller whose
+/// bare path does not go through `Fault` keeps the observed path's result and its
+/// conversion out of its own frame.
+#[inline(never)]
+pub(crate) fn traced_slow_then<T, E, R>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    listening: u8,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+    finish: fn(Result<T, Fault<E>>) -> R,
+) -> R {
+    finish(observed_call(site, owner, listening, body))
+}
+
+/// The body of an observed sync call: its span, its clock reads and its count.
+#[inline(always)]
+fn observed_call<T, E>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    listening: u8,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
     let listening = registered(listening);
     if listening == 0 {
         return body();
