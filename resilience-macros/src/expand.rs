@@ -134,7 +134,7 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
             retry_above.get(index).copied().unwrap_or(false),
         );
         pipeline = if is_async {
-            top.extend(resolve);
+            top.extend(resolve.into_token_stream());
             wrapped
         } else {
             quote!({ #resolve #wrapped })
@@ -152,7 +152,14 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
         .join(",");
     let call_site = quote!(static #call: #p::CallSite = #p::CallSite::new(#name, #layers););
     let owner = if ctx.is_method() { quote!(#p::owner_of::<Self>) } else { quote!(#p::no_owner) };
+    let direct = match (is_async, &finisher, stack.layers.as_slice()) {
+        (false, Some(finisher), [only]) => {
+            direct_circuit(&ctx, only, &body, &call, &owner, finisher)
+        }
+        _ => None,
+    };
     let run = match (is_async, finisher) {
+        _ if let Some(direct) = direct => direct,
         (true, _) => {
             quote!(let #result = #p::traced_async(&#call, #owner, #pipeline).await; #finish)
         }
@@ -177,6 +184,41 @@ pub(crate) fn function(mut item: ItemFn, stack: &Stack, info: &FnInfo) -> syn::R
     };
     *item.block = block;
     Ok(item.into_token_stream())
+}
+
+/// A sync function under one unkeyed `#[circuit_breaker]` (and no fallback): the body
+/// runs through the call site's breaker as the `Result<T, E>` it returns, without the
+/// pipeline's `Fault` round trip, whenever nothing listens and the circuit is closed
+/// (`__private::circuit_then`); any other call takes the pipeline, as every other stack
+/// does.
+fn direct_circuit(
+    ctx: &Ctx<'_>,
+    planned: &Planned,
+    body: &Block,
+    call: &syn::Ident,
+    call_owner: &TokenStream,
+    finisher: &TokenStream,
+) -> Option<TokenStream> {
+    let Layer::Circuit(args) = &planned.layer else { return None };
+    if key_of(args.key.as_ref()).is_some() || is_throttle(args) {
+        return None;
+    }
+    let p = &ctx.p;
+    let ret = &ctx.info.ret;
+    let Resolve { items, call: resolve, extra, .. } = resolve(ctx, planned, 0);
+    let classifier = ident("classifier", 0);
+    Some(quote!(
+        #items
+        #extra
+        #p::circuit_then(
+            &#call,
+            #call_owner,
+            || #resolve,
+            &#classifier,
+            || -> #ret #body,
+            #finisher
+        )
+    ))
 }
 
 /// A layer's name in the call span's `layers` field.
@@ -394,7 +436,7 @@ fn preset<'a>(own: Option<&'a syn::LitStr>, planned: &'a Planned) -> TokenStream
 
 /// The statements that resolve a layer's instance (once per call site) and build its
 /// hooks.
-fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
+fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> Resolve {
     let p = &ctx.p;
     let site = item_ident("SITE", index);
     let args_item = item_ident("ARGS", index);
@@ -507,12 +549,32 @@ fn resolve(ctx: &Ctx<'_>, planned: &Planned, index: usize) -> TokenStream {
     let handle = ident(handle, index);
     let spec = layer_args(ctx, name, preset(own_preset, planned), planned.optional, settings);
     let owner = owner(ctx, written);
-    quote!(
-        static #site: #site_ty = #site_new;
-        const #args_item: #p::LayerArgs = #spec;
-        let #handle = #p::#resolver(&#site, &#args_item, #owner);
-        #extra
-    )
+    Resolve {
+        items: quote!(
+            static #site: #site_ty = #site_new;
+            const #args_item: #p::LayerArgs = #spec;
+        ),
+        handle,
+        call: quote!(#p::#resolver(&#site, &#args_item, #owner)),
+        extra,
+    }
+}
+
+/// A layer's resolution, in parts: the call site's items (its `static` cell and its
+/// literals), the call resolving its instance into `handle`, and the statements building
+/// its hooks.
+struct Resolve {
+    items: TokenStream,
+    handle: syn::Ident,
+    call: TokenStream,
+    extra: TokenStream,
+}
+
+impl ToTokens for Resolve {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let Resolve { items, handle, call, extra } = self;
+        tokens.extend(quote!(#items let #handle = #call; #extra));
+    }
 }
 
 /// The key expression of a keyable layer; none for `key = none` or no key.
@@ -680,13 +742,7 @@ fn wrap(
                     quote!(#p::sleep(#delay).await),
                 )
             } else {
-                (
-                    quote!({
-                        let #span = #state.attempt_span();
-                        #state.attempt(|| #p::attempt(#span, || #inner))
-                    }),
-                    quote!(#state.sleep_blocking(#delay)),
-                )
+                (quote!(#state.run_attempt(|| #inner)), quote!(#state.sleep_blocking(#delay)))
             };
             let body = quote!({
                 let mut #state = #p::RetryLoop::new(&#handle, &#hooks);
@@ -901,6 +957,23 @@ mod tests {
 
     #[test]
     fn sync_bodies_run_in_a_closure_typed_by_the_return_type() {
+        // With a fallback, so that the call takes the pipeline (see the next test).
+        let out = expand(
+            Kind::CircuitBreaker,
+            quote!(fallback = cached),
+            quote!(
+                fn f(x: u8) -> Result<u8, E> {
+                    let y = x?;
+                    Ok(y)
+                }
+            ),
+        );
+        assert!(out.contains(":: resilience :: __private :: registry_circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
+        assert!(out.contains("concat ! (:: core :: module_path ! () , \"::\" , \"f\")"));
+    }
+
+    #[test]
+    fn a_lone_sync_circuit_breaker_hands_the_body_to_the_breaker_as_written() {
         let out = expand(
             Kind::CircuitBreaker,
             quote!(),
@@ -911,8 +984,40 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains(":: resilience :: __private :: registry_circuit (& __resilience_circuit_0 , & __resilience_classifier_0 , | | :: resilience :: __private :: inner (:: resilience :: __private :: call (| | -> Result < u8 , E > { let y = x ? ; Ok (y) })))"), "{out}");
-        assert!(out.contains("concat ! (:: core :: module_path ! () , \"::\" , \"f\")"));
+        assert!(out.contains(":: resilience :: __private :: circuit_then (& __RESILIENCE_CALL_0 , :: resilience :: __private :: no_owner , | | :: resilience :: __private :: resolve_circuit (& __RESILIENCE_SITE_0 , & __RESILIENCE_ARGS_0 , :: resilience :: __private :: no_owner) , & __resilience_classifier_0 , | | -> Result < u8 , E > { let y = x ? ; Ok (y) } , (:: resilience :: __private :: finisher :: < Result < u8 , E > > ()))"), "{out}");
+        assert!(!out.contains("registry_circuit"), "{out}");
+        // Stacked, keyed or async, the call takes the pipeline.
+        let stacked = expand(
+            Kind::CircuitBreaker,
+            quote!(),
+            quote!(
+                #[bulkhead(max_concurrent = 2)]
+                fn f() -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(stacked.contains("registry_circuit") && !stacked.contains("circuit_then"));
+        let keyed = expand(
+            Kind::CircuitBreaker,
+            quote!(key = x),
+            quote!(
+                fn f(x: u8) -> Result<u8, E> {
+                    Ok(x)
+                }
+            ),
+        );
+        assert!(keyed.contains("keyed_circuit") && !keyed.contains("circuit_then"));
+        let asynchronous = expand(
+            Kind::CircuitBreaker,
+            quote!(),
+            quote!(
+                async fn f() -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(!asynchronous.contains("circuit_then"), "{asynchronous}");
     }
 
     #[test]

@@ -32,9 +32,7 @@ pub use crate::config::Value;
 pub use crate::hedge::Hedge;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::retry::RetryPolicy;
-pub use crate::trace::{
-    CallSite, attempt, attempt_async, fallback_used, traced, traced_async, traced_then,
-};
+pub use crate::trace::{CallSite, attempt_async, fallback_used, traced, traced_async, traced_then};
 
 /// The keyed breaker the attributes use (not public API).
 pub type KeyedCircuitBreaker = crate::circuit::KeyedCircuitBreaker<String>;
@@ -299,6 +297,69 @@ where
         CircuitHandle::Breaker(breaker) => breaker.run(classifier, attempt),
         CircuitHandle::Other(other) => registry_other(other, classifier, attempt),
     }
+}
+
+/// A sync function under `#[circuit_breaker]` alone (not public API): when nothing
+/// listens to the call and its breaker admits it on the closed fast path, the body's
+/// `Result<T, E>` goes through the breaker and back to the caller as it is, without the
+/// pipeline's `Fault` round trip; any other call runs as [`traced_then`] over
+/// [`registry_circuit`] runs it (the same spans, events, metrics and outcomes), out of
+/// line, so that the bare path keeps a small frame.
+#[inline(always)]
+pub fn circuit_then<R, C, F>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    resolve: impl FnOnce() -> CircuitHandle,
+    classifier: &C,
+    body: F,
+    finish: Finish<R>,
+) -> R
+where
+    R: ResilientReturn,
+    C: ResultClassifier<R::Ok, R::Err>,
+    F: FnOnce() -> R,
+{
+    let listening = crate::telemetry::word();
+    if listening != 0 {
+        let pipeline = || registry_circuit(&resolve(), classifier, || inner(body()));
+        return crate::trace::traced_slow_then(site, owner, listening, pipeline, finish);
+    }
+    match resolve() {
+        CircuitHandle::Breaker(breaker) => R::from_result(breaker.call_fast_or(
+            classifier,
+            || body().into_result(),
+            |op| breaker_slow(breaker, classifier, op, finish),
+        )),
+        other => circuit_other(other, classifier, body, finish),
+    }
+}
+
+/// [`circuit_then`] for a call site that resolved to a throttle, no circuit, or a config
+/// error.
+#[inline(never)]
+fn circuit_other<R, C, F>(circuit: CircuitHandle, classifier: &C, body: F, finish: Finish<R>) -> R
+where
+    R: ResilientReturn,
+    C: ResultClassifier<R::Ok, R::Err>,
+    F: FnOnce() -> R,
+{
+    finish(registry_circuit(&circuit, classifier, || inner(body())))
+}
+
+/// [`circuit_then`] past the closed fast path: the pipeline's breaker call.
+#[inline(never)]
+fn breaker_slow<R, C, F>(
+    breaker: &CircuitBreaker,
+    classifier: &C,
+    op: F,
+    finish: Finish<R>,
+) -> Result<R::Ok, R::Err>
+where
+    R: ResilientReturn,
+    C: ResultClassifier<R::Ok, R::Err>,
+    F: FnOnce() -> Result<R::Ok, R::Err>,
+{
+    finish(breaker.run(classifier, || op().map_err(Fault::Inner))).into_result()
 }
 
 /// [`registry_circuit`] past a breaker: a throttle, no circuit, or a config error.
@@ -868,6 +929,19 @@ impl<'h, H> RetryLoop<'h, H> {
             Some(stepper) => stepper.attempt(f),
             None => f(),
         }
+    }
+
+    /// Runs the next blocking attempt inside its `resilience.attempt` span (built only
+    /// when a dispatcher may record it) and the call's deadline, if the policy has one:
+    /// no disabled span to build, enter and drop on an attempt nobody records.
+    #[inline(always)]
+    pub fn run_attempt<T, E>(
+        &mut self,
+        f: impl FnOnce() -> Result<T, Fault<E>>,
+    ) -> Result<T, Fault<E>> {
+        self.attempt = self.attempt.saturating_add(1);
+        let attempt = self.attempt;
+        self.attempt(|| crate::trace::attempt_numbered(attempt, f))
     }
 
     /// Awaits one attempt, inside the call's deadline if the policy has one. The attempt is

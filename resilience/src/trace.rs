@@ -174,6 +174,31 @@ fn traced_slow<T, E>(
     listening: u8,
     body: impl FnOnce() -> Result<T, Fault<E>>,
 ) -> Result<T, Fault<E>> {
+    observed_call(site, owner, listening, body)
+}
+
+/// [`traced_slow`], then `finish` on the result, in one call out of line: a caller whose
+/// bare path does not go through `Fault` keeps the observed path's result and its
+/// conversion out of its own frame.
+#[inline(never)]
+pub(crate) fn traced_slow_then<T, E, R>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    listening: u8,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+    finish: fn(Result<T, Fault<E>>) -> R,
+) -> R {
+    finish(observed_call(site, owner, listening, body))
+}
+
+/// The body of an observed sync call: its span, its clock reads and its count.
+#[inline(always)]
+fn observed_call<T, E>(
+    site: &'static CallSite,
+    owner: impl Owner,
+    listening: u8,
+    body: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
     let listening = registered(listening);
     if listening == 0 {
         return body();
@@ -290,9 +315,9 @@ pub(crate) fn attempt_span_of(attempt: u32) -> Span {
     )
 }
 
-/// Runs a sync attempt inside `span` (not public API).
+/// Runs a sync attempt inside `span`.
 #[inline(always)]
-pub fn attempt<T, E>(span: Span, run: impl FnOnce() -> Result<T, Fault<E>>) -> Result<T, Fault<E>> {
+fn attempt<T, E>(span: Span, run: impl FnOnce() -> Result<T, Fault<E>>) -> Result<T, Fault<E>> {
     let result = {
         let _entered = span.enter();
         run()
@@ -301,6 +326,29 @@ pub fn attempt<T, E>(span: Span, run: impl FnOnce() -> Result<T, Fault<E>>) -> R
         record_error(&span, &result);
     }
     result
+}
+
+/// Runs sync attempt `attempt` (1-based) of a retried call inside its
+/// `resilience.attempt` span; when no dispatcher may record the span, runs it bare,
+/// without building one.
+#[inline(always)]
+pub(crate) fn attempt_numbered<T, E>(
+    attempt: u32,
+    run: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
+    if telemetry::word() & (telemetry::ATTEMPT_SPANS | telemetry::UNREGISTERED) == 0 {
+        return run();
+    }
+    attempt_observed(attempt, run)
+}
+
+/// [`attempt_numbered`] when the span may be recorded.
+#[inline(never)]
+fn attempt_observed<T, E>(
+    attempt: u32,
+    run: impl FnOnce() -> Result<T, Fault<E>>,
+) -> Result<T, Fault<E>> {
+    self::attempt(attempt_span_of(attempt), run)
 }
 
 /// Runs an async attempt inside `span` (not public API). A future of its own, like

@@ -210,3 +210,68 @@ async fn the_circuit_half_opens_after_the_recovery_timeout() {
     tokio::time::advance(Duration::from_secs(5)).await;
     assert_eq!(recovers(false).await, Ok(1), "a probe runs after the recovery timeout");
 }
+
+/// Counts the `resilience.call` spans it is shown.
+#[derive(Default)]
+struct CallSpans(AtomicU32);
+
+impl tracing::Subscriber for CallSpans {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        if span.metadata().name() == "resilience.call" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[circuit_breaker(
+    name = "macro-circuit-watched",
+    failure_threshold = 3,
+    recovery_timeout = 30s,
+    ignore_if = not_found
+)]
+fn watched(error: Option<AppError>) -> Result<u32, AppError> {
+    match error {
+        Some(e) => Err(e),
+        None => Ok(7),
+    }
+}
+
+/// A lone sync `#[circuit_breaker]` runs its body through the breaker directly when
+/// nothing listens, and through the traced pipeline under a subscriber: both count the
+/// same outcomes into the same circuit and reject the same way.
+#[test]
+fn a_lone_breaker_counts_alike_with_and_without_a_subscriber() {
+    let spans = std::sync::Arc::new(CallSpans::default());
+    tracing::subscriber::with_default(spans.clone(), || {
+        assert_eq!(watched(None), Ok(7));
+        assert_eq!(watched(Some(AppError::Down)), Err(AppError::Down));
+        assert_eq!(watched(Some(AppError::NotFound)), Err(AppError::NotFound));
+    });
+    assert_eq!(spans.0.load(Ordering::SeqCst), 3, "the observed calls ran in their spans");
+
+    assert_eq!(watched(Some(AppError::NotFound)), Err(AppError::NotFound));
+    assert_eq!(watched(Some(AppError::Down)), Err(AppError::Down));
+    let stats = registry().circuit_breakers().stats("macro-circuit-watched").unwrap();
+    assert_eq!(
+        (stats.state, stats.failures),
+        (CircuitState::Closed, 2),
+        "ignored errors do not count"
+    );
+
+    assert_eq!(watched(Some(AppError::Down)), Err(AppError::Down));
+    let rejected = watched(None);
+    assert!(is_open(&rejected), "{rejected:?}");
+    let observed = tracing::subscriber::with_default(spans.clone(), || watched(None));
+    assert!(is_open(&observed), "{observed:?}");
+    let stats = registry().circuit_breakers().stats("macro-circuit-watched").unwrap();
+    assert_eq!((stats.state, stats.failures, stats.rejections), (CircuitState::Open, 3, 2));
+}

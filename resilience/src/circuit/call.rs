@@ -171,6 +171,28 @@ impl CircuitBreaker {
         self.run_with_permit(classifier, op)
     }
 
+    /// The closed fast path of [`call_with`](Self::call_with), for a caller that handles
+    /// every other case itself: `slow` gets `op` back when the call needs a permit (the
+    /// circuit is not closed, the breaker is shared, or an observer wants whole calls).
+    #[cfg(feature = "macros")]
+    #[inline(always)]
+    pub(crate) fn call_fast_or<T, E, C, F, S>(&self, classifier: &C, op: F, slow: S) -> Result<T, E>
+    where
+        C: ResultClassifier<T, E> + ?Sized,
+        F: FnOnce() -> Result<T, E>,
+        S: FnOnce(F) -> Result<T, E>,
+    {
+        let result;
+        match self.admit_fast() {
+            Some(call) => {
+                result = op();
+                call.record(outcome_of(&result, classifier));
+            }
+            None => result = slow(op),
+        }
+        result
+    }
+
     /// [`run`](Self::run) past the closed fast path: with a permit.
     #[inline(never)]
     fn run_with_permit<T, E, C, F>(&self, classifier: &C, op: F) -> Result<T, Fault<E>>
