@@ -261,6 +261,36 @@ where
         if let Some(r) = self.remote_blocking(key, cost, May::NotWait) {
             return r;
         }
+        if self.take_now(key, cost) {
+            return Ok(());
+        }
+        self.try_acquire_slow(key, cost)
+    }
+
+    /// The hot path of a call on an existing key with `cost` permits available now:
+    /// takes them and counts the grant; `false` (nothing taken, nothing counted) when
+    /// the call needs the full decision (a new key, no permits now, a zero cost or one
+    /// above the burst, an evicted bucket).
+    #[inline(always)]
+    fn take_now<Q>(&self, key: &Q, cost: u32) -> bool
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        K: Borrow<Q>,
+    {
+        let totals = &self.core.totals;
+        self.map.get(key, |kb| {
+            self.core.take_now_in::<true>(&kb.bucket, tally(kb, totals), cost).is_ok()
+        })
+    }
+
+    /// `try_acquire` off the hot path.
+    #[cold]
+    #[inline(never)]
+    fn try_acquire_slow<Q>(&self, key: &Q, cost: u32) -> Result<(), Error>
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+    {
         match self.decide(key, cost, false) {
             Decided::Done(r) => r,
             // try_acquire never plans a wait.
@@ -277,6 +307,9 @@ where
     {
         if let Some(r) = self.remote_blocking(key, cost, May::Wait) {
             return r;
+        }
+        if self.take_now(key, cost) {
+            return Ok(());
         }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
@@ -302,6 +335,9 @@ where
             if let Remote::Done(r) = remote.acquire_async(&self.core, t, Some(k), cost).await {
                 return r;
             }
+        }
+        if self.take_now(key, cost) {
+            return Ok(());
         }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
