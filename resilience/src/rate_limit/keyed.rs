@@ -21,6 +21,8 @@ use crate::{ConfigError, Error};
 
 /// The map length below which no amortised sweep runs.
 const MIN_SWEEP: usize = 1024;
+/// The wait an evicted bucket's take-now reports (no live bucket's wait reaches it).
+const EVICTED_WAIT: u64 = u64::MAX;
 
 #[derive(Debug)]
 struct KeyBucket {
@@ -261,25 +263,34 @@ where
         if let Some(r) = self.remote_blocking(key, cost, May::NotWait) {
             return r;
         }
-        if self.take_now(key, cost) {
-            return Ok(());
+        match self.take_now(key, cost, false) {
+            Some(r) => r,
+            None => self.try_acquire_slow(key, cost),
         }
-        self.try_acquire_slow(key, cost)
     }
 
-    /// The hot path of a call on an existing key with `cost` permits available now:
-    /// takes them and counts the grant; `false` (nothing taken, nothing counted) when
-    /// the call needs the full decision (a new key, no permits now, a zero cost or one
-    /// above the burst, an evicted bucket).
+    /// The hot path of a call on an existing key, in one lookup: `cost` permits available
+    /// now are taken and the grant counted (`Some(Ok)`); without `may_wait`, no permits
+    /// now is the refusal the full decision would make (`Some(Err)`). `None` (nothing
+    /// taken, nothing counted) when the call needs the full decision: a new key, a zero
+    /// cost or one above the burst, an evicted bucket, or no permits now for a call that
+    /// may wait.
     #[inline(always)]
-    fn take_now<Q>(&self, key: &Q, cost: u32) -> bool
+    fn take_now<Q>(&self, key: &Q, cost: u32, may_wait: bool) -> Option<Result<(), Error>>
     where
-        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+        Q: ?Sized + Hash + Eq + fmt::Debug,
         K: Borrow<Q>,
     {
         let totals = &self.core.totals;
         self.map.get(key, |kb| {
-            self.core.take_now_in::<true>(&kb.bucket, tally(kb, totals), cost).is_ok()
+            let t = tally(kb, totals);
+            match self.core.take_now_in::<true>(&kb.bucket, t, cost) {
+                Ok(()) => Some(Ok(())),
+                Err(Some(wait)) if !may_wait && wait != EVICTED_WAIT => {
+                    Some(Err(self.core.reject_now(t, wait, Some(&key))))
+                }
+                Err(_) => None,
+            }
         })
     }
 
@@ -308,8 +319,8 @@ where
         if let Some(r) = self.remote_blocking(key, cost, May::Wait) {
             return r;
         }
-        if self.take_now(key, cost) {
-            return Ok(());
+        if let Some(r) = self.take_now(key, cost, true) {
+            return r;
         }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
@@ -336,8 +347,8 @@ where
                 return r;
             }
         }
-        if self.take_now(key, cost) {
-            return Ok(());
+        if let Some(r) = self.take_now(key, cost, true) {
+            return r;
         }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
@@ -529,6 +540,29 @@ mod tests {
         let (a, total) = (l.stats_for("a"), l.stats());
         assert_eq!((a.granted, a.rejected), (1, 1));
         assert_eq!((total.granted, total.rejected, total.keys), (2, 1, Some(2)));
+    }
+
+    #[test]
+    fn calls_on_an_existing_key_are_decided_and_counted_once_on_the_hot_path() {
+        let (l, clock) = keyed(2, OnLimit::Reject);
+        assert_eq!(l.try_acquire("a", 1), Ok(())); // inserts the key
+        assert_eq!(l.try_acquire("a", 1), Ok(())); // existing key, permit left
+        // No permit now: refused at once with the exact wait, counted once.
+        let err = l.try_acquire("a", 1);
+        assert_eq!(err, Err(Error::rate_limited("k", Duration::from_millis(500))));
+        // A zero cost is granted; a cost over the burst is a config error.
+        assert_eq!(l.try_acquire("a", 0), Ok(()));
+        assert!(matches!(l.try_acquire("a", 3), Err(Error::Config(_))));
+        let (a, total) = (l.stats_for("a"), l.stats());
+        assert_eq!((a.granted, a.rejected), (3, 2));
+        assert_eq!((total.granted, total.rejected), (3, 2));
+        // `acquire` on an existing key without a permit follows the policy (here:
+        // refuses), and with one takes it.
+        assert!(l.acquire("a", 1).is_err());
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(l.acquire("a", 1), Ok(()));
+        let a = l.stats_for("a");
+        assert_eq!((a.granted, a.rejected, a.available), (4, 3, 0));
     }
 
     #[test]

@@ -152,14 +152,14 @@ where
         self.with_gen(|g| f(&g.map.pin()))
     }
 
-    /// `f` of `key`'s value; `false` when the key is missing. Inserts nothing.
+    /// `f` of `key`'s value; `None` when the key is missing. Inserts nothing.
     #[inline(always)]
-    pub(crate) fn get<Q>(&self, key: &Q, f: impl FnOnce(&V) -> bool) -> bool
+    pub(crate) fn get<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> Option<R>) -> Option<R>
     where
         Q: ?Sized + Hash + Eq,
         K: Borrow<Q>,
     {
-        self.with_gen(|g| g.map.pin().get(key).is_some_and(f))
+        self.with_gen(|g| g.map.pin().get(key).and_then(f))
     }
 
     /// Runs `f` on `key`'s value, inserted from `make` if missing, and the pinned map
