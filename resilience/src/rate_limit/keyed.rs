@@ -30,6 +30,17 @@ struct KeyBucket {
     counters: Counters,
 }
 
+/// What the hot path found.
+enum Fast {
+    /// Permits taken, grant counted.
+    Granted,
+    /// No permits now for a call that may not wait: refuse it (the key's bucket, for its
+    /// counters, and the wait).
+    Refused(Arc<KeyBucket>, u64),
+    /// The call needs the full decision.
+    Decide,
+}
+
 /// What a lookup decided.
 enum Decided {
     Done(Result<(), Error>),
@@ -264,34 +275,45 @@ where
             return r;
         }
         match self.take_now(key, cost, false) {
-            Some(r) => r,
-            None => self.try_acquire_slow(key, cost),
+            Some(Fast::Granted) => Ok(()),
+            Some(Fast::Refused(kb, wait)) => Err(self.refuse(&kb, key, wait)),
+            _ => self.try_acquire_slow(key, cost),
         }
     }
 
     /// The hot path of a call on an existing key, in one lookup: `cost` permits available
-    /// now are taken and the grant counted (`Some(Ok)`); without `may_wait`, no permits
-    /// now is the refusal the full decision would make (`Some(Err)`). `None` (nothing
-    /// taken, nothing counted) when the call needs the full decision: a new key, a zero
-    /// cost or one above the burst, an evicted bucket, or no permits now for a call that
-    /// may wait.
+    /// now are taken and the grant counted (`Granted`); without `may_wait`, no permits
+    /// now is the refusal the full decision would make (`Refused`, nothing counted yet).
+    /// `None` or `Decide` (nothing taken, nothing counted) when the call needs the full
+    /// decision: a new key, a zero cost or one above the burst, an evicted bucket, or no
+    /// permits now for a call that may wait.
     #[inline(always)]
-    fn take_now<Q>(&self, key: &Q, cost: u32, may_wait: bool) -> Option<Result<(), Error>>
+    fn take_now<Q>(&self, key: &Q, cost: u32, may_wait: bool) -> Option<Fast>
     where
-        Q: ?Sized + Hash + Eq + fmt::Debug,
+        Q: ?Sized + Hash + Eq,
         K: Borrow<Q>,
     {
         let totals = &self.core.totals;
         self.map.get(key, |kb| {
-            let t = tally(kb, totals);
-            match self.core.take_now_in::<true>(&kb.bucket, t, cost) {
-                Ok(()) => Some(Ok(())),
+            Some(match self.core.take_now_in::<true>(&kb.bucket, tally(kb, totals), cost) {
+                Ok(()) => Fast::Granted,
                 Err(Some(wait)) if !may_wait && wait != EVICTED_WAIT => {
-                    Some(Err(self.core.reject_now(t, wait, Some(&key))))
+                    Fast::Refused(Arc::clone(kb), wait)
                 }
-                Err(_) => None,
-            }
+                Err(_) => Fast::Decide,
+            })
         })
+    }
+
+    /// The refusal of a call the hot path found no permit for: counted and reported as
+    /// the full decision does.
+    #[cold]
+    #[inline(never)]
+    fn refuse<Q>(&self, kb: &KeyBucket, key: &Q, wait: u64) -> Error
+    where
+        Q: ?Sized + fmt::Debug,
+    {
+        self.core.reject_now(tally(kb, &self.core.totals), wait, Some(&key))
     }
 
     /// `try_acquire` off the hot path.
@@ -319,8 +341,8 @@ where
         if let Some(r) = self.remote_blocking(key, cost, May::Wait) {
             return r;
         }
-        if let Some(r) = self.take_now(key, cost, true) {
-            return r;
+        if let Some(Fast::Granted) = self.take_now(key, cost, true) {
+            return Ok(());
         }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
@@ -347,8 +369,8 @@ where
                 return r;
             }
         }
-        if let Some(r) = self.take_now(key, cost, true) {
-            return r;
+        if let Some(Fast::Granted) = self.take_now(key, cost, true) {
+            return Ok(());
         }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
