@@ -140,8 +140,8 @@ where
         let cell = self.current.pin();
         match cell.get(&()) {
             Some(g) => f(g),
-            // The cell's entry is replaced, never removed.
-            None => unreachable!("the key map's cell always holds a generation"),
+            // Not reached: the cell's entry is replaced, never removed.
+            None => f(cell.get_or_insert_with((), || Gen::new(0))),
         }
     }
 
