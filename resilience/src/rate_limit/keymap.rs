@@ -109,6 +109,9 @@ impl std::hash::Hasher for UnitHasher {
 
 type UnitHash = std::hash::BuildHasherDefault<UnitHasher>;
 
+/// The pinned cell.
+type Cell<'g, K, V> = papaya::HashMapRef<'g, (), Gen<K, V>, UnitHash, papaya::LocalGuard<'g>>;
+
 /// A lock-free map that gives its memory back after mass eviction; see the module docs.
 pub(crate) struct KeyMap<K, V> {
     /// The current generation, under `()`.
@@ -138,11 +141,20 @@ where
     #[inline(always)]
     fn with_gen<R>(&self, f: impl FnOnce(&Gen<K, V>) -> R) -> R {
         let cell = self.current.pin();
-        match cell.get(&()) {
-            Some(g) => f(g),
+        let g = match cell.get(&()) {
+            Some(g) => g,
             // Not reached: the cell's entry is replaced, never removed.
-            None => f(cell.get_or_insert_with((), || Gen::new(0))),
-        }
+            None => Self::refill(&cell),
+        };
+        // One call site of `f`, so that it is inlined.
+        f(g)
+    }
+
+    /// The cell's generation, inserted empty if missing (out of line: never reached).
+    #[cold]
+    #[inline(never)]
+    fn refill<'c>(cell: &'c Cell<'_, K, V>) -> &'c Gen<K, V> {
+        cell.get_or_insert_with((), || Gen::new(0))
     }
 
     /// Runs `f` on the current generation's pinned map (for reads, updates of existing
