@@ -11,7 +11,9 @@
 //! `breaker`, `limiter`, `retry`, `resilient`; `limiter_manual` and `keyed_manual` (a
 //! direct limiter, and a keyed one over 1024 existing keys, on a `ManualClock`: the
 //! limiter's own instructions without a clock read), `governor` (governor's `check` on
-//! its default clock, the peer of `limiter`), `tower` (a `ResilienceLayer` with a
+//! its default clock, the peer of `limiter`), `governor_keyed` (governor's `check_key` on
+//! its DashMap store over the same 1024 keys, on its fake clock: the peer of
+//! `keyed_manual`), `tower` (a `ResilienceLayer` with a
 //! breaker and a limiter around a service answering at once) and `tower_limit`
 //! (`tower::limit::RateLimit` around the same), each call `poll_ready`, `call` and one
 //! poll of its future, as the `tower` bench makes it;
@@ -215,6 +217,26 @@ fn main() {
                 l.try_acquire(keys[i & 1023].as_str(), 1)
             });
         }
+        "governor_keyed" => {
+            // governor's `check_key` on its default DashMap store over the same 1024
+            // keys, the peer of `keyed_manual` (on governor's fake clock: no clock read).
+            let quota = governor::Quota::per_second(std::num::NonZeroU32::MAX).allow_burst(
+                std::num::NonZeroU32::new(1_000_000).unwrap_or(std::num::NonZeroU32::MIN),
+            );
+            let g = governor::RateLimiter::dashmap_with_clock(
+                quota,
+                governor::clock::FakeRelativeClock::default(),
+            );
+            let keys: Vec<String> = (0..1024).map(|i| format!("shop-{i}.example.com")).collect();
+            for k in &keys {
+                let _ = g.check_key(k);
+            }
+            let mut i = 0usize;
+            hot(n, || {
+                i = i.wrapping_add(1);
+                g.check_key(&keys[i & 1023])
+            });
+        }
         "governor" => {
             // The peer on its default clock (also `quanta`), for the same comparison.
             let quota = governor::Quota::per_second(std::num::NonZeroU32::MAX).allow_burst(
@@ -296,7 +318,7 @@ fn main() {
         "tower_bare" => tower_probe(n, ready_service()),
         "bare" => hot(n, || Ok::<u64, Error>(black_box(1))),
         _ => eprintln!(
-            "usage: callgrind breaker|limiter|limiter_manual|keyed_manual|governor|retry|resilient|macro_breaker|hand_breaker|clock|tower|tower_limit|tower_limiter_only|tower_breaker_only|tower_bare|bare [n]"
+            "usage: callgrind breaker|limiter|limiter_manual|keyed_manual|governor|governor_keyed|retry|resilient|macro_breaker|hand_breaker|clock|tower|tower_limit|tower_limiter_only|tower_breaker_only|tower_bare|bare [n]"
         ),
     }
 }

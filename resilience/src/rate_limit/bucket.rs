@@ -129,13 +129,25 @@ impl Bucket {
     }
 
     /// Takes `inc` nanoseconds' worth of permits if they are available now; otherwise
-    /// `Err(wait)`, nothing consumed. For a bucket that is never evicted (a direct
-    /// limiter's): no check for the eviction mark, and no precondition on `inc` (a cost
-    /// above the burst is always refused, since its wait is at least `inc - tau`).
+    /// `Err(wait)`, nothing consumed. No precondition on `inc` (a cost above the burst is
+    /// always refused, since its wait is at least `inc - tau`). With `EVICTABLE` (a keyed
+    /// limiter's bucket) an evicted bucket refuses with `Err(u64::MAX)` and keeps its
+    /// mark; without it (a direct limiter's bucket, never evicted) there is no check for
+    /// the mark.
     #[inline(always)]
-    pub(crate) fn take_now(&self, now: u64, inc: u64, tau: u64) -> Result<(), u64> {
+    pub(crate) fn take_now<const EVICTABLE: bool>(
+        &self,
+        now: u64,
+        inc: u64,
+        tau: u64,
+    ) -> Result<(), u64> {
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
+            // Without this check a burst whose `tau` saturates near `u64::MAX` would let
+            // the take move the mark down to a live time.
+            if EVICTABLE && tat == EVICTED {
+                return Err(u64::MAX);
+            }
             let new = tat.max(now).saturating_add(inc).min(MAX_TAT);
             let wait = new.saturating_sub(now).saturating_sub(tau);
             if wait > 0 {
@@ -255,13 +267,27 @@ mod tests {
     fn take_now_grants_the_burst_then_refuses_with_the_wait_and_never_a_cost_over_it() {
         let b = Bucket::new();
         let now = 10_000 * MS;
-        assert_eq!(b.take_now(now, L.tau + 1, L.tau), Err(1));
+        assert_eq!(b.take_now::<false>(now, L.tau + 1, L.tau), Err(1));
         for _ in 0..4 {
-            assert_eq!(b.take_now(now, L.interval, L.tau), Ok(()));
+            assert_eq!(b.take_now::<false>(now, L.interval, L.tau), Ok(()));
         }
-        assert_eq!(b.take_now(now, L.interval, L.tau), Err(500 * MS));
-        assert_eq!(b.take_now(now + 500 * MS, L.interval, L.tau), Ok(()));
+        assert_eq!(b.take_now::<false>(now, L.interval, L.tau), Err(500 * MS));
+        assert_eq!(b.take_now::<false>(now + 500 * MS, L.interval, L.tau), Ok(()));
         assert_eq!(b.available(now + 500 * MS, L), 0);
+    }
+
+    #[test]
+    fn take_now_on_an_evicted_bucket_refuses_and_keeps_the_mark_even_with_a_saturated_burst() {
+        let b = Bucket::new();
+        assert!(b.try_evict(10, 10));
+        // A `tau` at the top of the range: the wait computed from the mark would be 0.
+        assert_eq!(b.take_now::<true>(10, 1, u64::MAX), Err(u64::MAX));
+        assert_eq!(b.take_now::<true>(10, L.interval, L.tau), Err(u64::MAX));
+        assert_eq!(b.take(10, 1, u64::MAX, 0), Take::Evicted, "still marked evicted");
+        // A live bucket is served as by the unchecked form.
+        let live = Bucket::new();
+        assert_eq!(live.take_now::<true>(10_000 * MS, L.interval, L.tau), Ok(()));
+        assert_eq!(live.available(10_000 * MS, L), 3);
     }
 
     #[test]
@@ -365,7 +391,7 @@ mod loom_tests {
             let handles: Vec<_> = (0..3)
                 .map(|_| {
                     let b = b.clone();
-                    thread::spawn(move || b.take_now(NOW, L.interval, L.tau))
+                    thread::spawn(move || b.take_now::<false>(NOW, L.interval, L.tau))
                 })
                 .collect();
             let outcomes: Vec<Result<(), u64>> =
@@ -374,6 +400,30 @@ mod loom_tests {
             assert_eq!(outcomes.iter().filter(|t| t.is_ok()).count(), 2, "{outcomes:?}");
             assert!(outcomes.iter().all(|t| matches!(t, Ok(()) | Err(10))), "{outcomes:?}");
             assert_eq!(b.tat.load(Ordering::Acquire), NOW + 20);
+        });
+    }
+
+    /// A keyed call's hot-path take racing the sweep's eviction of the same idle bucket:
+    /// exactly one wins; an evicted bucket keeps its mark (the call then looks the key
+    /// up again), a granted one stays live.
+    #[test]
+    fn loom_keyed_take_now_races_eviction() {
+        loom::model(|| {
+            let b = Arc::new(Bucket::new());
+            let taker = {
+                let b = b.clone();
+                thread::spawn(move || b.take_now::<true>(NOW, L.interval, L.tau))
+            };
+            let evicted = b.try_evict(NOW, 0);
+            let taken = taker.join().unwrap_or(Err(0));
+            let tat = b.tat.load(Ordering::Acquire);
+            if evicted {
+                assert_eq!(taken, Err(u64::MAX));
+                assert_eq!(tat, EVICTED);
+            } else {
+                assert_eq!(taken, Ok(()));
+                assert_eq!(tat, NOW + L.interval);
+            }
         });
     }
 

@@ -109,13 +109,26 @@ impl Core {
         tally: Tally<'_>,
         cost: u32,
     ) -> Result<(), Option<u64>> {
+        self.take_now_in::<false>(bucket, tally, cost)
+    }
+
+    /// [`take_now`](Self::take_now) on a bucket that is evicted when `EVICTABLE` (a keyed
+    /// limiter's): an evicted bucket gives `Err(Some(u64::MAX))` (the caller looks the
+    /// key up again through [`plan`](Self::plan)).
+    #[inline(always)]
+    pub(crate) fn take_now_in<const EVICTABLE: bool>(
+        &self,
+        bucket: &Bucket,
+        tally: Tally<'_>,
+        cost: u32,
+    ) -> Result<(), Option<u64>> {
         if cost == 0 {
             return Err(None);
         }
         let l = self.params.load();
         let inc = l.cost(cost);
         // A cost above the burst is always refused by the bucket: told apart only then.
-        match bucket.take_now(self.now(), inc, l.tau) {
+        match bucket.take_now::<EVICTABLE>(self.now(), inc, l.tau) {
             Ok(()) => {
                 self.granted(tally);
                 Ok(())

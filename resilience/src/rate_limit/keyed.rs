@@ -21,11 +21,24 @@ use crate::{ConfigError, Error};
 
 /// The map length below which no amortised sweep runs.
 const MIN_SWEEP: usize = 1024;
+/// The wait an evicted bucket's take-now reports (no live bucket's wait reaches it).
+const EVICTED_WAIT: u64 = u64::MAX;
 
 #[derive(Debug)]
 struct KeyBucket {
     bucket: Bucket,
     counters: Counters,
+}
+
+/// What the hot path found.
+enum Fast {
+    /// Permits taken, grant counted.
+    Granted,
+    /// No permits now for a call that may not wait: refuse it (the key's bucket, for its
+    /// counters, and the wait).
+    Refused(Arc<KeyBucket>, u64),
+    /// The call needs the full decision.
+    Decide,
 }
 
 /// What a lookup decided.
@@ -261,6 +274,56 @@ where
         if let Some(r) = self.remote_blocking(key, cost, May::NotWait) {
             return r;
         }
+        match self.take_now(key, cost, false) {
+            Some(Fast::Granted) => Ok(()),
+            Some(Fast::Refused(kb, wait)) => Err(self.refuse(&kb, key, wait)),
+            _ => self.try_acquire_slow(key, cost),
+        }
+    }
+
+    /// The hot path of a call on an existing key, in one lookup: `cost` permits available
+    /// now are taken and the grant counted (`Granted`); without `may_wait`, no permits
+    /// now is the refusal the full decision would make (`Refused`, nothing counted yet).
+    /// `None` or `Decide` (nothing taken, nothing counted) when the call needs the full
+    /// decision: a new key, a zero cost or one above the burst, an evicted bucket, or no
+    /// permits now for a call that may wait.
+    #[inline(always)]
+    fn take_now<Q>(&self, key: &Q, cost: u32, may_wait: bool) -> Option<Fast>
+    where
+        Q: ?Sized + Hash + Eq,
+        K: Borrow<Q>,
+    {
+        let totals = &self.core.totals;
+        self.map.get(key, |kb| {
+            Some(match self.core.take_now_in::<true>(&kb.bucket, tally(kb, totals), cost) {
+                Ok(()) => Fast::Granted,
+                Err(Some(wait)) if !may_wait && wait != EVICTED_WAIT => {
+                    Fast::Refused(Arc::clone(kb), wait)
+                }
+                Err(_) => Fast::Decide,
+            })
+        })
+    }
+
+    /// The refusal of a call the hot path found no permit for: counted and reported as
+    /// the full decision does.
+    #[cold]
+    #[inline(never)]
+    fn refuse<Q>(&self, kb: &KeyBucket, key: &Q, wait: u64) -> Error
+    where
+        Q: ?Sized + fmt::Debug,
+    {
+        self.core.reject_now(tally(kb, &self.core.totals), wait, Some(&key))
+    }
+
+    /// `try_acquire` off the hot path.
+    #[cold]
+    #[inline(never)]
+    fn try_acquire_slow<Q>(&self, key: &Q, cost: u32) -> Result<(), Error>
+    where
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K> + fmt::Debug,
+        K: Borrow<Q>,
+    {
         match self.decide(key, cost, false) {
             Decided::Done(r) => r,
             // try_acquire never plans a wait.
@@ -277,6 +340,9 @@ where
     {
         if let Some(r) = self.remote_blocking(key, cost, May::Wait) {
             return r;
+        }
+        if let Some(Fast::Granted) = self.take_now(key, cost, true) {
+            return Ok(());
         }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
@@ -302,6 +368,9 @@ where
             if let Remote::Done(r) = remote.acquire_async(&self.core, t, Some(k), cost).await {
                 return r;
             }
+        }
+        if let Some(Fast::Granted) = self.take_now(key, cost, true) {
+            return Ok(());
         }
         match self.decide(key, cost, true) {
             Decided::Done(r) => r,
@@ -493,6 +562,29 @@ mod tests {
         let (a, total) = (l.stats_for("a"), l.stats());
         assert_eq!((a.granted, a.rejected), (1, 1));
         assert_eq!((total.granted, total.rejected, total.keys), (2, 1, Some(2)));
+    }
+
+    #[test]
+    fn calls_on_an_existing_key_are_decided_and_counted_once_on_the_hot_path() {
+        let (l, clock) = keyed(2, OnLimit::Reject);
+        assert_eq!(l.try_acquire("a", 1), Ok(())); // inserts the key
+        assert_eq!(l.try_acquire("a", 1), Ok(())); // existing key, permit left
+        // No permit now: refused at once with the exact wait, counted once.
+        let err = l.try_acquire("a", 1);
+        assert_eq!(err, Err(Error::rate_limited("k", Duration::from_millis(500))));
+        // A zero cost is granted; a cost over the burst is a config error.
+        assert_eq!(l.try_acquire("a", 0), Ok(()));
+        assert!(matches!(l.try_acquire("a", 3), Err(Error::Config(_))));
+        let (a, total) = (l.stats_for("a"), l.stats());
+        assert_eq!((a.granted, a.rejected), (3, 2));
+        assert_eq!((total.granted, total.rejected), (3, 2));
+        // `acquire` on an existing key without a permit follows the policy (here:
+        // refuses), and with one takes it.
+        assert!(l.acquire("a", 1).is_err());
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(l.acquire("a", 1), Ok(()));
+        let a = l.stats_for("a");
+        assert_eq!((a.granted, a.rejected, a.available), (4, 3, 0));
     }
 
     #[test]

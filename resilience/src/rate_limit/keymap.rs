@@ -2,10 +2,20 @@
 //! sweep leaves it far below its peak.
 //!
 //! papaya's table never shrinks: after a burst of a million keys has been evicted, the
-//! empty table still holds its slots (about 19 MB). So the map lives behind an
-//! [`ArcSwap`] (one *generation*), and a sweep that leaves at most a quarter of the peak
-//! swaps in a fresh generation holding the live entries. The old one is freed when the
-//! last call still reading it is done.
+//! empty table still holds its slots (about 19 MB). So the map is one *generation*, and
+//! a sweep that leaves at most a quarter of the peak swaps in a fresh generation holding
+//! the live entries. The old one is freed when the last call still reading it is done.
+//!
+//! The current generation sits in a one-entry papaya map (the *cell*, keyed by `()`),
+//! not behind an `ArcSwap`: reaching it costs an epoch guard (a thread-local counter, a
+//! plain store on entry and one swap on exit) and a probe of a one-slot table, where an
+//! `ArcSwap` load pays a thread-local debt slot (a sequentially consistent store, then a
+//! compare-and-swap to pay the debt back) on every call. Replacing the entry retires the
+//! old generation through the cell's own collector, which frees it once no guard that
+//! could have read it is left (batches of one, so right after the rebuild's own guard
+//! is gone when nobody else is reading). Every generation keeps its own collector: a
+//! papaya map dropped with a collector it shares would reclaim what other maps still
+//! read.
 //!
 //! Invariants:
 //! - Values (a key's bucket) move to the new generation as the same `V` (an `Arc`): a
@@ -20,10 +30,8 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 /// The keys' hasher: foldhash, seeded per map from process randomness. Several times
@@ -85,9 +93,29 @@ impl Drop for Thaw<'_> {
     }
 }
 
+/// The hasher of the cell: its one key is `()`, whatever it hashes to.
+#[derive(Debug, Default, Clone, Copy)]
+struct UnitHasher;
+
+impl std::hash::Hasher for UnitHasher {
+    #[inline(always)]
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    #[inline(always)]
+    fn write(&mut self, _: &[u8]) {}
+}
+
+type UnitHash = std::hash::BuildHasherDefault<UnitHasher>;
+
+/// The pinned cell.
+type Cell<'g, K, V> = papaya::HashMapRef<'g, (), Gen<K, V>, UnitHash, papaya::LocalGuard<'g>>;
+
 /// A lock-free map that gives its memory back after mass eviction; see the module docs.
 pub(crate) struct KeyMap<K, V> {
-    current: ArcSwap<Gen<K, V>>,
+    /// The current generation, under `()`.
+    current: papaya::HashMap<(), Gen<K, V>, UnitHash>,
     sweeping: Mutex<()>,
     /// Generations replaced so far.
     rebuilds: AtomicUsize,
@@ -100,17 +128,33 @@ where
 {
     /// An empty map (it allocates no table until the first insert).
     pub(crate) fn new() -> Self {
-        KeyMap {
-            current: ArcSwap::from_pointee(Gen::new(0)),
-            sweeping: Mutex::new(()),
-            rebuilds: AtomicUsize::new(0),
-        }
+        let current = papaya::HashMap::builder()
+            .hasher(UnitHash::default())
+            .collector(seize::Collector::new().batch_size(1))
+            .capacity(1)
+            .build();
+        current.pin().insert((), Gen::new(0));
+        KeyMap { current, sweeping: Mutex::new(()), rebuilds: AtomicUsize::new(0) }
     }
 
     /// Runs `f` on the current generation.
-    #[inline]
+    #[inline(always)]
     fn with_gen<R>(&self, f: impl FnOnce(&Gen<K, V>) -> R) -> R {
-        f(&self.current.load())
+        let cell = self.current.pin();
+        let g = match cell.get(&()) {
+            Some(g) => g,
+            // Not reached: the cell's entry is replaced, never removed.
+            None => Self::refill(&cell),
+        };
+        // One call site of `f`, so that it is inlined.
+        f(g)
+    }
+
+    /// The cell's generation, inserted empty if missing (out of line: never reached).
+    #[cold]
+    #[inline(never)]
+    fn refill<'c>(cell: &'c Cell<'_, K, V>) -> &'c Gen<K, V> {
+        cell.get_or_insert_with((), || Gen::new(0))
     }
 
     /// Runs `f` on the current generation's pinned map (for reads, updates of existing
@@ -118,6 +162,16 @@ where
     #[inline]
     pub(crate) fn pinned<R>(&self, f: impl FnOnce(&Pinned<'_, K, V>) -> R) -> R {
         self.with_gen(|g| f(&g.map.pin()))
+    }
+
+    /// `f` of `key`'s value; `None` when the key is missing. Inserts nothing.
+    #[inline(always)]
+    pub(crate) fn get<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> Option<R>) -> Option<R>
+    where
+        Q: ?Sized + Hash + Eq,
+        K: Borrow<Q>,
+    {
+        self.with_gen(|g| g.map.pin().get(key).and_then(f))
     }
 
     /// Runs `f` on `key`'s value, inserted from `make` if missing, and the pinned map
@@ -248,7 +302,7 @@ where
         }
         drop(old);
         // The old generation is freed when the last call still reading it is done.
-        self.current.store(Arc::new(fresh));
+        self.current.pin().insert((), fresh);
         thaw.0 = None;
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
     }
@@ -256,6 +310,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

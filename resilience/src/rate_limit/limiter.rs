@@ -124,17 +124,33 @@ impl RateLimiter {
     /// fails with [`Error::Config`] (field `cost`), which retries do not retry.
     #[inline]
     pub fn try_acquire(&self, cost: u32) -> Result<(), Error> {
+        if self.remote.is_some() {
+            return self.try_acquire_shared(cost);
+        }
+        self.try_acquire_local(cost)
+    }
+
+    /// `try_acquire` on the local bucket.
+    #[inline(always)]
+    fn try_acquire_local(&self, cost: u32) -> Result<(), Error> {
+        match self.core.take_now(&self.bucket, self.tally(), cost) {
+            Ok(()) => Ok(()),
+            Err(Some(wait)) => Err(self.core.reject_now(self.tally(), wait, None)),
+            Err(None) => self.try_acquire_slow(cost),
+        }
+    }
+
+    /// `try_acquire` of a shared limiter, out of line: a local limiter's call then
+    /// saves no registers for the store's call it never makes.
+    #[inline(never)]
+    fn try_acquire_shared(&self, cost: u32) -> Result<(), Error> {
         if let Some(remote) = &self.remote
             && let Remote::Done(r) =
                 remote.acquire_blocking(&self.core, self.tally(), None, cost, May::NotWait)
         {
             return r;
         }
-        match self.core.take_now(&self.bucket, self.tally(), cost) {
-            Ok(()) => Ok(()),
-            Err(Some(wait)) => Err(self.core.reject_now(self.tally(), wait, None)),
-            Err(None) => self.try_acquire_slow(cost),
-        }
+        self.try_acquire_local(cost)
     }
 
     /// Takes `cost` permits if they are available now, counting the grant; `false`
@@ -160,18 +176,33 @@ impl RateLimiter {
     /// sleep until it (callers are served in arrival order); `Reject` fails at once.
     #[inline]
     pub fn acquire(&self, cost: u32) -> Result<(), Error> {
-        if let Some(remote) = &self.remote
-            && let Remote::Done(r) =
-                remote.acquire_blocking(&self.core, self.tally(), None, cost, May::Wait)
-        {
-            return r;
+        if self.remote.is_some() {
+            return self.acquire_shared(cost);
         }
+        self.acquire_local(cost)
+    }
+
+    /// `acquire` on the local bucket.
+    #[inline(always)]
+    fn acquire_local(&self, cost: u32) -> Result<(), Error> {
         // Hot path: permits available now. Otherwise the full decision (which takes
         // nothing from a bucket that cannot serve the call at once).
         match self.core.take_now(&self.bucket, self.tally(), cost) {
             Ok(()) => Ok(()),
             Err(_) => self.acquire_slow(cost),
         }
+    }
+
+    /// `acquire` of a shared limiter, out of line (see `try_acquire_shared`).
+    #[inline(never)]
+    fn acquire_shared(&self, cost: u32) -> Result<(), Error> {
+        if let Some(remote) = &self.remote
+            && let Remote::Done(r) =
+                remote.acquire_blocking(&self.core, self.tally(), None, cost, May::Wait)
+        {
+            return r;
+        }
+        self.acquire_local(cost)
     }
 
     #[cold]
