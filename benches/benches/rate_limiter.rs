@@ -1,8 +1,10 @@
 //! Rate limiter with a permit available: direct, and keyed over 1 and 1024 keys, on 1 and
 //! 2 threads; and a limiter rejecting. `resilience` vs governor (direct `check`, keyed
-//! `check_key` on its default DashMap store).
+//! `check_key` on its default DashMap store), and over 1024 keys a calibration row: the
+//! machine's own two-thread scaling on work that shares no writes.
 #![allow(missing_docs)]
 
+use std::hash::BuildHasher;
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -69,6 +71,9 @@ fn direct(c: &mut Criterion) {
     g.finish();
 }
 
+/// The calibration row of the keyed groups: thread-local work, no shared writes.
+const CALIBRATION: &str = "calibration-hash-only";
+
 fn keyed(c: &mut Criterion) {
     for n in [1usize, 1024] {
         let keys = keys(n);
@@ -96,6 +101,18 @@ fn keyed(c: &mut Criterion) {
                 gov.check_key(&keys[i & mask])
             })
         });
+        // The machine's own two-thread scaling, for the scaling table: work that shares
+        // nothing but read-only keys (hashing the key a call would look up).
+        let hasher = std::collections::hash_map::RandomState::new();
+        let mut i = 0usize;
+        if n > 1 {
+            g.bench_function(CALIBRATION, |b| {
+                b.iter(|| {
+                    i = i.wrapping_add(1);
+                    hasher.hash_one(&keys[i & mask])
+                })
+            });
+        }
         g.finish();
 
         let mut g = c.benchmark_group(format!("limiter_keyed_{label}_2t"));
@@ -113,6 +130,13 @@ fn keyed(c: &mut Criterion) {
                 run_parallel(2, it, |t, i| drop(black_box(gov.check_key(pick(t, i)))))
             })
         });
+        if n > 1 {
+            g.bench_function(CALIBRATION, |b| {
+                b.iter_custom(|it| {
+                    run_parallel(2, it, |t, i| drop(black_box(hasher.hash_one(pick(t, i)))))
+                })
+            });
+        }
         g.finish();
     }
 }

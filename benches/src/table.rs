@@ -223,6 +223,11 @@ fn subject_rows(
 /// one thread's.
 const SCALING_GROUPS: [&str; 1] = ["limiter_keyed_1024keys"];
 
+/// Functions named so measure the machine, not a peer: they appear in the scaling table
+/// (the machine's own two-thread scaling on work that shares nothing) and not in the
+/// ratio table.
+pub const CALIBRATION_PREFIX: &str = "calibration";
+
 /// The target: two threads on distinct keys make at least this many times the
 /// calls per second of one thread.
 const SCALING_TARGET: f64 = 1.6;
@@ -286,7 +291,11 @@ pub fn render(estimates: &[Estimate], memory: &[MemoryRow]) -> String {
         let peers: Vec<&Estimate> = rows
             .iter()
             .copied()
-            .filter(|e| e.function != SUBJECT && variant(&e.function).is_none())
+            .filter(|e| {
+                e.function != SUBJECT
+                    && variant(&e.function).is_none()
+                    && !e.function.starts_with(CALIBRATION_PREFIX)
+            })
             .collect();
         subject_rows(&mut s, group, group, ours.median_ns, &peers, false);
         for v in rows.iter() {
@@ -367,6 +376,24 @@ mod tests {
             t.contains("| limiter_keyed_1024keys | governor | 3.333e7 | 5.000e7 | 1.50 |  |  |"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn a_calibration_row_is_in_the_scaling_table_and_not_among_the_peers() {
+        let rows = [
+            est("limiter_keyed_1024keys_1t", "resilience", 20.0),
+            est("limiter_keyed_1024keys_2t", "resilience", 20.0),
+            est("limiter_keyed_1024keys_1t", "calibration-hash-only", 10.0),
+            est("limiter_keyed_1024keys_2t", "calibration-hash-only", 8.0),
+        ];
+        let t = render(&rows, &[]);
+        assert!(
+            t.contains(
+                "| limiter_keyed_1024keys | calibration-hash-only | 1.000e8 | 2.500e8 | 2.50 |  |  |"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("| | calibration-hash-only |"), "no ratio row: {t}");
     }
 
     #[test]
