@@ -133,7 +133,9 @@ fn keyed(c: &mut Criterion) {
         if n > 1 {
             g.bench_function(CALIBRATION, |b| {
                 b.iter_custom(|it| {
-                    run_parallel(2, it, |t, i| drop(black_box(hasher.hash_one(pick(t, i)))))
+                    run_parallel(2, it, |t, i| {
+                        black_box(hasher.hash_one(pick(t, i)));
+                    })
                 })
             });
         }
