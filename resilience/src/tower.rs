@@ -306,6 +306,25 @@ impl Drop for Admitted {
     }
 }
 
+/// The readiness of [`Resilience`] and [`Guarded`]: a direct stack's is the inner
+/// service's (its call is admitted in `call`, on that service); any other stack is ready
+/// at once (each attempt waits for its own clone of the inner service).
+#[inline(always)]
+fn poll_ready_direct<S, Req>(
+    direct: bool,
+    inner: &mut S,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), BoxError>>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    if direct {
+        return inner.poll_ready(cx).map_err(Into::into);
+    }
+    Poll::Ready(Ok(()))
+}
+
 /// A call through a direct stack ([`Stack::direct`]: at most a local breaker and a
 /// limiter), made on `inner`, which the caller has driven to readiness: the breaker's
 /// admission (an open circuit takes no permits), the limiter's permits, then the inner
@@ -874,10 +893,7 @@ where
     /// limiter, the inner service's readiness, as tower's own layers pass it on.
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.direct {
-            return self.inner.poll_ready(cx).map_err(Into::into);
-        }
-        Poll::Ready(Ok(()))
+        poll_ready_direct(self.direct, &mut self.inner, cx)
     }
 
     #[inline(always)]
@@ -972,10 +988,7 @@ where
     /// waits for its own clone of the inner service.
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.direct {
-            return self.inner.poll_ready(cx).map_err(Into::into);
-        }
-        Poll::Ready(Ok(()))
+        poll_ready_direct(self.direct, &mut self.inner, cx)
     }
 
     #[inline(always)]

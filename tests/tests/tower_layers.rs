@@ -368,6 +368,19 @@ async fn a_transport_error_is_retried_and_a_rejection_of_an_inner_layer_is_not()
     assert_eq!(upstream.calls(), 0);
 }
 
+/// A breaker on a manual clock that opens at the first failure, half-opens one second
+/// later, and then lets one probe through at a time.
+fn one_probe_breaker(name: &str) -> (Arc<CircuitBreaker>, resilience::clock::ManualClock) {
+    let config = CircuitBreakerConfig::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(1))
+        .half_open_max_calls(1)
+        .build()
+        .unwrap();
+    let clock = resilience::clock::ManualClock::new();
+    (Arc::new(CircuitBreaker::with_clock(name, config, clock.shared())), clock)
+}
+
 fn hanging() -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone + Send {
     service_fn(|_req: Req| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -377,15 +390,7 @@ fn hanging() -> impl Service<Req, Response = Res, Error = Infallible, Future: Se
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_call_through_the_breaker_counts_as_ignored_and_frees_its_probe() {
-    let clock = resilience::clock::ManualClock::new();
-    let config = CircuitBreakerConfig::builder()
-        .failure_threshold(1)
-        .recovery_timeout(Duration::from_secs(1))
-        .half_open_max_calls(1)
-        .build()
-        .unwrap();
-    let breaker =
-        Arc::new(CircuitBreaker::with_clock("tower-dropped-probe", config, clock.shared()));
+    let (breaker, clock) = one_probe_breaker("tower-dropped-probe");
     let layer = CircuitBreakerLayer::new(breaker.clone());
 
     // Closed: a call dropped in flight is neither a success nor a failure.
@@ -569,14 +574,7 @@ async fn a_call_refused_by_the_open_circuit_never_reaches_the_upstream_and_takes
 
 #[tokio::test(start_paused = true)]
 async fn a_call_dropped_before_its_first_poll_counts_as_ignored_and_frees_its_probe() {
-    let config = CircuitBreakerConfig::builder()
-        .failure_threshold(1)
-        .recovery_timeout(Duration::from_secs(1))
-        .half_open_max_calls(1)
-        .build()
-        .unwrap();
-    let clock = resilience::clock::ManualClock::new();
-    let breaker = Arc::new(CircuitBreaker::with_clock("tower-unpolled", config, clock.shared()));
+    let (breaker, clock) = one_probe_breaker("tower-unpolled");
     let layer = CircuitBreakerLayer::new(breaker.clone());
     let mut svc = layer.layer(Strict::new(true));
     drop(svc.ready().await.unwrap().call(get("/")));
