@@ -1,7 +1,9 @@
 //! Tower layers: a circuit breaker and a rate limiter with permits left around a ready
 //! `Service` that answers at once. `resilience`'s `ResilienceLayer` (breaker + limiter)
-//! against tower-resilience's `CircuitBreakerLayer` + `RateLimiterLayer` and against
-//! `tower::limit::RateLimit` alone (a limiter only: the floor of one layer). Hedging's
+//! against tower-resilience's `CircuitBreakerLayer` + `RateLimiterLayer`, against
+//! `tower::limit::RateLimit` alone (a limiter only, its window kept in the one service:
+//! the floor of one layer), and against `RateLimit` behind `tower::buffer::Buffer` (the
+//! same window shared by every clone, as tower shares it). Hedging's
 //! primary-wins path (the first attempt answers before any hedge): `resilience`'s
 //! `HedgeLayer` against `tower::hedge::Hedge`.
 #![allow(missing_docs)]
@@ -52,6 +54,21 @@ where
     start.elapsed()
 }
 
+/// The function id of `tower::limit::RateLimit` behind `tower::buffer::Buffer`: one
+/// window shared by every clone of the service, as tower shares a service that is not
+/// `Clone`, and as our limiter's one bucket is shared by every clone, thread and
+/// front-end of its name.
+const RATE_LIMIT_SHARED: &str = "tower-limit-RateLimit-in-Buffer";
+
+/// `iters` calls through a `RateLimit` behind a `Buffer` (its worker spawned on the
+/// bench's runtime, one fresh window per sample), through a clone of the buffer, as a
+/// task sharing the limit makes them.
+async fn calls_shared_rate_limit(iters: u64) -> Duration {
+    let limit = tower::limit::RateLimitLayer::new(u64::from(PLENTY), Duration::from_secs(1));
+    let shared = tower::buffer::Buffer::new(limit.layer(upstream()), 1024);
+    calls(shared.clone(), iters).await
+}
+
 fn layer_breaker_and_limiter(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("tower_breaker_limiter");
@@ -96,6 +113,7 @@ fn layer_breaker_and_limiter(c: &mut Criterion) {
             calls(limit.layer(upstream()), iters)
         })
     });
+    g.bench_function(RATE_LIMIT_SHARED, |b| b.to_async(&rt).iter_custom(calls_shared_rate_limit));
     g.finish();
 }
 
@@ -128,6 +146,7 @@ fn layer_by_layer(c: &mut Criterion) {
             calls(limit.layer(upstream()), iters)
         })
     });
+    g.bench_function(RATE_LIMIT_SHARED, |b| b.to_async(&rt).iter_custom(calls_shared_rate_limit));
     g.bench_function("upstream-alone", |b| {
         b.to_async(&rt).iter_custom(|iters| calls(upstream(), iters))
     });
