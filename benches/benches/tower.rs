@@ -64,9 +64,18 @@ const RATE_LIMIT_SHARED: &str = "tower-limit-RateLimit-in-Buffer";
 /// bench's runtime, one fresh window per sample), through a clone of the buffer, as a
 /// task sharing the limit makes them.
 async fn calls_shared_rate_limit(iters: u64) -> Duration {
-    let limit = tower::limit::RateLimitLayer::new(u64::from(PLENTY), Duration::from_secs(1));
-    let shared = tower::buffer::Buffer::new(limit.layer(upstream()), 1024);
+    let shared = tower::buffer::Buffer::new(rate_limited(upstream()), 1024);
     calls(shared.clone(), iters).await
+}
+
+/// `iters` calls through a `RateLimit` of its own (one fresh window per sample).
+async fn calls_rate_limit(iters: u64) -> Duration {
+    calls(rate_limited(upstream()), iters).await
+}
+
+/// `svc` behind `tower::limit::RateLimit` with a budget no run uses up.
+fn rate_limited<S>(svc: S) -> tower::limit::RateLimit<S> {
+    tower::limit::RateLimitLayer::new(u64::from(PLENTY), Duration::from_secs(1)).layer(svc)
 }
 
 fn layer_breaker_and_limiter(c: &mut Criterion) {
@@ -106,13 +115,7 @@ fn layer_breaker_and_limiter(c: &mut Criterion) {
         });
     }
 
-    g.bench_function("tower-limit-RateLimit", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let limit =
-                tower::limit::RateLimitLayer::new(u64::from(PLENTY), Duration::from_secs(1));
-            calls(limit.layer(upstream()), iters)
-        })
-    });
+    g.bench_function("tower-limit-RateLimit", |b| b.to_async(&rt).iter_custom(calls_rate_limit));
     g.bench_function(RATE_LIMIT_SHARED, |b| b.to_async(&rt).iter_custom(calls_shared_rate_limit));
     g.finish();
 }
@@ -139,13 +142,7 @@ fn layer_by_layer(c: &mut Criterion) {
     g.bench_function("resilience", |b| {
         b.to_async(&rt).iter_custom(|iters| calls(ours.clone(), iters))
     });
-    g.bench_function("tower-limit-RateLimit", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let limit =
-                tower::limit::RateLimitLayer::new(u64::from(PLENTY), Duration::from_secs(1));
-            calls(limit.layer(upstream()), iters)
-        })
-    });
+    g.bench_function("tower-limit-RateLimit", |b| b.to_async(&rt).iter_custom(calls_rate_limit));
     g.bench_function(RATE_LIMIT_SHARED, |b| b.to_async(&rt).iter_custom(calls_shared_rate_limit));
     g.bench_function("upstream-alone", |b| {
         b.to_async(&rt).iter_custom(|iters| calls(upstream(), iters))

@@ -306,23 +306,44 @@ impl Drop for Admitted {
     }
 }
 
-/// The readiness of [`Resilience`] and [`Guarded`]: a direct stack's is the inner
-/// service's (its call is admitted in `call`, on that service); any other stack is ready
-/// at once (each attempt waits for its own clone of the inner service).
-#[inline(always)]
-fn poll_ready_direct<S, Req>(
+/// What [`Resilience`] and [`Guarded`] hold: the inner service, the layers' stack, where
+/// a keyed layer takes its key from, and whether the stack is direct.
+#[derive(Clone)]
+struct Wrapped<S, K> {
+    inner: S,
+    stack: Arc<Stack>,
+    key: K,
+    /// [`Stack::direct`], read once.
     direct: bool,
-    inner: &mut S,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), BoxError>>
-where
-    S: Service<Req>,
-    S::Error: Into<BoxError>,
-{
-    if direct {
-        return inner.poll_ready(cx).map_err(Into::into);
+}
+
+impl<S, K> Wrapped<S, K> {
+    fn new(inner: S, stack: &Arc<Stack>, key: K) -> Self {
+        Wrapped { inner, stack: stack.clone(), key, direct: stack.direct() }
     }
-    Poll::Ready(Ok(()))
+
+    /// The readiness of [`Resilience`] and [`Guarded`]: a direct stack's is the inner
+    /// service's (its call is admitted in `call`, on that service); any other stack is
+    /// ready at once (each attempt waits for its own clone of the inner service).
+    #[inline(always)]
+    fn poll_ready<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>
+    where
+        S: Service<Req>,
+        S::Error: Into<BoxError>,
+    {
+        if self.direct {
+            return self.inner.poll_ready(cx).map_err(Into::into);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The `Debug` output of the service called `name`.
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result
+    where
+        S: fmt::Debug,
+    {
+        f.debug_struct(name).field("inner", &self.inner).field("layers", &self.stack).finish()
+    }
 }
 
 /// A call through a direct stack ([`Stack::direct`]: at most a local breaker and a
@@ -840,38 +861,18 @@ impl<S, K: Clone> Layer<S> for ResilienceLayer<K> {
     type Service = Resilience<S, K>;
 
     fn layer(&self, inner: S) -> Resilience<S, K> {
-        let direct = self.stack.direct();
-        Resilience { inner, stack: self.stack.clone(), key: self.key.clone(), direct }
+        Resilience(Wrapped::new(inner, &self.stack, self.key.clone()))
     }
 }
 
 /// The service of a [`ResilienceLayer`] or a [`RetryLayer`]: retries need a request that
 /// is `Clone` (see the [module](self)).
-pub struct Resilience<S, K = NoKey> {
-    inner: S,
-    stack: Arc<Stack>,
-    key: K,
-    /// [`Stack::direct`], read once.
-    direct: bool,
-}
-
-impl<S: Clone, K: Clone> Clone for Resilience<S, K> {
-    fn clone(&self) -> Self {
-        Resilience {
-            inner: self.inner.clone(),
-            stack: self.stack.clone(),
-            key: self.key.clone(),
-            direct: self.direct,
-        }
-    }
-}
+#[derive(Clone)]
+pub struct Resilience<S, K = NoKey>(Wrapped<S, K>);
 
 impl<S: fmt::Debug, K> fmt::Debug for Resilience<S, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Resilience")
-            .field("inner", &self.inner)
-            .field("layers", &self.stack)
-            .finish()
+        self.0.debug("Resilience", f)
     }
 }
 
@@ -893,13 +894,13 @@ where
     /// limiter, the inner service's readiness, as tower's own layers pass it on.
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        poll_ready_direct(self.direct, &mut self.inner, cx)
+        self.0.poll_ready(cx)
     }
 
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
-        if self.direct {
-            return call_direct(&self.stack, &mut self.inner, req);
+        if self.0.direct {
+            return call_direct(&self.0.stack, &mut self.0.inner, req);
         }
         self.call_stack(req)
     }
@@ -917,9 +918,10 @@ impl<S, K> Resilience<S, K> {
         Req: Clone + Send + 'static,
         K: RequestKey<Req>,
     {
-        let key = self.key.key(&req);
-        let svc = self.inner.clone();
-        let stack = self.stack.clone();
+        let Wrapped { inner, stack, key, .. } = &self.0;
+        let key = key.key(&req);
+        let svc = inner.clone();
+        let stack = stack.clone();
         ResponseFuture::boxed(Box::pin(async move {
             let stack = &*stack;
             let key = key.as_deref();
@@ -945,28 +947,12 @@ impl<S, K> Resilience<S, K> {
 
 /// The service of [`CircuitBreakerLayer`], [`RateLimitLayer`], [`BulkheadLayer`] and
 /// [`TimeoutLayer`]: one attempt, any request type.
-pub struct Guarded<S, K = NoKey> {
-    inner: S,
-    stack: Arc<Stack>,
-    key: K,
-    /// [`Stack::direct`], read once.
-    direct: bool,
-}
-
-impl<S: Clone, K: Clone> Clone for Guarded<S, K> {
-    fn clone(&self) -> Self {
-        Guarded {
-            inner: self.inner.clone(),
-            stack: self.stack.clone(),
-            key: self.key.clone(),
-            direct: self.direct,
-        }
-    }
-}
+#[derive(Clone)]
+pub struct Guarded<S, K = NoKey>(Wrapped<S, K>);
 
 impl<S: fmt::Debug, K> fmt::Debug for Guarded<S, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guarded").field("inner", &self.inner).field("layers", &self.stack).finish()
+        self.0.debug("Guarded", f)
     }
 }
 
@@ -988,13 +974,13 @@ where
     /// waits for its own clone of the inner service.
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        poll_ready_direct(self.direct, &mut self.inner, cx)
+        self.0.poll_ready(cx)
     }
 
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
-        if self.direct {
-            return call_direct(&self.stack, &mut self.inner, req);
+        if self.0.direct {
+            return call_direct(&self.0.stack, &mut self.0.inner, req);
         }
         self.call_stack(req)
     }
@@ -1012,9 +998,10 @@ impl<S, K> Guarded<S, K> {
         Req: Send + 'static,
         K: RequestKey<Req>,
     {
-        let key = self.key.key(&req);
-        let mut svc = self.inner.clone();
-        let stack = self.stack.clone();
+        let Wrapped { inner, stack, key, .. } = &self.0;
+        let key = key.key(&req);
+        let mut svc = inner.clone();
+        let stack = stack.clone();
         ResponseFuture::boxed(Box::pin(async move {
             finish(stack.attempt(&mut svc, req, key.as_deref()).await)
         }))
@@ -1049,7 +1036,7 @@ impl<S> Layer<S> for RetryLayer {
     type Service = Resilience<S, NoKey>;
 
     fn layer(&self, inner: S) -> Resilience<S, NoKey> {
-        Resilience { inner, stack: self.stack.clone(), key: NoKey, direct: self.stack.direct() }
+        Resilience(Wrapped::new(inner, &self.stack, NoKey))
     }
 }
 
@@ -1072,8 +1059,7 @@ macro_rules! single_layer {
             type Service = Guarded<S, K>;
 
             fn layer(&self, inner: S) -> Guarded<S, K> {
-                let direct = self.stack.direct();
-                Guarded { inner, stack: self.stack.clone(), key: self.key.clone(), direct }
+                Guarded(Wrapped::new(inner, &self.stack, self.key.clone()))
             }
         }
     };

@@ -381,6 +381,19 @@ fn one_probe_breaker(name: &str) -> (Arc<CircuitBreaker>, resilience::clock::Man
     (Arc::new(CircuitBreaker::with_clock(name, config, clock.shared())), clock)
 }
 
+/// One 500 through `layer` opens its [`one_probe_breaker`]; then its recovery timeout
+/// passes on `clock`, so the next call is the probe.
+async fn open_then_wait_out(
+    layer: &CircuitBreakerLayer,
+    breaker: &CircuitBreaker,
+    clock: &resilience::clock::ManualClock,
+) {
+    let mut failing = layer.layer(Scripted::new(&[(500, &[])]).service());
+    assert_eq!(send(&mut failing, get("/")).await.unwrap().status(), 500);
+    assert_eq!(breaker.state(), CircuitState::Open);
+    clock.advance(Duration::from_secs(2));
+}
+
 fn hanging() -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone + Send {
     service_fn(|_req: Req| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -402,10 +415,7 @@ async fn a_dropped_call_through_the_breaker_counts_as_ignored_and_frees_its_prob
     assert_eq!((stats.successes, stats.failures, stats.ignored), (0, 0, 1));
 
     // Half-open with one probe slot: the probe in flight holds it, its drop frees it.
-    let mut failing = layer.layer(Scripted::new(&[(500, &[])]).service());
-    assert_eq!(send(&mut failing, get("/")).await.unwrap().status(), 500);
-    assert_eq!(breaker.state(), CircuitState::Open);
-    clock.advance(Duration::from_secs(2));
+    open_then_wait_out(&layer, &breaker, &clock).await;
     let probe = tokio::spawn(layer.layer(hanging()).oneshot(get("/")));
     tokio::task::yield_now().await;
     assert_eq!(breaker.state(), CircuitState::HalfOpen);
@@ -581,10 +591,7 @@ async fn a_call_dropped_before_its_first_poll_counts_as_ignored_and_frees_its_pr
     let stats = breaker.stats();
     assert_eq!((stats.successes, stats.failures, stats.ignored), (0, 0, 1));
 
-    let mut failing = layer.layer(Scripted::new(&[(500, &[])]).service());
-    assert_eq!(send(&mut failing, get("/")).await.unwrap().status(), 500);
-    assert_eq!(breaker.state(), CircuitState::Open);
-    clock.advance(Duration::from_secs(2));
+    open_then_wait_out(&layer, &breaker, &clock).await;
     // The one probe slot, taken by a call whose future is dropped unpolled, is free again.
     drop(svc.ready().await.unwrap().call(get("/")));
     assert_eq!(breaker.state(), CircuitState::HalfOpen);

@@ -357,17 +357,22 @@ mod loom_tests {
     const L: Limits = Limits { interval: 10, tau: 20 };
     const NOW: u64 = 100;
 
+    /// `f` on one bucket from three threads at once: what each returned.
+    fn on_three_threads<T: Send + 'static>(b: &Arc<Bucket>, f: fn(&Bucket) -> T) -> Vec<T> {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let b = b.clone();
+                thread::spawn(move || f(&b))
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    }
+
     #[test]
     fn loom_concurrent_takes_never_exceed_the_burst() {
         loom::model(|| {
             let b = Arc::new(Bucket::new());
-            let handles: Vec<_> = (0..3)
-                .map(|_| {
-                    let b = b.clone();
-                    thread::spawn(move || b.take(NOW, L.interval, L.tau, 0))
-                })
-                .collect();
-            let outcomes: Vec<Take> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+            let outcomes: Vec<Take> = on_three_threads(&b, |b| b.take(NOW, L.interval, L.tau, 0));
             let granted = outcomes.iter().filter(|t| matches!(t, Take::Granted { .. })).count();
             assert_eq!(granted, 2, "exactly the burst is granted: {outcomes:?}");
             // Each grant set a distinct TAT: no two threads took the same permit.
@@ -388,14 +393,8 @@ mod loom_tests {
     fn loom_concurrent_take_now_never_exceeds_the_burst() {
         loom::model(|| {
             let b = Arc::new(Bucket::new());
-            let handles: Vec<_> = (0..3)
-                .map(|_| {
-                    let b = b.clone();
-                    thread::spawn(move || b.take_now::<false>(NOW, L.interval, L.tau))
-                })
-                .collect();
             let outcomes: Vec<Result<(), u64>> =
-                handles.into_iter().filter_map(|h| h.join().ok()).collect();
+                on_three_threads(&b, |b| b.take_now::<false>(NOW, L.interval, L.tau));
             // Exactly the burst is granted; the refused call waits one interval.
             assert_eq!(outcomes.iter().filter(|t| t.is_ok()).count(), 2, "{outcomes:?}");
             assert!(outcomes.iter().all(|t| matches!(t, Ok(()) | Err(10))), "{outcomes:?}");

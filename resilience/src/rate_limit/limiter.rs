@@ -125,7 +125,7 @@ impl RateLimiter {
     #[inline]
     pub fn try_acquire(&self, cost: u32) -> Result<(), Error> {
         if self.remote.is_some() {
-            return self.try_acquire_shared(cost);
+            return self.acquire_shared(cost, May::NotWait);
         }
         self.try_acquire_local(cost)
     }
@@ -140,17 +140,21 @@ impl RateLimiter {
         }
     }
 
-    /// `try_acquire` of a shared limiter, out of line: a local limiter's call then
-    /// saves no registers for the store's call it never makes.
+    /// `try_acquire` (`May::NotWait`) or `acquire` (`May::Wait`) of a shared limiter, out
+    /// of line: a local limiter's call then saves no registers for the store's call it
+    /// never makes. Without an answer from the store, the local bucket decides.
     #[inline(never)]
-    fn try_acquire_shared(&self, cost: u32) -> Result<(), Error> {
+    fn acquire_shared(&self, cost: u32, may: May) -> Result<(), Error> {
         if let Some(remote) = &self.remote
             && let Remote::Done(r) =
-                remote.acquire_blocking(&self.core, self.tally(), None, cost, May::NotWait)
+                remote.acquire_blocking(&self.core, self.tally(), None, cost, may)
         {
             return r;
         }
-        self.try_acquire_local(cost)
+        match may {
+            May::NotWait => self.try_acquire_local(cost),
+            May::Wait => self.acquire_local(cost),
+        }
     }
 
     /// Takes `cost` permits if they are available now, counting the grant; `false`
@@ -177,7 +181,7 @@ impl RateLimiter {
     #[inline]
     pub fn acquire(&self, cost: u32) -> Result<(), Error> {
         if self.remote.is_some() {
-            return self.acquire_shared(cost);
+            return self.acquire_shared(cost, May::Wait);
         }
         self.acquire_local(cost)
     }
@@ -191,18 +195,6 @@ impl RateLimiter {
             Ok(()) => Ok(()),
             Err(_) => self.acquire_slow(cost),
         }
-    }
-
-    /// `acquire` of a shared limiter, out of line (see `try_acquire_shared`).
-    #[inline(never)]
-    fn acquire_shared(&self, cost: u32) -> Result<(), Error> {
-        if let Some(remote) = &self.remote
-            && let Remote::Done(r) =
-                remote.acquire_blocking(&self.core, self.tally(), None, cost, May::Wait)
-        {
-            return r;
-        }
-        self.acquire_local(cost)
     }
 
     #[cold]
